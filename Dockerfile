@@ -1,0 +1,15 @@
+# The cashflow server and page, for docker-compose.yml (no embedded broker in this image).
+FROM rust:1.99-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN CASHFLOW_TOOLS=/tools scripts/setup.sh demo \
+ && PATH=/tools/bin:/tools/npm/node_modules/.bin:$PATH trunk build --release \
+ && cargo build --release -p cashflow --no-default-features
+
+FROM debian:bookworm-slim
+COPY --from=build /src/target/release/cashflow /usr/local/bin/cashflow
+COPY --from=build /src/dist /srv/cashflow
+ENV CASHFLOW_WEB_DIR=/srv/cashflow
+EXPOSE 8080
+ENTRYPOINT ["cashflow"]

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what cashflow needs on a fresh machine, idempotently; a warm run takes seconds.
+#   scripts/setup.sh demo   toolchain, wasm target, trunk, wasm-bindgen, wasm-opt
+#   scripts/setup.sh test   the above plus chromium + chromedriver and the Apache Kafka jars
+# Tools are installed under $CASHFLOW_TOOLS (default ~/.cache/cashflow/tools), outside the
+# checkout, so every clone on this machine (CI's too) shares them.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+what=${1:-demo}
+TOOLS=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}
+mkdir -p "$TOOLS/bin"
+export PATH="$TOOLS/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+TRUNK_VERSION=0.22.1
+BINARYEN_VERSION=132   # Debian's binaryen (108) builds a page that dies in the browser
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$toolchain"; then
+  say "installing Rust $toolchain (once, ~1 min)"
+  RUSTUP_AUTO_INSTALL=0 rustup toolchain install "$toolchain" --profile minimal \
+    -c clippy -c rustfmt -t wasm32-unknown-unknown
+fi
+if ! rustup +"$toolchain" target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add --toolchain "$toolchain" wasm32-unknown-unknown
+fi
+
+apt_need=()
+command -v cc >/dev/null || apt_need+=(gcc)
+command -v make >/dev/null || apt_need+=(make)
+command -v pkg-config >/dev/null || apt_need+=(pkg-config)
+if [ "$what" = test ]; then
+  command -v chromium >/dev/null || apt_need+=(chromium)
+  command -v chromedriver >/dev/null || apt_need+=(chromium-driver)
+  command -v java >/dev/null || apt_need+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || apt_need+=(maven)
+  command -v python3 >/dev/null || apt_need+=(python3)
+fi
+if [ ${#apt_need[@]} -gt 0 ]; then
+  say "apt-get install ${apt_need[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
+fi
+
+if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+  say "installing trunk $TRUNK_VERSION (once, ~7 min on 2 cores)"
+  cargo install --locked --root "$TOOLS" trunk --version "$TRUNK_VERSION"
+fi
+
+# wasm-bindgen-cli must equal the wasm-bindgen library version in Cargo.lock.
+wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock 2>/dev/null || true)
+if [ -n "$wb" ] && [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then
+  say "installing wasm-bindgen-cli $wb (once, ~5 min)"
+  # --locked fails: its lock file pins a webpki-roots the registry no longer has.
+  cargo install --root "$TOOLS" wasm-bindgen-cli --version "$wb" --force
+fi
+
+if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
+  say "installing wasm-opt $BINARYEN_VERSION (npm binaryen)"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null
+fi
+
+if [ "$what" = test ]; then
+  "$here/scripts/kafka.sh" fetch
+  python3 -c 'import confluent_kafka' 2>/dev/null || {
+    say "installing the confluent-kafka Python client (interop tests)"
+    python3 -m pip install -q confluent-kafka
+  }
+fi
+say "tools ready"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit and property tests, the pipeline against Apache Kafka 4.x
+# (started here by scripts/kafka.sh) and the embedded broker, the CLI, the Python client
+# interop, and the page build. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}
+export PATH="$TOOLS/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+started=$(date +%s)
+step() { printf '\n\033[1m== %s (%ss)\033[0m\n' "$*" "$(( $(date +%s) - started ))" >&2; }
+
+step "setup"
+scripts/setup.sh test
+
+step "Apache Kafka"
+scripts/kafka.sh start
+trap 'scripts/kafka.sh stop' EXIT
+export CASHFLOW_TEST_BROKERS=127.0.0.1:${KAFKA_PORT:-19092}
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+cargo clippy -p cashflow-web --target wasm32-unknown-unknown -- -D warnings
+
+step "shared crate on wasm32"
+cargo build -p cashflow-shared --target wasm32-unknown-unknown
+
+step "cargo test"
+target=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target"
+cargo test 2>&1 | tee "$target/cargo-test.log"
+# Cargo's own summary lines, gathered, so one closing line states the total.
+passed=$(grep -o 'test result: ok. [0-9]* passed' "$target/cargo-test.log" | awk '{s+=$4} END {print s+0}')
+
+step "Python client interop (confluent-kafka)"
+cargo build -p cashflow
+python3 server/tests/interop.py "$target/debug/cashflow"
+
+step "page build"
+trunk build --release
+
+step "done"
+echo "tests: $((passed + 1)) passed, 0 failed"

@@ -1,0 +1,163 @@
+//! Starts the pieces in order and stops them in reverse (see the crate docs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cashflow_shared::Ledger;
+use cashflow_shared::api::BrokerHealth;
+use rdkafka::admin::AdminClient;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::Settings;
+use crate::kafka::{Context, TopicSpec, base_config, watch_broker};
+use crate::producer::ProducerHandle;
+use crate::state::Shared;
+use crate::{balance_consumer, http, logging_consumer, producer};
+
+type Task = (CancellationToken, JoinHandle<()>);
+
+pub struct App {
+    pub http_addr: SocketAddr,
+    /// The bootstrap servers every client uses (the embedded broker's address when embedded).
+    pub brokers: String,
+    pub shared: Arc<Shared>,
+    pub producer: ProducerHandle,
+    settings: Settings,
+    ready: watch::Receiver<bool>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    producer_task: JoinHandle<()>,
+    balance: Mutex<Option<Task>>,
+    #[cfg(feature = "embedded-broker")]
+    embedded: Option<crate::embedded::EmbeddedBroker>,
+}
+
+fn spawn_logged<F>(tracker: &TaskTracker, name: &'static str, fut: F) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    tracker.spawn(async move {
+        if let Err(e) = fut.await {
+            error!("{name} stopped: {e:#}");
+        }
+    })
+}
+
+impl App {
+    pub async fn start(settings: Settings) -> anyhow::Result<App> {
+        #[cfg(feature = "embedded-broker")]
+        let mut embedded = None;
+        let brokers = match &settings.brokers {
+            Some(b) => b.clone(),
+            None => {
+                #[cfg(feature = "embedded-broker")]
+                {
+                    let e = crate::embedded::EmbeddedBroker::start(settings.embedded_listen, None).await?;
+                    let addr = e.addr.to_string();
+                    embedded = Some(e);
+                    addr
+                }
+                #[cfg(not(feature = "embedded-broker"))]
+                anyhow::bail!("no --brokers given and this build has no embedded broker (feature \"embedded-broker\")");
+            }
+        };
+        info!(%brokers, topic = %settings.topic, "connecting to Kafka");
+        let shared = Arc::new(Shared::new(
+            settings.topic.clone(),
+            Ledger::new(settings.opening_balance),
+            BrokerHealth { bootstrap_servers: brokers.clone(), embedded: settings.brokers.is_none(), ..Default::default() },
+        ));
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (ready_tx, ready) = watch::channel(false);
+
+        let admin: AdminClient<Context> =
+            base_config(&brokers, &settings.kafka).create_with_context(Context { shared: shared.clone(), role: "admin" })?;
+        let spec = TopicSpec { name: settings.topic.clone(), partitions: settings.partitions, replication: settings.replication_factor };
+        tracker.spawn(watch_broker(Arc::new(admin), shared.clone(), spec, ready_tx, token.clone()));
+
+        let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
+        // The producer has its own token: at shutdown it stops (and flushes) first.
+        let producer_token = token.child_token();
+        let producer_task = tracker.spawn(task.run(commands, ready.clone(), producer_token));
+
+        spawn_logged(
+            &tracker,
+            "logging consumer",
+            logging_consumer::run(settings.clone(), brokers.clone(), shared.clone(), ready.clone(), token.clone()),
+        );
+
+        let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let http_addr = listener.local_addr()?;
+        let router = http::router(http::AppState { shared: shared.clone(), producer: handle.clone() }, &settings.web_dir);
+        let http_token = token.clone();
+        spawn_logged(&tracker, "http server", async move {
+            axum::serve(listener, router).with_graceful_shutdown(http_token.cancelled_owned()).await?;
+            Ok(())
+        });
+
+        let app = App {
+            http_addr,
+            brokers,
+            shared,
+            producer: handle,
+            settings,
+            ready,
+            token,
+            tracker,
+            producer_task,
+            balance: Mutex::new(None),
+            #[cfg(feature = "embedded-broker")]
+            embedded,
+        };
+        app.start_balance_consumer().await;
+        Ok(app)
+    }
+
+    async fn start_balance_consumer(&self) {
+        let t = self.token.child_token();
+        let h = spawn_logged(
+            &self.tracker,
+            "balance calculator",
+            balance_consumer::run(self.settings.clone(), self.brokers.clone(), self.shared.clone(), self.ready.clone(), t.clone()),
+        );
+        *self.balance.lock().await = Some((t, h));
+    }
+
+    /// Stops the balance calculator (committing its offsets) and starts a new one in the
+    /// same group, which resumes from the committed offsets.
+    pub async fn restart_balance_consumer(&self) {
+        if let Some((t, h)) = self.balance.lock().await.take() {
+            t.cancel();
+            let _ = h.await;
+        }
+        self.start_balance_consumer().await;
+    }
+
+    /// Resolves once the topic exists and the clients may use it.
+    pub async fn wait_ready(&self) -> bool {
+        let mut r = self.ready.clone();
+        r.wait_for(|v| *v).await.is_ok()
+    }
+
+    /// Graceful shutdown: stop generating and flush the producer, then stop the consumers
+    /// (each commits its offsets) and the HTTP server, then the embedded broker.
+    pub async fn shutdown(self) {
+        self.token.cancel();
+        let _ = self.producer_task.await;
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait()).await.is_err() {
+            warn!("some tasks did not stop within 30 s");
+        }
+        #[cfg(feature = "embedded-broker")]
+        if let Some(e) = self.embedded {
+            e.stop().await;
+        }
+        info!("stopped");
+    }
+}

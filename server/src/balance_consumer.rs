@@ -1,0 +1,86 @@
+//! The balance calculator (group `<prefix>-balance`): the authority for balances.
+//!
+//! It applies every record to the shared [`Ledger`](cashflow_shared::Ledger), which computes
+//! balances itself and flags a producer whose `new_balance` disagrees. An offset is stored only
+//! after its record is applied, and auto-commit commits only stored offsets, so a restart
+//! resumes at or before the first unapplied record (at-least-once); the ledger skips what it
+//! already applied (by partition offset and by transaction id), so nothing counts twice.
+//! A final synchronous commit runs at shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cashflow_shared::ledger::Position;
+use cashflow_shared::{Outcome, Transaction};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::kafka::{Context, RateLimitedLog, consumer_config, is_transient};
+use crate::state::Shared;
+
+pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut ready: watch::Receiver<bool>, token: CancellationToken) -> anyhow::Result<()> {
+    let group = format!("{}-balance", settings.group_prefix);
+    let consumer: StreamConsumer<Context> =
+        consumer_config(&brokers, &settings.kafka, &group).create_with_context(Context { shared: shared.clone(), role: "balance calculator" })?;
+    tokio::select! {
+        _ = token.cancelled() => return Ok(()),
+        r = ready.wait_for(|r| *r) => { r?; }
+    }
+    consumer.subscribe(&[&settings.topic])?;
+    info!(%group, topic = %settings.topic, "balance calculator started");
+    let mut mismatch_log = RateLimitedLog::new(5);
+    let mut malformed_log = RateLimitedLog::new(5);
+    let mut errors = RateLimitedLog::new(1);
+    loop {
+        let msg = tokio::select! {
+            _ = token.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) if is_transient(&e) => {
+                if errors.admit().0 {
+                    warn!(%e, "balance calculator: receive failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let pos = Position { partition: msg.partition(), offset: msg.offset() };
+        match Transaction::parse(msg.payload().unwrap_or_default()) {
+            Ok(tx) => {
+                let outcome = shared.ledger_mut().apply(&tx, Some(pos));
+                if let Outcome::Applied { balance, producer_agrees: Some(false), .. } = outcome {
+                    if mismatch_log.admit().0 {
+                        warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
+                              computed = %balance, "producer's new_balance disagrees with the ledger");
+                    }
+                }
+            }
+            Err(e) => {
+                // Skipped, never applied; the dead-letter topic will keep these.
+                let first_time = shared.ledger_mut().skip(pos);
+                if first_time {
+                    shared.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+                if first_time && malformed_log.admit().0 {
+                    warn!(partition = pos.partition, offset = pos.offset, "malformed record skipped: {e}");
+                }
+            }
+        }
+        if let Err(e) = consumer.store_offset_from_message(&msg) {
+            warn!(%e, "balance calculator could not store its offset");
+        }
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => info!("balance calculator committed its offsets"),
+        Err(e) => tracing::debug!(%e, "balance calculator: final commit"),
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Settings: defaults, overridden by environment variables, overridden by flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cashflow_shared::Money;
+use cashflow_shared::generator::GeneratorSettings;
+use clap::Parser;
+
+/// Transactions per second the producer aims for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    PerSecond(f64),
+    /// As fast as Kafka takes them.
+    Max,
+}
+
+pub const MIN_RATE: f64 = 0.1;
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+impl Rate {
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Rate::Max);
+        }
+        let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number or \"max\""))?;
+        Rate::per_second(v)
+    }
+
+    pub fn per_second(v: f64) -> Result<Rate, String> {
+        if (MIN_RATE..=MAX_RATE).contains(&v) {
+            Ok(Rate::PerSecond(v))
+        } else {
+            Err(format!("rate must be between {MIN_RATE} and {MAX_RATE} per second, or \"max\"; got {v}"))
+        }
+    }
+
+    pub fn as_option(self) -> Option<f64> {
+        match self {
+            Rate::PerSecond(v) => Some(v),
+            Rate::Max => None,
+        }
+    }
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not key=value (e.g. -X linger.ms=5)")),
+    }
+}
+
+fn parse_money(s: &str) -> Result<Money, String> {
+    s.parse::<Money>().map_err(|e| e.to_string())
+}
+
+/// A bank simulated on Kafka, shown live in the browser.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "cashflow", version, about)]
+pub struct Cli {
+    /// Kafka bootstrap servers (host:port,...). Without it an embedded broker is started.
+    #[arg(long, env = "CASHFLOW_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic the transactions go to.
+    #[arg(long, env = "CASHFLOW_TOPIC", default_value = "transactions")]
+    pub topic: String,
+    /// Partitions of the topic when cashflow creates it.
+    #[arg(long, env = "CASHFLOW_PARTITIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+    /// Replication factor of the topic when cashflow creates it.
+    #[arg(long, env = "CASHFLOW_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication_factor: i32,
+    /// Address of the HTTP server (page, API, WebSocket).
+    #[arg(long, env = "CASHFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Transactions per second (0.1 to 1000000), or "max".
+    #[arg(long, env = "CASHFLOW_RATE", default_value = "2", value_parser = Rate::parse)]
+    pub rate: Rate,
+    /// Start with generation paused.
+    #[arg(long, env = "CASHFLOW_PAUSED")]
+    pub paused: bool,
+    /// Number of accounts (1 to 1000).
+    #[arg(long, env = "CASHFLOW_ACCOUNTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub accounts: u32,
+    /// Share of credits among generated transactions, in percent.
+    #[arg(long, env = "CASHFLOW_CREDIT_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub credit_percent: u8,
+    /// Smallest generated amount.
+    #[arg(long, env = "CASHFLOW_MIN_AMOUNT", default_value = "1", value_parser = parse_money)]
+    pub min_amount: Money,
+    /// Largest generated amount.
+    #[arg(long, env = "CASHFLOW_MAX_AMOUNT", default_value = "20", value_parser = parse_money)]
+    pub max_amount: Money,
+    /// Balance every account opens with (the original uses 100).
+    #[arg(long, env = "CASHFLOW_OPENING_BALANCE", default_value = "100", value_parser = parse_money)]
+    pub opening_balance: Money,
+    /// Prefix of the consumer group ids (<prefix>-balance, <prefix>-logger).
+    #[arg(long, env = "CASHFLOW_GROUP_PREFIX", default_value = "cashflow")]
+    pub group_prefix: String,
+    /// librdkafka property for every client, like kcat's -X (repeatable). In the environment:
+    /// CASHFLOW_KAFKA_PROPS="k=v,k=v".
+    #[arg(short = 'X', value_name = "KEY=VALUE", env = "CASHFLOW_KAFKA_PROPS",
+          value_delimiter = ',', value_parser = parse_kv)]
+    pub kafka: Vec<(String, String)>,
+    /// Where the embedded broker listens (the next free port if taken).
+    #[arg(long, env = "CASHFLOW_EMBEDDED_LISTEN", default_value = "127.0.0.1:9092")]
+    pub embedded_listen: SocketAddr,
+    /// Folder with the built browser app (Trunk's output).
+    #[arg(long, env = "CASHFLOW_WEB_DIR", default_value = "dist")]
+    pub web_dir: PathBuf,
+}
+
+/// Everything the app needs to start, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub brokers: Option<String>,
+    pub topic: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub listen: SocketAddr,
+    pub rate: Rate,
+    pub paused: bool,
+    pub generator: GeneratorSettings,
+    pub opening_balance: Money,
+    pub group_prefix: String,
+    pub kafka: Vec<(String, String)>,
+    pub embedded_listen: SocketAddr,
+    pub web_dir: PathBuf,
+}
+
+impl Cli {
+    pub fn into_settings(self) -> Result<Settings, String> {
+        let generator = GeneratorSettings {
+            accounts: self.accounts,
+            credit_percent: self.credit_percent,
+            min_amount: self.min_amount,
+            max_amount: self.max_amount,
+        };
+        generator.validate().map_err(|e| e.to_string())?;
+        if self.topic.is_empty() || self.topic.len() > 200 || !self.topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(format!("--topic {:?}: use 1-200 of a-z A-Z 0-9 . _ -", self.topic));
+        }
+        if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err("--brokers is empty; leave it out to use the embedded broker".into());
+        }
+        crate::kafka::validate_properties(&self.kafka)?;
+        Ok(Settings {
+            brokers: self.brokers,
+            topic: self.topic,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            listen: self.listen,
+            rate: self.rate,
+            paused: self.paused,
+            generator,
+            opening_balance: self.opening_balance,
+            group_prefix: self.group_prefix,
+            kafka: self.kafka,
+            embedded_listen: self.embedded_listen,
+            web_dir: self.web_dir,
+        })
+    }
+}
+
+impl Settings {
+    /// Defaults for tests and embedding: everything on loopback with free ports.
+    pub fn for_tests(brokers: Option<String>, topic: &str) -> Settings {
+        let cli = Cli::parse_from(["cashflow", "--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--paused"]);
+        let mut s = cli.into_settings().unwrap_or_else(|e| panic!("default settings are valid: {e}"));
+        s.brokers = brokers;
+        s.topic = topic.to_owned();
+        s.group_prefix = format!("cashflow-{topic}");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(Rate::parse("max"), Ok(Rate::Max));
+        assert_eq!(Rate::parse("0.1"), Ok(Rate::PerSecond(0.1)));
+        assert!(Rate::parse("0").is_err());
+        assert!(Rate::parse("2000000").is_err());
+        assert!(Rate::parse("fast").is_err());
+        assert!(Rate::parse("NaN").is_err());
+    }
+
+    #[test]
+    fn properties_are_key_value() {
+        assert_eq!(parse_kv("linger.ms=5"), Ok(("linger.ms".into(), "5".into())));
+        assert_eq!(parse_kv("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_kv("linger.ms").is_err());
+        assert!(parse_kv("=5").is_err());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let bad = Cli::parse_from(["cashflow", "--min-amount", "5", "--max-amount", "1"]);
+        assert!(bad.into_settings().unwrap_err().contains("amounts"));
+        let bad = Cli::parse_from(["cashflow", "--topic", "no spaces"]);
+        assert!(bad.into_settings().is_err());
+        let bad = Cli::parse_from(["cashflow", "-X", "no.such.property=1"]);
+        assert!(bad.into_settings().unwrap_err().contains("no.such.property"));
+    }
+}

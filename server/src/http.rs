@@ -1,0 +1,75 @@
+//! HTTP: `/health`, the JSON API and the browser app.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use cashflow_shared::api::{Balances, Health, LogLine, ProducerStats};
+use serde::Deserialize;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::producer::ProducerHandle;
+use crate::state::Shared;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub producer: ProducerHandle,
+}
+
+pub fn router(state: AppState, web_dir: &Path) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/api/balances", get(balances))
+        .route("/api/producer", get(producer))
+        .route("/api/recent", get(recent))
+        .with_state(state);
+    let index = web_dir.join("index.html");
+    if index.is_file() {
+        api.fallback_service(ServeDir::new(web_dir).fallback(ServeFile::new(index)))
+    } else {
+        api.fallback(get(not_built))
+    }
+}
+
+async fn not_built() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Html(
+            "<!doctype html><title>cashflow</title><h1>cashflow</h1>\
+             <p>The browser app is not built. Run <code>scripts/run.sh</code>, or point \
+             <code>--web-dir</code> at Trunk's output.</p>\
+             <p>The API works: <a href=\"/api/balances\">/api/balances</a>, \
+             <a href=\"/health\">/health</a>.</p>",
+        ),
+    )
+}
+
+async fn health(State(s): State<AppState>) -> impl IntoResponse {
+    let broker = s.shared.broker().clone();
+    let ok = broker.reachable && broker.topic_ready;
+    let body = Health { status: if ok { "ok" } else { "degraded" }.into(), broker };
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+}
+
+async fn balances(State(s): State<AppState>) -> Json<Balances> {
+    Json(s.shared.balances())
+}
+
+async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {
+    Json(s.shared.producer().clone())
+}
+
+#[derive(Deserialize)]
+struct RecentQuery {
+    limit: Option<usize>,
+}
+
+async fn recent(State(s): State<AppState>, Query(q): Query<RecentQuery>) -> Json<Vec<LogLine>> {
+    Json(s.shared.recent(q.limit.unwrap_or(100)))
+}

@@ -1,0 +1,271 @@
+//! Kafka client configuration, the client context (errors → health), topic creation and the
+//! broker watch that keeps `/health` true.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::state::Shared;
+
+/// Property names whose values are secrets: never logged.
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "sasl.oauthbearer.config", "key.pem", "token"].iter().any(|s| k.contains(s))
+}
+
+/// `-X` properties as they may be logged.
+pub fn describe_properties(props: &[(String, String)]) -> String {
+    props
+        .iter()
+        .map(|(k, v)| if is_secret(k) { format!("{k}=***") } else { format!("{k}={v}") })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Checks `-X` properties with librdkafka itself, so a typo fails at start with its name.
+pub fn validate_properties(props: &[(String, String)]) -> Result<(), String> {
+    for (k, v) in props {
+        let mut cfg = ClientConfig::new();
+        cfg.set("group.id", "cashflow-validate").set(k, v);
+        if let Err(e) = cfg.create::<BaseConsumer>() {
+            let shown = if is_secret(k) { "***" } else { v.as_str() };
+            return Err(format!("-X {k}={shown}: {}", kafka_reason(&e)));
+        }
+    }
+    Ok(())
+}
+
+fn kafka_reason(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Base configuration for every client: bootstrap servers plus the `-X` passthrough.
+pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("client.id", "cashflow")
+        // Reconnect quickly in a demo, but do not hammer an absent broker.
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "5000")
+        .set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in extra {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Routes librdkafka's errors and logs into `tracing` and the shared broker health.
+#[derive(Clone)]
+pub struct Context {
+    pub shared: Arc<Shared>,
+    pub role: &'static str,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // Connection failures are reported once by the broker watch; keep these at debug.
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                warn!(client = self.role, fac, "{log_message}")
+            }
+            _ => debug!(client = self.role, fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        debug!(client = self.role, %error, "{reason}");
+        let mut b = self.shared.broker();
+        b.last_error = Some(reason.to_owned());
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            b.reachable = false;
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                info!(consumer = self.role, partitions = ?parts, "partitions assigned");
+            }
+            Rebalance::Revoke(tpl) => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                info!(consumer = self.role, partitions = ?parts, "partitions revoked");
+            }
+            Rebalance::Error(e) => warn!(consumer = self.role, %e, "rebalance failed"),
+        }
+    }
+}
+
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+/// Watches the broker: creates the topic once it is reachable, keeps `/health` current, and
+/// warns once per outage. Sends `true` on `ready` once the topic exists.
+pub async fn watch_broker(
+    admin: Arc<AdminClient<Context>>,
+    shared: Arc<Shared>,
+    topic: TopicSpec,
+    ready: watch::Sender<bool>,
+    token: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        let result = check_once(&admin, &topic).await;
+        let ok = result.is_ok();
+        {
+            let mut b = shared.broker();
+            b.reachable = ok || matches!(result, Err(CheckError::Topic(_)));
+            match &result {
+                Ok(partitions) => {
+                    b.topic_ready = true;
+                    if !*ready.borrow() {
+                        info!(topic = %topic.name, partitions, "topic ready");
+                    }
+                }
+                Err(e) => b.last_error = Some(e.to_string()),
+            }
+        }
+        match result {
+            Ok(_) => {
+                if warned {
+                    info!(brokers = %shared.broker().bootstrap_servers, "broker reachable again");
+                    warned = false;
+                }
+                ready.send_replace(true);
+                backoff = Duration::from_secs(2);
+            }
+            Err(e) => {
+                if !warned {
+                    warn!(brokers = %shared.broker().bootstrap_servers, "{e}; retrying with back-off");
+                    warned = true;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
+    #[error("cannot create topic: {0}")]
+    Topic(String),
+}
+
+fn topic_partitions(admin: &AdminClient<Context>, name: &str) -> Result<Option<usize>, KafkaError> {
+    let m = admin.inner().fetch_metadata(Some(name), Duration::from_secs(3))?;
+    Ok(m.topics()
+        .iter()
+        .find(|t| t.name() == name)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len()))
+}
+
+async fn partitions_of(admin: &Arc<AdminClient<Context>>, name: &str) -> Result<Option<usize>, CheckError> {
+    let (a, n) = (admin.clone(), name.to_owned());
+    tokio::task::spawn_blocking(move || topic_partitions(&a, &n))
+        .await
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?
+        .map_err(|e| CheckError::Unreachable(e.to_string()))
+}
+
+/// One metadata round trip; creates the topic when it is missing. Returns its partition count.
+async fn check_once(admin: &Arc<AdminClient<Context>>, topic: &TopicSpec) -> Result<usize, CheckError> {
+    if let Some(n) = partitions_of(admin, &topic.name).await? {
+        return Ok(n);
+    }
+    let new = NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(topic.replication));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    let res = admin.create_topics([&new], &opts).await.map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    for r in res {
+        match r {
+            Ok(_) => info!(topic = %topic.name, partitions = topic.partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(CheckError::Topic(format!("{name}: {code}"))),
+        }
+    }
+    partitions_of(admin, &topic.name)
+        .await?
+        .ok_or_else(|| CheckError::Topic("created, but not yet in the metadata".into()))
+}
+
+/// Whether a consumer error means "try again", not "give up".
+pub fn is_transient(e: &KafkaError) -> bool {
+    !matches!(
+        e,
+        KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal) | KafkaError::ClientCreation(_)
+    ) && !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal))
+}
+
+
+/// Configuration of a consumer in `group` that stores offsets only when told to
+/// (`store_offset_from_message` after processing) and auto-commits what was stored.
+pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -> ClientConfig {
+    let mut cfg = base_config(brokers, extra);
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    cfg
+}
+
+/// Logs at most `per_second` events a second, then how many were held back.
+pub struct RateLimitedLog {
+    per_second: u32,
+    window_start: std::time::Instant,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    pub fn new(per_second: u32) -> Self {
+        RateLimitedLog { per_second, window_start: std::time::Instant::now(), in_window: 0, suppressed: 0 }
+    }
+
+    /// Whether to log this event; `Some(n)` as the second value when `n` were held back
+    /// in the window that just ended.
+    pub fn admit(&mut self) -> (bool, Option<u64>) {
+        let mut held = None;
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            if self.suppressed > 0 {
+                held = Some(self.suppressed);
+            }
+            self.window_start = std::time::Instant::now();
+            self.in_window = 0;
+            self.suppressed = 0;
+        }
+        if self.in_window < self.per_second {
+            self.in_window += 1;
+            (true, held)
+        } else {
+            self.suppressed += 1;
+            (false, held)
+        }
+    }
+}

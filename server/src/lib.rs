@@ -1,0 +1,32 @@
+//! cashflow: a bank simulated on Apache Kafka.
+//!
+//! One process runs three Kafka clients and an HTTP server:
+//!
+//! - [`producer`] generates random transactions (or bursts and manual ones on command) and
+//!   publishes them to the `transactions` topic, keyed by account so each account's
+//!   transactions stay in order on one partition.
+//! - [`logging_consumer`] (its own group) logs every transaction and keeps a bounded feed of
+//!   recent ones.
+//! - [`balance_consumer`] (its own group) is the authority for balances: it applies records
+//!   to a [`cashflow_shared::Ledger`], checks the producer's `new_balance`, and stores each
+//!   offset only after its record is applied (at-least-once, made idempotent by the ledger).
+//! - [`http`] serves `/health`, `/api/*` and the browser app.
+//!
+//! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration,
+//! topic creation, broker health), [`embedded`] (the zero-setup in-process broker) and
+//! [`app`], which starts everything and shuts it down in order: stop generating, flush the
+//! producer, commit the consumers' offsets, stop the HTTP server, stop the embedded broker.
+
+pub mod app;
+pub mod balance_consumer;
+pub mod config;
+#[cfg(feature = "embedded-broker")]
+pub mod embedded;
+pub mod http;
+pub mod kafka;
+pub mod logging_consumer;
+pub mod producer;
+pub mod state;
+
+pub use app::App;
+pub use config::Settings;

@@ -1,0 +1,80 @@
+use std::process::ExitCode;
+
+use cashflow::config::Cli;
+use cashflow::{App, kafka};
+use clap::Parser;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One clear line instead of clap's usage block.
+            let first = e.to_string().lines().next().unwrap_or("invalid arguments").trim().to_owned();
+            eprintln!("{first} (see cashflow --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match cli.into_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,cashflow=info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        if !settings.kafka.is_empty() {
+            info!(properties = %kafka::describe_properties(&settings.kafka), "librdkafka properties from -X");
+        }
+        let app = match App::start(settings).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // The one line on stdout: scripts and tests read the address from it.
+        println!("cashflow is running at http://{}/ (Kafka: {})", app.http_addr, app.brokers);
+        shutdown_signal().await;
+        info!("shutting down");
+        app.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

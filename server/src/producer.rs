@@ -1,0 +1,317 @@
+//! The transaction producer: random transactions at a set rate, bursts and manual ones on
+//! command, published keyed by account with an idempotent producer (`acks=all`) and the
+//! Java clients' murmur2 partitioner, so every account stays on one partition, in order.
+//!
+//! Every record's delivery report is counted: delivered ones per account (so tests and the page
+//! can reconcile balances against what Kafka acknowledged), failed ones with their reason.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cashflow_shared::api::DeliveredTotals;
+use cashflow_shared::generator::{Generator, GeneratorSettings, MAX_ACCOUNTS};
+use cashflow_shared::transaction::MAX_AMOUNT;
+use cashflow_shared::{AccountId, Money, Transaction, TxType};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{Rate, Settings};
+use crate::kafka::{Context, base_config};
+use crate::state::Shared;
+
+/// Most records sent per 10 ms tick at "max" rate or in a burst, so commands and shutdown
+/// are handled between batches.
+const BATCH: u64 = 5_000;
+/// Largest burst one command may ask for.
+pub const MAX_BURST: u64 = 1_000_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Start,
+    Pause,
+    SetRate(Rate),
+    SetSettings(GeneratorSettings),
+    /// Send N random transactions as fast as possible, whether running or paused.
+    Burst(u64),
+    Manual { account: AccountId, transaction_type: TxType, amount: Money },
+}
+
+/// The producer's settings after a command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub running: bool,
+    pub rate: Option<f64>,
+    pub settings: GeneratorSettings,
+    pub pending_burst: u64,
+    /// The transaction a `Manual` command produced.
+    pub manual: Option<Transaction>,
+}
+
+type Reply = oneshot::Sender<Result<Status, String>>;
+
+/// Sends commands to the running producer.
+#[derive(Clone)]
+pub struct ProducerHandle {
+    tx: mpsc::Sender<(Command, Reply)>,
+}
+
+impl ProducerHandle {
+    pub async fn send(&self, cmd: Command) -> Result<Status, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((cmd, reply)).await.map_err(|_| "the producer has stopped".to_string())?;
+        rx.await.map_err(|_| "the producer has stopped".to_string())?
+    }
+}
+
+/// What a delivery report needs to know about its record.
+struct Sent {
+    account: AccountId,
+    delta: Money,
+}
+
+struct DeliveryContext {
+    inner: Context,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.inner.log(level, fac, log_message)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason)
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        let mut p = self.inner.shared.producer();
+        match result {
+            Ok(_) => {
+                p.delivered += 1;
+                let t = p.delivered_by_account.entry(sent.account).or_insert(DeliveredTotals::default());
+                t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
+                t.count += 1;
+            }
+            Err((e, msg)) => {
+                p.failed += 1;
+                p.last_error = Some(e.to_string());
+                drop(p);
+                let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
+                error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub struct ProducerTask {
+    producer: ThreadedProducer<DeliveryContext>,
+    shared: Arc<Shared>,
+    topic: String,
+    generator: Generator,
+    rng: StdRng,
+    running: bool,
+    rate: Rate,
+    burst: u64,
+    credit: f64,
+}
+
+/// Creates the producer; `run` it once the topic is ready.
+pub fn create(settings: &Settings, brokers: &str, shared: Arc<Shared>) -> anyhow::Result<(ProducerTask, ProducerHandle, mpsc::Receiver<(Command, Reply)>)> {
+    let mut cfg = base_config(brokers, &settings.kafka);
+    cfg.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "100000");
+    let ctx = DeliveryContext { inner: Context { shared: shared.clone(), role: "producer" } };
+    let producer: ThreadedProducer<DeliveryContext> = cfg.create_with_context(ctx)?;
+    let generator = Generator::new(settings.generator.clone(), settings.opening_balance).map_err(|e| anyhow::anyhow!(e))?;
+    let (tx, rx) = mpsc::channel(64);
+    {
+        let mut p = shared.producer();
+        p.running = !settings.paused;
+        p.rate = settings.rate.as_option();
+    }
+    let task = ProducerTask {
+        producer,
+        shared,
+        topic: settings.topic.clone(),
+        generator,
+        rng: StdRng::from_os_rng(),
+        running: !settings.paused,
+        rate: settings.rate,
+        burst: 0,
+        credit: 0.0,
+    };
+    Ok((task, ProducerHandle { tx }, rx))
+}
+
+impl ProducerTask {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<(Command, Reply)>, mut ready: watch::Receiver<bool>, token: CancellationToken) {
+        // Nothing is produced before the topic exists; commands wait in the channel meanwhile.
+        tokio::select! {
+            _ = token.cancelled() => return self.finish().await,
+            r = ready.wait_for(|r| *r) => if r.is_err() { return self.finish().await },
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some((cmd, reply)) => {
+                        let result = self.handle(cmd, &token).await;
+                        let _ = reply.send(result);
+                    }
+                    None => break,
+                },
+                now = tick.tick(), if self.running || self.burst > 0 => {
+                    let dt = now.duration_since(last).as_secs_f64();
+                    last = now;
+                    let mut n = 0;
+                    if self.running {
+                        n = match self.rate {
+                            Rate::Max => BATCH,
+                            Rate::PerSecond(r) => {
+                                // Token bucket holding at most one second's worth.
+                                self.credit = (self.credit + r * dt).min(r.max(1.0));
+                                let whole = self.credit.floor();
+                                self.credit -= whole;
+                                whole as u64
+                            }
+                        };
+                    }
+                    let from_burst = self.burst.min(BATCH);
+                    self.burst -= from_burst;
+                    for _ in 0..(n + from_burst) {
+                        let tx = self.generator.next(&mut self.rng, now_ms());
+                        if !self.publish(tx, &token).await {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    fn status(&self, manual: Option<Transaction>) -> Status {
+        Status {
+            running: self.running,
+            rate: self.rate.as_option(),
+            settings: self.generator.settings().clone(),
+            pending_burst: self.burst,
+            manual,
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command, token: &CancellationToken) -> Result<Status, String> {
+        let mut manual = None;
+        match cmd {
+            Command::Start => self.running = true,
+            Command::Pause => {
+                self.running = false;
+                self.credit = 0.0;
+            }
+            Command::SetRate(r) => {
+                if let Rate::PerSecond(v) = r {
+                    Rate::per_second(v)?;
+                }
+                self.rate = r;
+            }
+            Command::SetSettings(s) => self.generator.set_settings(s).map_err(|e| e.to_string())?,
+            Command::Burst(n) => {
+                if n == 0 || n > MAX_BURST {
+                    return Err(format!("burst must be between 1 and {MAX_BURST}, got {n}"));
+                }
+                self.burst = self.burst.saturating_add(n).min(MAX_BURST);
+            }
+            Command::Manual { account, transaction_type, amount } => {
+                if !(1..=MAX_ACCOUNTS).contains(&account) {
+                    return Err(format!("account must be between 1 and {MAX_ACCOUNTS}, got {account}"));
+                }
+                if !amount.is_positive() || amount > MAX_AMOUNT {
+                    return Err(format!("amount must be between 0.01 and {MAX_AMOUNT}, got {amount}"));
+                }
+                let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+                let tx = self.generator.make(account, transaction_type, amount, id, now_ms());
+                if !self.publish(tx.clone(), token).await {
+                    return Err("shutting down".into());
+                }
+                manual = Some(tx);
+            }
+        }
+        let mut p = self.shared.producer();
+        p.running = self.running;
+        p.rate = self.rate.as_option();
+        Ok(self.status(manual))
+    }
+
+    /// Enqueues one record, waiting while librdkafka's queue is full. False on shutdown.
+    async fn publish(&mut self, tx: Transaction, token: &CancellationToken) -> bool {
+        let key = tx.account.to_string();
+        let payload = tx.to_json();
+        let mut sent = Box::new(Sent { account: tx.account, delta: tx.delta() });
+        loop {
+            let record = BaseRecord::with_opaque_to(&self.topic, sent).key(&key).payload(&payload).timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.shared.producer().sent += 1;
+                    return true;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => {
+                    sent = rec.delivery_opaque;
+                    // The queue drains as the broker acknowledges; back off briefly.
+                    tokio::select! {
+                        _ = token.cancelled() => {
+                            warn!(id = %tx.transaction_id, "not sent: shutting down with librdkafka's queue full");
+                            return false;
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+                    }
+                }
+                Err((e, _)) => {
+                    let mut p = self.shared.producer();
+                    p.failed += 1;
+                    p.last_error = Some(e.to_string());
+                    drop(p);
+                    error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
+                    return true;
+                }
+            }
+        }
+    }
+
+    async fn finish(self) {
+        let shared = self.shared.clone();
+        let producer = self.producer;
+        let flushed = tokio::task::spawn_blocking(move || {
+            let r = producer.flush(Duration::from_secs(10));
+            (r, producer.in_flight_count())
+        })
+        .await;
+        let p = shared.producer();
+        match flushed {
+            Ok((Ok(()), _)) => info!(sent = p.sent, delivered = p.delivered, failed = p.failed, "producer flushed"),
+            Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
+            Err(e) => warn!(%e, "producer flush task failed"),
+        }
+    }
+}

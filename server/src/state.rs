@@ -1,0 +1,84 @@
+//! State shared by the Kafka tasks and the HTTP server. Every collection here is bounded.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use cashflow_shared::Ledger;
+use cashflow_shared::api::{AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats};
+
+/// Lines kept in the recent-transactions feed.
+pub const RECENT_CAPACITY: usize = 500;
+
+pub struct Shared {
+    pub topic: String,
+    ledger: RwLock<Ledger>,
+    pub malformed: AtomicU64,
+    recent: Mutex<VecDeque<LogLine>>,
+    producer: Mutex<ProducerStats>,
+    broker: Mutex<BrokerHealth>,
+}
+
+// A panic while a lock was held leaves plain data behind, still consistent field by field:
+// keep serving it rather than poisoning every later request.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn new(topic: String, ledger: Ledger, broker: BrokerHealth) -> Self {
+        Shared {
+            topic,
+            ledger: RwLock::new(ledger),
+            malformed: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)),
+            producer: Mutex::new(ProducerStats::default()),
+            broker: Mutex::new(broker),
+        }
+    }
+
+    pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
+        self.ledger.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ledger_mut(&self) -> RwLockWriteGuard<'_, Ledger> {
+        self.ledger.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn balances(&self) -> Balances {
+        let l = self.ledger();
+        Balances {
+            topic: self.topic.clone(),
+            opening_balance: l.opening_balance(),
+            accounts: l
+                .accounts()
+                .iter()
+                .map(|(a, s)| AccountBalance { account: *a, balance: s.balance, count: s.count })
+                .collect(),
+            next_offsets: l.next_offsets().clone(),
+            stats: l.stats(),
+            malformed: self.malformed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn push_recent(&self, line: LogLine) {
+        let mut r = lock(&self.recent);
+        if r.len() == RECENT_CAPACITY {
+            r.pop_back();
+        }
+        r.push_front(line);
+    }
+
+    /// Newest first.
+    pub fn recent(&self, limit: usize) -> Vec<LogLine> {
+        lock(&self.recent).iter().take(limit).cloned().collect()
+    }
+
+    pub fn producer(&self) -> MutexGuard<'_, ProducerStats> {
+        lock(&self.producer)
+    }
+
+    pub fn broker(&self) -> MutexGuard<'_, BrokerHealth> {
+        lock(&self.broker)
+    }
+}

@@ -1,0 +1,146 @@
+//! The real binary: flag errors, an unreachable broker, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn cashflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cashflow"));
+    // Only what the test passes counts; no CASHFLOW_* from the caller's environment.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASHFLOW_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn,cashflow=info");
+    c
+}
+
+fn fails_with_one_line(args: &[&str], want: &str) {
+    let out = cashflow().args(args).output().expect("run cashflow");
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line for {args:?}, got:\n{err}");
+    assert!(err.contains(want), "{args:?}: {err:?} should mention {want:?}");
+}
+
+#[test]
+fn wrong_flags_get_one_clear_line() {
+    fails_with_one_line(&["--bogus"], "--bogus");
+    fails_with_one_line(&["-X", "linger.ms"], "key=value");
+    fails_with_one_line(&["-X", "no.such.property=1"], "no.such.property");
+    fails_with_one_line(&["-X", "linger.ms=soon"], "linger.ms");
+    fails_with_one_line(&["--rate", "fast"], "rate");
+    fails_with_one_line(&["--accounts", "0"], "accounts");
+    fails_with_one_line(&["--listen", "nowhere"], "listen");
+    fails_with_one_line(&["--min-amount", "0.001"], "decimal");
+}
+
+#[test]
+fn help_exits_zero() {
+    let out = cashflow().arg("--help").output().expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--brokers"));
+}
+
+/// Reads the child's stdout and stderr lines into one channel.
+fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    std::thread::spawn(move || BufReader::new(err).lines().map_while(Result::ok).for_each(|l| drop(tx2.send(l))));
+    rx
+}
+
+fn wait_line(rx: &mpsc::Receiver<String>, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if pred(&l) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    panic!("no matching line within {limit:?}; saw:\n{}", seen.join("\n"));
+}
+
+fn url_of(line: &str) -> String {
+    line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").trim_end_matches('/').to_owned()
+}
+
+fn sigterm(child: &std::process::Child) {
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn unreachable_broker_is_reported_quickly() {
+    let mut child = cashflow()
+        .args(["--brokers", "127.0.0.1:1", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines(&mut child);
+    let started = Instant::now();
+    let url = url_of(&wait_line(&rx, Duration::from_secs(20), |l| l.contains("http://")));
+    let warning = wait_line(&rx, Duration::from_secs(10), |l| l.contains("WARN") && l.contains("unreachable"));
+    assert!(started.elapsed() < Duration::from_secs(10), "warned after {:?}", started.elapsed());
+    assert!(warning.contains("127.0.0.1:1"), "names the broker: {warning}");
+    let resp = reqwest::get(format!("{url}/health")).await.expect("health");
+    assert_eq!(resp.status(), 503);
+    let h: cashflow_shared::api::Health = resp.json().await.expect("json");
+    assert_eq!(h.status, "degraded");
+    assert!(!h.broker.reachable);
+    assert!(h.broker.last_error.is_some());
+    // Still answering, and shuts down cleanly though the broker never appeared.
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn embedded_demo_serves_balances_and_stops_gracefully() {
+    let mut child = cashflow()
+        .args(["--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--rate", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines(&mut child);
+    let url = url_of(&wait_line(&rx, Duration::from_secs(30), |l| l.contains("http://")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let b: cashflow_shared::api::Balances = reqwest::get(format!("{url}/api/balances")).await.expect("get").json().await.expect("json");
+        if b.stats.applied >= 50 {
+            assert!(!b.accounts.is_empty());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transactions applied within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let h = reqwest::get(format!("{url}/health")).await.expect("health");
+    assert_eq!(h.status(), 200);
+    sigterm(&child);
+    let _ = wait_line(&rx, Duration::from_secs(30), |l| l.contains("producer flushed"));
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
+}

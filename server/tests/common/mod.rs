@@ -1,0 +1,148 @@
+//! Test helpers: a real Kafka for every test, an app on free ports, bounded waits.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cashflow::{App, Settings};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Which broker a test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Broker {
+    /// Apache Kafka 4.x in KRaft mode, started by scripts/kafka.sh (once per test binary).
+    Apache,
+    /// The in-process broker each app starts for itself.
+    Embedded,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Bootstrap servers of the Apache Kafka the tests use, started if it is not running.
+pub fn apache_kafka() -> String {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS
+        .get_or_init(|| {
+            if let Ok(b) = std::env::var("CASHFLOW_TEST_BROKERS") {
+                return b;
+            }
+            let status = std::process::Command::new("bash")
+                .arg(repo_root().join("scripts/kafka.sh"))
+                .arg("start")
+                .status()
+                .expect("run scripts/kafka.sh");
+            assert!(status.success(), "scripts/kafka.sh start failed");
+            format!("127.0.0.1:{}", std::env::var("KAFKA_PORT").unwrap_or_else(|_| "19092".into()))
+        })
+        .clone()
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::from_bytes(rand::random()).simple())
+}
+
+pub async fn spawn_app(broker: Broker, topic: &str) -> App {
+    spawn_app_with(broker, topic, |_| {}).await
+}
+
+pub async fn spawn_app_with(broker: Broker, topic: &str, tweak: impl FnOnce(&mut Settings)) -> App {
+    let _ = tracing_subscriber_init();
+    let brokers = match broker {
+        Broker::Apache => Some(apache_kafka()),
+        Broker::Embedded => None,
+    };
+    let mut settings = Settings::for_tests(brokers, topic);
+    tweak(&mut settings);
+    let app = App::start(settings).await.expect("app starts");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(60), app.wait_ready()).await.unwrap_or(false),
+        "topic not ready within 60 s"
+    );
+    app
+}
+
+fn tracing_subscriber_init() -> Option<()> {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,cashflow=info".into()))
+            .with_test_writer()
+            .try_init();
+    });
+    Some(())
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` with `what`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// Every record of `topic`, read with a plain assigned consumer (no group), in partition order.
+pub fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let parts: Vec<i32> = meta.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut ends = std::collections::HashMap::new();
+    for p in &parts {
+        let (lo, hi) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10)).expect("watermarks");
+        ends.insert(*p, hi);
+        remaining += (hi - lo) as usize;
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::with_capacity(remaining);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < remaining {
+        assert!(std::time::Instant::now() < deadline, "read only {} of {remaining} records", out.len());
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("record");
+            if m.offset() < ends[&m.partition()] {
+                out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(|k| k.to_vec()),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// A plain producer for writing records by hand.
+pub fn raw_producer(brokers: &str) -> rdkafka::producer::FutureProducer {
+    ClientConfig::new().set("bootstrap.servers", brokers).set("enable.idempotence", "true").create().expect("producer")
+}

@@ -1,0 +1,110 @@
+"""Another Kafka client against the embedded broker: Python's confluent-kafka (librdkafka 2.3+).
+
+Starts the real `cashflow` binary with its embedded broker, then, as the original project's
+Python scripts would: consumes our topic and reads every record with the original's field
+names, produces records exactly as the original producer writes them (all keyed
+"transaction"), and checks the balance calculator applied them. Exits non-zero on failure.
+
+usage: python3 interop.py path/to/cashflow
+"""
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+DEADLINE_S = 60
+
+
+def wait(what, check, limit=DEADLINE_S):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        v = check()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise SystemExit(f"interop: timed out waiting for {what}")
+
+
+def main():
+    proc = subprocess.Popen(
+        [sys.argv[1], "--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--rate", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"(http://\S+?)/? \(Kafka: (\S+)\)", line)
+        if not m:
+            raise SystemExit(f"interop: no URL line, got {line!r}")
+        url, brokers = m.group(1), m.group(2)
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        checks = 0
+
+        admin = AdminClient({"bootstrap.servers": brokers})
+        topics = wait("the topic", lambda: admin.list_topics(timeout=5).topics.get("transactions"))
+        assert len(topics.partitions) == 6, f"6 partitions, got {len(topics.partitions)}"
+        checks += 1
+
+        # 1. Read our records as the original's logging consumer would.
+        c = Consumer({"bootstrap.servers": brokers, "group.id": f"py-{uuid.uuid4()}",
+                      "auto.offset.reset": "earliest"})
+        c.subscribe(["transactions"])
+        seen = []
+        end = time.monotonic() + DEADLINE_S
+        while len(seen) < 20 and time.monotonic() < end:
+            msg = c.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            seen.append(msg)
+        c.close()
+        assert len(seen) >= 20, f"read {len(seen)} records"
+        for msg in seen:
+            t = json.loads(msg.value())
+            acct = t["account"]
+            assert isinstance(acct, int)
+            assert t["transaction_type"] in ("Debit", "Credit")
+            assert t["transaction_id"].startswith(f"{acct}-{t['transaction_type']}-")
+            assert isinstance(t["amount"], (int, float)) and isinstance(t["new_balance"], (int, float))
+            assert t["transaction_summary"][f"Transactions for Customer ID {acct}"] >= 1
+            assert msg.key() == str(acct).encode()
+        checks += 1
+
+        # 2. Produce exactly as the original producer does; the calculator must apply them.
+        p = Producer({"bootstrap.servers": brokers})
+        balance = 100
+        for i in range(1, 11):
+            balance += 1
+            p.produce("transactions", key="transaction", value=json.dumps({
+                "account": 900, "transaction_id": f"900-Credit-{uuid.uuid4().hex[:6]}",
+                "transaction_type": "Credit", "amount": 1, "new_balance": balance,
+                "transaction_summary": {"Transactions for Customer ID 900": i}}))
+        assert p.flush(30) == 0, "python producer could not deliver"
+
+        def account_900():
+            b = json.load(urllib.request.urlopen(f"{url}/api/balances", timeout=5))
+            a = [a for a in b["accounts"] if a["account"] == 900]
+            return a[0] if a and a[0]["count"] == 10 else None
+        a = wait("account 900 applied", account_900)
+        assert a["balance"] == 110, a
+        checks += 1
+
+        groups = admin.list_groups(timeout=10)
+        names = {g.id for g in groups}
+        assert {"cashflow-balance", "cashflow-logger"} <= names, names
+        checks += 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, f"cashflow exited with {code}"
+    print(f"python interop: {checks + 1} checks passed")
+
+
+if __name__ == "__main__":
+    main()

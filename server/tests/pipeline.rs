@@ -1,0 +1,235 @@
+//! The whole pipeline against real brokers: Apache Kafka 4.x (KRaft) and the embedded one.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use cashflow::App;
+use cashflow::producer::Command;
+use cashflow_shared::api::Balances;
+use cashflow_shared::{Money, Transaction};
+use common::{Broker, read_topic, spawn_app, unique, wait_for};
+use rdkafka::producer::FutureRecord;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn balances(app: &App) -> Balances {
+    let url = format!("http://{}/api/balances", app.http_addr);
+    reqwest::get(&url).await.expect("GET /api/balances").json().await.expect("balances JSON")
+}
+
+async fn wait_applied(app: &App, n: u64) -> Balances {
+    wait_for(WAIT, &format!("{n} applied transactions"), || async {
+        let b = balances(app).await;
+        (b.stats.applied >= n).then_some(b)
+    })
+    .await
+}
+
+async fn wait_delivered(app: &App, n: u64) {
+    wait_for(WAIT, &format!("{n} delivered"), || async {
+        let p = app.shared.producer().clone();
+        assert_eq!(p.failed, 0, "deliveries failed: {:?}", p.last_error);
+        (p.delivered >= n).then_some(())
+    })
+    .await
+}
+
+/// The calculator's balances equal opening + what the producer saw acknowledged.
+fn assert_reconciles(app: &App, b: &Balances) {
+    let p = app.shared.producer().clone();
+    let by_account: BTreeMap<_, _> = b.accounts.iter().map(|a| (a.account, (a.balance, a.count))).collect();
+    assert_eq!(by_account.len(), p.delivered_by_account.len(), "same accounts");
+    for (acct, d) in &p.delivered_by_account {
+        let expected = b.opening_balance.checked_add(d.net).unwrap();
+        assert_eq!(by_account.get(acct), Some(&(expected, d.count)), "account {acct}");
+    }
+    assert_eq!(b.stats.mismatches, 0, "producer and calculator agree on every new_balance");
+    assert_eq!(b.stats.applied, p.delivered, "applied exactly what was delivered");
+}
+
+async fn balances_match_deliveries(broker: Broker) {
+    let topic = unique("pipeline");
+    let app = spawn_app(broker, &topic).await;
+    let n = 3_000;
+    app.producer.send(Command::Burst(n)).await.expect("burst");
+    wait_delivered(&app, n).await;
+    let b = wait_applied(&app, n).await;
+    assert_reconciles(&app, &b);
+    assert_eq!(b.stats.replayed + b.stats.duplicate_ids, 0);
+
+    // Independently, from the topic: 6 partitions used, each account on one partition, and each
+    // account's records in production order (the summary count runs 1, 2, 3, ...).
+    let records = read_topic(&app.brokers, &topic);
+    assert_eq!(records.len() as u64, n);
+    let mut partition_of = HashMap::new();
+    let mut last_count: HashMap<u32, u64> = HashMap::new();
+    let mut net: BTreeMap<u32, i64> = BTreeMap::new();
+    for r in &records {
+        let tx = Transaction::parse(&r.payload).expect("our records parse");
+        assert_eq!(r.key.as_deref(), Some(tx.account.to_string().as_bytes()), "keyed by account");
+        assert_eq!(*partition_of.entry(tx.account).or_insert(r.partition), r.partition, "account {} on one partition", tx.account);
+        let c = tx.producer_count().expect("summary");
+        let prev = last_count.insert(tx.account, c).unwrap_or(0);
+        assert_eq!(c, prev + 1, "account {} out of order at p{}@{}", tx.account, r.partition, r.offset);
+        *net.entry(tx.account).or_default() += tx.delta().minor();
+    }
+    for a in &b.accounts {
+        assert_eq!(a.balance, Money::from_minor(b.opening_balance.minor() + net[&a.account]));
+    }
+    let partitions: std::collections::HashSet<_> = records.iter().map(|r| r.partition).collect();
+    assert!(partitions.len() > 1, "keys spread over partitions, not all on one");
+    assert_eq!(b.next_offsets.len(), partitions.len());
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_balances_match_deliveries() {
+    balances_match_deliveries(Broker::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_balances_match_deliveries() {
+    balances_match_deliveries(Broker::Embedded).await;
+}
+
+async fn restart_resumes_from_commits(broker: Broker) {
+    let topic = unique("restart");
+    let app = spawn_app(broker, &topic).await;
+    app.producer.send(Command::Burst(1_000)).await.expect("burst");
+    wait_applied(&app, 1_000).await;
+    // Restart while a second burst is being produced and consumed.
+    app.producer.send(Command::Burst(2_000)).await.expect("burst");
+    wait_applied(&app, 1_100).await;
+    app.restart_balance_consumer().await;
+    wait_delivered(&app, 3_000).await;
+    let b = wait_applied(&app, 3_000).await;
+    assert_reconciles(&app, &b);
+    // Let it settle, then it must still be exact: nothing applied twice.
+    app.producer.send(Command::Burst(10)).await.expect("burst");
+    let b = wait_applied(&app, 3_010).await;
+    wait_delivered(&app, 3_010).await;
+    assert_eq!(b.stats.applied, 3_010);
+    assert_reconciles(&app, &b);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_restart_resumes_from_commits() {
+    restart_resumes_from_commits(Broker::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_restart_resumes_from_commits() {
+    restart_resumes_from_commits(Broker::Embedded).await;
+}
+
+/// Messages exactly as the original Python producer writes them: every one keyed
+/// "transaction", integer amounts, balances opening at 100.
+fn original_messages() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut balance: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut count: BTreeMap<u32, u64> = BTreeMap::new();
+    for i in 0..60u32 {
+        let account = 1 + i % 4;
+        let (ty, amount) = if i % 3 == 0 { ("Debit", 7 + i as i64 % 5) } else { ("Credit", 3 + i as i64 % 11) };
+        let b = balance.entry(account).or_insert(100);
+        *b += if ty == "Credit" { amount } else { -amount };
+        let c = count.entry(account).or_insert(0);
+        *c += 1;
+        out.push(format!(
+            r#"{{"account": {account}, "transaction_id": "{account}-{ty}-{i:06x}", "transaction_type": "{ty}", "amount": {amount}, "new_balance": {b}, "transaction_summary": {{"Transactions for Customer ID {account}": {c}}}}}"#
+        ));
+    }
+    out
+}
+
+async fn accepts_the_originals_messages(broker: Broker) {
+    let topic = unique("original");
+    let app = spawn_app(broker, &topic).await;
+    let producer = common::raw_producer(&app.brokers);
+    let msgs = original_messages();
+    for m in &msgs {
+        producer.send(FutureRecord::to(&topic).key("transaction").payload(m), Duration::from_secs(10)).await.expect("produce");
+    }
+    // One with a wrong new_balance and one that is not a transaction at all.
+    let wrong = r#"{"account": 9, "transaction_id": "9-Credit-x", "transaction_type": "Credit", "amount": 5, "new_balance": 1, "transaction_summary": {"Transactions for Customer ID 9": 1}}"#;
+    for m in [wrong, "{not json"] {
+        producer.send(FutureRecord::to(&topic).key("transaction").payload(m), Duration::from_secs(10)).await.expect("produce");
+    }
+    let b = wait_for(WAIT, "all records handled", || async {
+        let b = balances(&app).await;
+        (b.stats.applied == 61 && b.malformed == 1).then_some(b)
+    })
+    .await;
+    assert_eq!(b.stats.mismatches, 1, "the wrong new_balance is flagged");
+    let acct9 = b.accounts.iter().find(|a| a.account == 9).unwrap();
+    assert_eq!(acct9.balance, Money::from_major(105), "computed, not trusted");
+    // The original's own new_balance values reconcile exactly with ours.
+    for m in msgs.iter().rev() {
+        let v: serde_json::Value = serde_json::from_str(m).unwrap();
+        let acct = v["account"].as_u64().unwrap() as u32;
+        let a = b.accounts.iter().find(|a| a.account == acct).unwrap();
+        let last = msgs.iter().rev().find(|m| m.starts_with(&format!(r#"{{"account": {acct},"#))).unwrap();
+        let lv: serde_json::Value = serde_json::from_str(last).unwrap();
+        assert_eq!(a.balance, Money::from_major(lv["new_balance"].as_i64().unwrap()));
+    }
+    // All on one partition, like the original: the ledger still works.
+    assert_eq!(b.next_offsets.len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_accepts_the_originals_messages() {
+    accepts_the_originals_messages(Broker::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_accepts_the_originals_messages() {
+    accepts_the_originals_messages(Broker::Embedded).await;
+}
+
+/// What we write, read with nothing but the original's field names and types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_messages_carry_the_originals_fields() {
+    let topic = unique("fields");
+    let app = spawn_app(Broker::Embedded, &topic).await;
+    app.producer.send(Command::Burst(50)).await.expect("burst");
+    wait_delivered(&app, 50).await;
+    let records = read_topic(&app.brokers, &topic);
+    assert_eq!(records.len(), 50);
+    for r in records {
+        let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        let account = v["account"].as_u64().expect("account is an integer");
+        let ty = v["transaction_type"].as_str().expect("transaction_type");
+        assert!(ty == "Debit" || ty == "Credit");
+        let id = v["transaction_id"].as_str().expect("transaction_id");
+        assert!(id.starts_with(&format!("{account}-{ty}-")), "{id}");
+        assert!(v["amount"].is_number() && v["new_balance"].is_number());
+        let summary = v["transaction_summary"].as_object().expect("summary");
+        assert!(summary[&format!("Transactions for Customer ID {account}")].is_u64());
+    }
+    app.shutdown().await;
+}
+
+/// Manual transactions go through Kafka and change exactly that account by that amount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_transaction_changes_one_balance_exactly() {
+    let topic = unique("manual");
+    let app = spawn_app(Broker::Embedded, &topic).await;
+    let st = app
+        .producer
+        .send(Command::Manual { account: 3, transaction_type: cashflow_shared::TxType::Debit, amount: Money::from_minor(1234) })
+        .await
+        .expect("manual");
+    assert_eq!(st.manual.as_ref().map(|t| t.new_balance), Some(Some(Money::from_minor(100_00 - 12_34))));
+    let b = wait_applied(&app, 1).await;
+    assert_eq!(b.accounts.len(), 1);
+    assert_eq!((b.accounts[0].account, b.accounts[0].balance), (3, Money::from_minor(8766)));
+    let bad = app.producer.send(Command::Manual { account: 0, transaction_type: cashflow_shared::TxType::Credit, amount: Money::from_major(1) }).await;
+    assert!(bad.unwrap_err().contains("account must be"));
+    let bad = app.producer.send(Command::Burst(0)).await;
+    assert!(bad.is_err());
+    app.shutdown().await;
+}

@@ -1,0 +1,21 @@
+//! Wire types and pure logic shared by the cashflow server and the browser app.
+//!
+//! Nothing here does I/O, so everything is testable in microseconds and compiles for both
+//! native targets and `wasm32-unknown-unknown`.
+//!
+//! - [`money`]: exact amounts in integer minor units ([`Money`]), written as plain JSON numbers.
+//! - [`transaction`]: the Kafka message, JSON-compatible with the original Python scripts.
+//! - [`ledger`]: the balance calculator's pure core: applies transactions, detects replays and
+//!   duplicate ids, and checks the producer's `new_balance` against its own computation.
+//! - [`generator`]: random transactions, driven by any [`rand::Rng`] so tests are reproducible.
+//! - [`api`]: JSON bodies the server's HTTP API returns.
+
+pub mod api;
+pub mod generator;
+pub mod ledger;
+pub mod money;
+pub mod transaction;
+
+pub use ledger::{Ledger, Outcome};
+pub use money::Money;
+pub use transaction::{AccountId, Transaction, TxType};
