@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cashflow_shared::ledger::Position;
 use cashflow_shared::{Outcome, Transaction};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -27,9 +27,12 @@ pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut r
     let group = format!("{}-balance", settings.group_prefix);
     let consumer: StreamConsumer<Context> =
         consumer_config(&brokers, &settings.kafka, &group).create_with_context(Context { shared: shared.clone(), role: "balance calculator" })?;
-    tokio::select! {
-        _ = token.cancelled() => return Ok(()),
-        r = ready.wait_for(|r| *r) => { r?; }
+    let ready = tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    };
+    if !ready {
+        return Ok(());
     }
     consumer.subscribe(&[&settings.topic])?;
     info!(%group, topic = %settings.topic, "balance calculator started");
@@ -78,9 +81,6 @@ pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut r
             warn!(%e, "balance calculator could not store its offset");
         }
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => info!("balance calculator committed its offsets"),
-        Err(e) => tracing::debug!(%e, "balance calculator: final commit"),
-    }
+    crate::kafka::close_consumer(consumer, "balance calculator").await;
     Ok(())
 }

@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use nisshi_broker::broker::Broker;
-use nisshi_broker::coordinator::group::administrator::GroupCoordinatorConfig;
-use tokio::task::JoinHandle;
+use nisshi_broker::coordinator::group::administrator::{Controller, GroupCoordinatorConfig};
+use nisshi_storage::ArcDynStorage;
+use tokio::sync::oneshot;
 use tracing::{error, info};
 
 pub struct EmbeddedBroker {
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -52,43 +54,73 @@ impl EmbeddedBroker {
         };
         let addr = pick_addr(wanted)?;
         let url = url::Url::parse(&format!("tcp://{addr}"))?;
-        let storage = url::Url::parse(&format!("sqlite://{}", path.join("broker.db").display()))?;
-        let broker = Broker::builder()
-            .node_id(nisshi_broker::NODE_ID)
-            .cluster_id("cashflow")
-            .incarnation_id(uuid::Uuid::from_bytes(rand::random()))
-            .advertised_listener(url.clone())
-            .listener(url)
-            .storage(storage)
-            .silent(true)
-            // One member per group here: no need to wait 3 s for others to join.
-            .group_coordinator(GroupCoordinatorConfig {
-                initial_rebalance_delay: Duration::from_millis(200),
-                ..GroupCoordinatorConfig::default()
-            })
-            .build()
-            .await
-            .map_err(|e| anyhow::anyhow!("embedded broker: {e:?}"))?;
-        let task = tokio::spawn(async move {
-            let mut broker = broker;
-            if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
-                error!("embedded broker stopped: {e:?}");
-            }
-        });
+        // nisshi resolves the URL path against the working directory after dropping one leading
+        // "/"; an extra "/" keeps an absolute path absolute.
+        let storage = url::Url::parse(&format!("sqlite:///{}", path.join("broker.db").display()))?;
+        // The broker gets its own thread and runtime: the clients make blocking librdkafka
+        // calls (commit, close) that must never starve the broker they are waiting for.
+        let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("embedded-broker".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("broker").enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let built = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
+                    .node_id(nisshi_broker::NODE_ID)
+                    .cluster_id("cashflow")
+                    .incarnation_id(uuid::Uuid::from_bytes(rand::random()))
+                    .advertised_listener(url.clone())
+                    .listener(url)
+                    .storage(storage)
+                    .silent(true)
+                    // One member per group here: no need to wait 3 s for others to join.
+                    .group_coordinator(GroupCoordinatorConfig {
+                        initial_rebalance_delay: Duration::from_millis(200),
+                        ..GroupCoordinatorConfig::default()
+                    })
+                    .build()
+                    .await;
+                let mut broker = match built {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(anyhow::anyhow!("embedded broker: {e:?}")));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(()));
+                tokio::select! {
+                    r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
+                        error!("embedded broker stopped: {e:?}");
+                    },
+                    _ = stop_rx => {}
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        })?;
+        started_rx.await.map_err(|_| anyhow::anyhow!("embedded broker thread died"))??;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if task.is_finished() || tokio::time::Instant::now() > deadline {
-                task.abort();
+            if thread.is_finished() || tokio::time::Instant::now() > deadline {
+                let _ = stop_tx.send(());
                 anyhow::bail!("embedded broker did not start listening on {addr}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         info!(%addr, storage = %path.display(), "embedded Kafka broker listening");
-        Ok(EmbeddedBroker { addr, task, _dir: dir })
+        Ok(EmbeddedBroker { addr, stop: Some(stop_tx), thread: Some(thread), _dir: dir })
     }
 
-    pub async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 }

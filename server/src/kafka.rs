@@ -55,6 +55,9 @@ pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
         .set("client.id", "cashflow")
+        // Topics are created explicitly (with the right partition count), never by a
+        // metadata request.
+        .set("allow.auto.create.topics", "false")
         // Reconnect quickly in a demo, but do not hammer an absent broker.
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "5000")
@@ -267,5 +270,22 @@ impl RateLimitedLog {
             self.suppressed += 1;
             (false, held)
         }
+    }
+}
+
+/// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
+/// on the broker, so they run on the blocking pool, never on a runtime worker.
+pub async fn close_consumer(consumer: rdkafka::consumer::StreamConsumer<Context>, role: &'static str) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    let done = tokio::task::spawn_blocking(move || {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => info!(consumer = role, "committed offsets"),
+            // NoOffset: nothing consumed since the last commit.
+            Err(e) => debug!(consumer = role, %e, "final commit"),
+        }
+        drop(consumer);
+    });
+    if let Err(e) = done.await {
+        warn!(consumer = role, %e, "closing failed");
     }
 }

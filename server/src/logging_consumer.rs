@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cashflow_shared::Transaction;
 use cashflow_shared::api::LogLine;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -35,9 +35,12 @@ pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut r
     let group = format!("{}-logger", settings.group_prefix);
     let consumer: StreamConsumer<Context> =
         consumer_config(&brokers, &settings.kafka, &group).create_with_context(Context { shared: shared.clone(), role: "logging consumer" })?;
-    tokio::select! {
-        _ = token.cancelled() => return Ok(()),
-        r = ready.wait_for(|r| *r) => { r?; }
+    let ready = tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    };
+    if !ready {
+        return Ok(());
     }
     consumer.subscribe(&[&settings.topic])?;
     info!(%group, topic = %settings.topic, "logging consumer started");
@@ -72,9 +75,6 @@ pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut r
             Err(e) => return Err(e.into()),
         }
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        // Nothing stored yet is the usual reason; the next start resumes from the last commit.
-        tracing::debug!(%e, "logging consumer: final commit");
-    }
+    crate::kafka::close_consumer(consumer, "logging consumer").await;
     Ok(())
 }

@@ -164,9 +164,12 @@ pub fn create(settings: &Settings, brokers: &str, shared: Arc<Shared>) -> anyhow
 impl ProducerTask {
     pub async fn run(mut self, mut commands: mpsc::Receiver<(Command, Reply)>, mut ready: watch::Receiver<bool>, token: CancellationToken) {
         // Nothing is produced before the topic exists; commands wait in the channel meanwhile.
-        tokio::select! {
-            _ = token.cancelled() => return self.finish().await,
-            r = ready.wait_for(|r| *r) => if r.is_err() { return self.finish().await },
+        let ready = tokio::select! {
+            _ = token.cancelled() => false,
+            r = ready.wait_for(|r| *r) => r.is_ok(),
+        };
+        if !ready {
+            return self.finish().await;
         }
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

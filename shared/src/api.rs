@@ -29,7 +29,7 @@ pub struct AccountBalance {
 }
 
 /// `GET /api/producer`: what the producer sent and what Kafka acknowledged.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProducerStats {
     pub running: bool,
     /// Target rate in transactions per second; `None` is "as fast as possible".

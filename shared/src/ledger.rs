@@ -264,7 +264,8 @@ mod tests {
                 let p = live[(state >> 33) as usize % live.len()];
                 let t = &logs[p][cursors[p]];
                 let pos = Position { partition: p as i32, offset: cursors[p] as i64 };
-                prop_assert!(matches!(ledger.apply(t, Some(pos)), Outcome::Applied { .. }));
+                let applied = matches!(ledger.apply(t, Some(pos)), Outcome::Applied { .. });
+                prop_assert!(applied, "a new record must apply");
                 // Redelivery of anything up to here changes nothing.
                 if state % 3 == 0 {
                     prop_assert_eq!(ledger.apply(t, Some(pos)), Outcome::Replayed);
