@@ -57,29 +57,49 @@ impl App {
             None => {
                 #[cfg(feature = "embedded-broker")]
                 {
-                    let e = crate::embedded::EmbeddedBroker::start(settings.embedded_listen, None).await?;
+                    let e = crate::embedded::EmbeddedBroker::start(settings.embedded_listen, None)
+                        .await?;
                     let addr = e.addr.to_string();
                     embedded = Some(e);
                     addr
                 }
                 #[cfg(not(feature = "embedded-broker"))]
-                anyhow::bail!("no --brokers given and this build has no embedded broker (feature \"embedded-broker\")");
+                anyhow::bail!(
+                    "no --brokers given and this build has no embedded broker (feature \"embedded-broker\")"
+                );
             }
         };
         info!(%brokers, topic = %settings.topic, "connecting to Kafka");
         let shared = Arc::new(Shared::new(
             settings.topic.clone(),
             Ledger::new(settings.opening_balance),
-            BrokerHealth { bootstrap_servers: brokers.clone(), embedded: settings.brokers.is_none(), ..Default::default() },
+            BrokerHealth {
+                bootstrap_servers: brokers.clone(),
+                embedded: settings.brokers.is_none(),
+                ..Default::default()
+            },
         ));
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);
 
-        let admin: AdminClient<Context> =
-            base_config(&brokers, &settings.kafka).create_with_context(Context { shared: shared.clone(), role: "admin" })?;
-        let spec = TopicSpec { name: settings.topic.clone(), partitions: settings.partitions, replication: settings.replication_factor };
-        tracker.spawn(watch_broker(Arc::new(admin), shared.clone(), spec, ready_tx, token.clone()));
+        let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
+            .create_with_context(Context {
+                shared: shared.clone(),
+                role: "admin",
+            })?;
+        let spec = TopicSpec {
+            name: settings.topic.clone(),
+            partitions: settings.partitions,
+            replication: settings.replication_factor,
+        };
+        tracker.spawn(watch_broker(
+            Arc::new(admin),
+            shared.clone(),
+            spec,
+            ready_tx,
+            token.clone(),
+        ));
 
         let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
         // The producer has its own token: at shutdown it stops (and flushes) first.
@@ -89,15 +109,31 @@ impl App {
         spawn_logged(
             &tracker,
             "logging consumer",
-            logging_consumer::run(settings.clone(), brokers.clone(), shared.clone(), ready.clone(), token.clone()),
+            logging_consumer::run(
+                settings.clone(),
+                brokers.clone(),
+                shared.clone(),
+                ready.clone(),
+                token.clone(),
+            ),
         );
 
-        let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
-        let router = http::router(http::AppState { shared: shared.clone(), producer: handle.clone() }, &settings.web_dir);
+        let router = http::router(
+            http::AppState {
+                shared: shared.clone(),
+                producer: handle.clone(),
+            },
+            &settings.web_dir,
+        );
         let http_token = token.clone();
         spawn_logged(&tracker, "http server", async move {
-            axum::serve(listener, router).with_graceful_shutdown(http_token.cancelled_owned()).await?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(http_token.cancelled_owned())
+                .await?;
             Ok(())
         });
 
@@ -124,7 +160,13 @@ impl App {
         let h = spawn_logged(
             &self.tracker,
             "balance calculator",
-            balance_consumer::run(self.settings.clone(), self.brokers.clone(), self.shared.clone(), self.ready.clone(), t.clone()),
+            balance_consumer::run(
+                self.settings.clone(),
+                self.brokers.clone(),
+                self.shared.clone(),
+                self.ready.clone(),
+                t.clone(),
+            ),
         );
         *self.balance.lock().await = Some((t, h));
     }
@@ -151,7 +193,10 @@ impl App {
         self.token.cancel();
         let _ = self.producer_task.await;
         self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait())
+            .await
+            .is_err()
+        {
             warn!("some tasks did not stop within 30 s");
         }
         #[cfg(feature = "embedded-broker")]

@@ -23,10 +23,19 @@ use crate::config::Settings;
 use crate::kafka::{Context, RateLimitedLog, consumer_config, is_transient};
 use crate::state::Shared;
 
-pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut ready: watch::Receiver<bool>, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    mut ready: watch::Receiver<bool>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let group = format!("{}-balance", settings.group_prefix);
-    let consumer: StreamConsumer<Context> =
-        consumer_config(&brokers, &settings.kafka, &group).create_with_context(Context { shared: shared.clone(), role: "balance calculator" })?;
+    let consumer: StreamConsumer<Context> = consumer_config(&brokers, &settings.kafka, &group)
+        .create_with_context(Context {
+            shared: shared.clone(),
+            role: "balance calculator",
+        })?;
     let ready = tokio::select! {
         _ = token.cancelled() => false,
         r = ready.wait_for(|r| *r) => r.is_ok(),
@@ -55,15 +64,22 @@ pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut r
             }
             Err(e) => return Err(e.into()),
         };
-        let pos = Position { partition: msg.partition(), offset: msg.offset() };
+        let pos = Position {
+            partition: msg.partition(),
+            offset: msg.offset(),
+        };
         match Transaction::parse(msg.payload().unwrap_or_default()) {
             Ok(tx) => {
                 let outcome = shared.ledger_mut().apply(&tx, Some(pos));
-                if let Outcome::Applied { balance, producer_agrees: Some(false), .. } = outcome {
-                    if mismatch_log.admit().0 {
-                        warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
-                              computed = %balance, "producer's new_balance disagrees with the ledger");
-                    }
+                if let Outcome::Applied {
+                    balance,
+                    producer_agrees: Some(false),
+                    ..
+                } = outcome
+                    && mismatch_log.admit().0
+                {
+                    warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
+                          computed = %balance, "producer's new_balance disagrees with the ledger");
                 }
             }
             Err(e) => {
@@ -73,7 +89,11 @@ pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut r
                     shared.malformed.fetch_add(1, Ordering::Relaxed);
                 }
                 if first_time && malformed_log.admit().0 {
-                    warn!(partition = pos.partition, offset = pos.offset, "malformed record skipped: {e}");
+                    warn!(
+                        partition = pos.partition,
+                        offset = pos.offset,
+                        "malformed record skipped: {e}"
+                    );
                 }
             }
         }

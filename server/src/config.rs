@@ -23,7 +23,9 @@ impl Rate {
         if s.eq_ignore_ascii_case("max") {
             return Ok(Rate::Max);
         }
-        let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number or \"max\""))?;
+        let v: f64 = s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number or \"max\""))?;
         Rate::per_second(v)
     }
 
@@ -31,7 +33,9 @@ impl Rate {
         if (MIN_RATE..=MAX_RATE).contains(&v) {
             Ok(Rate::PerSecond(v))
         } else {
-            Err(format!("rate must be between {MIN_RATE} and {MAX_RATE} per second, or \"max\"; got {v}"))
+            Err(format!(
+                "rate must be between {MIN_RATE} and {MAX_RATE} per second, or \"max\"; got {v}"
+            ))
         }
     }
 
@@ -107,7 +111,11 @@ pub struct Cli {
           value_delimiter = ',', value_parser = parse_kv)]
     pub kafka: Vec<(String, String)>,
     /// Where the embedded broker listens (the next free port if taken).
-    #[arg(long, env = "CASHFLOW_EMBEDDED_LISTEN", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "CASHFLOW_EMBEDDED_LISTEN",
+        default_value = "127.0.0.1:9092"
+    )]
     pub embedded_listen: SocketAddr,
     /// Folder with the built browser app (Trunk's output).
     #[arg(long, env = "CASHFLOW_WEB_DIR", default_value = "dist")]
@@ -141,8 +149,17 @@ impl Cli {
             max_amount: self.max_amount,
         };
         generator.validate().map_err(|e| e.to_string())?;
-        if self.topic.is_empty() || self.topic.len() > 200 || !self.topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            return Err(format!("--topic {:?}: use 1-200 of a-z A-Z 0-9 . _ -", self.topic));
+        if self.topic.is_empty()
+            || self.topic.len() > 200
+            || !self
+                .topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(format!(
+                "--topic {:?}: use 1-200 of a-z A-Z 0-9 . _ -",
+                self.topic
+            ));
         }
         if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
             return Err("--brokers is empty; leave it out to use the embedded broker".into());
@@ -169,8 +186,17 @@ impl Cli {
 impl Settings {
     /// Defaults for tests and embedding: everything on loopback with free ports.
     pub fn for_tests(brokers: Option<String>, topic: &str) -> Settings {
-        let cli = Cli::parse_from(["cashflow", "--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--paused"]);
-        let mut s = cli.into_settings().unwrap_or_else(|e| panic!("default settings are valid: {e}"));
+        let cli = Cli::parse_from([
+            "cashflow",
+            "--listen",
+            "127.0.0.1:0",
+            "--embedded-listen",
+            "127.0.0.1:0",
+            "--paused",
+        ]);
+        let mut s = cli
+            .into_settings()
+            .unwrap_or_else(|e| panic!("default settings are valid: {e}"));
         s.brokers = brokers;
         s.topic = topic.to_owned();
         s.group_prefix = format!("cashflow-{topic}");
@@ -194,7 +220,10 @@ mod tests {
 
     #[test]
     fn properties_are_key_value() {
-        assert_eq!(parse_kv("linger.ms=5"), Ok(("linger.ms".into(), "5".into())));
+        assert_eq!(
+            parse_kv("linger.ms=5"),
+            Ok(("linger.ms".into(), "5".into()))
+        );
         assert_eq!(parse_kv("a=b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_kv("linger.ms").is_err());
         assert!(parse_kv("=5").is_err());
@@ -207,6 +236,10 @@ mod tests {
         let bad = Cli::parse_from(["cashflow", "--topic", "no spaces"]);
         assert!(bad.into_settings().is_err());
         let bad = Cli::parse_from(["cashflow", "-X", "no.such.property=1"]);
-        assert!(bad.into_settings().unwrap_err().contains("no.such.property"));
+        assert!(
+            bad.into_settings()
+                .unwrap_err()
+                .contains("no.such.property")
+        );
     }
 }

@@ -40,14 +40,20 @@ fn pick_addr(wanted: SocketAddr) -> anyhow::Result<SocketAddr> {
 impl EmbeddedBroker {
     /// Starts the broker and waits until it accepts connections. `data` is the folder of its
     /// SQLite file; `None` uses a temporary folder removed on drop.
-    pub async fn start(wanted: SocketAddr, data: Option<PathBuf>) -> anyhow::Result<EmbeddedBroker> {
+    pub async fn start(
+        wanted: SocketAddr,
+        data: Option<PathBuf>,
+    ) -> anyhow::Result<EmbeddedBroker> {
         let (dir, path) = match data {
             Some(p) => {
-                std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+                std::fs::create_dir_all(&p)
+                    .with_context(|| format!("cannot create {}", p.display()))?;
                 (None, p)
             }
             None => {
-                let d = tempfile::Builder::new().prefix("cashflow-broker-").tempdir()?;
+                let d = tempfile::Builder::new()
+                    .prefix("cashflow-broker-")
+                    .tempdir()?;
                 let p = d.path().to_owned();
                 (Some(d), p)
             }
@@ -61,48 +67,57 @@ impl EmbeddedBroker {
         // calls (commit, close) that must never starve the broker they are waiting for.
         let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("embedded-broker".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("broker").enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = started_tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let built = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
-                    .node_id(nisshi_broker::NODE_ID)
-                    .cluster_id("cashflow")
-                    .incarnation_id(uuid::Uuid::from_bytes(rand::random()))
-                    .advertised_listener(url.clone())
-                    .listener(url)
-                    .storage(storage)
-                    .silent(true)
-                    // One member per group here: no need to wait 3 s for others to join.
-                    .group_coordinator(GroupCoordinatorConfig {
-                        initial_rebalance_delay: Duration::from_millis(200),
-                        ..GroupCoordinatorConfig::default()
-                    })
+        let thread = std::thread::Builder::new()
+            .name("embedded-broker".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("broker")
+                    .enable_all()
                     .build()
-                    .await;
-                let mut broker = match built {
-                    Ok(b) => b,
+                {
+                    Ok(rt) => rt,
                     Err(e) => {
-                        let _ = started_tx.send(Err(anyhow::anyhow!("embedded broker: {e:?}")));
+                        let _ = started_tx.send(Err(e.into()));
                         return;
                     }
                 };
-                let _ = started_tx.send(Ok(()));
-                tokio::select! {
-                    r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
-                        error!("embedded broker stopped: {e:?}");
-                    },
-                    _ = stop_rx => {}
-                }
-            });
-            rt.shutdown_timeout(Duration::from_secs(2));
-        })?;
-        started_rx.await.map_err(|_| anyhow::anyhow!("embedded broker thread died"))??;
+                rt.block_on(async move {
+                    let built = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
+                        .node_id(nisshi_broker::NODE_ID)
+                        .cluster_id("cashflow")
+                        .incarnation_id(uuid::Uuid::from_bytes(rand::random()))
+                        .advertised_listener(url.clone())
+                        .listener(url)
+                        .storage(storage)
+                        .silent(true)
+                        // One member per group here: no need to wait 3 s for others to join.
+                        .group_coordinator(GroupCoordinatorConfig {
+                            initial_rebalance_delay: Duration::from_millis(200),
+                            ..GroupCoordinatorConfig::default()
+                        })
+                        .build()
+                        .await;
+                    let mut broker = match built {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(anyhow::anyhow!("embedded broker: {e:?}")));
+                            return;
+                        }
+                    };
+                    let _ = started_tx.send(Ok(()));
+                    tokio::select! {
+                        r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
+                            error!("embedded broker stopped: {e:?}");
+                        },
+                        _ = stop_rx => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        started_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("embedded broker thread died"))??;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if thread.is_finished() || tokio::time::Instant::now() > deadline {
@@ -112,7 +127,12 @@ impl EmbeddedBroker {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         info!(%addr, storage = %path.display(), "embedded Kafka broker listening");
-        Ok(EmbeddedBroker { addr, stop: Some(stop_tx), thread: Some(thread), _dir: dir })
+        Ok(EmbeddedBroker {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _dir: dir,
+        })
     }
 
     pub async fn stop(mut self) {

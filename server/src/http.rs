@@ -53,8 +53,18 @@ async fn not_built() -> impl IntoResponse {
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
     let broker = s.shared.broker().clone();
     let ok = broker.reachable && broker.topic_ready;
-    let body = Health { status: if ok { "ok" } else { "degraded" }.into(), broker };
-    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
+    let body = Health {
+        status: if ok { "ok" } else { "degraded" }.into(),
+        broker,
+    };
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(body),
+    )
 }
 
 async fn balances(State(s): State<AppState>) -> Json<Balances> {

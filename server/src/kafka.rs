@@ -18,14 +18,28 @@ use crate::state::Shared;
 /// Property names whose values are secrets: never logged.
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "sasl.oauthbearer.config", "key.pem", "token"].iter().any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "sasl.oauthbearer.config",
+        "key.pem",
+        "token",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// `-X` properties as they may be logged.
 pub fn describe_properties(props: &[(String, String)]) -> String {
     props
         .iter()
-        .map(|(k, v)| if is_secret(k) { format!("{k}=***") } else { format!("{k}={v}") })
+        .map(|(k, v)| {
+            if is_secret(k) {
+                format!("{k}=***")
+            } else {
+                format!("{k}={v}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -90,7 +104,10 @@ impl ClientContext for Context {
         debug!(client = self.role, %error, "{reason}");
         let mut b = self.shared.broker();
         b.last_error = Some(reason.to_owned());
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
             b.reachable = false;
         }
     }
@@ -178,7 +195,9 @@ enum CheckError {
 }
 
 fn topic_partitions(admin: &AdminClient<Context>, name: &str) -> Result<Option<usize>, KafkaError> {
-    let m = admin.inner().fetch_metadata(Some(name), Duration::from_secs(3))?;
+    let m = admin
+        .inner()
+        .fetch_metadata(Some(name), Duration::from_secs(3))?;
     Ok(m.topics()
         .iter()
         .find(|t| t.name() == name)
@@ -186,7 +205,10 @@ fn topic_partitions(admin: &AdminClient<Context>, name: &str) -> Result<Option<u
         .map(|t| t.partitions().len()))
 }
 
-async fn partitions_of(admin: &Arc<AdminClient<Context>>, name: &str) -> Result<Option<usize>, CheckError> {
+async fn partitions_of(
+    admin: &Arc<AdminClient<Context>>,
+    name: &str,
+) -> Result<Option<usize>, CheckError> {
     let (a, n) = (admin.clone(), name.to_owned());
     tokio::task::spawn_blocking(move || topic_partitions(&a, &n))
         .await
@@ -195,13 +217,23 @@ async fn partitions_of(admin: &Arc<AdminClient<Context>>, name: &str) -> Result<
 }
 
 /// One metadata round trip; creates the topic when it is missing. Returns its partition count.
-async fn check_once(admin: &Arc<AdminClient<Context>>, topic: &TopicSpec) -> Result<usize, CheckError> {
+async fn check_once(
+    admin: &Arc<AdminClient<Context>>,
+    topic: &TopicSpec,
+) -> Result<usize, CheckError> {
     if let Some(n) = partitions_of(admin, &topic.name).await? {
         return Ok(n);
     }
-    let new = NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(topic.replication));
+    let new = NewTopic::new(
+        &topic.name,
+        topic.partitions,
+        TopicReplication::Fixed(topic.replication),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
-    let res = admin.create_topics([&new], &opts).await.map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    let res = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?;
     for r in res {
         match r {
             Ok(_) => info!(topic = %topic.name, partitions = topic.partitions, "created topic"),
@@ -221,7 +253,6 @@ pub fn is_transient(e: &KafkaError) -> bool {
         KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal) | KafkaError::ClientCreation(_)
     ) && !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal))
 }
-
 
 /// Configuration of a consumer in `group` that stores offsets only when told to
 /// (`store_offset_from_message` after processing) and auto-commits what was stored.
@@ -248,7 +279,12 @@ pub struct RateLimitedLog {
 
 impl RateLimitedLog {
     pub fn new(per_second: u32) -> Self {
-        RateLimitedLog { per_second, window_start: std::time::Instant::now(), in_window: 0, suppressed: 0 }
+        RateLimitedLog {
+            per_second,
+            window_start: std::time::Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
     }
 
     /// Whether to log this event; `Some(n)` as the second value when `n` were held back
@@ -275,7 +311,10 @@ impl RateLimitedLog {
 
 /// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
 /// on the broker, so they run on the blocking pool, never on a runtime worker.
-pub async fn close_consumer(consumer: rdkafka::consumer::StreamConsumer<Context>, role: &'static str) {
+pub async fn close_consumer(
+    consumer: rdkafka::consumer::StreamConsumer<Context>,
+    role: &'static str,
+) {
     use rdkafka::consumer::{CommitMode, Consumer};
     let done = tokio::task::spawn_blocking(move || {
         match consumer.commit_consumer_state(CommitMode::Sync) {

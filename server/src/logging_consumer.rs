@@ -21,20 +21,43 @@ use crate::state::Shared;
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {
     let text = match msg.payload().map(Transaction::parse) {
         Some(Ok(tx)) => {
-            let balance = tx.new_balance.map(|b| format!(", new balance {b}")).unwrap_or_default();
-            let count = tx.producer_count().map(|c| format!(", transaction #{c}")).unwrap_or_default();
-            format!("account {}: {} {}{balance}{count} ({})", tx.account, tx.transaction_type, tx.amount, tx.transaction_id)
+            let balance = tx
+                .new_balance
+                .map(|b| format!(", new balance {b}"))
+                .unwrap_or_default();
+            let count = tx
+                .producer_count()
+                .map(|c| format!(", transaction #{c}"))
+                .unwrap_or_default();
+            format!(
+                "account {}: {} {}{balance}{count} ({})",
+                tx.account, tx.transaction_type, tx.amount, tx.transaction_id
+            )
         }
         Some(Err(e)) => format!("skipped a malformed record: {e}"),
         None => "skipped an empty record".to_owned(),
     };
-    LogLine { partition: msg.partition(), offset: msg.offset(), timestamp_ms: msg.timestamp().to_millis(), text }
+    LogLine {
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp_ms: msg.timestamp().to_millis(),
+        text,
+    }
 }
 
-pub async fn run(settings: Settings, brokers: String, shared: Arc<Shared>, mut ready: watch::Receiver<bool>, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    mut ready: watch::Receiver<bool>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let group = format!("{}-logger", settings.group_prefix);
-    let consumer: StreamConsumer<Context> =
-        consumer_config(&brokers, &settings.kafka, &group).create_with_context(Context { shared: shared.clone(), role: "logging consumer" })?;
+    let consumer: StreamConsumer<Context> = consumer_config(&brokers, &settings.kafka, &group)
+        .create_with_context(Context {
+            shared: shared.clone(),
+            role: "logging consumer",
+        })?;
     let ready = tokio::select! {
         _ = token.cancelled() => false,
         r = ready.wait_for(|r| *r) => r.is_ok(),

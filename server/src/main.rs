@@ -16,7 +16,13 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // One clear line instead of clap's usage block.
-            let first = e.to_string().lines().next().unwrap_or("invalid arguments").trim().to_owned();
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim()
+                .to_owned();
             eprintln!("{first} (see cashflow --help)");
             return ExitCode::from(2);
         }
@@ -29,7 +35,10 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,cashflow=info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,cashflow=info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let rt = match tokio::runtime::Runtime::new() {

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cashflow_shared::api::DeliveredTotals;
 use cashflow_shared::generator::{Generator, GeneratorSettings, MAX_ACCOUNTS};
 use cashflow_shared::transaction::MAX_AMOUNT;
 use cashflow_shared::{AccountId, Money, Transaction, TxType};
@@ -42,7 +41,11 @@ pub enum Command {
     SetSettings(GeneratorSettings),
     /// Send N random transactions as fast as possible, whether running or paused.
     Burst(u64),
-    Manual { account: AccountId, transaction_type: TxType, amount: Money },
+    Manual {
+        account: AccountId,
+        transaction_type: TxType,
+        amount: Money,
+    },
 }
 
 /// The producer's settings after a command.
@@ -57,6 +60,8 @@ pub struct Status {
 }
 
 type Reply = oneshot::Sender<Result<Status, String>>;
+/// Commands as the producer task receives them.
+pub type Commands = mpsc::Receiver<(Command, Reply)>;
 
 /// Sends commands to the running producer.
 #[derive(Clone)]
@@ -67,8 +72,12 @@ pub struct ProducerHandle {
 impl ProducerHandle {
     pub async fn send(&self, cmd: Command) -> Result<Status, String> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send((cmd, reply)).await.map_err(|_| "the producer has stopped".to_string())?;
-        rx.await.map_err(|_| "the producer has stopped".to_string())?
+        self.tx
+            .send((cmd, reply))
+            .await
+            .map_err(|_| "the producer has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the producer has stopped".to_string())?
     }
 }
 
@@ -99,7 +108,7 @@ impl ProducerContext for DeliveryContext {
         match result {
             Ok(_) => {
                 p.delivered += 1;
-                let t = p.delivered_by_account.entry(sent.account).or_insert(DeliveredTotals::default());
+                let t = p.delivered_by_account.entry(sent.account).or_default();
                 t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
                 t.count += 1;
             }
@@ -115,7 +124,10 @@ impl ProducerContext for DeliveryContext {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub struct ProducerTask {
@@ -131,16 +143,26 @@ pub struct ProducerTask {
 }
 
 /// Creates the producer; `run` it once the topic is ready.
-pub fn create(settings: &Settings, brokers: &str, shared: Arc<Shared>) -> anyhow::Result<(ProducerTask, ProducerHandle, mpsc::Receiver<(Command, Reply)>)> {
+pub fn create(
+    settings: &Settings,
+    brokers: &str,
+    shared: Arc<Shared>,
+) -> anyhow::Result<(ProducerTask, ProducerHandle, Commands)> {
     let mut cfg = base_config(brokers, &settings.kafka);
     cfg.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "100000");
-    let ctx = DeliveryContext { inner: Context { shared: shared.clone(), role: "producer" } };
+    let ctx = DeliveryContext {
+        inner: Context {
+            shared: shared.clone(),
+            role: "producer",
+        },
+    };
     let producer: ThreadedProducer<DeliveryContext> = cfg.create_with_context(ctx)?;
-    let generator = Generator::new(settings.generator.clone(), settings.opening_balance).map_err(|e| anyhow::anyhow!(e))?;
+    let generator = Generator::new(settings.generator.clone(), settings.opening_balance)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let (tx, rx) = mpsc::channel(64);
     {
         let mut p = shared.producer();
@@ -162,7 +184,12 @@ pub fn create(settings: &Settings, brokers: &str, shared: Arc<Shared>) -> anyhow
 }
 
 impl ProducerTask {
-    pub async fn run(mut self, mut commands: mpsc::Receiver<(Command, Reply)>, mut ready: watch::Receiver<bool>, token: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut commands: Commands,
+        mut ready: watch::Receiver<bool>,
+        token: CancellationToken,
+    ) {
         // Nothing is produced before the topic exists; commands wait in the channel meanwhile.
         let ready = tokio::select! {
             _ = token.cancelled() => false,
@@ -246,15 +273,25 @@ impl ProducerTask {
                 }
                 self.burst = self.burst.saturating_add(n).min(MAX_BURST);
             }
-            Command::Manual { account, transaction_type, amount } => {
+            Command::Manual {
+                account,
+                transaction_type,
+                amount,
+            } => {
                 if !(1..=MAX_ACCOUNTS).contains(&account) {
-                    return Err(format!("account must be between 1 and {MAX_ACCOUNTS}, got {account}"));
+                    return Err(format!(
+                        "account must be between 1 and {MAX_ACCOUNTS}, got {account}"
+                    ));
                 }
                 if !amount.is_positive() || amount > MAX_AMOUNT {
-                    return Err(format!("amount must be between 0.01 and {MAX_AMOUNT}, got {amount}"));
+                    return Err(format!(
+                        "amount must be between 0.01 and {MAX_AMOUNT}, got {amount}"
+                    ));
                 }
                 let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-                let tx = self.generator.make(account, transaction_type, amount, id, now_ms());
+                let tx = self
+                    .generator
+                    .make(account, transaction_type, amount, id, now_ms());
                 if !self.publish(tx.clone(), token).await {
                     return Err("shutting down".into());
                 }
@@ -271,9 +308,15 @@ impl ProducerTask {
     async fn publish(&mut self, tx: Transaction, token: &CancellationToken) -> bool {
         let key = tx.account.to_string();
         let payload = tx.to_json();
-        let mut sent = Box::new(Sent { account: tx.account, delta: tx.delta() });
+        let mut sent = Box::new(Sent {
+            account: tx.account,
+            delta: tx.delta(),
+        });
         loop {
-            let record = BaseRecord::with_opaque_to(&self.topic, sent).key(&key).payload(&payload).timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
+            let record = BaseRecord::with_opaque_to(&self.topic, sent)
+                .key(&key)
+                .payload(&payload)
+                .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
             match self.producer.send(record) {
                 Ok(()) => {
                     self.shared.producer().sent += 1;
@@ -312,7 +355,12 @@ impl ProducerTask {
         .await;
         let p = shared.producer();
         match flushed {
-            Ok((Ok(()), _)) => info!(sent = p.sent, delivered = p.delivered, failed = p.failed, "producer flushed"),
+            Ok((Ok(()), _)) => info!(
+                sent = p.sent,
+                delivered = p.delivered,
+                failed = p.failed,
+                "producer flushed"
+            ),
             Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
             Err(e) => warn!(%e, "producer flush task failed"),
         }

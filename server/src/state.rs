@@ -53,7 +53,11 @@ impl Shared {
             accounts: l
                 .accounts()
                 .iter()
-                .map(|(a, s)| AccountBalance { account: *a, balance: s.balance, count: s.count })
+                .map(|(a, s)| AccountBalance {
+                    account: *a,
+                    balance: s.balance,
+                    count: s.count,
+                })
                 .collect(),
             next_offsets: l.next_offsets().clone(),
             stats: l.stats(),

@@ -21,8 +21,15 @@ fn fails_with_one_line(args: &[&str], want: &str) {
     let out = cashflow().args(args).output().expect("run cashflow");
     assert_eq!(out.status.code(), Some(2), "{args:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line for {args:?}, got:\n{err}");
-    assert!(err.contains(want), "{args:?}: {err:?} should mention {want:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line for {args:?}, got:\n{err}"
+    );
+    assert!(
+        err.contains(want),
+        "{args:?}: {err:?} should mention {want:?}"
+    );
 }
 
 #[test]
@@ -50,8 +57,18 @@ fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     let out = child.stdout.take().expect("stdout");
     let err = child.stderr.take().expect("stderr");
     let tx2 = tx.clone();
-    std::thread::spawn(move || BufReader::new(out).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
-    std::thread::spawn(move || BufReader::new(err).lines().map_while(Result::ok).for_each(|l| drop(tx2.send(l))));
+    std::thread::spawn(move || {
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| drop(tx.send(l)))
+    });
+    std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| drop(tx2.send(l)))
+    });
     rx
 }
 
@@ -65,11 +82,18 @@ fn wait_line(rx: &mpsc::Receiver<String>, limit: Duration, pred: impl Fn(&str) -
             Err(_) => break,
         }
     }
-    panic!("no matching line within {limit:?}; saw:\n{}", seen.join("\n"));
+    panic!(
+        "no matching line within {limit:?}; saw:\n{}",
+        seen.join("\n")
+    );
 }
 
 fn url_of(line: &str) -> String {
-    line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").trim_end_matches('/').to_owned()
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 fn sigterm(child: &std::process::Child) {
@@ -101,10 +125,21 @@ async fn unreachable_broker_is_reported_quickly() {
         .expect("spawn");
     let rx = lines(&mut child);
     let started = Instant::now();
-    let url = url_of(&wait_line(&rx, Duration::from_secs(20), |l| l.contains("http://")));
-    let warning = wait_line(&rx, Duration::from_secs(10), |l| l.contains("WARN") && l.contains("unreachable"));
-    assert!(started.elapsed() < Duration::from_secs(10), "warned after {:?}", started.elapsed());
-    assert!(warning.contains("127.0.0.1:1"), "names the broker: {warning}");
+    let url = url_of(&wait_line(&rx, Duration::from_secs(20), |l| {
+        l.contains("http://")
+    }));
+    let warning = wait_line(&rx, Duration::from_secs(10), |l| {
+        l.contains("WARN") && l.contains("unreachable")
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "warned after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        warning.contains("127.0.0.1:1"),
+        "names the broker: {warning}"
+    );
     let resp = reqwest::get(format!("{url}/health")).await.expect("health");
     assert_eq!(resp.status(), 503);
     let h: cashflow_shared::api::Health = resp.json().await.expect("json");
@@ -120,27 +155,46 @@ async fn unreachable_broker_is_reported_quickly() {
 #[tokio::test]
 async fn embedded_demo_serves_balances_and_stops_gracefully() {
     let mut child = cashflow()
-        .args(["--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--rate", "200"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--embedded-listen",
+            "127.0.0.1:0",
+            "--rate",
+            "200",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let rx = lines(&mut child);
-    let url = url_of(&wait_line(&rx, Duration::from_secs(30), |l| l.contains("http://")));
+    let url = url_of(&wait_line(&rx, Duration::from_secs(30), |l| {
+        l.contains("http://")
+    }));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let b: cashflow_shared::api::Balances = reqwest::get(format!("{url}/api/balances")).await.expect("get").json().await.expect("json");
+        let b: cashflow_shared::api::Balances = reqwest::get(format!("{url}/api/balances"))
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
         if b.stats.applied >= 50 {
             assert!(!b.accounts.is_empty());
             break;
         }
-        assert!(Instant::now() < deadline, "no transactions applied within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "no transactions applied within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let h = reqwest::get(format!("{url}/health")).await.expect("health");
     assert_eq!(h.status(), 200);
     sigterm(&child);
-    let _ = wait_line(&rx, Duration::from_secs(30), |l| l.contains("producer flushed"));
+    let _ = wait_line(&rx, Duration::from_secs(30), |l| {
+        l.contains("producer flushed")
+    });
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "exit status {status:?}");
 }

@@ -95,10 +95,11 @@ def main():
         assert a["balance"] == 110, a
         checks += 1
 
-        groups = admin.list_groups(timeout=10)
-        names = {g.id for g in groups}
+        groups = admin.list_consumer_groups(request_timeout=10).result()
+        names = {g.group_id for g in groups.valid}
         assert {"cashflow-balance", "cashflow-logger"} <= names, names
         checks += 1
+        del p, admin  # close our clients before the broker goes away
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)

@@ -16,7 +16,12 @@ const WAIT: Duration = Duration::from_secs(90);
 
 async fn balances(app: &App) -> Balances {
     let url = format!("http://{}/api/balances", app.http_addr);
-    reqwest::get(&url).await.expect("GET /api/balances").json().await.expect("balances JSON")
+    reqwest::get(&url)
+        .await
+        .expect("GET /api/balances")
+        .json()
+        .await
+        .expect("balances JSON")
 }
 
 async fn wait_applied(app: &App, n: u64) -> Balances {
@@ -39,14 +44,32 @@ async fn wait_delivered(app: &App, n: u64) {
 /// The calculator's balances equal opening + what the producer saw acknowledged.
 fn assert_reconciles(app: &App, b: &Balances) {
     let p = app.shared.producer().clone();
-    let by_account: BTreeMap<_, _> = b.accounts.iter().map(|a| (a.account, (a.balance, a.count))).collect();
-    assert_eq!(by_account.len(), p.delivered_by_account.len(), "same accounts");
+    let by_account: BTreeMap<_, _> = b
+        .accounts
+        .iter()
+        .map(|a| (a.account, (a.balance, a.count)))
+        .collect();
+    assert_eq!(
+        by_account.len(),
+        p.delivered_by_account.len(),
+        "same accounts"
+    );
     for (acct, d) in &p.delivered_by_account {
         let expected = b.opening_balance.checked_add(d.net).unwrap();
-        assert_eq!(by_account.get(acct), Some(&(expected, d.count)), "account {acct}");
+        assert_eq!(
+            by_account.get(acct),
+            Some(&(expected, d.count)),
+            "account {acct}"
+        );
     }
-    assert_eq!(b.stats.mismatches, 0, "producer and calculator agree on every new_balance");
-    assert_eq!(b.stats.applied, p.delivered, "applied exactly what was delivered");
+    assert_eq!(
+        b.stats.mismatches, 0,
+        "producer and calculator agree on every new_balance"
+    );
+    assert_eq!(
+        b.stats.applied, p.delivered,
+        "applied exactly what was delivered"
+    );
 }
 
 async fn balances_match_deliveries(broker: Broker) {
@@ -68,18 +91,40 @@ async fn balances_match_deliveries(broker: Broker) {
     let mut net: BTreeMap<u32, i64> = BTreeMap::new();
     for r in &records {
         let tx = Transaction::parse(&r.payload).expect("our records parse");
-        assert_eq!(r.key.as_deref(), Some(tx.account.to_string().as_bytes()), "keyed by account");
-        assert_eq!(*partition_of.entry(tx.account).or_insert(r.partition), r.partition, "account {} on one partition", tx.account);
+        assert_eq!(
+            r.key.as_deref(),
+            Some(tx.account.to_string().as_bytes()),
+            "keyed by account"
+        );
+        assert_eq!(
+            *partition_of.entry(tx.account).or_insert(r.partition),
+            r.partition,
+            "account {} on one partition",
+            tx.account
+        );
         let c = tx.producer_count().expect("summary");
         let prev = last_count.insert(tx.account, c).unwrap_or(0);
-        assert_eq!(c, prev + 1, "account {} out of order at p{}@{}", tx.account, r.partition, r.offset);
+        assert_eq!(
+            c,
+            prev + 1,
+            "account {} out of order at p{}@{}",
+            tx.account,
+            r.partition,
+            r.offset
+        );
         *net.entry(tx.account).or_default() += tx.delta().minor();
     }
     for a in &b.accounts {
-        assert_eq!(a.balance, Money::from_minor(b.opening_balance.minor() + net[&a.account]));
+        assert_eq!(
+            a.balance,
+            Money::from_minor(b.opening_balance.minor() + net[&a.account])
+        );
     }
     let partitions: std::collections::HashSet<_> = records.iter().map(|r| r.partition).collect();
-    assert!(partitions.len() > 1, "keys spread over partitions, not all on one");
+    assert!(
+        partitions.len() > 1,
+        "keys spread over partitions, not all on one"
+    );
     assert_eq!(b.next_offsets.len(), partitions.len());
     app.shutdown().await;
 }
@@ -97,10 +142,16 @@ async fn embedded_balances_match_deliveries() {
 async fn restart_resumes_from_commits(broker: Broker) {
     let topic = unique("restart");
     let app = spawn_app(broker, &topic).await;
-    app.producer.send(Command::Burst(1_000)).await.expect("burst");
+    app.producer
+        .send(Command::Burst(1_000))
+        .await
+        .expect("burst");
     wait_applied(&app, 1_000).await;
     // Restart while a second burst is being produced and consumed.
-    app.producer.send(Command::Burst(2_000)).await.expect("burst");
+    app.producer
+        .send(Command::Burst(2_000))
+        .await
+        .expect("burst");
     wait_applied(&app, 1_100).await;
     app.restart_balance_consumer().await;
     wait_delivered(&app, 3_000).await;
@@ -133,7 +184,11 @@ fn original_messages() -> Vec<String> {
     let mut count: BTreeMap<u32, u64> = BTreeMap::new();
     for i in 0..60u32 {
         let account = 1 + i % 4;
-        let (ty, amount) = if i % 3 == 0 { ("Debit", 7 + i as i64 % 5) } else { ("Credit", 3 + i as i64 % 11) };
+        let (ty, amount) = if i % 3 == 0 {
+            ("Debit", 7 + i as i64 % 5)
+        } else {
+            ("Credit", 3 + i as i64 % 11)
+        };
         let b = balance.entry(account).or_insert(100);
         *b += if ty == "Credit" { amount } else { -amount };
         let c = count.entry(account).or_insert(0);
@@ -151,12 +206,24 @@ async fn accepts_the_originals_messages(broker: Broker) {
     let producer = common::raw_producer(&app.brokers);
     let msgs = original_messages();
     for m in &msgs {
-        producer.send(FutureRecord::to(&topic).key("transaction").payload(m), Duration::from_secs(10)).await.expect("produce");
+        producer
+            .send(
+                FutureRecord::to(&topic).key("transaction").payload(m),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
     }
     // One with a wrong new_balance and one that is not a transaction at all.
     let wrong = r#"{"account": 9, "transaction_id": "9-Credit-x", "transaction_type": "Credit", "amount": 5, "new_balance": 1, "transaction_summary": {"Transactions for Customer ID 9": 1}}"#;
     for m in [wrong, "{not json"] {
-        producer.send(FutureRecord::to(&topic).key("transaction").payload(m), Duration::from_secs(10)).await.expect("produce");
+        producer
+            .send(
+                FutureRecord::to(&topic).key("transaction").payload(m),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
     }
     let b = wait_for(WAIT, "all records handled", || async {
         let b = balances(&app).await;
@@ -165,15 +232,26 @@ async fn accepts_the_originals_messages(broker: Broker) {
     .await;
     assert_eq!(b.stats.mismatches, 1, "the wrong new_balance is flagged");
     let acct9 = b.accounts.iter().find(|a| a.account == 9).unwrap();
-    assert_eq!(acct9.balance, Money::from_major(105), "computed, not trusted");
+    assert_eq!(
+        acct9.balance,
+        Money::from_major(105),
+        "computed, not trusted"
+    );
     // The original's own new_balance values reconcile exactly with ours.
     for m in msgs.iter().rev() {
         let v: serde_json::Value = serde_json::from_str(m).unwrap();
         let acct = v["account"].as_u64().unwrap() as u32;
         let a = b.accounts.iter().find(|a| a.account == acct).unwrap();
-        let last = msgs.iter().rev().find(|m| m.starts_with(&format!(r#"{{"account": {acct},"#))).unwrap();
+        let last = msgs
+            .iter()
+            .rev()
+            .find(|m| m.starts_with(&format!(r#"{{"account": {acct},"#)))
+            .unwrap();
         let lv: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(a.balance, Money::from_major(lv["new_balance"].as_i64().unwrap()));
+        assert_eq!(
+            a.balance,
+            Money::from_major(lv["new_balance"].as_i64().unwrap())
+        );
     }
     // All on one partition, like the original: the ledger still works.
     assert_eq!(b.next_offsets.len(), 1);
@@ -220,14 +298,31 @@ async fn manual_transaction_changes_one_balance_exactly() {
     let app = spawn_app(Broker::Embedded, &topic).await;
     let st = app
         .producer
-        .send(Command::Manual { account: 3, transaction_type: cashflow_shared::TxType::Debit, amount: Money::from_minor(1234) })
+        .send(Command::Manual {
+            account: 3,
+            transaction_type: cashflow_shared::TxType::Debit,
+            amount: Money::from_minor(1234),
+        })
         .await
         .expect("manual");
-    assert_eq!(st.manual.as_ref().map(|t| t.new_balance), Some(Some(Money::from_minor(100_00 - 12_34))));
+    assert_eq!(
+        st.manual.as_ref().map(|t| t.new_balance),
+        Some(Some(Money::from_minor(10_000 - 1_234)))
+    );
     let b = wait_applied(&app, 1).await;
     assert_eq!(b.accounts.len(), 1);
-    assert_eq!((b.accounts[0].account, b.accounts[0].balance), (3, Money::from_minor(8766)));
-    let bad = app.producer.send(Command::Manual { account: 0, transaction_type: cashflow_shared::TxType::Credit, amount: Money::from_major(1) }).await;
+    assert_eq!(
+        (b.accounts[0].account, b.accounts[0].balance),
+        (3, Money::from_minor(8766))
+    );
+    let bad = app
+        .producer
+        .send(Command::Manual {
+            account: 0,
+            transaction_type: cashflow_shared::TxType::Credit,
+            amount: Money::from_major(1),
+        })
+        .await;
     assert!(bad.unwrap_err().contains("account must be"));
     let bad = app.producer.send(Command::Burst(0)).await;
     assert!(bad.is_err());

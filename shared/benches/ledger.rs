@@ -8,7 +8,14 @@ use rand::rngs::SmallRng;
 
 fn bench(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(1);
-    let mut g = Generator::new(GeneratorSettings { accounts: 100, ..Default::default() }, Money::from_major(100)).unwrap();
+    let mut g = Generator::new(
+        GeneratorSettings {
+            accounts: 100,
+            ..Default::default()
+        },
+        Money::from_major(100),
+    )
+    .unwrap();
     let txs: Vec<_> = (0..10_000).map(|i| g.next(&mut rng, i)).collect();
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(txs.len() as u64));
@@ -17,7 +24,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut l = Ledger::with_id_window(Money::from_major(100), window);
                 for (i, t) in txs.iter().enumerate() {
-                    l.apply(t, Some(Position { partition: (t.account % 6) as i32, offset: i as i64 }));
+                    l.apply(
+                        t,
+                        Some(Position {
+                            partition: (t.account % 6) as i32,
+                            offset: i as i64,
+                        }),
+                    );
                 }
                 l
             })
@@ -25,7 +38,11 @@ fn bench(c: &mut Criterion) {
     }
     group.bench_function("parse_10k", |b| {
         let raw: Vec<String> = txs.iter().map(|t| t.to_json()).collect();
-        b.iter(|| raw.iter().filter(|r| cashflow_shared::Transaction::parse(r.as_bytes()).is_ok()).count())
+        b.iter(|| {
+            raw.iter()
+                .filter(|r| cashflow_shared::Transaction::parse(r.as_bytes()).is_ok())
+                .count()
+        })
     });
     group.finish();
 }

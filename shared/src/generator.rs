@@ -61,7 +61,10 @@ impl GeneratorSettings {
             || self.min_amount > self.max_amount
             || self.max_amount > crate::transaction::MAX_AMOUNT
         {
-            return Err(SettingsError::Amounts { min: self.min_amount, got_max: self.max_amount });
+            return Err(SettingsError::Amounts {
+                min: self.min_amount,
+                got_max: self.max_amount,
+            });
         }
         Ok(())
     }
@@ -78,7 +81,11 @@ pub struct Generator {
 impl Generator {
     pub fn new(settings: GeneratorSettings, opening: Money) -> Result<Self, SettingsError> {
         settings.validate()?;
-        Ok(Generator { settings, opening, book: BTreeMap::new() })
+        Ok(Generator {
+            settings,
+            opening,
+            book: BTreeMap::new(),
+        })
     }
 
     pub fn settings(&self) -> &GeneratorSettings {
@@ -93,15 +100,23 @@ impl Generator {
 
     /// The producer's view of an account.
     pub fn view(&self, account: AccountId) -> AccountState {
-        self.book.get(&account).copied().unwrap_or(AccountState { balance: self.opening, count: 0 })
+        self.book.get(&account).copied().unwrap_or(AccountState {
+            balance: self.opening,
+            count: 0,
+        })
     }
 
     /// A random transaction on a random account, recorded in the producer's view.
     pub fn next<R: Rng + ?Sized>(&mut self, rng: &mut R, timestamp_ms: i64) -> Transaction {
         let s = &self.settings;
         let account = rng.random_range(1..=s.accounts);
-        let amount = Money::from_minor(rng.random_range(s.min_amount.minor()..=s.max_amount.minor()));
-        let mut ty = if rng.random_range(0..100u8) < s.credit_percent { TxType::Credit } else { TxType::Debit };
+        let amount =
+            Money::from_minor(rng.random_range(s.min_amount.minor()..=s.max_amount.minor()));
+        let mut ty = if rng.random_range(0..100u8) < s.credit_percent {
+            TxType::Credit
+        } else {
+            TxType::Debit
+        };
         if ty == TxType::Debit && self.view(account).balance < amount {
             ty = TxType::Credit; // no overdrafts in this bank
         }
@@ -110,13 +125,31 @@ impl Generator {
     }
 
     /// A given transaction (e.g. typed in by a presenter), recorded in the producer's view.
-    pub fn make(&mut self, account: AccountId, ty: TxType, amount: Money, id: uuid::Uuid, timestamp_ms: i64) -> Transaction {
+    pub fn make(
+        &mut self,
+        account: AccountId,
+        ty: TxType,
+        amount: Money,
+        id: uuid::Uuid,
+        timestamp_ms: i64,
+    ) -> Transaction {
         self.record(account, ty, amount, id, timestamp_ms)
     }
 
-    fn record(&mut self, account: AccountId, ty: TxType, amount: Money, id: uuid::Uuid, timestamp_ms: i64) -> Transaction {
+    fn record(
+        &mut self,
+        account: AccountId,
+        ty: TxType,
+        amount: Money,
+        id: uuid::Uuid,
+        timestamp_ms: i64,
+    ) -> Transaction {
         let mut state = self.view(account);
-        let delta = if ty == TxType::Credit { amount } else { Money::from_minor(-amount.minor()) };
+        let delta = if ty == TxType::Credit {
+            amount
+        } else {
+            Money::from_minor(-amount.minor())
+        };
         // Amounts are bounded by MAX_AMOUNT, so this saturates only after ~10^9 maximal credits.
         state.balance = state.balance.checked_add(delta).unwrap_or(state.balance);
         state.count += 1;
@@ -145,16 +178,27 @@ mod tests {
     #[test]
     fn generated_transactions_reconcile_with_the_ledger() {
         let mut rng = SmallRng::seed_from_u64(7);
-        let settings = GeneratorSettings { accounts: 4, credit_percent: 30, ..Default::default() };
+        let settings = GeneratorSettings {
+            accounts: 4,
+            credit_percent: 30,
+            ..Default::default()
+        };
         let mut g = Generator::new(settings, Money::from_major(100)).unwrap();
         let mut l = Ledger::new(Money::from_major(100));
         for i in 0..5_000 {
             let t = g.next(&mut rng, i);
             t.validate().unwrap();
             assert!((1..=4).contains(&t.account));
-            assert!(t.transaction_id.starts_with(&format!("{}-{}-", t.account, t.transaction_type)));
+            assert!(
+                t.transaction_id
+                    .starts_with(&format!("{}-{}-", t.account, t.transaction_type))
+            );
             match l.apply(&t, None) {
-                Outcome::Applied { balance, count, producer_agrees } => {
+                Outcome::Applied {
+                    balance,
+                    count,
+                    producer_agrees,
+                } => {
                     assert_eq!(producer_agrees, Some(true));
                     assert!(balance >= Money::ZERO, "no overdraft");
                     assert_eq!(t.producer_count(), Some(count));
@@ -168,10 +212,46 @@ mod tests {
     fn settings_are_validated() {
         let ok = GeneratorSettings::default();
         assert!(ok.validate().is_ok());
-        assert!(GeneratorSettings { accounts: 0, ..ok.clone() }.validate().is_err());
-        assert!(GeneratorSettings { accounts: MAX_ACCOUNTS + 1, ..ok.clone() }.validate().is_err());
-        assert!(GeneratorSettings { credit_percent: 101, ..ok.clone() }.validate().is_err());
-        assert!(GeneratorSettings { min_amount: Money::ZERO, ..ok.clone() }.validate().is_err());
-        assert!(GeneratorSettings { min_amount: Money::from_major(5), max_amount: Money::from_major(4), ..ok }.validate().is_err());
+        assert!(
+            GeneratorSettings {
+                accounts: 0,
+                ..ok.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            GeneratorSettings {
+                accounts: MAX_ACCOUNTS + 1,
+                ..ok.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            GeneratorSettings {
+                credit_percent: 101,
+                ..ok.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            GeneratorSettings {
+                min_amount: Money::ZERO,
+                ..ok.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            GeneratorSettings {
+                min_amount: Money::from_major(5),
+                max_amount: Money::from_major(4),
+                ..ok
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -96,7 +96,10 @@ impl Ledger {
         self.accounts
             .get(&account)
             .copied()
-            .unwrap_or(AccountState { balance: self.opening, count: 0 })
+            .unwrap_or(AccountState {
+                balance: self.opening,
+                count: 0,
+            })
     }
 
     pub fn accounts(&self) -> &BTreeMap<AccountId, AccountState> {
@@ -114,7 +117,9 @@ impl Ledger {
 
     /// Whether the record at `pos` has been applied (or skipped) already.
     pub fn has_seen(&self, pos: Position) -> bool {
-        self.next_offsets.get(&pos.partition).is_some_and(|next| pos.offset < *next)
+        self.next_offsets
+            .get(&pos.partition)
+            .is_some_and(|next| pos.offset < *next)
     }
 
     /// Marks the record at `pos` as handled without applying anything (a malformed record).
@@ -155,14 +160,18 @@ impl Ledger {
         if producer_agrees == Some(false) {
             self.stats.mismatches += 1;
         }
-        Outcome::Applied { balance, count: state.count, producer_agrees }
+        Outcome::Applied {
+            balance,
+            count: state.count,
+            producer_agrees,
+        }
     }
 
     fn remember(&mut self, id: &str) {
-        if self.id_order.len() >= self.id_window {
-            if let Some(old) = self.id_order.pop_front() {
-                self.recent_ids.remove(&old);
-            }
+        if self.id_order.len() >= self.id_window
+            && let Some(old) = self.id_order.pop_front()
+        {
+            self.recent_ids.remove(&old);
         }
         self.recent_ids.insert(id.to_owned());
         self.id_order.push_back(id.to_owned());
@@ -175,7 +184,13 @@ mod tests {
     use crate::transaction::TxType;
     use proptest::prelude::*;
 
-    fn tx(account: AccountId, id: &str, ty: TxType, amount: i64, new_balance: Option<i64>) -> Transaction {
+    fn tx(
+        account: AccountId,
+        id: &str,
+        ty: TxType,
+        amount: i64,
+        new_balance: Option<i64>,
+    ) -> Transaction {
         Transaction {
             account,
             transaction_id: id.into(),
@@ -191,22 +206,62 @@ mod tests {
     fn applies_and_checks_the_producer() {
         let mut l = Ledger::new(Money::from_major(100));
         let out = l.apply(&tx(3, "a", TxType::Debit, 800, Some(9200)), None);
-        assert_eq!(out, Outcome::Applied { balance: Money::from_minor(9200), count: 1, producer_agrees: Some(true) });
+        assert_eq!(
+            out,
+            Outcome::Applied {
+                balance: Money::from_minor(9200),
+                count: 1,
+                producer_agrees: Some(true)
+            }
+        );
         let out = l.apply(&tx(3, "b", TxType::Credit, 100, Some(1)), None);
-        assert_eq!(out, Outcome::Applied { balance: Money::from_minor(9300), count: 2, producer_agrees: Some(false) });
+        assert_eq!(
+            out,
+            Outcome::Applied {
+                balance: Money::from_minor(9300),
+                count: 2,
+                producer_agrees: Some(false)
+            }
+        );
         assert_eq!(l.stats().mismatches, 1);
-        assert_eq!(l.account(4), AccountState { balance: Money::from_major(100), count: 0 });
+        assert_eq!(
+            l.account(4),
+            AccountState {
+                balance: Money::from_major(100),
+                count: 0
+            }
+        );
     }
 
     #[test]
     fn skips_replays_and_duplicate_ids() {
         let mut l = Ledger::new(Money::ZERO);
-        let p = |o| Some(Position { partition: 2, offset: o });
-        assert!(matches!(l.apply(&tx(1, "a", TxType::Credit, 5, None), p(10)), Outcome::Applied { .. }));
-        assert_eq!(l.apply(&tx(1, "a", TxType::Credit, 5, None), p(10)), Outcome::Replayed);
-        assert_eq!(l.apply(&tx(1, "z", TxType::Credit, 5, None), p(3)), Outcome::Replayed);
-        assert_eq!(l.apply(&tx(1, "a", TxType::Credit, 5, None), p(11)), Outcome::DuplicateId);
-        assert_eq!(l.apply(&tx(1, "a", TxType::Credit, 5, None), None), Outcome::DuplicateId);
+        let p = |o| {
+            Some(Position {
+                partition: 2,
+                offset: o,
+            })
+        };
+        assert!(matches!(
+            l.apply(&tx(1, "a", TxType::Credit, 5, None), p(10)),
+            Outcome::Applied { .. }
+        ));
+        assert_eq!(
+            l.apply(&tx(1, "a", TxType::Credit, 5, None), p(10)),
+            Outcome::Replayed
+        );
+        assert_eq!(
+            l.apply(&tx(1, "z", TxType::Credit, 5, None), p(3)),
+            Outcome::Replayed
+        );
+        assert_eq!(
+            l.apply(&tx(1, "a", TxType::Credit, 5, None), p(11)),
+            Outcome::DuplicateId
+        );
+        assert_eq!(
+            l.apply(&tx(1, "a", TxType::Credit, 5, None), None),
+            Outcome::DuplicateId
+        );
         assert_eq!(l.account(1).balance, Money::from_minor(5));
         assert_eq!(l.next_offsets().get(&2), Some(&12));
     }
@@ -220,14 +275,23 @@ mod tests {
         assert_eq!(l.id_order.len(), 2);
         assert_eq!(l.recent_ids.len(), 2);
         // "a" fell out of the window, so it is no longer recognised.
-        assert!(matches!(l.apply(&tx(1, "a", TxType::Credit, 1, None), None), Outcome::Applied { .. }));
-        assert_eq!(l.apply(&tx(1, "c", TxType::Credit, 1, None), None), Outcome::DuplicateId);
+        assert!(matches!(
+            l.apply(&tx(1, "a", TxType::Credit, 1, None), None),
+            Outcome::Applied { .. }
+        ));
+        assert_eq!(
+            l.apply(&tx(1, "c", TxType::Credit, 1, None), None),
+            Outcome::DuplicateId
+        );
     }
 
     #[test]
     fn refuses_overflow() {
         let mut l = Ledger::new(Money::from_minor(i64::MAX - 1));
-        assert_eq!(l.apply(&tx(1, "a", TxType::Credit, 5, None), None), Outcome::Overflow);
+        assert_eq!(
+            l.apply(&tx(1, "a", TxType::Credit, 5, None), None),
+            Outcome::Overflow
+        );
         assert_eq!(l.account(1).count, 0);
     }
 

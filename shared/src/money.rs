@@ -78,7 +78,11 @@ impl FromStr for Money {
             None => (digits, ""),
         };
         let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) || !all_digits(frac) || (digits.contains('.') && frac.is_empty()) {
+        if whole.is_empty()
+            || !all_digits(whole)
+            || !all_digits(frac)
+            || (digits.contains('.') && frac.is_empty())
+        {
             return Err(MoneyError::NotANumber(s.to_owned()));
         }
         // Trailing zeros past the cents are harmless ("8.250"); anything else is not money.
@@ -89,7 +93,10 @@ impl FromStr for Money {
         let range = || MoneyError::OutOfRange(s.to_owned());
         let whole: i64 = whole.parse().map_err(|_| range())?;
         let cents: i64 = format!("{frac:0<2}").parse().map_err(|_| range())?;
-        let minor = whole.checked_mul(100).and_then(|w| w.checked_add(cents)).ok_or_else(range)?;
+        let minor = whole
+            .checked_mul(100)
+            .and_then(|w| w.checked_add(cents))
+            .ok_or_else(range)?;
         Ok(Money(if neg { -minor } else { minor }))
     }
 }
@@ -116,7 +123,9 @@ impl<'de> Deserialize<'de> for Money {
                 f.write_str("an amount of money (a number with at most two decimals)")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                v.checked_mul(100).map(Money).ok_or_else(|| E::custom(MoneyError::OutOfRange(v.to_string())))
+                v.checked_mul(100)
+                    .map(Money)
+                    .ok_or_else(|| E::custom(MoneyError::OutOfRange(v.to_string())))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
                 i64::try_from(v)
@@ -152,16 +161,34 @@ mod tests {
         assert_eq!("8.25".parse(), Ok(Money(825)));
         assert_eq!("-0.07".parse(), Ok(Money(-7)));
         assert_eq!("8.250".parse(), Ok(Money(825)));
-        assert!(matches!("8.251".parse::<Money>(), Err(MoneyError::TooPrecise(_))));
+        assert!(matches!(
+            "8.251".parse::<Money>(),
+            Err(MoneyError::TooPrecise(_))
+        ));
         for bad in ["", "-", "8.", ".5", "1e2", "8,5", "NaN", "12a", "--1"] {
             assert!(bad.parse::<Money>().is_err(), "{bad:?} must be refused");
         }
-        assert!(matches!("99999999999999999999".parse::<Money>(), Err(MoneyError::OutOfRange(_))));
+        assert!(matches!(
+            "99999999999999999999".parse::<Money>(),
+            Err(MoneyError::OutOfRange(_))
+        ));
     }
 
     #[test]
     fn json_round_trip_is_exact() {
-        for minor in [0, 1, 7, 10, 99, 100, 825, 100_00, -5, -12_34, 123_456_789_01] {
+        for minor in [
+            0,
+            1,
+            7,
+            10,
+            99,
+            100,
+            825,
+            10_000,
+            -5,
+            -12_34,
+            12_345_678_901,
+        ] {
             let m = Money(minor);
             let text = serde_json::to_string(&m).unwrap();
             assert_eq!(serde_json::from_str::<Money>(&text).unwrap(), m, "{text}");
@@ -170,7 +197,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&Money(825)).unwrap(), "8.25");
         assert_eq!(serde_json::to_string(&Money(5)).unwrap(), "0.05");
         assert_eq!(serde_json::from_str::<Money>("0.1").unwrap(), Money(10));
-        assert_eq!(serde_json::from_str::<Money>("\"3.30\"").unwrap(), Money(330));
+        assert_eq!(
+            serde_json::from_str::<Money>("\"3.30\"").unwrap(),
+            Money(330)
+        );
         assert!(serde_json::from_str::<Money>("0.001").is_err());
         assert!(serde_json::from_str::<Money>("1e300").is_err());
         assert!(serde_json::from_str::<Money>("true").is_err());

@@ -98,7 +98,9 @@ impl Transaction {
 
     /// The per-account sequence number the producer wrote, if it wrote one.
     pub fn producer_count(&self) -> Option<u64> {
-        self.transaction_summary.get(&Self::summary_key(self.account)).copied()
+        self.transaction_summary
+            .get(&Self::summary_key(self.account))
+            .copied()
     }
 
     /// Decodes and validates one Kafka record value.
@@ -107,7 +109,8 @@ impl Transaction {
             return Err(ParseError::TooLarge(bytes.len()));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
-        let tx: Transaction = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+        let tx: Transaction =
+            serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
         tx.validate()?;
         Ok(tx)
     }
@@ -118,7 +121,10 @@ impl Transaction {
             return invalid(format!("amount must be positive, got {}", self.amount));
         }
         if self.amount > MAX_AMOUNT {
-            return invalid(format!("amount {} exceeds the limit {MAX_AMOUNT}", self.amount));
+            return invalid(format!(
+                "amount {} exceeds the limit {MAX_AMOUNT}",
+                self.amount
+            ));
         }
         if self.transaction_id.trim().is_empty() {
             return invalid("empty transaction_id".into());
@@ -126,10 +132,12 @@ impl Transaction {
         if self.transaction_id.len() > MAX_ID_LEN {
             return invalid(format!("transaction_id longer than {MAX_ID_LEN} bytes"));
         }
-        if let Some(b) = self.new_balance {
-            if b.minor().checked_abs().is_none_or(|a| a > MAX_AMOUNT.minor() * 1000) {
-                return invalid(format!("new_balance {b} out of range"));
-            }
+        if let Some(b) = self.new_balance
+            && b.minor()
+                .checked_abs()
+                .is_none_or(|a| a > MAX_AMOUNT.minor() * 1000)
+        {
+            return invalid(format!("new_balance {b} out of range"));
         }
         Ok(())
     }
@@ -189,21 +197,55 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"not json", "not a transaction"),
             (b"\xff\xfe", "not UTF-8"),
-            (br#"{"account":1,"transaction_id":"x","transaction_type":"Refund","amount":2}"#, "unknown variant"),
-            (br#"{"account":1,"transaction_id":"x","transaction_type":"Debit"}"#, "missing field `amount`"),
-            (br#"{"account":"one","transaction_id":"x","transaction_type":"Debit","amount":1}"#, "invalid type"),
-            (br#"{"account":-1,"transaction_id":"x","transaction_type":"Debit","amount":1}"#, "invalid value"),
-            (br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":-4}"#, "must be positive"),
-            (br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":0}"#, "must be positive"),
-            (br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":1e12}"#, "exceeds the limit"),
-            (br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":1.005}"#, "decimal places"),
-            (br#"{"account":1,"transaction_id":" ","transaction_type":"Debit","amount":1}"#, "empty transaction_id"),
+            (
+                br#"{"account":1,"transaction_id":"x","transaction_type":"Refund","amount":2}"#,
+                "unknown variant",
+            ),
+            (
+                br#"{"account":1,"transaction_id":"x","transaction_type":"Debit"}"#,
+                "missing field `amount`",
+            ),
+            (
+                br#"{"account":"one","transaction_id":"x","transaction_type":"Debit","amount":1}"#,
+                "invalid type",
+            ),
+            (
+                br#"{"account":-1,"transaction_id":"x","transaction_type":"Debit","amount":1}"#,
+                "invalid value",
+            ),
+            (
+                br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":-4}"#,
+                "must be positive",
+            ),
+            (
+                br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":0}"#,
+                "must be positive",
+            ),
+            (
+                br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":1e12}"#,
+                "exceeds the limit",
+            ),
+            (
+                br#"{"account":1,"transaction_id":"x","transaction_type":"Debit","amount":1.005}"#,
+                "decimal places",
+            ),
+            (
+                br#"{"account":1,"transaction_id":" ","transaction_type":"Debit","amount":1}"#,
+                "empty transaction_id",
+            ),
         ];
         for (bytes, want) in cases {
             let err = Transaction::parse(bytes).unwrap_err().to_string();
-            assert!(err.contains(want), "{:?}: got {err:?}, want {want:?}", String::from_utf8_lossy(bytes));
+            assert!(
+                err.contains(want),
+                "{:?}: got {err:?}, want {want:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
         let huge = vec![b' '; MAX_MESSAGE_BYTES + 1];
-        assert_eq!(Transaction::parse(&huge), Err(ParseError::TooLarge(MAX_MESSAGE_BYTES + 1)));
+        assert_eq!(
+            Transaction::parse(&huge),
+            Err(ParseError::TooLarge(MAX_MESSAGE_BYTES + 1))
+        );
     }
 }

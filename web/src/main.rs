@@ -2,5 +2,7 @@
 use leptos::prelude::*;
 
 fn main() {
-    leptos::mount::mount_to_body(|| view! { <h1>"cashflow"</h1><p>"Balances: "<a href="/api/balances">"/api/balances"</a></p> });
+    leptos::mount::mount_to_body(
+        || view! { <h1>"cashflow"</h1><p>"Balances: "<a href="/api/balances">"/api/balances"</a></p> },
+    );
 }

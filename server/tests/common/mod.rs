@@ -39,13 +39,19 @@ pub fn apache_kafka() -> String {
                 .status()
                 .expect("run scripts/kafka.sh");
             assert!(status.success(), "scripts/kafka.sh start failed");
-            format!("127.0.0.1:{}", std::env::var("KAFKA_PORT").unwrap_or_else(|_| "19092".into()))
+            format!(
+                "127.0.0.1:{}",
+                std::env::var("KAFKA_PORT").unwrap_or_else(|_| "19092".into())
+            )
         })
         .clone()
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::from_bytes(rand::random()).simple())
+    format!(
+        "{prefix}-{}",
+        uuid::Uuid::from_bytes(rand::random()).simple()
+    )
 }
 
 pub async fn spawn_app(broker: Broker, topic: &str) -> App {
@@ -62,7 +68,9 @@ pub async fn spawn_app_with(broker: Broker, topic: &str, tweak: impl FnOnce(&mut
     tweak(&mut settings);
     let app = App::start(settings).await.expect("app starts");
     assert!(
-        tokio::time::timeout(Duration::from_secs(60), app.wait_ready()).await.unwrap_or(false),
+        tokio::time::timeout(Duration::from_secs(60), app.wait_ready())
+            .await
+            .unwrap_or(false),
         "topic not ready within 60 s"
     );
     app
@@ -72,7 +80,10 @@ fn tracing_subscriber_init() -> Option<()> {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,cashflow=info".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn,cashflow=info".into()),
+            )
             .with_test_writer()
             .try_init();
     });
@@ -90,7 +101,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -110,22 +124,35 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .create()
         .expect("reader");
-    let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let parts: Vec<i32> = meta.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let meta = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let parts: Vec<i32> = meta.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0;
     let mut ends = std::collections::HashMap::new();
     for p in &parts {
-        let (lo, hi) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10)).expect("watermarks");
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, *p, Duration::from_secs(10))
+            .expect("watermarks");
         ends.insert(*p, hi);
         remaining += (hi - lo) as usize;
-        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::with_capacity(remaining);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while out.len() < remaining {
-        assert!(std::time::Instant::now() < deadline, "read only {} of {remaining} records", out.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read only {} of {remaining} records",
+            out.len()
+        );
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.expect("record");
             if m.offset() < ends[&m.partition()] {
@@ -144,5 +171,9 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
 
 /// A plain producer for writing records by hand.
 pub fn raw_producer(brokers: &str) -> rdkafka::producer::FutureProducer {
-    ClientConfig::new().set("bootstrap.servers", brokers).set("enable.idempotence", "true").create().expect("producer")
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer")
 }
