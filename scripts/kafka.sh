@@ -5,13 +5,14 @@
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
-# KAFKA_PORT (default 19092) and KAFKA_DIR (default target/kafka) select the instance.
+# KAFKA_PORT (default 19092) and KAFKA_DIR (default ~/.cache/cashflow/kafka-PORT, shared by every
+# checkout on the machine, so a second checkout finds the running broker) select the instance.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 PORT=${KAFKA_PORT:-19092}
 CPORT=$((PORT + 1))
-DIR=${KAFKA_DIR:-$root/target/kafka-$PORT}
+DIR=${KAFKA_DIR:-$HOME/.cache/cashflow/kafka-$PORT}
 CP_FILE=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}/kafka-classpath-$(sha1sum "$here/kafka/pom.xml" | cut -c1-12).txt
 HEAP=${KAFKA_HEAP:-512m}
 
@@ -38,6 +39,9 @@ java_run() {
 
 start() {
   if p=$(pid); then say "already running (pid $p) on 127.0.0.1:$PORT"; return 0; fi
+  if port_open; then
+    say "127.0.0.1:$PORT is already taken by another process; stop it or set KAFKA_PORT"; exit 1
+  fi
   fetch
   mkdir -p "$DIR"
   cat >"$DIR/server.properties" <<PROPS
