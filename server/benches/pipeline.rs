@@ -30,17 +30,30 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     })
     .await;
     let produce = start.elapsed();
-    wait_for(Duration::from_secs(600), "applied", || async { (app.shared.ledger().stats().applied >= n).then_some(()) }).await;
+    wait_for(Duration::from_secs(600), "applied", || async {
+        (app.shared.ledger().stats().applied >= n).then_some(())
+    })
+    .await;
     let end_to_end = start.elapsed();
     app.shutdown().await;
-    Run { name, produce, end_to_end }
+    Run {
+        name,
+        produce,
+        end_to_end,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes --bench; nothing else to parse.
-    let n: u64 = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let runs = [run(Broker::Embedded, "embedded (nisshi)", n).await, run(Broker::Apache, "Apache Kafka 4.1", n).await];
+    let n: u64 = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let runs = [
+        run(Broker::Embedded, "embedded (nisshi)", n).await,
+        run(Broker::Apache, "Apache Kafka 4.1", n).await,
+    ];
     println!("\n{n} transactions, burst, 6 partitions, idempotent producer, acks=all\n");
     println!("| broker | produce (delivered) | tx/s | end to end (applied) | tx/s |");
     println!("|---|---|---|---|---|");
