@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Settings;
+use crate::hub::Hub;
 use crate::kafka::{Context, TopicSpec, base_config, watch_broker};
 use crate::producer::ProducerHandle;
 use crate::state::Shared;
@@ -122,13 +123,15 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
-        let router = http::router(
-            http::AppState {
-                shared: shared.clone(),
-                producer: handle.clone(),
-            },
-            &settings.web_dir,
-        );
+        let hub = Hub::new(shared.clone());
+        tracker.spawn(hub.clone().run(token.clone()));
+        let state = http::AppState {
+            shared: shared.clone(),
+            producer: handle.clone(),
+            hub,
+            token: token.clone(),
+        };
+        let router = http::router(state, &settings.web_dir);
         let http_token = token.clone();
         spawn_logged(&tracker, "http server", async move {
             axum::serve(listener, router)

@@ -13,6 +13,9 @@ use cashflow_shared::api::{Balances, Health, LogLine, ProducerStats};
 use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
 use crate::producer::ProducerHandle;
 use crate::state::Shared;
 
@@ -20,6 +23,9 @@ use crate::state::Shared;
 pub struct AppState {
     pub shared: Arc<Shared>,
     pub producer: ProducerHandle,
+    pub hub: Hub,
+    /// Cancelled at shutdown: open WebSockets close.
+    pub token: CancellationToken,
 }
 
 pub fn router(state: AppState, web_dir: &Path) -> Router {
@@ -28,6 +34,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/api/balances", get(balances))
         .route("/api/producer", get(producer))
         .route("/api/recent", get(recent))
+        .route("/ws", get(crate::ws::handler))
         .with_state(state);
     let index = web_dir.join("index.html");
     if index.is_file() {

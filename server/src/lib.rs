@@ -10,7 +10,9 @@
 //! - [`balance_consumer`] (its own group) is the authority for balances: it applies records
 //!   to a [`cashflow_shared::Ledger`], checks the producer's `new_balance`, and stores each
 //!   offset only after its record is applied (at-least-once, made idempotent by the ledger).
-//! - [`http`] serves `/health`, `/api/*` and the browser app.
+//! - [`hub`] conflates the state into at most 20 frames a second for the page's viewers, and
+//!   [`ws`] serves them on `/ws` and takes the page's commands.
+//! - [`http`] serves `/health`, `/api/*`, `/ws` and the browser app.
 //!
 //! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration,
 //! topic creation, broker health), [`embedded`] (the zero-setup in-process broker) and
@@ -23,10 +25,12 @@ pub mod config;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod http;
+pub mod hub;
 pub mod kafka;
 pub mod logging_consumer;
 pub mod producer;
 pub mod state;
+pub mod ws;
 
 pub use app::App;
 pub use config::Settings;

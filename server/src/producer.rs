@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cashflow_shared::generator::{Generator, GeneratorSettings, MAX_ACCOUNTS};
+use cashflow_shared::protocol::GeneratorStatus;
 use cashflow_shared::transaction::MAX_AMOUNT;
 use cashflow_shared::{AccountId, Money, Transaction, TxType};
 use rand::SeedableRng;
@@ -39,6 +40,14 @@ pub enum Command {
     Pause,
     SetRate(Rate),
     SetSettings(GeneratorSettings),
+    SetAccounts(u32),
+    SetMix {
+        credit_percent: u8,
+    },
+    SetAmounts {
+        min: Money,
+        max: Money,
+    },
     /// Send N random transactions as fast as possible, whether running or paused.
     Burst(u64),
     Manual {
@@ -164,11 +173,6 @@ pub fn create(
     let generator = Generator::new(settings.generator.clone(), settings.opening_balance)
         .map_err(|e| anyhow::anyhow!(e))?;
     let (tx, rx) = mpsc::channel(64);
-    {
-        let mut p = shared.producer();
-        p.running = !settings.paused;
-        p.rate = settings.rate.as_option();
-    }
     let task = ProducerTask {
         producer,
         shared,
@@ -180,6 +184,7 @@ pub fn create(
         burst: 0,
         credit: 0.0,
     };
+    task.publish_status();
     Ok((task, ProducerHandle { tx }, rx))
 }
 
@@ -242,6 +247,19 @@ impl ProducerTask {
         self.finish().await
     }
 
+    /// Makes the current settings visible to the API and the hub.
+    fn publish_status(&self) {
+        let mut p = self.shared.producer();
+        p.running = self.running;
+        p.rate = self.rate.as_option();
+        drop(p);
+        self.shared.set_generator(GeneratorStatus {
+            running: self.running,
+            rate: self.rate.as_option(),
+            settings: self.generator.settings().clone(),
+        });
+    }
+
     fn status(&self, manual: Option<Transaction>) -> Status {
         Status {
             running: self.running,
@@ -267,6 +285,28 @@ impl ProducerTask {
                 self.rate = r;
             }
             Command::SetSettings(s) => self.generator.set_settings(s).map_err(|e| e.to_string())?,
+            Command::SetAccounts(accounts) => {
+                let s = GeneratorSettings {
+                    accounts,
+                    ..self.generator.settings().clone()
+                };
+                self.generator.set_settings(s).map_err(|e| e.to_string())?
+            }
+            Command::SetMix { credit_percent } => {
+                let s = GeneratorSettings {
+                    credit_percent,
+                    ..self.generator.settings().clone()
+                };
+                self.generator.set_settings(s).map_err(|e| e.to_string())?
+            }
+            Command::SetAmounts { min, max } => {
+                let s = GeneratorSettings {
+                    min_amount: min,
+                    max_amount: max,
+                    ..self.generator.settings().clone()
+                };
+                self.generator.set_settings(s).map_err(|e| e.to_string())?
+            }
             Command::Burst(n) => {
                 if n == 0 || n > MAX_BURST {
                     return Err(format!("burst must be between 1 and {MAX_BURST}, got {n}"));
@@ -298,9 +338,7 @@ impl ProducerTask {
                 manual = Some(tx);
             }
         }
-        let mut p = self.shared.producer();
-        p.running = self.running;
-        p.rate = self.rate.as_option();
+        self.publish_status();
         Ok(self.status(manual))
     }
 

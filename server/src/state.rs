@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cashflow_shared::Ledger;
 use cashflow_shared::api::{AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats};
+use cashflow_shared::protocol::{GeneratorStatus, HISTORY_SAMPLES, Sample};
 
 /// Lines kept in the recent-transactions feed.
 pub const RECENT_CAPACITY: usize = 500;
@@ -14,8 +15,13 @@ pub struct Shared {
     pub topic: String,
     ledger: RwLock<Ledger>,
     pub malformed: AtomicU64,
-    recent: Mutex<VecDeque<LogLine>>,
+    /// Newest first, each with a sequence number so the hub sends only new ones.
+    recent: Mutex<VecDeque<(u64, LogLine)>>,
+    recent_seq: AtomicU64,
     producer: Mutex<ProducerStats>,
+    generator: Mutex<Option<GeneratorStatus>>,
+    /// Charted history, oldest first (written by the hub).
+    history: Mutex<VecDeque<Sample>>,
     broker: Mutex<BrokerHealth>,
 }
 
@@ -32,7 +38,10 @@ impl Shared {
             ledger: RwLock::new(ledger),
             malformed: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)),
+            recent_seq: AtomicU64::new(0),
             producer: Mutex::new(ProducerStats::default()),
+            generator: Mutex::new(None),
+            history: Mutex::new(VecDeque::with_capacity(HISTORY_SAMPLES)),
             broker: Mutex::new(broker),
         }
     }
@@ -67,15 +76,53 @@ impl Shared {
 
     pub fn push_recent(&self, line: LogLine) {
         let mut r = lock(&self.recent);
+        let seq = self.recent_seq.fetch_add(1, Ordering::Relaxed) + 1;
         if r.len() == RECENT_CAPACITY {
             r.pop_back();
         }
-        r.push_front(line);
+        r.push_front((seq, line));
     }
 
     /// Newest first.
     pub fn recent(&self, limit: usize) -> Vec<LogLine> {
-        lock(&self.recent).iter().take(limit).cloned().collect()
+        lock(&self.recent)
+            .iter()
+            .take(limit)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Up to `limit` lines newer than `after` (newest first), and the newest sequence number.
+    pub fn recent_since(&self, after: u64, limit: usize) -> (Vec<LogLine>, u64) {
+        let r = lock(&self.recent);
+        let newest = r.front().map(|(s, _)| *s).unwrap_or(after);
+        let lines = r
+            .iter()
+            .take_while(|(s, _)| *s > after)
+            .take(limit)
+            .map(|(_, l)| l.clone())
+            .collect();
+        (lines, newest)
+    }
+
+    pub fn generator(&self) -> Option<GeneratorStatus> {
+        lock(&self.generator).clone()
+    }
+
+    pub fn set_generator(&self, g: GeneratorStatus) {
+        *lock(&self.generator) = Some(g);
+    }
+
+    pub fn push_sample(&self, s: Sample) {
+        let mut h = lock(&self.history);
+        if h.len() == HISTORY_SAMPLES {
+            h.pop_front();
+        }
+        h.push_back(s);
+    }
+
+    pub fn history(&self) -> Vec<Sample> {
+        lock(&self.history).iter().cloned().collect()
     }
 
     pub fn producer(&self) -> MutexGuard<'_, ProducerStats> {

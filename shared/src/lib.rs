@@ -9,11 +9,15 @@
 //!   duplicate ids, and checks the producer's `new_balance` against its own computation.
 //! - [`generator`]: random transactions, driven by any [`rand::Rng`] so tests are reproducible.
 //! - [`api`]: JSON bodies the server's HTTP API returns.
+//! - [`protocol`]: the WebSocket messages between server and page.
+//! - [`dashboard`]: the page's state reducer and chart geometry.
 
 pub mod api;
+pub mod dashboard;
 pub mod generator;
 pub mod ledger;
 pub mod money;
+pub mod protocol;
 pub mod transaction;
 
 pub use ledger::{Ledger, Outcome};

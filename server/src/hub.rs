@@ -1,0 +1,207 @@
+//! The hub: turns the shared state into frames for the page's viewers.
+//!
+//! It conflates: whatever the transaction rate, it reads the state at most 20 times a second,
+//! diffs it against what it sent last, serialises one delta frame and broadcasts it to every
+//! viewer. Its cost grows with viewers × frame size, not with transactions. Frames carry
+//! absolute values (balances, counters), so a viewer that missed some catches up with the
+//! next snapshot, and a frame seen twice changes nothing.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cashflow_shared::AccountId;
+use cashflow_shared::api::AccountBalance;
+use cashflow_shared::ledger::AccountState;
+use cashflow_shared::protocol::{
+    Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, SNAPSHOT_LOG_LINES,
+    Sample, ServerMsg, Snapshot,
+};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::Shared;
+
+/// Frames per second at most, per viewer.
+pub const FRAMES_PER_SECOND: u64 = 20;
+/// Frames buffered for all viewers together; a viewer further behind gets a snapshot instead.
+pub const BROADCAST_CAPACITY: usize = 32;
+
+#[derive(Clone)]
+pub struct Hub {
+    frames: broadcast::Sender<Arc<str>>,
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Hub {
+    pub fn new(shared: Arc<Shared>) -> Hub {
+        let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Hub { frames, shared }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.frames.subscribe()
+    }
+
+    fn counters(&self, applied_per_second: f64) -> Counters {
+        let p = self.shared.producer();
+        Counters {
+            ledger: self.shared.ledger().stats(),
+            malformed: self.shared.malformed.load(Ordering::Relaxed),
+            sent: p.sent,
+            delivered: p.delivered,
+            failed: p.failed,
+            applied_per_second,
+        }
+    }
+
+    /// The full state, for a new viewer or one that fell behind.
+    pub fn snapshot(&self) -> ServerMsg {
+        let b = self.shared.balances();
+        let aps = self
+            .shared
+            .history()
+            .last()
+            .map(|s| s.applied_per_second)
+            .unwrap_or(0.0);
+        let generator = self.shared.generator().unwrap_or_else(|| GeneratorStatus {
+            running: false,
+            rate: None,
+            settings: Default::default(),
+        });
+        ServerMsg::Snapshot(Box::new(Snapshot {
+            topic: b.topic,
+            opening_balance: b.opening_balance,
+            accounts: b.accounts,
+            counters: self.counters(aps),
+            generator,
+            broker_reachable: self.shared.broker().reachable,
+            log: self.shared.recent(SNAPSHOT_LOG_LINES),
+            history: self.shared.history(),
+        }))
+    }
+
+    /// Runs until cancelled, broadcasting at most [`FRAMES_PER_SECOND`] deltas a second.
+    pub async fn run(self, token: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / FRAMES_PER_SECOND));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut sent_accounts: BTreeMap<AccountId, AccountState> = BTreeMap::new();
+        let mut sent_generator: Option<GeneratorStatus> = None;
+        let mut sent_reachable: Option<bool> = None;
+        let mut sent_counters = Counters::default();
+        let mut log_seq = 0u64;
+        let mut last_sample = Instant::now();
+        // (when, applied) over the last second, for the applied-per-second rate.
+        let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = Instant::now();
+            let (changed, sample_balances, applied) = {
+                let l = self.shared.ledger();
+                let changed: Vec<AccountBalance> = l
+                    .accounts()
+                    .iter()
+                    .filter(|(a, s)| sent_accounts.get(a) != Some(s))
+                    .map(|(a, s)| AccountBalance {
+                        account: *a,
+                        balance: s.balance,
+                        count: s.count,
+                    })
+                    .collect();
+                let due = now.duration_since(last_sample) >= Duration::from_secs(1);
+                let sample = due.then(|| {
+                    let n = l
+                        .accounts()
+                        .keys()
+                        .next_back()
+                        .copied()
+                        .unwrap_or(0)
+                        .min(MAX_CHARTED_ACCOUNTS as u32);
+                    (1..=n)
+                        .map(|a| l.account(a).balance.minor())
+                        .collect::<Vec<i64>>()
+                });
+                (changed, sample, l.stats().applied)
+            };
+            for a in &changed {
+                sent_accounts.insert(
+                    a.account,
+                    AccountState {
+                        balance: a.balance,
+                        count: a.count,
+                    },
+                );
+            }
+            window.push_back((now, applied));
+            while window
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
+            {
+                window.pop_front();
+            }
+            let aps = match (window.front(), window.back()) {
+                (Some((t0, a0)), Some((t1, a1))) if t1 > t0 => {
+                    (a1 - a0) as f64 / t1.duration_since(*t0).as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            let counters = self.counters((aps * 10.0).round() / 10.0);
+            let sample = sample_balances.map(|balances| {
+                last_sample = now;
+                let s = Sample {
+                    t_ms: now_ms(),
+                    balances,
+                    applied_per_second: counters.applied_per_second,
+                };
+                self.shared.push_sample(s.clone());
+                s
+            });
+            let (log, newest) = self.shared.recent_since(log_seq, DELTA_LOG_LINES);
+            log_seq = newest;
+            let generator = self
+                .shared
+                .generator()
+                .filter(|g| sent_generator.as_ref() != Some(g));
+            if let Some(g) = &generator {
+                sent_generator = Some(g.clone());
+            }
+            let reachable =
+                Some(self.shared.broker().reachable).filter(|r| sent_reachable != Some(*r));
+            if reachable.is_some() {
+                sent_reachable = reachable;
+            }
+            let quiet = changed.is_empty()
+                && log.is_empty()
+                && sample.is_none()
+                && generator.is_none()
+                && reachable.is_none()
+                && counters == sent_counters;
+            sent_counters = counters;
+            if quiet || self.frames.receiver_count() == 0 {
+                continue;
+            }
+            let delta = Delta {
+                accounts: changed,
+                counters,
+                log,
+                sample,
+                generator,
+                broker_reachable: reachable,
+            };
+            let _ = self
+                .frames
+                .send(ServerMsg::Delta(Box::new(delta)).to_json().into());
+        }
+    }
+}

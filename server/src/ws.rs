@@ -1,0 +1,184 @@
+//! `/ws`: one task per viewer. It sends a hello and a snapshot, then the hub's deltas; a viewer
+//! that falls more than the hub's buffer behind gets a fresh snapshot instead of the frames it
+//! missed (so a stalled viewer costs a bounded buffer, never growing memory). Commands are
+//! validated, rate-limited, passed to the producer and answered with an ack or an error; the
+//! socket stays open either way. Pings every 15 s; a viewer silent for 45 s is dropped.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use cashflow_shared::protocol::{self, ClientMsg, Command as Wire, PROTOCOL_VERSION, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::debug;
+
+use crate::config::Rate;
+use crate::http::AppState;
+use crate::producer::{Command, ProducerHandle};
+
+/// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between
+/// [`protocol::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
+const HARD_FRAME_LIMIT: usize = 64 * 1024;
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(15);
+const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+/// Commands per second a viewer may send (burst of twice that).
+const COMMANDS_PER_SECOND: f64 = 10.0;
+
+pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| viewer(socket, state))
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens
+            + now.duration_since(self.at).as_secs_f64() * COMMANDS_PER_SECOND)
+            .min(2.0 * COMMANDS_PER_SECOND);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn viewer(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let mut frames = state.hub.subscribe();
+    let hello = ServerMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        server: format!("cashflow {}", env!("CARGO_PKG_VERSION")),
+    };
+    let send = async |sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+                      text: Utf8Bytes|
+           -> bool {
+        matches!(
+            tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text))).await,
+            Ok(Ok(()))
+        )
+    };
+    if !send(&mut sink, hello.to_json().into()).await
+        || !send(&mut sink, state.hub.snapshot().to_json().into()).await
+    {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    let mut last_heard = Instant::now();
+    let mut bucket = Bucket {
+        tokens: 2.0 * COMMANDS_PER_SECOND,
+        at: Instant::now(),
+    };
+    loop {
+        let ok = tokio::select! {
+            _ = state.token.cancelled() => {
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            }
+            frame = frames.recv() => match frame {
+                Ok(f) => send(&mut sink, Utf8Bytes::from(&*f)).await,
+                Err(RecvError::Lagged(n)) => {
+                    debug!(skipped = n, "viewer fell behind; sending a snapshot");
+                    send(&mut sink, state.hub.snapshot().to_json().into()).await
+                }
+                Err(RecvError::Closed) => false,
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    last_heard = Instant::now();
+                    let reply = if bucket.take() {
+                        handle(&t, &state.producer).await
+                    } else {
+                        Some(ServerMsg::Error { id: None, message: format!("too many commands: at most {COMMANDS_PER_SECOND} a second") })
+                    };
+                    match reply {
+                        Some(r) => send(&mut sink, r.to_json().into()).await,
+                        None => true,
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    last_heard = Instant::now();
+                    send(&mut sink, ServerMsg::Error { id: None, message: "binary frames are not commands; send JSON text".into() }.to_json().into()).await
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    last_heard = Instant::now();
+                    true
+                }
+                Some(Ok(Message::Close(_))) | None => false,
+                Some(Err(e)) => {
+                    debug!(%e, "viewer socket error");
+                    false
+                }
+            },
+            _ = ping.tick() => {
+                last_heard.elapsed() < SILENCE_LIMIT
+                    && matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(())))
+            }
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// One command frame → the reply to send (none for a matching hello).
+async fn handle(text: &str, producer: &ProducerHandle) -> Option<ServerMsg> {
+    let ClientMsg { id, command } = match protocol::parse_client(text) {
+        Ok(m) => m,
+        Err(message) => return Some(ServerMsg::Error { id: None, message }),
+    };
+    let cmd = match command {
+        Wire::Hello { protocol } if protocol == PROTOCOL_VERSION => return None,
+        Wire::Hello { protocol } => {
+            return Some(ServerMsg::Reload {
+                reason: format!(
+                    "this page speaks protocol {protocol}, the server {PROTOCOL_VERSION}: reload the page"
+                ),
+            });
+        }
+        Wire::Start => Command::Start,
+        Wire::Pause => Command::Pause,
+        Wire::SetRate { rate: None } => Command::SetRate(Rate::Max),
+        Wire::SetRate { rate: Some(r) } => match Rate::per_second(r) {
+            Ok(r) => Command::SetRate(r),
+            Err(message) => return Some(ServerMsg::Error { id, message }),
+        },
+        Wire::SetAccounts { accounts } => Command::SetAccounts(accounts),
+        Wire::SetMix { credit_percent } => Command::SetMix { credit_percent },
+        Wire::SetAmounts { min, max } => Command::SetAmounts { min, max },
+        Wire::Manual {
+            account,
+            transaction_type,
+            amount,
+        } => Command::Manual {
+            account,
+            transaction_type,
+            amount,
+        },
+        Wire::Burst { count } => Command::Burst(count),
+    };
+    Some(match producer.send(cmd).await {
+        Ok(s) => ServerMsg::Ack {
+            id,
+            generator: protocol::GeneratorStatus {
+                running: s.running,
+                rate: s.rate,
+                settings: s.settings,
+            },
+            transaction: s.manual,
+        },
+        Err(message) => ServerMsg::Error { id, message },
+    })
+}

@@ -1,0 +1,257 @@
+//! The WebSocket bridge on a free port, with a tokio-tungstenite client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cashflow::App;
+use cashflow_shared::Money;
+use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
+use common::{Broker, spawn_app, unique};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &App) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
+        .await
+        .expect("connect");
+    ws
+}
+
+/// The next server message, within `limit`.
+async fn next(ws: &mut Ws, limit: Duration) -> ServerMsg {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("timed out waiting for a frame");
+        match tokio::time::timeout(left, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+        {
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad frame {t}: {e}"));
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+/// Skips deltas until a reply (ack, error, reload) arrives.
+async fn reply(ws: &mut Ws) -> ServerMsg {
+    loop {
+        match next(ws, Duration::from_secs(10)).await {
+            ServerMsg::Delta(_) | ServerMsg::Snapshot(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.expect("send");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_deltas_at_most_20_a_second() {
+    let app = spawn_app(Broker::Embedded, &unique("ws")).await;
+    let mut ws = connect(&app).await;
+    assert!(matches!(
+        next(&mut ws, Duration::from_secs(5)).await,
+        ServerMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            ..
+        }
+    ));
+    let ServerMsg::Snapshot(snap) = next(&mut ws, Duration::from_secs(5)).await else {
+        panic!("snapshot expected")
+    };
+    assert!(snap.accounts.is_empty());
+    assert_eq!(snap.generator.running, false, "tests start paused");
+
+    send(&mut ws, r#"{"cmd":"burst","count":500,"id":1}"#).await;
+    assert!(matches!(
+        reply(&mut ws).await,
+        ServerMsg::Ack { id: Some(1), .. }
+    ));
+    // Deltas bring every applied transaction, as absolute per-account values.
+    let mut counts = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts.values().sum::<u64>() < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "deltas did not add up to 500: {counts:?}"
+        );
+        if let ServerMsg::Delta(d) = next(&mut ws, Duration::from_secs(10)).await {
+            for a in d.accounts {
+                counts.insert(a.account, a.count);
+            }
+        }
+    }
+
+    // At maximum rate the hub still sends at most ~20 frames a second.
+    send(&mut ws, r#"{"cmd":"set_rate","rate":null}"#).await;
+    assert!(matches!(reply(&mut ws).await, ServerMsg::Ack { .. }));
+    send(&mut ws, r#"{"cmd":"start"}"#).await;
+    assert!(matches!(reply(&mut ws).await, ServerMsg::Ack { .. }));
+    let start = Instant::now();
+    let mut deltas = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        if let ServerMsg::Delta(_) = next(&mut ws, Duration::from_secs(5)).await {
+            deltas += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        deltas as f64 <= 21.0 * secs + 2.0,
+        "{deltas} deltas in {secs:.2} s"
+    );
+    assert!(
+        deltas >= 10,
+        "only {deltas} deltas in {secs:.2} s at full rate"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_commands_get_errors_and_the_socket_stays_usable() {
+    let app = spawn_app(Broker::Embedded, &unique("ws-bad")).await;
+    let mut ws = connect(&app).await;
+    next(&mut ws, Duration::from_secs(5)).await;
+    next(&mut ws, Duration::from_secs(5)).await;
+    let cases = [
+        ("{not json", "not a command"),
+        (r#"{"cmd":"explode"}"#, "unknown variant"),
+        (
+            r#"{"cmd":"set_rate","rate":0,"id":3}"#,
+            "rate must be between",
+        ),
+        (r#"{"cmd":"set_rate","rate":"fast"}"#, "not a command"),
+        (
+            r#"{"cmd":"set_accounts","accounts":0}"#,
+            "accounts must be between",
+        ),
+        (
+            r#"{"cmd":"set_accounts","accounts":100000}"#,
+            "accounts must be between",
+        ),
+        (
+            r#"{"cmd":"set_mix","credit_percent":101}"#,
+            "credit percentage",
+        ),
+        (
+            r#"{"cmd":"set_amounts","min":5,"max":1}"#,
+            "amounts must satisfy",
+        ),
+        (
+            r#"{"cmd":"manual","account":1,"transaction_type":"Debit","amount":0}"#,
+            "amount must be between",
+        ),
+        (
+            r#"{"cmd":"manual","account":1,"transaction_type":"Debit","amount":0.001}"#,
+            "decimal places",
+        ),
+        (
+            r#"{"cmd":"manual","account":0,"transaction_type":"Debit","amount":1}"#,
+            "account must be between",
+        ),
+        (r#"{"cmd":"burst","count":0}"#, "burst must be between"),
+    ];
+    for (frame, want) in cases {
+        send(&mut ws, frame).await;
+        match reply(&mut ws).await {
+            ServerMsg::Error { message, .. } => assert!(
+                message.contains(want),
+                "{frame}: {message:?} should contain {want:?}"
+            ),
+            other => panic!("{frame}: expected an error, got {other:?}"),
+        }
+    }
+    send(
+        &mut ws,
+        &format!(r#"{{"cmd":"pause","pad":"{}"}}"#, "x".repeat(10_000)),
+    )
+    .await;
+    assert!(
+        matches!(reply(&mut ws).await, ServerMsg::Error { message, .. } if message.contains("too large"))
+    );
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .expect("send");
+    assert!(matches!(reply(&mut ws).await, ServerMsg::Error { .. }));
+    send(&mut ws, r#"{"cmd":"hello","protocol":999}"#).await;
+    assert!(matches!(reply(&mut ws).await, ServerMsg::Reload { .. }));
+
+    // Still usable: a valid manual transaction is acknowledged and reaches the balances.
+    send(
+        &mut ws,
+        r#"{"cmd":"manual","account":4,"transaction_type":"Credit","amount":2.5,"id":9}"#,
+    )
+    .await;
+    match reply(&mut ws).await {
+        ServerMsg::Ack {
+            id: Some(9),
+            transaction: Some(t),
+            ..
+        } => assert_eq!(t.amount, Money::from_minor(250)),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    common::wait_for(
+        Duration::from_secs(30),
+        "the manual transaction applied",
+        || async {
+            (app.shared.ledger().account(4).balance == Money::from_minor(10_250)).then_some(())
+        },
+    )
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_floods_are_rate_limited() {
+    let app = spawn_app(Broker::Embedded, &unique("ws-flood")).await;
+    let mut ws = connect(&app).await;
+    next(&mut ws, Duration::from_secs(5)).await;
+    next(&mut ws, Duration::from_secs(5)).await;
+    for _ in 0..100 {
+        send(&mut ws, r#"{"cmd":"pause"}"#).await;
+    }
+    let (mut acks, mut limited) = (0, 0);
+    while acks + limited < 100 {
+        match reply(&mut ws).await {
+            ServerMsg::Ack { .. } => acks += 1,
+            ServerMsg::Error { message, .. } if message.contains("too many") => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(limited > 50 && acks >= 20, "acks {acks}, limited {limited}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_viewer_does_not_stop_others() {
+    let app = spawn_app(Broker::Embedded, &unique("ws-stall")).await;
+    let _stalled = connect(&app).await; // never read
+    let mut live = connect(&app).await;
+    next(&mut live, Duration::from_secs(5)).await;
+    next(&mut live, Duration::from_secs(5)).await;
+    send(&mut live, r#"{"cmd":"set_rate","rate":1000}"#).await;
+    reply(&mut live).await;
+    send(&mut live, r#"{"cmd":"start"}"#).await;
+    reply(&mut live).await;
+    let start = Instant::now();
+    let mut deltas = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        if let ServerMsg::Delta(_) = next(&mut live, Duration::from_secs(5)).await {
+            deltas += 1;
+        }
+    }
+    assert!(
+        deltas >= 30,
+        "the live viewer got only {deltas} deltas in 3 s"
+    );
+    app.shutdown().await;
+}

@@ -1,0 +1,229 @@
+//! The WebSocket protocol between the server (`/ws`) and the page.
+//!
+//! Every frame is one JSON object tagged by `type`. The server opens with [`ServerMsg::Hello`]
+//! and a [`ServerMsg::Snapshot`], then sends at most ~20 [`ServerMsg::Delta`]s a second. The
+//! page sends [`ClientMsg`]s (commands, each with an optional `id` echoed in the reply); every
+//! command gets an [`ServerMsg::Ack`] with the resulting generator settings or an
+//! [`ServerMsg::Error`], and the socket stays open either way.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{AccountBalance, LogLine};
+use crate::generator::GeneratorSettings;
+use crate::ledger::LedgerStats;
+use crate::money::Money;
+use crate::transaction::{AccountId, Transaction, TxType};
+
+/// Bumped on any incompatible change; a page with another version is told to reload.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame the server accepts from a page.
+pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
+/// Most accounts whose history is charted (and sent in snapshots).
+pub const MAX_CHARTED_ACCOUNTS: usize = 100;
+/// History kept and sent: one sample a second for 10 minutes.
+pub const HISTORY_SAMPLES: usize = 600;
+/// Log lines in a snapshot, and at most per delta.
+pub const SNAPSHOT_LOG_LINES: usize = 50;
+pub const DELTA_LOG_LINES: usize = 20;
+
+/// What the producer is doing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorStatus {
+    pub running: bool,
+    /// Transactions per second; `None` is "as fast as possible".
+    pub rate: Option<f64>,
+    pub settings: GeneratorSettings,
+}
+
+/// Counters shown on the page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub ledger: LedgerStats,
+    pub malformed: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    /// Transactions applied per second, over the last second.
+    pub applied_per_second: f64,
+}
+
+/// One point of the charts' history: every charted account's balance at `t_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub t_ms: i64,
+    /// Balances of accounts `1..=balances.len()` in minor units (compact on the wire).
+    pub balances: Vec<i64>,
+    pub applied_per_second: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub topic: String,
+    pub opening_balance: Money,
+    pub accounts: Vec<AccountBalance>,
+    pub counters: Counters,
+    pub generator: GeneratorStatus,
+    pub broker_reachable: bool,
+    /// Newest first.
+    pub log: Vec<LogLine>,
+    /// Oldest first.
+    pub history: Vec<Sample>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Accounts whose balance or count changed since the previous frame.
+    pub accounts: Vec<AccountBalance>,
+    pub counters: Counters,
+    /// New log lines, newest first (at most [`DELTA_LOG_LINES`]; older ones were skipped).
+    pub log: Vec<LogLine>,
+    pub sample: Option<Sample>,
+    pub generator: Option<GeneratorStatus>,
+    pub broker_reachable: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Hello {
+        protocol: u32,
+        server: String,
+    },
+    Snapshot(Box<Snapshot>),
+    Delta(Box<Delta>),
+    Ack {
+        id: Option<u64>,
+        generator: GeneratorStatus,
+        transaction: Option<Transaction>,
+    },
+    Error {
+        id: Option<u64>,
+        message: String,
+    },
+    /// The page speaks another protocol version: it must reload.
+    Reload {
+        reason: String,
+    },
+}
+
+/// A command from the page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    Hello {
+        protocol: u32,
+    },
+    Start,
+    Pause,
+    /// `rate: null` is "as fast as possible".
+    SetRate {
+        rate: Option<f64>,
+    },
+    SetAccounts {
+        accounts: u32,
+    },
+    SetMix {
+        credit_percent: u8,
+    },
+    SetAmounts {
+        min: Money,
+        max: Money,
+    },
+    Manual {
+        account: AccountId,
+        transaction_type: TxType,
+        amount: Money,
+    },
+    Burst {
+        count: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientMsg {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+impl ServerMsg {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Decodes a page's frame, with a reason fit to send back when it is not a command.
+pub fn parse_client(text: &str) -> Result<ClientMsg, String> {
+    if text.len() > MAX_CLIENT_FRAME {
+        return Err(format!(
+            "frame too large: {} bytes (limit {MAX_CLIENT_FRAME})",
+            text.len()
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| format!("not a command: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_ids() {
+        let m = parse_client(r#"{"cmd":"set_rate","rate":5,"id":7}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMsg {
+                id: Some(7),
+                command: Command::SetRate { rate: Some(5.0) }
+            }
+        );
+        let m = parse_client(
+            r#"{"cmd":"manual","account":2,"transaction_type":"Debit","amount":12.34}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.command,
+            Command::Manual {
+                account: 2,
+                transaction_type: TxType::Debit,
+                amount: Money::from_minor(1234)
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"cmd":"pause"}"#).unwrap().command,
+            Command::Pause
+        );
+    }
+
+    #[test]
+    fn bad_commands_say_why() {
+        assert!(parse_client("nope").unwrap_err().contains("not a command"));
+        assert!(
+            parse_client(r#"{"cmd":"explode"}"#)
+                .unwrap_err()
+                .contains("unknown variant")
+        );
+        assert!(parse_client(r#"{"cmd":"set_accounts","accounts":-1}"#).is_err());
+        assert!(
+            parse_client(r#"{"cmd":"manual","account":1,"transaction_type":"Refund","amount":1}"#)
+                .is_err()
+        );
+        assert!(
+            parse_client(&"x".repeat(MAX_CLIENT_FRAME + 1))
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let m = ServerMsg::Error {
+            id: Some(1),
+            message: "no".into(),
+        };
+        let text = m.to_json();
+        assert!(text.contains(r#""type":"error""#));
+        assert_eq!(serde_json::from_str::<ServerMsg>(&text).unwrap(), m);
+    }
+}
