@@ -14,6 +14,7 @@ export PATH="$TOOLS/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 TRUNK_VERSION=0.22.1
 BINARYEN_VERSION=132   # Debian's binaryen (108) builds a page that dies in the browser
+PLAYWRIGHT_VERSION=1.64.1
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -65,6 +66,10 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
 fi
 
 if [ "$what" = test ]; then
+  if [ "$(node -p "require('$TOOLS/npm/node_modules/playwright-core/package.json').version" 2>/dev/null)" != "$PLAYWRIGHT_VERSION" ]; then
+    say "installing playwright-core $PLAYWRIGHT_VERSION (drives Debian's chromium; downloads no browser)"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+  fi
   "$here/scripts/kafka.sh" fetch
   python3 -c 'import confluent_kafka' 2>/dev/null || {
     say "installing the confluent-kafka Python client (interop tests)"

@@ -41,5 +41,11 @@ python3 server/tests/interop.py "$target/debug/cashflow"
 step "page build"
 trunk build --release
 
+step "browser end to end (chromium headless)"
+CASHFLOW_BIN="$target/debug/cashflow" CASHFLOW_DIST=dist CASHFLOW_ARTIFACTS="$target/e2e" \
+  CASHFLOW_NODE_MODULES="$TOOLS/npm/node_modules" node --test web/e2e/ 2>&1 | tee "$target/e2e.log"
+e2e=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$target/e2e.log")
+echo "screenshots: $target/e2e/"
+
 step "done"
-echo "tests: $((passed + 1)) passed, 0 failed"
+echo "tests: $((passed + 1 + e2e)) passed, 0 failed"

@@ -1,8 +1,115 @@
-//! Placeholder page; the live dashboard is built on top of this.
+//! The cashflow dashboard: a Leptos client-side app.
+//!
+//! - [`socket`] keeps one WebSocket to `/ws`, reconnecting with back-off, and feeds every server
+//!   message into the [`Dashboard`](cashflow_shared::dashboard::Dashboard) reducer (from
+//!   `shared/`, where it is unit-tested). The views re-render at most once per animation frame.
+//! - [`charts`] draws the balance history, the balance and count bars and the throughput
+//!   sparkline as SVG, with a bounded number of points per series.
+//! - [`controls`] sends the generator commands; every control is disabled, with the reason,
+//!   while the page is not connected.
+
+mod charts;
+mod controls;
+mod socket;
+
 use leptos::prelude::*;
 
+use socket::{Conn, Ctx};
+
 fn main() {
-    leptos::mount::mount_to_body(
-        || view! { <h1>"cashflow"</h1><p>"Balances: "<a href="/api/balances">"/api/balances"</a></p> },
-    );
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let ctx = Ctx::new();
+    provide_context(ctx);
+    socket::connect(ctx);
+    let large = RwSignal::new(false);
+    view! {
+        <div class="page" class:large=move || large.get()>
+            <header>
+                <h1>"cashflow"<span class="sub">" — a bank on Kafka"</span></h1>
+                <Status/>
+                <label class="toggle">
+                    <input type="checkbox" on:change=move |ev| large.set(event_target_checked(&ev))/>
+                    " large text"
+                </label>
+            </header>
+            <Reload/>
+            <charts::Counters/>
+            <main>
+                <section class="panel lines">
+                    <h2>"Balances over time"</h2>
+                    <charts::LineChart/>
+                </section>
+                <section class="panel controls-panel">
+                    <h2>"Controls"</h2>
+                    <controls::Controls/>
+                </section>
+                <section class="panel">
+                    <h2>"Balance per account"</h2>
+                    <charts::BalanceBars/>
+                </section>
+                <section class="panel">
+                    <h2>"Transactions per account"</h2>
+                    <charts::CountBars/>
+                </section>
+                <section class="panel">
+                    <h2>"Logging consumer · newest first"</h2>
+                    <LogFeed/>
+                </section>
+            </main>
+        </div>
+    }
+}
+
+#[component]
+fn Status() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let text = move || {
+        ctx.version.get();
+        let broker = ctx.dash.with_value(|d| d.broker_reachable);
+        match ctx.conn.get() {
+            Conn::Connecting => ("connecting", "connecting…".to_owned()),
+            Conn::Open if !broker => ("warn", "connected · broker unreachable".to_owned()),
+            Conn::Open => ("ok", "connected".to_owned()),
+            Conn::Retrying { in_secs, attempt } => (
+                "bad",
+                format!("disconnected · retry {attempt} in {in_secs:.1} s"),
+            ),
+        }
+    };
+    view! {
+        <span class=move || format!("status {}", text().0) data-testid="status">{move || text().1}</span>
+    }
+}
+
+#[component]
+fn Reload() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    move || {
+        ctx.version.get();
+        ctx.dash
+            .with_value(|d| d.reload.clone())
+            .map(|r| view! { <div class="reload">{r}" "<a href="">"Reload"</a></div> })
+    }
+}
+
+#[component]
+fn LogFeed() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    view! {
+        <ol class="log" data-testid="log">
+            {move || {
+                ctx.version.get();
+                ctx.dash.with_value(|d| {
+                    d.log.iter().take(60).map(|l| {
+                        let malformed = l.text.starts_with("skipped");
+                        view! { <li class:malformed=malformed><span class="pos">{format!("p{}@{}", l.partition, l.offset)}</span>" "{l.text.clone()}</li> }
+                    }).collect_view()
+                })
+            }}
+        </ol>
+    }
 }

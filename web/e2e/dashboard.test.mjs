@@ -1,0 +1,126 @@
+// End to end in Debian's chromium (headless, driven by playwright-core) against the real
+// server with its embedded broker. Run by scripts/test.sh:
+//   CASHFLOW_BIN=target/debug/cashflow CASHFLOW_DIST=dist node --test web/e2e/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+// playwright-core lives with the project's other tools (scripts/setup.sh), not in the repo.
+const modules = process.env.CASHFLOW_NODE_MODULES
+  ?? path.join(process.env.HOME ?? '', '.cache/cashflow/tools/npm/node_modules');
+const { chromium } = createRequire(path.join(modules, 'noop.js'))('playwright-core');
+
+const BIN = process.env.CASHFLOW_BIN ?? 'target/debug/cashflow';
+const DIST = process.env.CASHFLOW_DIST ?? 'dist';
+const ARTIFACTS = process.env.CASHFLOW_ARTIFACTS ?? 'target/e2e';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+function startServer(port, extra = []) {
+  const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--embedded-listen', '127.0.0.1:0',
+    '--rate', '20', '--accounts', '6', '--web-dir', DIST, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
+    proc.stdout.on('data', (d) => {
+      if (String(d).includes('http://')) { clearTimeout(timer); resolve(proc); }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited ${code}:\n${log}`)));
+  });
+}
+
+function stopServer(proc) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('server did not stop in 30 s')); }, 30000);
+    proc.removeAllListeners('exit');
+    proc.on('exit', (code) => { clearTimeout(timer); resolve(code); });
+    proc.kill('SIGTERM');
+  });
+}
+
+/** Balance of an account in minor units, from its bar (accounts open at 100.00). */
+const balanceOf = (page, account) => page.evaluate((a) => {
+  const el = document.querySelector(`[data-testid="balance-${a}"]`);
+  return el ? Number(el.getAttribute('data-value')) : 10000;
+}, account);
+
+const allBalances = (page) => page.evaluate(() => Object.fromEntries(
+  [...document.querySelectorAll('[data-testid^="balance-"]')].map((e) => [e.dataset.testid, e.getAttribute('data-value')])));
+
+test('a teacher runs the dashboard', async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const port = await freePort();
+  let server = await startServer(port);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+
+    // Balances appear, then change as Kafka delivers.
+    await page.waitForSelector('[data-testid^="balance-"]', { timeout: 30000 });
+    const first = await allBalances(page);
+    await page.waitForFunction((before) => {
+      const now = [...document.querySelectorAll('[data-testid^="balance-"]')];
+      return now.some((e) => before[e.dataset.testid] !== e.getAttribute('data-value'));
+    }, first, { timeout: 30000 });
+
+    // Pause: throughput falls to 0.
+    await page.click('[data-testid=pause]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=tps]')?.textContent.trim() === '0.0',
+      null, { timeout: 20000 });
+    await page.waitForSelector('[data-testid=start]:not([disabled])');
+
+    // A manual debit changes that account by exactly its amount.
+    const before = await balanceOf(page, 2);
+    await page.fill('[data-testid=manual-account]', '2');
+    await page.selectOption('[data-testid=manual-type]', 'Debit');
+    await page.fill('[data-testid=manual-amount]', '12.34');
+    await page.click('[data-testid=manual-send]');
+    await page.waitForFunction((want) => document.querySelector('[data-testid="balance-2"]')?.getAttribute('data-value') === String(want),
+      before - 1234, { timeout: 20000 });
+    assert.equal(await balanceOf(page, 2), before - 1234);
+    assert.match(await page.textContent('[data-testid=notice]'), /sent Debit 12\.34 to account 2/);
+
+    // A bad value gets a clear error and nothing is sent.
+    await page.fill('[data-testid=manual-amount]', '1.234');
+    await page.click('[data-testid=manual-send]');
+    await page.waitForFunction(() => /decimal places/.test(document.querySelector('[data-testid=notice]').textContent));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png') });
+
+    // The server restarts: the page shows it, disables the controls, and reconnects by itself.
+    assert.equal(await stopServer(server), 0, 'graceful exit');
+    await page.waitForSelector('[data-testid=status].bad', { timeout: 15000 });
+    assert.ok(await page.isDisabled('[data-testid=manual-send]'), 'controls disabled while disconnected');
+    server = await startServer(port);
+    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+    await page.waitForSelector('[data-testid=manual-send]:not([disabled])');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=applied]')?.textContent) > 0,
+      null, { timeout: 30000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'reconnected.png') });
+
+    const stats = await page.evaluate(() => window.__cashflow_stats);
+    console.log(`render work per frame (6 accounts): ${JSON.stringify(stats)}`);
+    assert.ok(stats.frames > 10);
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } finally {
+    await browser.close();
+    await stopServer(server).catch(() => {});
+  }
+});

@@ -1,0 +1,137 @@
+//! Generator commands. Inputs are parsed here (exact money, ranges) and validated again by
+//! the server; every command's ack or error is shown under the controls.
+
+use cashflow_shared::dashboard::Notice;
+use cashflow_shared::protocol::Command;
+use cashflow_shared::{Money, TxType};
+use leptos::prelude::*;
+
+use crate::socket::Ctx;
+
+fn field(initial: &str) -> RwSignal<String> {
+    RwSignal::new(initial.to_owned())
+}
+
+#[component]
+pub fn Controls() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let local_error = RwSignal::new(None::<String>);
+    let off = move || !ctx.connected();
+    let send = move |c: Command| {
+        local_error.set(None);
+        if ctx.send(c).is_none() {
+            local_error.set(Some("not connected".into()));
+        }
+    };
+    let parse_or_say = move |what: &str, r: Result<Command, String>| match r {
+        Ok(c) => send(c),
+        Err(e) => local_error.set(Some(format!("{what}: {e}"))),
+    };
+
+    let rate = field("2");
+    let accounts = field("5");
+    let credit = field("50");
+    let min = field("1");
+    let max = field("20");
+    let m_account = field("1");
+    let m_type = field("Credit");
+    let m_amount = field("10.00");
+    let burst = field("100");
+
+    let generator = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.generator.clone())
+    };
+    let running = move || generator().is_some_and(|g| g.running);
+    // Fill the inputs with the server's settings whenever a (re)connection brings them.
+    let filled_for = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        ctx.version.get();
+        let (snapshots, g) = ctx.dash.with_value(|d| (d.snapshots, d.generator.clone()));
+        if let Some(g) = g.filter(|_| filled_for.get_value() != snapshots) {
+            filled_for.set_value(snapshots);
+            rate.set(
+                g.rate
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "max".into()),
+            );
+            accounts.set(g.settings.accounts.to_string());
+            credit.set(g.settings.credit_percent.to_string());
+            min.set(g.settings.min_amount.to_string());
+            max.set(g.settings.max_amount.to_string());
+        }
+    });
+    let describe = move || match generator() {
+        Some(g) => format!(
+            "{} · {} · {} accounts · {}% credits · amounts {}–{}",
+            if g.running { "running" } else { "paused" },
+            g.rate
+                .map(|r| format!("{r} tx/s"))
+                .unwrap_or_else(|| "max rate".into()),
+            g.settings.accounts,
+            g.settings.credit_percent,
+            g.settings.min_amount,
+            g.settings.max_amount
+        ),
+        None => "—".into(),
+    };
+    let input = move |sig: RwSignal<String>, testid: &'static str, kind: &'static str| {
+        view! { <input type=kind data-testid=testid prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) disabled=off/> }
+    };
+
+    view! {
+        <div class="controls">
+            <p class="state" data-testid="generator">{describe}</p>
+            {move || off().then(|| view! { <p class="reason">"Disconnected: the controls come back when the server does."</p> })}
+            <div class="row">
+                <button data-testid="start" disabled=move || off() || running() on:click=move |_| send(Command::Start)>"Start"</button>
+                <button data-testid="pause" disabled=move || off() || !running() on:click=move |_| send(Command::Pause)>"Pause"</button>
+            </div>
+            <div class="flow">
+            <div class="setting">
+                <label>"Rate (tx/s)"{input(rate, "rate", "number")}</label>
+                <button disabled=off on:click=move |_| parse_or_say("rate", rate.get().trim().parse::<f64>().map(|r| Command::SetRate { rate: Some(r) }).map_err(|_| "a number, e.g. 2 or 0.5".into()))>"Set"</button>
+                <button disabled=off on:click=move |_| send(Command::SetRate { rate: None })>"Max"</button>
+            </div>
+            <div class="setting">
+                <label>"Accounts"{input(accounts, "accounts", "number")}</label>
+                <button disabled=off on:click=move |_| parse_or_say("accounts", accounts.get().trim().parse().map(|accounts| Command::SetAccounts { accounts }).map_err(|_| "a whole number".into()))>"Set"</button>
+            </div>
+            <div class="setting">
+                <label>"Credits (%)"{input(credit, "credit", "number")}</label>
+                <button disabled=off on:click=move |_| parse_or_say("credits", credit.get().trim().parse().map(|credit_percent| Command::SetMix { credit_percent }).map_err(|_| "0 to 100".into()))>"Set"</button>
+            </div>
+            </div>
+            <div class="row">
+                <label>"Amounts"{input(min, "min", "text")}</label>
+                <label>"to"{input(max, "max", "text")}</label>
+                <button disabled=off on:click=move |_| parse_or_say("amounts", (|| Ok(Command::SetAmounts { min: min.get().parse::<Money>().map_err(|e| e.to_string())?, max: max.get().parse::<Money>().map_err(|e| e.to_string())? }))())>"Set"</button>
+            </div>
+            <fieldset>
+                <legend>"One transaction"</legend>
+                <label>"Account"{input(m_account, "manual-account", "number")}</label>
+                <select data-testid="manual-type" disabled=off on:change=move |ev| m_type.set(event_target_value(&ev))>
+                    <option value="Credit">"Credit"</option>
+                    <option value="Debit">"Debit"</option>
+                </select>
+                <label>"Amount"{input(m_amount, "manual-amount", "text")}</label>
+                <button data-testid="manual-send" disabled=off on:click=move |_| parse_or_say("transaction", (|| {
+                    let account = m_account.get().trim().parse().map_err(|_| "account: a whole number".to_string())?;
+                    let transaction_type = if m_type.get() == "Debit" { TxType::Debit } else { TxType::Credit };
+                    let amount = m_amount.get().parse::<Money>().map_err(|e| e.to_string())?;
+                    Ok(Command::Manual { account, transaction_type, amount })
+                })())>"Send"</button>
+            </fieldset>
+            <div class="row">
+                <label>"Burst of"{input(burst, "burst", "number")}</label>
+                <button data-testid="burst-send" disabled=off on:click=move |_| parse_or_say("burst", burst.get().trim().parse().map(|count| Command::Burst { count }).map_err(|_| "a whole number".into()))>"Send burst"</button>
+            </div>
+            <p class="notice" data-testid="notice">{move || match (local_error.get(), ctx.notice.get()) {
+                (Some(e), _) => view! { <span class="err">{e}</span> }.into_any(),
+                (None, Some(Notice::Error { text, .. })) => view! { <span class="err">{text}</span> }.into_any(),
+                (None, Some(Notice::Ok { text, .. })) => view! { <span class="ok">{text}</span> }.into_any(),
+                (None, None) => ().into_any(),
+            }}</p>
+        </div>
+    }
+}

@@ -1,0 +1,198 @@
+//! The WebSocket to `/ws`: connect, feed the reducer, render once per animation frame,
+//! reconnect with back-off.
+
+use std::time::Duration;
+
+use cashflow_shared::dashboard::{Dashboard, Notice};
+use cashflow_shared::protocol::{ClientMsg, Command, PROTOCOL_VERSION, ServerMsg};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Conn {
+    Connecting,
+    Open,
+    Retrying { attempt: u32, in_secs: f64 },
+}
+
+type Handlers = (
+    Closure<dyn FnMut(Event)>,
+    Closure<dyn FnMut(MessageEvent)>,
+    Closure<dyn FnMut(CloseEvent)>,
+);
+
+/// Everything the views share. `dash` is not reactive: messages update it freely and bump
+/// `version` at most once per animation frame, which is what the views track.
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub dash: StoredValue<Dashboard>,
+    pub version: RwSignal<u64>,
+    pub conn: RwSignal<Conn>,
+    pub notice: RwSignal<Option<Notice>>,
+    socket: StoredValue<Option<(WebSocket, Handlers)>, LocalStorage>,
+    dirty: StoredValue<bool>,
+    attempt: StoredValue<u32>,
+    next_id: StoredValue<u64>,
+    /// Render work per frame, published as `window.__cashflow_stats`.
+    frames: StoredValue<FrameStats>,
+}
+
+impl Ctx {
+    pub fn new() -> Ctx {
+        Ctx {
+            dash: StoredValue::new(Dashboard::default()),
+            version: RwSignal::new(0),
+            conn: RwSignal::new(Conn::Connecting),
+            notice: RwSignal::new(None),
+            socket: StoredValue::new_local(None),
+            dirty: StoredValue::new(false),
+            attempt: StoredValue::new(0),
+            next_id: StoredValue::new(1),
+            frames: StoredValue::new(FrameStats::default()),
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.conn.get() == Conn::Open
+    }
+
+    /// Sends a command; returns its id, or `None` when not connected.
+    pub fn send(&self, command: Command) -> Option<u64> {
+        let id = self.next_id.get_value();
+        self.next_id.set_value(id + 1);
+        let text = serde_json::to_string(&ClientMsg {
+            id: Some(id),
+            command,
+        })
+        .ok()?;
+        self.socket.with_value(|s| match s {
+            Some((ws, _)) if ws.ready_state() == WebSocket::OPEN => {
+                ws.send_with_str(&text).ok().map(|_| id)
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Render time per frame: all-time and over the last [`FrameStats::RECENT`] frames.
+#[derive(Clone, Debug, Default)]
+struct FrameStats {
+    frames: u64,
+    total_ms: f64,
+    max_ms: f64,
+    recent: std::collections::VecDeque<f64>,
+}
+
+impl FrameStats {
+    const RECENT: usize = 120;
+
+    fn record(&mut self, ms: f64) -> Vec<(&'static str, f64)> {
+        self.frames += 1;
+        self.total_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+        if self.recent.len() == Self::RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms);
+        let recent_max = self.recent.iter().copied().fold(0.0, f64::max);
+        let recent_avg = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+        vec![
+            ("frames", self.frames as f64),
+            ("avg_ms", self.total_ms / self.frames as f64),
+            ("max_ms", self.max_ms),
+            ("recent_avg_ms", recent_avg),
+            ("recent_max_ms", recent_max),
+        ]
+    }
+}
+
+fn now_ms() -> f64 {
+    window().performance().map(|p| p.now()).unwrap_or(0.0)
+}
+
+/// Re-render at the next animation frame, once however many messages arrive before it.
+fn schedule_render(ctx: Ctx) {
+    if ctx.dirty.get_value() {
+        return;
+    }
+    ctx.dirty.set_value(true);
+    request_animation_frame(move || {
+        ctx.dirty.set_value(false);
+        let t0 = now_ms();
+        ctx.version.update(|v| *v += 1);
+        // Effects run as microtasks queued by the update; this one is queued after them.
+        leptos::task::spawn_local(async move {
+            let ms = now_ms() - t0;
+            let fields = ctx
+                .frames
+                .try_update_value(|f| f.record(ms))
+                .unwrap_or_default();
+            let stats = js_sys::Object::new();
+            for (k, v) in fields {
+                let _ = js_sys::Reflect::set(&stats, &k.into(), &v.into());
+            }
+            let _ = js_sys::Reflect::set(&window(), &"__cashflow_stats".into(), &stats);
+        });
+    });
+}
+
+fn ws_url() -> String {
+    let loc = window().location();
+    let proto = if loc.protocol().as_deref() == Ok("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
+    format!(
+        "{proto}://{}/ws",
+        loc.host().unwrap_or_else(|_| "127.0.0.1:8080".into())
+    )
+}
+
+pub fn connect(ctx: Ctx) {
+    ctx.conn.set(Conn::Connecting);
+    let ws = match WebSocket::new(&ws_url()) {
+        Ok(ws) => ws,
+        Err(_) => return retry(ctx),
+    };
+    let on_open = Closure::<dyn FnMut(Event)>::new(move |_| {
+        ctx.attempt.set_value(0);
+        ctx.conn.set(Conn::Open);
+        ctx.send(Command::Hello {
+            protocol: PROTOCOL_VERSION,
+        });
+    });
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        let Some(text) = ev.data().as_string() else {
+            return;
+        };
+        let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
+            return;
+        };
+        if let Some(n) = ctx.dash.try_update_value(|d| d.apply(msg)).flatten() {
+            ctx.notice.set(Some(n));
+        }
+        schedule_render(ctx);
+    });
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_| retry(ctx));
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    // Replacing the old socket drops its handlers: nothing leaks across reconnects.
+    ctx.socket
+        .set_value(Some((ws, (on_open, on_message, on_close))));
+}
+
+fn retry(ctx: Ctx) {
+    let attempt = ctx.attempt.get_value() + 1;
+    ctx.attempt.set_value(attempt);
+    // 0.5 s, 1 s, 2 s, ... up to 8 s: a restarted server is found within seconds.
+    let delay = Duration::from_millis(500 * (1u64 << (attempt - 1).min(4)));
+    ctx.conn.set(Conn::Retrying {
+        attempt,
+        in_secs: delay.as_secs_f64(),
+    });
+    set_timeout(move || connect(ctx), delay);
+}
