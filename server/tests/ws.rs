@@ -70,7 +70,7 @@ async fn snapshot_then_deltas_at_most_20_a_second() {
         panic!("snapshot expected")
     };
     assert!(snap.accounts.is_empty());
-    assert_eq!(snap.generator.running, false, "tests start paused");
+    assert!(!snap.generator.running, "tests start paused");
 
     send(&mut ws, r#"{"cmd":"burst","count":500,"id":1}"#).await;
     assert!(matches!(
