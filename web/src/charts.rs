@@ -41,7 +41,7 @@ pub fn Counters() -> impl IntoView {
 fn Sparkline() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let points = move || {
-        ctx.version.get();
+        ctx.history_version.get();
         ctx.dash.with_value(|d| {
             let n = d.history.len().min(120);
             let tail: Vec<f64> = d
@@ -81,7 +81,7 @@ fn money_label(minor: i64) -> String {
 pub fn LineChart() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     move || {
-        ctx.version.get();
+        ctx.history_version.get();
         ctx.dash.with_value(|d| {
             let Some((lo, hi)) = history_range(&d.history) else {
                 return view! { <p class="empty">"Waiting for the first second of data…"</p> }.into_any();

@@ -29,6 +29,10 @@ type Handlers = (
 pub struct Ctx {
     pub dash: StoredValue<Dashboard>,
     pub version: RwSignal<u64>,
+    /// Bumped only when the charted history changes (a new sample about once a second, or a
+    /// snapshot), so the line chart, the costliest view, redraws once a second, not 20 times.
+    pub history_version: RwSignal<u64>,
+    history_dirty: StoredValue<bool>,
     pub conn: RwSignal<Conn>,
     pub notice: RwSignal<Option<Notice>>,
     socket: StoredValue<Option<(WebSocket, Handlers)>, LocalStorage>,
@@ -44,6 +48,8 @@ impl Ctx {
         Ctx {
             dash: StoredValue::new(Dashboard::default()),
             version: RwSignal::new(0),
+            history_version: RwSignal::new(0),
+            history_dirty: StoredValue::new(false),
             conn: RwSignal::new(Conn::Connecting),
             notice: RwSignal::new(None),
             socket: StoredValue::new_local(None),
@@ -122,6 +128,10 @@ fn schedule_render(ctx: Ctx) {
         ctx.dirty.set_value(false);
         let t0 = now_ms();
         ctx.version.update(|v| *v += 1);
+        if ctx.history_dirty.get_value() {
+            ctx.history_dirty.set_value(false);
+            ctx.history_version.update(|v| *v += 1);
+        }
         // Effects run as microtasks queued by the update; this one is queued after them.
         leptos::task::spawn_local(async move {
             let ms = now_ms() - t0;
