@@ -10,4 +10,4 @@ echo "[run] building the page (trunk build --release; the first build takes a fe
 trunk build --release >&2
 echo "[run] building the server (the first build compiles librdkafka and the broker: ~10 min on 2 cores)" >&2
 cargo build --release -p cashflow >&2
-exec target/release/cashflow --web-dir dist "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/cashflow" --web-dir dist "$@"

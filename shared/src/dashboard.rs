@@ -166,11 +166,12 @@ impl Scale {
         let raw = span / ticks.max(1) as f64;
         let mag = 10f64.powi(raw.log10().floor() as i32);
         let norm = raw / mag;
-        let nice = if norm <= 1.0 {
+        // Round to the nearest nice step (Heckbert's "nice numbers"): about `ticks` steps.
+        let nice = if norm < 1.5 {
             1.0
-        } else if norm <= 2.0 {
+        } else if norm < 3.0 {
             2.0
-        } else if norm <= 5.0 {
+        } else if norm < 7.0 {
             5.0
         } else {
             10.0
@@ -383,11 +384,19 @@ mod tests {
         let pts = line_points(&history, 1, &scale, 600.0, 200.0, 150).unwrap();
         let n = pts.split(' ').count();
         assert!(n <= 151, "{n} points");
-        assert!(
-            pts.ends_with("600.0,0.0"),
-            "newest at the right edge, top: {}",
-            &pts[pts.len() - 20..]
+        let last = pts.rsplit(' ').next().unwrap();
+        let (x, y) = last.split_once(',').unwrap();
+        assert_eq!(x, "600.0", "newest sample at the right edge");
+        assert_eq!(
+            scale,
+            Scale {
+                lo: 0,
+                hi: 1500,
+                step: 500
+            }
         );
+        // 1198 on a 0..=1500 scale, 200 px high: 40.27 px from the top.
+        assert_eq!(y, "40.3");
         assert!(line_points(&history, 2, &scale, 600.0, 200.0, 150).is_none());
         assert_eq!(history_range(&history), Some((0, 1198)));
     }
