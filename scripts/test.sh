@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, unit and property tests, the pipeline against Apache Kafka 4.x
-# (started here by scripts/kafka.sh) and the embedded broker, the CLI, the Python client
-# interop, and the page build. Exits non-zero on the first failure.
+# (started here by scripts/kafka.sh) and the embedded broker, the CLI, the WebSocket bridge, the
+# Python client interop, the page build, the page logic as wasm, and the page end to end in
+# headless chromium. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}
@@ -41,6 +42,11 @@ python3 server/tests/interop.py "$target/debug/cashflow"
 step "page build"
 trunk build --release
 
+step "page logic as WebAssembly in chromium (wasm-bindgen-test)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p cashflow-web --target wasm32-unknown-unknown 2>&1 | tee "$target/wasm-test.log"
+wasm=$(grep -o 'test result: ok. [0-9]* passed' "$target/wasm-test.log" | awk '{s+=$4} END {print s+0}')
+
 step "browser end to end (chromium headless)"
 CASHFLOW_BIN="$target/debug/cashflow" CASHFLOW_DIST=dist CASHFLOW_ARTIFACTS="$target/e2e" \
   CASHFLOW_NODE_MODULES="$TOOLS/npm/node_modules" node --test web/e2e/ 2>&1 | tee "$target/e2e.log"
@@ -48,4 +54,4 @@ e2e=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$target/e2e.log")
 echo "screenshots: $target/e2e/"
 
 step "done"
-echo "tests: $((passed + 1 + e2e)) passed, 0 failed"
+echo "tests: $((passed + wasm + 1 + e2e)) passed, 0 failed"
