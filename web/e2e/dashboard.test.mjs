@@ -81,6 +81,9 @@ test('a teacher runs the dashboard', async () => {
       return now.some((e) => before[e.dataset.testid] !== e.getAttribute('data-value'));
     }, first, { timeout: 30000 });
 
+    // The history chart draws one line per account once samples arrive (one a second).
+    await page.waitForFunction(() => document.querySelectorAll('.lines polyline').length === 6, null, { timeout: 30000 });
+
     // Pause: throughput falls to 0.
     await page.click('[data-testid=pause]');
     await page.waitForFunction(() => document.querySelector('[data-testid=tps]')?.textContent.trim() === '0.0',

@@ -181,6 +181,11 @@ pub fn connect(ctx: Ctx) {
         let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
             return;
         };
+        if matches!(&msg, ServerMsg::Snapshot(_))
+            || matches!(&msg, ServerMsg::Delta(d) if d.sample.is_some())
+        {
+            ctx.history_dirty.set_value(true);
+        }
         if let Some(n) = ctx.dash.try_update_value(|d| d.apply(msg)).flatten() {
             ctx.notice.set(Some(n));
         }
