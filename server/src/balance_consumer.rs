@@ -9,73 +9,34 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use cashflow_shared::ledger::Position;
 use cashflow_shared::{Outcome, Transaction};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::config::Settings;
-use crate::kafka::{Context, RateLimitedLog, consumer_config, is_transient};
+use crate::kafka::{RateLimitedLog, consume};
 use crate::state::Shared;
 
 pub async fn run(
     settings: Settings,
     brokers: String,
     shared: Arc<Shared>,
-    mut ready: watch::Receiver<bool>,
+    ready: watch::Receiver<bool>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    let group = format!("{}-balance", settings.group_prefix);
-    let consumer: StreamConsumer<Context> = consumer_config(&brokers, &settings.kafka, &group)
-        .create_with_context(Context {
-            shared: shared.clone(),
-            role: "balance calculator",
-        })?;
-    let ready = tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    };
-    if !ready {
-        return Ok(());
-    }
-    consumer.subscribe(&[&settings.topic])?;
-    info!(%group, topic = %settings.topic, "balance calculator started");
     let mut mismatch_log = RateLimitedLog::new(5);
     let mut malformed_log = RateLimitedLog::new(5);
-    let mut errors = RateLimitedLog::new(1);
-    loop {
-        let msg = tokio::select! {
-            _ = token.cancelled() => break,
-            m = consumer.recv() => m,
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) if is_transient(&e) => {
-                if errors.admit().0 {
-                    warn!(%e, "balance calculator: receive failed; retrying");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let pos = Position {
-            partition: msg.partition(),
-            offset: msg.offset(),
-        };
+    let role = ("balance", "balance calculator");
+    consume(&settings, &brokers, &shared.clone(), ready, token, role, |msg| {
+        let pos = Position { partition: msg.partition(), offset: msg.offset() };
         match Transaction::parse(msg.payload().unwrap_or_default()) {
             Ok(tx) => {
                 let outcome = shared.ledger_mut().apply(&tx, Some(pos));
-                if let Outcome::Applied {
-                    balance,
-                    producer_agrees: Some(false),
-                    ..
-                } = outcome
+                if let Outcome::Applied { balance, producer_agrees: Some(false), .. } = outcome
                     && mismatch_log.admit().0
                 {
                     warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
@@ -83,24 +44,16 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                // Skipped, never applied; the dead-letter topic will keep these.
+                // Skipped, never applied: counted once even if the record is re-delivered.
                 let first_time = shared.ledger_mut().skip(pos);
                 if first_time {
                     shared.malformed.fetch_add(1, Ordering::Relaxed);
                 }
                 if first_time && malformed_log.admit().0 {
-                    warn!(
-                        partition = pos.partition,
-                        offset = pos.offset,
-                        "malformed record skipped: {e}"
-                    );
+                    warn!(partition = pos.partition, offset = pos.offset, "malformed record skipped: {e}");
                 }
             }
         }
-        if let Err(e) = consumer.store_offset_from_message(&msg) {
-            warn!(%e, "balance calculator could not store its offset");
-        }
-    }
-    crate::kafka::close_consumer(consumer, "balance calculator").await;
-    Ok(())
+    })
+    .await
 }

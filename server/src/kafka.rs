@@ -328,3 +328,58 @@ pub async fn close_consumer(
         warn!(consumer = role, %e, "closing failed");
     }
 }
+
+/// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
+/// each record, and only then is the record's offset stored (auto-commit commits stored offsets
+/// only), so a crash re-delivers rather than loses. At shutdown the stored offsets are committed
+/// and the consumer leaves its group.
+pub async fn consume(
+    settings: &crate::config::Settings,
+    brokers: &str,
+    shared: &Arc<Shared>,
+    mut ready: watch::Receiver<bool>,
+    token: CancellationToken,
+    (suffix, role): (&str, &'static str),
+    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> anyhow::Result<()> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let group = format!("{}-{suffix}", settings.group_prefix);
+    let consumer: StreamConsumer<Context> = consumer_config(brokers, &settings.kafka, &group)
+        .create_with_context(Context {
+            shared: shared.clone(),
+            role,
+        })?;
+    let ready = tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    };
+    if !ready {
+        return Ok(());
+    }
+    consumer.subscribe(&[&settings.topic])?;
+    info!(%group, topic = %settings.topic, "{role} started");
+    let mut errors = RateLimitedLog::new(1);
+    loop {
+        let msg = tokio::select! {
+            _ = token.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        match msg {
+            Ok(msg) => {
+                handle(&msg);
+                if let Err(e) = consumer.store_offset_from_message(&msg) {
+                    warn!(%e, "{role} could not store its offset");
+                }
+            }
+            Err(e) if is_transient(&e) => {
+                if errors.admit().0 {
+                    warn!(%e, "{role}: receive failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    close_consumer(consumer, role).await;
+    Ok(())
+}
