@@ -36,7 +36,8 @@ cargo test 2>&1 | tee "$target/cargo-test.log"
 passed=$(grep -o 'test result: ok. [0-9]* passed' "$target/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 
 step "Python client interop (confluent-kafka)"
-cargo build -p cashflow
+# The cashflow binary cargo test just built (a separate `cargo build` would resolve features
+# differently and rebuild every dependency).
 python3 server/tests/interop.py "$target/debug/cashflow"
 
 step "page build"
