@@ -129,7 +129,7 @@ impl Dashboard {
         }
     }
 
-    /// Balances of the charted accounts (1..=n), largest account number first excluded.
+    /// How many accounts the history charts (accounts 1..=n).
     pub fn charted_accounts(&self) -> usize {
         self.history.back().map(|s| s.balances.len()).unwrap_or(0)
     }
