@@ -130,6 +130,7 @@ impl App {
             producer: handle.clone(),
             hub,
             token: token.clone(),
+            allow_origins: Arc::new(settings.allow_origins.clone()),
         };
         let router = http::router(state, &settings.web_dir);
         let http_token = token.clone();

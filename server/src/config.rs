@@ -120,6 +120,11 @@ pub struct Cli {
     /// Folder with the built browser app (Trunk's output).
     #[arg(long, env = "CASHFLOW_WEB_DIR", default_value = "dist")]
     pub web_dir: PathBuf,
+    /// Extra page origins allowed to open the WebSocket besides the server's own (repeatable;
+    /// `trunk serve` on 127.0.0.1:8081 and localhost:8081 are allowed by default).
+    #[arg(long = "allow-origin", env = "CASHFLOW_ALLOW_ORIGINS", value_delimiter = ',',
+          default_values_t = ["http://127.0.0.1:8081".to_string(), "http://localhost:8081".to_string()])]
+    pub allow_origins: Vec<String>,
 }
 
 /// Everything the app needs to start, validated.
@@ -138,6 +143,7 @@ pub struct Settings {
     pub kafka: Vec<(String, String)>,
     pub embedded_listen: SocketAddr,
     pub web_dir: PathBuf,
+    pub allow_origins: Vec<String>,
 }
 
 impl Cli {
@@ -179,6 +185,7 @@ impl Cli {
             kafka: self.kafka,
             embedded_listen: self.embedded_listen,
             web_dir: self.web_dir,
+            allow_origins: self.allow_origins,
         })
     }
 }

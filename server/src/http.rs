@@ -26,6 +26,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Cancelled at shutdown: open WebSockets close.
     pub token: CancellationToken,
+    /// Page origins allowed besides the server's own.
+    pub allow_origins: Arc<Vec<String>>,
 }
 
 pub fn router(state: AppState, web_dir: &Path) -> Router {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use cashflow_shared::protocol::{self, ClientMsg, Command as Wire, PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -27,7 +29,29 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 /// Commands per second a viewer may send (burst of twice that).
 const COMMANDS_PER_SECOND: f64 = 10.0;
 
-pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// Whether a browser page at `origin` may open the socket: same host as the request, or listed.
+/// Clients that send no `Origin` (not browsers) are let in; a cross-site page never is.
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+    host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if !origin_allowed(header(ORIGIN), header(HOST), &state.allow_origins) {
+        debug!(origin = ?header(ORIGIN), "WebSocket from a foreign origin refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open the cashflow WebSocket",
+        )
+            .into_response();
+    }
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| viewer(socket, state))
@@ -181,4 +205,36 @@ async fn handle(text: &str, producer: &ProducerHandle) -> Option<ServerMsg> {
         },
         Err(message) => ServerMsg::Error { id, message },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["http://127.0.0.1:8081".to_string()];
+        assert!(origin_allowed(None, Some("127.0.0.1:8080"), &allowed));
+        assert!(origin_allowed(
+            Some("http://127.0.0.1:8080"),
+            Some("127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            Some("http://127.0.0.1:8081"),
+            Some("127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("http://evil.example"),
+            Some("127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("http://127.0.0.1:8080.evil.example"),
+            Some("127.0.0.1:8080"),
+            &allowed
+        ));
+        assert!(!origin_allowed(Some("http://evil.example"), None, &allowed));
+    }
 }

@@ -258,3 +258,30 @@ async fn a_stalled_viewer_does_not_stop_others() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origins_are_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app(Broker::Embedded, &unique("ws-origin")).await;
+    let url = format!("ws://{}/ws", app.http_addr);
+    let mut evil = url.as_str().into_client_request().expect("request");
+    evil.headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(evil)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    let mut own = url.as_str().into_client_request().expect("request");
+    own.headers_mut().insert(
+        "Origin",
+        format!("http://{}", app.http_addr).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(own)
+        .await
+        .expect("same origin is allowed");
+    assert!(matches!(
+        next(&mut ws, Duration::from_secs(5)).await,
+        ServerMsg::Hello { .. }
+    ));
+    app.shutdown().await;
+}
