@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::Settings;
-use crate::kafka::{RateLimitedLog, consume};
+use crate::kafka::{DeadLetter, DeadLetters, RateLimitedLog, consume};
 use crate::state::Shared;
 
 pub async fn run(
@@ -31,29 +31,42 @@ pub async fn run(
     let mut mismatch_log = RateLimitedLog::new(5);
     let mut malformed_log = RateLimitedLog::new(5);
     let role = ("balance", "balance calculator");
-    consume(&settings, &brokers, &shared.clone(), ready, token, role, |msg| {
+    let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
+    let handler_shared = shared.clone();
+    consume(&settings, &brokers, &shared, ready, token, role, Some(dead_letters), move |msg| {
+        let shared = &handler_shared;
         let pos = Position { partition: msg.partition(), offset: msg.offset() };
-        match Transaction::parse(msg.payload().unwrap_or_default()) {
-            Ok(tx) => {
-                let outcome = shared.ledger_mut().apply(&tx, Some(pos));
-                if let Outcome::Applied { balance, producer_agrees: Some(false), .. } = outcome
-                    && mismatch_log.admit().0
-                {
-                    warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
-                          computed = %balance, "producer's new_balance disagrees with the ledger");
+        if shared.ledger().has_seen(pos) {
+            return Ok(()); // re-delivered after a restart: already applied or dead-lettered
+        }
+        let reason = match Transaction::parse(msg.payload().unwrap_or_default()) {
+            Ok(tx) => match shared.ledger_mut().apply(&tx, Some(pos)) {
+                Outcome::Applied { balance, producer_agrees: Some(false), .. } => {
+                    if mismatch_log.admit().0 {
+                        warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
+                              computed = %balance, "producer's new_balance disagrees with the ledger");
+                    }
+                    return Ok(());
                 }
-            }
-            Err(e) => {
-                // Skipped, never applied: counted once even if the record is re-delivered.
-                let first_time = shared.ledger_mut().skip(pos);
-                if first_time {
+                Outcome::Applied { .. } | Outcome::Replayed => return Ok(()),
+                Outcome::DuplicateId => format!("duplicate transaction_id {:?}", tx.transaction_id),
+                Outcome::Overflow => format!("balance of account {} would overflow", tx.account),
+            },
+            Err(e) => e.to_string(),
+        };
+        if malformed_log.admit().0 {
+            warn!(partition = pos.partition, offset = pos.offset, "record sent to the dead-letter topic: {reason}");
+        }
+        let shared = shared.clone();
+        Err(DeadLetter {
+            reason,
+            on_written: Box::new(move || {
+                // Counted, and its position marked handled, only once it is safely kept.
+                if shared.ledger_mut().skip(pos) {
                     shared.malformed.fetch_add(1, Ordering::Relaxed);
                 }
-                if first_time && malformed_log.admit().0 {
-                    warn!(partition = pos.partition, offset = pos.offset, "malformed record skipped: {e}");
-                }
-            }
-        }
+            }),
+        })
     })
     .await
 }

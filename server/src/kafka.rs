@@ -135,8 +135,28 @@ pub struct TopicSpec {
     pub replication: i32,
 }
 
-/// Watches the broker: creates the topic once it is reachable, keeps `/health` current, and
-/// warns once per outage. Sends `true` on `ready` once the topic exists.
+/// The dead-letter topic of `topic`: malformed records go there, with the reason in headers.
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// Checks (and creates) the topic, then its dead-letter topic; the main topic's partitions.
+async fn check_topics(
+    admin: &Arc<AdminClient<Context>>,
+    topic: &TopicSpec,
+) -> Result<usize, CheckError> {
+    let n = check_once(admin, topic).await?;
+    let dlq = TopicSpec {
+        name: dlq_topic(&topic.name),
+        partitions: topic.partitions,
+        replication: topic.replication,
+    };
+    check_once(admin, &dlq).await?;
+    Ok(n)
+}
+
+/// Watches the broker: creates the topic and its dead-letter topic once it is reachable, keeps
+/// `/health` current, and warns once per outage. Sends `true` on `ready` once both exist.
 pub async fn watch_broker(
     admin: Arc<AdminClient<Context>>,
     shared: Arc<Shared>,
@@ -147,7 +167,7 @@ pub async fn watch_broker(
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
     loop {
-        let result = check_once(&admin, &topic).await;
+        let result = check_topics(&admin, &topic).await;
         let ok = result.is_ok();
         {
             let mut b = shared.broker();
@@ -329,10 +349,97 @@ pub async fn close_consumer(
     }
 }
 
+/// A record the handler refuses: why, and what to do once it is safely in the dead-letter topic.
+pub struct DeadLetter {
+    pub reason: String,
+    pub on_written: Box<dyn FnOnce() + Send>,
+}
+
+/// Writes records that are not transactions to the dead-letter topic, untouched, with headers
+/// `cashflow.reason`, `cashflow.source.topic`, `cashflow.source.partition` and
+/// `cashflow.source.offset`.
+pub struct DeadLetters {
+    producer: rdkafka::producer::FutureProducer<Context>,
+    topic: String,
+}
+
+impl DeadLetters {
+    pub fn new(
+        settings: &crate::config::Settings,
+        brokers: &str,
+        shared: &Arc<Shared>,
+    ) -> anyhow::Result<DeadLetters> {
+        let mut cfg = base_config(brokers, &settings.kafka);
+        cfg.set("enable.idempotence", "true").set("acks", "all");
+        let producer = cfg.create_with_context(Context {
+            shared: shared.clone(),
+            role: "dead-letter producer",
+        })?;
+        Ok(DeadLetters {
+            producer,
+            topic: dlq_topic(&settings.topic),
+        })
+    }
+
+    /// Sends one dead letter and waits for Kafka to acknowledge it, retrying until it does.
+    /// False if shutdown came first.
+    async fn send(
+        &self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+        reason: &str,
+        token: &CancellationToken,
+    ) -> bool {
+        use rdkafka::message::{Header, Message, OwnedHeaders};
+        use rdkafka::producer::FutureRecord;
+        let (partition, offset) = (msg.partition().to_string(), msg.offset().to_string());
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "cashflow.reason",
+                    value: Some(reason),
+                })
+                .insert(Header {
+                    key: "cashflow.source.topic",
+                    value: Some(msg.topic()),
+                })
+                .insert(Header {
+                    key: "cashflow.source.partition",
+                    value: Some(&partition),
+                })
+                .insert(Header {
+                    key: "cashflow.source.offset",
+                    value: Some(&offset),
+                });
+            let mut record = FutureRecord::to(&self.topic).headers(headers);
+            if let Some(k) = msg.key() {
+                record = record.key(k);
+            }
+            if let Some(p) = msg.payload() {
+                record = record.payload(p);
+            }
+            tokio::select! {
+                _ = token.cancelled() => return false,
+                r = self.producer.send(record, Duration::from_secs(10)) => match r {
+                    Ok(_) => return true,
+                    Err((e, _)) => warn!(%e, topic = %self.topic, "dead letter not written yet; retrying"),
+                }
+            }
+            tokio::select! {
+                _ = token.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
 /// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
-/// each record, and only then is the record's offset stored (auto-commit commits stored offsets
+/// each record (an `Err(reason)` sends it to `dead_letters`, and waits for that to be
+/// acknowledged), and only then is the record's offset stored (auto-commit commits stored offsets
 /// only), so a crash re-delivers rather than loses. At shutdown the stored offsets are committed
 /// and the consumer leaves its group.
+#[allow(clippy::too_many_arguments)] // each is a distinct input; a struct would only rename them
 pub async fn consume(
     settings: &crate::config::Settings,
     brokers: &str,
@@ -340,7 +447,8 @@ pub async fn consume(
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
     (suffix, role): (&str, &'static str),
-    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+    dead_letters: Option<DeadLetters>,
+    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Result<(), DeadLetter>,
 ) -> anyhow::Result<()> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     let group = format!("{}-{suffix}", settings.group_prefix);
@@ -366,7 +474,16 @@ pub async fn consume(
         };
         match msg {
             Ok(msg) => {
-                handle(&msg);
+                if let Err(letter) = handle(&msg) {
+                    if let Some(dl) = &dead_letters
+                        && !dl.send(&msg, &letter.reason, &token).await
+                    {
+                        // Shutting down before the dead letter was written: its offset is not
+                        // stored, so the record is read again at the next start.
+                        break;
+                    }
+                    (letter.on_written)();
+                }
                 if let Err(e) = consumer.store_offset_from_message(&msg) {
                     warn!(%e, "{role} could not store its offset");
                 }

@@ -52,7 +52,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut lines = RateLimitedLog::new(50);
     let role = ("logger", "logging consumer");
-    consume(&settings, &brokers, &shared.clone(), ready, token, role, |msg| {
+    consume(&settings, &brokers, &shared.clone(), ready, token, role, None, |msg| {
         let line = describe(msg);
         let (show, held) = lines.admit();
         if let Some(n) = held {
@@ -62,6 +62,7 @@ pub async fn run(
             info!(target: "cashflow::transactions", "p{}@{} {}", line.partition, line.offset, line.text);
         }
         shared.push_recent(line);
+        Ok(())
     })
     .await
 }

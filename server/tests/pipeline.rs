@@ -328,3 +328,109 @@ async fn manual_transaction_changes_one_balance_exactly() {
     assert!(bad.is_err());
     app.shutdown().await;
 }
+
+/// Every kind of bad record lands in `<topic>.dlq` with its reason and source position, is
+/// counted, and never stops the calculator; the good records' balances stay exact.
+async fn malformed_records_go_to_the_dead_letter_topic(broker: Broker) {
+    let topic = unique("dlq");
+    let app = spawn_app(broker, &topic).await;
+    let producer = common::raw_producer(&app.brokers);
+    let good = |id: &str, amount: u32| {
+        format!(
+            r#"{{"account":7,"transaction_id":"{id}","transaction_type":"Credit","amount":{amount}}}"#
+        )
+    };
+    let oversized = format!(r#"{{"account":7,"pad":"{}"}}"#, "x".repeat(70_000));
+    let catalogue: Vec<(Vec<u8>, &str)> = vec![
+        (b"not json".to_vec(), "not a transaction"),
+        (br#"{"account":"seven","transaction_id":"a","transaction_type":"Credit","amount":1}"#.to_vec(), "invalid type"),
+        (br#"{"account":7,"transaction_type":"Credit","amount":1}"#.to_vec(), "missing field `transaction_id`"),
+        (br#"{"account":7,"transaction_id":"b","transaction_type":"Credit","amount":-5}"#.to_vec(), "must be positive"),
+        (br#"{"account":7,"transaction_id":"c","transaction_type":"Credit","amount":5000000000}"#.to_vec(), "exceeds the limit"),
+        (br#"{"account":7,"transaction_id":"d","transaction_type":"Refund","amount":1}"#.to_vec(), "unknown variant"),
+        (oversized.into_bytes(), "too large"),
+        (b"\xff\xfe\x00garbage".to_vec(), "not UTF-8"),
+        (good("g1", 1).into_bytes(), "duplicate transaction_id"), // g1 is also sent first, below
+    ];
+    let send = |payload: Vec<u8>| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(&topic).key("7").payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("produce");
+        }
+    };
+    send(good("g1", 1).into_bytes()).await;
+    for (i, (bad, _)) in catalogue.iter().enumerate() {
+        send(bad.clone()).await;
+        send(good(&format!("ok{i}"), 2).into_bytes()).await;
+    }
+    let n_good = 1 + catalogue.len() as u64;
+    let b = wait_for(
+        WAIT,
+        "good records applied, bad ones dead-lettered",
+        || async {
+            let b = balances(&app).await;
+            (b.stats.applied == n_good
+                && b.malformed + b.stats.duplicate_ids == catalogue.len() as u64)
+                .then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(
+        b.accounts[0].balance,
+        Money::from_major(100 + 1 + 2 * catalogue.len() as i64)
+    );
+
+    let letters = wait_for(WAIT, "the dead letters", || async {
+        let r = read_topic(&app.brokers, &format!("{topic}.dlq"));
+        (r.len() == catalogue.len()).then_some(r)
+    })
+    .await;
+    let source = read_topic(&app.brokers, &topic);
+    for ((bad, want), letter) in catalogue.iter().zip(&letters) {
+        let header = |k: &str| {
+            letter
+                .headers
+                .iter()
+                .find(|(hk, _)| hk == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert!(
+            header("cashflow.reason").contains(want),
+            "{:?}: reason {:?}, want {want:?}",
+            String::from_utf8_lossy(&bad[..bad.len().min(40)]),
+            header("cashflow.reason")
+        );
+        assert_eq!(&letter.payload, bad, "the record is kept untouched");
+        let offset: i64 = header("cashflow.source.offset")
+            .parse()
+            .expect("offset header");
+        let partition: i32 = header("cashflow.source.partition")
+            .parse()
+            .expect("partition header");
+        let original = source
+            .iter()
+            .find(|r| r.partition == partition && r.offset == offset)
+            .expect("source position");
+        assert_eq!(&original.payload, bad);
+        assert_eq!(header("cashflow.source.topic"), topic);
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_malformed_records_go_to_the_dead_letter_topic() {
+    malformed_records_go_to_the_dead_letter_topic(Broker::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_malformed_records_go_to_the_dead_letter_topic() {
+    malformed_records_go_to_the_dead_letter_topic(Broker::Embedded).await;
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cashflow::{App, Settings};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Which broker a test runs against.
@@ -114,6 +114,7 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
 }
 
 /// Every record of `topic`, read with a plain assigned consumer (no group), in partition order.
@@ -161,6 +162,20 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
                     offset: m.offset(),
                     key: m.key().map(|k| k.to_vec()),
                     payload: m.payload().unwrap_or_default().to_vec(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 });
             }
         }
