@@ -248,4 +248,25 @@ mod tests {
             Err(ParseError::TooLarge(MAX_MESSAGE_BYTES + 1))
         );
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the parser: they parse, or are refused with a reason.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            match Transaction::parse(&bytes) {
+                Ok(tx) => proptest::prop_assert!(tx.validate().is_ok()),
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        /// JSON-shaped mutations of a valid message: same guarantee, deeper in the parser.
+        #[test]
+        fn mutated_messages_never_panic(cut in 0usize..200, byte in proptest::num::u8::ANY, at in 0usize..200) {
+            let mut m = ORIGINAL.as_bytes().to_vec();
+            let at = at % m.len();
+            m[at] = byte;
+            m.truncate(cut.max(1).min(m.len()));
+            let _ = Transaction::parse(&m);
+        }
+    }
 }
