@@ -131,6 +131,7 @@ impl App {
             hub,
             token: token.clone(),
             allow_origins: Arc::new(settings.allow_origins.clone()),
+            presenter_token: settings.presenter_token.as_deref().map(Arc::from),
         };
         let router = http::router(state, &settings.web_dir);
         let http_token = token.clone();

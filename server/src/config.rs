@@ -125,6 +125,10 @@ pub struct Cli {
     #[arg(long = "allow-origin", env = "CASHFLOW_ALLOW_ORIGINS", value_delimiter = ',',
           default_values_t = ["http://127.0.0.1:8081".to_string(), "http://localhost:8081".to_string()])]
     pub allow_origins: Vec<String>,
+    /// When set, viewers are read-only and only a page that logs in with this token may send
+    /// commands. Never logged.
+    #[arg(long, env = "CASHFLOW_PRESENTER_TOKEN", hide_env_values = true)]
+    pub presenter_token: Option<String>,
 }
 
 /// Everything the app needs to start, validated.
@@ -144,6 +148,7 @@ pub struct Settings {
     pub embedded_listen: SocketAddr,
     pub web_dir: PathBuf,
     pub allow_origins: Vec<String>,
+    pub presenter_token: Option<String>,
 }
 
 impl Cli {
@@ -186,6 +191,7 @@ impl Cli {
             embedded_listen: self.embedded_listen,
             web_dir: self.web_dir,
             allow_origins: self.allow_origins,
+            presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
         })
     }
 }

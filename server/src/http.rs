@@ -28,6 +28,7 @@ pub struct AppState {
     pub token: CancellationToken,
     /// Page origins allowed besides the server's own.
     pub allow_origins: Arc<Vec<String>>,
+    pub presenter_token: Option<Arc<str>>,
 }
 
 pub fn router(state: AppState, web_dir: &Path) -> Router {

@@ -84,7 +84,9 @@ async fn viewer(socket: WebSocket, state: AppState) {
     let hello = ServerMsg::Hello {
         protocol: PROTOCOL_VERSION,
         server: format!("cashflow {}", env!("CARGO_PKG_VERSION")),
+        presenter_required: state.presenter_token.is_some(),
     };
+    let mut presenter = state.presenter_token.is_none();
     let send = async |sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
                       text: Utf8Bytes|
            -> bool {
@@ -123,7 +125,7 @@ async fn viewer(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = Instant::now();
                     let reply = if bucket.take() {
-                        handle(&t, &state.producer).await
+                        handle(&t, &state.producer, state.presenter_token.as_deref(), &mut presenter).await
                     } else {
                         Some(ServerMsg::Error { id: None, message: format!("too many commands: at most {COMMANDS_PER_SECOND} a second") })
                     };
@@ -158,12 +160,40 @@ async fn viewer(socket: WebSocket, state: AppState) {
 }
 
 /// One command frame → the reply to send (none for a matching hello).
-async fn handle(text: &str, producer: &ProducerHandle) -> Option<ServerMsg> {
+async fn handle(
+    text: &str,
+    producer: &ProducerHandle,
+    token: Option<&str>,
+    presenter: &mut bool,
+) -> Option<ServerMsg> {
     let ClientMsg { id, command } = match protocol::parse_client(text) {
         Ok(m) => m,
         Err(message) => return Some(ServerMsg::Error { id: None, message }),
     };
+    if let Wire::Login { token: given } = &command {
+        return Some(match token {
+            None => ServerMsg::Error {
+                id,
+                message: "this server has no presenter token: every page may send commands".into(),
+            },
+            Some(t) if constant_time_eq(t.as_bytes(), given.as_bytes()) => {
+                *presenter = true;
+                ServerMsg::Presenter { id }
+            }
+            Some(_) => ServerMsg::Error {
+                id,
+                message: "wrong presenter token".into(),
+            },
+        });
+    }
+    if !*presenter && !matches!(command, Wire::Hello { .. }) {
+        return Some(ServerMsg::Error {
+            id,
+            message: "read-only: log in as presenter to send commands".into(),
+        });
+    }
     let cmd = match command {
+        Wire::Login { .. } => return None, // answered above
         Wire::Hello { protocol } if protocol == PROTOCOL_VERSION => return None,
         Wire::Hello { protocol } => {
             return Some(ServerMsg::Reload {
@@ -205,6 +235,11 @@ async fn handle(text: &str, producer: &ProducerHandle) -> Option<ServerMsg> {
         },
         Err(message) => ServerMsg::Error { id, message },
     })
+}
+
+/// Compares without stopping at the first differing byte, so timing tells nothing of the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -285,3 +285,50 @@ async fn foreign_origins_are_refused() {
     ));
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_presenter_token_viewers_are_read_only() {
+    let app = common::spawn_app_with(Broker::Embedded, &unique("ws-token"), |s| {
+        s.presenter_token = Some("s3cret-token".into())
+    })
+    .await;
+    let mut ws = connect(&app).await;
+    assert!(matches!(
+        next(&mut ws, Duration::from_secs(5)).await,
+        ServerMsg::Hello {
+            presenter_required: true,
+            ..
+        }
+    ));
+    next(&mut ws, Duration::from_secs(5)).await;
+    send(&mut ws, r#"{"cmd":"burst","count":5,"id":1}"#).await;
+    assert!(
+        matches!(reply(&mut ws).await, ServerMsg::Error { id: Some(1), message } if message.contains("read-only"))
+    );
+    send(&mut ws, r#"{"cmd":"login","token":"guess","id":2}"#).await;
+    assert!(
+        matches!(reply(&mut ws).await, ServerMsg::Error { id: Some(2), message } if message.contains("wrong"))
+    );
+    send(&mut ws, r#"{"cmd":"login","token":"s3cret-token","id":3}"#).await;
+    assert!(matches!(
+        reply(&mut ws).await,
+        ServerMsg::Presenter { id: Some(3) }
+    ));
+    send(&mut ws, r#"{"cmd":"burst","count":5,"id":4}"#).await;
+    assert!(matches!(
+        reply(&mut ws).await,
+        ServerMsg::Ack { id: Some(4), .. }
+    ));
+    // Another viewer is still read-only, and nothing it sent was produced.
+    let mut other = connect(&app).await;
+    next(&mut other, Duration::from_secs(5)).await;
+    next(&mut other, Duration::from_secs(5)).await;
+    send(&mut other, r#"{"cmd":"pause"}"#).await;
+    assert!(matches!(reply(&mut other).await, ServerMsg::Error { .. }));
+    common::wait_for(Duration::from_secs(30), "the burst applied", || async {
+        (app.shared.ledger().stats().applied == 5).then_some(())
+    })
+    .await;
+    assert_eq!(app.shared.producer().sent, 5);
+    app.shutdown().await;
+}

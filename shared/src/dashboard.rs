@@ -43,6 +43,10 @@ pub struct Dashboard {
     /// Set when the server speaks another protocol version.
     pub reload: Option<String>,
     pub snapshots: u64,
+    /// The server wants a presenter login before it takes commands.
+    pub presenter_required: bool,
+    /// This page may send commands (no login needed, or logged in).
+    pub presenter: bool,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -55,7 +59,20 @@ pub enum Notice {
 impl Dashboard {
     pub fn apply(&mut self, msg: ServerMsg) -> Option<Notice> {
         match msg {
-            ServerMsg::Hello { protocol, .. } => {
+            ServerMsg::Presenter { id } => {
+                self.presenter = true;
+                Some(Notice::Ok {
+                    id,
+                    text: "logged in as presenter".into(),
+                })
+            }
+            ServerMsg::Hello {
+                protocol,
+                presenter_required,
+                ..
+            } => {
+                self.presenter_required = presenter_required;
+                self.presenter = !presenter_required;
                 if protocol != PROTOCOL_VERSION {
                     self.reload = Some(format!(
                         "the server speaks protocol {protocol}, this page {PROTOCOL_VERSION}: reload the page"
@@ -335,11 +352,16 @@ mod tests {
         d.apply(ServerMsg::Hello {
             protocol: PROTOCOL_VERSION,
             server: "x".into(),
+            presenter_required: true,
         });
+        assert!(d.presenter_required && !d.presenter);
+        d.apply(ServerMsg::Presenter { id: Some(1) });
+        assert!(d.presenter);
         assert!(d.reload.is_none());
         d.apply(ServerMsg::Hello {
             protocol: PROTOCOL_VERSION + 1,
             server: "x".into(),
+            presenter_required: false,
         });
         assert!(d.reload.as_deref().unwrap().contains("reload"));
     }

@@ -88,6 +88,13 @@ pub enum ServerMsg {
     Hello {
         protocol: u32,
         server: String,
+        /// Commands need a presenter login (`Command::Login`); until then the page is read-only.
+        #[serde(default)]
+        presenter_required: bool,
+    },
+    /// Answer to a successful `Command::Login`.
+    Presenter {
+        id: Option<u64>,
     },
     Snapshot(Box<Snapshot>),
     Delta(Box<Delta>),
@@ -112,6 +119,10 @@ pub enum ServerMsg {
 pub enum Command {
     Hello {
         protocol: u32,
+    },
+    /// Presenter login, when the server has a presenter token.
+    Login {
+        token: String,
     },
     Start,
     Pause,

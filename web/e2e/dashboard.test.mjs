@@ -127,3 +127,32 @@ test('a teacher runs the dashboard', async () => {
     await stopServer(server).catch(() => {});
   }
 });
+
+test('with a presenter token, the page is read-only until the presenter logs in', async () => {
+  const port = await freePort();
+  const server = await startServer(port, ['--presenter-token', 'class-of-2026']);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+    await page.waitForSelector('[data-testid=login]', { timeout: 10000 });
+    assert.ok(await page.isDisabled('[data-testid=pause]'), 'read-only before login');
+    await page.fill('[data-testid=token]', 'wrong');
+    await page.click('[data-testid=login]');
+    await page.waitForFunction(() => /wrong presenter token/.test(document.querySelector('[data-testid=notice]').textContent));
+    assert.ok(await page.isDisabled('[data-testid=pause]'), 'still read-only after a wrong token');
+    await page.fill('[data-testid=token]', 'class-of-2026');
+    await page.click('[data-testid=login]');
+    await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 10000 });
+    await page.click('[data-testid=pause]');
+    await page.waitForFunction(() => /^paused/.test(document.querySelector('[data-testid=generator]').textContent));
+    assert.equal(await page.$('[data-testid=login]'), null, 'login form gone');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await stopServer(server).catch(() => {});
+  }
+});

@@ -16,7 +16,15 @@ fn field(initial: &str) -> RwSignal<String> {
 pub fn Controls() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let local_error = RwSignal::new(None::<String>);
-    let off = move || !ctx.connected();
+    let off = move || !ctx.can_command();
+    let token = field("");
+    let needs_login = move || {
+        ctx.version.get();
+        ctx.connected()
+            && ctx
+                .dash
+                .with_value(|d| d.presenter_required && !d.presenter)
+    };
     let send = move |c: Command| {
         local_error.set(None);
         if ctx.send(c).is_none() {
@@ -82,7 +90,20 @@ pub fn Controls() -> impl IntoView {
     view! {
         <div class="controls">
             <p class="state" data-testid="generator">{describe}</p>
-            {move || off().then(|| view! { <p class="reason">"Disconnected: the controls come back when the server does."</p> })}
+            {move || (!ctx.connected()).then(|| view! { <p class="reason">"Disconnected: the controls come back when the server does."</p> })}
+            {move || needs_login().then(|| view! {
+                <div class="row login">
+                    <p class="reason">"Read-only: the presenter logs in to send commands."</p>
+                    <label>"Presenter token"
+                        <input type="password" data-testid="token" prop:value=move || token.get() on:input=move |ev| token.set(event_target_value(&ev))/>
+                    </label>
+                    <button data-testid="login" on:click=move |_| {
+                        let t = token.get();
+                        ctx.token.set_value(Some(t.clone()));
+                        send(Command::Login { token: t });
+                    }>"Log in"</button>
+                </div>
+            })}
             <div class="row">
                 <button data-testid="start" disabled=move || off() || running() on:click=move |_| send(Command::Start)>"Start"</button>
                 <button data-testid="pause" disabled=move || off() || !running() on:click=move |_| send(Command::Pause)>"Pause"</button>

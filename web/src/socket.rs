@@ -39,6 +39,8 @@ pub struct Ctx {
     dirty: StoredValue<bool>,
     attempt: StoredValue<u32>,
     next_id: StoredValue<u64>,
+    /// The presenter token this page logged in with, sent again after a reconnect.
+    pub token: StoredValue<Option<String>>,
     /// Render work per frame, published as `window.__cashflow_stats`.
     frames: StoredValue<FrameStats>,
 }
@@ -57,6 +59,15 @@ impl Ctx {
             attempt: StoredValue::new(0),
             next_id: StoredValue::new(1),
             frames: StoredValue::new(FrameStats::default()),
+            token: StoredValue::new(None),
+        }
+    }
+
+    /// Connected and allowed to send commands.
+    pub fn can_command(&self) -> bool {
+        self.connected() && {
+            self.version.get();
+            self.dash.with_value(|d| d.presenter)
         }
     }
 
@@ -173,6 +184,9 @@ pub fn connect(ctx: Ctx) {
         ctx.send(Command::Hello {
             protocol: PROTOCOL_VERSION,
         });
+        if let Some(token) = ctx.token.get_value() {
+            ctx.send(Command::Login { token });
+        }
     });
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let Some(text) = ev.data().as_string() else {
