@@ -33,6 +33,8 @@ apt_need=()
 command -v cc >/dev/null || apt_need+=(gcc)
 command -v make >/dev/null || apt_need+=(make)
 command -v pkg-config >/dev/null || apt_need+=(pkg-config)
+# The embedded broker's TLS stack (aws-lc-sys) builds with cmake.
+command -v cmake >/dev/null || apt_need+=(cmake)
 if [ "$what" = test ]; then
   command -v chromium >/dev/null || apt_need+=(chromium)
   command -v chromedriver >/dev/null || apt_need+=(chromium-driver)
