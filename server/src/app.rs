@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cashflow_shared::Ledger;
+use std::collections::BTreeMap;
+
 use cashflow_shared::api::BrokerHealth;
+use cashflow_shared::ledger::AccountState;
+use cashflow_shared::{AccountId, Ledger};
 use rdkafka::admin::AdminClient;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -30,6 +33,7 @@ pub struct App {
     pub producer: ProducerHandle,
     settings: Settings,
     ready: watch::Receiver<bool>,
+    restored: watch::Sender<Option<BTreeMap<AccountId, AccountState>>>,
     token: CancellationToken,
     tracker: TaskTracker,
     producer_task: JoinHandle<()>,
@@ -58,8 +62,11 @@ impl App {
             None => {
                 #[cfg(feature = "embedded-broker")]
                 {
-                    let e = crate::embedded::EmbeddedBroker::start(settings.embedded_listen, None)
-                        .await?;
+                    let e = crate::embedded::EmbeddedBroker::start(
+                        settings.embedded_listen,
+                        settings.data_dir.clone().map(|d| d.join("broker")),
+                    )
+                    .await?;
                     let addr = e.addr.to_string();
                     embedded = Some(e);
                     addr
@@ -83,6 +90,7 @@ impl App {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);
+        let (restored, restored_rx) = watch::channel(None);
 
         let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
             .create_with_context(Context {
@@ -105,7 +113,7 @@ impl App {
         let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
         // The producer has its own token: at shutdown it stops (and flushes) first.
         let producer_token = token.child_token();
-        let producer_task = tracker.spawn(task.run(commands, ready.clone(), producer_token));
+        let producer_task = tracker.spawn(task.run(commands, restored_rx, producer_token));
 
         spawn_logged(
             &tracker,
@@ -153,6 +161,7 @@ impl App {
             tracker,
             producer_task,
             balance: Mutex::new(None),
+            restored,
             #[cfg(feature = "embedded-broker")]
             embedded,
         };
@@ -171,6 +180,7 @@ impl App {
                 self.shared.clone(),
                 self.ready.clone(),
                 t.clone(),
+                self.restored.clone(),
             ),
         );
         *self.balance.lock().await = Some((t, h));

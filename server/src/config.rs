@@ -117,6 +117,13 @@ pub struct Cli {
         default_value = "127.0.0.1:9092"
     )]
     pub embedded_listen: SocketAddr,
+    /// Where the embedded broker keeps its log (SQLite), so a restart loses nothing.
+    /// Default: $XDG_DATA_HOME/cashflow or ~/.local/share/cashflow.
+    #[arg(long, env = "CASHFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the embedded broker's log in a temporary folder, removed at exit.
+    #[arg(long, env = "CASHFLOW_EPHEMERAL")]
+    pub ephemeral: bool,
     /// Folder with the built browser app (Trunk's output).
     #[arg(long, env = "CASHFLOW_WEB_DIR", default_value = "dist")]
     pub web_dir: PathBuf,
@@ -146,9 +153,19 @@ pub struct Settings {
     pub group_prefix: String,
     pub kafka: Vec<(String, String)>,
     pub embedded_listen: SocketAddr,
+    /// The embedded broker's data folder; `None` is ephemeral.
+    pub data_dir: Option<PathBuf>,
     pub web_dir: PathBuf,
     pub allow_origins: Vec<String>,
     pub presenter_token: Option<String>,
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("cashflow"))
 }
 
 impl Cli {
@@ -189,6 +206,13 @@ impl Cli {
             group_prefix: self.group_prefix,
             kafka: self.kafka,
             embedded_listen: self.embedded_listen,
+            data_dir: if self.ephemeral {
+                None
+            } else {
+                Some(self.data_dir.or_else(default_data_dir).ok_or(
+                    "no home folder for the embedded broker's data: give --data-dir or --ephemeral",
+                )?)
+            },
             web_dir: self.web_dir,
             allow_origins: self.allow_origins,
             presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
@@ -206,6 +230,7 @@ impl Settings {
             "--embedded-listen",
             "127.0.0.1:0",
             "--paused",
+            "--ephemeral",
         ]);
         let mut s = cli
             .into_settings()

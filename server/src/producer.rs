@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cashflow_shared::generator::{Generator, GeneratorSettings, MAX_ACCOUNTS};
+use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::GeneratorStatus;
 use cashflow_shared::transaction::MAX_AMOUNT;
 use cashflow_shared::{AccountId, Money, Transaction, TxType};
@@ -20,6 +21,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -192,17 +194,19 @@ impl ProducerTask {
     pub async fn run(
         mut self,
         mut commands: Commands,
-        mut ready: watch::Receiver<bool>,
+        mut restored: watch::Receiver<Option<BTreeMap<AccountId, AccountState>>>,
         token: CancellationToken,
     ) {
-        // Nothing is produced before the topic exists; commands wait in the channel meanwhile.
-        let ready = tokio::select! {
-            _ = token.cancelled() => false,
-            r = ready.wait_for(|r| *r) => r.is_ok(),
+        // Nothing is produced before the topic exists and the balance calculator has restored
+        // the accounts from it; commands wait in the channel meanwhile.
+        let view = tokio::select! {
+            _ = token.cancelled() => None,
+            r = restored.wait_for(|r| r.is_some()) => r.ok().and_then(|v| v.clone()),
         };
-        if !ready {
+        let Some(view) = view else {
             return self.finish().await;
-        }
+        };
+        self.generator.restore(&view);
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();

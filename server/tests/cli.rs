@@ -162,6 +162,7 @@ async fn embedded_demo_serves_balances_and_stops_gracefully() {
             "127.0.0.1:0",
             "--rate",
             "200",
+            "--ephemeral",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -35,7 +35,7 @@ def wait(what, check, limit=DEADLINE_S):
 
 def main():
     proc = subprocess.Popen(
-        [sys.argv[1], "--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--rate", "100"],
+        [sys.argv[1], "--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--rate", "100", "--ephemeral"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

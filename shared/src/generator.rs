@@ -98,6 +98,12 @@ impl Generator {
         Ok(())
     }
 
+    /// Replaces the producer's view with accounts restored from Kafka (after a restart), so the
+    /// `new_balance` it writes next agrees with the balance calculator.
+    pub fn restore(&mut self, accounts: &BTreeMap<AccountId, AccountState>) {
+        self.book = accounts.clone();
+    }
+
     /// The producer's view of an account.
     pub fn view(&self, account: AccountId) -> AccountState {
         self.book.get(&account).copied().unwrap_or(AccountState {

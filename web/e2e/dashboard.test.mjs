@@ -30,7 +30,7 @@ function freePort() {
 
 function startServer(port, extra = []) {
   const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--embedded-listen', '127.0.0.1:0',
-    '--rate', '20', '--accounts', '6', '--web-dir', DIST, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--rate', '20', '--accounts', '6', '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
   return new Promise((resolve, reject) => {

@@ -12,7 +12,7 @@ const modules = process.env.CASHFLOW_NODE_MODULES ?? path.join(process.env.HOME,
 const { chromium } = createRequire(path.join(modules, 'noop.js'))('playwright-core');
 const BIN = process.env.CASHFLOW_BIN ?? 'target/release/cashflow';
 const server = spawn(BIN, ['--listen', '127.0.0.1:0', '--embedded-listen', '127.0.0.1:0', '--rate', String(rate),
-  '--accounts', String(accounts), '--web-dir', process.env.CASHFLOW_DIST ?? 'dist'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  '--accounts', String(accounts), '--ephemeral', '--web-dir', process.env.CASHFLOW_DIST ?? 'dist'], { stdio: ['ignore', 'pipe', 'ignore'] });
 const url = await new Promise((resolve) => server.stdout.on('data', (d) => {
   const m = String(d).match(/(http:\/\/\S+?)\/? /); if (m) resolve(m[1]);
 }));

@@ -1,0 +1,156 @@
+//! The real binary killed with SIGKILL at random moments while producing, restarted each time:
+//! at the end the balances equal an independent recomputation from the topic (deduplicated by
+//! transaction id): nothing lost, nothing applied twice. Against Apache Kafka.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cashflow_shared::Transaction;
+use cashflow_shared::api::Balances;
+use common::{apache_kafka, read_topic, unique};
+use rand::Rng;
+
+const KILLS: usize = 10;
+
+fn start(args: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cashflow"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("url line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .trim_end_matches('/')
+        .to_owned();
+    (child, url)
+}
+
+async fn balances(url: &str) -> Option<Balances> {
+    reqwest::get(format!("{url}/api/balances"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_repeated_kill_9() {
+    let brokers = apache_kafka();
+    let topic = unique("crash");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--brokers",
+            &brokers,
+            "--topic",
+            &topic,
+            "--group-prefix",
+            &topic,
+            "--accounts",
+            "20",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--listen".to_string(), format!("127.0.0.1:{port}")]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut rng = rand::rng();
+    let mut restarts = Vec::new();
+    for kill in 0..KILLS {
+        let t0 = Instant::now();
+        let (mut child, url) = start(&args(&["--rate", "3500"]));
+        // Wait until this incarnation serves balances and applies something, then kill it at a
+        // random moment.
+        let before = balances(&url).await.map(|b| b.stats.applied).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if balances(&url)
+                .await
+                .is_some_and(|b| b.stats.applied > before)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "incarnation {kill} applied nothing in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        restarts.push(t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..2000))).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+
+    // A last incarnation, paused, reads everything.
+    let (mut child, url) = start(&args(&["--paused"]));
+    let records = read_topic(&brokers, &topic);
+    let ends: BTreeMap<i32, i64> = records.iter().fold(BTreeMap::new(), |mut m, r| {
+        m.insert(r.partition, r.offset + 1);
+        m
+    });
+    let b = common::wait_for(
+        Duration::from_secs(120),
+        "the calculator to reach the end of the topic",
+        || async { balances(&url).await.filter(|b| b.next_offsets == ends) },
+    )
+    .await;
+
+    let mut seen = HashSet::new();
+    let mut expected: BTreeMap<u32, (i64, u64)> = BTreeMap::new();
+    for r in &records {
+        let tx = Transaction::parse(&r.payload).expect("the producer writes valid records");
+        if seen.insert(tx.transaction_id.clone()) {
+            let e = expected.entry(tx.account).or_insert((10_000, 0));
+            e.0 += tx.delta().minor();
+            e.1 += 1;
+        }
+    }
+    let got: BTreeMap<u32, (i64, u64)> = b
+        .accounts
+        .iter()
+        .map(|a| (a.account, (a.balance.minor(), a.count)))
+        .collect();
+    assert_eq!(
+        got, expected,
+        "balances and counts equal the recomputation from the topic"
+    );
+    assert_eq!(
+        b.stats.applied,
+        seen.len() as u64,
+        "each transaction applied exactly once"
+    );
+    assert!(
+        seen.len() > 5_000,
+        "only {} transactions: the test exercised too little",
+        seen.len()
+    );
+    println!(
+        "{KILLS} kills, {} records, {} unique, producer mismatches {}, restart→applying: {:?}",
+        records.len(),
+        seen.len(),
+        b.stats.mismatches,
+        restarts
+    );
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+}
