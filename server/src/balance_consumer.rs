@@ -29,10 +29,13 @@ use crate::kafka::{DeadLetter, DeadLetters, RateLimitedLog, consume, consumer_co
 use crate::state::Shared;
 
 /// Rebuilds state from Kafka before consuming, since the topic is the source of truth:
-/// - the ledger from every record below the group's committed offsets — exactly the state those
-///   offsets stand for, so consuming on from them applies nothing twice and skips nothing;
-/// - the producer's view from every record up to the end of the topic (the ledger plus what the
-///   calculator has yet to read), so the producer's next `new_balance` continues from there.
+/// - the ledger from every record up to the end of the topic, except that on each partition it
+///   stops at the first record at or after the group's committed offset that is not a valid
+///   transaction (the live consumer must still see that one, to dead-letter it). Below the
+///   committed offsets that is exactly the state those offsets stand for; above them the live
+///   consumer re-reads what the ledger already holds and skips it by position;
+/// - the producer's view from every valid record up to the end of the topic, so the producer's
+///   next `new_balance` continues from there.
 ///
 /// Idempotent: records the ledger already holds (an in-process restart) are skipped by position.
 fn restore(
@@ -85,6 +88,7 @@ fn restore(
     let total: i64 = ends.values().sum();
     let mut remaining = ends.clone();
     let mut restored = 0u64;
+    let mut stopped = std::collections::BTreeSet::<i32>::new();
     while !remaining.is_empty() {
         if started.elapsed() > Duration::from_secs(300) {
             anyhow::bail!("restore read only {restored} of about {total} records in 300 s");
@@ -97,15 +101,30 @@ fn restore(
             partition: msg.partition(),
             offset: msg.offset(),
         };
-        if let Ok(tx) = Transaction::parse(msg.payload().unwrap_or_default()) {
-            if pos.offset < commit_at.get(&pos.partition).copied().unwrap_or(0) {
-                shared.ledger_mut().apply(&tx, Some(pos));
+        let committed = pos.offset < commit_at.get(&pos.partition).copied().unwrap_or(0);
+        match Transaction::parse(msg.payload().unwrap_or_default()) {
+            Ok(tx) => {
+                let mut ledger = shared.ledger_mut();
+                // A duplicate past the commit is the live consumer's to dead-letter.
+                if !committed && ledger.knows_id(&tx.transaction_id) {
+                    stopped.insert(pos.partition);
+                }
+                if !stopped.contains(&pos.partition) {
+                    ledger.apply(&tx, Some(pos));
+                }
+                drop(ledger);
+                view.apply(&tx, Some(pos));
             }
-            view.apply(&tx, Some(pos));
-        } else if pos.offset < commit_at.get(&pos.partition).copied().unwrap_or(0)
-            && shared.ledger_mut().skip(pos)
-        {
-            shared.malformed.fetch_add(1, Ordering::Relaxed);
+            // Already dead-lettered before the commit: counted, never applied.
+            Err(_) if committed => {
+                if shared.ledger_mut().skip(pos) {
+                    shared.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // Past the commit: the live consumer dead-letters it; the ledger stops here.
+            Err(_) => {
+                stopped.insert(pos.partition);
+            }
         }
         restored += 1;
         if remaining

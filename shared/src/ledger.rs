@@ -122,6 +122,11 @@ impl Ledger {
             .is_some_and(|next| pos.offset < *next)
     }
 
+    /// Whether `id` is among the recently applied transaction ids.
+    pub fn knows_id(&self, id: &str) -> bool {
+        self.recent_ids.contains(id)
+    }
+
     /// Marks the record at `pos` as handled without applying anything (a malformed record).
     /// False if it had been handled already.
     pub fn skip(&mut self, pos: Position) -> bool {
