@@ -101,13 +101,7 @@ async fn broker_stopped_and_started_mid_run() {
         },
     )
     .await;
-    let mut expected: BTreeMap<u32, (i64, u64)> = BTreeMap::new();
-    for r in &records {
-        let tx = Transaction::parse(&r.payload).expect("valid");
-        let e = expected.entry(tx.account).or_insert((10_000, 0));
-        e.0 += tx.delta().minor();
-        e.1 += 1;
-    }
+    let expected = common::recompute(&records);
     let got: BTreeMap<u32, (i64, u64)> = b
         .iter()
         .map(|(a, s)| (*a, (s.balance.minor(), s.count)))

@@ -127,22 +127,11 @@ impl Generator {
             ty = TxType::Credit; // no overdrafts in this bank
         }
         let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
-        self.record(account, ty, amount, id, timestamp_ms)
+        self.make(account, ty, amount, id, timestamp_ms)
     }
 
     /// A given transaction (e.g. typed in by a presenter), recorded in the producer's view.
     pub fn make(
-        &mut self,
-        account: AccountId,
-        ty: TxType,
-        amount: Money,
-        id: uuid::Uuid,
-        timestamp_ms: i64,
-    ) -> Transaction {
-        self.record(account, ty, amount, id, timestamp_ms)
-    }
-
-    fn record(
         &mut self,
         account: AccountId,
         ty: TxType,

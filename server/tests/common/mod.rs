@@ -192,3 +192,20 @@ pub fn raw_producer(brokers: &str) -> rdkafka::producer::FutureProducer {
         .create()
         .expect("producer")
 }
+
+/// Per account (balance in minor units from an opening 100.00, count) recomputed from the
+/// topic's records, each transaction id counted once.
+pub fn recompute(records: &[Record]) -> std::collections::BTreeMap<u32, (i64, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = std::collections::BTreeMap::new();
+    for r in records {
+        let tx = cashflow_shared::Transaction::parse(&r.payload)
+            .expect("the producer writes valid records");
+        if seen.insert(tx.transaction_id.clone()) {
+            let e = out.entry(tx.account).or_insert((10_000, 0));
+            e.0 += tx.delta().minor();
+            e.1 += 1;
+        }
+    }
+    out
+}
