@@ -66,12 +66,8 @@ impl Hub {
     /// The full state, for a new viewer or one that fell behind.
     pub fn snapshot(&self) -> ServerMsg {
         let b = self.shared.balances();
-        let aps = self
-            .shared
-            .history()
-            .last()
-            .map(|s| s.applied_per_second)
-            .unwrap_or(0.0);
+        let history = self.shared.history();
+        let aps = history.last().map(|s| s.applied_per_second).unwrap_or(0.0);
         let generator = self.shared.generator().unwrap_or_else(|| GeneratorStatus {
             running: false,
             rate: None,
@@ -85,7 +81,7 @@ impl Hub {
             generator,
             broker_reachable: self.shared.broker().reachable,
             log: self.shared.recent(SNAPSHOT_LOG_LINES),
-            history: self.shared.history(),
+            history,
         }))
     }
 

@@ -14,6 +14,21 @@ use rdkafka::producer::FutureRecord;
 
 const WAIT: Duration = Duration::from_secs(90);
 
+/// One test per broker for a scenario `fn(Broker)`.
+macro_rules! on_both_brokers {
+    ($apache:ident, $embedded:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $apache() {
+            $scenario(Broker::Apache).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $embedded() {
+            $scenario(Broker::Embedded).await;
+        }
+    };
+}
+
 async fn balances(app: &App) -> Balances {
     let url = format!("http://{}/api/balances", app.http_addr);
     reqwest::get(&url)
@@ -129,15 +144,11 @@ async fn balances_match_deliveries(broker: Broker) {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_kafka_balances_match_deliveries() {
-    balances_match_deliveries(Broker::Apache).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_balances_match_deliveries() {
-    balances_match_deliveries(Broker::Embedded).await;
-}
+on_both_brokers!(
+    apache_kafka_balances_match_deliveries,
+    embedded_balances_match_deliveries,
+    balances_match_deliveries
+);
 
 async fn restart_resumes_from_commits(broker: Broker) {
     let topic = unique("restart");
@@ -166,15 +177,11 @@ async fn restart_resumes_from_commits(broker: Broker) {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_kafka_restart_resumes_from_commits() {
-    restart_resumes_from_commits(Broker::Apache).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_restart_resumes_from_commits() {
-    restart_resumes_from_commits(Broker::Embedded).await;
-}
+on_both_brokers!(
+    apache_kafka_restart_resumes_from_commits,
+    embedded_restart_resumes_from_commits,
+    restart_resumes_from_commits
+);
 
 /// Messages exactly as the original Python producer writes them: every one keyed
 /// "transaction", integer amounts, balances opening at 100.
@@ -237,36 +244,30 @@ async fn accepts_the_originals_messages(broker: Broker) {
         Money::from_major(105),
         "computed, not trusted"
     );
-    // The original's own new_balance values reconcile exactly with ours.
-    for m in msgs.iter().rev() {
+    // The original's own new_balance values reconcile exactly with ours: each account's last
+    // message carries its final balance.
+    let mut last_balance = BTreeMap::new();
+    for m in &msgs {
         let v: serde_json::Value = serde_json::from_str(m).unwrap();
-        let acct = v["account"].as_u64().unwrap() as u32;
-        let a = b.accounts.iter().find(|a| a.account == acct).unwrap();
-        let last = msgs
-            .iter()
-            .rev()
-            .find(|m| m.starts_with(&format!(r#"{{"account": {acct},"#)))
-            .unwrap();
-        let lv: serde_json::Value = serde_json::from_str(last).unwrap();
-        assert_eq!(
-            a.balance,
-            Money::from_major(lv["new_balance"].as_i64().unwrap())
+        last_balance.insert(
+            v["account"].as_u64().unwrap() as u32,
+            v["new_balance"].as_i64().unwrap(),
         );
+    }
+    for (acct, nb) in last_balance {
+        let a = b.accounts.iter().find(|a| a.account == acct).unwrap();
+        assert_eq!(a.balance, Money::from_major(nb));
     }
     // All on one partition, like the original: the ledger still works.
     assert_eq!(b.next_offsets.len(), 1);
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_kafka_accepts_the_originals_messages() {
-    accepts_the_originals_messages(Broker::Apache).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_accepts_the_originals_messages() {
-    accepts_the_originals_messages(Broker::Embedded).await;
-}
+on_both_brokers!(
+    apache_kafka_accepts_the_originals_messages,
+    embedded_accepts_the_originals_messages,
+    accepts_the_originals_messages
+);
 
 /// What we write, read with nothing but the original's field names and types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,12 +426,8 @@ async fn malformed_records_go_to_the_dead_letter_topic(broker: Broker) {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_kafka_malformed_records_go_to_the_dead_letter_topic() {
-    malformed_records_go_to_the_dead_letter_topic(Broker::Apache).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_malformed_records_go_to_the_dead_letter_topic() {
-    malformed_records_go_to_the_dead_letter_topic(Broker::Embedded).await;
-}
+on_both_brokers!(
+    apache_kafka_malformed_records_go_to_the_dead_letter_topic,
+    embedded_malformed_records_go_to_the_dead_letter_topic,
+    malformed_records_go_to_the_dead_letter_topic
+);
