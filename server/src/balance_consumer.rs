@@ -5,7 +5,12 @@
 //! after its record is applied, and auto-commit commits only stored offsets, so a restart
 //! resumes at or before the first unapplied record (at-least-once); the ledger skips what it
 //! already applied (by partition offset and by transaction id), so nothing counts twice.
-//! A final synchronous commit runs at shutdown.
+//! A final synchronous commit runs at shutdown, and another before partitions are revoked.
+//!
+//! Several instances may share the group. A partition that comes (back) from another member
+//! resumes at that member's commit; before the first record is applied, the records in between
+//! (which only the other member applied) are read from the topic and applied ("catch-up"), so
+//! each instance's ledger holds its partitions' accounts exactly.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::kafka::{DeadLetter, DeadLetters, RateLimitedLog, consume, consumer_config};
+use crate::kafka::{DeadLetter, DeadLetters, RateLimitedLog, Verdict, consume, consumer_config};
 use crate::state::Shared;
 
 /// Rebuilds state from Kafka before consuming, since the topic is the source of truth:
@@ -102,29 +107,23 @@ fn restore(
             offset: msg.offset(),
         };
         let committed = pos.offset < commit_at.get(&pos.partition).copied().unwrap_or(0);
-        match Transaction::parse(msg.payload().unwrap_or_default()) {
-            Ok(tx) => {
-                let mut ledger = shared.ledger_mut();
-                // A duplicate past the commit is the live consumer's to dead-letter.
-                if !committed && ledger.knows_id(&tx.transaction_id) {
+        let tx = Transaction::parse(msg.payload().unwrap_or_default()).ok();
+        if committed {
+            apply_handled(shared, pos, tx.as_ref());
+        } else if !stopped.contains(&pos.partition) {
+            // Past the commit the ledger stops, per partition, at the first record the live
+            // consumer must still dead-letter (not a transaction, or a duplicate id).
+            match &tx {
+                Some(tx) if !shared.ledger().knows_id(&tx.transaction_id) => {
+                    shared.ledger_mut().apply(tx, Some(pos));
+                }
+                _ => {
                     stopped.insert(pos.partition);
                 }
-                if !stopped.contains(&pos.partition) {
-                    ledger.apply(&tx, Some(pos));
-                }
-                drop(ledger);
-                view.apply(&tx, Some(pos));
             }
-            // Already dead-lettered before the commit: counted, never applied.
-            Err(_) if committed => {
-                if shared.ledger_mut().skip(pos) {
-                    shared.malformed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            // Past the commit: the live consumer dead-letters it; the ledger stops here.
-            Err(_) => {
-                stopped.insert(pos.partition);
-            }
+        }
+        if let Some(tx) = &tx {
+            view.apply(tx, Some(pos));
         }
         restored += 1;
         if remaining
@@ -141,6 +140,106 @@ fn restore(
         "restored state from Kafka"
     );
     Ok(view.accounts().clone())
+}
+
+/// Applies a record some consumer of the group has already handled (its offset is below a
+/// commit): a transaction is applied; what that consumer dead-lettered is counted, never applied.
+fn apply_handled(shared: &Shared, pos: Position, tx: Option<&Transaction>) {
+    let mut ledger = shared.ledger_mut();
+    let dead_lettered = match tx {
+        Some(tx) => matches!(
+            ledger.apply(tx, Some(pos)),
+            Outcome::DuplicateId | Outcome::Overflow
+        ),
+        None => ledger.skip(pos),
+    };
+    if dead_lettered {
+        shared.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Brings the ledger's `partition` up to `until` (exclusive) before the record at `until` is
+/// applied: the records in between were handled by another member of the group while it owned
+/// the partition (they are below its commit, since a new owner starts at the committed offset).
+/// Records already deleted by the topic's retention are skipped with a warning.
+fn catch_up(
+    settings: &Settings,
+    brokers: &str,
+    shared: &Shared,
+    partition: i32,
+    until: i64,
+) -> anyhow::Result<()> {
+    let from = shared.ledger().next_offset(partition);
+    if from >= until {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let group = format!("{}-balance", settings.group_prefix);
+    let mut cfg = consumer_config(brokers, &settings.kafka, &group);
+    cfg.set("enable.auto.commit", "false");
+    // Assigned, never subscribed: it does not join the group nor commit.
+    let reader: BaseConsumer = cfg.create()?;
+    let timeout = Duration::from_secs(10);
+    let (lo, _) = reader.fetch_watermarks(&settings.topic, partition, timeout)?;
+    if lo > from {
+        warn!(
+            partition,
+            from,
+            to = lo,
+            "records deleted by the topic's retention before they were applied; balances omit them"
+        );
+    }
+    let start = from.max(lo);
+    let mut read = 0u64;
+    if start < until {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&settings.topic, partition, Offset::Offset(start))?;
+        reader.assign(&tpl)?;
+        let mut next = start;
+        while next < until {
+            if started.elapsed() > Duration::from_secs(120) {
+                anyhow::bail!(
+                    "partition {partition}: caught up {read} of {} records in 120 s",
+                    until - start
+                );
+            }
+            match reader.poll(Duration::from_millis(500)) {
+                Some(msg) => {
+                    let msg = msg?;
+                    next = msg.offset() + 1;
+                    if msg.offset() < until {
+                        let pos = Position {
+                            partition,
+                            offset: msg.offset(),
+                        };
+                        let tx = Transaction::parse(msg.payload().unwrap_or_default()).ok();
+                        apply_handled(shared, pos, tx.as_ref());
+                        read += 1;
+                    }
+                }
+                // Offsets without a record (e.g. transaction markers) move the position only.
+                None => {
+                    if let Ok(p) = reader.position()
+                        && let Some(Offset::Offset(o)) = p
+                            .find_partition(&settings.topic, partition)
+                            .map(|e| e.offset())
+                    {
+                        next = next.max(o);
+                    }
+                }
+            }
+        }
+    }
+    shared.ledger_mut().skip_to(partition, until);
+    info!(
+        partition,
+        from,
+        until,
+        records = read,
+        ms = started.elapsed().as_millis() as u64,
+        "caught up records another member of the group handled"
+    );
+    Ok(())
 }
 
 pub async fn run(
@@ -177,11 +276,17 @@ pub async fn run(
     let role = ("balance", "balance calculator");
     let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
     let handler_shared = shared.clone();
+    let (catch_settings, catch_brokers) = (settings.clone(), brokers.clone());
     consume(&settings, &brokers, &shared, ready, token, role, Some(dead_letters), move |msg| {
         let shared = &handler_shared;
         let pos = Position { partition: msg.partition(), offset: msg.offset() };
         if shared.ledger().has_seen(pos) {
-            return Ok(()); // re-delivered after a restart: already applied or dead-lettered
+            return Verdict::Done; // re-delivered after a restart: already applied or dead-lettered
+        }
+        if shared.ledger().next_offset(pos.partition) < pos.offset {
+            // A partition back from another member: its accounts first, then this record.
+            let (s, b, sh) = (catch_settings.clone(), catch_brokers.clone(), shared.clone());
+            return Verdict::CatchUp(Box::new(move || catch_up(&s, &b, &sh, pos.partition, pos.offset)));
         }
         let reason = match Transaction::parse(msg.payload().unwrap_or_default()) {
             Ok(tx) => match shared.ledger_mut().apply(&tx, Some(pos)) {
@@ -190,9 +295,9 @@ pub async fn run(
                         warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
                               computed = %balance, "producer's new_balance disagrees with the ledger");
                     }
-                    return Ok(());
+                    return Verdict::Done;
                 }
-                Outcome::Applied { .. } | Outcome::Replayed => return Ok(()),
+                Outcome::Applied { .. } | Outcome::Replayed => return Verdict::Done,
                 Outcome::DuplicateId => format!("duplicate transaction_id {:?}", tx.transaction_id),
                 Outcome::Overflow => format!("balance of account {} would overflow", tx.account),
             },
@@ -202,7 +307,7 @@ pub async fn run(
             warn!(partition = pos.partition, offset = pos.offset, "record sent to the dead-letter topic: {reason}");
         }
         let shared = shared.clone();
-        Err(DeadLetter {
+        Verdict::DeadLetter(DeadLetter {
             reason,
             on_written: Box::new(move || {
                 // Counted, and its position marked handled, only once it is safely kept.

@@ -114,8 +114,26 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    /// Before partitions go to another member, commit what was handled: records are handled one
+    /// at a time between polls (and this runs inside a poll), so every handled record's offset
+    /// is stored and none is half-done. The new owner resumes exactly after them.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        use rdkafka::consumer::{CommitMode, Consumer};
+        if let Rebalance::Revoke(tpl) = rebalance
+            && tpl.count() > 0
+        {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => info!(consumer = self.role, "committed offsets before revocation"),
+                // NoOffset: nothing handled since the last commit.
+                Err(e) => debug!(consumer = self.role, %e, "commit before revocation"),
+            }
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
+            // Cooperative rebalancing reports many empty steps; only changes are worth a line.
+            Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) if tpl.count() == 0 => {}
             Rebalance::Assign(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(consumer = self.role, partitions = ?parts, "partitions assigned");
@@ -349,6 +367,18 @@ pub async fn close_consumer(
     }
 }
 
+/// What a [`consume`] handler makes of a record.
+pub enum Verdict {
+    /// Handled: its offset is stored.
+    Done,
+    /// Refused: it goes to the dead-letter topic, then its offset is stored.
+    DeadLetter(DeadLetter),
+    /// Not yet: this blocking work (catching up records handled elsewhere) runs on the blocking
+    /// pool, retried with back-off until it succeeds, and then the same record is handed over
+    /// again.
+    CatchUp(Box<dyn FnOnce() -> anyhow::Result<()> + Send>),
+}
+
 /// A record the handler refuses: why, and what to do once it is safely in the dead-letter topic.
 pub struct DeadLetter {
     pub reason: String,
@@ -435,10 +465,10 @@ impl DeadLetters {
 }
 
 /// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
-/// each record (an `Err(reason)` sends it to `dead_letters`, and waits for that to be
-/// acknowledged), and only then is the record's offset stored (auto-commit commits stored offsets
-/// only), so a crash re-delivers rather than loses. At shutdown the stored offsets are committed
-/// and the consumer leaves its group.
+/// each record (see [`Verdict`]: a dead letter is sent to `dead_letters` and acknowledged, a
+/// catch-up runs first), and only then is the record's offset stored (auto-commit commits stored
+/// offsets only), so a crash re-delivers rather than loses. At shutdown the stored offsets are
+/// committed and the consumer leaves its group.
 #[allow(clippy::too_many_arguments)] // each is a distinct input; a struct would only rename them
 pub async fn consume(
     settings: &crate::config::Settings,
@@ -448,7 +478,7 @@ pub async fn consume(
     token: CancellationToken,
     (suffix, role): (&str, &'static str),
     dead_letters: Option<DeadLetters>,
-    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Result<(), DeadLetter>,
+    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Verdict,
 ) -> anyhow::Result<()> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     let group = format!("{}-{suffix}", settings.group_prefix);
@@ -474,7 +504,31 @@ pub async fn consume(
         };
         match msg {
             Ok(msg) => {
-                if let Err(letter) = handle(&msg) {
+                let mut backoff = Duration::from_millis(200);
+                let verdict = loop {
+                    let work = match handle(&msg) {
+                        Verdict::CatchUp(work) => work,
+                        other => break Some(other),
+                    };
+                    let result = tokio::select! {
+                        _ = token.cancelled() => break None,
+                        r = tokio::task::spawn_blocking(work) => r,
+                    };
+                    match result.map_err(anyhow::Error::from).and_then(|r| r) {
+                        Ok(()) => backoff = Duration::from_millis(200),
+                        Err(e) => {
+                            warn!("{role}: catching up failed: {e:#}; retrying");
+                            tokio::select! {
+                                _ = token.cancelled() => break None,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                };
+                // Shutting down mid catch-up: the offset is not stored; read again next start.
+                let Some(verdict) = verdict else { break };
+                if let Verdict::DeadLetter(letter) = verdict {
                     if let Some(dl) = &dead_letters
                         && !dl.send(&msg, &letter.reason, &token).await
                     {

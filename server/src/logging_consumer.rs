@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Settings;
-use crate::kafka::{RateLimitedLog, consume};
+use crate::kafka::{RateLimitedLog, Verdict, consume};
 use crate::state::Shared;
 
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {
@@ -62,7 +62,7 @@ pub async fn run(
             info!(target: "cashflow::transactions", "p{}@{} {}", line.partition, line.offset, line.text);
         }
         shared.push_recent(line);
-        Ok(())
+        Verdict::Done
     })
     .await
 }

@@ -122,6 +122,23 @@ impl Ledger {
             .is_some_and(|next| pos.offset < *next)
     }
 
+    /// The first offset of `partition` not yet handled (0 for a partition never seen). A record
+    /// arriving above it means the ones in between were handled elsewhere (another instance of
+    /// the group had the partition) and must be caught up before it is applied.
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.next_offsets.get(&partition).copied().unwrap_or(0)
+    }
+
+    /// Marks every offset of `partition` below `offset` as handled: records that no longer
+    /// exist (deleted by the topic's retention). False if they were all handled already.
+    pub fn skip_to(&mut self, partition: i32, offset: i64) -> bool {
+        if self.next_offset(partition) >= offset {
+            return false;
+        }
+        self.next_offsets.insert(partition, offset);
+        true
+    }
+
     /// Whether `id` is among the recently applied transaction ids.
     pub fn knows_id(&self, id: &str) -> bool {
         self.recent_ids.contains(id)
@@ -269,6 +286,24 @@ mod tests {
         );
         assert_eq!(l.account(1).balance, Money::from_minor(5));
         assert_eq!(l.next_offsets().get(&2), Some(&12));
+    }
+
+    #[test]
+    fn next_offset_reveals_gaps_and_skip_to_closes_them() {
+        let mut l = Ledger::new(Money::ZERO);
+        assert_eq!(l.next_offset(4), 0);
+        let at = |o| Position {
+            partition: 4,
+            offset: o,
+        };
+        l.apply(&tx(1, "a", TxType::Credit, 5, None), Some(at(0)));
+        assert_eq!(l.next_offset(4), 1);
+        assert!(l.skip_to(4, 7));
+        assert!(!l.skip_to(4, 3), "never moves back");
+        assert_eq!(l.next_offset(4), 7);
+        assert!(l.has_seen(at(6)));
+        assert!(!l.has_seen(at(7)));
+        assert_eq!(l.next_offset(5), 0, "other partitions untouched");
     }
 
     #[test]
