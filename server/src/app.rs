@@ -95,7 +95,7 @@ impl App {
         let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
             .create_with_context(Context {
                 shared: shared.clone(),
-                role: "admin",
+                role: crate::kafka::ADMIN_ROLE,
             })?;
         let spec = TopicSpec {
             name: settings.topic.clone(),

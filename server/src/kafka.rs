@@ -82,6 +82,9 @@ pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
     cfg
 }
 
+/// The role of the client the broker watch uses.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// Routes librdkafka's errors and logs into `tracing` and the shared broker health.
 #[derive(Clone)]
 pub struct Context {
@@ -104,10 +107,15 @@ impl ClientContext for Context {
         debug!(client = self.role, %error, "{reason}");
         let mut b = self.shared.broker();
         b.last_error = Some(reason.to_owned());
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown)
-        ) {
+        // Only the broker watch's own client decides reachability: the others (consumers
+        // still in reconnect back-off after the broker is back) would report stale outages and
+        // make the page's badge flicker.
+        if self.role == ADMIN_ROLE
+            && matches!(
+                error.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::AllBrokersDown)
+            )
+        {
             b.reachable = false;
         }
     }

@@ -198,10 +198,26 @@ impl ProducerTask {
         token: CancellationToken,
     ) {
         // Nothing is produced before the topic exists and the balance calculator has restored
-        // the accounts from it; commands wait in the channel meanwhile.
-        let view = tokio::select! {
-            _ = token.cancelled() => None,
-            r = restored.wait_for(|r| r.is_some()) => r.ok().and_then(|v| v.clone()),
+        // the accounts from it (the broker may be unreachable for a long time). Meanwhile
+        // settings commands take effect at once, so the page stays responsive; a manual
+        // transaction is refused, since it would be computed from balances not yet known.
+        let view = loop {
+            let cmd = tokio::select! {
+                _ = token.cancelled() => break None,
+                r = restored.wait_for(|r| r.is_some()) => break r.ok().and_then(|v| v.clone()),
+                cmd = commands.recv() => cmd,
+            };
+            let Some((cmd, reply)) = cmd else { break None };
+            let result = if matches!(cmd, Command::Manual { .. }) {
+                Err(
+                    "not connected to Kafka yet: a manual transaction has to wait until the \
+                     balances are restored"
+                        .to_string(),
+                )
+            } else {
+                self.handle(cmd, &token).await
+            };
+            let _ = reply.send(result);
         };
         let Some(view) = view else {
             return self.finish().await;

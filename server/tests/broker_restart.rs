@@ -1,15 +1,22 @@
-//! Apache Kafka stopped and started again mid-run: the idempotent producer delivers everything
-//! exactly once, the consumers resume, and the balances stay exact. Alone in its test binary,
-//! because it stops the shared test broker.
+//! Broker faults against Apache Kafka: the broker stopped, or killed with SIGKILL, mid-run and
+//! started again (the idempotent producer delivers everything exactly once, the consumers resume,
+//! the balances stay exact, and the page is told of the outage and the recovery); and the broker
+//! absent when the server starts. Alone in their test binary, because they stop the shared test
+//! broker; one at a time, for the same reason.
 
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cashflow::producer::Command;
-use cashflow_shared::Transaction;
-use common::{Broker, read_topic, repo_root, spawn_app_with, unique, wait_for};
+use cashflow::{App, Settings};
+use cashflow_shared::protocol::ServerMsg;
+use cashflow_shared::{Money, Transaction, TxType};
+use common::{Broker, apache_kafka, read_topic, repo_root, spawn_app_with, unique, wait_for};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
 
 fn kafka(cmd: &str) {
     let ok = std::process::Command::new("bash")
@@ -21,8 +28,72 @@ fn kafka(cmd: &str) {
     assert!(ok, "scripts/kafka.sh {cmd} failed");
 }
 
+async fn kafka_async(cmd: &'static str) {
+    tokio::task::spawn_blocking(move || kafka(cmd))
+        .await
+        .expect("scripts/kafka.sh");
+}
+
+/// The tests of this binary stop the one test broker: they take turns.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What a viewer of the page was told about the broker, in order (changes only).
+#[derive(Clone, Default)]
+struct Viewer(Arc<Mutex<Vec<bool>>>);
+
+impl Viewer {
+    async fn watch(app: &App) -> Viewer {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
+            .await
+            .expect("connect");
+        let seen = Viewer::default();
+        let out = seen.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(t) = msg else { continue };
+                let reachable = match serde_json::from_str::<ServerMsg>(&t) {
+                    Ok(ServerMsg::Snapshot(s)) => Some(s.broker_reachable),
+                    Ok(ServerMsg::Delta(d)) => d.broker_reachable,
+                    _ => None,
+                };
+                if let Some(r) = reachable {
+                    let mut v = out.0.lock().unwrap_or_else(|e| e.into_inner());
+                    if v.last() != Some(&r) {
+                        v.push(r);
+                    }
+                }
+            }
+        });
+        seen
+    }
+
+    fn told(&self) -> Vec<bool> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+async fn health(app: &App) -> Option<u16> {
+    Some(
+        reqwest::get(format!("http://{}/health", app.http_addr))
+            .await
+            .ok()?
+            .status()
+            .as_u16(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_stopped_and_started_mid_run() {
+    outage_mid_run("stop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_and_started_mid_run() {
+    outage_mid_run("kill").await;
+}
+
+async fn outage_mid_run(how: &'static str) {
+    let _turn = BROKER.lock().await;
     let app = spawn_app_with(Broker::Apache, &unique("outage"), |s| {
         s.rate = cashflow::config::Rate::PerSecond(500.0)
     })
@@ -35,24 +106,16 @@ async fn broker_stopped_and_started_mid_run() {
     )
     .await;
 
-    tokio::task::spawn_blocking(|| kafka("stop"))
-        .await
-        .expect("stop");
+    let viewer = Viewer::watch(&app).await;
+    kafka_async(how).await;
     wait_for(
         Duration::from_secs(30),
         "/health to report the outage",
-        || async {
-            let h = reqwest::get(format!("http://{}/health", app.http_addr))
-                .await
-                .ok()?;
-            (h.status() == 503).then_some(())
-        },
+        || async { (health(&app).await? == 503).then_some(()) },
     )
     .await;
     let sent_during_outage = app.shared.producer().sent;
-    tokio::task::spawn_blocking(|| kafka("start"))
-        .await
-        .expect("start");
+    kafka_async("start").await;
 
     // Keep producing a little after the broker is back, then stop and let everything settle.
     wait_for(Duration::from_secs(90), "production to resume", || async {
@@ -108,5 +171,69 @@ async fn broker_stopped_and_started_mid_run() {
         .collect();
     assert_eq!(got, expected);
     assert_eq!(app.shared.ledger().stats().mismatches, 0);
+    wait_for(
+        Duration::from_secs(30),
+        "the page to be told of the outage and the recovery",
+        || async { viewer.told().ends_with(&[true, false, true]).then_some(()) },
+    )
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_absent_at_start_then_appears() {
+    let _turn = BROKER.lock().await;
+    let _ = common::tracing_subscriber_init();
+    let brokers = apache_kafka();
+    kafka_async("stop").await;
+    let mut settings = Settings::for_tests(Some(brokers), &unique("late"));
+    settings.rate = cashflow::config::Rate::PerSecond(200.0);
+    // The server starts and serves the page without a broker.
+    let app = App::start(settings).await.expect("starts without a broker");
+    let viewer = Viewer::watch(&app).await;
+    wait_for(
+        Duration::from_secs(30),
+        "/health 503 and the page told the broker is unreachable",
+        || async { (health(&app).await? == 503 && viewer.told() == [false]).then_some(()) },
+    )
+    .await;
+    // Settings commands are taken meanwhile; a manual transaction is refused with a reason.
+    let status = app.producer.send(Command::Start).await.expect("start");
+    assert!(status.running);
+    let manual = app
+        .producer
+        .send(Command::Manual {
+            account: 1,
+            transaction_type: TxType::Credit,
+            amount: Money::from_minor(100),
+        })
+        .await;
+    assert!(
+        manual.as_ref().is_err_and(|e| e.contains("not connected")),
+        "{manual:?}"
+    );
+
+    kafka_async("start").await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(90), app.wait_ready())
+            .await
+            .unwrap_or(false),
+        "the topic is created once the broker appears"
+    );
+    wait_for(Duration::from_secs(60), "/health 200", || async {
+        (health(&app).await? == 200).then_some(())
+    })
+    .await;
+    wait_for(Duration::from_secs(60), "transactions applied", || async {
+        (app.shared.ledger().stats().applied > 200).then_some(())
+    })
+    .await;
+    wait_for(Duration::from_secs(10), "the page told", || async {
+        (viewer.told().last() == Some(&true)).then_some(())
+    })
+    .await;
+    assert_eq!(viewer.told(), [false, true], "told once, no flicker");
+    assert_eq!(app.shared.ledger().stats().mismatches, 0);
+    assert_eq!(app.shared.producer().failed, 0);
     app.shutdown().await;
 }

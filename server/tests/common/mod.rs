@@ -76,7 +76,7 @@ pub async fn spawn_app_with(broker: Broker, topic: &str, tweak: impl FnOnce(&mut
     app
 }
 
-fn tracing_subscriber_init() -> Option<()> {
+pub fn tracing_subscriber_init() -> Option<()> {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
