@@ -44,17 +44,29 @@ pub fn describe_properties(props: &[(String, String)]) -> String {
         .join(",")
 }
 
-/// Checks `-X` properties with librdkafka itself, so a typo fails at start with its name.
+/// Checks `-X` properties with librdkafka itself, so a typo fails at start with its name: each
+/// one alone for unknown names and bad values, then all together, since some only make sense
+/// together (`security.protocol=sasl_ssl` needs its `sasl.mechanism`).
 pub fn validate_properties(props: &[(String, String)]) -> Result<(), String> {
+    let mut all = ClientConfig::new();
+    all.set("group.id", "cashflow-validate");
     for (k, v) in props {
         let mut cfg = ClientConfig::new();
         cfg.set("group.id", "cashflow-validate").set(k, v);
-        if let Err(e) = cfg.create::<BaseConsumer>() {
+        if let Err(e @ KafkaError::ClientConfig(..)) = cfg.create::<BaseConsumer>() {
             let shown = if is_secret(k) { "***" } else { v.as_str() };
             return Err(format!("-X {k}={shown}: {}", kafka_reason(&e)));
         }
+        all.set(k, v);
     }
-    Ok(())
+    match all.create::<BaseConsumer>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "-X {}: {}",
+            describe_properties(props),
+            kafka_reason(&e)
+        )),
+    }
 }
 
 fn kafka_reason(e: &KafkaError) -> String {
@@ -561,4 +573,59 @@ pub async fn consume(
     }
     close_consumer(consumer, role).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let shown = describe_properties(&props(&[
+            ("sasl.username", "teacher"),
+            ("sasl.password", "p1"),
+            ("ssl.key.password", "p2"),
+            ("ssl.keystore.password", "p3"),
+            ("sasl.oauthbearer.client.secret", "p4"),
+            ("sasl.oauthbearer.config", "principal=x p5"),
+            ("ssl.key.pem", "p6"),
+            ("SASL.PASSWORD", "p7"),
+            ("linger.ms", "5"),
+        ]));
+        for n in 1..=7 {
+            assert!(!shown.contains(&format!("p{n}")), "p{n} shown in {shown}");
+        }
+        assert!(shown.contains("sasl.username=teacher"));
+        assert!(shown.contains("sasl.password=***"));
+        assert!(shown.contains("linger.ms=5"));
+    }
+
+    #[test]
+    fn properties_are_checked_alone_and_together() {
+        assert!(validate_properties(&props(&[("linger.ms", "5")])).is_ok());
+        let e = validate_properties(&props(&[("linger.ms", "soon")])).unwrap_err();
+        assert!(e.contains("linger.ms"), "{e}");
+        let sasl = props(&[
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "u"),
+            ("sasl.password", "secret-value"),
+        ]);
+        assert!(validate_properties(&sasl).is_ok());
+        let e = validate_properties(
+            &sasl[..1]
+                .iter()
+                .chain(&sasl[3..])
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_err();
+        assert!(!e.contains("secret-value"), "{e}");
+    }
 }

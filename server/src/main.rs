@@ -52,6 +52,8 @@ fn main() -> ExitCode {
         if !settings.kafka.is_empty() {
             info!(properties = %kafka::describe_properties(&settings.kafka), "librdkafka properties from -X");
         }
+        // Listen before starting, so a signal during start-up still means a graceful stop.
+        let signals = ShutdownSignals::new();
         let app = match App::start(settings).await {
             Ok(app) => app,
             Err(e) => {
@@ -61,29 +63,42 @@ fn main() -> ExitCode {
         };
         // The one line on stdout: scripts and tests read the address from it.
         println!("cashflow is running at http://{}/ (Kafka: {})", app.http_addr, app.brokers);
-        shutdown_signal().await;
+        signals.recv().await;
         info!("shutting down");
         app.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT (Ctrl-C) or SIGTERM, registered when created.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = signal(SignalKind::interrupt())
+                .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+                .ok();
+            ShutdownSignals { unix }
         }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn recv(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.unix {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

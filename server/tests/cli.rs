@@ -44,6 +44,77 @@ fn wrong_flags_get_one_clear_line() {
     fails_with_one_line(&["--min-amount", "0.001"], "decimal");
 }
 
+const SECRET: &str = "hunter2-classroom";
+
+#[test]
+fn secrets_in_bad_properties_are_not_echoed() {
+    // Valid one by one, not together (the default SASL mechanism is not built in).
+    let pw = format!("sasl.password={SECRET}");
+    let out = cashflow()
+        .args(["-X", "security.protocol=sasl_plaintext", "-X", &pw])
+        .output()
+        .expect("run cashflow");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sasl.password=***"), "{err}");
+    assert!(!err.contains(SECRET), "secret echoed: {err}");
+    fails_with_one_line(&["-X", "security.protocol=sasl_plaintext"], "SASL");
+}
+
+/// SASL settings pass through `-X` to every client; the password never reaches the logs, even
+/// at debug level with librdkafka's own messages.
+#[test]
+fn sasl_settings_pass_through_and_the_password_is_never_logged() {
+    let pw = format!("sasl.password={SECRET}");
+    let mut child = cashflow()
+        .env("RUST_LOG", "debug")
+        .args([
+            "--brokers",
+            "127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+        ])
+        .args([
+            "-X",
+            "security.protocol=sasl_plaintext",
+            "-X",
+            "sasl.mechanism=PLAIN",
+        ])
+        .args(["-X", "sasl.username=teacher", "-X", &pw])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines(&mut child);
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The properties line, the address, and a client trying SASL on the (absent) broker.
+    let wanted = [
+        "sasl.password=***",
+        "http://",
+        "sasl_plaintext://127.0.0.1:1",
+    ];
+    while !wanted
+        .iter()
+        .all(|w| all.iter().any(|l: &String| l.contains(w)))
+    {
+        let left = deadline.checked_duration_since(Instant::now());
+        match left.and_then(|left| rx.recv_timeout(left).ok()) {
+            Some(l) => all.push(l),
+            None => panic!("missing one of {wanted:?} in:\n{}", all.join("\n")),
+        }
+    }
+    assert!(all.iter().any(|l| l.contains("sasl.username=teacher")));
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "exit status {status:?}");
+    all.extend(rx.iter());
+    for l in &all {
+        assert!(!l.contains(SECRET), "secret logged: {l}");
+    }
+}
+
 #[test]
 fn help_exits_zero() {
     let out = cashflow().arg("--help").output().expect("run");
