@@ -71,6 +71,13 @@ fn restore(
     let mut commit_at = BTreeMap::new();
     for p in &partitions {
         let (lo, hi) = reader.fetch_watermarks(&settings.topic, *p, timeout)?;
+        if lo > shared.ledger().next_offset(*p) {
+            warn!(
+                partition = *p,
+                deleted_below = lo,
+                "records deleted by the topic's retention; balances omit them"
+            );
+        }
         let c = match committed
             .find_partition(&settings.topic, *p)
             .map(|e| e.offset())

@@ -222,6 +222,9 @@ pub async fn watch_broker(
         }
         match result {
             Ok(_) => {
+                if !*ready.borrow() {
+                    warn_if_records_expire(&admin, &topic.name).await;
+                }
                 if warned {
                     info!(brokers = %shared.broker().bootstrap_servers, "broker reachable again");
                     warned = false;
@@ -241,6 +244,33 @@ pub async fn watch_broker(
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
+    }
+}
+
+/// A topic created elsewhere (or by an older version) may delete old records; balances rebuilt
+/// from it at the next start would then silently omit them. Say so once, at start.
+async fn warn_if_records_expire(admin: &AdminClient<Context>, topic: &str) {
+    use rdkafka::admin::ResourceSpecifier;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
+        .await;
+    let retention = match described.as_deref() {
+        Ok([Ok(resource)]) => resource
+            .get("retention.ms")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.trim().parse::<i64>().ok()),
+        _ => None,
+    };
+    match retention {
+        Some(ms) if ms >= 0 => warn!(
+            topic,
+            retention_ms = ms,
+            "the topic deletes records older than its retention; balances are rebuilt from the \
+             topic at start, so a restart after that long omits them (set retention.ms=-1)"
+        ),
+        Some(_) => {}
+        None => debug!(topic, "retention.ms not known"),
     }
 }
 
@@ -282,11 +312,14 @@ async fn check_once(
     if let Some(n) = partitions_of(admin, &topic.name).await? {
         return Ok(n);
     }
+    // Kept forever: the topic is the bank's journal, and balances are rebuilt from it at start.
     let new = NewTopic::new(
         &topic.name,
         topic.partitions,
         TopicReplication::Fixed(topic.replication),
-    );
+    )
+    .set("retention.ms", "-1")
+    .set("retention.bytes", "-1");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     let res = admin
         .create_topics([&new], &opts)

@@ -141,6 +141,16 @@ async fn balances_match_deliveries(broker: Broker) {
         "keys spread over partitions, not all on one"
     );
     assert_eq!(b.next_offsets.len(), partitions.len());
+    // The journal is kept: balances are rebuilt from it at every start.
+    for t in [topic.clone(), format!("{topic}.dlq")] {
+        assert_eq!(
+            common::topic_config(&app.brokers, &t, "retention.ms")
+                .await
+                .as_deref(),
+            Some("-1"),
+            "{t} keeps its records"
+        );
+    }
     app.shutdown().await;
 }
 

@@ -209,3 +209,22 @@ pub fn recompute(records: &[Record]) -> std::collections::BTreeMap<u32, (i64, u6
     }
     out
 }
+
+/// One configuration value of `topic`, as the broker describes it.
+pub async fn topic_config(brokers: &str, topic: &str, name: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let described = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("describe configs");
+    let resource = described.into_iter().next()?.ok()?;
+    resource.get(name)?.value.clone()
+}
