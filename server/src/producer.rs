@@ -240,6 +240,22 @@ impl ProducerTask {
                 now = tick.tick(), if self.running || self.burst > 0 => {
                     let dt = now.duration_since(last).as_secs_f64();
                     last = now;
+                    // While the broker is unreachable generation is held (what is already in
+                    // librdkafka's bounded queue waits there and is delivered on reconnection),
+                    // so an outage does not pile up transactions nobody can see.
+                    let reachable = self.shared.broker().reachable;
+                    if reachable == self.shared.producer().held {
+                        self.shared.producer().held = !reachable;
+                        if reachable {
+                            info!("broker reachable: generation resumed");
+                        } else {
+                            warn!("broker unreachable: generation held");
+                        }
+                    }
+                    if !reachable {
+                        self.credit = 0.0;
+                        continue;
+                    }
                     let mut n = 0;
                     if self.running {
                         n = match self.rate {

@@ -34,6 +34,8 @@ async fn kafka_async(cmd: &'static str) {
         .expect("scripts/kafka.sh");
 }
 
+const RATE: f64 = 500.0;
+
 /// The tests of this binary stop the one test broker: they take turns.
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -95,7 +97,7 @@ async fn broker_killed_and_started_mid_run() {
 async fn outage_mid_run(how: &'static str) {
     let _turn = BROKER.lock().await;
     let app = spawn_app_with(Broker::Apache, &unique("outage"), |s| {
-        s.rate = cashflow::config::Rate::PerSecond(500.0)
+        s.rate = cashflow::config::Rate::PerSecond(RATE)
     })
     .await;
     app.producer.send(Command::Start).await.expect("start");
@@ -114,14 +116,27 @@ async fn outage_mid_run(how: &'static str) {
         || async { (health(&app).await? == 503).then_some(()) },
     )
     .await;
+    wait_for(Duration::from_secs(10), "generation to be held", || async {
+        app.shared.producer().held.then_some(())
+    })
+    .await;
     let sent_during_outage = app.shared.producer().sent;
+    let down = std::time::Instant::now();
     kafka_async("start").await;
+    // Held while the broker was starting: far fewer sent than the rate would have produced.
+    let sent_while_starting = app.shared.producer().sent - sent_during_outage;
+    let unheld = (down.elapsed().as_secs_f64() * RATE) as u64;
+    assert!(
+        sent_while_starting < unheld / 2,
+        "{sent_while_starting} sent while the broker started (unheld: about {unheld})"
+    );
 
     // Keep producing a little after the broker is back, then stop and let everything settle.
     wait_for(Duration::from_secs(90), "production to resume", || async {
         (app.shared.producer().delivered > sent_during_outage + 200).then_some(())
     })
     .await;
+    assert!(!app.shared.producer().held, "generation resumed");
     app.producer.send(Command::Pause).await.expect("pause");
     let (sent, delivered) = wait_for(
         Duration::from_secs(120),

@@ -38,6 +38,9 @@ pub struct ProducerStats {
     pub delivered: u64,
     pub failed: u64,
     pub last_error: Option<String>,
+    /// Generation is held because the broker is unreachable.
+    #[serde(default)]
+    pub held: bool,
     /// Per account: net amount (credits − debits) and count of *delivered* transactions.
     pub delivered_by_account: BTreeMap<AccountId, DeliveredTotals>,
 }

@@ -69,10 +69,18 @@ pub fn Controls() -> impl IntoView {
             max.set(g.settings.max_amount.to_string());
         }
     });
+    let broker_reachable = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.broker_reachable)
+    };
     let describe = move || match generator() {
         Some(g) => format!(
             "{} · {} · {} accounts · {}% credits · amounts {}–{}",
-            if g.running { "running" } else { "paused" },
+            match (g.running, broker_reachable()) {
+                (true, true) => "running",
+                (true, false) => "running, held until the broker is back",
+                (false, _) => "paused",
+            },
             g.rate
                 .map(|r| format!("{r} tx/s"))
                 .unwrap_or_else(|| "max rate".into()),
