@@ -1,6 +1,7 @@
 //! End-to-end throughput, embedded broker and Apache Kafka side by side in one run:
 //! a burst of N transactions through the idempotent producer (until every delivery report is
-//! in) and through the balance calculator (until every one is applied).
+//! in) and through the balance calculator (until every one is applied); then a restart in the
+//! same group, timed until the balances of all N are restored from the topic.
 //!
 //!     cargo bench -p cashflow --bench pipeline            (N = 100000)
 //!     BENCH_N=20000 cargo bench -p cashflow --bench pipeline
@@ -11,16 +12,21 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cashflow::producer::Command;
-use common::{Broker, spawn_app, unique, wait_for};
+use common::{Broker, unique, wait_for};
 
 struct Run {
     name: &'static str,
     produce: Duration,
     end_to_end: Duration,
+    restore: Duration,
 }
 
 async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
-    let app = spawn_app(broker, &unique("bench")).await;
+    // The embedded broker keeps its log in a folder of its own, so the restart below finds it.
+    let dir =
+        matches!(broker, Broker::Embedded).then(|| std::env::temp_dir().join(unique("bench")));
+    let with_dir = |s: &mut cashflow::Settings| s.data_dir = dir.clone();
+    let app = common::spawn_app_with(broker, &unique("bench"), with_dir).await;
     let start = Instant::now();
     app.producer.send(Command::Burst(n)).await.expect("burst");
     wait_for(Duration::from_secs(600), "deliveries", || async {
@@ -35,11 +41,25 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     })
     .await;
     let end_to_end = start.elapsed();
+    let topic = app.shared.topic.clone();
     app.shutdown().await;
+    // The same topic and group again: everything is rebuilt from the topic.
+    let start = Instant::now();
+    let again = common::spawn_app_with(broker, &topic, with_dir).await;
+    wait_for(Duration::from_secs(600), "restored", || async {
+        (again.shared.ledger().stats().applied >= n).then_some(())
+    })
+    .await;
+    let restore = start.elapsed();
+    again.shutdown().await;
+    if let Some(d) = &dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
     Run {
         name,
         produce,
         end_to_end,
+        restore,
     }
 }
 
@@ -55,16 +75,20 @@ async fn main() {
         run(Broker::Apache, "Apache Kafka 4.1", n).await,
     ];
     println!("\n{n} transactions, burst, 6 partitions, idempotent producer, acks=all\n");
-    println!("| broker | produce (delivered) | tx/s | end to end (applied) | tx/s |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| broker | produce (delivered) | tx/s | end to end (applied) | tx/s | restart → restored | records/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {} | {:.2} s | {:.0} | {:.2} s | {:.0} |",
+            "| {} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.2} s | {:.0} |",
             r.name,
             r.produce.as_secs_f64(),
             n as f64 / r.produce.as_secs_f64(),
             r.end_to_end.as_secs_f64(),
-            n as f64 / r.end_to_end.as_secs_f64()
+            n as f64 / r.end_to_end.as_secs_f64(),
+            r.restore.as_secs_f64(),
+            n as f64 / r.restore.as_secs_f64()
         );
     }
     println!(
