@@ -8,6 +8,8 @@ RUN CASHFLOW_TOOLS=/tools scripts/setup.sh demo \
  && cargo build --release -p cashflow --no-default-features
 
 FROM debian:bookworm-slim
+# librdkafka's TLS links OpenSSL.
+RUN apt-get update && apt-get install -y --no-install-recommends libssl3 ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/cashflow /usr/local/bin/cashflow
 COPY --from=build /src/dist /srv/cashflow
 ENV CASHFLOW_WEB_DIR=/srv/cashflow

@@ -35,6 +35,8 @@ command -v make >/dev/null || apt_need+=(make)
 command -v pkg-config >/dev/null || apt_need+=(pkg-config)
 # The embedded broker's TLS stack (aws-lc-sys) builds with cmake.
 command -v cmake >/dev/null || apt_need+=(cmake)
+# librdkafka's TLS (and SASL SCRAM) links the system OpenSSL.
+dpkg -s libssl-dev >/dev/null 2>&1 || apt_need+=(libssl-dev)
 if [ "$what" = test ]; then
   command -v chromium >/dev/null || apt_need+=(chromium)
   command -v chromedriver >/dev/null || apt_need+=(chromium-driver)

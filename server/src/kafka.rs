@@ -651,6 +651,15 @@ mod tests {
             ("sasl.password", "secret-value"),
         ]);
         assert!(validate_properties(&sasl).is_ok());
+        // TLS and SCRAM are built in (librdkafka with OpenSSL).
+        let tls = props(&[
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "u"),
+            ("sasl.password", "p"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+        ]);
+        assert_eq!(validate_properties(&tls), Ok(()));
         let e = validate_properties(
             &sasl[..1]
                 .iter()
