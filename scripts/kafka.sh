@@ -5,6 +5,8 @@
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
+# Listeners: PLAINTEXT on KAFKA_PORT, the controller on +1, and SASL_PLAINTEXT (mechanism PLAIN,
+# user "cashflow", password "cashflow-test-secret": test credentials only) on +2.
 # KAFKA_PORT (default 19092) and KAFKA_DIR (default ~/.cache/cashflow/kafka-PORT, shared by every
 # checkout on the machine, so a second checkout finds the running broker) select the instance.
 set -euo pipefail
@@ -12,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 PORT=${KAFKA_PORT:-19092}
 CPORT=$((PORT + 1))
+SPORT=$((PORT + 2))
 DIR=${KAFKA_DIR:-$HOME/.cache/cashflow/kafka-$PORT}
 CP_FILE=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}/kafka-classpath-$(sha1sum "$here/kafka/pom.xml" | cut -c1-12).txt
 HEAP=${KAFKA_HEAP:-512m}
@@ -48,11 +51,13 @@ start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SPORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_cashflow="cashflow-test-secret";
 log.dirs=$DIR/data
 num.partitions=1
 auto.create.topics.enable=false

@@ -117,17 +117,22 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         debug!(client = self.role, %error, "{reason}");
+        let all_down = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        );
+        // "All brokers down" is the consequence; keep the cause for the broker watch.
+        if !all_down {
+            self.shared.set_client_error(reason.to_owned());
+        }
         let mut b = self.shared.broker();
-        b.last_error = Some(reason.to_owned());
+        if !all_down {
+            b.last_error = Some(reason.to_owned());
+        }
         // Only the broker watch's own client decides reachability: the others (consumers
         // still in reconnect back-off after the broker is back) would report stale outages and
         // make the page's badge flicker.
-        if self.role == ADMIN_ROLE
-            && matches!(
-                error.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::AllBrokersDown)
-            )
-        {
+        if self.role == ADMIN_ROLE && all_down {
             b.reachable = false;
         }
     }
@@ -205,7 +210,13 @@ pub async fn watch_broker(
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
     loop {
-        let result = check_topics(&admin, &topic).await;
+        let result = match check_topics(&admin, &topic).await {
+            // A client's own error (refused, authentication failed, TLS) says why.
+            Err(CheckError::Unreachable(e)) => Err(CheckError::Unreachable(
+                shared.take_client_error().unwrap_or(e),
+            )),
+            other => other,
+        };
         let ok = result.is_ok();
         {
             let mut b = shared.broker();

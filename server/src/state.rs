@@ -23,6 +23,9 @@ pub struct Shared {
     /// Charted history, oldest first (written by the hub).
     history: Mutex<VecDeque<Sample>>,
     broker: Mutex<BrokerHealth>,
+    /// The Kafka clients' latest error, which says why better than the broker watch's failed
+    /// request does (e.g. "SASL authentication error" rather than "broker transport failure").
+    client_error: Mutex<Option<String>>,
 }
 
 // A panic while a lock was held leaves plain data behind, still consistent field by field:
@@ -43,6 +46,7 @@ impl Shared {
             generator: Mutex::new(None),
             history: Mutex::new(VecDeque::with_capacity(HISTORY_SAMPLES)),
             broker: Mutex::new(broker),
+            client_error: Mutex::new(None),
         }
     }
 
@@ -127,6 +131,14 @@ impl Shared {
 
     pub fn producer(&self) -> MutexGuard<'_, ProducerStats> {
         lock(&self.producer)
+    }
+
+    pub fn set_client_error(&self, reason: String) {
+        *lock(&self.client_error) = Some(reason);
+    }
+
+    pub fn take_client_error(&self) -> Option<String> {
+        lock(&self.client_error).take()
     }
 
     pub fn broker(&self) -> MutexGuard<'_, BrokerHealth> {

@@ -441,3 +441,56 @@ on_both_brokers!(
     embedded_malformed_records_go_to_the_dead_letter_topic,
     malformed_records_go_to_the_dead_letter_topic
 );
+
+/// librdkafka's SASL settings pass through `-X`: the whole pipeline works over Apache Kafka's
+/// SASL_PLAINTEXT listener, and a wrong password is reported (never shown), not fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_credentials_pass_through_to_kafka() {
+    let sasl = |password: &str| -> Vec<(String, String)> {
+        [
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "cashflow"),
+            ("sasl.password", password),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let brokers = common::apache_kafka_sasl();
+    let app = common::spawn_app_with(Broker::Apache, &unique("sasl"), |s| {
+        s.brokers = Some(brokers.clone());
+        s.kafka = sasl("cashflow-test-secret");
+    })
+    .await;
+    app.producer.send(Command::Burst(300)).await.expect("burst");
+    wait_delivered(&app, 300).await;
+    let b = wait_applied(&app, 300).await;
+    assert_reconciles(&app, &b);
+    app.shutdown().await;
+
+    let wrong = "not-the-password-4711";
+    let mut settings = cashflow::Settings::for_tests(Some(brokers.clone()), &unique("sasl"));
+    settings.kafka = sasl(wrong);
+    let app = App::start(settings)
+        .await
+        .expect("starts despite bad credentials");
+    let health = wait_for(WAIT, "the authentication failure in /health", || async {
+        let h: cashflow_shared::api::Health =
+            reqwest::get(format!("http://{}/health", app.http_addr))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+        h.broker
+            .last_error
+            .clone()
+            .filter(|e| e.to_ascii_lowercase().contains("authentication"))
+            .map(|_| h)
+    })
+    .await;
+    assert_eq!(health.status, "degraded");
+    assert!(!format!("{health:?}").contains(wrong));
+    app.shutdown().await;
+}

@@ -228,3 +228,11 @@ pub async fn topic_config(brokers: &str, topic: &str, name: &str) -> Option<Stri
     let resource = described.into_iter().next()?.ok()?;
     resource.get(name)?.value.clone()
 }
+
+/// The test broker's SASL_PLAINTEXT listener (PLAIN; see scripts/kafka.sh for the credentials).
+pub fn apache_kafka_sasl() -> String {
+    let plain = apache_kafka();
+    let (host, port) = plain.rsplit_once(':').expect("host:port");
+    let port: u16 = port.parse().expect("port");
+    format!("{host}:{}", port + 2)
+}
