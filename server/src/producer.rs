@@ -199,8 +199,10 @@ impl ProducerTask {
     ) {
         // Nothing is produced before the topic exists and the balance calculator has restored
         // the accounts from it (the broker may be unreachable for a long time). Meanwhile
-        // settings commands take effect at once, so the page stays responsive; a manual
-        // transaction is refused, since it would be computed from balances not yet known.
+        // settings commands take effect at once, so the page stays responsive. A manual
+        // transaction needs the restored balances: once the topic exists it waits for them (the
+        // restore follows closely); before that it is refused rather than left hanging.
+        let mut pending = None;
         let view = loop {
             let cmd = tokio::select! {
                 _ = token.cancelled() => break None,
@@ -208,21 +210,30 @@ impl ProducerTask {
                 cmd = commands.recv() => cmd,
             };
             let Some((cmd, reply)) = cmd else { break None };
-            let result = if matches!(cmd, Command::Manual { .. }) {
-                Err(
-                    "not connected to Kafka yet: a manual transaction has to wait until the \
-                     balances are restored"
-                        .to_string(),
-                )
+            if !matches!(cmd, Command::Manual { .. }) {
+                let result = self.handle(cmd, &token).await;
+                let _ = reply.send(result);
+            } else if self.shared.broker().topic_ready {
+                // The restore follows the topic closely: answer once it is done.
+                pending = Some((cmd, reply));
+                break tokio::select! {
+                    _ = token.cancelled() => None,
+                    r = restored.wait_for(|r| r.is_some()) => r.ok().and_then(|v| v.clone()),
+                };
             } else {
-                self.handle(cmd, &token).await
-            };
-            let _ = reply.send(result);
+                let _ = reply.send(Err("not connected to Kafka yet: a manual transaction has \
+                                        to wait until the balances are restored"
+                    .to_string()));
+            }
         };
         let Some(view) = view else {
             return self.finish().await;
         };
         self.generator.restore(&view);
+        if let Some((cmd, reply)) = pending {
+            let result = self.handle(cmd, &token).await;
+            let _ = reply.send(result);
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();
