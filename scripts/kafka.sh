@@ -5,8 +5,9 @@
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
-# Listeners: PLAINTEXT on KAFKA_PORT, the controller on +1, and SASL_PLAINTEXT (mechanism PLAIN,
-# user "cashflow", password "cashflow-test-secret": test credentials only) on +2.
+# Listeners: PLAINTEXT on KAFKA_PORT, the controller on +1, SASL_PLAINTEXT (mechanism PLAIN,
+# user "cashflow", password "cashflow-test-secret": test credentials only) on +2, and SSL on +3
+# with a self-signed certificate made on first start (clients trust KAFKA_DIR/tls/ca.pem).
 # KAFKA_PORT (default 19092) and KAFKA_DIR (default ~/.cache/cashflow/kafka-PORT, shared by every
 # checkout on the machine, so a second checkout finds the running broker) select the instance.
 set -euo pipefail
@@ -15,6 +16,7 @@ root=$(cd "$here/.." && pwd)
 PORT=${KAFKA_PORT:-19092}
 CPORT=$((PORT + 1))
 SPORT=$((PORT + 2))
+TPORT=$((PORT + 3))
 DIR=${KAFKA_DIR:-$HOME/.cache/cashflow/kafka-$PORT}
 CP_FILE=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}/kafka-classpath-$(sha1sum "$here/kafka/pom.xml" | cut -c1-12).txt
 HEAP=${KAFKA_HEAP:-512m}
@@ -40,22 +42,33 @@ java_run() {
     -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$(cat "$CP_FILE")" "$@"
 }
 
-start() {
-  if p=$(pid); then say "already running (pid $p) on 127.0.0.1:$PORT"; return 0; fi
-  if port_open; then
-    say "127.0.0.1:$PORT is already taken by another process; stop it or set KAFKA_PORT"; exit 1
-  fi
-  fetch
-  mkdir -p "$DIR"
-  cat >"$DIR/server.properties" <<PROPS
+# A self-signed certificate for 127.0.0.1/localhost and the broker's PKCS12 keystore (test only).
+tls() {
+  [ -s "$DIR/tls/broker.p12" ] && return 0
+  mkdir -p "$DIR/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cashflow test broker" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$DIR/tls/broker.key" -out "$DIR/tls/ca.pem" 2>/dev/null
+  openssl pkcs12 -export -in "$DIR/tls/ca.pem" -inkey "$DIR/tls/broker.key" -name broker \
+    -out "$DIR/tls/broker.p12.tmp" -passout pass:cashflow-test-secret
+  mv "$DIR/tls/broker.p12.tmp" "$DIR/tls/broker.p12"
+}
+
+# The broker's configuration.
+props() {
+  cat <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SPORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT,SSL://127.0.0.1:$TPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SPORT,SSL://127.0.0.1:$TPORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$DIR/tls/broker.p12
+ssl.keystore.password=cashflow-test-secret
+ssl.key.password=cashflow-test-secret
 sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_cashflow="cashflow-test-secret";
 log.dirs=$DIR/data
@@ -69,6 +82,23 @@ share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 log.segment.bytes=16777216
 PROPS
+}
+
+start() {
+  if p=$(pid); then
+    if [ "$(props)" = "$(cat "$DIR/server.properties" 2>/dev/null)" ]; then
+      say "already running (pid $p) on 127.0.0.1:$PORT"; return 0
+    fi
+    say "running with an older configuration: restarting"
+    stop TERM
+  fi
+  if port_open; then
+    say "127.0.0.1:$PORT is already taken by another process; stop it or set KAFKA_PORT"; exit 1
+  fi
+  fetch
+  mkdir -p "$DIR"
+  tls
+  props >"$DIR/server.properties"
   if [ ! -f "$DIR/data/meta.properties" ]; then
     say "formatting storage in $DIR/data"
     java_run kafka.tools.StorageTool format -t "$(java_run kafka.tools.StorageTool random-uuid)" \

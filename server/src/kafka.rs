@@ -343,9 +343,16 @@ async fn check_once(
             Err((name, code)) => return Err(CheckError::Topic(format!("{name}: {code}"))),
         }
     }
-    partitions_of(admin, &topic.name)
-        .await?
-        .ok_or_else(|| CheckError::Topic("created, but not yet in the metadata".into()))
+    // A new topic reaches the metadata a moment after its creation is acknowledged.
+    for _ in 0..20 {
+        if let Some(n) = partitions_of(admin, &topic.name).await? {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(CheckError::Topic(
+        "created, but not in the metadata after 2 s".into(),
+    ))
 }
 
 /// Whether a consumer error means "try again", not "give up".

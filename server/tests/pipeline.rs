@@ -494,3 +494,46 @@ async fn sasl_credentials_pass_through_to_kafka() {
     assert!(!format!("{health:?}").contains(wrong));
     app.shutdown().await;
 }
+
+/// TLS through `-X`: the pipeline over Apache Kafka's SSL listener, the broker's certificate
+/// verified (host name included) against the CA given; without it, `/health` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_settings_pass_through_to_kafka() {
+    let (brokers, ca) = common::apache_kafka_tls();
+    let tls = |ca: Option<&std::path::Path>| -> Vec<(String, String)> {
+        let mut p = vec![("security.protocol".to_string(), "ssl".to_string())];
+        if let Some(ca) = ca {
+            p.push(("ssl.ca.location".into(), ca.display().to_string()));
+        }
+        p
+    };
+    let app = common::spawn_app_with(Broker::Apache, &unique("tls"), |s| {
+        s.brokers = Some(brokers.clone());
+        s.kafka = tls(Some(&ca));
+    })
+    .await;
+    app.producer.send(Command::Burst(300)).await.expect("burst");
+    wait_delivered(&app, 300).await;
+    let b = wait_applied(&app, 300).await;
+    assert_reconciles(&app, &b);
+    app.shutdown().await;
+
+    let mut settings = cashflow::Settings::for_tests(Some(brokers.clone()), &unique("tls"));
+    settings.kafka = tls(None);
+    let app = App::start(settings)
+        .await
+        .expect("starts despite an untrusted certificate");
+    wait_for(WAIT, "the certificate failure in /health", || async {
+        let h: cashflow_shared::api::Health =
+            reqwest::get(format!("http://{}/health", app.http_addr))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+        let e = h.broker.last_error?.to_ascii_lowercase();
+        (h.status == "degraded" && e.contains("certificate")).then_some(())
+    })
+    .await;
+    app.shutdown().await;
+}

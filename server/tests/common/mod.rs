@@ -236,3 +236,17 @@ pub fn apache_kafka_sasl() -> String {
     let port: u16 = port.parse().expect("port");
     format!("{host}:{}", port + 2)
 }
+
+/// The test broker's SSL listener and the CA file that verifies it (see scripts/kafka.sh).
+pub fn apache_kafka_tls() -> (String, PathBuf) {
+    let plain = apache_kafka();
+    let (host, port) = plain.rsplit_once(':').expect("host:port");
+    let port: u16 = port.parse().expect("port");
+    let dir = std::env::var("KAFKA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME"))
+                .join(format!(".cache/cashflow/kafka-{port}"))
+        });
+    (format!("{host}:{}", port + 3), dir.join("tls/ca.pem"))
+}
