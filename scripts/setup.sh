@@ -42,6 +42,8 @@ if [ "$what" = test ]; then
   command -v chromedriver >/dev/null || apt_need+=(chromium-driver)
   command -v java >/dev/null || apt_need+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || apt_need+=(maven)
+  # scripts/kafka.sh makes the test broker's TLS certificate with it.
+  command -v openssl >/dev/null || apt_need+=(openssl)
   command -v python3 >/dev/null || apt_need+=(python3)
 fi
 if [ ${#apt_need[@]} -gt 0 ]; then
