@@ -280,7 +280,7 @@ pub async fn run(
     restored.send_replace(Some(view));
     let mut mismatch_log = RateLimitedLog::new(5);
     let mut malformed_log = RateLimitedLog::new(5);
-    let role = ("balance", "balance calculator");
+    let role = ("balance", crate::kafka::BALANCE_ROLE);
     let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
     let handler_shared = shared.clone();
     let (catch_settings, catch_brokers) = (settings.clone(), brokers.clone());

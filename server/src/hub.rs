@@ -15,8 +15,8 @@ use cashflow_shared::AccountId;
 use cashflow_shared::api::AccountBalance;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
-    Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, SNAPSHOT_LOG_LINES,
-    Sample, ServerMsg, Snapshot,
+    Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, PartitionView,
+    SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -73,15 +73,20 @@ impl Hub {
             rate: None,
             settings: Default::default(),
         });
+        // Each lock in its own statement: a guard in the struct expression below would live
+        // to its end, and `partition_views` takes the broker lock too.
+        let partitions = self.shared.partition_views();
+        let broker_reachable = self.shared.broker().reachable;
         ServerMsg::Snapshot(Box::new(Snapshot {
             topic: b.topic,
             opening_balance: b.opening_balance,
             accounts: b.accounts,
             counters: self.counters(aps),
             generator,
-            broker_reachable: self.shared.broker().reachable,
+            broker_reachable,
             log: self.shared.recent(SNAPSHOT_LOG_LINES),
             history,
+            partitions,
         }))
     }
 
@@ -92,6 +97,7 @@ impl Hub {
         let mut sent_accounts: BTreeMap<AccountId, AccountState> = BTreeMap::new();
         let mut sent_generator: Option<GeneratorStatus> = None;
         let mut sent_reachable: Option<bool> = None;
+        let mut sent_partitions: Vec<PartitionView> = Vec::new();
         let mut sent_counters = Counters::default();
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -177,7 +183,12 @@ impl Hub {
             if reachable.is_some() {
                 sent_reachable = reachable;
             }
+            let partitions = Some(self.shared.partition_views()).filter(|p| *p != sent_partitions);
+            if let Some(p) = &partitions {
+                sent_partitions = p.clone();
+            }
             let quiet = changed.is_empty()
+                && partitions.is_none()
                 && log.is_empty()
                 && sample.is_none()
                 && generator.is_none()
@@ -194,6 +205,7 @@ impl Hub {
                 sample,
                 generator,
                 broker_reachable: reachable,
+                partitions,
             };
             let _ = self
                 .frames

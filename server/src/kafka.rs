@@ -96,6 +96,8 @@ pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
 
 /// The role of the client the broker watch uses.
 pub const ADMIN_ROLE: &str = "admin";
+/// The role of the balance calculator's consumer (its assignment is shown on the page).
+pub const BALANCE_ROLE: &str = "balance calculator";
 
 /// Routes librdkafka's errors and logs into `tracing` and the shared broker health.
 #[derive(Clone)]
@@ -162,10 +164,16 @@ impl ConsumerContext for Context {
             Rebalance::Assign(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(consumer = self.role, partitions = ?parts, "partitions assigned");
+                if self.role == BALANCE_ROLE {
+                    self.shared.set_assigned(parts, true);
+                }
             }
             Rebalance::Revoke(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(consumer = self.role, partitions = ?parts, "partitions revoked");
+                if self.role == BALANCE_ROLE {
+                    self.shared.set_assigned(parts, false);
+                }
             }
             Rebalance::Error(e) => warn!(consumer = self.role, %e, "rebalance failed"),
         }
@@ -224,6 +232,7 @@ pub async fn watch_broker(
             match &result {
                 Ok(partitions) => {
                     b.topic_ready = true;
+                    b.partitions = *partitions as u32;
                     if !*ready.borrow() {
                         info!(topic = %topic.name, partitions, "topic ready");
                     }

@@ -1,12 +1,14 @@
 //! State shared by the Kafka tasks and the HTTP server. Every collection here is bounded.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cashflow_shared::Ledger;
 use cashflow_shared::api::{AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats};
-use cashflow_shared::protocol::{GeneratorStatus, HISTORY_SAMPLES, Sample};
+use cashflow_shared::protocol::{
+    GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
+};
 
 /// Lines kept in the recent-transactions feed.
 pub const RECENT_CAPACITY: usize = 500;
@@ -26,6 +28,8 @@ pub struct Shared {
     /// The Kafka clients' latest error, which says why better than the broker watch's failed
     /// request does (e.g. "SASL authentication error" rather than "broker transport failure").
     client_error: Mutex<Option<String>>,
+    /// Partitions the balance calculator is assigned now (bounded by the topic's partitions).
+    assigned: Mutex<BTreeSet<i32>>,
 }
 
 // A panic while a lock was held leaves plain data behind, still consistent field by field:
@@ -47,6 +51,7 @@ impl Shared {
             history: Mutex::new(VecDeque::with_capacity(HISTORY_SAMPLES)),
             broker: Mutex::new(broker),
             client_error: Mutex::new(None),
+            assigned: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -76,6 +81,36 @@ impl Shared {
             stats: l.stats(),
             malformed: self.malformed.load(Ordering::Relaxed),
         }
+    }
+
+    /// The balance calculator was assigned (`true`) or lost (`false`) these partitions.
+    pub fn set_assigned(&self, partitions: impl IntoIterator<Item = i32>, owned: bool) {
+        let mut a = lock(&self.assigned);
+        for p in partitions {
+            if owned {
+                a.insert(p);
+            } else {
+                a.remove(&p);
+            }
+        }
+    }
+
+    pub fn assigned(&self) -> BTreeSet<i32> {
+        lock(&self.assigned).clone()
+    }
+
+    /// The topic's partitions for the page: records handled on each and who owns it.
+    pub fn partition_views(&self) -> Vec<PartitionView> {
+        let count = self.broker().partitions as usize;
+        let assigned = self.assigned();
+        let l = self.ledger();
+        (0..count.min(MAX_SHOWN_PARTITIONS) as i32)
+            .map(|p| PartitionView {
+                partition: p,
+                records: l.next_offset(p),
+                owned: assigned.contains(&p),
+            })
+            .collect()
     }
 
     pub fn push_recent(&self, line: LogLine) {

@@ -35,6 +35,19 @@ async fn partitions_moving_between_instances_are_caught_up_before_applying() {
         || async { (b.shared.ledger().stats().applied > at_b_start + 400).then_some(()) },
     )
     .await;
+    // The two split the partitions between them (what the page shows as owned).
+    wait_for(Duration::from_secs(30), "the partitions split", || async {
+        let (pa, pb) = (a.shared.assigned(), b.shared.assigned());
+        (!pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && pa.len() + pb.len() == 6)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        b.shared
+            .partition_views()
+            .iter()
+            .any(|p| p.owned && p.records > 0)
+    );
     let b_stats = b.shared.ledger().stats();
     assert_eq!(
         b_stats.mismatches, 0,
@@ -43,6 +56,10 @@ async fn partitions_moving_between_instances_are_caught_up_before_applying() {
     // B leaves (final commit); A gets its partitions back and must catch up first.
     b.shutdown().await;
 
+    wait_for(Duration::from_secs(30), "A to own all 6 again", || async {
+        (a.shared.assigned().len() == 6).then_some(())
+    })
+    .await;
     let sent = a.shared.producer().sent;
     wait_for(Duration::from_secs(60), "A to produce more", || async {
         (a.shared.producer().delivered > sent + 400).then_some(())

@@ -78,19 +78,34 @@ async fn snapshot_then_deltas_at_most_20_a_second() {
         ServerMsg::Ack { id: Some(1), .. }
     ));
     // Deltas bring every applied transaction, as absolute per-account values.
+    // So do the partitions: all 6 owned by this server, their records adding up to 500.
     let mut counts = std::collections::BTreeMap::new();
+    let mut partitions = snap.partitions.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while counts.values().sum::<u64>() < 500 {
+    let records = |p: &[cashflow_shared::protocol::PartitionView]| -> i64 {
+        p.iter().map(|p| p.records).sum()
+    };
+    while counts.values().sum::<u64>() < 500 || records(&partitions) < 500 {
         assert!(
             Instant::now() < deadline,
-            "deltas did not add up to 500: {counts:?}"
+            "deltas did not add up to 500: {counts:?} {partitions:?}"
         );
         if let ServerMsg::Delta(d) = next(&mut ws, Duration::from_secs(10)).await {
             for a in d.accounts {
                 counts.insert(a.account, a.count);
             }
+            if let Some(p) = d.partitions {
+                partitions = p;
+            }
         }
     }
+    assert_eq!(records(&partitions), 500);
+    assert_eq!(partitions.len(), 6);
+    assert!(partitions.iter().all(|p| p.owned), "{partitions:?}");
+    assert!(
+        partitions.iter().filter(|p| p.records > 0).count() > 1,
+        "spread over partitions"
+    );
 
     // At maximum rate the hub still sends at most ~20 frames a second.
     send(&mut ws, r#"{"cmd":"set_rate","rate":null}"#).await;

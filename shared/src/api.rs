@@ -66,6 +66,9 @@ pub struct BrokerHealth {
     pub reachable: bool,
     pub topic_ready: bool,
     pub last_error: Option<String>,
+    /// Partitions of the topic, once it is ready.
+    #[serde(default)]
+    pub partitions: u32,
 }
 
 /// One line of the logging consumer's feed (`GET /api/recent`).

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::api::{AccountBalance, LogLine};
 use crate::money::Money;
 use crate::protocol::{
-    Counters, GeneratorStatus, HISTORY_SAMPLES, PROTOCOL_VERSION, Sample, ServerMsg,
+    Counters, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PROTOCOL_VERSION,
+    PartitionView, Sample, ServerMsg,
 };
 use crate::transaction::AccountId;
 
@@ -47,6 +48,7 @@ pub struct Dashboard {
     pub presenter_required: bool,
     /// This page may send commands (no login needed, or logged in).
     pub presenter: bool,
+    pub partitions: Vec<PartitionView>,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -99,6 +101,8 @@ impl Dashboard {
                     .take(HISTORY_SAMPLES)
                     .rev()
                     .collect();
+                self.partitions = s.partitions;
+                self.partitions.truncate(MAX_SHOWN_PARTITIONS);
                 self.snapshots += 1;
                 None
             }
@@ -112,6 +116,10 @@ impl Dashboard {
                 }
                 if let Some(r) = d.broker_reachable {
                     self.broker_reachable = r;
+                }
+                if let Some(mut p) = d.partitions {
+                    p.truncate(MAX_SHOWN_PARTITIONS);
+                    self.partitions = p;
                 }
                 for line in d.log.into_iter().rev() {
                     self.log.push_front(line);
@@ -301,6 +309,11 @@ mod tests {
             broker_reachable: true,
             log: vec![],
             history: vec![sample(0, vec![100])],
+            partitions: vec![PartitionView {
+                partition: 0,
+                records: 1,
+                owned: true,
+            }],
         };
         d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
         assert_eq!(d.accounts[&1].balance, Money::from_minor(100));
@@ -312,6 +325,28 @@ mod tests {
         d.apply(ServerMsg::Delta(Box::new(delta)));
         assert_eq!(d.accounts.len(), 2);
         assert_eq!(d.history.len(), 2);
+        assert_eq!(
+            d.partitions[0].records, 1,
+            "a delta without partitions keeps them"
+        );
+        let moved = Delta {
+            partitions: Some(vec![
+                PartitionView {
+                    partition: 0,
+                    records: 7,
+                    owned: false,
+                },
+                PartitionView {
+                    partition: 1,
+                    records: 2,
+                    owned: true,
+                },
+            ]),
+            ..Delta::default()
+        };
+        d.apply(ServerMsg::Delta(Box::new(moved)));
+        assert_eq!(d.partitions.len(), 2);
+        assert!(!d.partitions[0].owned && d.partitions[1].owned);
         // A new snapshot replaces everything (e.g. after the server restarted).
         d.apply(ServerMsg::Snapshot(Box::new(snap)));
         assert_eq!(d.accounts.len(), 1);

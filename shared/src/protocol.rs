@@ -56,6 +56,20 @@ pub struct Sample {
     pub applied_per_second: f64,
 }
 
+/// Partitions shown on the page at most (the first ones; a topic may have up to 1 000).
+pub const MAX_SHOWN_PARTITIONS: usize = 100;
+
+/// One partition of the topic, as this server's balance calculator sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub partition: i32,
+    /// Records handled on it so far (applied or dead-lettered): its next offset.
+    pub records: i64,
+    /// This server's balance calculator owns it now (else another member of the group does,
+    /// or nobody yet).
+    pub owned: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub topic: String,
@@ -68,6 +82,9 @@ pub struct Snapshot {
     pub log: Vec<LogLine>,
     /// Oldest first.
     pub history: Vec<Sample>,
+    /// At most [`MAX_SHOWN_PARTITIONS`], in partition order.
+    #[serde(default)]
+    pub partitions: Vec<PartitionView>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +97,9 @@ pub struct Delta {
     pub sample: Option<Sample>,
     pub generator: Option<GeneratorStatus>,
     pub broker_reachable: Option<bool>,
+    /// All shown partitions, when any changed.
+    #[serde(default)]
+    pub partitions: Option<Vec<PartitionView>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
