@@ -81,6 +81,13 @@ test('a teacher runs the dashboard', async () => {
       return now.some((e) => before[e.dataset.testid] !== e.getAttribute('data-value'));
     }, first, { timeout: 30000 });
 
+    // The partitions panel: all 6 owned by this (only) server, records spread over several.
+    await page.waitForFunction(() => {
+      const ps = [...document.querySelectorAll('[data-testid^="partition-"]')];
+      return ps.length === 6 && ps.every((p) => p.dataset.owned === 'true')
+        && ps.filter((p) => Number(p.getAttribute('data-value')) > 0).length > 1;
+    }, null, { timeout: 30000 });
+
     // The history chart draws one line per account once samples arrive (one a second).
     await page.waitForFunction(() => document.querySelectorAll('.lines polyline').length === 6, null, { timeout: 30000 });
 

@@ -211,3 +211,45 @@ pub fn CountBars() -> impl IntoView {
         |v| v.to_string(),
     )
 }
+
+/// The topic's partitions: records handled on each, and which ones this server's balance
+/// calculator owns (a second cashflow in the same group takes some; they move back when it
+/// leaves).
+#[component]
+pub fn Partitions() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| {
+            if d.partitions.is_empty() {
+                return view! { <p class="empty">"Waiting for the topic."</p> }.into_any();
+            }
+            let max = d.partitions.iter().map(|p| p.records).max().unwrap_or(0).max(1);
+            let owned = d.partitions.iter().filter(|p| p.owned).count();
+            let rows = d
+                .partitions
+                .iter()
+                .map(|p| {
+                    let width = format!("width: {:.1}%", p.records as f64 * 100.0 / max as f64);
+                    let who = if p.owned { "this server" } else { "another member" };
+                    view! {
+                        <li class:owned=p.owned data-testid=format!("partition-{}", p.partition)
+                            data-value=p.records data-owned=p.owned.to_string()
+                            title=format!("partition {}: {} records, balance calculator: {who}", p.partition, p.records)>
+                            <span class="pname">{format!("{} p{}", if p.owned { "●" } else { "○" }, p.partition)}</span>
+                            <span class="pbar"><span style=width></span></span>
+                            <span class="pcount">{p.records}</span>
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                <ol class="partitions">{rows}</ol>
+                <div class="legend">
+                    {format!("● owned by this server's balance calculator ({owned} of {}); ○ by another member of its group", d.partitions.len())}
+                </div>
+            }
+            .into_any()
+        })
+    }
+}

@@ -59,6 +59,10 @@ fn App() -> impl IntoView {
                     <h2>"Logging consumer · newest first"</h2>
                     <LogFeed/>
                 </section>
+                <section class="panel">
+                    <h2>"Partitions · records handled"</h2>
+                    <charts::Partitions/>
+                </section>
             </main>
         </div>
     }
