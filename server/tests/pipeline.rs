@@ -442,25 +442,12 @@ on_both_brokers!(
     malformed_records_go_to_the_dead_letter_topic
 );
 
-/// librdkafka's SASL settings pass through `-X`: the whole pipeline works over Apache Kafka's
-/// SASL_PLAINTEXT listener, and a wrong password is reported (never shown), not fatal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sasl_credentials_pass_through_to_kafka() {
-    let sasl = |password: &str| -> Vec<(String, String)> {
-        [
-            ("security.protocol", "sasl_plaintext"),
-            ("sasl.mechanism", "PLAIN"),
-            ("sasl.username", "cashflow"),
-            ("sasl.password", password),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    };
-    let brokers = common::apache_kafka_sasl();
-    let app = common::spawn_app_with(Broker::Apache, &unique("sasl"), |s| {
-        s.brokers = Some(brokers.clone());
-        s.kafka = sasl("cashflow-test-secret");
+/// Over a secured listener: with `good` properties the pipeline reconciles; with `bad` the
+/// server still starts and `/health` reports a degraded broker whose error mentions `cause`.
+async fn secured_listener(brokers: &str, good: Props, bad: Props, cause: &str) -> Health {
+    let app = common::spawn_app_with(Broker::Apache, &unique("secured"), |s| {
+        s.brokers = Some(brokers.to_owned());
+        s.kafka = good;
     })
     .await;
     app.producer.send(Command::Burst(300)).await.expect("burst");
@@ -469,30 +456,57 @@ async fn sasl_credentials_pass_through_to_kafka() {
     assert_reconciles(&app, &b);
     app.shutdown().await;
 
-    let wrong = "not-the-password-4711";
-    let mut settings = cashflow::Settings::for_tests(Some(brokers.clone()), &unique("sasl"));
-    settings.kafka = sasl(wrong);
+    let mut settings = cashflow::Settings::for_tests(Some(brokers.to_owned()), &unique("secured"));
+    settings.kafka = bad;
     let app = App::start(settings)
         .await
-        .expect("starts despite bad credentials");
-    let health = wait_for(WAIT, "the authentication failure in /health", || async {
-        let h: cashflow_shared::api::Health =
-            reqwest::get(format!("http://{}/health", app.http_addr))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-        h.broker
-            .last_error
-            .clone()
-            .filter(|e| e.to_ascii_lowercase().contains("authentication"))
-            .map(|_| h)
+        .expect("starts despite bad settings");
+    let health = wait_for(WAIT, &format!("{cause:?} in /health"), || async {
+        let h: Health = reqwest::get(format!("http://{}/health", app.http_addr))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let e = h.broker.last_error.clone()?.to_ascii_lowercase();
+        (h.status == "degraded" && e.contains(cause)).then_some(h)
     })
     .await;
-    assert_eq!(health.status, "degraded");
-    assert!(!format!("{health:?}").contains(wrong));
     app.shutdown().await;
+    health
+}
+
+type Props = Vec<(String, String)>;
+type Health = cashflow_shared::api::Health;
+
+fn props(list: &[(&str, &str)]) -> Props {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// librdkafka's SASL settings pass through `-X`: the whole pipeline works over Apache Kafka's
+/// SASL_PLAINTEXT listener, and a wrong password is reported (never shown), not fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_credentials_pass_through_to_kafka() {
+    let sasl = |password: &str| {
+        props(&[
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "cashflow"),
+            ("sasl.password", password),
+        ])
+    };
+    let wrong = "not-the-password-4711";
+    let brokers = common::apache_kafka_sasl();
+    let health = secured_listener(
+        &brokers,
+        sasl("cashflow-test-secret"),
+        sasl(wrong),
+        "authentication",
+    )
+    .await;
+    assert!(!format!("{health:?}").contains(wrong));
 }
 
 /// TLS through `-X`: the pipeline over Apache Kafka's SSL listener, the broker's certificate
@@ -500,40 +514,12 @@ async fn sasl_credentials_pass_through_to_kafka() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_settings_pass_through_to_kafka() {
     let (brokers, ca) = common::apache_kafka_tls();
-    let tls = |ca: Option<&std::path::Path>| -> Vec<(String, String)> {
-        let mut p = vec![("security.protocol".to_string(), "ssl".to_string())];
-        if let Some(ca) = ca {
-            p.push(("ssl.ca.location".into(), ca.display().to_string()));
-        }
-        p
-    };
-    let app = common::spawn_app_with(Broker::Apache, &unique("tls"), |s| {
-        s.brokers = Some(brokers.clone());
-        s.kafka = tls(Some(&ca));
-    })
+    let ca = ca.display().to_string();
+    secured_listener(
+        &brokers,
+        props(&[("security.protocol", "ssl"), ("ssl.ca.location", &ca)]),
+        props(&[("security.protocol", "ssl")]),
+        "certificate",
+    )
     .await;
-    app.producer.send(Command::Burst(300)).await.expect("burst");
-    wait_delivered(&app, 300).await;
-    let b = wait_applied(&app, 300).await;
-    assert_reconciles(&app, &b);
-    app.shutdown().await;
-
-    let mut settings = cashflow::Settings::for_tests(Some(brokers.clone()), &unique("tls"));
-    settings.kafka = tls(None);
-    let app = App::start(settings)
-        .await
-        .expect("starts despite an untrusted certificate");
-    wait_for(WAIT, "the certificate failure in /health", || async {
-        let h: cashflow_shared::api::Health =
-            reqwest::get(format!("http://{}/health", app.http_addr))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-        let e = h.broker.last_error?.to_ascii_lowercase();
-        (h.status == "degraded" && e.contains("certificate")).then_some(())
-    })
-    .await;
-    app.shutdown().await;
 }
