@@ -119,6 +119,7 @@ impl Hub {
                         account: *a,
                         balance: s.balance,
                         count: s.count,
+                        partition: l.partition_of(*a),
                     })
                     .collect();
                 let due = now.duration_since(last_sample) >= Duration::from_secs(1);

@@ -75,6 +75,7 @@ impl Shared {
                     account: *a,
                     balance: s.balance,
                     count: s.count,
+                    partition: l.partition_of(*a),
                 })
                 .collect(),
             next_offsets: l.next_offsets().clone(),

@@ -134,6 +134,12 @@ async fn balances_match_deliveries(broker: Broker) {
             a.balance,
             Money::from_minor(b.opening_balance.minor() + net[&a.account])
         );
+        assert_eq!(
+            a.partition,
+            Some(partition_of[&a.account]),
+            "account {}",
+            a.account
+        );
     }
     let partitions: std::collections::HashSet<_> = records.iter().map(|r| r.partition).collect();
     assert!(

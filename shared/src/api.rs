@@ -26,6 +26,9 @@ pub struct AccountBalance {
     pub account: AccountId,
     pub balance: Money,
     pub count: u64,
+    /// The partition its transactions were last read from (they are keyed by account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
 }
 
 /// `GET /api/producer`: what the producer sent and what Kafka acknowledged.

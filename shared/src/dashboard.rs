@@ -59,6 +59,18 @@ pub enum Notice {
 }
 
 impl Dashboard {
+    /// Whether `account`'s figures are only as last seen: its partition now belongs to another
+    /// member of the balance calculator's group (a second cashflow took it).
+    pub fn is_stale(&self, account: AccountId) -> bool {
+        let Some(p) = self.accounts.get(&account).and_then(|a| a.partition) else {
+            return false;
+        };
+        self.partitions
+            .iter()
+            .find(|v| v.partition == p)
+            .is_some_and(|v| !v.owned)
+    }
+
     pub fn apply(&mut self, msg: ServerMsg) -> Option<Notice> {
         match msg {
             ServerMsg::Presenter { id } => {
@@ -290,6 +302,7 @@ mod tests {
             account,
             balance: Money::from_minor(minor),
             count,
+            partition: None,
         }
     }
 
@@ -344,9 +357,20 @@ mod tests {
             ]),
             ..Delta::default()
         };
+        let on = |account, partition| AccountBalance {
+            partition: Some(partition),
+            ..acct(account, 5, 1)
+        };
+        let moved = Delta {
+            accounts: vec![on(1, 0), on(2, 1)],
+            ..moved
+        };
         d.apply(ServerMsg::Delta(Box::new(moved)));
         assert_eq!(d.partitions.len(), 2);
         assert!(!d.partitions[0].owned && d.partitions[1].owned);
+        assert!(d.is_stale(1), "partition 0 belongs to another member");
+        assert!(!d.is_stale(2));
+        assert!(!d.is_stale(99), "unknown accounts are not stale");
         // A new snapshot replaces everything (e.g. after the server restarted).
         d.apply(ServerMsg::Snapshot(Box::new(snap)));
         assert_eq!(d.accounts.len(), 1);

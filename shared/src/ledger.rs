@@ -61,6 +61,8 @@ pub struct Ledger {
     accounts: BTreeMap<AccountId, AccountState>,
     /// Next offset to apply, per partition.
     next_offsets: BTreeMap<i32, i64>,
+    /// The partition each account's transactions were last applied from.
+    partitions: BTreeMap<AccountId, i32>,
     recent_ids: HashSet<String>,
     id_order: VecDeque<String>,
     id_window: usize,
@@ -81,6 +83,7 @@ impl Ledger {
             opening,
             accounts: BTreeMap::new(),
             next_offsets: BTreeMap::new(),
+            partitions: BTreeMap::new(),
             recent_ids: HashSet::new(),
             id_order: VecDeque::new(),
             id_window: id_window.max(1),
@@ -104,6 +107,11 @@ impl Ledger {
 
     pub fn accounts(&self) -> &BTreeMap<AccountId, AccountState> {
         &self.accounts
+    }
+
+    /// The partition `account`'s transactions were last applied from, if any came from one.
+    pub fn partition_of(&self, account: AccountId) -> Option<i32> {
+        self.partitions.get(&account).copied()
     }
 
     /// Next offset to apply for each partition seen so far.
@@ -176,6 +184,9 @@ impl Ledger {
         state.balance = balance;
         state.count += 1;
         self.accounts.insert(tx.account, state);
+        if let Some(pos) = pos {
+            self.partitions.insert(tx.account, pos.partition);
+        }
         self.remember(&tx.transaction_id);
         self.stats.applied += 1;
         let producer_agrees = tx.new_balance.map(|nb| nb == balance);
@@ -304,6 +315,8 @@ mod tests {
         assert!(l.has_seen(at(6)));
         assert!(!l.has_seen(at(7)));
         assert_eq!(l.next_offset(5), 0, "other partitions untouched");
+        assert_eq!(l.partition_of(1), Some(4));
+        assert_eq!(l.partition_of(2), None);
     }
 
     #[test]

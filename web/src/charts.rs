@@ -170,10 +170,13 @@ fn bars(
                     let (colour, _) = series_style(a.account);
                     let (top, height) = if y < zero { (y, zero - y) } else { (zero, y - zero) };
                     let text = label(v);
+                    // Hatched-looking (faded, dashed outline) rather than a colour change alone.
+                    let stale = d.is_stale(a.account);
+                    let note = if stale { " (as last seen: its partition is with another member)" } else { "" };
                     view! {
                         <rect x=i as f64 * slot + slot * 0.1 y=top width=slot * 0.8 height=height.max(0.5) fill=colour
-                              data-testid=format!("{kind}-{}", a.account) data-value=v>
-                            <title>{format!("account {}: {text}", a.account)}</title>
+                              class:stale=stale data-testid=format!("{kind}-{}", a.account) data-value=v data-stale=stale.to_string()>
+                            <title>{format!("account {}: {text}{note}", a.account)}</title>
                         </rect>
                         {(shown.len() <= 12).then(|| view! {
                             <text x=i as f64 * slot + slot / 2.0 y=h + 14.0 class="axis" text-anchor="middle">{a.account}</text>
@@ -183,9 +186,13 @@ fn bars(
                 })
                 .collect_view();
             let more = (d.accounts.len() > MAX_BARS).then(|| format!("first {MAX_BARS} of {} accounts", d.accounts.len()));
+            let stale = shown
+                .iter()
+                .any(|a| d.is_stale(a.account))
+                .then_some("faded: as last seen, their partition is with another member of the group");
             view! {
                 <svg class="chart" viewBox=format!("-10 -20 {} {}", w + 20.0, h + 40.0) role="img">{items}</svg>
-                <div class="legend">{more}</div>
+                <div class="legend">{more}{stale}</div>
             }
             .into_any()
         })
