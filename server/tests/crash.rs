@@ -58,6 +58,32 @@ async fn balances(url: &str) -> Option<Balances> {
         .ok()
 }
 
+/// Waits until the server at `url` has handled every record of `topic`; its balances, the
+/// records, and per account (balance in minor units, count).
+async fn settle(
+    url: &str,
+    brokers: &str,
+    topic: &str,
+) -> (Balances, Vec<common::Record>, BTreeMap<u32, (i64, u64)>) {
+    let records = read_topic(brokers, topic);
+    let ends: BTreeMap<i32, i64> = records.iter().fold(BTreeMap::new(), |mut m, r| {
+        m.insert(r.partition, r.offset + 1);
+        m
+    });
+    let b = common::wait_for(
+        Duration::from_secs(120),
+        "the calculator to reach the end of the topic",
+        || async { balances(url).await.filter(|b| b.next_offsets == ends) },
+    )
+    .await;
+    let got = b
+        .accounts
+        .iter()
+        .map(|a| (a.account, (a.balance.minor(), a.count)))
+        .collect();
+    (b, records, got)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_repeated_kill_9() {
     let brokers = apache_kafka();
@@ -134,25 +160,9 @@ async fn survives_repeated_kill_9() {
 
     // A last incarnation, paused, reads everything.
     let (mut child, url) = start(&args(&["--paused"]));
-    let records = read_topic(&brokers, &topic);
-    let ends: BTreeMap<i32, i64> = records.iter().fold(BTreeMap::new(), |mut m, r| {
-        m.insert(r.partition, r.offset + 1);
-        m
-    });
-    let b = common::wait_for(
-        Duration::from_secs(120),
-        "the calculator to reach the end of the topic",
-        || async { balances(&url).await.filter(|b| b.next_offsets == ends) },
-    )
-    .await;
-
+    let (b, records, got) = settle(&url, &brokers, &topic).await;
     let expected = common::recompute(&records);
     let unique_ids: u64 = expected.values().map(|(_, n)| n).sum();
-    let got: BTreeMap<u32, (i64, u64)> = b
-        .accounts
-        .iter()
-        .map(|a| (a.account, (a.balance.minor(), a.count)))
-        .collect();
     assert_eq!(
         got, expected,
         "balances and counts equal the recomputation from the topic"
@@ -220,22 +230,7 @@ async fn embedded_demo_survives_kill_9() {
     })
     .await;
     let recovery = t0.elapsed();
-    let records = read_topic(&kafka, &served.topic);
-    let ends: BTreeMap<i32, i64> = records.iter().fold(BTreeMap::new(), |mut m, r| {
-        m.insert(r.partition, r.offset + 1);
-        m
-    });
-    let b = common::wait_for(
-        Duration::from_secs(60),
-        "the calculator to reach the end of the topic",
-        || async { balances(&url).await.filter(|b| b.next_offsets == ends) },
-    )
-    .await;
-    let got: BTreeMap<u32, (i64, u64)> = b
-        .accounts
-        .iter()
-        .map(|a| (a.account, (a.balance.minor(), a.count)))
-        .collect();
+    let (b, records, got) = settle(&url, &kafka, &served.topic).await;
     assert_eq!(got, common::recompute(&records));
     for a in &before.accounts {
         assert!(
