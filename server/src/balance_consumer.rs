@@ -33,6 +33,15 @@ use crate::config::Settings;
 use crate::kafka::{DeadLetter, DeadLetters, RateLimitedLog, Verdict, consume, consumer_config};
 use crate::state::Shared;
 
+/// A plain assigned reader of the topic for restore and catch-up. It shares the calculator's
+/// group id only to read the group's committed offsets; it never joins the group nor commits.
+fn reader(settings: &Settings, brokers: &str) -> anyhow::Result<BaseConsumer> {
+    let group = format!("{}-balance", settings.group_prefix);
+    let mut cfg = consumer_config(brokers, &settings.kafka, &group);
+    cfg.set("enable.auto.commit", "false");
+    Ok(cfg.create()?)
+}
+
 /// Rebuilds state from Kafka before consuming, since the topic is the source of truth:
 /// - the ledger from every record up to the end of the topic, except that on each partition it
 ///   stops at the first record at or after the group's committed offset that is not a valid
@@ -48,12 +57,7 @@ fn restore(
     brokers: &str,
     shared: &Shared,
 ) -> anyhow::Result<BTreeMap<AccountId, AccountState>> {
-    let group = format!("{}-balance", settings.group_prefix);
-    let mut cfg = consumer_config(brokers, &settings.kafka, &group);
-    cfg.set("enable.auto.commit", "false");
-    // A plain assigned reader that shares the group id only to read its committed offsets; it
-    // never joins the group nor commits.
-    let reader: BaseConsumer = cfg.create()?;
+    let reader = reader(settings, brokers)?;
     let timeout = Duration::from_secs(10);
     let meta = reader.fetch_metadata(Some(&settings.topic), timeout)?;
     let partitions: Vec<i32> = meta
@@ -181,11 +185,7 @@ fn catch_up(
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let group = format!("{}-balance", settings.group_prefix);
-    let mut cfg = consumer_config(brokers, &settings.kafka, &group);
-    cfg.set("enable.auto.commit", "false");
-    // Assigned, never subscribed: it does not join the group nor commit.
-    let reader: BaseConsumer = cfg.create()?;
+    let reader = reader(settings, brokers)?;
     let timeout = Duration::from_secs(10);
     let (lo, _) = reader.fetch_watermarks(&settings.topic, partition, timeout)?;
     if lo > from {

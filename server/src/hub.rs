@@ -115,12 +115,7 @@ impl Hub {
                     .accounts()
                     .iter()
                     .filter(|(a, s)| sent_accounts.get(a) != Some(s))
-                    .map(|(a, s)| AccountBalance {
-                        account: *a,
-                        balance: s.balance,
-                        count: s.count,
-                        partition: l.partition_of(*a),
-                    })
+                    .map(|(a, s)| crate::state::account_balance(&l, *a, s))
                     .collect();
                 let due = now.duration_since(last_sample) >= Duration::from_secs(1);
                 let sample = due.then(|| {

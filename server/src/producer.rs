@@ -207,7 +207,8 @@ impl ProducerTask {
             let cmd = tokio::select! {
                 _ = token.cancelled() => break None,
                 r = restored.wait_for(|r| r.is_some()) => break r.ok().and_then(|v| v.clone()),
-                cmd = commands.recv() => cmd,
+                // With a manual transaction pending, the rest wait in the channel.
+                cmd = commands.recv(), if pending.is_none() => cmd,
             };
             let Some((cmd, reply)) = cmd else { break None };
             if !matches!(cmd, Command::Manual { .. }) {
@@ -216,10 +217,6 @@ impl ProducerTask {
             } else if self.shared.broker().topic_ready {
                 // The restore follows the topic closely: answer once it is done.
                 pending = Some((cmd, reply));
-                break tokio::select! {
-                    _ = token.cancelled() => None,
-                    r = restored.wait_for(|r| r.is_some()) => r.ok().and_then(|v| v.clone()),
-                };
             } else {
                 let _ = reply.send(Err("not connected to Kafka yet: a manual transaction has \
                                         to wait until the balances are restored"

@@ -4,11 +4,12 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use cashflow_shared::Ledger;
 use cashflow_shared::api::{AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats};
+use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
 };
+use cashflow_shared::{AccountId, Ledger};
 
 /// Lines kept in the recent-transactions feed.
 pub const RECENT_CAPACITY: usize = 500;
@@ -36,6 +37,16 @@ pub struct Shared {
 // keep serving it rather than poisoning every later request.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One account of `ledger` as the API and the page show it.
+pub fn account_balance(ledger: &Ledger, account: AccountId, s: &AccountState) -> AccountBalance {
+    AccountBalance {
+        account,
+        balance: s.balance,
+        count: s.count,
+        partition: ledger.partition_of(account),
+    }
 }
 
 impl Shared {
@@ -71,12 +82,7 @@ impl Shared {
             accounts: l
                 .accounts()
                 .iter()
-                .map(|(a, s)| AccountBalance {
-                    account: *a,
-                    balance: s.balance,
-                    count: s.count,
-                    partition: l.partition_of(*a),
-                })
+                .map(|(a, s)| account_balance(&l, *a, s))
                 .collect(),
             next_offsets: l.next_offsets().clone(),
             stats: l.stats(),

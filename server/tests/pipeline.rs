@@ -228,18 +228,9 @@ async fn accepts_the_originals_messages(broker: Broker) {
     let app = spawn_app(broker, &topic).await;
     let producer = common::raw_producer(&app.brokers);
     let msgs = original_messages();
-    for m in &msgs {
-        producer
-            .send(
-                FutureRecord::to(&topic).key("transaction").payload(m),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("produce");
-    }
-    // One with a wrong new_balance and one that is not a transaction at all.
+    // Then one with a wrong new_balance and one that is not a transaction at all.
     let wrong = r#"{"account": 9, "transaction_id": "9-Credit-x", "transaction_type": "Credit", "amount": 5, "new_balance": 1, "transaction_summary": {"Transactions for Customer ID 9": 1}}"#;
-    for m in [wrong, "{not json"] {
+    for m in msgs.iter().map(String::as_str).chain([wrong, "{not json"]) {
         producer
             .send(
                 FutureRecord::to(&topic).key("transaction").payload(m),

@@ -229,19 +229,22 @@ pub async fn topic_config(brokers: &str, topic: &str, name: &str) -> Option<Stri
     resource.get(name)?.value.clone()
 }
 
-/// The test broker's SASL_PLAINTEXT listener (PLAIN; see scripts/kafka.sh for the credentials).
-pub fn apache_kafka_sasl() -> String {
+/// The test broker's host and PLAINTEXT port; its other listeners are on the next ports.
+fn apache_kafka_host_port() -> (String, u16) {
     let plain = apache_kafka();
     let (host, port) = plain.rsplit_once(':').expect("host:port");
-    let port: u16 = port.parse().expect("port");
+    (host.to_owned(), port.parse().expect("port"))
+}
+
+/// The test broker's SASL_PLAINTEXT listener (PLAIN; see scripts/kafka.sh for the credentials).
+pub fn apache_kafka_sasl() -> String {
+    let (host, port) = apache_kafka_host_port();
     format!("{host}:{}", port + 2)
 }
 
 /// The test broker's SSL listener and the CA file that verifies it (see scripts/kafka.sh).
 pub fn apache_kafka_tls() -> (String, PathBuf) {
-    let plain = apache_kafka();
-    let (host, port) = plain.rsplit_once(':').expect("host:port");
-    let port: u16 = port.parse().expect("port");
+    let (host, port) = apache_kafka_host_port();
     let dir = std::env::var("KAFKA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
