@@ -80,7 +80,7 @@ impl App {
         info!(%brokers, topic = %settings.topic, "connecting to Kafka");
         let shared = Arc::new(Shared::new(
             settings.topic.clone(),
-            Ledger::new(settings.opening_balance),
+            Ledger::with_id_window(settings.opening_balance, settings.id_window),
             BrokerHealth {
                 bootstrap_servers: brokers.clone(),
                 embedded: settings.brokers.is_none(),
@@ -97,11 +97,7 @@ impl App {
                 shared: shared.clone(),
                 role: crate::kafka::ADMIN_ROLE,
             })?;
-        let spec = TopicSpec {
-            name: settings.topic.clone(),
-            partitions: settings.partitions,
-            replication: settings.replication_factor,
-        };
+        let spec = TopicSpec::source(&settings);
         tracker.spawn(watch_broker(
             Arc::new(admin),
             shared.clone(),
@@ -109,6 +105,9 @@ impl App {
             ready_tx,
             token.clone(),
         ));
+
+        let writer = crate::state_store::SnapshotWriter::new(&settings, &brokers, shared.clone())?;
+        tracker.spawn(writer.run(token.clone()));
 
         let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
         // The producer has its own token: at shutdown it stops (and flushes) first.

@@ -136,6 +136,36 @@ pub struct Cli {
     /// commands. Never logged.
     #[arg(long, env = "CASHFLOW_PRESENTER_TOKEN", hide_env_values = true)]
     pub presenter_token: Option<String>,
+    /// The balance calculator snapshots a partition's state after this many records of it...
+    #[arg(long, env = "CASHFLOW_SNAPSHOT_RECORDS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(i64).range(100..=100_000_000))]
+    pub snapshot_records: i64,
+    /// ...or this many seconds after its last snapshot, if it changed since.
+    #[arg(long, env = "CASHFLOW_SNAPSHOT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub snapshot_seconds: u64,
+    /// Hours a record stays in the topic when cashflow creates it (balances do not need old
+    /// records: they are restored from snapshots). 0 keeps records forever.
+    #[arg(long, env = "CASHFLOW_RETENTION_HOURS", default_value_t = 168)]
+    pub retention_hours: u64,
+    /// Megabytes of records kept per partition when cashflow creates the topic (older ones are
+    /// deleted); 0 for no size limit. Default: 128 on the embedded broker, none otherwise.
+    #[arg(long, env = "CASHFLOW_RETENTION_MB")]
+    pub retention_mb: Option<u64>,
+    /// A transaction id equal to one within this many earlier offsets of the same partition is
+    /// a duplicate (dead-lettered). A restore re-reads this many records before a snapshot.
+    #[arg(long, env = "CASHFLOW_ID_WINDOW", default_value_t = cashflow_shared::ledger::DEFAULT_ID_WINDOW,
+          value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub id_window: i64,
+    /// Accounts per snapshot record (tests use small values to get many records).
+    #[arg(long, env = "CASHFLOW_SNAPSHOT_CHUNK_ACCOUNTS", hide = true,
+          default_value_t = cashflow_shared::snapshot::CHUNK_ACCOUNTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub snapshot_chunk_accounts: usize,
+    /// Test-only fault point: abort the process after this many records of a snapshot that has
+    /// more, as a crash in the middle of writing one would.
+    #[arg(long, env = "CASHFLOW_TEST_ABORT_SNAPSHOT_AFTER", hide = true)]
+    pub test_abort_snapshot_after: Option<u32>,
 }
 
 /// Everything the app needs to start, validated.
@@ -158,7 +188,26 @@ pub struct Settings {
     pub web_dir: PathBuf,
     pub allow_origins: Vec<String>,
     pub presenter_token: Option<String>,
+    pub store: StoreSettings,
+    /// Retention of the topic when cashflow creates it: milliseconds and bytes per partition
+    /// (-1: no limit; bytes `None`: the default of the broker in use, see `retention_bytes()`).
+    pub retention_ms: i64,
+    pub retention_bytes: Option<i64>,
+    /// Width of the duplicate-id window, in offsets of one partition.
+    pub id_window: i64,
 }
+
+/// When the balance calculator snapshots its state (see `state_store`).
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub every_records: i64,
+    pub every: std::time::Duration,
+    pub chunk_accounts: usize,
+    pub abort_after: Option<u32>,
+}
+
+/// Per partition on the embedded broker unless `--retention-mb` says otherwise.
+pub const EMBEDDED_RETENTION_MB: u64 = 128;
 
 fn default_data_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
@@ -193,6 +242,18 @@ impl Cli {
             return Err("--brokers is empty; leave it out to use the embedded broker".into());
         }
         crate::kafka::validate_properties(&self.kafka)?;
+        let limit = |v: u64, unit: u64, flag: &str| match v {
+            0 => Ok(-1),
+            v => v
+                .checked_mul(unit)
+                .and_then(|x| i64::try_from(x).ok())
+                .ok_or(format!("{flag} {v} is too large")),
+        };
+        let retention_ms = limit(self.retention_hours, 3_600_000, "--retention-hours")?;
+        let retention_bytes = self
+            .retention_mb
+            .map(|mb| limit(mb, 1 << 20, "--retention-mb"))
+            .transpose()?;
         Ok(Settings {
             brokers: self.brokers,
             topic: self.topic,
@@ -216,11 +277,30 @@ impl Cli {
             web_dir: self.web_dir,
             allow_origins: self.allow_origins,
             presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
+            store: StoreSettings {
+                every_records: self.snapshot_records,
+                every: std::time::Duration::from_secs(self.snapshot_seconds),
+                chunk_accounts: self.snapshot_chunk_accounts,
+                abort_after: self.test_abort_snapshot_after,
+            },
+            retention_ms,
+            retention_bytes,
+            id_window: self.id_window,
         })
     }
 }
 
 impl Settings {
+    /// Bytes kept per partition of a topic cashflow creates: `--retention-mb`, else
+    /// [`EMBEDDED_RETENTION_MB`] on the embedded broker and no limit on another.
+    pub fn retention_bytes(&self) -> i64 {
+        self.retention_bytes.unwrap_or(if self.brokers.is_none() {
+            EMBEDDED_RETENTION_MB as i64 * (1 << 20)
+        } else {
+            -1
+        })
+    }
+
     /// Defaults for tests and embedding: everything on loopback with free ports.
     pub fn for_tests(brokers: Option<String>, topic: &str) -> Settings {
         let cli = Cli::parse_from([

@@ -62,7 +62,12 @@ impl EmbeddedBroker {
         let url = url::Url::parse(&format!("tcp://{addr}"))?;
         // nisshi resolves the URL path against the working directory after dropping one leading
         // "/"; an extra "/" keeps an absolute path absolute.
-        let storage = url::Url::parse(&format!("sqlite:///{}", path.join("broker.db").display()))?;
+        // Maintenance (retention, compaction) every 30 s instead of nisshi's 10 min, so the
+        // demo's disk stays near its bound.
+        let storage = url::Url::parse(&format!(
+            "sqlite:///{}?maintenance_interval=30s",
+            path.join("broker.db").display()
+        ))?;
         // The broker gets its own thread and runtime: the clients make blocking librdkafka
         // calls (commit, close) that must never starve the broker they are waiting for.
         let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();

@@ -62,10 +62,18 @@ async fn not_built() -> impl IntoResponse {
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
     let broker = s.shared.broker().clone();
-    let ok = broker.reachable && broker.topic_ready;
+    let store = s.shared.store().clone();
+    let connected = broker.reachable && broker.topic_ready;
+    let ok = connected && !store.restoring;
     let body = Health {
-        status: if ok { "ok" } else { "degraded" }.into(),
+        status: match (connected, store.restoring) {
+            (false, _) => "degraded",
+            (true, true) => "restoring",
+            (true, false) => "ok",
+        }
+        .into(),
         broker,
+        store,
     };
     (
         if ok {

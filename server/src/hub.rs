@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
@@ -16,7 +15,7 @@ use cashflow_shared::api::AccountBalance;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
     Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, PartitionView,
-    SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot,
+    SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot, StoreStatus,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -52,10 +51,11 @@ impl Hub {
     }
 
     fn counters(&self, applied_per_second: f64) -> Counters {
+        let ledger = self.shared.ledger().stats();
         let p = self.shared.producer();
         Counters {
-            ledger: self.shared.ledger().stats(),
-            malformed: self.shared.malformed.load(Ordering::Relaxed),
+            ledger,
+            malformed: ledger.dead_lettered,
             sent: p.sent,
             delivered: p.delivered,
             failed: p.failed,
@@ -77,6 +77,7 @@ impl Hub {
         // to its end, and `partition_views` takes the broker lock too.
         let partitions = self.shared.partition_views();
         let broker_reachable = self.shared.broker().reachable;
+        let store = self.store_status();
         ServerMsg::Snapshot(Box::new(Snapshot {
             topic: b.topic,
             opening_balance: b.opening_balance,
@@ -87,7 +88,16 @@ impl Hub {
             log: self.shared.recent(SNAPSHOT_LOG_LINES),
             history,
             partitions,
+            store,
         }))
+    }
+
+    fn store_status(&self) -> StoreStatus {
+        let s = self.shared.store();
+        StoreStatus {
+            restoring: s.restoring,
+            percent: s.restore.as_ref().map_or(0, |r| r.percent.floor() as u8),
+        }
     }
 
     /// Runs until cancelled, broadcasting at most [`FRAMES_PER_SECOND`] deltas a second.
@@ -98,6 +108,7 @@ impl Hub {
         let mut sent_generator: Option<GeneratorStatus> = None;
         let mut sent_reachable: Option<bool> = None;
         let mut sent_partitions: Vec<PartitionView> = Vec::new();
+        let mut sent_store = StoreStatus::default();
         let mut sent_counters = Counters::default();
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -179,6 +190,10 @@ impl Hub {
             if reachable.is_some() {
                 sent_reachable = reachable;
             }
+            let store = Some(self.store_status()).filter(|s| *s != sent_store);
+            if let Some(s) = store {
+                sent_store = s;
+            }
             let partitions = Some(self.shared.partition_views()).filter(|p| *p != sent_partitions);
             if let Some(p) = &partitions {
                 sent_partitions = p.clone();
@@ -189,6 +204,7 @@ impl Hub {
                 && sample.is_none()
                 && generator.is_none()
                 && reachable.is_none()
+                && store.is_none()
                 && counters == sent_counters;
             sent_counters = counters;
             if quiet || self.frames.receiver_count() == 0 {
@@ -202,6 +218,7 @@ impl Hub {
                 generator,
                 broker_reachable: reachable,
                 partitions,
+                store,
             };
             let _ = self
                 .frames

@@ -184,6 +184,25 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
     pub replication: i32,
+    /// Topic configuration when cashflow creates it (retention, cleanup policy).
+    pub config: Vec<(&'static str, String)>,
+}
+
+impl TopicSpec {
+    /// The transactions topic: records kept for `retention_ms` and up to `retention_bytes` per
+    /// partition (-1: no limit). Balances do not need old records (they are restored from the
+    /// state store's snapshots).
+    pub fn source(settings: &crate::config::Settings) -> TopicSpec {
+        TopicSpec {
+            name: settings.topic.clone(),
+            partitions: settings.partitions,
+            replication: settings.replication_factor,
+            config: vec![
+                ("retention.ms", settings.retention_ms.to_string()),
+                ("retention.bytes", settings.retention_bytes().to_string()),
+            ],
+        }
+    }
 }
 
 /// The dead-letter topic of `topic`: malformed records go there, with the reason in headers.
@@ -191,7 +210,8 @@ pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
 
-/// Checks (and creates) the topic, then its dead-letter topic; the main topic's partitions.
+/// Checks (and creates) the topic, then its dead-letter topic and the state store's changelog
+/// (compacted, one partition per partition of the topic); the main topic's partitions.
 async fn check_topics(
     admin: &Arc<AdminClient<Context>>,
     topic: &TopicSpec,
@@ -199,10 +219,29 @@ async fn check_topics(
     let n = check_once(admin, topic).await?;
     let dlq = TopicSpec {
         name: dlq_topic(&topic.name),
-        partitions: topic.partitions,
-        replication: topic.replication,
+        config: topic.config.clone(),
+        ..*topic
     };
     check_once(admin, &dlq).await?;
+    let changelog = TopicSpec {
+        name: crate::state_store::changelog_topic(&topic.name),
+        partitions: n as i32,
+        replication: topic.replication,
+        config: vec![
+            ("cleanup.policy", "compact".into()),
+            // Compaction works on closed segments: roll them often enough that old snapshots
+            // go within minutes.
+            ("segment.ms", "600000".into()),
+            ("min.cleanable.dirty.ratio", "0.1".into()),
+        ],
+    };
+    let m = check_once(admin, &changelog).await?;
+    if m != n {
+        return Err(CheckError::Topic(format!(
+            "{} has {m} partitions, {} has {n}: delete the changelog so it is made again",
+            changelog.name, topic.name
+        )));
+    }
     Ok(n)
 }
 
@@ -242,9 +281,6 @@ pub async fn watch_broker(
         }
         match result {
             Ok(_) => {
-                if !*ready.borrow() {
-                    warn_if_records_expire(&admin, &topic.name).await;
-                }
                 if warned {
                     info!(brokers = %shared.broker().bootstrap_servers, "broker reachable again");
                     warned = false;
@@ -264,33 +300,6 @@ pub async fn watch_broker(
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-    }
-}
-
-/// A topic created elsewhere (or by an older version) may delete old records; balances rebuilt
-/// from it at the next start would then silently omit them. Say so once, at start.
-async fn warn_if_records_expire(admin: &AdminClient<Context>, topic: &str) {
-    use rdkafka::admin::ResourceSpecifier;
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
-        .await;
-    let retention = match described.as_deref() {
-        Ok([Ok(resource)]) => resource
-            .get("retention.ms")
-            .and_then(|e| e.value.as_deref())
-            .and_then(|v| v.trim().parse::<i64>().ok()),
-        _ => None,
-    };
-    match retention {
-        Some(ms) if ms >= 0 => warn!(
-            topic,
-            retention_ms = ms,
-            "the topic deletes records older than its retention; balances are rebuilt from the \
-             topic at start, so a restart after that long omits them (set retention.ms=-1)"
-        ),
-        Some(_) => {}
-        None => debug!(topic, "retention.ms not known"),
     }
 }
 
@@ -332,14 +341,14 @@ async fn check_once(
     if let Some(n) = partitions_of(admin, &topic.name).await? {
         return Ok(n);
     }
-    // Kept forever: the topic is the bank's journal, and balances are rebuilt from it at start.
-    let new = NewTopic::new(
+    let mut new = NewTopic::new(
         &topic.name,
         topic.partitions,
         TopicReplication::Fixed(topic.replication),
-    )
-    .set("retention.ms", "-1")
-    .set("retention.bytes", "-1");
+    );
+    for (k, v) in &topic.config {
+        new = new.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     let res = admin
         .create_topics([&new], &opts)
@@ -362,277 +371,6 @@ async fn check_once(
     Err(CheckError::Topic(
         "created, but not in the metadata after 2 s".into(),
     ))
-}
-
-/// Whether a consumer error means "try again", not "give up".
-pub fn is_transient(e: &KafkaError) -> bool {
-    !matches!(
-        e,
-        KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal) | KafkaError::ClientCreation(_)
-    ) && !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal))
-}
-
-/// Configuration of a consumer in `group` that stores offsets only when told to
-/// (`store_offset_from_message` after processing) and auto-commits what was stored.
-pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -> ClientConfig {
-    let mut cfg = base_config(brokers, extra);
-    cfg.set("group.id", group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("partition.assignment.strategy", "cooperative-sticky");
-    cfg
-}
-
-/// Logs at most `per_second` events a second, then how many were held back.
-pub struct RateLimitedLog {
-    per_second: u32,
-    window_start: std::time::Instant,
-    in_window: u32,
-    suppressed: u64,
-}
-
-impl RateLimitedLog {
-    pub fn new(per_second: u32) -> Self {
-        RateLimitedLog {
-            per_second,
-            window_start: std::time::Instant::now(),
-            in_window: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// Whether to log this event; `Some(n)` as the second value when `n` were held back
-    /// in the window that just ended.
-    pub fn admit(&mut self) -> (bool, Option<u64>) {
-        let mut held = None;
-        if self.window_start.elapsed() >= Duration::from_secs(1) {
-            if self.suppressed > 0 {
-                held = Some(self.suppressed);
-            }
-            self.window_start = std::time::Instant::now();
-            self.in_window = 0;
-            self.suppressed = 0;
-        }
-        if self.in_window < self.per_second {
-            self.in_window += 1;
-            (true, held)
-        } else {
-            self.suppressed += 1;
-            (false, held)
-        }
-    }
-}
-
-/// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
-/// on the broker, so they run on the blocking pool, never on a runtime worker.
-pub async fn close_consumer(
-    consumer: rdkafka::consumer::StreamConsumer<Context>,
-    role: &'static str,
-) {
-    use rdkafka::consumer::{CommitMode, Consumer};
-    let done = tokio::task::spawn_blocking(move || {
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => info!(consumer = role, "committed offsets"),
-            // NoOffset: nothing consumed since the last commit.
-            Err(e) => debug!(consumer = role, %e, "final commit"),
-        }
-        drop(consumer);
-    });
-    if let Err(e) = done.await {
-        warn!(consumer = role, %e, "closing failed");
-    }
-}
-
-/// What a [`consume`] handler makes of a record.
-pub enum Verdict {
-    /// Handled: its offset is stored.
-    Done,
-    /// Refused: it goes to the dead-letter topic, then its offset is stored.
-    DeadLetter(DeadLetter),
-    /// Not yet: this blocking work (catching up records handled elsewhere) runs on the blocking
-    /// pool, retried with back-off until it succeeds, and then the same record is handed over
-    /// again.
-    CatchUp(Box<dyn FnOnce() -> anyhow::Result<()> + Send>),
-}
-
-/// A record the handler refuses: why, and what to do once it is safely in the dead-letter topic.
-pub struct DeadLetter {
-    pub reason: String,
-    pub on_written: Box<dyn FnOnce() + Send>,
-}
-
-/// Writes records that are not transactions to the dead-letter topic, untouched, with headers
-/// `cashflow.reason`, `cashflow.source.topic`, `cashflow.source.partition` and
-/// `cashflow.source.offset`.
-pub struct DeadLetters {
-    producer: rdkafka::producer::FutureProducer<Context>,
-    topic: String,
-}
-
-impl DeadLetters {
-    pub fn new(
-        settings: &crate::config::Settings,
-        brokers: &str,
-        shared: &Arc<Shared>,
-    ) -> anyhow::Result<DeadLetters> {
-        let mut cfg = base_config(brokers, &settings.kafka);
-        cfg.set("enable.idempotence", "true").set("acks", "all");
-        let producer = cfg.create_with_context(Context {
-            shared: shared.clone(),
-            role: "dead-letter producer",
-        })?;
-        Ok(DeadLetters {
-            producer,
-            topic: dlq_topic(&settings.topic),
-        })
-    }
-
-    /// Sends one dead letter and waits for Kafka to acknowledge it, retrying until it does.
-    /// False if shutdown came first.
-    async fn send(
-        &self,
-        msg: &rdkafka::message::BorrowedMessage<'_>,
-        reason: &str,
-        token: &CancellationToken,
-    ) -> bool {
-        use rdkafka::message::{Header, Message, OwnedHeaders};
-        use rdkafka::producer::FutureRecord;
-        let (partition, offset) = (msg.partition().to_string(), msg.offset().to_string());
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "cashflow.reason",
-                    value: Some(reason),
-                })
-                .insert(Header {
-                    key: "cashflow.source.topic",
-                    value: Some(msg.topic()),
-                })
-                .insert(Header {
-                    key: "cashflow.source.partition",
-                    value: Some(&partition),
-                })
-                .insert(Header {
-                    key: "cashflow.source.offset",
-                    value: Some(&offset),
-                });
-            let mut record = FutureRecord::to(&self.topic).headers(headers);
-            if let Some(k) = msg.key() {
-                record = record.key(k);
-            }
-            if let Some(p) = msg.payload() {
-                record = record.payload(p);
-            }
-            tokio::select! {
-                _ = token.cancelled() => return false,
-                r = self.producer.send(record, Duration::from_secs(10)) => match r {
-                    Ok(_) => return true,
-                    Err((e, _)) => warn!(%e, topic = %self.topic, "dead letter not written yet; retrying"),
-                }
-            }
-            tokio::select! {
-                _ = token.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    }
-}
-
-/// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
-/// each record (see [`Verdict`]: a dead letter is sent to `dead_letters` and acknowledged, a
-/// catch-up runs first), and only then is the record's offset stored (auto-commit commits stored
-/// offsets only), so a crash re-delivers rather than loses. At shutdown the stored offsets are
-/// committed and the consumer leaves its group.
-#[allow(clippy::too_many_arguments)] // each is a distinct input; a struct would only rename them
-pub async fn consume(
-    settings: &crate::config::Settings,
-    brokers: &str,
-    shared: &Arc<Shared>,
-    mut ready: watch::Receiver<bool>,
-    token: CancellationToken,
-    (suffix, role): (&str, &'static str),
-    dead_letters: Option<DeadLetters>,
-    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Verdict,
-) -> anyhow::Result<()> {
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    let group = format!("{}-{suffix}", settings.group_prefix);
-    let consumer: StreamConsumer<Context> = consumer_config(brokers, &settings.kafka, &group)
-        .create_with_context(Context {
-            shared: shared.clone(),
-            role,
-        })?;
-    let ready = tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    };
-    if !ready {
-        return Ok(());
-    }
-    consumer.subscribe(&[&settings.topic])?;
-    info!(%group, topic = %settings.topic, "{role} started");
-    let mut errors = RateLimitedLog::new(1);
-    loop {
-        let msg = tokio::select! {
-            _ = token.cancelled() => break,
-            m = consumer.recv() => m,
-        };
-        match msg {
-            Ok(msg) => {
-                let mut backoff = Duration::from_millis(200);
-                let verdict = loop {
-                    let work = match handle(&msg) {
-                        Verdict::CatchUp(work) => work,
-                        other => break Some(other),
-                    };
-                    let result = tokio::select! {
-                        _ = token.cancelled() => break None,
-                        r = tokio::task::spawn_blocking(work) => r,
-                    };
-                    match result.map_err(anyhow::Error::from).and_then(|r| r) {
-                        Ok(()) => backoff = Duration::from_millis(200),
-                        Err(e) => {
-                            warn!("{role}: catching up failed: {e:#}; retrying");
-                            tokio::select! {
-                                _ = token.cancelled() => break None,
-                                _ = tokio::time::sleep(backoff) => {}
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                        }
-                    }
-                };
-                // Shutting down mid catch-up: the offset is not stored; read again next start.
-                let Some(verdict) = verdict else { break };
-                if let Verdict::DeadLetter(letter) = verdict {
-                    if let Some(dl) = &dead_letters
-                        && !dl.send(&msg, &letter.reason, &token).await
-                    {
-                        // Shutting down before the dead letter was written: its offset is not
-                        // stored, so the record is read again at the next start.
-                        break;
-                    }
-                    (letter.on_written)();
-                }
-                if let Err(e) = consumer.store_offset_from_message(&msg) {
-                    warn!(%e, "{role} could not store its offset");
-                }
-            }
-            Err(e) if is_transient(&e) => {
-                if errors.admit().0 {
-                    warn!(%e, "{role}: receive failed; retrying");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    close_consumer(consumer, role).await;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! - [`balance_consumer`] (its own group) is the authority for balances: it applies records
 //!   to a [`cashflow_shared::Ledger`], checks the producer's `new_balance`, and stores each
 //!   offset only after its record is applied (at-least-once, made idempotent by the ledger).
+//!   Its state is a store in the Kafka Streams sense: [`state_store`] snapshots each
+//!   partition's ledger to a compacted changelog topic, and [`restore`] rebuilds it at start
+//!   (or when a partition arrives from another member) from the newest snapshot plus the tail.
 //! - [`hub`] conflates the state into at most 20 frames a second for the page's viewers, and
 //!   [`ws`] serves them on `/ws` and takes the page's commands.
 //! - [`http`] serves `/health`, `/api/*`, `/ws` and the browser app.
@@ -22,6 +25,8 @@
 pub mod app;
 pub mod balance_consumer;
 pub mod config;
+pub mod consume;
+pub mod dead_letters;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod http;
@@ -29,7 +34,10 @@ pub mod hub;
 pub mod kafka;
 pub mod logging_consumer;
 pub mod producer;
+pub mod reader;
+pub mod restore;
 pub mod state;
+pub mod state_store;
 pub mod ws;
 
 pub use app::App;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Settings;
-use crate::kafka::{RateLimitedLog, Verdict, consume};
+use crate::consume::{RateLimitedLog, Verdict, consume};
 use crate::state::Shared;
 
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {

@@ -1,10 +1,13 @@
 //! State shared by the Kafka tasks and the HTTP server. Every collection here is bounded.
 
+use std::collections::BTreeMap;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use cashflow_shared::api::{AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats};
+use cashflow_shared::api::{
+    AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth,
+};
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
@@ -17,7 +20,6 @@ pub const RECENT_CAPACITY: usize = 500;
 pub struct Shared {
     pub topic: String,
     ledger: RwLock<Ledger>,
-    pub malformed: AtomicU64,
     /// Newest first, each with a sequence number so the hub sends only new ones.
     recent: Mutex<VecDeque<(u64, LogLine)>>,
     recent_seq: AtomicU64,
@@ -31,6 +33,10 @@ pub struct Shared {
     client_error: Mutex<Option<String>>,
     /// Partitions the balance calculator is assigned now (bounded by the topic's partitions).
     assigned: Mutex<BTreeSet<i32>>,
+    store: Mutex<StoreHealth>,
+    /// Per partition, the newest snapshot known (read at restore or written): its slot and the
+    /// offset it reflects.
+    snapshot_marks: Mutex<BTreeMap<i32, (u8, i64)>>,
 }
 
 // A panic while a lock was held leaves plain data behind, still consistent field by field:
@@ -54,7 +60,6 @@ impl Shared {
         Shared {
             topic,
             ledger: RwLock::new(ledger),
-            malformed: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)),
             recent_seq: AtomicU64::new(0),
             producer: Mutex::new(ProducerStats::default()),
@@ -63,7 +68,25 @@ impl Shared {
             broker: Mutex::new(broker),
             client_error: Mutex::new(None),
             assigned: Mutex::new(BTreeSet::new()),
+            store: Mutex::new(StoreHealth {
+                restoring: true,
+                ..StoreHealth::default()
+            }),
+            snapshot_marks: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, StoreHealth> {
+        lock(&self.store)
+    }
+
+    /// The newest snapshot of `partition` known: its slot and the offset it reflects.
+    pub fn snapshot_mark(&self, partition: i32) -> Option<(u8, i64)> {
+        lock(&self.snapshot_marks).get(&partition).copied()
+    }
+
+    pub fn set_snapshot_mark(&self, partition: i32, slot: u8, next_offset: i64) {
+        lock(&self.snapshot_marks).insert(partition, (slot, next_offset));
     }
 
     pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
@@ -84,9 +107,9 @@ impl Shared {
                 .iter()
                 .map(|(a, s)| account_balance(&l, *a, s))
                 .collect(),
-            next_offsets: l.next_offsets().clone(),
+            next_offsets: l.next_offsets(),
             stats: l.stats(),
-            malformed: self.malformed.load(Ordering::Relaxed),
+            malformed: l.stats().dead_lettered,
         }
     }
 

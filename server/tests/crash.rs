@@ -1,7 +1,10 @@
 //! The real binary killed with SIGKILL at random moments while producing, restarted each time,
-//! over a run of at least 50 000 transactions: at the end the balances equal an independent
-//! recomputation from the topic (deduplicated by transaction id): nothing lost, nothing applied
-//! twice, and the producer's restored view never disagreed. Against Apache Kafka.
+//! over a run of at least 50 000 transactions; every third incarnation instead aborts itself in
+//! the middle of writing a snapshot (a test-only fault point). Each restart restores at least
+//! what the previous incarnation showed before it died, and at the end the balances equal an
+//! independent recomputation from the topic (deduplicated by transaction id): nothing lost,
+//! nothing applied twice, and the producer's restored view never disagreed. Against Apache
+//! Kafka.
 
 mod common;
 
@@ -10,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cashflow_shared::api::Balances;
+use cashflow_shared::api::{Balances, Health};
 use common::{apache_kafka, read_topic, unique};
 use rand::Rng;
 
@@ -113,12 +116,55 @@ async fn survives_repeated_kill_9() {
     };
     let mut rng = rand::rng();
     let mut restarts = Vec::new();
+    let mut last_seen: Option<Balances> = None;
+    let mut aborted_mid_snapshot = 0;
     for kill in 0..KILLS {
         let t0 = Instant::now();
-        let (mut child, url) = start(&args(&["--rate", "6000"]));
-        // Wait until this incarnation serves balances and applies something, then kill it at a
-        // random moment.
-        let before = balances(&url).await.map(|b| b.stats.applied).unwrap_or(0);
+        // Every third incarnation snapshots in many small records and aborts itself after the
+        // first record of a snapshot (a test-only fault point): a crash in the middle of
+        // writing one.
+        let fault = kill % 3 == 2;
+        let mut extra = vec!["--rate", "6000"];
+        if fault {
+            extra.extend([
+                "--snapshot-records",
+                "3000",
+                "--snapshot-chunk-accounts",
+                "1",
+                "--test-abort-snapshot-after",
+                "1",
+            ]);
+        }
+        let (mut child, url) = start(&args(&extra));
+        // Wait until this incarnation serves its restored balances (never fewer than the last
+        // incarnation showed before it died) and applies something, then kill it at a random
+        // moment.
+        let restored = common::wait_for(Duration::from_secs(60), "the restore", || async {
+            let h: Health = reqwest::get(format!("{url}/health"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (h.status == "ok").then_some(())?;
+            balances(&url).await
+        })
+        .await;
+        if let Some(before) = &last_seen {
+            let now: BTreeMap<u32, u64> = restored
+                .accounts
+                .iter()
+                .map(|a| (a.account, a.count))
+                .collect();
+            for a in &before.accounts {
+                assert!(
+                    now.get(&a.account).copied().unwrap_or(0) >= a.count,
+                    "incarnation {kill}: account {} restored with fewer transactions than seen before the crash",
+                    a.account
+                );
+            }
+        }
+        let before = restored.stats.applied;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if balances(&url)
@@ -134,10 +180,37 @@ async fn survives_repeated_kill_9() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         restarts.push(t0.elapsed());
-        tokio::time::sleep(Duration::from_millis(rng.random_range(200..2000))).await;
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
+        if fault {
+            // It dies by itself, mid-snapshot.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let status = loop {
+                if let Some(b) = balances(&url).await {
+                    last_seen = Some(b);
+                }
+                if let Some(s) = child.try_wait().expect("wait") {
+                    break s;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "incarnation {kill} did not reach its fault point"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGABRT),
+                "aborted at the fault point: {status:?}"
+            );
+            aborted_mid_snapshot += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(200..2000))).await;
+            last_seen = balances(&url).await;
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+        }
     }
+    assert_eq!(aborted_mid_snapshot, KILLS / 3);
 
     // The run goes on until the topic holds at least MIN_RECORDS, and that incarnation is
     // killed too.

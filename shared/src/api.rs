@@ -17,7 +17,8 @@ pub struct Balances {
     /// Next offset to apply, per partition: everything below is reflected in the balances.
     pub next_offsets: BTreeMap<i32, i64>,
     pub stats: LedgerStats,
-    /// Records on the topic that were not transactions (skipped, never applied).
+    /// Records on the topic that went to the dead-letter topic (not transactions, duplicates,
+    /// overflows): never applied.
     pub malformed: u64,
 }
 
@@ -55,11 +56,48 @@ pub struct DeliveredTotals {
 }
 
 /// `GET /health`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Health {
-    /// "ok" or "degraded".
+    /// "ok"; "restoring" while the balance calculator rebuilds its state (balances are not
+    /// current yet); "degraded" while the broker is unreachable or the topic is not ready.
     pub status: String,
     pub broker: BrokerHealth,
+    #[serde(default)]
+    pub store: StoreHealth,
+}
+
+/// The balance calculator's state store: its restore and its snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// True from start until the state is restored (balances are served only then).
+    pub restoring: bool,
+    /// The latest restore (at start, or of partitions that came from another member).
+    pub restore: Option<RestoreProgress>,
+    /// Snapshots written to the changelog topic since start, and failed attempts.
+    pub snapshots_written: u64,
+    pub snapshot_failures: u64,
+    pub last_error: Option<String>,
+}
+
+/// How far a restore is: what it read from the changelog and from the topic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreProgress {
+    pub done: bool,
+    pub partitions: u32,
+    /// Partitions whose state came from a snapshot (the others were replayed from the topic).
+    pub from_snapshot: u32,
+    /// Changelog records read to find and load the snapshots.
+    pub changelog_records: u64,
+    /// Records read from the topic (the id window before each snapshot, and the tail after).
+    pub source_records: u64,
+    /// The same, per partition.
+    #[serde(default)]
+    pub source_records_by_partition: BTreeMap<i32, u64>,
+    /// Records of the topic the restore has to read (from its watermarks at the start).
+    pub source_total: u64,
+    /// `source_records` of `source_total`, 0 to 100.
+    pub percent: f64,
+    pub ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use crate::api::{AccountBalance, LogLine};
 use crate::money::Money;
 use crate::protocol::{
     Counters, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PROTOCOL_VERSION,
-    PartitionView, Sample, ServerMsg,
+    PartitionView, Sample, ServerMsg, StoreStatus,
 };
 use crate::transaction::AccountId;
 
@@ -37,6 +37,7 @@ pub struct Dashboard {
     pub counters: Counters,
     pub generator: Option<GeneratorStatus>,
     pub broker_reachable: bool,
+    pub store: StoreStatus,
     /// Newest first, at most [`LOG_CAPACITY`].
     pub log: VecDeque<LogLine>,
     /// Oldest first, at most [`HISTORY_SAMPLES`].
@@ -105,6 +106,7 @@ impl Dashboard {
                 self.counters = s.counters;
                 self.generator = Some(s.generator);
                 self.broker_reachable = s.broker_reachable;
+                self.store = s.store;
                 self.log = s.log.into_iter().take(LOG_CAPACITY).collect();
                 self.history = s
                     .history
@@ -128,6 +130,9 @@ impl Dashboard {
                 }
                 if let Some(r) = d.broker_reachable {
                     self.broker_reachable = r;
+                }
+                if let Some(s) = d.store {
+                    self.store = s;
                 }
                 if let Some(mut p) = d.partitions {
                     p.truncate(MAX_SHOWN_PARTITIONS);
@@ -327,15 +332,22 @@ mod tests {
                 records: 1,
                 owned: true,
             }],
+            store: StoreStatus {
+                restoring: true,
+                percent: 40,
+            },
         };
         d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
         assert_eq!(d.accounts[&1].balance, Money::from_minor(100));
+        assert_eq!(d.store.percent, 40);
         let delta = Delta {
             accounts: vec![acct(2, 5, 1)],
             sample: Some(sample(1000, vec![100, 5])),
+            store: Some(StoreStatus::default()),
             ..Default::default()
         };
         d.apply(ServerMsg::Delta(Box::new(delta)));
+        assert!(!d.store.restoring, "the restore ended");
         assert_eq!(d.accounts.len(), 2);
         assert_eq!(d.history.len(), 2);
         assert_eq!(

@@ -182,13 +182,17 @@ mod tests {
         let mut l = Ledger::new(Money::from_major(100));
         for i in 0..5_000 {
             let t = g.next(&mut rng, i);
+            let pos = crate::ledger::Position {
+                partition: 0,
+                offset: i,
+            };
             t.validate().unwrap();
             assert!((1..=4).contains(&t.account));
             assert!(
                 t.transaction_id
                     .starts_with(&format!("{}-{}-", t.account, t.transaction_type))
             );
-            match l.apply(&t, None) {
+            match l.apply(&t, pos) {
                 Outcome::Applied {
                     balance,
                     count,

@@ -1,14 +1,27 @@
 //! The balance calculator's pure core.
 //!
-//! A [`Ledger`] applies transactions per account and is the authority for balances: it
-//! computes them itself and only *checks* the producer's `new_balance`. It is idempotent in
-//! two ways, so at-least-once delivery never applies anything twice:
-//! - by position: a record at or below the last applied offset of its partition is a replay
-//!   (what a consumer sees after restarting from a commit that lagged behind);
-//! - by id: a `transaction_id` seen among the last `id_window` applied ones is a duplicate
-//!   (what a producer that re-sends a message creates). The window bounds memory.
+//! State is kept **per partition**, the way a Kafka Streams task keeps its store: a
+//! [`PartitionLedger`] holds, for the records of one partition, each account's net amount and
+//! count, the next offset to apply, its counters and a window of recent transaction ids. It
+//! depends only on that partition's records, so live consumption, a restore from a snapshot and
+//! any member of the group compute exactly the same state for it, and a partition can be
+//! snapshotted, moved and restored on its own.
+//!
+//! A [`Ledger`] is the set of partitions this process holds plus the accounts' totals: an
+//! account's balance is the opening balance plus the sum of its partial nets (one partial in the
+//! usual case, where records are keyed by account).
+//!
+//! Idempotence, so at-least-once delivery never applies anything twice:
+//! - by position: a record below the partition's next offset is a replay;
+//! - by id: a `transaction_id` equal to one of a transaction in the previous
+//!   [`DEFAULT_ID_WINDOW`] offsets *of the same partition* is a duplicate. Deciding by offsets
+//!   (not by arrival order) makes the decision the same wherever the partition is read.
+//!
+//! Balances are computed here; the producer's `new_balance` is only *checked*, against the
+//! partition's own view of the account (opening + the partition's net), so the check too is a
+//! function of the partition's records alone.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +53,9 @@ pub enum Outcome {
     },
     /// Its position was already applied: skipped.
     Replayed,
-    /// Its `transaction_id` was already applied: skipped.
+    /// Its `transaction_id` was applied within the window: skipped (to be dead-lettered).
     DuplicateId,
-    /// Applying it would overflow the balance: skipped.
+    /// Applying it would overflow the balance: skipped (to be dead-lettered).
     Overflow,
 }
 
@@ -53,141 +66,194 @@ pub struct LedgerStats {
     pub duplicate_ids: u64,
     pub mismatches: u64,
     pub overflows: u64,
+    /// Records that were not valid transactions, or were refused (duplicate, overflow), and
+    /// went to the dead-letter topic.
+    #[serde(default)]
+    pub dead_lettered: u64,
+    /// Of those, records the dead-letter topic could not take (refused as too large even
+    /// truncated, not authorised, …): they stay only in the topic itself.
+    #[serde(default)]
+    pub dead_letter_failed: u64,
 }
 
-#[derive(Clone, Debug)]
-pub struct Ledger {
-    opening: Money,
-    accounts: BTreeMap<AccountId, AccountState>,
-    /// Next offset to apply, per partition.
-    next_offsets: BTreeMap<i32, i64>,
-    /// The partition each account's transactions were last applied from.
-    partitions: BTreeMap<AccountId, i32>,
-    recent_ids: HashSet<String>,
-    id_order: VecDeque<String>,
-    id_window: usize,
-    stats: LedgerStats,
-}
-
-/// Default number of recent transaction ids remembered for duplicate detection.
-pub const DEFAULT_ID_WINDOW: usize = 100_000;
-
-impl Ledger {
-    /// A ledger whose accounts open with `opening` (the original uses 100).
-    pub fn new(opening: Money) -> Self {
-        Self::with_id_window(opening, DEFAULT_ID_WINDOW)
+impl LedgerStats {
+    fn add(&mut self, o: &LedgerStats) {
+        self.applied += o.applied;
+        self.replayed += o.replayed;
+        self.duplicate_ids += o.duplicate_ids;
+        self.mismatches += o.mismatches;
+        self.overflows += o.overflows;
+        self.dead_lettered += o.dead_lettered;
+        self.dead_letter_failed += o.dead_letter_failed;
     }
+}
 
-    pub fn with_id_window(opening: Money, id_window: usize) -> Self {
-        Ledger {
-            opening,
-            accounts: BTreeMap::new(),
-            next_offsets: BTreeMap::new(),
-            partitions: BTreeMap::new(),
-            recent_ids: HashSet::new(),
-            id_order: VecDeque::new(),
-            id_window: id_window.max(1),
-            stats: LedgerStats::default(),
+/// Default width, in offsets of one partition, of the duplicate-id window.
+pub const DEFAULT_ID_WINDOW: i64 = 10_000;
+
+/// A stable 64-bit digest of a transaction id: the window keeps 8 bytes per id, whatever the
+/// id's length, and the digest never changes between builds (unlike std's hasher).
+pub fn id_digest(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
+/// Digests of the transaction ids at the last `width` offsets of a partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct IdWindow {
+    entries: VecDeque<(i64, u64)>,
+    counts: HashMap<u64, u32>,
+}
+
+impl IdWindow {
+    /// Forgets ids at offsets below `from`.
+    fn evict_below(&mut self, from: i64) {
+        while let Some(&(o, d)) = self.entries.front() {
+            if o >= from {
+                break;
+            }
+            self.entries.pop_front();
+            if let Some(c) = self.counts.get_mut(&d) {
+                *c -= 1;
+                if *c == 0 {
+                    self.counts.remove(&d);
+                }
+            }
         }
     }
 
-    pub fn opening_balance(&self) -> Money {
-        self.opening
+    fn contains(&self, digest: u64) -> bool {
+        self.counts.contains_key(&digest)
     }
 
-    pub fn account(&self, account: AccountId) -> AccountState {
-        self.accounts
-            .get(&account)
-            .copied()
-            .unwrap_or(AccountState {
-                balance: self.opening,
-                count: 0,
-            })
+    fn push(&mut self, offset: i64, digest: u64) {
+        self.entries.push_back((offset, digest));
+        *self.counts.entry(digest).or_default() += 1;
     }
 
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.counts.clear();
+    }
+}
+
+/// The state of one partition: everything its records below `next_offset` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLedger {
+    next_offset: i64,
+    /// Per account: net amount (credits − debits, opening excluded) and count.
+    accounts: BTreeMap<AccountId, AccountState>,
+    stats: LedgerStats,
+    window_width: i64,
+    window: IdWindow,
+    /// Dead letters decided but not yet acknowledged by the dead-letter topic: while any is
+    /// outstanding the state is not a cut to snapshot (a crash would lose the dead letter).
+    unconfirmed: u32,
+}
+
+impl PartitionLedger {
+    pub fn new(window_width: i64) -> Self {
+        Self::restored(0, BTreeMap::new(), LedgerStats::default(), window_width)
+    }
+
+    /// A partition's state as a snapshot recorded it; its id window is empty until the records
+    /// before `next_offset` are [observed](Self::observe) again.
+    pub fn restored(
+        next_offset: i64,
+        accounts: BTreeMap<AccountId, AccountState>,
+        stats: LedgerStats,
+        window_width: i64,
+    ) -> Self {
+        PartitionLedger {
+            next_offset,
+            accounts,
+            stats,
+            window_width: window_width.max(1),
+            window: IdWindow::default(),
+            unconfirmed: 0,
+        }
+    }
+
+    /// Dead letters decided and not yet acknowledged (see [`Ledger::dead_letter_pending`]).
+    pub fn unconfirmed(&self) -> u32 {
+        self.unconfirmed
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Net amount (opening excluded) and count per account, from this partition's records.
     pub fn accounts(&self) -> &BTreeMap<AccountId, AccountState> {
         &self.accounts
-    }
-
-    /// The partition `account`'s transactions were last applied from, if any came from one.
-    pub fn partition_of(&self, account: AccountId) -> Option<i32> {
-        self.partitions.get(&account).copied()
-    }
-
-    /// Next offset to apply for each partition seen so far.
-    pub fn next_offsets(&self) -> &BTreeMap<i32, i64> {
-        &self.next_offsets
     }
 
     pub fn stats(&self) -> LedgerStats {
         self.stats
     }
 
-    /// Whether the record at `pos` has been applied (or skipped) already.
-    pub fn has_seen(&self, pos: Position) -> bool {
-        self.next_offsets
-            .get(&pos.partition)
-            .is_some_and(|next| pos.offset < *next)
+    pub fn window_width(&self) -> i64 {
+        self.window_width
     }
 
-    /// The first offset of `partition` not yet handled (0 for a partition never seen). A record
-    /// arriving above it means the ones in between were handled elsewhere (another instance of
-    /// the group had the partition) and must be caught up before it is applied.
-    pub fn next_offset(&self, partition: i32) -> i64 {
-        self.next_offsets.get(&partition).copied().unwrap_or(0)
+    /// First offset whose transaction id the window must know before `next_offset` is applied.
+    pub fn window_start(&self) -> i64 {
+        self.next_offset.saturating_sub(self.window_width).max(0)
     }
 
-    /// Marks every offset of `partition` below `offset` as handled: records that no longer
-    /// exist (deleted by the topic's retention). False if they were all handled already.
-    pub fn skip_to(&mut self, partition: i32, offset: i64) -> bool {
-        if self.next_offset(partition) >= offset {
-            return false;
+    /// Records the id of the transaction at `offset` (below `next_offset`) in the window
+    /// without applying it: rebuilding the window after a restore from a snapshot.
+    pub fn observe(&mut self, offset: i64, id: &str) {
+        if offset >= self.next_offset || offset < self.window_start() {
+            return;
         }
-        self.next_offsets.insert(partition, offset);
-        true
-    }
-
-    /// Whether `id` is among the recently applied transaction ids.
-    pub fn knows_id(&self, id: &str) -> bool {
-        self.recent_ids.contains(id)
-    }
-
-    /// Marks the record at `pos` as handled without applying anything (a malformed record).
-    /// False if it had been handled already.
-    pub fn skip(&mut self, pos: Position) -> bool {
-        if self.has_seen(pos) {
-            return false;
+        if self
+            .window
+            .entries
+            .back()
+            .is_some_and(|(o, _)| *o >= offset)
+        {
+            return; // observed already (the window only grows at its end)
         }
-        self.next_offsets.insert(pos.partition, pos.offset + 1);
-        true
+        self.window.push(offset, id_digest(id));
     }
 
-    /// Applies one (already validated) transaction read from `pos` (or from nowhere in
-    /// particular, for `None`).
-    pub fn apply(&mut self, tx: &Transaction, pos: Option<Position>) -> Outcome {
-        if let Some(pos) = pos {
-            if self.has_seen(pos) {
-                self.stats.replayed += 1;
-                return Outcome::Replayed;
-            }
-            self.next_offsets.insert(pos.partition, pos.offset + 1);
+    /// Forgets the id window (the records it came from are being re-read).
+    pub fn clear_window(&mut self) {
+        self.window.clear();
+    }
+
+    /// Whether the transaction `id` at `offset` would be refused as a duplicate.
+    pub fn is_duplicate(&mut self, offset: i64, id: &str) -> bool {
+        self.window
+            .evict_below(offset.saturating_sub(self.window_width));
+        self.window.contains(id_digest(id))
+    }
+
+    /// Applies one (already validated) transaction read at `offset`. The partition's view of
+    /// the account (`opening` + its net here) is what the producer's `new_balance` is checked
+    /// against. A duplicate or an overflow changes nothing: the caller dead-letters the record
+    /// and then records that with [`dead_letter`](Self::dead_letter).
+    pub fn apply(&mut self, tx: &Transaction, offset: i64, opening: Money) -> Outcome {
+        if offset < self.next_offset {
+            self.stats.replayed += 1;
+            return Outcome::Replayed;
         }
-        if self.recent_ids.contains(&tx.transaction_id) {
-            self.stats.duplicate_ids += 1;
+        if self.is_duplicate(offset, &tx.transaction_id) {
             return Outcome::DuplicateId;
         }
-        let mut state = self.account(tx.account);
-        let Some(balance) = state.balance.checked_add(tx.delta()) else {
-            self.stats.overflows += 1;
+        let mut state = self.accounts.get(&tx.account).copied().unwrap_or_default();
+        let Some((net, balance)) = state
+            .balance
+            .checked_add(tx.delta())
+            .and_then(|net| Some((net, net.checked_add(opening)?)))
+        else {
             return Outcome::Overflow;
         };
-        state.balance = balance;
+        self.next_offset = offset + 1;
+        self.window.push(offset, id_digest(&tx.transaction_id));
+        state.balance = net;
         state.count += 1;
         self.accounts.insert(tx.account, state);
-        if let Some(pos) = pos {
-            self.partitions.insert(tx.account, pos.partition);
-        }
-        self.remember(&tx.transaction_id);
         self.stats.applied += 1;
         let producer_agrees = tx.new_balance.map(|nb| nb == balance);
         if producer_agrees == Some(false) {
@@ -200,215 +266,245 @@ impl Ledger {
         }
     }
 
-    fn remember(&mut self, id: &str) {
-        if self.id_order.len() >= self.id_window
-            && let Some(old) = self.id_order.pop_front()
-        {
-            self.recent_ids.remove(&old);
+    /// Marks the record at `offset` handled without applying it, once it is in the dead-letter
+    /// topic: not a transaction (`refused` is `None`), or a transaction [`apply`](Self::apply)
+    /// refused (a duplicate or an overflow; its id joins the window). False if it had been
+    /// handled already.
+    pub fn dead_letter(&mut self, offset: i64, refused: Option<&Transaction>) -> bool {
+        if offset < self.next_offset {
+            return false;
         }
-        self.recent_ids.insert(id.to_owned());
-        self.id_order.push_back(id.to_owned());
+        if let Some(tx) = refused {
+            if self.is_duplicate(offset, &tx.transaction_id) {
+                self.stats.duplicate_ids += 1;
+            } else {
+                self.stats.overflows += 1;
+            }
+            self.window.push(offset, id_digest(&tx.transaction_id));
+        }
+        self.next_offset = offset + 1;
+        self.stats.dead_lettered += 1;
+        true
+    }
+
+    /// Marks every offset below `offset` handled: records that no longer exist (deleted by the
+    /// topic's retention) or that are not records (transaction markers). False if they were.
+    pub fn skip_to(&mut self, offset: i64) -> bool {
+        if self.next_offset >= offset {
+            return false;
+        }
+        self.next_offset = offset;
+        true
+    }
+}
+
+/// The partitions this process holds, and the accounts' totals across them.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    opening: Money,
+    window_width: i64,
+    parts: BTreeMap<i32, PartitionLedger>,
+    /// Per account: opening + the sum of its partials, and the total count.
+    totals: BTreeMap<AccountId, AccountState>,
+    /// The partition each account's transactions were last applied from.
+    home: BTreeMap<AccountId, i32>,
+}
+
+impl Ledger {
+    /// A ledger whose accounts open with `opening` (the original uses 100).
+    pub fn new(opening: Money) -> Self {
+        Self::with_id_window(opening, DEFAULT_ID_WINDOW)
+    }
+
+    pub fn with_id_window(opening: Money, window_width: i64) -> Self {
+        Ledger {
+            opening,
+            window_width: window_width.max(1),
+            parts: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            home: BTreeMap::new(),
+        }
+    }
+
+    pub fn opening_balance(&self) -> Money {
+        self.opening
+    }
+
+    pub fn window_width(&self) -> i64 {
+        self.window_width
+    }
+
+    pub fn account(&self, account: AccountId) -> AccountState {
+        self.totals.get(&account).copied().unwrap_or(AccountState {
+            balance: self.opening,
+            count: 0,
+        })
+    }
+
+    /// Every account's balance and count, across partitions.
+    pub fn accounts(&self) -> &BTreeMap<AccountId, AccountState> {
+        &self.totals
+    }
+
+    /// The partition `account`'s transactions were last applied from, if any came from one.
+    pub fn partition_of(&self, account: AccountId) -> Option<i32> {
+        self.home.get(&account).copied()
+    }
+
+    pub fn partition(&self, partition: i32) -> Option<&PartitionLedger> {
+        self.parts.get(&partition)
+    }
+
+    pub fn partitions(&self) -> &BTreeMap<i32, PartitionLedger> {
+        &self.parts
+    }
+
+    /// Next offset to apply for each partition with records handled.
+    pub fn next_offsets(&self) -> BTreeMap<i32, i64> {
+        self.parts
+            .iter()
+            .filter(|(_, s)| s.next_offset > 0)
+            .map(|(p, s)| (*p, s.next_offset))
+            .collect()
+    }
+
+    /// The counters, summed over partitions.
+    pub fn stats(&self) -> LedgerStats {
+        let mut s = LedgerStats::default();
+        for p in self.parts.values() {
+            s.add(&p.stats);
+        }
+        s
+    }
+
+    /// Whether the record at `pos` has been handled already.
+    pub fn has_seen(&self, pos: Position) -> bool {
+        pos.offset < self.next_offset(pos.partition)
+    }
+
+    /// The first offset of `partition` not yet handled (0 for a partition never seen). A record
+    /// arriving above it means the ones in between were handled elsewhere (another member of
+    /// the group had the partition) and must be caught up before it is applied.
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.parts.get(&partition).map_or(0, |p| p.next_offset)
+    }
+
+    fn part_mut(&mut self, partition: i32) -> &mut PartitionLedger {
+        let w = self.window_width;
+        self.parts
+            .entry(partition)
+            .or_insert_with(|| PartitionLedger::new(w))
+    }
+
+    /// Whether the transaction `id` at `pos` would be refused as a duplicate.
+    pub fn is_duplicate(&mut self, pos: Position, id: &str) -> bool {
+        self.part_mut(pos.partition).is_duplicate(pos.offset, id)
+    }
+
+    /// Applies one (already validated) transaction read at `pos`.
+    pub fn apply(&mut self, tx: &Transaction, pos: Position) -> Outcome {
+        let opening = self.opening;
+        let out = self.part_mut(pos.partition).apply(tx, pos.offset, opening);
+        if matches!(out, Outcome::Applied { .. }) {
+            let t = self.totals.entry(tx.account).or_insert(AccountState {
+                balance: opening,
+                count: 0,
+            });
+            // Partials each fit (checked above); only a foreign producer spreading one account
+            // over partitions could push their sum past i64, which saturates.
+            t.balance = Money::from_minor(t.balance.minor().saturating_add(tx.delta().minor()));
+            t.count += 1;
+            self.home.insert(tx.account, pos.partition);
+        }
+        out
+    }
+
+    /// See [`PartitionLedger::dead_letter`].
+    pub fn dead_letter(&mut self, pos: Position, refused: Option<&Transaction>) -> bool {
+        self.part_mut(pos.partition)
+            .dead_letter(pos.offset, refused)
+    }
+
+    /// Like [`dead_letter`](Self::dead_letter), for a dead letter that is on its way: the
+    /// partition is not snapshotted until [`confirm_dead_letter`](Self::confirm_dead_letter).
+    /// Deciding at once lets the records after it be handled while the dead letter travels.
+    pub fn dead_letter_pending(&mut self, pos: Position, refused: Option<&Transaction>) -> bool {
+        let p = self.part_mut(pos.partition);
+        let new = p.dead_letter(pos.offset, refused);
+        if new {
+            p.unconfirmed += 1;
+        }
+        new
+    }
+
+    /// The dead-letter topic acknowledged a pending dead letter, or (`failed`) could not take
+    /// it, which is counted.
+    pub fn confirm_dead_letter(&mut self, partition: i32, failed: bool) {
+        let p = self.part_mut(partition);
+        p.unconfirmed = p.unconfirmed.saturating_sub(1);
+        if failed {
+            p.stats.dead_letter_failed += 1;
+        }
+    }
+
+    /// See [`PartitionLedger::skip_to`].
+    pub fn skip_to(&mut self, partition: i32, offset: i64) -> bool {
+        self.part_mut(partition).skip_to(offset)
+    }
+
+    /// Replaces the state of `partition` (restored from a snapshot and the topic, or caught up
+    /// after a rebalance), keeping every account's total exact.
+    pub fn install(&mut self, partition: i32, state: PartitionLedger) {
+        let old = self.parts.insert(partition, state);
+        let mut touched: Vec<AccountId> = self.parts[&partition].accounts.keys().copied().collect();
+        if let Some(old) = &old {
+            touched.extend(old.accounts.keys().copied());
+        }
+        for a in touched {
+            self.recompute(a);
+            if self.parts[&partition].accounts.contains_key(&a) {
+                self.home.entry(a).or_insert(partition);
+            }
+        }
+    }
+
+    /// A copy of `partition`'s state to restore onto (a fresh one if it is not held).
+    pub fn copy_partition(&self, partition: i32) -> PartitionLedger {
+        self.parts
+            .get(&partition)
+            .cloned()
+            .unwrap_or_else(|| PartitionLedger::new(self.window_width))
+    }
+
+    /// Forgets every partition: the topic was re-created.
+    pub fn clear(&mut self) {
+        self.parts.clear();
+        self.totals.clear();
+        self.home.clear();
+    }
+
+    fn recompute(&mut self, account: AccountId) {
+        let mut total = AccountState {
+            balance: self.opening,
+            count: 0,
+        };
+        let mut found = false;
+        for p in self.parts.values() {
+            if let Some(s) = p.accounts.get(&account) {
+                found = true;
+                total.balance =
+                    Money::from_minor(total.balance.minor().saturating_add(s.balance.minor()));
+                total.count += s.count;
+            }
+        }
+        if found {
+            self.totals.insert(account, total);
+        } else {
+            self.totals.remove(&account);
+            self.home.remove(&account);
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::transaction::TxType;
-    use proptest::prelude::*;
-
-    fn tx(
-        account: AccountId,
-        id: &str,
-        ty: TxType,
-        amount: i64,
-        new_balance: Option<i64>,
-    ) -> Transaction {
-        Transaction {
-            account,
-            transaction_id: id.into(),
-            transaction_type: ty,
-            amount: Money::from_minor(amount),
-            new_balance: new_balance.map(Money::from_minor),
-            transaction_summary: Default::default(),
-            timestamp_ms: None,
-        }
-    }
-
-    #[test]
-    fn applies_and_checks_the_producer() {
-        let mut l = Ledger::new(Money::from_major(100));
-        let out = l.apply(&tx(3, "a", TxType::Debit, 800, Some(9200)), None);
-        assert_eq!(
-            out,
-            Outcome::Applied {
-                balance: Money::from_minor(9200),
-                count: 1,
-                producer_agrees: Some(true)
-            }
-        );
-        let out = l.apply(&tx(3, "b", TxType::Credit, 100, Some(1)), None);
-        assert_eq!(
-            out,
-            Outcome::Applied {
-                balance: Money::from_minor(9300),
-                count: 2,
-                producer_agrees: Some(false)
-            }
-        );
-        assert_eq!(l.stats().mismatches, 1);
-        assert_eq!(
-            l.account(4),
-            AccountState {
-                balance: Money::from_major(100),
-                count: 0
-            }
-        );
-    }
-
-    #[test]
-    fn skips_replays_and_duplicate_ids() {
-        let mut l = Ledger::new(Money::ZERO);
-        let p = |o| {
-            Some(Position {
-                partition: 2,
-                offset: o,
-            })
-        };
-        assert!(matches!(
-            l.apply(&tx(1, "a", TxType::Credit, 5, None), p(10)),
-            Outcome::Applied { .. }
-        ));
-        assert_eq!(
-            l.apply(&tx(1, "a", TxType::Credit, 5, None), p(10)),
-            Outcome::Replayed
-        );
-        assert_eq!(
-            l.apply(&tx(1, "z", TxType::Credit, 5, None), p(3)),
-            Outcome::Replayed
-        );
-        assert_eq!(
-            l.apply(&tx(1, "a", TxType::Credit, 5, None), p(11)),
-            Outcome::DuplicateId
-        );
-        assert_eq!(
-            l.apply(&tx(1, "a", TxType::Credit, 5, None), None),
-            Outcome::DuplicateId
-        );
-        assert_eq!(l.account(1).balance, Money::from_minor(5));
-        assert_eq!(l.next_offsets().get(&2), Some(&12));
-    }
-
-    #[test]
-    fn next_offset_reveals_gaps_and_skip_to_closes_them() {
-        let mut l = Ledger::new(Money::ZERO);
-        assert_eq!(l.next_offset(4), 0);
-        let at = |o| Position {
-            partition: 4,
-            offset: o,
-        };
-        l.apply(&tx(1, "a", TxType::Credit, 5, None), Some(at(0)));
-        assert_eq!(l.next_offset(4), 1);
-        assert!(l.skip_to(4, 7));
-        assert!(!l.skip_to(4, 3), "never moves back");
-        assert_eq!(l.next_offset(4), 7);
-        assert!(l.has_seen(at(6)));
-        assert!(!l.has_seen(at(7)));
-        assert_eq!(l.next_offset(5), 0, "other partitions untouched");
-        assert_eq!(l.partition_of(1), Some(4));
-        assert_eq!(l.partition_of(2), None);
-    }
-
-    #[test]
-    fn id_window_is_bounded() {
-        let mut l = Ledger::with_id_window(Money::ZERO, 2);
-        for id in ["a", "b", "c"] {
-            l.apply(&tx(1, id, TxType::Credit, 1, None), None);
-        }
-        assert_eq!(l.id_order.len(), 2);
-        assert_eq!(l.recent_ids.len(), 2);
-        // "a" fell out of the window, so it is no longer recognised.
-        assert!(matches!(
-            l.apply(&tx(1, "a", TxType::Credit, 1, None), None),
-            Outcome::Applied { .. }
-        ));
-        assert_eq!(
-            l.apply(&tx(1, "c", TxType::Credit, 1, None), None),
-            Outcome::DuplicateId
-        );
-    }
-
-    #[test]
-    fn refuses_overflow() {
-        let mut l = Ledger::new(Money::from_minor(i64::MAX - 1));
-        assert_eq!(
-            l.apply(&tx(1, "a", TxType::Credit, 5, None), None),
-            Outcome::Overflow
-        );
-        assert_eq!(l.account(1).count, 0);
-    }
-
-    /// Per-account streams, each ordered, spread over partitions like keyed Kafka records.
-    fn streams() -> impl Strategy<Value = Vec<(AccountId, bool, i64)>> {
-        prop::collection::vec((1u32..6, any::<bool>(), 1i64..100_000), 0..200)
-    }
-
-    proptest! {
-        #[test]
-        fn any_interleaving_gives_credits_minus_debits(
-            txs in streams(),
-            partitions in 1i32..7,
-            seed in any::<u64>(),
-        ) {
-            // Split into per-partition logs (key → partition), then interleave them randomly
-            // (order within a partition kept), as consumers of several partitions see them.
-            let mut logs: Vec<Vec<Transaction>> = vec![Vec::new(); partitions as usize];
-            let mut expected: BTreeMap<AccountId, (i64, u64)> = BTreeMap::new();
-            for (i, (acct, credit, amt)) in txs.iter().enumerate() {
-                let ty = if *credit { TxType::Credit } else { TxType::Debit };
-                logs[(*acct as i32 % partitions) as usize].push(tx(*acct, &format!("t{i}"), ty, *amt, None));
-                let e = expected.entry(*acct).or_insert((0, 0));
-                e.0 += if *credit { *amt } else { -*amt };
-                e.1 += 1;
-            }
-            let mut cursors = vec![0usize; logs.len()];
-            let mut state = seed;
-            let mut ledger = Ledger::new(Money::ZERO);
-            loop {
-                let live: Vec<usize> = (0..logs.len()).filter(|p| cursors[*p] < logs[*p].len()).collect();
-                if live.is_empty() { break; }
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let p = live[(state >> 33) as usize % live.len()];
-                let t = &logs[p][cursors[p]];
-                let pos = Position { partition: p as i32, offset: cursors[p] as i64 };
-                let applied = matches!(ledger.apply(t, Some(pos)), Outcome::Applied { .. });
-                prop_assert!(applied, "a new record must apply");
-                // Redelivery of anything up to here changes nothing.
-                if state % 3 == 0 {
-                    prop_assert_eq!(ledger.apply(t, Some(pos)), Outcome::Replayed);
-                    prop_assert_eq!(ledger.apply(t, None), Outcome::DuplicateId);
-                }
-                cursors[p] += 1;
-            }
-            for (acct, (net, count)) in &expected {
-                prop_assert_eq!(ledger.account(*acct), AccountState { balance: Money::from_minor(*net), count: *count });
-            }
-            prop_assert_eq!(ledger.accounts().len(), expected.len());
-            prop_assert_eq!(ledger.stats().applied, txs.len() as u64);
-        }
-
-        #[test]
-        fn applying_a_duplicate_changes_nothing(txs in streams(), dup in any::<prop::sample::Index>()) {
-            let mut ledger = Ledger::new(Money::from_major(100));
-            let all: Vec<Transaction> = txs.iter().enumerate().map(|(i, (a, c, amt))| {
-                tx(*a, &format!("t{i}"), if *c { TxType::Credit } else { TxType::Debit }, *amt, None)
-            }).collect();
-            for t in &all { ledger.apply(t, None); }
-            if all.is_empty() { return Ok(()); }
-            let before = ledger.accounts().clone();
-            let t = dup.get(&all);
-            prop_assert_eq!(ledger.apply(t, None), Outcome::DuplicateId);
-            prop_assert_eq!(ledger.accounts(), &before);
-        }
-    }
-}
+mod tests;

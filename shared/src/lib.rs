@@ -5,8 +5,9 @@
 //!
 //! - [`money`]: exact amounts in integer minor units ([`Money`]), written as plain JSON numbers.
 //! - [`transaction`]: the Kafka message, JSON-compatible with the original Python scripts.
-//! - [`ledger`]: the balance calculator's pure core: applies transactions, detects replays and
-//!   duplicate ids, and checks the producer's `new_balance` against its own computation.
+//! - [`ledger`]: the balance calculator's pure core, per partition: applies transactions,
+//!   detects replays and duplicate ids, and checks the producer's `new_balance`.
+//! - [`snapshot`]: the state store's changelog records (a partition's ledger in bounded chunks).
 //! - [`generator`]: random transactions, driven by any [`rand::Rng`] so tests are reproducible.
 //! - [`api`]: JSON bodies the server's HTTP API returns.
 //! - [`protocol`]: the WebSocket messages between server and page.
@@ -18,6 +19,7 @@ pub mod generator;
 pub mod ledger;
 pub mod money;
 pub mod protocol;
+pub mod snapshot;
 pub mod transaction;
 
 pub use ledger::{Ledger, Outcome};

@@ -70,6 +70,14 @@ pub struct PartitionView {
     pub owned: bool,
 }
 
+/// Whether the balance calculator is still restoring its state (balances are not current yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    pub restoring: bool,
+    /// Of the records the restore has to read, 0 to 100.
+    pub percent: u8,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub topic: String,
@@ -85,6 +93,8 @@ pub struct Snapshot {
     /// At most [`MAX_SHOWN_PARTITIONS`], in partition order.
     #[serde(default)]
     pub partitions: Vec<PartitionView>,
+    #[serde(default)]
+    pub store: StoreStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,6 +110,9 @@ pub struct Delta {
     /// All shown partitions, when any changed.
     #[serde(default)]
     pub partitions: Option<Vec<PartitionView>>,
+    /// When it changed.
+    #[serde(default)]
+    pub store: Option<StoreStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

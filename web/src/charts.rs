@@ -30,9 +30,12 @@ pub fn Counters() -> impl IntoView {
             </div>
             {card("applied by the balance calculator", "applied", Box::new(move || c().ledger.applied.to_string()))}
             {card("delivered to Kafka", "delivered", Box::new(move || c().delivered.to_string()))}
-            {card("malformed records → dead-letter topic", "malformed", Box::new(move || c().malformed.to_string()))}
+            {card("bad records → dead-letter topic", "malformed", Box::new(move || match c().ledger.dead_letter_failed {
+                0 => c().malformed.to_string(),
+                failed => format!("{} ({failed} not written)", c().malformed),
+            }))}
             {card("producer balance mismatches", "mismatches", Box::new(move || c().ledger.mismatches.to_string()))}
-            {card("replays and duplicates skipped", "skipped", Box::new(move || (c().ledger.replayed + c().ledger.duplicate_ids).to_string()))}
+            {card("replays skipped", "skipped", Box::new(move || c().ledger.replayed.to_string()))}
         </div>
     }
 }

@@ -73,10 +73,14 @@ fn Status() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let text = move || {
         ctx.version.get();
-        let broker = ctx.dash.with_value(|d| d.broker_reachable);
+        let (broker, store) = ctx.dash.with_value(|d| (d.broker_reachable, d.store));
         match ctx.conn.get() {
             Conn::Connecting => ("connecting", "connecting…".to_owned()),
             Conn::Open if !broker => ("warn", "connected · broker unreachable".to_owned()),
+            Conn::Open if store.restoring => (
+                "warn",
+                format!("connected · restoring balances {}%", store.percent),
+            ),
             Conn::Open => ("ok", "connected".to_owned()),
             Conn::Retrying { in_secs, attempt } => (
                 "bad",

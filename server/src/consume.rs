@@ -1,0 +1,339 @@
+//! The consume loop both consumers share: at-least-once (an offset is stored only after its
+//! record is handled, and auto-commit commits only stored offsets), with dead letters
+//! pipelined (see [`dead_letters`](crate::dead_letters)) and catch-ups run on the blocking
+//! pool; a final commit at shutdown, as rust-rdkafka's `at_least_once` example and vector's
+//! Kafka source do.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::dead_letters::{DeadLetters, Letter};
+use crate::kafka::{Context, base_config};
+use crate::state::Shared;
+
+/// Whether a consumer error means "try again", not "give up".
+pub fn is_transient(e: &KafkaError) -> bool {
+    !matches!(
+        e,
+        KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal) | KafkaError::ClientCreation(_)
+    ) && !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal))
+}
+
+/// Configuration of a consumer in `group` that stores offsets only when told to
+/// (`store_offset_from_message` after processing) and auto-commits what was stored.
+pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -> ClientConfig {
+    let mut cfg = base_config(brokers, extra);
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    cfg
+}
+
+/// Logs at most `per_second` events a second, then how many were held back.
+pub struct RateLimitedLog {
+    per_second: u32,
+    window_start: std::time::Instant,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    pub fn new(per_second: u32) -> Self {
+        RateLimitedLog {
+            per_second,
+            window_start: std::time::Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether to log this event; `Some(n)` as the second value when `n` were held back
+    /// in the window that just ended.
+    pub fn admit(&mut self) -> (bool, Option<u64>) {
+        let mut held = None;
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            if self.suppressed > 0 {
+                held = Some(self.suppressed);
+            }
+            self.window_start = std::time::Instant::now();
+            self.in_window = 0;
+            self.suppressed = 0;
+        }
+        if self.in_window < self.per_second {
+            self.in_window += 1;
+            (true, held)
+        } else {
+            self.suppressed += 1;
+            (false, held)
+        }
+    }
+}
+
+/// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
+/// on the broker, so they run on the blocking pool, never on a runtime worker.
+pub async fn close_consumer(
+    consumer: rdkafka::consumer::StreamConsumer<Context>,
+    role: &'static str,
+) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    let done = tokio::task::spawn_blocking(move || {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => info!(consumer = role, "committed offsets"),
+            // NoOffset: nothing consumed since the last commit.
+            Err(e) => debug!(consumer = role, %e, "final commit"),
+        }
+        drop(consumer);
+    });
+    if let Err(e) = done.await {
+        warn!(consumer = role, %e, "closing failed");
+    }
+}
+
+/// What a [`consume`] handler makes of a record.
+pub enum Verdict {
+    /// Handled: its offset is stored (once every dead letter before it is acknowledged).
+    Done,
+    /// Refused: it goes to the dead-letter topic; its offset is stored once the letter is
+    /// acknowledged (or could not be written at all).
+    DeadLetter(DeadLetter),
+    /// Not yet: this blocking work (catching up records handled elsewhere) runs on the blocking
+    /// pool, retried with back-off until it succeeds, and then the same record is handed over
+    /// again.
+    CatchUp(Box<dyn FnOnce() -> anyhow::Result<()> + Send>),
+}
+
+/// A record the handler refuses: why, and what to do once its dead letter is settled (`true`:
+/// written; `false`: the dead-letter topic could not take it).
+pub struct DeadLetter {
+    pub reason: String,
+    pub on_settled: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// Dead letters in flight beyond which the loop waits for the oldest.
+const MAX_LETTERS: usize = 10_000;
+/// Bytes of dead letters in flight beyond which the loop waits for the oldest.
+const MAX_LETTER_BYTES: usize = 32 << 20;
+
+enum Entry {
+    /// A handled record whose offset waits behind a dead letter.
+    Done(i32, i64),
+    Letter(Box<Letter>, Box<dyn FnOnce(bool) + Send>),
+}
+
+/// Handled records in consumption order, while dead letters are in flight: offsets are stored
+/// strictly in that order, so a committed offset never passes an unacknowledged dead letter.
+#[derive(Default)]
+struct InFlight {
+    queue: VecDeque<Entry>,
+    letters: usize,
+    bytes: usize,
+}
+
+impl InFlight {
+    fn full(&self) -> bool {
+        self.letters > MAX_LETTERS || self.bytes > MAX_LETTER_BYTES
+    }
+
+    fn push(&mut self, e: Entry) {
+        if let Entry::Letter(l, _) = &e {
+            self.letters += 1;
+            self.bytes += l.bytes();
+        }
+        self.queue.push_back(e);
+    }
+
+    /// Waits for the oldest dead letter, then stores the offsets it held back. `None` if the
+    /// dead-letter producer is gone. Cancel-safe (the letter stays queued until settled).
+    async fn settle_front<C: ConsumerContext>(
+        &mut self,
+        dead_letters: &DeadLetters,
+        consumer: &StreamConsumer<C>,
+        topic: &str,
+    ) -> Option<()> {
+        if let Some(Entry::Letter(l, _)) = self.queue.front_mut() {
+            let written = dead_letters.settle(l).await?;
+            if let Some(Entry::Letter(l, on_settled)) = self.queue.pop_front() {
+                self.letters -= 1;
+                self.bytes -= l.bytes();
+                on_settled(written);
+                store(consumer, topic, l.partition, l.offset);
+            }
+        }
+        while let Some(Entry::Done(p, o)) = self.queue.front() {
+            store(consumer, topic, *p, *o);
+            self.queue.pop_front();
+        }
+        Some(())
+    }
+}
+
+fn store<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    if let Err(e) = consumer.store_offset(topic, partition, offset) {
+        warn!(%e, partition, offset, "could not store an offset");
+    }
+}
+
+/// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
+/// each record (see [`Verdict`]: a catch-up runs first; a dead letter is queued to
+/// `dead_letters` and the records after it go on being handled while it travels), and a
+/// record's offset is stored only once it and every dead letter before it are settled
+/// (auto-commit commits stored offsets only), so a crash re-delivers rather than loses. At
+/// shutdown the letters in flight get a few seconds, the stored offsets are committed and the
+/// consumer leaves its group.
+#[allow(clippy::too_many_arguments)] // each is a distinct input; a struct would only rename them
+pub async fn consume(
+    settings: &crate::config::Settings,
+    brokers: &str,
+    shared: &Arc<Shared>,
+    mut ready: watch::Receiver<bool>,
+    token: CancellationToken,
+    (suffix, role): (&str, &'static str),
+    dead_letters: Option<DeadLetters>,
+    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Verdict,
+) -> anyhow::Result<()> {
+    let group = format!("{}-{suffix}", settings.group_prefix);
+    let topic = settings.topic.as_str();
+    let consumer: StreamConsumer<Context> = consumer_config(brokers, &settings.kafka, &group)
+        .create_with_context(Context {
+            shared: shared.clone(),
+            role,
+        })?;
+    let ready = tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    };
+    if !ready {
+        return Ok(());
+    }
+    consumer.subscribe(&[topic])?;
+    info!(%group, %topic, "{role} started");
+    let mut errors = RateLimitedLog::new(1);
+    let mut in_flight = InFlight::default();
+    'records: loop {
+        let msg = tokio::select! {
+            biased;
+            _ = token.cancelled() => break,
+            r = async {
+                match &dead_letters {
+                    Some(dl) => in_flight.settle_front(dl, &consumer, topic).await,
+                    None => Some(()),
+                }
+            }, if in_flight.letters > 0 => {
+                if r.is_none() { break }
+                continue;
+            }
+            m = consumer.recv() => m,
+        };
+        match msg {
+            Ok(msg) => {
+                let mut backoff = Duration::from_millis(200);
+                let verdict = loop {
+                    let work = match handle(&msg) {
+                        Verdict::CatchUp(work) => work,
+                        other => break Some(other),
+                    };
+                    let result = tokio::select! {
+                        _ = token.cancelled() => break None,
+                        r = tokio::task::spawn_blocking(work) => r,
+                    };
+                    match result.map_err(anyhow::Error::from).and_then(|r| r) {
+                        Ok(()) => backoff = Duration::from_millis(200),
+                        Err(e) => {
+                            warn!("{role}: catching up failed: {e:#}; retrying");
+                            tokio::select! {
+                                _ = token.cancelled() => break None,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                };
+                // Shutting down mid catch-up: the offset is not stored; read again next start.
+                let Some(verdict) = verdict else { break };
+                let (p, o) = (msg.partition(), msg.offset());
+                match (verdict, &dead_letters) {
+                    (Verdict::DeadLetter(letter), Some(dl)) => {
+                        let queued = loop {
+                            match dl.send(&msg, letter.reason.clone()) {
+                                Ok(l) => break l,
+                                // librdkafka's queue is full: wait for the oldest letter.
+                                Err(_) if in_flight.letters > 0 => {
+                                    if in_flight.settle_front(dl, &consumer, topic).await.is_none()
+                                    {
+                                        break 'records;
+                                    }
+                                }
+                                Err(e) => {
+                                    warn!(%e, "{role}: dead letter not queued yet");
+                                    tokio::select! {
+                                        _ = token.cancelled() => break 'records,
+                                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                                    }
+                                }
+                            }
+                        };
+                        in_flight.push(Entry::Letter(Box::new(queued), letter.on_settled));
+                    }
+                    (Verdict::DeadLetter(letter), None) => {
+                        (letter.on_settled)(false);
+                        store(&consumer, topic, p, o);
+                    }
+                    _ if in_flight.queue.is_empty() => store(&consumer, topic, p, o),
+                    _ => in_flight.push(Entry::Done(p, o)),
+                }
+                while in_flight.full() {
+                    let Some(dl) = &dead_letters else { break };
+                    if in_flight.settle_front(dl, &consumer, topic).await.is_none() {
+                        break 'records;
+                    }
+                }
+            }
+            Err(e) if is_transient(&e) => {
+                if errors.admit().0 {
+                    warn!(%e, "{role}: receive failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Letters in flight get a moment to land, so their offsets can be committed.
+    if let Some(dl) = &dead_letters {
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while in_flight.letters > 0 {
+                if in_flight.settle_front(dl, &consumer, topic).await.is_none() {
+                    break;
+                }
+            }
+        })
+        .await;
+        if drained.is_err() || in_flight.letters > 0 {
+            warn!(
+                letters = in_flight.letters,
+                "{role}: stopping with dead letters unacknowledged; their records are read again \
+                 at the next start"
+            );
+        }
+    }
+    close_consumer(consumer, role).await;
+    Ok(())
+}

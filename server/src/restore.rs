@@ -1,0 +1,376 @@
+//! Rebuilding the balance calculator's state from Kafka: every partition at start, and a
+//! partition that arrives from another member of the group ("catch-up").
+//!
+//! Each partition starts from the best state at hand: the newest complete snapshot in the
+//! changelog ([`state_store`](crate::state_store)) or the state this process already holds,
+//! whichever reflects more. From a snapshot, the records of the id window just before its offset
+//! are read again (ids only: duplicates are decided per partition within that window), then the
+//! tail after it is applied, each record once by position. So a restart reads at most the window
+//! plus the records since the last snapshot, whatever the topic's history.
+//!
+//! In the tail, records below the group's committed offset were handled by some member already
+//! (applied, or dead-lettered and counted); above it the restore applies transactions up to the
+//! first record the live consumer must still dead-letter, which it leaves to the live consumer.
+//! The producer's view goes on to the end of the topic, so its next `new_balance` is right.
+//!
+//! A partition is finished at its end offset as the consumer reaches it (partition EOF), not
+//! when a record at `end - 1` is seen: transaction markers and aborted records occupy offsets
+//! that are never delivered.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cashflow_shared::api::RestoreProgress;
+use cashflow_shared::ledger::{AccountState, PartitionLedger};
+use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::reader::{ReadError, Reader, read_ranges, reader};
+use crate::state::Shared;
+use crate::state_store::{changelog_topic, load_latest};
+
+/// One partition being restored.
+struct Part {
+    state: PartitionLedger,
+    /// The producer's view (at start only): it goes on past records the live consumer must
+    /// still dead-letter.
+    view: Option<PartitionLedger>,
+    /// First offset to read.
+    from: i64,
+    /// Stop before this offset (catch-up); `None`: at the partition's end.
+    until: Option<i64>,
+    /// Records below were handled by a member of the group.
+    commit: i64,
+    /// Past the commit, a record the live consumer must dead-letter was met: apply no more.
+    stopped: bool,
+}
+
+/// Applies a record some member of the group has handled already: a transaction is applied,
+/// what that member dead-lettered (not a transaction, a duplicate, an overflow) is counted.
+fn handled(state: &mut PartitionLedger, offset: i64, tx: Option<&Transaction>, opening: Money) {
+    match tx {
+        Some(tx) => {
+            if matches!(
+                state.apply(tx, offset, opening),
+                Outcome::DuplicateId | Outcome::Overflow
+            ) {
+                state.dead_letter(offset, Some(tx));
+            }
+        }
+        None => {
+            state.dead_letter(offset, None);
+        }
+    }
+}
+
+impl Part {
+    fn handle(&mut self, offset: i64, payload: &[u8], opening: Money) {
+        let tx = Transaction::parse(payload).ok();
+        if offset < self.state.next_offset() {
+            // Before the snapshot's offset: only the id window is rebuilt.
+            if let Some(tx) = &tx {
+                self.state.observe(offset, &tx.transaction_id);
+                if let Some(v) = &mut self.view {
+                    v.observe(offset, &tx.transaction_id);
+                }
+            }
+            return;
+        }
+        if offset < self.commit {
+            handled(&mut self.state, offset, tx.as_ref(), opening);
+        } else if !self.stopped {
+            let applied = tx.as_ref().is_some_and(|tx| {
+                matches!(
+                    self.state.apply(tx, offset, opening),
+                    Outcome::Applied { .. } | Outcome::Replayed
+                )
+            });
+            self.stopped = !applied;
+        }
+        if let (Some(v), Some(tx)) = (&mut self.view, &tx) {
+            handled(v, offset, Some(tx), opening);
+        }
+    }
+}
+
+struct Restorer<'a> {
+    settings: &'a Settings,
+    shared: &'a Shared,
+    consumer: Reader,
+    token: &'a CancellationToken,
+    progress: RestoreProgress,
+    started: Instant,
+}
+
+impl Restorer<'_> {
+    /// Chooses where each partition starts: its newest snapshot or the state held, whichever
+    /// reflects more, or nothing. `wanted`: partition → (stop before, committed offset).
+    fn plan(
+        &mut self,
+        wanted: &BTreeMap<i32, (Option<i64>, i64)>,
+    ) -> Result<BTreeMap<i32, Part>, ReadError> {
+        let topic = &self.settings.topic;
+        let width = self.shared.ledger().window_width();
+        let partitions: Vec<i32> = wanted.keys().copied().collect();
+        let (mut loaded, read) = load_latest(
+            &self.consumer,
+            &changelog_topic(topic),
+            &partitions,
+            width,
+            self.token,
+        )?;
+        self.progress.changelog_records += read;
+        let mut parts = BTreeMap::new();
+        for (p, (until, commit)) in wanted {
+            let (lo, hi) = self
+                .consumer
+                .fetch_watermarks(topic, *p, Duration::from_secs(10))?;
+            let snapshot = loaded.remove(p).flatten();
+            if let Some((h, _)) = &snapshot {
+                self.shared.set_snapshot_mark(*p, h.slot, h.next_offset);
+            }
+            // A state ahead of the topic's end belongs to an earlier topic of the same name,
+            // deleted and created again: the new topic starts afresh.
+            let current = |next: i64, what: &str| {
+                let ahead = next > hi;
+                if ahead {
+                    warn!(
+                        partition = p,
+                        state_offset = next,
+                        end = hi,
+                        "the topic was re-created: {what} is ahead of its end; starting this partition afresh"
+                    );
+                }
+                !ahead
+            };
+            let held = self
+                .shared
+                .ledger()
+                .partition(*p)
+                .cloned()
+                .filter(|s| current(s.next_offset(), "the state held"));
+            let snapshot = snapshot
+                .map(|(_, s)| s)
+                .filter(|s| current(s.next_offset(), "the newest snapshot"));
+            let (mut state, from) = match (held, snapshot) {
+                (held, Some(s))
+                    if held
+                        .as_ref()
+                        .is_none_or(|h| s.next_offset() > h.next_offset()) =>
+                {
+                    self.progress.from_snapshot += 1;
+                    let from = s.window_start();
+                    (s, from)
+                }
+                (Some(h), _) => {
+                    let from = h.next_offset();
+                    (h, from)
+                }
+                (None, _) => {
+                    if hi - lo > 2 * self.settings.store.every_records {
+                        warn!(
+                            partition = p,
+                            records = hi - lo,
+                            "no snapshot of this partition: replaying it"
+                        );
+                    }
+                    (PartitionLedger::new(width), lo)
+                }
+            };
+            if state.next_offset() < lo {
+                warn!(
+                    partition = p,
+                    from = state.next_offset(),
+                    to = lo,
+                    "records deleted by the topic's retention before they were applied; balances omit them"
+                );
+                state.skip_to(lo);
+            }
+            let from = from.max(lo);
+            let end = until.map_or(hi, |u| u.min(hi));
+            self.progress.source_total += (end - from).max(0) as u64;
+            self.progress.partitions += 1;
+            parts.insert(
+                *p,
+                Part {
+                    view: until.is_none().then(|| state.clone()),
+                    state,
+                    from,
+                    until: *until,
+                    commit: (*commit).max(lo),
+                    stopped: false,
+                },
+            );
+        }
+        Ok(parts)
+    }
+
+    /// Reads every part to its end (or its `until`).
+    fn read(&mut self, parts: &mut BTreeMap<i32, Part>) -> Result<(), ReadError> {
+        let ranges: BTreeMap<i32, (i64, i64)> = parts
+            .iter()
+            .map(|(p, part)| (*p, (part.from, part.until.unwrap_or(i64::MAX))))
+            .collect();
+        let opening = self.shared.ledger().opening_balance();
+        let mut reported = Instant::now();
+        let (shared, progress, started) = (self.shared, &mut self.progress, self.started);
+        read_ranges(
+            &self.consumer,
+            &self.settings.topic,
+            &ranges,
+            self.token,
+            |m| {
+                let Some(part) = parts.get_mut(&m.partition()) else {
+                    return;
+                };
+                progress.source_records += 1;
+                *progress
+                    .source_records_by_partition
+                    .entry(m.partition())
+                    .or_default() += 1;
+                part.handle(m.offset(), m.payload().unwrap_or_default(), opening);
+                if reported.elapsed() > Duration::from_millis(250) {
+                    publish(shared, progress, started, false);
+                    reported = Instant::now();
+                }
+            },
+        )
+    }
+
+    fn report(&mut self, done: bool) {
+        publish(self.shared, &mut self.progress, self.started, done);
+    }
+}
+
+/// Makes a restore's progress visible (`/health`, the page).
+fn publish(shared: &Shared, p: &mut RestoreProgress, started: Instant, done: bool) {
+    p.done = done;
+    p.ms = started.elapsed().as_millis() as u64;
+    p.percent = if p.source_total == 0 {
+        100.0
+    } else {
+        (p.source_records as f64 * 100.0 / p.source_total as f64).min(100.0)
+    };
+    shared.store().restore = Some(p.clone());
+}
+
+fn restorer<'a>(
+    settings: &'a Settings,
+    brokers: &str,
+    shared: &'a Shared,
+    token: &'a CancellationToken,
+) -> anyhow::Result<Restorer<'a>> {
+    Ok(Restorer {
+        settings,
+        shared,
+        consumer: reader(settings, brokers)?,
+        token,
+        progress: RestoreProgress::default(),
+        started: Instant::now(),
+    })
+}
+
+/// Restores every partition of the topic before anything is consumed or produced. Returns the
+/// producer's view of every account, or `None` if cancelled.
+pub fn restore_all(
+    settings: &Settings,
+    brokers: &str,
+    shared: &Shared,
+    token: &CancellationToken,
+) -> anyhow::Result<Option<BTreeMap<AccountId, AccountState>>> {
+    let mut r = restorer(settings, brokers, shared, token)?;
+    let timeout = Duration::from_secs(10);
+    let meta = r.consumer.fetch_metadata(Some(&settings.topic), timeout)?;
+    let partitions: Vec<i32> = meta
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut wanted = TopicPartitionList::new();
+    for p in &partitions {
+        wanted.add_partition(&settings.topic, *p);
+    }
+    let committed = r.consumer.committed_offsets(wanted, timeout)?;
+    let wanted: BTreeMap<i32, (Option<i64>, i64)> = partitions
+        .iter()
+        .map(|p| {
+            let commit = match committed
+                .find_partition(&settings.topic, *p)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            (*p, (None, commit))
+        })
+        .collect();
+    let mut parts = match r.plan(&wanted) {
+        Ok(parts) => parts,
+        Err(ReadError::Cancelled) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match r.read(&mut parts) {
+        Ok(()) => {}
+        Err(ReadError::Cancelled) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let mut view = Ledger::with_id_window(
+        shared.ledger().opening_balance(),
+        shared.ledger().window_width(),
+    );
+    {
+        let mut ledger = shared.ledger_mut();
+        for (p, part) in parts {
+            if let Some(v) = part.view {
+                view.install(p, v);
+            }
+            ledger.install(p, part.state);
+        }
+    }
+    r.report(true);
+    crate::state_store::log_restore(&r.progress);
+    Ok(Some(view.accounts().clone()))
+}
+
+/// Brings `partition` up to `until` (exclusive) before the record at `until` is applied: the
+/// records in between were handled by another member of the group while it owned the partition
+/// (a new owner starts at the committed offset). Starts from that member's newest snapshot when
+/// it reflects more than this process holds.
+pub fn catch_up(
+    settings: &Settings,
+    brokers: &str,
+    shared: &Shared,
+    partition: i32,
+    until: i64,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    let from = shared.ledger().next_offset(partition);
+    if from >= until {
+        return Ok(());
+    }
+    let mut r = restorer(settings, brokers, shared, token)?;
+    let mut parts = r.plan(&BTreeMap::from([(partition, (Some(until), until))]))?;
+    r.read(&mut parts)?;
+    let Some(mut part) = parts.remove(&partition) else {
+        return Ok(());
+    };
+    // Offsets without a record (transaction markers) up to `until` are handled too.
+    part.state.skip_to(until);
+    shared.ledger_mut().install(partition, part.state);
+    r.report(true);
+    info!(
+        partition,
+        from,
+        until,
+        changelog_records = r.progress.changelog_records,
+        records = r.progress.source_records,
+        ms = r.progress.ms,
+        "caught up records another member of the group handled"
+    );
+    Ok(())
+}

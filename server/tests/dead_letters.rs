@@ -1,0 +1,206 @@
+//! Dead letters under pressure: a flood of bad records is dead-lettered exactly once each
+//! without holding the good records back for long; a record too large for the dead-letter topic
+//! goes there truncated (original size in a header); one the topic cannot take at all is
+//! counted as failed and the calculator goes on.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use cashflow::App;
+use cashflow_shared::api::Balances;
+use common::{Broker, read_topic, spawn_app, unique, wait_for};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+async fn balances(app: &App) -> Balances {
+    reqwest::get(format!("http://{}/api/balances", app.http_addr))
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+fn good(account: u32, id: &str) -> String {
+    format!(
+        r#"{{"account":{account},"transaction_id":"{id}","transaction_type":"Credit","amount":1}}"#
+    )
+}
+
+/// Writes `records` (key, payload) as fast as the client allows.
+fn write_all(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "10")
+        .set("message.max.bytes", "2000000")
+        .create()
+        .expect("producer");
+    for (k, v) in records {
+        let mut r = BaseRecord::<String, Vec<u8>>::to(topic).key(k).payload(v);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Creates `topic` (6 partitions) with one configuration value, before cashflow does.
+async fn create_topic(brokers: &str, topic: &str, key: &str, value: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
+    let r = admin
+        .create_topics(
+            [&NewTopic::new(topic, 6, TopicReplication::Fixed(1)).set(key, value)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+}
+
+/// 20 000 bad records from a misconfigured client, in a few runs between good ones: every bad
+/// record is in the dead-letter topic exactly once, every good one is applied, and the
+/// calculator's committed position reaches the end.
+async fn a_flood_of_bad_records(broker: Broker) {
+    let topic = unique("flood");
+    let app = spawn_app(broker, &topic).await;
+    let bad = 20_000usize;
+    let mut records = Vec::new();
+    for i in 0..bad {
+        if i % 5_000 == 0 {
+            records.push((
+                (i % 7).to_string(),
+                good(1 + (i % 7) as u32, &format!("g{i}")).into_bytes(),
+            ));
+        }
+        records.push(((i % 7).to_string(), format!("garbage {i}").into_bytes()));
+    }
+    let goods = records.len() - bad;
+    let started = Instant::now();
+    write_all(&app.brokers, &topic, &records);
+    let b = wait_for(WAIT, "every record handled", || async {
+        let b = balances(&app).await;
+        (b.malformed as usize == bad && b.stats.applied as usize == goods).then_some(b)
+    })
+    .await;
+    let elapsed = started.elapsed();
+    println!("{broker:?}: {bad} bad records written and dead-lettered in {elapsed:?}");
+    assert_eq!(b.stats.dead_letter_failed, 0);
+    let letters = wait_for(WAIT, "the dead letters", || async {
+        let r = read_topic(&app.brokers, &format!("{topic}.dlq"));
+        (r.len() >= bad).then_some(r)
+    })
+    .await;
+    assert_eq!(letters.len(), bad, "each bad record once");
+    let positions: HashSet<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            let h = |k: &str| {
+                l.headers
+                    .iter()
+                    .find(|(hk, _)| hk == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (h("cashflow.source.partition"), h("cashflow.source.offset"))
+        })
+        .collect();
+    assert_eq!(positions.len(), bad, "no source position twice");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_a_flood_of_bad_records() {
+    a_flood_of_bad_records(Broker::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_flood_of_bad_records() {
+    a_flood_of_bad_records(Broker::Embedded).await;
+}
+
+/// A dead-letter topic that takes at most 4 KiB a record: a 10 KB bad record goes there
+/// truncated, with its original size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_dead_letter_is_truncated() {
+    let topic = unique("dlqlarge");
+    let dlq = format!("{topic}.dlq");
+    create_topic(&common::apache_kafka(), &dlq, "max.message.bytes", "4096").await;
+    let app = spawn_app(Broker::Apache, &topic).await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000)).into_bytes();
+    write_all(
+        &app.brokers,
+        &topic,
+        &[
+            ("1".into(), big.clone()),
+            ("1".into(), good(1, "a").into_bytes()),
+        ],
+    );
+    let b = wait_for(WAIT, "the large record dead-lettered", || async {
+        let b = balances(&app).await;
+        (b.malformed == 1 && b.stats.applied == 1).then_some(b)
+    })
+    .await;
+    assert_eq!(b.stats.dead_letter_failed, 0);
+    let letters = read_topic(&app.brokers, &dlq);
+    assert_eq!(letters.len(), 1);
+    let header = |k: &str| {
+        letters[0]
+            .headers
+            .iter()
+            .find(|(hk, _)| hk == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("cashflow.original.size"),
+        Some(big.len().to_string())
+    );
+    assert!(header("cashflow.truncated").is_some());
+    assert_eq!(letters[0].payload, big[..1024]);
+    app.shutdown().await;
+}
+
+/// A dead-letter topic that cannot take the letter even truncated (at most 200 bytes a record):
+/// the bad record is counted as failed, and the good records after it are applied all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_dead_letter_is_counted_and_passed() {
+    let topic = unique("dlqsmall");
+    create_topic(
+        &common::apache_kafka(),
+        &format!("{topic}.dlq"),
+        "max.message.bytes",
+        "200",
+    )
+    .await;
+    let app = spawn_app(Broker::Apache, &topic).await;
+    write_all(
+        &app.brokers,
+        &topic,
+        &[
+            ("1".into(), "not json ".repeat(40).into_bytes()),
+            ("1".into(), good(1, "b").into_bytes()),
+            ("2".into(), good(2, "c").into_bytes()),
+        ],
+    );
+    let b = wait_for(WAIT, "the unwritable dead letter counted", || async {
+        let b = balances(&app).await;
+        (b.stats.dead_letter_failed == 1 && b.stats.applied == 2).then_some(b)
+    })
+    .await;
+    assert_eq!(b.malformed, 1);
+    app.shutdown().await;
+}

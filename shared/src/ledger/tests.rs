@@ -1,0 +1,353 @@
+use super::*;
+use crate::transaction::TxType;
+use proptest::prelude::*;
+
+fn tx(
+    account: AccountId,
+    id: &str,
+    ty: TxType,
+    amount: i64,
+    new_balance: Option<i64>,
+) -> Transaction {
+    Transaction {
+        account,
+        transaction_id: id.into(),
+        transaction_type: ty,
+        amount: Money::from_minor(amount),
+        new_balance: new_balance.map(Money::from_minor),
+        transaction_summary: Default::default(),
+        timestamp_ms: None,
+    }
+}
+
+fn at(partition: i32, offset: i64) -> Position {
+    Position { partition, offset }
+}
+
+#[test]
+fn applies_and_checks_the_producer() {
+    let mut l = Ledger::new(Money::from_major(100));
+    let out = l.apply(&tx(3, "a", TxType::Debit, 800, Some(9200)), at(0, 0));
+    assert_eq!(
+        out,
+        Outcome::Applied {
+            balance: Money::from_minor(9200),
+            count: 1,
+            producer_agrees: Some(true)
+        }
+    );
+    let out = l.apply(&tx(3, "b", TxType::Credit, 100, Some(1)), at(0, 1));
+    assert_eq!(
+        out,
+        Outcome::Applied {
+            balance: Money::from_minor(9300),
+            count: 2,
+            producer_agrees: Some(false)
+        }
+    );
+    assert_eq!(l.stats().mismatches, 1);
+    assert_eq!(
+        l.account(4),
+        AccountState {
+            balance: Money::from_major(100),
+            count: 0
+        }
+    );
+}
+
+#[test]
+fn skips_replays_and_duplicate_ids() {
+    let mut l = Ledger::new(Money::ZERO);
+    let a = tx(1, "a", TxType::Credit, 5, None);
+    assert!(matches!(l.apply(&a, at(2, 10)), Outcome::Applied { .. }));
+    assert_eq!(l.apply(&a, at(2, 10)), Outcome::Replayed);
+    assert_eq!(
+        l.apply(&tx(1, "z", TxType::Credit, 5, None), at(2, 3)),
+        Outcome::Replayed
+    );
+    assert_eq!(l.apply(&a, at(2, 11)), Outcome::DuplicateId);
+    assert_eq!(
+        l.next_offsets().get(&2),
+        Some(&11),
+        "refused: nothing changes until dead-lettered"
+    );
+    assert!(l.dead_letter(at(2, 11), Some(&a)));
+    assert_eq!(l.account(1).balance, Money::from_minor(5));
+    assert_eq!(l.next_offsets().get(&2), Some(&12));
+    // Duplicates are decided per partition: the same id elsewhere is another partition's
+    // business (the two partials add up).
+    assert!(matches!(l.apply(&a, at(3, 0)), Outcome::Applied { .. }));
+    assert_eq!(
+        l.account(1),
+        AccountState {
+            balance: Money::from_minor(10),
+            count: 2
+        }
+    );
+    assert_eq!(l.stats().duplicate_ids, 1);
+    assert_eq!(l.stats().dead_lettered, 1);
+    assert_eq!(l.stats().replayed, 2);
+}
+
+#[test]
+fn the_id_window_is_a_width_in_offsets() {
+    let mut l = Ledger::with_id_window(Money::ZERO, 3);
+    let a = tx(1, "a", TxType::Credit, 1, None);
+    assert!(matches!(l.apply(&a, at(0, 0)), Outcome::Applied { .. }));
+    // Offsets 1..=2 are other records (or none: a gap). At 3, "a" (offset 0) is 3 back: in.
+    assert!(l.skip_to(0, 3));
+    assert_eq!(l.apply(&a, at(0, 3)), Outcome::DuplicateId);
+    l.dead_letter(at(0, 3), Some(&a));
+    // The refused copy at 3 is in the window too, so at 6 (3 back) it is still a duplicate,
+    // and at 10 (out of reach of every earlier copy) it applies again.
+    l.skip_to(0, 6);
+    assert_eq!(l.apply(&a, at(0, 6)), Outcome::DuplicateId);
+    l.dead_letter(at(0, 6), Some(&a));
+    l.skip_to(0, 10);
+    assert!(matches!(l.apply(&a, at(0, 10)), Outcome::Applied { .. }));
+    let p = l.partition(0).unwrap();
+    assert!(
+        p.window.entries.len() <= 3,
+        "bounded: {:?}",
+        p.window.entries
+    );
+}
+
+#[test]
+fn next_offset_reveals_gaps_and_skip_to_closes_them() {
+    let mut l = Ledger::new(Money::ZERO);
+    assert_eq!(l.next_offset(4), 0);
+    l.apply(&tx(1, "a", TxType::Credit, 5, None), at(4, 0));
+    assert_eq!(l.next_offset(4), 1);
+    assert!(l.skip_to(4, 7));
+    assert!(!l.skip_to(4, 3), "never moves back");
+    assert_eq!(l.next_offset(4), 7);
+    assert!(l.has_seen(at(4, 6)));
+    assert!(!l.has_seen(at(4, 7)));
+    assert_eq!(l.next_offset(5), 0, "other partitions untouched");
+    assert_eq!(l.partition_of(1), Some(4));
+    assert_eq!(l.partition_of(2), None);
+}
+
+#[test]
+fn dead_letters_are_counted_once() {
+    let mut l = Ledger::new(Money::ZERO);
+    assert!(l.dead_letter(at(1, 0), None));
+    assert!(!l.dead_letter(at(1, 0), None));
+    assert_eq!(l.stats().dead_lettered, 1);
+    assert_eq!(l.next_offset(1), 1);
+}
+
+#[test]
+fn pending_dead_letters_are_confirmed_or_counted_as_failed() {
+    let mut l = Ledger::new(Money::ZERO);
+    assert!(l.dead_letter_pending(at(1, 0), None));
+    assert!(l.dead_letter_pending(at(1, 1), None));
+    assert!(!l.dead_letter_pending(at(1, 1), None), "once");
+    assert_eq!(l.partition(1).unwrap().unconfirmed(), 2);
+    l.apply(&tx(1, "a", TxType::Credit, 5, None), at(1, 2));
+    l.confirm_dead_letter(1, false);
+    l.confirm_dead_letter(1, true);
+    let p = l.partition(1).unwrap();
+    assert_eq!(p.unconfirmed(), 0);
+    assert_eq!(p.stats().dead_lettered, 2);
+    assert_eq!(p.stats().dead_letter_failed, 1);
+    assert_eq!(p.next_offset(), 3);
+}
+
+#[test]
+fn refuses_overflow() {
+    let mut l = Ledger::new(Money::from_minor(i64::MAX - 1));
+    let a = tx(1, "a", TxType::Credit, 5, None);
+    assert_eq!(l.apply(&a, at(0, 0)), Outcome::Overflow);
+    assert!(l.dead_letter(at(0, 0), Some(&a)));
+    assert_eq!(l.account(1).count, 0);
+    assert_eq!(l.stats().overflows, 1);
+}
+
+#[test]
+fn install_replaces_a_partition_and_keeps_totals_exact() {
+    let mut l = Ledger::new(Money::from_minor(100));
+    l.apply(&tx(1, "a", TxType::Credit, 5, None), at(0, 0));
+    l.apply(&tx(1, "b", TxType::Credit, 7, None), at(1, 0));
+    l.apply(&tx(2, "c", TxType::Debit, 3, None), at(1, 1));
+    assert_eq!(
+        l.account(1),
+        AccountState {
+            balance: Money::from_minor(112),
+            count: 2
+        }
+    );
+    let mut p1 = l.copy_partition(1);
+    p1.apply(
+        &tx(1, "d", TxType::Credit, 1, None),
+        2,
+        Money::from_minor(100),
+    );
+    l.install(1, p1);
+    assert_eq!(
+        l.account(1),
+        AccountState {
+            balance: Money::from_minor(113),
+            count: 3
+        }
+    );
+    assert_eq!(l.account(2).balance, Money::from_minor(97));
+    // A partition restored without account 2 (e.g. a snapshot of a re-created topic).
+    l.install(1, PartitionLedger::new(DEFAULT_ID_WINDOW));
+    assert_eq!(
+        l.account(1),
+        AccountState {
+            balance: Money::from_minor(105),
+            count: 1
+        }
+    );
+    assert!(!l.accounts().contains_key(&2));
+    assert_eq!(l.partition_of(2), None);
+}
+
+/// Per-account streams, each ordered, spread over partitions like keyed Kafka records; a few
+/// ids repeat (a producer re-sending) so duplicates are exercised.
+fn streams() -> impl Strategy<Value = Vec<(AccountId, bool, i64, u8)>> {
+    prop::collection::vec((1u32..6, any::<bool>(), 1i64..100_000, 0u8..12), 0..200)
+}
+
+fn id_of(i: usize, repeat: u8) -> String {
+    // One in twelve records re-uses an earlier id.
+    if repeat == 0 && i > 0 {
+        format!("t{}", i / 2)
+    } else {
+        format!("t{i}")
+    }
+}
+
+/// Per-partition logs of `txs` (key → partition), in order.
+fn logs(txs: &[(AccountId, bool, i64, u8)], partitions: i32) -> Vec<Vec<Transaction>> {
+    let mut logs: Vec<Vec<Transaction>> = vec![Vec::new(); partitions as usize];
+    for (i, (acct, credit, amt, rep)) in txs.iter().enumerate() {
+        let ty = if *credit {
+            TxType::Credit
+        } else {
+            TxType::Debit
+        };
+        logs[(*acct as i32 % partitions) as usize].push(tx(*acct, &id_of(i, *rep), ty, *amt, None));
+    }
+    logs
+}
+
+/// What the balance calculator does with a record: apply it, or dead-letter what is refused.
+fn handle(ledger: &mut Ledger, t: &Transaction, pos: Position) {
+    if matches!(
+        ledger.apply(t, pos),
+        Outcome::DuplicateId | Outcome::Overflow
+    ) {
+        ledger.dead_letter(pos, Some(t));
+    }
+}
+
+fn handle_part(p: &mut PartitionLedger, t: &Transaction, offset: i64) {
+    if matches!(
+        p.apply(t, offset, Money::ZERO),
+        Outcome::DuplicateId | Outcome::Overflow
+    ) {
+        p.dead_letter(offset, Some(t));
+    }
+}
+
+/// Reads the logs in an order drawn from `seed` (each partition in order) into a ledger.
+fn read_interleaved(logs: &[Vec<Transaction>], seed: u64, width: i64) -> Ledger {
+    let mut cursors = vec![0usize; logs.len()];
+    let mut state = seed;
+    let mut ledger = Ledger::with_id_window(Money::ZERO, width);
+    loop {
+        let live: Vec<usize> = (0..logs.len())
+            .filter(|p| cursors[*p] < logs[*p].len())
+            .collect();
+        if live.is_empty() {
+            break;
+        }
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let p = live[(state >> 33) as usize % live.len()];
+        let pos = at(p as i32, cursors[p] as i64);
+        handle(&mut ledger, &logs[p][cursors[p]], pos);
+        cursors[p] += 1;
+    }
+    ledger
+}
+
+proptest! {
+    #[test]
+    fn any_interleaving_gives_the_same_state(
+        txs in streams(),
+        partitions in 1i32..7,
+        width in 1i64..40,
+        seeds in (any::<u64>(), any::<u64>()),
+    ) {
+        let logs = logs(&txs, partitions);
+        let a = read_interleaved(&logs, seeds.0, width);
+        let b = read_interleaved(&logs, seeds.1, width);
+        prop_assert_eq!(a.accounts(), b.accounts());
+        prop_assert_eq!(a.stats(), b.stats());
+        prop_assert_eq!(a.stats().applied + a.stats().duplicate_ids, txs.len() as u64);
+        // Without repeated ids it is exactly credits − debits.
+        if txs.iter().all(|t| t.3 != 0) {
+            let mut expected: BTreeMap<AccountId, (i64, u64)> = BTreeMap::new();
+            for (acct, credit, amt, _) in &txs {
+                let e = expected.entry(*acct).or_insert((0, 0));
+                e.0 += if *credit { *amt } else { -*amt };
+                e.1 += 1;
+            }
+            for (acct, (net, count)) in &expected {
+                prop_assert_eq!(a.account(*acct), AccountState { balance: Money::from_minor(*net), count: *count });
+            }
+        }
+    }
+
+    /// A partition restored from a snapshot taken at any offset (state without the id window),
+    /// with the window rebuilt from the records just before it, then the tail applied, ends in
+    /// exactly the state of reading it live.
+    #[test]
+    fn snapshot_plus_window_plus_tail_equals_live(
+        txs in streams(),
+        width in 1i64..40,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let log = &logs(&txs, 1)[0];
+        let mut live = PartitionLedger::new(width);
+        for (o, t) in log.iter().enumerate() {
+            handle_part(&mut live, t, o as i64);
+        }
+        let k = if log.is_empty() { 0 } else { cut.index(log.len() + 1) };
+        let mut before = PartitionLedger::new(width);
+        for (o, t) in log[..k].iter().enumerate() {
+            handle_part(&mut before, t, o as i64);
+        }
+        let mut restored = PartitionLedger::restored(
+            before.next_offset(), before.accounts().clone(), before.stats(), width);
+        for o in restored.window_start()..k as i64 {
+            restored.observe(o, &log[o as usize].transaction_id);
+        }
+        for (o, t) in log.iter().enumerate().skip(k) {
+            handle_part(&mut restored, t, o as i64);
+        }
+        prop_assert_eq!(restored.accounts(), live.accounts());
+        prop_assert_eq!(restored.stats(), live.stats());
+        prop_assert_eq!(restored.next_offset(), live.next_offset());
+    }
+
+    #[test]
+    fn applying_a_duplicate_changes_nothing(txs in streams(), dup in any::<prop::sample::Index>()) {
+        let mut ledger = Ledger::new(Money::from_major(100));
+        let all: Vec<Transaction> = txs.iter().enumerate().map(|(i, (a, c, amt, _))| {
+            tx(*a, &format!("t{i}"), if *c { TxType::Credit } else { TxType::Debit }, *amt, None)
+        }).collect();
+        for (o, t) in all.iter().enumerate() { ledger.apply(t, at(0, o as i64)); }
+        if all.is_empty() { return Ok(()); }
+        let before = ledger.accounts().clone();
+        let t = dup.get(&all);
+        prop_assert_eq!(ledger.apply(t, at(0, all.len() as i64)), Outcome::DuplicateId);
+        prop_assert_eq!(ledger.accounts(), &before);
+    }
+}
