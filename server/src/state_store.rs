@@ -14,7 +14,7 @@
 //! The changelog is compacted (keys: `head`, and chunk keys alternating between two slots), so
 //! its size follows the number of accounts, not the history.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,32 +199,38 @@ impl SnapshotWriter {
         })
     }
 
-    /// Snapshots due partitions until `token` is cancelled, then every owned partition that
-    /// changed since its last snapshot, so the next start reads almost no tail.
+    /// Snapshots due partitions of those this process owns until `token` is cancelled, then
+    /// every partition held that changed since its last snapshot, so the next start reads
+    /// almost no tail. (At shutdown the calculator may already have given its partitions back,
+    /// so ownership is not asked again; a snapshot of a partition another member took since is
+    /// older than that member's, and still a consistent one.)
     pub async fn run(mut self, token: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut owned = BTreeSet::new();
         loop {
             tokio::select! {
+                biased;
                 _ = token.cancelled() => break,
                 _ = tick.tick() => {}
             }
             if self.shared.store().restoring {
                 continue;
             }
-            owned = self.shared.assigned();
-            for p in &owned {
-                if self.due(*p, false) {
-                    self.write(*p).await;
+            for p in self.shared.assigned() {
+                if self.due(p, false) {
+                    self.write(p).await;
                 }
             }
         }
-        for p in &owned {
-            if self.due(*p, true) {
-                self.write(*p).await;
+        let held: Vec<i32> = self.shared.ledger().partitions().keys().copied().collect();
+        let mut written = 0;
+        for p in held {
+            if self.due(p, true) {
+                self.write(p).await;
+                written += 1;
             }
         }
+        debug!(topic = %self.topic, partitions = written, "final snapshots written");
     }
 
     fn due(&mut self, partition: i32, now: bool) -> bool {
@@ -252,6 +258,7 @@ impl SnapshotWriter {
                     .insert(partition, (state.next_offset(), Instant::now()));
                 self.shared.store().snapshots_written += 1;
                 debug!(
+                    topic = %self.topic,
                     partition,
                     next_offset = state.next_offset(),
                     accounts = state.accounts().len(),
