@@ -1,7 +1,8 @@
 //! End-to-end throughput, embedded broker and Apache Kafka side by side in one run:
 //! a burst of N transactions through the idempotent producer (until every delivery report is
-//! in) and through the balance calculator (until every one is applied); then a restart in the
-//! same group, timed until the balances of all N are restored from the topic.
+//! in) and through the balance calculator (until every one is applied); then N bad records from
+//! a foreign producer, timed until every one is dead-lettered; then a restart in the same group,
+//! timed until the balances of all N are restored (snapshot plus tail).
 //!
 //!     cargo bench -p cashflow --bench pipeline            (N = 100000)
 //!     BENCH_N=20000 cargo bench -p cashflow --bench pipeline
@@ -18,7 +19,34 @@ struct Run {
     name: &'static str,
     produce: Duration,
     end_to_end: Duration,
+    dead_letters: Duration,
     restore: Duration,
+}
+
+/// Writes `n` records that are not transactions, as fast as the client allows.
+fn write_garbage(brokers: &str, topic: &str, n: u64) {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let p: ThreadedProducer<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "10")
+        .create()
+        .expect("producer");
+    for i in 0..n {
+        let (key, payload) = ((i % 100).to_string(), format!("not a transaction {i}"));
+        let mut r = BaseRecord::<String, String>::to(topic)
+            .key(&key)
+            .payload(&payload);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
 }
 
 async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
@@ -42,12 +70,20 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     .await;
     let end_to_end = start.elapsed();
     let topic = app.shared.topic.clone();
+    let start = Instant::now();
+    write_garbage(&app.brokers, &topic, n);
+    wait_for(Duration::from_secs(600), "dead-lettered", || async {
+        (app.shared.ledger().stats().dead_lettered >= n).then_some(())
+    })
+    .await;
+    let dead_letters = start.elapsed();
     app.shutdown().await;
     // The same topic and group again: everything is rebuilt from the topic.
     let start = Instant::now();
     let again = common::spawn_app_with(broker, &topic, with_dir).await;
     wait_for(Duration::from_secs(600), "restored", || async {
-        (again.shared.ledger().stats().applied >= n).then_some(())
+        (!again.shared.store().restoring && again.shared.ledger().stats().applied >= n)
+            .then_some(())
     })
     .await;
     let restore = start.elapsed();
@@ -59,6 +95,7 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
         name,
         produce,
         end_to_end,
+        dead_letters,
         restore,
     }
 }
@@ -76,19 +113,20 @@ async fn main() {
     ];
     println!("\n{n} transactions, burst, 6 partitions, idempotent producer, acks=all\n");
     println!(
-        "| broker | produce (delivered) | tx/s | end to end (applied) | tx/s | restart → restored | records/s |"
+        "| broker | produce (delivered) | tx/s | end to end (applied) | tx/s | {n} bad records written + dead-lettered | records/s | restart → restored |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.2} s | {:.0} |",
+            "| {} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.2} s |",
             r.name,
             r.produce.as_secs_f64(),
             n as f64 / r.produce.as_secs_f64(),
             r.end_to_end.as_secs_f64(),
             n as f64 / r.end_to_end.as_secs_f64(),
+            r.dead_letters.as_secs_f64(),
+            n as f64 / r.dead_letters.as_secs_f64(),
             r.restore.as_secs_f64(),
-            n as f64 / r.restore.as_secs_f64()
         );
     }
     println!(

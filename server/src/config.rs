@@ -54,6 +54,15 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The properties of a `--kafka-props-file`: `KEY=VALUE` lines, blank lines and `#` comments.
+pub fn parse_props_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| parse_kv(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
 fn parse_money(s: &str) -> Result<Money, String> {
     s.parse::<Money>().map_err(|e| e.to_string())
 }
@@ -106,10 +115,14 @@ pub struct Cli {
     #[arg(long, env = "CASHFLOW_GROUP_PREFIX", default_value = "cashflow")]
     pub group_prefix: String,
     /// librdkafka property for every client, like kcat's -X (repeatable). In the environment:
-    /// CASHFLOW_KAFKA_PROPS="k=v,k=v".
+    /// CASHFLOW_KAFKA_PROPS="k=v,k=v" (values with commas: use --kafka-props-file).
     #[arg(short = 'X', value_name = "KEY=VALUE", env = "CASHFLOW_KAFKA_PROPS",
-          value_delimiter = ',', value_parser = parse_kv)]
+          value_delimiter = ',', value_parser = parse_kv, hide_env_values = true)]
     pub kafka: Vec<(String, String)>,
+    /// A file of librdkafka properties, one KEY=VALUE a line (`#` starts a comment); values may
+    /// hold commas and `=`. Applied before -X.
+    #[arg(long, env = "CASHFLOW_KAFKA_PROPS_FILE", value_name = "PATH")]
+    pub kafka_props_file: Option<PathBuf>,
     /// Where the embedded broker listens (the next free port if taken).
     #[arg(
         long,
@@ -241,7 +254,17 @@ impl Cli {
         if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
             return Err("--brokers is empty; leave it out to use the embedded broker".into());
         }
-        crate::kafka::validate_properties(&self.kafka)?;
+        let mut kafka = match &self.kafka_props_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--kafka-props-file {}: {e}", path.display()))?;
+                parse_props_file(&text)
+                    .map_err(|e| format!("--kafka-props-file {}: {e}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        kafka.extend(self.kafka);
+        crate::kafka::validate_properties(&kafka)?;
         let limit = |v: u64, unit: u64, flag: &str| match v {
             0 => Ok(-1),
             v => v
@@ -265,7 +288,7 @@ impl Cli {
             generator,
             opening_balance: self.opening_balance,
             group_prefix: self.group_prefix,
-            kafka: self.kafka,
+            kafka,
             embedded_listen: self.embedded_listen,
             data_dir: if self.ephemeral {
                 None
@@ -345,6 +368,24 @@ mod tests {
         assert_eq!(parse_kv("a=b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_kv("linger.ms").is_err());
         assert!(parse_kv("=5").is_err());
+    }
+
+    #[test]
+    fn props_files_carry_commas() {
+        let props =
+            parse_props_file("# SASL\nsasl.username=teacher\n\nsasl.password=a,b=c\n  # done\n");
+        assert_eq!(
+            props,
+            Ok(vec![
+                ("sasl.username".into(), "teacher".into()),
+                ("sasl.password".into(), "a,b=c".into()),
+            ])
+        );
+        assert!(
+            parse_props_file("linger.ms")
+                .unwrap_err()
+                .starts_with("line 1")
+        );
     }
 
     #[test]

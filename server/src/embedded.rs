@@ -21,6 +21,34 @@ pub struct EmbeddedBroker {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
+    /// Held (locked) while the broker runs: one broker per data folder.
+    _lock: Option<std::fs::File>,
+}
+
+/// Another process's embedded broker uses the data folder: two brokers on one SQLite file
+/// would both accept writes and disagree.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another cashflow is running with the data folder {0} (its embedded broker holds it); stop \
+     it, or start this one with another --data-dir, --ephemeral, or --brokers pointing at its broker"
+)]
+pub struct DataDirInUse(pub PathBuf);
+
+/// Locks `dir` for this process (released when the file is closed, also by a crash).
+fn lock_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .with_context(|| format!("cannot open {}", dir.join("LOCK").display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DataDirInUse(dir.to_owned()).into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", dir.display()))
+        }
+    }
 }
 
 /// `wanted`, or a free port on the same address when it is taken.
@@ -44,10 +72,12 @@ impl EmbeddedBroker {
         wanted: SocketAddr,
         data: Option<PathBuf>,
     ) -> anyhow::Result<EmbeddedBroker> {
+        let mut lock = None;
         let (dir, path) = match data {
             Some(p) => {
                 std::fs::create_dir_all(&p)
                     .with_context(|| format!("cannot create {}", p.display()))?;
+                lock = Some(lock_dir(&p)?);
                 (None, p)
             }
             None => {
@@ -137,6 +167,7 @@ impl EmbeddedBroker {
             stop: Some(stop_tx),
             thread: Some(thread),
             _dir: dir,
+            _lock: lock,
         })
     }
 

@@ -15,18 +15,23 @@ use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 
-/// Property names whose values are secrets: never logged.
-fn is_secret(key: &str) -> bool {
+/// Property names whose values are secrets: never logged. Besides passwords, secrets and
+/// tokens: key passphrases, inline PEM keys and certificates (`ssl.key.pem`,
+/// `ssl.certificate.pem`, …), `*.key` values and the OAUTHBEARER configuration.
+pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",
+        "passphrase",
         "secret",
+        "token",
         "sasl.oauthbearer.config",
         "key.pem",
-        "token",
     ]
     .iter()
     .any(|s| k.contains(s))
+        || k.ends_with(".pem")
+        || k.ends_with(".key")
 }
 
 /// `-X` properties as they may be logged.
@@ -394,9 +399,12 @@ mod tests {
             ("sasl.oauthbearer.config", "principal=x p5"),
             ("ssl.key.pem", "p6"),
             ("SASL.PASSWORD", "p7"),
+            ("ssl.key.passphrase", "p8"),
+            ("ssl.certificate.pem", "p9"),
+            ("ssl_engine.key", "p10"),
             ("linger.ms", "5"),
         ]));
-        for n in 1..=7 {
+        for n in 1..=10 {
             assert!(!shown.contains(&format!("p{n}")), "p{n} shown in {shown}");
         }
         assert!(shown.contains("sasl.username=teacher"));

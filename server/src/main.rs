@@ -56,6 +56,11 @@ fn main() -> ExitCode {
         let signals = ShutdownSignals::new();
         let app = match App::start(settings).await {
             Ok(app) => app,
+            #[cfg(feature = "embedded-broker")]
+            Err(e) if e.downcast_ref::<cashflow::embedded::DataDirInUse>().is_some() => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             Err(e) => {
                 eprintln!("error: {e:#}");
                 return ExitCode::FAILURE;

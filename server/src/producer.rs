@@ -100,6 +100,9 @@ struct Sent {
 
 struct DeliveryContext {
     inner: Context,
+    /// Transactions whose delivery failed, for the producer task to take back from its view.
+    /// Unbounded, but never longer than librdkafka's queue (each message fails at most once).
+    failed: mpsc::UnboundedSender<(AccountId, Money)>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -127,6 +130,7 @@ impl ProducerContext for DeliveryContext {
                 p.failed += 1;
                 p.last_error = Some(e.to_string());
                 drop(p);
+                let _ = self.failed.send((sent.account, sent.delta));
                 let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
                 error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");
             }
@@ -143,6 +147,7 @@ pub fn now_ms() -> i64 {
 
 pub struct ProducerTask {
     producer: ThreadedProducer<DeliveryContext>,
+    failed: mpsc::UnboundedReceiver<(AccountId, Money)>,
     shared: Arc<Shared>,
     topic: String,
     generator: Generator,
@@ -165,11 +170,13 @@ pub fn create(
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "100000");
+    let (failed_tx, failed) = mpsc::unbounded_channel();
     let ctx = DeliveryContext {
         inner: Context {
             shared: shared.clone(),
             role: "producer",
         },
+        failed: failed_tx,
     };
     let producer: ThreadedProducer<DeliveryContext> = cfg.create_with_context(ctx)?;
     let generator = Generator::new(settings.generator.clone(), settings.opening_balance)
@@ -177,6 +184,7 @@ pub fn create(
     let (tx, rx) = mpsc::channel(64);
     let task = ProducerTask {
         producer,
+        failed,
         shared,
         topic: settings.topic.clone(),
         generator,
@@ -212,7 +220,7 @@ impl ProducerTask {
             };
             let Some((cmd, reply)) = cmd else { break None };
             if !matches!(cmd, Command::Manual { .. }) {
-                let result = self.handle(cmd, &token).await;
+                let result = self.handle(cmd);
                 let _ = reply.send(result);
             } else if self.shared.broker().topic_ready {
                 // The restore follows the topic closely: answer once it is done.
@@ -228,7 +236,7 @@ impl ProducerTask {
         };
         self.generator.restore(&view);
         if let Some((cmd, reply)) = pending {
-            let result = self.handle(cmd, &token).await;
+            let result = self.handle(cmd);
             let _ = reply.send(result);
         }
         let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -238,9 +246,13 @@ impl ProducerTask {
             tokio::select! {
                 biased;
                 _ = token.cancelled() => break,
+                Some((account, delta)) = self.failed.recv() => {
+                    // Never in Kafka, so never in the calculator's balance either.
+                    self.generator.unrecord(account, delta);
+                }
                 cmd = commands.recv() => match cmd {
                     Some((cmd, reply)) => {
-                        let result = self.handle(cmd, &token).await;
+                        let result = self.handle(cmd);
                         let _ = reply.send(result);
                     }
                     None => break,
@@ -279,11 +291,21 @@ impl ProducerTask {
                     }
                     let from_burst = self.burst.min(BATCH);
                     self.burst -= from_burst;
-                    for _ in 0..(n + from_burst) {
+                    let total = n + from_burst;
+                    let mut sent = 0;
+                    while sent < total {
                         let tx = self.generator.next(&mut self.rng, now_ms());
-                        if !self.publish(tx, &token).await {
+                        if !self.publish(tx) {
                             break;
                         }
+                        sent += 1;
+                    }
+                    if sent < total {
+                        // librdkafka's queue is full: the burst's rest waits for a later tick,
+                        // the rate's share is dropped (the broker sets the pace), and commands
+                        // are answered meanwhile.
+                        self.burst += from_burst.min(total - sent);
+                        self.credit = 0.0;
                     }
                 }
             }
@@ -314,7 +336,7 @@ impl ProducerTask {
         }
     }
 
-    async fn handle(&mut self, cmd: Command, token: &CancellationToken) -> Result<Status, String> {
+    fn handle(&mut self, cmd: Command) -> Result<Status, String> {
         let mut manual = None;
         match cmd {
             Command::Start => self.running = true,
@@ -376,8 +398,12 @@ impl ProducerTask {
                 let tx = self
                     .generator
                     .make(account, transaction_type, amount, id, now_ms());
-                if !self.publish(tx.clone(), token).await {
-                    return Err("shutting down".into());
+                if !self.publish(tx.clone()) {
+                    return Err(
+                        "Kafka's send queue is full (the broker is slow or unreachable): \
+                                the transaction was not sent; try again in a moment"
+                            .into(),
+                    );
                 }
                 manual = Some(tx);
             }
@@ -386,43 +412,37 @@ impl ProducerTask {
         Ok(self.status(manual))
     }
 
-    /// Enqueues one record, waiting while librdkafka's queue is full. False on shutdown.
-    async fn publish(&mut self, tx: Transaction, token: &CancellationToken) -> bool {
+    /// Enqueues one record without waiting: false when librdkafka's queue is full (the
+    /// transaction is taken back from the producer's view; the caller tries later or says so).
+    /// Other errors are counted as failed deliveries.
+    fn publish(&mut self, tx: Transaction) -> bool {
         let key = tx.account.to_string();
         let payload = tx.to_json();
-        let mut sent = Box::new(Sent {
+        let sent = Box::new(Sent {
             account: tx.account,
             delta: tx.delta(),
         });
-        loop {
-            let record = BaseRecord::with_opaque_to(&self.topic, sent)
-                .key(&key)
-                .payload(&payload)
-                .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
-            match self.producer.send(record) {
-                Ok(()) => {
-                    self.shared.producer().sent += 1;
-                    return true;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => {
-                    sent = rec.delivery_opaque;
-                    // The queue drains as the broker acknowledges; back off briefly.
-                    tokio::select! {
-                        _ = token.cancelled() => {
-                            warn!(id = %tx.transaction_id, "not sent: shutting down with librdkafka's queue full");
-                            return false;
-                        }
-                        _ = tokio::time::sleep(Duration::from_millis(2)) => {}
-                    }
-                }
-                Err((e, _)) => {
-                    let mut p = self.shared.producer();
-                    p.failed += 1;
-                    p.last_error = Some(e.to_string());
-                    drop(p);
-                    error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
-                    return true;
-                }
+        let record = BaseRecord::with_opaque_to(&self.topic, sent)
+            .key(&key)
+            .payload(&payload)
+            .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
+        match self.producer.send(record) {
+            Ok(()) => {
+                self.shared.producer().sent += 1;
+                true
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                self.generator.unrecord(tx.account, tx.delta());
+                false
+            }
+            Err((e, _)) => {
+                self.generator.unrecord(tx.account, tx.delta());
+                let mut p = self.shared.producer();
+                p.failed += 1;
+                p.last_error = Some(e.to_string());
+                drop(p);
+                error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
+                true
             }
         }
     }

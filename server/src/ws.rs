@@ -38,12 +38,47 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
         || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
 
+/// Whether a request naming `host` (its `Host` header) may open the socket. A page that a
+/// foreign domain re-resolved to this machine (DNS rebinding) sends that domain as both `Host`
+/// and `Origin`, which the origin check alone would accept; only IP literals, `localhost` and
+/// the hosts of `--allow-origin` pages are real names of this server.
+pub fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(host) = host else { return true };
+    let name = host_name(host);
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| {
+            let a = a.split_once("://").map_or(a.as_str(), |(_, h)| h);
+            host_name(a.trim_end_matches('/')).eq_ignore_ascii_case(name)
+        })
+}
+
+/// `host` of `host:port`, `[v6]:port`, `host` or `[v6]`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
 pub async fn handler(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if !host_allowed(header(HOST), &state.allow_origins) {
+        debug!(host = ?header(HOST), "WebSocket for a foreign host name refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "this host name may not open the cashflow WebSocket (use an IP address or localhost, \
+             or list the page with --allow-origin)",
+        )
+            .into_response();
+    }
     if !origin_allowed(header(ORIGIN), header(HOST), &state.allow_origins) {
         debug!(origin = ?header(ORIGIN), "WebSocket from a foreign origin refused");
         return (
@@ -244,7 +279,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_allowed;
+    use super::{host_allowed, origin_allowed};
+
+    #[test]
+    fn hosts() {
+        let allowed = vec!["http://teacher.school.example:8081".to_string()];
+        for ok in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "[::1]:8080",
+            "192.168.1.20:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "teacher.school.example:8080",
+        ] {
+            assert!(host_allowed(Some(ok), &allowed), "{ok}");
+        }
+        // A rebinding page: its own domain, now resolving to 127.0.0.1.
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "localhost.evil.example:8080",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!host_allowed(Some(bad), &allowed), "{bad}");
+        }
+        assert!(host_allowed(None, &allowed), "no Host: not a browser");
+    }
 
     #[test]
     fn origins() {

@@ -122,6 +122,98 @@ fn help_exits_zero() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("--brokers"));
 }
 
+/// `--help` shows where settings come from, never their values from the environment.
+#[test]
+fn help_does_not_print_secrets_from_the_environment() {
+    let out = cashflow()
+        .arg("--help")
+        .env("CASHFLOW_KAFKA_PROPS", format!("sasl.password={SECRET}"))
+        .env("CASHFLOW_PRESENTER_TOKEN", SECRET)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("CASHFLOW_KAFKA_PROPS"), "{help}");
+    assert!(!help.contains(SECRET), "secret in --help:\n{help}");
+}
+
+/// A property file carries values with commas (the environment's comma-separated form cannot);
+/// its errors name the file and line.
+#[test]
+fn kafka_props_file() {
+    let dir = std::env::temp_dir().join(format!("cashflow-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("bad.properties");
+    std::fs::write(&bad, "# broken\nlinger.ms\n").expect("write");
+    fails_with_one_line(
+        &["--kafka-props-file", bad.to_str().expect("utf-8")],
+        "line 2",
+    );
+    let unknown = dir.join("unknown.properties");
+    std::fs::write(&unknown, "no.such.property=a,b\n").expect("write");
+    fails_with_one_line(
+        &["--kafka-props-file", unknown.to_str().expect("utf-8")],
+        "no.such.property",
+    );
+    fails_with_one_line(&["--kafka-props-file", "/no/such/file"], "/no/such/file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second server on the same data folder is refused with one line and exit code 2 (two
+/// embedded brokers on one SQLite file would both take writes); the first one is unaffected.
+#[tokio::test]
+async fn one_server_per_data_folder() {
+    let dir = std::env::temp_dir().join(format!("cashflow-lock-{}", std::process::id()));
+    let args = |d: &std::path::Path| {
+        vec![
+            "--listen".to_string(),
+            "127.0.0.1:0".into(),
+            "--embedded-listen".into(),
+            "127.0.0.1:0".into(),
+            "--paused".into(),
+            "--data-dir".into(),
+            d.display().to_string(),
+        ]
+    };
+    let mut first = cashflow()
+        .args(args(&dir))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines(&mut first);
+    let url = url_of(&wait_line(&rx, Duration::from_secs(30), |l| {
+        l.contains("http://")
+    }));
+    let out = cashflow()
+        .args(args(&dir))
+        .output()
+        .expect("run the second");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: another cashflow is running with the data folder"),
+        "{err}"
+    );
+    let h = reqwest::get(format!("{url}/health")).await.expect("health");
+    assert_ne!(h.status(), 500, "the first server still answers");
+    sigterm(&first);
+    assert!(wait_exit(&mut first, Duration::from_secs(30)).success());
+    // Released with the process: the folder can be used again.
+    let mut again = cashflow()
+        .args(args(&dir))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = lines(&mut again);
+    wait_line(&rx, Duration::from_secs(30), |l| l.contains("http://"));
+    sigterm(&again);
+    assert!(wait_exit(&mut again, Duration::from_secs(30)).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Reads the child's stdout and stderr lines into one channel.
 fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();

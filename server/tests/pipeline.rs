@@ -533,3 +533,59 @@ async fn tls_settings_pass_through_to_kafka() {
     )
     .await;
 }
+
+/// A burst larger than librdkafka's queue (100 000) on the embedded broker fills the queue:
+/// commands are still answered at once (a manual transaction is sent or refused, never left
+/// waiting), transactions that did not fit are taken back from the producer's view, and in the
+/// end every delivered transaction is applied with no `new_balance` disagreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_producer_queue_never_stalls_commands() {
+    let topic = unique("fullqueue");
+    let app = common::spawn_app(Broker::Embedded, &topic).await;
+    app.producer
+        .send(Command::Burst(150_000))
+        .await
+        .expect("burst");
+    wait_for(WAIT, "the queue to fill", || async {
+        let p = app.shared.producer().clone();
+        (p.sent.saturating_sub(p.delivered) >= 90_000).then_some(())
+    })
+    .await;
+    let mut refused = 0;
+    for i in 0..5 {
+        let manual = Command::Manual {
+            account: 1,
+            transaction_type: cashflow_shared::TxType::Credit,
+            amount: Money::from_minor(100 + i),
+        };
+        match tokio::time::timeout(Duration::from_secs(2), app.producer.send(manual)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                assert!(e.contains("queue is full"), "{e}");
+                refused += 1;
+            }
+            Err(_) => panic!("a manual transaction waited over 2 s for a full queue"),
+        }
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            app.producer.send(Command::SetMix { credit_percent: 60 }),
+        )
+        .await
+        .expect("a settings command answered within 2 s")
+        .expect("accepted");
+    }
+    println!("manual transactions refused while the queue was full: {refused} of 5");
+    let b = wait_for(
+        Duration::from_secs(300),
+        "everything delivered and applied",
+        || async {
+            let p = app.shared.producer().clone();
+            let b = balances(&app).await;
+            (p.sent == p.delivered && b.stats.applied == p.delivered && p.sent >= 150_000)
+                .then_some(b)
+        },
+    )
+    .await;
+    assert_reconciles(&app, &b);
+    app.shutdown().await;
+}

@@ -298,6 +298,32 @@ async fn foreign_origins_are_refused() {
         next(&mut ws, Duration::from_secs(5)).await,
         ServerMsg::Hello { .. }
     ));
+    // DNS rebinding: a page of evil.example, its name now resolving to this machine, sends
+    // its own name as Host and Origin alike.
+    let port = app.http_addr.port();
+    let mut rebound = url.as_str().into_client_request().expect("request");
+    rebound
+        .headers_mut()
+        .insert("Host", format!("evil.example:{port}").parse().unwrap());
+    rebound.headers_mut().insert(
+        "Origin",
+        format!("http://evil.example:{port}").parse().unwrap(),
+    );
+    let err = tokio_tungstenite::connect_async(rebound)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    let mut by_name = url.as_str().into_client_request().expect("request");
+    by_name
+        .headers_mut()
+        .insert("Host", format!("localhost:{port}").parse().unwrap());
+    by_name.headers_mut().insert(
+        "Origin",
+        format!("http://localhost:{port}").parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(by_name)
+        .await
+        .expect("localhost is this machine");
     app.shutdown().await;
 }
 

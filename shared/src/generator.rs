@@ -112,6 +112,15 @@ impl Generator {
         })
     }
 
+    /// Takes back a transaction that never reached Kafka (not sent, or its delivery failed), so
+    /// the next `new_balance` of its account again agrees with the balance calculator.
+    pub fn unrecord(&mut self, account: AccountId, delta: Money) {
+        if let Some(state) = self.book.get_mut(&account) {
+            state.balance = state.balance.checked_sub(delta).unwrap_or(state.balance);
+            state.count = state.count.saturating_sub(1);
+        }
+    }
+
     /// A random transaction on a random account, recorded in the producer's view.
     pub fn next<R: Rng + ?Sized>(&mut self, rng: &mut R, timestamp_ms: i64) -> Transaction {
         let s = &self.settings;
@@ -205,6 +214,32 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_transaction_that_never_arrived_is_taken_back() {
+        let mut g = Generator::new(GeneratorSettings::default(), Money::from_major(100)).unwrap();
+        let before = g.view(1);
+        let t = g.make(
+            1,
+            TxType::Credit,
+            Money::from_minor(250),
+            uuid::Uuid::nil(),
+            0,
+        );
+        assert_eq!(g.view(1).balance, Money::from_minor(10_250));
+        g.unrecord(t.account, t.delta());
+        assert_eq!(g.view(1), before);
+        // The next one carries the balance the calculator computes.
+        let n = g.make(
+            1,
+            TxType::Debit,
+            Money::from_minor(50),
+            uuid::Uuid::nil(),
+            0,
+        );
+        assert_eq!(n.new_balance, Some(Money::from_minor(9_950)));
+        assert_eq!(n.producer_count(), Some(1));
     }
 
     #[test]
