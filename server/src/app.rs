@@ -21,6 +21,7 @@ use crate::hub::Hub;
 use crate::kafka::{Context, TopicSpec, base_config, watch_broker};
 use crate::producer::ProducerHandle;
 use crate::state::Shared;
+use crate::supervise::supervise;
 use crate::{balance_consumer, http, logging_consumer, producer};
 
 type Task = (CancellationToken, JoinHandle<()>);
@@ -87,6 +88,11 @@ impl App {
                 ..Default::default()
             },
         ));
+        if let Some(n) = settings.test_fail_calculator_after {
+            shared
+                .test_fail_after
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);
@@ -114,16 +120,19 @@ impl App {
         let producer_token = token.child_token();
         let producer_task = tracker.spawn(task.run(commands, restored_rx, producer_token));
 
-        spawn_logged(
+        let (s, b, sh, r, t) = (
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            ready.clone(),
+            token.clone(),
+        );
+        supervise(
             &tracker,
+            shared.clone(),
             "logging consumer",
-            logging_consumer::run(
-                settings.clone(),
-                brokers.clone(),
-                shared.clone(),
-                ready.clone(),
-                token.clone(),
-            ),
+            token.clone(),
+            move || logging_consumer::run(s.clone(), b.clone(), sh.clone(), r.clone(), t.clone()),
         );
 
         let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -170,17 +179,29 @@ impl App {
 
     async fn start_balance_consumer(&self) {
         let t = self.token.child_token();
-        let h = spawn_logged(
+        let (s, b, sh, r, v, tt) = (
+            self.settings.clone(),
+            self.brokers.clone(),
+            self.shared.clone(),
+            self.ready.clone(),
+            self.restored.clone(),
+            t.clone(),
+        );
+        let h = supervise(
             &self.tracker,
+            self.shared.clone(),
             "balance calculator",
-            balance_consumer::run(
-                self.settings.clone(),
-                self.brokers.clone(),
-                self.shared.clone(),
-                self.ready.clone(),
-                t.clone(),
-                self.restored.clone(),
-            ),
+            t.clone(),
+            move || {
+                balance_consumer::run(
+                    s.clone(),
+                    b.clone(),
+                    sh.clone(),
+                    r.clone(),
+                    tt.clone(),
+                    v.clone(),
+                )
+            },
         );
         *self.balance.lock().await = Some((t, h));
     }

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cashflow_shared::ledger::{AccountState, Position};
@@ -86,6 +87,11 @@ pub async fn run(
         let pos = Position { partition: msg.partition(), offset: msg.offset() };
         if shared.ledger().has_seen(pos) {
             return Verdict::Done; // re-delivered after a restart: already applied or dead-lettered
+        }
+        if let Ok(left) = shared.test_fail_after.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            && left == 1
+        {
+            return Verdict::Fail(anyhow::anyhow!("test fault point: the balance calculator fails once"));
         }
         if shared.ledger().next_offset(pos.partition) < pos.offset {
             // A partition back from another member: its accounts first, then this record.

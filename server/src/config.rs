@@ -179,6 +179,9 @@ pub struct Cli {
     /// more, as a crash in the middle of writing one would.
     #[arg(long, env = "CASHFLOW_TEST_ABORT_SNAPSHOT_AFTER", hide = true)]
     pub test_abort_snapshot_after: Option<u32>,
+    /// Test-only fault point: the balance calculator fails (once) at this record.
+    #[arg(long, env = "CASHFLOW_TEST_FAIL_CALCULATOR_AFTER", hide = true)]
+    pub test_fail_calculator_after: Option<u64>,
 }
 
 /// Everything the app needs to start, validated.
@@ -208,6 +211,8 @@ pub struct Settings {
     pub retention_bytes: Option<i64>,
     /// Width of the duplicate-id window, in offsets of one partition.
     pub id_window: i64,
+    /// Test-only fault point (see `Cli::test_fail_calculator_after`).
+    pub test_fail_calculator_after: Option<u64>,
 }
 
 /// When the balance calculator snapshots its state (see `state_store`).
@@ -309,6 +314,7 @@ impl Cli {
             retention_ms,
             retention_bytes,
             id_window: self.id_window,
+            test_fail_calculator_after: self.test_fail_calculator_after,
         })
     }
 }

@@ -114,6 +114,10 @@ pub enum Verdict {
     /// pool, retried with back-off until it succeeds, and then the same record is handed over
     /// again.
     CatchUp(Box<dyn FnOnce() -> anyhow::Result<()> + Send>),
+    /// Cannot go on: the record is left unhandled (its offset not stored), the consumer commits
+    /// what was handled and leaves its group, and `consume` returns this error (the supervisor
+    /// starts it again).
+    Fail(anyhow::Error),
 }
 
 /// A record the handler refuses: why, and what to do once its dead letter is settled (`true`:
@@ -228,6 +232,7 @@ pub async fn consume(
     info!(%group, %topic, "{role} started");
     let mut errors = RateLimitedLog::new(1);
     let mut in_flight = InFlight::default();
+    let mut failure = None;
     'records: loop {
         let msg = tokio::select! {
             biased;
@@ -271,6 +276,10 @@ pub async fn consume(
                 let Some(verdict) = verdict else { break };
                 let (p, o) = (msg.partition(), msg.offset());
                 match (verdict, &dead_letters) {
+                    (Verdict::Fail(e), _) => {
+                        failure = Some(e);
+                        break 'records;
+                    }
                     (Verdict::DeadLetter(letter), Some(dl)) => {
                         let queued = loop {
                             match dl.send(&msg, letter.reason.clone()) {
@@ -335,5 +344,8 @@ pub async fn consume(
         }
     }
     close_consumer(consumer, role).await;
-    Ok(())
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

@@ -63,10 +63,11 @@ async fn not_built() -> impl IntoResponse {
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
     let broker = s.shared.broker().clone();
     let store = s.shared.store().clone();
-    let connected = broker.reachable && broker.topic_ready;
-    let ok = connected && !store.restoring;
+    let tasks_down = s.shared.tasks_down();
+    let working = broker.reachable && broker.topic_ready && tasks_down.is_empty();
+    let ok = working && !store.restoring;
     let body = Health {
-        status: match (connected, store.restoring) {
+        status: match (working, store.restoring) {
             (false, _) => "degraded",
             (true, true) => "restoring",
             (true, false) => "ok",
@@ -74,6 +75,7 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
         .into(),
         broker,
         store,
+        tasks_down,
     };
     (
         if ok {

@@ -38,6 +38,7 @@ pub mod reader;
 pub mod restore;
 pub mod state;
 pub mod state_store;
+pub mod supervise;
 pub mod ws;
 
 pub use app::App;

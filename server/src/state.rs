@@ -37,6 +37,10 @@ pub struct Shared {
     /// Per partition, the newest snapshot known (read at restore or written): its slot and the
     /// offset it reflects.
     snapshot_marks: Mutex<BTreeMap<i32, (u8, i64)>>,
+    /// Supervised tasks that stopped and wait to be started again, with the reason.
+    tasks_down: Mutex<BTreeMap<String, String>>,
+    /// Test-only fault point: the balance calculator fails once after this many records.
+    pub test_fail_after: AtomicU64,
 }
 
 // A panic while a lock was held leaves plain data behind, still consistent field by field:
@@ -73,7 +77,22 @@ impl Shared {
                 ..StoreHealth::default()
             }),
             snapshot_marks: Mutex::new(BTreeMap::new()),
+            tasks_down: Mutex::new(BTreeMap::new()),
+            test_fail_after: AtomicU64::new(0),
         }
+    }
+
+    /// `name` stopped (`Some(reason)`) or runs again (`None`).
+    pub fn set_task_down(&self, name: &str, reason: Option<String>) {
+        let mut t = lock(&self.tasks_down);
+        match reason {
+            Some(r) => t.insert(name.to_owned(), r),
+            None => t.remove(name),
+        };
+    }
+
+    pub fn tasks_down(&self) -> BTreeMap<String, String> {
+        lock(&self.tasks_down).clone()
     }
 
     pub fn store(&self) -> MutexGuard<'_, StoreHealth> {

@@ -589,3 +589,41 @@ async fn a_full_producer_queue_never_stalls_commands() {
     assert_reconciles(&app, &b);
     app.shutdown().await;
 }
+
+/// A balance calculator that fails (a test-only fault point at its 500th record) is started
+/// again by its supervisor: `/health` names it as down, with the reason, until then, and in the
+/// end every delivered transaction is applied exactly once.
+async fn a_failed_calculator_is_restarted(broker: Broker) {
+    let topic = unique("supervised");
+    let app = common::spawn_app_with(broker, &topic, |s| {
+        s.test_fail_calculator_after = Some(500);
+    })
+    .await;
+    app.producer.send(Command::Burst(2_000)).await.expect("burst");
+    let health = format!("http://{}/health", app.http_addr);
+    let reason = wait_for(WAIT, "/health to name the failed calculator", || async {
+        let r = reqwest::get(&health).await.ok()?;
+        let code = r.status().as_u16();
+        let h: cashflow_shared::api::Health = r.json().await.ok()?;
+        let why = h.tasks_down.get("balance calculator").cloned()?;
+        assert_eq!((code, h.status.as_str()), (503, "degraded"));
+        Some(why)
+    })
+    .await;
+    assert!(reason.contains("test fault point"), "{reason}");
+    wait_delivered(&app, 2_000).await;
+    let b = wait_applied(&app, 2_000).await;
+    wait_for(WAIT, "/health ok again", || async {
+        let h: cashflow_shared::api::Health = reqwest::get(&health).await.ok()?.json().await.ok()?;
+        (h.status == "ok").then_some(())
+    })
+    .await;
+    assert_reconciles(&app, &b);
+    app.shutdown().await;
+}
+
+on_both_brokers!(
+    apache_kafka_a_failed_calculator_is_restarted,
+    embedded_a_failed_calculator_is_restarted,
+    a_failed_calculator_is_restarted
+);

@@ -59,11 +59,15 @@ pub struct DeliveredTotals {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     /// "ok"; "restoring" while the balance calculator rebuilds its state (balances are not
-    /// current yet); "degraded" while the broker is unreachable or the topic is not ready.
+    /// current yet); "degraded" while the broker is unreachable, the topic is not ready, or a
+    /// task is down (`tasks_down`).
     pub status: String,
     pub broker: BrokerHealth,
     #[serde(default)]
     pub store: StoreHealth,
+    /// Tasks that stopped and are about to be started again, with the reason ("degraded").
+    #[serde(default)]
+    pub tasks_down: BTreeMap<String, String>,
 }
 
 /// The balance calculator's state store: its restore and its snapshots.
