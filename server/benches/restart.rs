@@ -1,9 +1,11 @@
 //! Restart time against topic size, the real binary on both brokers: the producer at "max" with
 //! 100 accounts fills a topic to N records (the balance calculator snapshotting as it goes),
-//! then the server is killed with SIGKILL and started again, and later stopped with SIGTERM and
-//! started again; each restart is timed until `/health` says "ok" (every balance restored) and
-//! the producer delivers again. Two sizes 10× apart per broker show whether restart time
-//! follows the topic's history (it should not).
+//! generation is paused over the WebSocket and the calculator catches up, then the server is
+//! killed with SIGKILL (no final snapshot: the tail since the last periodic one is read again)
+//! and started again, and later stopped with SIGTERM and started again; each restart is timed
+//! until `/health` says "ok" (every balance restored) and the producer delivers again. Two
+//! sizes 10× apart per broker show whether restart time follows the topic's history (it should
+//! not).
 //!
 //!     cargo bench -p cashflow --bench restart
 //!     BENCH_SIZES=100000,1000000 BENCH_EMBEDDED_SIZES=20000,200000 cargo bench -p cashflow --bench restart
@@ -81,6 +83,21 @@ async fn restart(args: &[String]) -> (Server, Restart) {
     (s, restart)
 }
 
+/// Pauses generation through the page's WebSocket, as the presenter would.
+async fn pause(url: &str) {
+    use futures_util::SinkExt;
+    let ws_url = format!("{}/ws", url.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(r#"{"cmd":"pause","id":1}"#))
+        .await
+        .expect("pause");
+    common::wait_for(Duration::from_secs(30), "generation paused", || async {
+        let p: ProducerStats = get(&format!("{url}/api/producer")).await?;
+        (!p.running).then_some(())
+    })
+    .await;
+}
+
 fn sigterm(mut s: Server) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
@@ -100,15 +117,21 @@ async fn run(name: &str, base: Vec<String>, n: i64) -> (i64, Restart, Restart) {
     };
     let s = start(&args(&["--rate", "max", "--accounts", "100"]));
     let filled = Instant::now();
-    let total = common::wait_for(Duration::from_secs(3_600), "the topic filled", || async {
+    common::wait_for(Duration::from_secs(3_600), "the topic filled", || async {
+        let p: ProducerStats = get(&format!("{}/api/producer", s.url)).await?;
+        (p.delivered as i64 >= n).then_some(())
+    })
+    .await;
+    pause(&s.url).await;
+    // Everything delivered, then everything handled by the calculator.
+    let total = common::wait_for(Duration::from_secs(3_600), "the calculator to catch up", || async {
+        let p: ProducerStats = get(&format!("{}/api/producer", s.url)).await?;
         let b: Balances = get(&format!("{}/api/balances", s.url)).await?;
         let handled: i64 = b.next_offsets.values().sum();
-        (handled >= n).then_some(handled)
+        (p.sent == p.delivered && handled as u64 >= p.delivered).then_some(handled)
     })
     .await;
     eprintln!("{name}: {total} records in {:?}", filled.elapsed());
-    // Killed while producing at max: the restart has the calculator's lag and the tail since the
-    // last snapshot to read.
     sigkill(s);
     let (s, killed) = restart(&args(&["--rate", "2"])).await;
     sigterm(s);
@@ -155,9 +178,9 @@ async fn main() {
         ];
         rows.push(("Apache Kafka 4.1", run("apache", base, n).await));
     }
-    println!("\nrestart with 100 accounts, snapshots every 50 000 records per partition\n");
+    println!("\nrestart with 100 accounts, 6 partitions, snapshots every 50 000 records per partition\n");
     println!(
-        "| broker | records in the topic | after SIGKILL at max: /health ok | producing | records re-read | changelog records | after SIGTERM: /health ok | producing | records re-read |"
+        "| broker | records in the topic | after SIGKILL: /health ok | producing | records re-read | changelog records | after SIGTERM: /health ok | producing | records re-read |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, (total, k, t)) in &rows {
