@@ -13,36 +13,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cashflow_shared::api::{Balances, Health, ProducerStats};
 
-struct Server {
-    child: Child,
-    url: String,
-}
+type Server = common::Binary;
 
 fn start(args: &[String]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cashflow"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("url line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .trim_end_matches('/')
-        .to_owned();
-    Server { child, url }
+    common::Binary::start(args)
 }
 
 async fn get<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
@@ -99,8 +77,7 @@ async fn pause(url: &str) {
 }
 
 fn sigterm(mut s: Server) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    s.sigterm();
     s.child.wait().expect("wait");
 }
 

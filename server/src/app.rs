@@ -18,7 +18,8 @@ use tracing::{error, info, warn};
 
 use crate::config::Settings;
 use crate::hub::Hub;
-use crate::kafka::{Context, TopicSpec, base_config, watch_broker};
+use crate::kafka::{Context, base_config};
+use crate::topics::{TopicSpec, watch_broker};
 use crate::producer::ProducerHandle;
 use crate::state::Shared;
 use crate::supervise::supervise;

@@ -18,7 +18,8 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tracing::warn;
 
-use crate::kafka::{Context, base_config, dlq_topic};
+use crate::kafka::{Context, base_config};
+use crate::topics::dlq_topic;
 use crate::state::Shared;
 
 /// Bytes of a payload kept when the whole record is too large for the dead-letter topic.

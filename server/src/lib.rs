@@ -39,6 +39,7 @@ pub mod restore;
 pub mod state;
 pub mod state_store;
 pub mod supervise;
+pub mod topics;
 pub mod ws;
 
 pub use app::App;

@@ -32,7 +32,8 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::reader::{ReadError, Reader, read_ranges, reader};
 use crate::state::Shared;
-use crate::state_store::{changelog_topic, load_latest};
+use crate::state_store::load_latest;
+use crate::topics::changelog_topic;
 
 /// One partition being restored.
 struct Part {

@@ -32,11 +32,7 @@ use crate::config::{Settings, StoreSettings};
 use crate::kafka::{Context, base_config};
 use crate::reader::{ReadError, Reader, read_ranges};
 use crate::state::Shared;
-
-/// The changelog topic of `topic`.
-pub fn changelog_topic(topic: &str) -> String {
-    format!("{topic}.balances")
-}
+use crate::topics::changelog_topic;
 
 /// The newest complete snapshot of each of `partitions` (`None`: there is none, or it cannot
 /// be read, with a warning: that partition is replayed from the topic), and the changelog

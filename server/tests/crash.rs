@@ -9,8 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::api::{Balances, Health};
@@ -21,30 +20,10 @@ const KILLS: usize = 10;
 /// The run goes on (through the kills) until the topic holds at least this many transactions.
 const MIN_RECORDS: i64 = 50_000;
 
-/// Starts the binary; its address and its Kafka bootstrap servers, from its one stdout line.
+/// Starts the binary; it, its address and its Kafka bootstrap servers.
 fn start_with_kafka(args: &[String]) -> (Child, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cashflow"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("url line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .trim_end_matches('/')
-        .to_owned();
-    let kafka = line
-        .rsplit_once("(Kafka: ")
-        .map(|(_, k)| k.trim().trim_end_matches(')').to_owned())
-        .expect("Kafka address");
-    (child, url, kafka)
+    let b = common::Binary::start(args);
+    (b.child, b.url, b.kafka)
 }
 
 fn start(args: &[String]) -> (Child, String) {

@@ -6,9 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use cashflow::producer::Command;
@@ -384,31 +382,13 @@ async fn sigterm_during_restore_exits_promptly() {
     }
     p.flush(Duration::from_secs(60)).expect("flush");
 
-    let mut child = Process::new(env!("CARGO_BIN_EXE_cashflow"))
-        .args([
-            "--brokers",
-            &brokers,
-            "--topic",
-            &topic,
-            "--group-prefix",
-            &topic,
-        ])
-        .args(["--listen", "127.0.0.1:0", "--paused"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("url line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .trim_end_matches('/')
-        .to_owned();
+    let args: Vec<String> = ["--brokers", &brokers, "--topic", &topic, "--group-prefix", &topic]
+        .into_iter()
+        .chain(["--listen", "127.0.0.1:0", "--paused"])
+        .map(String::from)
+        .collect();
+    let server = common::Binary::start(&args);
+    let url = server.url.clone();
     let (code, h) = wait_for(WAIT, "a restore under way", || async {
         let r = reqwest::get(format!("{url}/health")).await.ok()?;
         let code = r.status().as_u16();
@@ -425,8 +405,8 @@ async fn sigterm_during_restore_exits_promptly() {
     );
     assert_eq!(progress.source_total, u64::from(n));
     let sent = Instant::now();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    server.sigterm();
+    let mut child = server.child;
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {

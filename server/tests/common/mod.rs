@@ -253,3 +253,46 @@ pub fn apache_kafka_tls() -> (String, PathBuf) {
         });
     (format!("{host}:{}", port + 3), dir.join("tls/ca.pem"))
 }
+
+/// The real `cashflow` binary, started with `args` (`RUST_LOG=warn`, stderr discarded). Its
+/// address and Kafka bootstrap servers come from its one stdout line, "cashflow is running at
+/// http://… (Kafka: …)".
+pub struct Binary {
+    pub child: std::process::Child,
+    pub url: String,
+    pub kafka: String,
+}
+
+impl Binary {
+    pub fn start(args: &[String]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cashflow"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cashflow");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the running-at line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let kafka = line
+            .rsplit_once("(Kafka: ")
+            .map(|(_, k)| k.trim().trim_end_matches(')').to_owned())
+            .unwrap_or_else(|| panic!("no Kafka address in {line:?}"));
+        Binary { child, url, kafka }
+    }
+
+    /// SIGTERM, as Ctrl-C or a service manager would stop it.
+    pub fn sigterm(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+}

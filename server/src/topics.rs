@@ -1,0 +1,214 @@
+//! The topics cashflow uses and the broker watch: creates the topic, its dead-letter topic and
+//! the state store's changelog once the broker is reachable, and keeps `/health` current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::kafka::Context;
+use crate::state::Shared;
+
+/// The dead-letter topic of `topic`: records that are not transactions go there, with the reason
+/// in headers.
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The state store's changelog topic of `topic` (see `state_store`).
+pub fn changelog_topic(topic: &str) -> String {
+    format!("{topic}.balances")
+}
+
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// Topic configuration when cashflow creates it (retention, cleanup policy).
+    pub config: Vec<(&'static str, String)>,
+}
+
+impl TopicSpec {
+    /// The transactions topic: records kept for `retention_ms` and up to `retention_bytes` per
+    /// partition (-1: no limit). Balances do not need old records (they are restored from the
+    /// state store's snapshots).
+    pub fn source(settings: &crate::config::Settings) -> TopicSpec {
+        TopicSpec {
+            name: settings.topic.clone(),
+            partitions: settings.partitions,
+            replication: settings.replication_factor,
+            config: vec![
+                ("retention.ms", settings.retention_ms.to_string()),
+                ("retention.bytes", settings.retention_bytes().to_string()),
+            ],
+        }
+    }
+}
+
+/// Checks (and creates) the topic, then its dead-letter topic and the state store's changelog
+/// (compacted, one partition per partition of the topic); the main topic's partitions.
+async fn check_topics(
+    admin: &Arc<AdminClient<Context>>,
+    topic: &TopicSpec,
+) -> Result<usize, CheckError> {
+    let n = check_once(admin, topic).await?;
+    let dlq = TopicSpec {
+        name: dlq_topic(&topic.name),
+        config: topic.config.clone(),
+        ..*topic
+    };
+    check_once(admin, &dlq).await?;
+    let changelog = TopicSpec {
+        name: changelog_topic(&topic.name),
+        partitions: n as i32,
+        replication: topic.replication,
+        config: vec![
+            ("cleanup.policy", "compact".into()),
+            // Compaction works on closed segments: roll them often enough that old snapshots
+            // go within minutes.
+            ("segment.ms", "600000".into()),
+            ("min.cleanable.dirty.ratio", "0.1".into()),
+        ],
+    };
+    let m = check_once(admin, &changelog).await?;
+    if m != n {
+        return Err(CheckError::Topic(format!(
+            "{} has {m} partitions, {} has {n}: delete the changelog so it is made again",
+            changelog.name, topic.name
+        )));
+    }
+    Ok(n)
+}
+
+/// Watches the broker: creates the topic and its dead-letter topic once it is reachable, keeps
+/// `/health` current, and warns once per outage. Sends `true` on `ready` once both exist.
+pub async fn watch_broker(
+    admin: Arc<AdminClient<Context>>,
+    shared: Arc<Shared>,
+    topic: TopicSpec,
+    ready: watch::Sender<bool>,
+    token: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        let result = match check_topics(&admin, &topic).await {
+            // A client's own error (refused, authentication failed, TLS) says why.
+            Err(CheckError::Unreachable(e)) => Err(CheckError::Unreachable(
+                shared.take_client_error().unwrap_or(e),
+            )),
+            other => other,
+        };
+        let ok = result.is_ok();
+        {
+            let mut b = shared.broker();
+            b.reachable = ok || matches!(result, Err(CheckError::Topic(_)));
+            match &result {
+                Ok(partitions) => {
+                    b.topic_ready = true;
+                    b.partitions = *partitions as u32;
+                    if !*ready.borrow() {
+                        info!(topic = %topic.name, partitions, "topic ready");
+                    }
+                }
+                Err(e) => b.last_error = Some(e.to_string()),
+            }
+        }
+        match result {
+            Ok(_) => {
+                if warned {
+                    info!(brokers = %shared.broker().bootstrap_servers, "broker reachable again");
+                    warned = false;
+                }
+                ready.send_replace(true);
+                backoff = Duration::from_secs(2);
+            }
+            Err(e) => {
+                if !warned {
+                    warn!(brokers = %shared.broker().bootstrap_servers, "{e}; retrying with back-off");
+                    warned = true;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
+    #[error("cannot create topic: {0}")]
+    Topic(String),
+}
+
+fn topic_partitions(admin: &AdminClient<Context>, name: &str) -> Result<Option<usize>, KafkaError> {
+    let m = admin
+        .inner()
+        .fetch_metadata(Some(name), Duration::from_secs(3))?;
+    Ok(m.topics()
+        .iter()
+        .find(|t| t.name() == name)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len()))
+}
+
+async fn partitions_of(
+    admin: &Arc<AdminClient<Context>>,
+    name: &str,
+) -> Result<Option<usize>, CheckError> {
+    let (a, n) = (admin.clone(), name.to_owned());
+    tokio::task::spawn_blocking(move || topic_partitions(&a, &n))
+        .await
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?
+        .map_err(|e| CheckError::Unreachable(e.to_string()))
+}
+
+/// One metadata round trip; creates the topic when it is missing. Returns its partition count.
+async fn check_once(
+    admin: &Arc<AdminClient<Context>>,
+    topic: &TopicSpec,
+) -> Result<usize, CheckError> {
+    if let Some(n) = partitions_of(admin, &topic.name).await? {
+        return Ok(n);
+    }
+    let mut new = NewTopic::new(
+        &topic.name,
+        topic.partitions,
+        TopicReplication::Fixed(topic.replication),
+    );
+    for (k, v) in &topic.config {
+        new = new.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    let res = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    for r in res {
+        match r {
+            Ok(_) => info!(topic = %topic.name, partitions = topic.partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(CheckError::Topic(format!("{name}: {code}"))),
+        }
+    }
+    // A new topic reaches the metadata a moment after its creation is acknowledged.
+    for _ in 0..20 {
+        if let Some(n) = partitions_of(admin, &topic.name).await? {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(CheckError::Topic(
+        "created, but not in the metadata after 2 s".into(),
+    ))
+}
+
