@@ -66,9 +66,11 @@ async fn pause(url: &str) {
     use futures_util::SinkExt;
     let ws_url = format!("{}/ws", url.replacen("http://", "ws://", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
-    ws.send(tokio_tungstenite::tungstenite::Message::text(r#"{"cmd":"pause","id":1}"#))
-        .await
-        .expect("pause");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"cmd":"pause","id":1}"#,
+    ))
+    .await
+    .expect("pause");
     common::wait_for(Duration::from_secs(30), "generation paused", || async {
         let p: ProducerStats = get(&format!("{url}/api/producer")).await?;
         (!p.running).then_some(())
@@ -101,12 +103,16 @@ async fn run(name: &str, base: Vec<String>, n: i64) -> (i64, Restart, Restart) {
     .await;
     pause(&s.url).await;
     // Everything delivered, then everything handled by the calculator.
-    let total = common::wait_for(Duration::from_secs(3_600), "the calculator to catch up", || async {
-        let p: ProducerStats = get(&format!("{}/api/producer", s.url)).await?;
-        let b: Balances = get(&format!("{}/api/balances", s.url)).await?;
-        let handled: i64 = b.next_offsets.values().sum();
-        (p.sent == p.delivered && handled as u64 >= p.delivered).then_some(handled)
-    })
+    let total = common::wait_for(
+        Duration::from_secs(3_600),
+        "the calculator to catch up",
+        || async {
+            let p: ProducerStats = get(&format!("{}/api/producer", s.url)).await?;
+            let b: Balances = get(&format!("{}/api/balances", s.url)).await?;
+            let handled: i64 = b.next_offsets.values().sum();
+            (p.sent == p.delivered && handled as u64 >= p.delivered).then_some(handled)
+        },
+    )
     .await;
     eprintln!("{name}: {total} records in {:?}", filled.elapsed());
     sigkill(s);
@@ -155,7 +161,9 @@ async fn main() {
         ];
         rows.push(("Apache Kafka 4.1", run("apache", base, n).await));
     }
-    println!("\nrestart with 100 accounts, 6 partitions, snapshots every 50 000 records per partition\n");
+    println!(
+        "\nrestart with 100 accounts, 6 partitions, snapshots every 50 000 records per partition\n"
+    );
     println!(
         "| broker | records in the topic | after SIGKILL: /health ok | producing | records re-read | changelog records | after SIGTERM: /health ok | producing | records re-read |"
     );

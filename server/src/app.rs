@@ -19,10 +19,10 @@ use tracing::{error, info, warn};
 use crate::config::Settings;
 use crate::hub::Hub;
 use crate::kafka::{Context, base_config};
-use crate::topics::{TopicSpec, watch_broker};
 use crate::producer::ProducerHandle;
 use crate::state::Shared;
 use crate::supervise::supervise;
+use crate::topics::{TopicSpec, watch_broker};
 use crate::{balance_consumer, http, logging_consumer, producer};
 
 type Task = (CancellationToken, JoinHandle<()>);

@@ -88,7 +88,7 @@ pub async fn run(
         if shared.ledger().has_seen(pos) {
             return Verdict::Done; // re-delivered after a restart: already applied or dead-lettered
         }
-        if let Ok(left) = shared.test_fail_after.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        if let Ok(left) = shared.test_fail_after.try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             && left == 1
         {
             return Verdict::Fail(anyhow::anyhow!("test fault point: the balance calculator fails once"));

@@ -19,8 +19,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tracing::warn;
 
 use crate::kafka::{Context, base_config};
-use crate::topics::dlq_topic;
 use crate::state::Shared;
+use crate::topics::dlq_topic;
 
 /// Bytes of a payload kept when the whole record is too large for the dead-letter topic.
 pub const TRUNCATED_BYTES: usize = 1024;

@@ -195,7 +195,8 @@ impl SnapshotWriter {
         })
     }
 
-    /// Snapshots due partitions of those this process owns until `token` is cancelled, then
+    /// Snapshots due partitions of those this process owns (or, before the group assigned it
+    /// any, those it restored) until `token` is cancelled, then
     /// every partition held that changed since its last snapshot, so the next start reads
     /// almost no tail. (At shutdown the calculator may already have given its partitions back,
     /// so ownership is not asked again; a snapshot of a partition another member took since is
@@ -212,7 +213,14 @@ impl SnapshotWriter {
             if self.shared.store().restoring {
                 continue;
             }
-            for p in self.shared.assigned() {
+            // Until the group assigns partitions (after a crash that waits out the dead
+            // member's session), the restored ones are this process's: snapshotting them then
+            // spares the next restart the tail this one just read.
+            let mut owned = self.shared.assigned();
+            if owned.is_empty() {
+                owned = self.shared.ledger().partitions().keys().copied().collect();
+            }
+            for p in owned {
                 if self.due(p, false) {
                     self.write(p).await;
                 }
@@ -232,7 +240,12 @@ impl SnapshotWriter {
     fn due(&mut self, partition: i32, now: bool) -> bool {
         let next = self.shared.ledger().next_offset(partition);
         let mark = self.shared.snapshot_mark(partition).map_or(0, |m| m.1);
-        let (last, at) = *self.last.entry(partition).or_insert((mark, Instant::now()));
+        // A partition not snapshotted by this process yet is due at once if it moved past its
+        // newest snapshot (a restart read a tail): the next restart then need not read it again.
+        let long_ago = Instant::now()
+            .checked_sub(self.settings.every)
+            .unwrap_or_else(Instant::now);
+        let (last, at) = *self.last.entry(partition).or_insert((mark, long_ago));
         next > last
             && (now
                 || next - last >= self.settings.every_records

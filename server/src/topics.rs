@@ -211,4 +211,3 @@ async fn check_once(
         "created, but not in the metadata after 2 s".into(),
     ))
 }
-

@@ -599,7 +599,10 @@ async fn a_failed_calculator_is_restarted(broker: Broker) {
         s.test_fail_calculator_after = Some(500);
     })
     .await;
-    app.producer.send(Command::Burst(2_000)).await.expect("burst");
+    app.producer
+        .send(Command::Burst(2_000))
+        .await
+        .expect("burst");
     let health = format!("http://{}/health", app.http_addr);
     let reason = wait_for(WAIT, "/health to name the failed calculator", || async {
         let r = reqwest::get(&health).await.ok()?;
@@ -614,7 +617,8 @@ async fn a_failed_calculator_is_restarted(broker: Broker) {
     wait_delivered(&app, 2_000).await;
     let b = wait_applied(&app, 2_000).await;
     wait_for(WAIT, "/health ok again", || async {
-        let h: cashflow_shared::api::Health = reqwest::get(&health).await.ok()?.json().await.ok()?;
+        let h: cashflow_shared::api::Health =
+            reqwest::get(&health).await.ok()?.json().await.ok()?;
         (h.status == "ok").then_some(())
     })
     .await;

@@ -382,11 +382,18 @@ async fn sigterm_during_restore_exits_promptly() {
     }
     p.flush(Duration::from_secs(60)).expect("flush");
 
-    let args: Vec<String> = ["--brokers", &brokers, "--topic", &topic, "--group-prefix", &topic]
-        .into_iter()
-        .chain(["--listen", "127.0.0.1:0", "--paused"])
-        .map(String::from)
-        .collect();
+    let args: Vec<String> = [
+        "--brokers",
+        &brokers,
+        "--topic",
+        &topic,
+        "--group-prefix",
+        &topic,
+    ]
+    .into_iter()
+    .chain(["--listen", "127.0.0.1:0", "--paused"])
+    .map(String::from)
+    .collect();
     let server = common::Binary::start(&args);
     let url = server.url.clone();
     let (code, h) = wait_for(WAIT, "a restore under way", || async {

@@ -266,11 +266,24 @@ pub struct Binary {
 impl Binary {
     pub fn start(args: &[String]) -> Binary {
         use std::io::{BufRead, BufReader};
+        // CASHFLOW_TEST_SERVER_LOG=FILE keeps the servers' logs (appended) for a failing test.
+        let stderr = match std::env::var("CASHFLOW_TEST_SERVER_LOG") {
+            Ok(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(std::process::Stdio::from)
+                .unwrap_or_else(|_| std::process::Stdio::null()),
+            Err(_) => std::process::Stdio::null(),
+        };
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cashflow"))
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CASHFLOW_TEST_SERVER_RUST_LOG").unwrap_or("warn".into()),
+            )
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn cashflow");
         let mut line = String::new();
