@@ -31,6 +31,9 @@ cargo build -p cashflow-shared --target wasm32-unknown-unknown
 step "cargo test"
 target=${CARGO_TARGET_DIR:-target}
 mkdir -p "$target"
+# The logs of the servers that tests start as separate processes, kept for a failing run.
+export CASHFLOW_TEST_SERVER_LOG="$target/test-servers.log" CASHFLOW_TEST_SERVER_RUST_LOG=warn,cashflow=info
+rm -f "$CASHFLOW_TEST_SERVER_LOG"
 cargo test 2>&1 | tee "$target/cargo-test.log"
 # Cargo's own summary lines, gathered, so one closing line states the total.
 passed=$(grep -o 'test result: ok. [0-9]* passed' "$target/cargo-test.log" | awk '{s+=$4} END {print s+0}')

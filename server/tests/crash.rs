@@ -118,17 +118,25 @@ async fn survives_repeated_kill_9() {
         // Wait until this incarnation serves its restored balances (never fewer than the last
         // incarnation showed before it died) and applies something, then kill it at a random
         // moment.
-        let restored = common::wait_for(Duration::from_secs(60), "the restore", || async {
-            let h: Health = reqwest::get(format!("{url}/health"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (h.status == "ok").then_some(())?;
-            balances(&url).await
-        })
-        .await;
+        let mut last_health = None;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let restored = loop {
+            let h: Option<Health> = match reqwest::get(format!("{url}/health")).await {
+                Ok(r) => r.json().await.ok(),
+                Err(_) => None,
+            };
+            if h.as_ref().is_some_and(|h| h.status == "ok")
+                && let Some(b) = balances(&url).await
+            {
+                break b;
+            }
+            last_health = h.or(last_health);
+            assert!(
+                Instant::now() < deadline,
+                "incarnation {kill} not restored within 120 s; last /health: {last_health:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         if let Some(before) = &last_seen {
             let now: BTreeMap<u32, u64> = restored
                 .accounts
