@@ -94,6 +94,11 @@ impl App {
                 .test_fail_after
                 .store(n, std::sync::atomic::Ordering::Relaxed);
         }
+        if let Some(n) = settings.test_stall_calculator_after {
+            shared
+                .test_stall_after
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);

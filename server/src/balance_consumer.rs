@@ -93,6 +93,16 @@ pub async fn run(
         {
             return Verdict::Fail(anyhow::anyhow!("test fault point: the balance calculator fails once"));
         }
+        if let Ok(1) = shared.test_stall_after.try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)) {
+            // Test fault point: a catch-up that never ends (until shutdown).
+            let t = catch_token.clone();
+            return Verdict::CatchUp(Box::new(move || {
+                while !t.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                anyhow::bail!("stopped")
+            }));
+        }
         if shared.ledger().next_offset(pos.partition) < pos.offset {
             // A partition back from another member: its accounts first, then this record.
             let (s, b, sh, t) = (catch_settings.clone(), catch_brokers.clone(), shared.clone(), catch_token.clone());

@@ -179,6 +179,14 @@ pub struct Cli {
     /// more, as a crash in the middle of writing one would.
     #[arg(long, env = "CASHFLOW_TEST_ABORT_SNAPSHOT_AFTER", hide = true)]
     pub test_abort_snapshot_after: Option<u32>,
+    /// Seconds without progress, with records to read, after which `/health` says the balance
+    /// calculator is stuck.
+    #[arg(long, env = "CASHFLOW_STUCK_AFTER_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stuck_after_seconds: u64,
+    /// Test-only fault point: the balance calculator stalls (until shutdown) at this record.
+    #[arg(long, env = "CASHFLOW_TEST_STALL_CALCULATOR_AFTER", hide = true)]
+    pub test_stall_calculator_after: Option<u64>,
     /// Test-only fault point: the balance calculator fails (once) at this record.
     #[arg(long, env = "CASHFLOW_TEST_FAIL_CALCULATOR_AFTER", hide = true)]
     pub test_fail_calculator_after: Option<u64>,
@@ -213,6 +221,10 @@ pub struct Settings {
     pub id_window: i64,
     /// Test-only fault point (see `Cli::test_fail_calculator_after`).
     pub test_fail_calculator_after: Option<u64>,
+    /// Test-only fault point (see `Cli::test_stall_calculator_after`).
+    pub test_stall_calculator_after: Option<u64>,
+    /// See `Cli::stuck_after_seconds`.
+    pub stuck_after: std::time::Duration,
 }
 
 /// When the balance calculator snapshots its state (see `state_store`).
@@ -315,6 +327,8 @@ impl Cli {
             retention_bytes,
             id_window: self.id_window,
             test_fail_calculator_after: self.test_fail_calculator_after,
+            test_stall_calculator_after: self.test_stall_calculator_after,
+            stuck_after: std::time::Duration::from_secs(self.stuck_after_seconds),
         })
     }
 }

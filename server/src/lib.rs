@@ -34,6 +34,7 @@ pub mod hub;
 pub mod kafka;
 pub mod logging_consumer;
 pub mod producer;
+pub mod progress;
 pub mod reader;
 pub mod restore;
 pub mod state;

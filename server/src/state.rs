@@ -39,8 +39,10 @@ pub struct Shared {
     snapshot_marks: Mutex<BTreeMap<i32, (u8, i64)>>,
     /// Supervised tasks that stopped and wait to be started again, with the reason.
     tasks_down: Mutex<BTreeMap<String, String>>,
-    /// Test-only fault point: the balance calculator fails once after this many records.
+    /// Test-only fault points: the balance calculator fails once, or stalls until shutdown,
+    /// after this many records.
     pub test_fail_after: AtomicU64,
+    pub test_stall_after: AtomicU64,
 }
 
 // A panic while a lock was held leaves plain data behind, still consistent field by field:
@@ -79,6 +81,7 @@ impl Shared {
             snapshot_marks: Mutex::new(BTreeMap::new()),
             tasks_down: Mutex::new(BTreeMap::new()),
             test_fail_after: AtomicU64::new(0),
+            test_stall_after: AtomicU64::new(0),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The topics cashflow uses and the broker watch: creates the topic, its dead-letter topic and
 //! the state store's changelog once the broker is reachable, and keeps `/health` current.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::kafka::Context;
+use crate::progress::Stall;
 use crate::state::Shared;
 
 /// The dead-letter topic of `topic`: records that are not transactions go there, with the reason
@@ -30,6 +32,9 @@ pub struct TopicSpec {
     pub replication: i32,
     /// Topic configuration when cashflow creates it (retention, cleanup policy).
     pub config: Vec<(&'static str, String)>,
+    /// The balance calculator is "stuck" after this long without progress on records it has
+    /// to read.
+    pub stuck_after: Duration,
 }
 
 impl TopicSpec {
@@ -45,9 +50,44 @@ impl TopicSpec {
                 ("retention.ms", settings.retention_ms.to_string()),
                 ("retention.bytes", settings.retention_bytes().to_string()),
             ],
+            stuck_after: settings.stuck_after,
         }
     }
 }
+
+/// Whether the balance calculator handles the records it has to read; `/health` names it as
+/// stuck otherwise (under `tasks_down`, key [`STUCK_KEY`]).
+async fn check_progress(
+    admin: &Arc<AdminClient<Context>>,
+    shared: &Arc<Shared>,
+    topic: &str,
+    partitions: usize,
+    stall: &mut Stall,
+) {
+    if shared.store().restoring {
+        shared.set_task_down(STUCK_KEY, None);
+        return;
+    }
+    let (a, t) = (admin.clone(), topic.to_owned());
+    let ends = tokio::task::spawn_blocking(move || {
+        (0..partitions as i32)
+            .map(|p| Ok((p, a.inner().fetch_watermarks(&t, p, Duration::from_secs(3))?.1)))
+            .collect::<Result<BTreeMap<i32, i64>, KafkaError>>()
+    })
+    .await;
+    let Ok(Ok(ends)) = ends else {
+        return; // the broker watch reports an unreachable broker itself
+    };
+    let next = shared.ledger().next_offsets();
+    let why = stall.check(Instant::now(), &ends, &next, &shared.assigned());
+    if let Some(why) = &why {
+        warn!(topic, "balance calculator {why}");
+    }
+    shared.set_task_down(STUCK_KEY, why);
+}
+
+/// The `tasks_down` entry of a stuck balance calculator.
+pub const STUCK_KEY: &str = "balance calculator progress";
 
 /// Checks (and creates) the topic, then its dead-letter topic and the state store's changelog
 /// (compacted, one partition per partition of the topic); the main topic's partitions.
@@ -73,6 +113,7 @@ async fn check_topics(
             ("segment.ms", "600000".into()),
             ("min.cleanable.dirty.ratio", "0.1".into()),
         ],
+        stuck_after: topic.stuck_after,
     };
     let m = check_once(admin, &changelog).await?;
     if m != n {
@@ -95,6 +136,7 @@ pub async fn watch_broker(
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
+    let mut stall = Stall::new(topic.stuck_after);
     loop {
         let result = match check_topics(&admin, &topic).await {
             // A client's own error (refused, authentication failed, TLS) says why.
@@ -119,13 +161,14 @@ pub async fn watch_broker(
             }
         }
         match result {
-            Ok(_) => {
+            Ok(partitions) => {
                 if warned {
                     info!(brokers = %shared.broker().bootstrap_servers, "broker reachable again");
                     warned = false;
                 }
                 ready.send_replace(true);
                 backoff = Duration::from_secs(2);
+                check_progress(&admin, &shared, &topic.name, partitions, &mut stall).await;
             }
             Err(e) => {
                 if !warned {

@@ -631,3 +631,32 @@ on_both_brokers!(
     embedded_a_failed_calculator_is_restarted,
     a_failed_calculator_is_restarted
 );
+
+/// A balance calculator that stops making progress without any error (a test-only fault point:
+/// a catch-up that never ends, at its 100th record) is reported by `/health` as stuck, with the
+/// partition and how many records wait; shutdown still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_calculator_is_reported() {
+    let topic = unique("stuck");
+    let app = common::spawn_app_with(Broker::Apache, &topic, |s| {
+        s.test_stall_calculator_after = Some(100);
+        s.stuck_after = Duration::from_secs(3);
+    })
+    .await;
+    app.producer.send(Command::Burst(1_000)).await.expect("burst");
+    let health = format!("http://{}/health", app.http_addr);
+    let why = wait_for(WAIT, "/health to report the stall", || async {
+        let r = reqwest::get(&health).await.ok()?;
+        let code = r.status().as_u16();
+        let h: cashflow_shared::api::Health = r.json().await.ok()?;
+        let why = h.tasks_down.get(cashflow::topics::STUCK_KEY).cloned()?;
+        assert_eq!((code, h.status.as_str()), (503, "degraded"));
+        Some(why)
+    })
+    .await;
+    assert!(why.starts_with("stuck: partition "), "{why}");
+    assert!(why.contains("records to read, none handled for"), "{why}");
+    tokio::time::timeout(Duration::from_secs(30), app.shutdown())
+        .await
+        .expect("shutdown within 30 s");
+}
