@@ -66,14 +66,20 @@ mod tests {
         assert_eq!(stall.check(s(59), &ends, &next, &owned), None);
         let why = stall.check(s(60), &ends, &next, &owned).expect("stuck");
         assert!(why.contains("partition 0: 90 records"), "{why}");
-        assert!(!why.contains("partition 1"), "caught up is not stuck: {why}");
+        assert!(
+            !why.contains("partition 1"),
+            "caught up is not stuck: {why}"
+        );
         // Progress resets the clock.
         next.insert(0, 11);
         assert_eq!(stall.check(s(61), &ends, &next, &owned), None);
         assert_eq!(stall.check(s(120), &ends, &next, &owned), None);
         assert!(stall.check(s(121), &ends, &next, &owned).is_some());
         // A partition given to another member is not this calculator's to read.
-        assert_eq!(stall.check(s(200), &ends, &next, &BTreeSet::from([1])), None);
+        assert_eq!(
+            stall.check(s(200), &ends, &next, &BTreeSet::from([1])),
+            None
+        );
         // Caught up: nothing to read, however long it stays idle.
         next.insert(0, 100);
         assert_eq!(stall.check(s(300), &ends, &next, &owned), None);

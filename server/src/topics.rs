@@ -71,7 +71,12 @@ async fn check_progress(
     let (a, t) = (admin.clone(), topic.to_owned());
     let ends = tokio::task::spawn_blocking(move || {
         (0..partitions as i32)
-            .map(|p| Ok((p, a.inner().fetch_watermarks(&t, p, Duration::from_secs(3))?.1)))
+            .map(|p| {
+                Ok((
+                    p,
+                    a.inner().fetch_watermarks(&t, p, Duration::from_secs(3))?.1,
+                ))
+            })
             .collect::<Result<BTreeMap<i32, i64>, KafkaError>>()
     })
     .await;

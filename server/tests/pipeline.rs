@@ -643,7 +643,10 @@ async fn a_stuck_calculator_is_reported() {
         s.stuck_after = Duration::from_secs(3);
     })
     .await;
-    app.producer.send(Command::Burst(1_000)).await.expect("burst");
+    app.producer
+        .send(Command::Burst(1_000))
+        .await
+        .expect("burst");
     let health = format!("http://{}/health", app.http_addr);
     let why = wait_for(WAIT, "/health to report the stall", || async {
         let r = reqwest::get(&health).await.ok()?;
