@@ -25,28 +25,16 @@ struct Run {
 
 /// Writes `n` records that are not transactions, as fast as the client allows.
 fn write_garbage(brokers: &str, topic: &str, n: u64) {
-    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-    let p: ThreadedProducer<_> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "10")
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let (key, payload) = ((i % 100).to_string(), format!("not a transaction {i}"));
-        let mut r = BaseRecord::<String, String>::to(topic)
-            .key(&key)
-            .payload(&payload);
-        loop {
-            match p.send(r) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    r = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(120)).expect("flush");
+    common::write_records(
+        brokers,
+        topic,
+        (0..n).map(|i| {
+            (
+                (i % 100).to_string(),
+                format!("not a transaction {i}").into_bytes(),
+            )
+        }),
+    );
 }
 
 async fn run(broker: Broker, name: &'static str, n: u64) -> Run {

@@ -18,7 +18,7 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tracing::warn;
 
-use crate::kafka::{Context, base_config};
+use crate::kafka::{Context, reliable_producer};
 use crate::state::Shared;
 use crate::topics::dlq_topic;
 
@@ -98,16 +98,16 @@ impl DeadLetters {
         brokers: &str,
         shared: &Arc<Shared>,
     ) -> anyhow::Result<DeadLetters> {
-        let mut cfg = base_config(brokers, &settings.kafka);
-        cfg.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            // Each attempt is bounded; `settle` decides whether to try again.
-            .set("message.timeout.ms", "15000");
-        let producer = cfg.create_with_context(Context {
-            shared: shared.clone(),
-            role: "dead-letter producer",
-        })?;
+        // Each attempt is bounded; `settle` decides whether to try again.
+        let producer = reliable_producer(
+            brokers,
+            &settings.kafka,
+            Duration::from_secs(15),
+            Context {
+                shared: shared.clone(),
+                role: "dead-letter producer",
+            },
+        )?;
         Ok(DeadLetters {
             producer,
             topic: dlq_topic(&settings.topic),

@@ -95,6 +95,25 @@ pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
     cfg
 }
 
+/// An idempotent producer (`acks=all`, so nothing is duplicated or reordered by retries) whose
+/// deliveries each fail after `message_timeout`; the caller decides what a failure means.
+pub fn reliable_producer<C: ClientContext + 'static>(
+    brokers: &str,
+    extra: &[(String, String)],
+    message_timeout: std::time::Duration,
+    context: C,
+) -> Result<rdkafka::producer::FutureProducer<C>, KafkaError> {
+    base_config(brokers, extra)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set(
+            "message.timeout.ms",
+            message_timeout.as_millis().to_string(),
+        )
+        .create_with_context(context)
+}
+
 /// The role of the client the broker watch uses.
 pub const ADMIN_ROLE: &str = "admin";
 /// The role of the balance calculator's consumer (its assignment is shown on the page).

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{Settings, StoreSettings};
-use crate::kafka::{Context, base_config};
+use crate::kafka::{Context, reliable_producer};
 use crate::reader::{ReadError, Reader, read_ranges};
 use crate::state::Shared;
 use crate::topics::changelog_topic;
@@ -175,16 +175,16 @@ pub struct SnapshotWriter {
 
 impl SnapshotWriter {
     pub fn new(settings: &Settings, brokers: &str, shared: Arc<Shared>) -> anyhow::Result<Self> {
-        let mut cfg = base_config(brokers, &settings.kafka);
-        cfg.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            // A snapshot that cannot be written within this is reported and retried later.
-            .set("message.timeout.ms", "30000");
-        let producer = cfg.create_with_context(Context {
-            shared: shared.clone(),
-            role: "snapshot writer",
-        })?;
+        // A snapshot that cannot be written within this is reported and retried later.
+        let producer = reliable_producer(
+            brokers,
+            &settings.kafka,
+            Duration::from_secs(30),
+            Context {
+                shared: shared.clone(),
+                role: "snapshot writer",
+            },
+        )?;
         Ok(SnapshotWriter {
             producer,
             changelog: changelog_topic(&settings.topic),

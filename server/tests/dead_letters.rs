@@ -12,7 +12,6 @@ use cashflow::App;
 use cashflow_shared::api::Balances;
 use common::{Broker, read_topic, spawn_app, unique, wait_for};
 use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -31,27 +30,8 @@ fn good(account: u32, id: &str) -> String {
     )
 }
 
-/// Writes `records` (key, payload) as fast as the client allows.
 fn write_all(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
-    let p: ThreadedProducer<_> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "10")
-        .set("message.max.bytes", "2000000")
-        .create()
-        .expect("producer");
-    for (k, v) in records {
-        let mut r = BaseRecord::<String, Vec<u8>>::to(topic).key(k).payload(v);
-        loop {
-            match p.send(r) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    r = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(60)).expect("flush");
+    common::write_records(brokers, topic, records.iter().cloned());
 }
 
 /// Creates `topic` (6 partitions) with one configuration value, before cashflow does.

@@ -14,21 +14,6 @@ use rdkafka::producer::FutureRecord;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-/// One test per broker for a scenario `fn(Broker)`.
-macro_rules! on_both_brokers {
-    ($apache:ident, $embedded:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $apache() {
-            $scenario(Broker::Apache).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $embedded() {
-            $scenario(Broker::Embedded).await;
-        }
-    };
-}
-
 async fn balances(app: &App) -> Balances {
     let url = format!("http://{}/api/balances", app.http_addr);
     reqwest::get(&url)

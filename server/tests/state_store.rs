@@ -23,20 +23,6 @@ const W: i64 = 200;
 const ACCOUNTS: u32 = 600;
 const CHUNK: usize = 50;
 
-macro_rules! on_both_brokers {
-    ($apache:ident, $embedded:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $apache() {
-            $scenario(Broker::Apache).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $embedded() {
-            $scenario(Broker::Embedded).await;
-        }
-    };
-}
-
 async fn get<T: serde::de::DeserializeOwned>(app: &App, path: &str) -> T {
     reqwest::get(format!("http://{}{path}", app.http_addr))
         .await
@@ -342,12 +328,6 @@ async fn sigterm_during_restore_exits_promptly() {
     let brokers = apache_kafka();
     let topic = unique("long");
     let n = 600_000u32;
-    let p: ThreadedProducer<_> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
     // Created by hand (6 partitions): cashflow then finds a topic without snapshots.
     {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -364,23 +344,17 @@ async fn sigterm_during_restore_exits_promptly() {
             .await
             .expect("create");
     }
-    for i in 0..n {
-        let key = (1 + i % 50).to_string();
-        let payload = tx_json(1 + i % 50, &format!("bulk-{i}"), 1);
-        let mut record = BaseRecord::<String, String>::to(&topic)
-            .key(&key)
-            .payload(&payload);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(60)).expect("flush");
+    common::write_records(
+        &brokers,
+        &topic,
+        (0..n).map(|i| {
+            let key = (1 + i % 50).to_string();
+            (
+                key,
+                tx_json(1 + i % 50, &format!("bulk-{i}"), 1).into_bytes(),
+            )
+        }),
+    );
 
     let args: Vec<String> = [
         "--brokers",

@@ -309,3 +309,49 @@ impl Binary {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
     }
 }
+
+/// Writes `(key, payload)` records to `topic` with a plain producer as fast as it takes them
+/// (waiting while its queue is full), and waits until all are acknowledged.
+pub fn write_records(
+    brokers: &str,
+    topic: &str,
+    records: impl IntoIterator<Item = (String, Vec<u8>)>,
+) {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "10")
+        .set("message.max.bytes", "2000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for (k, v) in records {
+        let mut r = BaseRecord::<String, Vec<u8>>::to(topic).key(&k).payload(&v);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+}
+
+/// One test per broker for a scenario `async fn(Broker)`.
+#[macro_export]
+macro_rules! on_both_brokers {
+    ($apache:ident, $embedded:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $apache() {
+            $scenario(Broker::Apache).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $embedded() {
+            $scenario(Broker::Embedded).await;
+        }
+    };
+}
