@@ -9,7 +9,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use cashflow_shared::api::{Balances, Health, LogLine, ProducerStats};
+use cashflow_shared::AccountId;
+use cashflow_shared::api::{
+    BALANCES_PAGE, Balances, Health, LogLine, MAX_BALANCES_PAGE, ProducerStats,
+};
 use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -87,8 +90,26 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn balances(State(s): State<AppState>) -> Json<Balances> {
-    Json(s.shared.balances())
+#[derive(Deserialize)]
+struct BalancesQuery {
+    /// Accounts with ids above this one (the previous page's `next_after`).
+    after: Option<AccountId>,
+    limit: Option<usize>,
+}
+
+/// One page of accounts (a topic may hold a million) with the totals over all of them.
+async fn balances(
+    State(s): State<AppState>,
+    Query(q): Query<BalancesQuery>,
+) -> Result<Json<Balances>, (StatusCode, String)> {
+    let limit = q.limit.unwrap_or(BALANCES_PAGE);
+    if !(1..=MAX_BALANCES_PAGE).contains(&limit) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_BALANCES_PAGE}, got {limit}"),
+        ));
+    }
+    Ok(Json(s.shared.balances(q.after.unwrap_or(0), limit)))
 }
 
 async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {

@@ -14,10 +14,10 @@ use cashflow_shared::AccountId;
 use cashflow_shared::api::AccountBalance;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
-    Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, PartitionView,
-    SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot, StoreStatus,
+    Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
+    PartitionView, SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot, StoreStatus,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::Shared;
@@ -31,6 +31,9 @@ pub const BROADCAST_CAPACITY: usize = 32;
 pub struct Hub {
     frames: broadcast::Sender<Arc<str>>,
     shared: Arc<Shared>,
+    /// The accounts viewers are sent (at most [`MAX_SHOWN_ACCOUNTS`]), chosen by the hub's loop
+    /// once a second; a new viewer's snapshot shows the same ones.
+    shown: Arc<watch::Sender<Arc<[AccountId]>>>,
 }
 
 fn now_ms() -> i64 {
@@ -43,7 +46,29 @@ fn now_ms() -> i64 {
 impl Hub {
     pub fn new(shared: Arc<Shared>) -> Hub {
         let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
-        Hub { frames, shared }
+        let shown = Arc::new(watch::Sender::new(Arc::from(Vec::new())));
+        Hub {
+            frames,
+            shared,
+            shown,
+        }
+    }
+
+    /// Chooses the accounts to show: the generator's (up to [`MAX_SHOWN_ACCOUNTS`]), then
+    /// the most active.
+    fn choose_shown(&self) -> Arc<[AccountId]> {
+        let pinned = self
+            .shared
+            .generator()
+            .map_or(0, |g| g.settings.accounts)
+            .min(MAX_SHOWN_ACCOUNTS as u32);
+        let shown = self
+            .shared
+            .ledger()
+            .shown_accounts(pinned, MAX_SHOWN_ACCOUNTS);
+        let shown: Arc<[AccountId]> = Arc::from(shown);
+        self.shown.send_replace(shown.clone());
+        shown
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
@@ -55,6 +80,7 @@ impl Hub {
         let p = self.shared.producer();
         Counters {
             ledger,
+            totals: self.shared.ledger().totals(),
             malformed: ledger.dead_lettered,
             sent: p.sent,
             delivered: p.delivered,
@@ -65,7 +91,12 @@ impl Hub {
 
     /// The full state, for a new viewer or one that fell behind.
     pub fn snapshot(&self) -> ServerMsg {
-        let b = self.shared.balances();
+        let shown = self.shown.borrow().clone();
+        let accounts = self.shared.accounts_of(&shown);
+        let (topic, opening_balance) = {
+            let l = self.shared.ledger();
+            (self.shared.topic.clone(), l.opening_balance())
+        };
         let history = self.shared.history();
         let aps = history.last().map(|s| s.applied_per_second).unwrap_or(0.0);
         let generator = self.shared.generator().unwrap_or_else(|| GeneratorStatus {
@@ -79,9 +110,9 @@ impl Hub {
         let broker_reachable = self.shared.broker().reachable;
         let store = self.store_status();
         ServerMsg::Snapshot(Box::new(Snapshot {
-            topic: b.topic,
-            opening_balance: b.opening_balance,
-            accounts: b.accounts,
+            topic,
+            opening_balance,
+            accounts,
             counters: self.counters(aps),
             generator,
             broker_reachable,
@@ -112,6 +143,7 @@ impl Hub {
         let mut sent_counters = Counters::default();
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
+        let mut shown = self.choose_shown();
         // (when, applied) over the last second, for the applied-per-second rate.
         let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
         loop {
@@ -120,15 +152,26 @@ impl Hub {
                 _ = tick.tick() => {}
             }
             let now = Instant::now();
+            let due = now.duration_since(last_sample) >= Duration::from_secs(1);
+            if due {
+                shown = self.choose_shown();
+            }
+            let dropped: Vec<AccountId> = sent_accounts
+                .keys()
+                .filter(|a| !shown.contains(a))
+                .copied()
+                .collect();
+            for a in &dropped {
+                sent_accounts.remove(a);
+            }
             let (changed, sample_balances, applied) = {
                 let l = self.shared.ledger();
-                let changed: Vec<AccountBalance> = l
-                    .accounts()
+                let changed: Vec<AccountBalance> = shown
                     .iter()
-                    .filter(|(a, s)| sent_accounts.get(a) != Some(s))
-                    .map(|(a, s)| crate::state::account_balance(&l, *a, s))
+                    .filter_map(|a| l.accounts().get(a).map(|s| (*a, s)))
+                    .filter(|(a, s)| sent_accounts.get(a) != Some(*s))
+                    .map(|(a, s)| crate::state::account_balance(&l, a, s))
                     .collect();
-                let due = now.duration_since(last_sample) >= Duration::from_secs(1);
                 let sample = due.then(|| {
                     let n = l
                         .accounts()
@@ -199,6 +242,7 @@ impl Hub {
                 sent_partitions = p.clone();
             }
             let quiet = changed.is_empty()
+                && dropped.is_empty()
                 && partitions.is_none()
                 && log.is_empty()
                 && sample.is_none()
@@ -212,6 +256,7 @@ impl Hub {
             }
             let delta = Delta {
                 accounts: changed,
+                dropped,
                 counters,
                 log,
                 sample,

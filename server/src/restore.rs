@@ -34,6 +34,7 @@ use crate::reader::{ReadError, Reader, read_ranges, reader};
 use crate::state::Shared;
 use crate::state_store::load_latest;
 use crate::topics::changelog_topic;
+use cashflow_shared::generator::MAX_ACCOUNTS;
 
 /// One partition being restored.
 struct Part {
@@ -199,7 +200,10 @@ impl Restorer<'_> {
             parts.insert(
                 *p,
                 Part {
-                    view: until.is_none().then(|| state.clone()),
+                    // The generator's accounts only: a topic may hold a million others.
+                    view: until
+                        .is_none()
+                        .then(|| state.copy_with_accounts(|a| (1..=MAX_ACCOUNTS).contains(&a))),
                     state,
                     from,
                     until: *until,
@@ -335,7 +339,13 @@ pub fn restore_all(
     }
     r.report(true);
     crate::state_store::log_restore(&r.progress);
-    Ok(Some(view.accounts().clone()))
+    // The view applied the tail for every account; the producer keeps the generator's.
+    Ok(Some(
+        view.accounts()
+            .range(1..=MAX_ACCOUNTS)
+            .map(|(a, s)| (*a, *s))
+            .collect(),
+    ))
 }
 
 /// Brings `partition` up to `until` (exclusive) before the record at `until` is applied: the

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::{BTreeSet, VecDeque};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -119,20 +120,37 @@ impl Shared {
         self.ledger.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn balances(&self) -> Balances {
+    /// Up to `limit` accounts with ids above `after`, and the totals over all.
+    pub fn balances(&self, after: AccountId, limit: usize) -> Balances {
         let l = self.ledger();
+        let mut page = l
+            .accounts()
+            .range((Bound::Excluded(after), Bound::Unbounded));
+        let accounts: Vec<AccountBalance> = page
+            .by_ref()
+            .take(limit)
+            .map(|(a, s)| account_balance(&l, *a, s))
+            .collect();
+        let more = page.next().is_some();
         Balances {
             topic: self.topic.clone(),
             opening_balance: l.opening_balance(),
-            accounts: l
-                .accounts()
-                .iter()
-                .map(|(a, s)| account_balance(&l, *a, s))
-                .collect(),
+            next_after: more.then(|| accounts.last().map(|a| a.account)).flatten(),
+            accounts,
+            totals: l.totals(),
             next_offsets: l.next_offsets(),
             stats: l.stats(),
             malformed: l.stats().dead_lettered,
         }
+    }
+
+    /// These accounts (those that exist), for the page.
+    pub fn accounts_of(&self, accounts: &[AccountId]) -> Vec<AccountBalance> {
+        let l = self.ledger();
+        accounts
+            .iter()
+            .filter_map(|a| Some(account_balance(&l, *a, l.accounts().get(a)?)))
+            .collect()
     }
 
     /// The balance calculator was assigned (`true`) or lost (`false`) these partitions.

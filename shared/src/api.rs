@@ -8,18 +8,38 @@ use crate::ledger::LedgerStats;
 use crate::money::Money;
 use crate::transaction::AccountId;
 
-/// `GET /api/balances`: the balance calculator's state.
+/// Accounts per page of `GET /api/balances` unless `limit` says otherwise, and the most.
+pub const BALANCES_PAGE: usize = 1_000;
+pub const MAX_BALANCES_PAGE: usize = 10_000;
+
+/// `GET /api/balances?after=&limit=`: the balance calculator's state, with one page of
+/// accounts (ids above `after`, in id order, at most `limit`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balances {
     pub topic: String,
     pub opening_balance: Money,
     pub accounts: Vec<AccountBalance>,
+    /// Every account, not only this page's.
+    #[serde(default)]
+    pub totals: AccountTotals,
+    /// Pass as `after` for the next page; `None` on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<AccountId>,
     /// Next offset to apply, per partition: everything below is reflected in the balances.
     pub next_offsets: BTreeMap<i32, i64>,
     pub stats: LedgerStats,
     /// Records on the topic that went to the dead-letter topic (not transactions, duplicates,
     /// overflows): never applied.
     pub malformed: u64,
+}
+
+/// How many accounts there are and what they hold together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountTotals {
+    pub accounts: u64,
+    /// The sum of every balance; `None` if it does not fit in 64-bit minor units (only
+    /// hostile amounts get there).
+    pub balance: Option<Money>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::api::{AccountBalance, LogLine};
 use crate::money::Money;
 use crate::protocol::{
-    Counters, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PROTOCOL_VERSION,
-    PartitionView, Sample, ServerMsg, StoreStatus,
+    Counters, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS,
+    PROTOCOL_VERSION, PartitionView, Sample, ServerMsg, StoreStatus,
 };
 use crate::transaction::AccountId;
 
@@ -102,7 +102,12 @@ impl Dashboard {
             ServerMsg::Snapshot(s) => {
                 self.topic = s.topic;
                 self.opening_balance = s.opening_balance;
-                self.accounts = s.accounts.into_iter().map(|a| (a.account, a)).collect();
+                self.accounts = s
+                    .accounts
+                    .into_iter()
+                    .take(MAX_SHOWN_ACCOUNTS)
+                    .map(|a| (a.account, a))
+                    .collect();
                 self.counters = s.counters;
                 self.generator = Some(s.generator);
                 self.broker_reachable = s.broker_reachable;
@@ -121,8 +126,15 @@ impl Dashboard {
                 None
             }
             ServerMsg::Delta(d) => {
+                for a in d.dropped {
+                    self.accounts.remove(&a);
+                }
                 for a in d.accounts {
                     self.accounts.insert(a.account, a);
+                }
+                // A server keeps this bounded; a page does too, whatever it is sent.
+                while self.accounts.len() > MAX_SHOWN_ACCOUNTS {
+                    self.accounts.pop_last();
                 }
                 self.counters = d.counters;
                 if let Some(g) = d.generator {
@@ -388,6 +400,31 @@ mod tests {
         assert_eq!(d.accounts.len(), 1);
         assert_eq!(d.history.len(), 1);
         assert_eq!(d.snapshots, 2);
+    }
+
+    #[test]
+    fn dropped_accounts_leave_and_the_page_keeps_at_most_the_shown_number() {
+        let mut d = Dashboard::default();
+        let delta = Delta {
+            accounts: (1..=MAX_SHOWN_ACCOUNTS as u32 + 30)
+                .map(|a| acct(a, 1, 1))
+                .collect(),
+            ..Default::default()
+        };
+        d.apply(ServerMsg::Delta(Box::new(delta)));
+        assert_eq!(
+            d.accounts.len(),
+            MAX_SHOWN_ACCOUNTS,
+            "bounded whatever it is sent"
+        );
+        let delta = Delta {
+            accounts: vec![acct(5000, 1, 9)],
+            dropped: vec![3, 4],
+            ..Default::default()
+        };
+        d.apply(ServerMsg::Delta(Box::new(delta)));
+        assert!(!d.accounts.contains_key(&3) && !d.accounts.contains_key(&4));
+        assert!(d.accounts.contains_key(&5000));
     }
 
     #[test]

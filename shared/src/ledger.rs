@@ -21,10 +21,12 @@
 //! partition's own view of the account (opening + the partition's net), so the check too is a
 //! function of the partition's records alone.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::AccountTotals;
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
@@ -173,6 +175,21 @@ impl PartitionLedger {
         }
     }
 
+    /// A copy keeping only the accounts `keep` accepts (the producer's view needs only the
+    /// generator's accounts, not the million a foreign producer may have sent).
+    pub fn copy_with_accounts(&self, keep: impl Fn(AccountId) -> bool) -> PartitionLedger {
+        PartitionLedger {
+            accounts: self
+                .accounts
+                .iter()
+                .filter(|(a, _)| keep(**a))
+                .map(|(a, s)| (*a, *s))
+                .collect(),
+            window: self.window.clone(),
+            ..*self
+        }
+    }
+
     /// Dead letters decided and not yet acknowledged (see [`Ledger::dead_letter_pending`]).
     pub fn unconfirmed(&self) -> u32 {
         self.unconfirmed
@@ -308,6 +325,8 @@ pub struct Ledger {
     totals: BTreeMap<AccountId, AccountState>,
     /// The partition each account's transactions were last applied from.
     home: BTreeMap<AccountId, i32>,
+    /// Sum of `totals`' balances, kept as they change so the page's totals cost nothing.
+    balance_sum: i128,
 }
 
 impl Ledger {
@@ -323,7 +342,52 @@ impl Ledger {
             parts: BTreeMap::new(),
             totals: BTreeMap::new(),
             home: BTreeMap::new(),
+            balance_sum: 0,
         }
+    }
+
+    /// How many accounts there are and the sum of their balances.
+    pub fn totals(&self) -> AccountTotals {
+        AccountTotals {
+            accounts: self.totals.len() as u64,
+            balance: i64::try_from(self.balance_sum).ok().map(Money::from_minor),
+        }
+    }
+
+    /// Up to `k` accounts to show: accounts `1..=pinned` first (the generator's, those that
+    /// exist), then the most active others (most transactions, then lowest id). One pass over
+    /// the accounts with a heap of `k`, so 1 M accounts cost milliseconds, not memory.
+    pub fn shown_accounts(&self, pinned: AccountId, k: usize) -> Vec<AccountId> {
+        let mut shown: Vec<AccountId> = self
+            .totals
+            .range(1..pinned.saturating_add(1)) // (`1..=0` would panic)
+            .map(|(a, _)| *a)
+            .take(k)
+            .collect();
+        let room = k - shown.len();
+        if room == 0 {
+            return shown;
+        }
+        // Min-heap on (count, Reverse(id)): its top is the least active of the best so far.
+        let mut best: BinaryHeap<Reverse<(u64, Reverse<AccountId>)>> =
+            BinaryHeap::with_capacity(room + 1);
+        for (a, s) in &self.totals {
+            if (1..=pinned).contains(a) {
+                continue;
+            }
+            let key = (s.count, Reverse(*a));
+            if best.len() < room {
+                best.push(Reverse(key));
+            } else if best.peek().is_some_and(|Reverse(low)| key > *low) {
+                best.pop();
+                best.push(Reverse(key));
+            }
+        }
+        let mut rest: Vec<(u64, Reverse<AccountId>)> =
+            best.into_iter().map(|Reverse(k)| k).collect();
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        shown.extend(rest.into_iter().map(|(_, Reverse(a))| a));
+        shown
     }
 
     pub fn opening_balance(&self) -> Money {
@@ -412,8 +476,13 @@ impl Ledger {
             });
             // Partials each fit (checked above); only a foreign producer spreading one account
             // over partitions could push their sum past i64, which saturates.
-            t.balance = Money::from_minor(t.balance.minor().saturating_add(tx.delta().minor()));
+            let before = t.balance.minor();
+            t.balance = Money::from_minor(before.saturating_add(tx.delta().minor()));
             t.count += 1;
+            self.balance_sum += i128::from(t.balance.minor()) - i128::from(before);
+            if t.count == 1 {
+                self.balance_sum += i128::from(before);
+            }
             self.home.insert(tx.account, pos.partition);
         }
         out
@@ -481,6 +550,7 @@ impl Ledger {
         self.parts.clear();
         self.totals.clear();
         self.home.clear();
+        self.balance_sum = 0;
     }
 
     fn recompute(&mut self, account: AccountId) {
@@ -497,11 +567,15 @@ impl Ledger {
                 total.count += s.count;
             }
         }
-        if found {
-            self.totals.insert(account, total);
+        let old = if found {
+            self.totals.insert(account, total)
         } else {
-            self.totals.remove(&account);
             self.home.remove(&account);
+            self.totals.remove(&account)
+        };
+        self.balance_sum -= old.map_or(0, |o| i128::from(o.balance.minor()));
+        if found {
+            self.balance_sum += i128::from(total.balance.minor());
         }
     }
 }

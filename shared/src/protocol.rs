@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AccountBalance, LogLine};
+use crate::api::{AccountBalance, AccountTotals, LogLine};
 use crate::generator::GeneratorSettings;
 use crate::ledger::LedgerStats;
 use crate::money::Money;
@@ -20,6 +20,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
 /// Most accounts whose history is charted (and sent in snapshots).
 pub const MAX_CHARTED_ACCOUNTS: usize = 100;
+/// Most accounts a page is sent (the generator's first, then the most active): a topic may
+/// hold a million, and every frame stays bounded.
+pub const MAX_SHOWN_ACCOUNTS: usize = 100;
 /// History kept and sent: one sample a second for 10 minutes.
 pub const HISTORY_SAMPLES: usize = 600;
 /// Log lines in a snapshot, and at most per delta.
@@ -45,6 +48,9 @@ pub struct Counters {
     pub failed: u64,
     /// Transactions applied per second, over the last second.
     pub applied_per_second: f64,
+    /// All accounts, shown or not.
+    #[serde(default)]
+    pub totals: AccountTotals,
 }
 
 /// One point of the charts' history: every charted account's balance at `t_ms`.
@@ -99,8 +105,12 @@ pub struct Snapshot {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
-    /// Accounts whose balance or count changed since the previous frame.
+    /// Shown accounts whose balance or count changed since the previous frame (at most
+    /// [`MAX_SHOWN_ACCOUNTS`]).
     pub accounts: Vec<AccountBalance>,
+    /// Accounts no longer shown (others became more active).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<AccountId>,
     pub counters: Counters,
     /// New log lines, newest first (at most [`DELTA_LOG_LINES`]; older ones were skipped).
     pub log: Vec<LogLine>,

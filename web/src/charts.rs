@@ -34,6 +34,13 @@ pub fn Counters() -> impl IntoView {
                 0 => c().malformed.to_string(),
                 failed => format!("{} ({failed} not written)", c().malformed),
             }))}
+            {card("accounts · total balance", "accounts", Box::new(move || {
+                let t = c().totals;
+                match t.balance {
+                    Some(b) => format!("{} · {}", t.accounts, format_money(b)),
+                    None => format!("{} · too large to show", t.accounts),
+                }
+            }))}
             {card("producer balance mismatches", "mismatches", Box::new(move || c().ledger.mismatches.to_string()))}
             {card("replays skipped", "skipped", Box::new(move || c().ledger.replayed.to_string()))}
         </div>
@@ -188,7 +195,10 @@ fn bars(
                     }
                 })
                 .collect_view();
-            let more = (d.accounts.len() > MAX_BARS).then(|| format!("first {MAX_BARS} of {} accounts", d.accounts.len()));
+            let total = d.counters.totals.accounts;
+            let more = (total > shown.len() as u64).then(|| {
+                format!("{} of {total} accounts: the generator's, then the most active · ", shown.len())
+            });
             let stale = shown
                 .iter()
                 .any(|a| d.is_stale(a.account))

@@ -351,3 +351,101 @@ proptest! {
         prop_assert_eq!(ledger.accounts(), &before);
     }
 }
+
+fn expected_totals(l: &Ledger) -> AccountTotals {
+    let sum: i128 = l
+        .accounts()
+        .values()
+        .map(|s| i128::from(s.balance.minor()))
+        .sum();
+    AccountTotals {
+        accounts: l.accounts().len() as u64,
+        balance: i64::try_from(sum).ok().map(Money::from_minor),
+    }
+}
+
+proptest! {
+    /// The running totals equal a recount after applies, installs (a partition replaced by
+    /// another state of it, as a restore or catch-up does) and a clear.
+    #[test]
+    fn totals_are_kept_exact(txs in streams(), partitions in 1i32..5, cut in any::<prop::sample::Index>()) {
+        let logs = logs(&txs, partitions);
+        let mut l = read_interleaved(&logs, 1, 8);
+        prop_assert_eq!(l.totals(), expected_totals(&l));
+        // Partition 0 as it was after only a prefix of its records, installed over it.
+        let log0 = &logs[0];
+        let k = if log0.is_empty() { 0 } else { cut.index(log0.len() + 1) };
+        let mut part = PartitionLedger::new(8);
+        for (o, t) in log0[..k].iter().enumerate() {
+            handle_part(&mut part, t, o as i64);
+        }
+        l.install(0, part);
+        prop_assert_eq!(l.totals(), expected_totals(&l));
+        l.install(0, PartitionLedger::new(8));
+        prop_assert_eq!(l.totals(), expected_totals(&l));
+        l.clear();
+        prop_assert_eq!(l.totals(), AccountTotals { accounts: 0, balance: Some(Money::ZERO) });
+    }
+
+    /// The accounts shown: the pinned ones that exist, then the most active, at most k, no
+    /// repeats; nobody left out is more active than someone shown beyond the pinned.
+    #[test]
+    fn shown_accounts_are_the_pinned_then_the_most_active(
+        txs in streams(), pinned in 0u32..6, k in 0usize..8,
+    ) {
+        let l = read_interleaved(&logs(&txs, 2), 3, 8);
+        let shown = l.shown_accounts(pinned, k);
+        prop_assert!(shown.len() <= k);
+        prop_assert_eq!(shown.len(), k.min(l.accounts().len()));
+        let set: std::collections::BTreeSet<_> = shown.iter().copied().collect();
+        prop_assert_eq!(set.len(), shown.len());
+        let pinned_there: Vec<AccountId> = l.accounts().range(1..pinned + 1).map(|(a, _)| *a).take(k).collect();
+        prop_assert_eq!(&shown[..pinned_there.len()], &pinned_there[..]);
+        let rest = &shown[pinned_there.len()..];
+        if let Some(least) = rest.iter().map(|a| l.account(*a).count).min() {
+            for (a, s) in l.accounts() {
+                if !set.contains(a) && !(1..=pinned).contains(a) {
+                    prop_assert!(s.count <= least, "{a} ({}) left out for one with {least}", s.count);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_million_accounts_show_a_hundred() {
+    let mut l = Ledger::new(Money::from_major(100));
+    for a in 1..=1_000_000u32 {
+        let n = if a % 1000 == 7 { 3 } else { 1 };
+        for i in 0..n {
+            let off = l.next_offset(0);
+            l.apply(
+                &tx(a, &format!("{a}-{i}"), TxType::Credit, 1, None),
+                at(0, off),
+            );
+        }
+    }
+    let shown = l.shown_accounts(20, 100);
+    assert_eq!(shown.len(), 100);
+    assert_eq!(&shown[..20], &(1..=20).collect::<Vec<_>>()[..]);
+    // The 80 most active beyond the pinned: ids ≡ 7 (mod 1000) have three transactions.
+    assert!(shown[20..].iter().all(|a| a % 1000 == 7 && *a > 20));
+    assert_eq!(l.totals().accounts, 1_000_000);
+}
+
+#[test]
+fn a_copy_with_some_accounts_keeps_offsets_window_and_counters() {
+    let mut p = PartitionLedger::new(10);
+    for (o, a) in [1u32, 2, 3000, 1].iter().enumerate() {
+        handle_part(
+            &mut p,
+            &tx(*a, &format!("t{o}"), TxType::Credit, 5, None),
+            o as i64,
+        );
+    }
+    let mut v = p.copy_with_accounts(|a| a <= 1000);
+    assert_eq!(v.accounts().keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!((v.next_offset(), v.stats()), (p.next_offset(), p.stats()));
+    // Its id window came along: a repeat of t1 is a duplicate there too.
+    assert!(v.is_duplicate(4, "t1"));
+}
