@@ -6,6 +6,8 @@
 //!    and after N accounts arrive, then after a viewer and a walk through every page of
 //!    `/api/balances`; what it holds beyond the ledger, per account, is the difference.
 //!
+//! Run with:
+//!
 //!     cargo bench -p cashflow --bench accounts
 //!     BENCH_ACCOUNTS=200000 cargo bench -p cashflow --bench accounts
 
@@ -63,7 +65,13 @@ fn ledger_bytes_per_account(n: u32) -> f64 {
     for a in 1..=n {
         let p = (a % 6) as i32;
         let offset = l.next_offset(p);
-        l.apply(&tx(a, 0), Position { partition: p, offset });
+        l.apply(
+            &tx(a, 0),
+            Position {
+                partition: p,
+                offset,
+            },
+        );
     }
     let bytes = LIVE.load(Ordering::Relaxed) - before;
     std::hint::black_box(&l);
@@ -96,11 +104,18 @@ async fn main() {
 
     let brokers = common::apache_kafka();
     let topic = common::unique("bench-accounts");
-    let args: Vec<String> = ["--brokers", &brokers, "--topic", &topic, "--group-prefix", &topic]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["--paused".into(), "--listen".into(), "127.0.0.1:0".into()])
-        .collect();
+    let args: Vec<String> = [
+        "--brokers",
+        &brokers,
+        "--topic",
+        &topic,
+        "--group-prefix",
+        &topic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--paused".into(), "--listen".into(), "127.0.0.1:0".into()])
+    .collect();
     let mut server = common::Binary::start(&args);
     let pid = server.child.id();
     let url = server.url.clone();
@@ -117,11 +132,15 @@ async fn main() {
     tokio::task::spawn_blocking(move || common::write_records(&b, &t, records))
         .await
         .expect("written");
-    common::wait_for(Duration::from_secs(600), "every account applied", || async {
-        get::<Balances>(&format!("{url}/api/balances?limit=1"))
-            .await
-            .filter(|b| b.totals.accounts == u64::from(n) && b.stats.applied == u64::from(n))
-    })
+    common::wait_for(
+        Duration::from_secs(600),
+        "every account applied",
+        || async {
+            get::<Balances>(&format!("{url}/api/balances?limit=1"))
+                .await
+                .filter(|b| b.totals.accounts == u64::from(n) && b.stats.applied == u64::from(n))
+        },
+    )
     .await;
     let applied_in = t0.elapsed();
     let loaded = rss_kib(pid);

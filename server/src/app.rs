@@ -115,6 +115,7 @@ impl App {
             shared.clone(),
             spec,
             ready_tx,
+            restored.clone(),
             token.clone(),
         ));
 

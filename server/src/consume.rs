@@ -196,6 +196,27 @@ fn store<C: ConsumerContext>(
     }
 }
 
+/// Moves every assigned partition of `topic` to its beginning.
+fn rewind(consumer: &StreamConsumer<Context>, topic: &str, role: &str) {
+    use rdkafka::consumer::Consumer;
+    let assigned: Vec<i32> = consumer
+        .assignment()
+        .map(|a| {
+            a.elements_for_topic(topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect()
+        })
+        .unwrap_or_default();
+    for p in assigned {
+        if let Err(e) = consumer.seek(topic, p, rdkafka::Offset::Beginning, Duration::from_secs(1))
+        {
+            warn!(partition = p, %e, "{role}: cannot move to the new topic's beginning");
+        }
+    }
+    info!(%topic, "{role}: reading the re-created topic from its beginning");
+}
+
 /// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
 /// each record (see [`Verdict`]: a catch-up runs first; a dead letter is queued to
 /// `dead_letters` and the records after it go on being handled while it travels), and a
@@ -230,6 +251,7 @@ pub async fn consume(
     }
     consumer.subscribe(&[topic])?;
     info!(%group, %topic, "{role} started");
+    let mut recreated = shared.recreations();
     let mut errors = RateLimitedLog::new(1);
     let mut in_flight = InFlight::default();
     let mut failure = None;
@@ -244,6 +266,13 @@ pub async fn consume(
                 }
             }, if in_flight.letters > 0 => {
                 if r.is_none() { break }
+                continue;
+            }
+            Ok(()) = recreated.changed() => {
+                // The topic was deleted and created again: its new records start at the
+                // beginning, whatever position the consumer had (a broker need not say the old
+                // one is out of range).
+                rewind(&consumer, topic, role);
                 continue;
             }
             m = consumer.recv() => m,

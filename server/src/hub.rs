@@ -128,6 +128,7 @@ impl Hub {
         StoreStatus {
             restoring: s.restoring,
             percent: s.restore.as_ref().map_or(0, |r| r.percent.floor() as u8),
+            recreated: s.recreated,
         }
     }
 
@@ -204,7 +205,8 @@ impl Hub {
             }
             let aps = match (window.front(), window.back()) {
                 (Some((t0, a0)), Some((t1, a1))) if t1 > t0 => {
-                    (a1 - a0) as f64 / t1.duration_since(*t0).as_secs_f64()
+                    // (Applied drops to 0 when a re-created topic starts the balances afresh.)
+                    a1.saturating_sub(*a0) as f64 / t1.duration_since(*t0).as_secs_f64()
                 }
                 _ => 0.0,
             };

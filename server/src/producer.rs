@@ -15,11 +15,11 @@ use cashflow_shared::transaction::MAX_AMOUNT;
 use cashflow_shared::{AccountId, Money, Transaction, TxType};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -96,13 +96,18 @@ impl ProducerHandle {
 struct Sent {
     account: AccountId,
     delta: Money,
+    /// The producer's view it was recorded in (see [`ProducerTask::epoch`]).
+    epoch: u64,
 }
+
+/// A transaction whose delivery failed: account, amount, the view's epoch.
+type Failed = (AccountId, Money, u64);
 
 struct DeliveryContext {
     inner: Context,
     /// Transactions whose delivery failed, for the producer task to take back from its view.
     /// Unbounded, but never longer than librdkafka's queue (each message fails at most once).
-    failed: mpsc::UnboundedSender<(AccountId, Money)>,
+    failed: mpsc::UnboundedSender<Failed>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -130,12 +135,26 @@ impl ProducerContext for DeliveryContext {
                 p.failed += 1;
                 p.last_error = Some(e.to_string());
                 drop(p);
-                let _ = self.failed.send((sent.account, sent.delta));
+                let _ = self.failed.send((sent.account, sent.delta, sent.epoch));
                 let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
                 error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");
             }
         }
     }
+}
+
+fn new_producer(
+    cfg: &ClientConfig,
+    shared: &Arc<Shared>,
+    failed: &mpsc::UnboundedSender<Failed>,
+) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
+    cfg.create_with_context(DeliveryContext {
+        inner: Context {
+            shared: shared.clone(),
+            role: "producer",
+        },
+        failed: failed.clone(),
+    })
 }
 
 pub fn now_ms() -> i64 {
@@ -147,7 +166,13 @@ pub fn now_ms() -> i64 {
 
 pub struct ProducerTask {
     producer: ThreadedProducer<DeliveryContext>,
-    failed: mpsc::UnboundedReceiver<(AccountId, Money)>,
+    /// To create the producer again after a fatal error.
+    config: ClientConfig,
+    failed_tx: mpsc::UnboundedSender<Failed>,
+    failed: mpsc::UnboundedReceiver<Failed>,
+    /// Bumped whenever the generator's view is replaced (a re-created topic): failures
+    /// reported for records of an earlier view are not taken back from the new one.
+    epoch: u64,
     shared: Arc<Shared>,
     topic: String,
     generator: Generator,
@@ -171,20 +196,16 @@ pub fn create(
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "100000");
     let (failed_tx, failed) = mpsc::unbounded_channel();
-    let ctx = DeliveryContext {
-        inner: Context {
-            shared: shared.clone(),
-            role: "producer",
-        },
-        failed: failed_tx,
-    };
-    let producer: ThreadedProducer<DeliveryContext> = cfg.create_with_context(ctx)?;
+    let producer = new_producer(&cfg, &shared, &failed_tx)?;
     let generator = Generator::new(settings.generator.clone(), settings.opening_balance)
         .map_err(|e| anyhow::anyhow!(e))?;
     let (tx, rx) = mpsc::channel(64);
     let task = ProducerTask {
         producer,
+        config: cfg,
+        failed_tx,
         failed,
+        epoch: 0,
         shared,
         topic: settings.topic.clone(),
         generator,
@@ -246,9 +267,18 @@ impl ProducerTask {
             tokio::select! {
                 biased;
                 _ = token.cancelled() => break,
-                Some((account, delta)) = self.failed.recv() => {
+                Ok(()) = restored.changed() => {
+                    // The topic was re-created: the balances started afresh, so does the view.
+                    if let Some(view) = restored.borrow_and_update().clone() {
+                        self.generator.restore(&view);
+                        self.epoch += 1;
+                    }
+                }
+                Some((account, delta, epoch)) = self.failed.recv() => {
                     // Never in Kafka, so never in the calculator's balance either.
-                    self.generator.unrecord(account, delta);
+                    if epoch == self.epoch {
+                        self.generator.unrecord(account, delta);
+                    }
                 }
                 cmd = commands.recv() => match cmd {
                     Some((cmd, reply)) => {
@@ -276,6 +306,7 @@ impl ProducerTask {
                         self.credit = 0.0;
                         continue;
                     }
+                    self.replace_if_fatal().await;
                     let mut n = 0;
                     if self.running {
                         n = match self.rate {
@@ -421,6 +452,7 @@ impl ProducerTask {
         let sent = Box::new(Sent {
             account: tx.account,
             delta: tx.delta(),
+            epoch: self.epoch,
         });
         let record = BaseRecord::with_opaque_to(&self.topic, sent)
             .key(&key)
@@ -445,6 +477,32 @@ impl ProducerTask {
                 true
             }
         }
+    }
+
+    /// After a fatal error (e.g. the idempotent producer's sequence refused by a broker that
+    /// lost the partition's producer state when the topic was re-created) librdkafka's producer
+    /// refuses everything: a new one takes over, and the old one's queue fails (each failure
+    /// taken back from the view, as any failed delivery).
+    async fn replace_if_fatal(&mut self) {
+        let Some((code, reason)) = self.producer.client().fatal_error() else {
+            return;
+        };
+        let fresh = match new_producer(&self.config, &self.shared, &self.failed_tx) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(%e, "the producer hit a fatal error and a new one cannot be created yet");
+                return;
+            }
+        };
+        warn!(%code, %reason, "the producer hit a fatal error: a new producer takes over");
+        {
+            let mut p = self.shared.producer();
+            p.replaced += 1;
+            p.last_error = Some(format!("fatal producer error, producer replaced: {reason}"));
+        }
+        let old = std::mem::replace(&mut self.producer, fresh);
+        // Dropping purges its queue and waits briefly for the reports: off the async thread.
+        let _ = tokio::task::spawn_blocking(move || drop(old)).await;
     }
 
     async fn finish(self) {

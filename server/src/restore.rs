@@ -128,6 +128,7 @@ impl Restorer<'_> {
         )?;
         self.progress.changelog_records += read;
         let mut parts = BTreeMap::new();
+        let recreated = std::cell::Cell::new(false);
         for (p, (until, commit)) in wanted {
             let (lo, hi) = self
                 .consumer
@@ -141,6 +142,7 @@ impl Restorer<'_> {
             let current = |next: i64, what: &str| {
                 let ahead = next > hi;
                 if ahead {
+                    recreated.set(true);
                     warn!(
                         partition = p,
                         state_offset = next,
@@ -210,6 +212,14 @@ impl Restorer<'_> {
                     commit: (*commit).max(lo),
                     stopped: false,
                 },
+            );
+        }
+        if recreated.get() {
+            let mut s = self.shared.store();
+            s.recreated += 1;
+            s.last_error = Some(
+                "the topic was deleted and created again: balances of its partitions started afresh"
+                    .into(),
             );
         }
         Ok(parts)

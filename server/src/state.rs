@@ -38,6 +38,8 @@ pub struct Shared {
     /// Per partition, the newest snapshot known (read at restore or written): its slot and the
     /// offset it reflects.
     snapshot_marks: Mutex<BTreeMap<i32, (u8, i64)>>,
+    /// Re-creations of the topic noticed while running: consumers move to its beginning.
+    recreations: tokio::sync::watch::Sender<u32>,
     /// Supervised tasks that stopped and wait to be started again, with the reason.
     tasks_down: Mutex<BTreeMap<String, String>>,
     /// Test-only fault points: the balance calculator fails once, or stalls until shutdown,
@@ -81,6 +83,7 @@ impl Shared {
             }),
             snapshot_marks: Mutex::new(BTreeMap::new()),
             tasks_down: Mutex::new(BTreeMap::new()),
+            recreations: tokio::sync::watch::Sender::new(0),
             test_fail_after: AtomicU64::new(0),
             test_stall_after: AtomicU64::new(0),
         }
@@ -106,6 +109,21 @@ impl Shared {
     /// The newest snapshot of `partition` known: its slot and the offset it reflects.
     pub fn snapshot_mark(&self, partition: i32) -> Option<(u8, i64)> {
         lock(&self.snapshot_marks).get(&partition).copied()
+    }
+
+    /// The topic was found re-created while running (see `balance_consumer::start_afresh`).
+    pub fn topic_recreated(&self) {
+        self.recreations.send_modify(|n| *n += 1);
+    }
+
+    /// Tells when the topic is found re-created while running.
+    pub fn recreations(&self) -> tokio::sync::watch::Receiver<u32> {
+        self.recreations.subscribe()
+    }
+
+    /// Forgets every snapshot mark: the topic they were of is gone.
+    pub fn clear_snapshot_marks(&self) {
+        lock(&self.snapshot_marks).clear();
     }
 
     pub fn set_snapshot_mark(&self, partition: i32, slot: u8, next_offset: i64) {

@@ -171,6 +171,9 @@ pub struct SnapshotWriter {
     settings: StoreSettings,
     /// Per partition: the offset of the last snapshot written and when.
     last: BTreeMap<i32, (i64, Instant)>,
+    /// The topic's re-creations seen (`StoreHealth::recreated`): each makes `last` and the
+    /// snapshot marks those of a topic that is gone.
+    recreated: u32,
 }
 
 impl SnapshotWriter {
@@ -192,6 +195,7 @@ impl SnapshotWriter {
             shared,
             settings: settings.store.clone(),
             last: BTreeMap::new(),
+            recreated: 0,
         })
     }
 
@@ -210,8 +214,19 @@ impl SnapshotWriter {
                 _ = token.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            if self.shared.store().restoring {
+            let (restoring, recreated) = {
+                let s = self.shared.store();
+                (s.restoring, s.recreated)
+            };
+            if restoring {
                 continue;
+            }
+            if recreated != self.recreated {
+                // Checked between writes, so a write of the old topic's state that was under
+                // way when it was found re-created leaves no mark behind either.
+                self.recreated = recreated;
+                self.last.clear();
+                self.shared.clear_snapshot_marks();
             }
             // Until the group assigns partitions (after a crash that waits out the dead
             // member's session), the restored ones are this process's: snapshotting them then

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::balance_consumer::RestoredView;
 use crate::kafka::Context;
 use crate::progress::Stall;
 use crate::state::Shared;
@@ -60,6 +61,7 @@ impl TopicSpec {
 async fn check_progress(
     admin: &Arc<AdminClient<Context>>,
     shared: &Arc<Shared>,
+    restored: &RestoredView,
     topic: &str,
     partitions: usize,
     stall: &mut Stall,
@@ -68,6 +70,9 @@ async fn check_progress(
         shared.set_task_down(STUCK_KEY, None);
         return;
     }
+    // Read before the ends: an offset applied now is below the end now, and ends only grow,
+    // so an end below it means the topic's offsets started over.
+    let applied = shared.ledger().next_offsets();
     let (a, t) = (admin.clone(), topic.to_owned());
     let ends = tokio::task::spawn_blocking(move || {
         (0..partitions as i32)
@@ -83,6 +88,18 @@ async fn check_progress(
     let Ok(Ok(ends)) = ends else {
         return; // the broker watch reports an unreachable broker itself
     };
+    let behind: Vec<String> = applied
+        .iter()
+        .filter(|(p, n)| ends.get(p).is_none_or(|end| end < *n))
+        .map(|(p, n)| match ends.get(p) {
+            Some(end) => format!("partition {p} ends at {end}, below {n} already applied"),
+            None => format!("partition {p} is gone"),
+        })
+        .collect();
+    if !behind.is_empty() {
+        crate::balance_consumer::start_afresh(shared, restored, &behind.join("; "));
+        return;
+    }
     let next = shared.ledger().next_offsets();
     let why = stall.check(Instant::now(), &ends, &next, &shared.assigned());
     if let Some(why) = &why {
@@ -137,6 +154,7 @@ pub async fn watch_broker(
     shared: Arc<Shared>,
     topic: TopicSpec,
     ready: watch::Sender<bool>,
+    restored: RestoredView,
     token: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -173,7 +191,15 @@ pub async fn watch_broker(
                 }
                 ready.send_replace(true);
                 backoff = Duration::from_secs(2);
-                check_progress(&admin, &shared, &topic.name, partitions, &mut stall).await;
+                check_progress(
+                    &admin,
+                    &shared,
+                    &restored,
+                    &topic.name,
+                    partitions,
+                    &mut stall,
+                )
+                .await;
             }
             Err(e) => {
                 if !warned {

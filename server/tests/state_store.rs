@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use cashflow::producer::Command;
 use cashflow::{App, Settings};
-use cashflow_shared::api::{Balances, Health, RestoreProgress};
+use cashflow_shared::api::{Balances, Health, ProducerStats, RestoreProgress};
+use cashflow_shared::protocol::ServerMsg;
 use common::{Broker, apache_kafka, read_topic, spawn_app_with, unique, wait_for};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, FutureRecord, Producer, ThreadedProducer};
@@ -65,6 +66,19 @@ fn store_settings(dir: PathBuf) -> impl Fn(&mut Settings) + Clone {
         s.generator.accounts = ACCOUNTS;
         s.data_dir = Some(dir.clone());
     }
+}
+
+/// Deletes `topic` (a running cashflow creates it again).
+async fn admin_delete(brokers: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let r = admin.delete_topics(&[topic], &opts).await.expect("delete");
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
 }
 
 async fn admin_delete_topic(brokers: &str, topic: &str) {
@@ -319,6 +333,101 @@ async fn a_recreated_topic_starts_afresh() {
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The topic deleted while cashflow runs (the broker watch creates it again): the balance
+/// calculator notices that the partitions end below what it applied, starts afresh with a
+/// warning on `/health` and the page, applies the new topic's records (none skipped as "seen"),
+/// and a restart restores the new topic's balances, not the old one's.
+async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
+    let topic = unique("recreated-live");
+    let dir = std::env::temp_dir().join(unique("cashflow-store"));
+    let tweak = store_settings(dir.clone());
+    let app = spawn_app_with(broker, &topic, tweak.clone()).await;
+    app.producer
+        .send(Command::Burst(3_000))
+        .await
+        .expect("burst");
+    wait_applied(&app, 3_000).await;
+    admin_delete(&app.brokers, &topic).await;
+    let h = wait_for(WAIT, "the re-creation to be noticed", || async {
+        let h: Health = get(&app, "/health").await;
+        (h.store.recreated == 1).then_some(h)
+    })
+    .await;
+    let why = h.store.last_error.unwrap_or_default();
+    assert!(why.contains("created again"), "{why}");
+    // The page is told, and its frames keep coming.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
+        .await
+        .expect("ws");
+    let (mut told, mut deltas) = (false, 0);
+    while deltas < 2 {
+        use futures_util::StreamExt;
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("frames keep coming")
+            .expect("open")
+            .expect("frame");
+        let Ok(text) = m.to_text() else { continue };
+        match serde_json::from_str::<ServerMsg>(text) {
+            Ok(ServerMsg::Snapshot(s)) => told = s.store.recreated == 1,
+            Ok(ServerMsg::Delta(_)) => deltas += 1,
+            _ => {}
+        }
+    }
+    assert!(told, "the page's snapshot says the topic was re-created");
+    // The embedded broker lost the idempotent producer's state with the topic: its next
+    // sequence number is refused, a fatal error, and a new producer takes over (what it had
+    // queued fails and is counted; the second burst then gets through whole).
+    let before: ProducerStats = get(&app, "/api/producer").await;
+    for burst in 1..=2 {
+        app.producer.send(Command::Burst(500)).await.expect("burst");
+        wait_for(WAIT, "the burst's deliveries", || async {
+            let p: ProducerStats = get(&app, "/api/producer").await;
+            (p.delivered + p.failed >= before.delivered + before.failed + 500 * burst).then_some(())
+        })
+        .await;
+    }
+    let p: ProducerStats = get(&app, "/api/producer").await;
+    let delivered = p.delivered - before.delivered;
+    assert!(delivered >= 500, "the second burst got through: {p:?}");
+    if matches!(broker, Broker::Embedded) {
+        assert!(
+            p.replaced >= 1,
+            "the producer was replaced after its fatal error: {p:?}"
+        );
+    }
+    let records = read_topic(&app.brokers, &topic);
+    assert_eq!(
+        records.len() as u64,
+        delivered,
+        "the new topic holds only the new records"
+    );
+    let b = wait_applied(&app, delivered).await;
+    assert_eq!(
+        b.stats.applied, delivered,
+        "nothing of the old topic, nothing skipped"
+    );
+    assert_eq!(by_account(&b), common::recompute(&records));
+    assert_eq!(
+        b.stats.mismatches, 0,
+        "the producer's view started afresh too"
+    );
+    app.shutdown().await;
+
+    let app = spawn_app_with(broker, &topic, tweak).await;
+    restored(&app).await;
+    let again: Balances = get(&app, "/api/balances").await;
+    assert_eq!(by_account(&again), common::recompute(&records));
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+on_both_brokers!(
+    a_topic_recreated_while_running_starts_afresh_on_apache_kafka,
+    a_topic_recreated_while_running_starts_afresh_on_the_embedded_broker,
+    a_topic_recreated_while_running_starts_afresh
+);
 
 /// SIGTERM in the middle of a long restore (a topic of many records and no snapshot yet):
 /// `/health` says "restoring" with its progress meanwhile, and the server exits, cleanly, within

@@ -65,6 +65,9 @@ pub struct ProducerStats {
     /// Generation is held because the broker is unreachable.
     #[serde(default)]
     pub held: bool,
+    /// Times a fatal error made the producer unusable and a new one took over.
+    #[serde(default)]
+    pub replaced: u64,
     /// Per account: net amount (credits − debits) and count of *delivered* transactions.
     pub delivered_by_account: BTreeMap<AccountId, DeliveredTotals>,
 }
@@ -101,6 +104,10 @@ pub struct StoreHealth {
     pub snapshots_written: u64,
     pub snapshot_failures: u64,
     pub last_error: Option<String>,
+    /// Times the topic was found deleted and created again (its offsets started over): the
+    /// balances then started afresh.
+    #[serde(default)]
+    pub recreated: u32,
 }
 
 /// How far a restore is: what it read from the changelog and from the topic.

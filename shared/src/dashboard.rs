@@ -347,6 +347,7 @@ mod tests {
             store: StoreStatus {
                 restoring: true,
                 percent: 40,
+                recreated: 0,
             },
         };
         d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));

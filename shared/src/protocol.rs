@@ -82,6 +82,9 @@ pub struct StoreStatus {
     pub restoring: bool,
     /// Of the records the restore has to read, 0 to 100.
     pub percent: u8,
+    /// Times the topic was found deleted and created again, so balances started afresh.
+    #[serde(default)]
+    pub recreated: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

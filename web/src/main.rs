@@ -37,6 +37,7 @@ fn App() -> impl IntoView {
                 </label>
             </header>
             <Reload/>
+            <Recreated/>
             <charts::Counters/>
             <main>
                 <section class="panel lines">
@@ -101,6 +102,25 @@ fn Reload() -> impl IntoView {
         ctx.dash
             .with_value(|d| d.reload.clone())
             .map(|r| view! { <div class="reload">{r}" "<a href="">"Reload"</a></div> })
+    }
+}
+
+/// Says so when the topic was deleted and created again: the balances started afresh.
+#[component]
+fn Recreated() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    move || {
+        ctx.version.get();
+        let n = ctx.dash.with_value(|d| d.store.recreated);
+        (n > 0).then(|| {
+            let times = if n == 1 { String::new() } else { format!(" ({n} times)") };
+            view! {
+                <div class="reload" data-testid="recreated">
+                    "The topic was deleted and created again" {times}
+                    ": its offsets started over, so the balances started afresh from its new records."
+                </div>
+            }
+        })
     }
 }
 
