@@ -37,8 +37,14 @@ pub struct App {
     ready: watch::Receiver<bool>,
     restored: watch::Sender<Option<BTreeMap<AccountId, AccountState>>>,
     token: CancellationToken,
+    /// The consumers' own token (a child of `token`): they stop after the producer.
+    consumers: CancellationToken,
+    /// The snapshot writer's (a child too): it stops after the consumers.
+    snapshots: (CancellationToken, JoinHandle<()>),
     tracker: TaskTracker,
     producer_task: JoinHandle<()>,
+    producer_token: CancellationToken,
+    logging: JoinHandle<()>,
     balance: Mutex<Option<Task>>,
     #[cfg(feature = "embedded-broker")]
     embedded: Option<crate::embedded::EmbeddedBroker>,
@@ -110,35 +116,74 @@ impl App {
                 role: crate::kafka::ADMIN_ROLE,
             })?;
         let spec = TopicSpec::source(&settings);
-        tracker.spawn(watch_broker(
+        let (admin, sh, rt, rs, t) = (
             Arc::new(admin),
             shared.clone(),
-            spec,
             ready_tx,
             restored.clone(),
-            token.clone(),
-        ));
-
-        let writer = crate::state_store::SnapshotWriter::new(&settings, &brokers, shared.clone())?;
-        tracker.spawn(writer.run(token.clone()));
-
-        let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
-        // The producer has its own token: at shutdown it stops (and flushes) first.
-        let producer_token = token.child_token();
-        let producer_task = tracker.spawn(task.run(commands, restored_rx, producer_token));
-
-        let (s, b, sh, r, t) = (
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            ready.clone(),
             token.clone(),
         );
         supervise(
             &tracker,
             shared.clone(),
-            "logging consumer",
+            "broker watch",
             token.clone(),
+            move || {
+                let w = watch_broker(
+                    admin.clone(),
+                    sh.clone(),
+                    spec.clone(),
+                    rt.clone(),
+                    rs.clone(),
+                    t.clone(),
+                );
+                async move {
+                    w.await;
+                    Ok(())
+                }
+            },
+        );
+
+        let snapshots_token = token.child_token();
+        let (s, b, sh, t) = (
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            snapshots_token.clone(),
+        );
+        let writer = supervise(
+            &tracker,
+            shared.clone(),
+            "snapshot writer",
+            snapshots_token.clone(),
+            move || {
+                let writer = crate::state_store::SnapshotWriter::new(&s, &b, sh.clone());
+                let t = t.clone();
+                async move {
+                    writer?.run(t).await;
+                    Ok(())
+                }
+            },
+        );
+
+        let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
+        // The producer has its own token: at shutdown it stops (and flushes) first.
+        let producer_token = token.child_token();
+        let producer_task = tracker.spawn(task.run(commands, restored_rx, producer_token.clone()));
+
+        let consumers = token.child_token();
+        let (s, b, sh, r, t) = (
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            ready.clone(),
+            consumers.clone(),
+        );
+        let logging = supervise(
+            &tracker,
+            shared.clone(),
+            "logging consumer",
+            consumers.clone(),
             move || logging_consumer::run(s.clone(), b.clone(), sh.clone(), r.clone(), t.clone()),
         );
 
@@ -147,7 +192,14 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
         let hub = Hub::new(shared.clone());
-        tracker.spawn(hub.clone().run(token.clone()));
+        let (h, t) = (hub.clone(), token.clone());
+        supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
+            let run = h.clone().run(t.clone());
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
         let state = http::AppState {
             shared: shared.clone(),
             producer: handle.clone(),
@@ -157,11 +209,12 @@ impl App {
             presenter_token: settings.presenter_token.as_deref().map(Arc::from),
         };
         let router = http::router(state, &settings.web_dir);
-        let http_token = token.clone();
+        let (http_token, sh) = (token.clone(), shared.clone());
         spawn_logged(&tracker, "http server", async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(http_token.cancelled_owned())
                 .await?;
+            sh.record_stop("http server stopped");
             Ok(())
         });
 
@@ -173,8 +226,12 @@ impl App {
             settings,
             ready,
             token,
+            consumers,
+            snapshots: (snapshots_token, writer),
             tracker,
             producer_task,
+            producer_token,
+            logging,
             balance: Mutex::new(None),
             restored,
             #[cfg(feature = "embedded-broker")]
@@ -185,7 +242,7 @@ impl App {
     }
 
     async fn start_balance_consumer(&self) {
-        let t = self.token.child_token();
+        let t = self.consumers.child_token();
         let (s, b, sh, r, v, tt) = (
             self.settings.clone(),
             self.brokers.clone(),
@@ -229,11 +286,22 @@ impl App {
         r.wait_for(|v| *v).await.is_ok()
     }
 
-    /// Graceful shutdown: stop generating and flush the producer, then stop the consumers
-    /// (each commits its offsets) and the HTTP server, then the embedded broker.
+    /// Graceful shutdown, in order: stop generating and flush the producer; then stop the
+    /// consumers (each commits its offsets), so they read what the flush delivered for as long
+    /// as the producer ran; then the snapshot writer's final pass, over the state they left;
+    /// then the HTTP server (viewers see it all until here) and the broker watch; then the
+    /// embedded broker. Each records its stop (`Shared::stops`).
     pub async fn shutdown(self) {
-        self.token.cancel();
+        self.producer_token.cancel();
         let _ = self.producer_task.await;
+        self.consumers.cancel();
+        let _ = self.logging.await;
+        if let Some((_, h)) = self.balance.lock().await.take() {
+            let _ = h.await;
+        }
+        self.snapshots.0.cancel();
+        let _ = self.snapshots.1.await;
+        self.token.cancel();
         self.tracker.close();
         if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait())
             .await
@@ -244,6 +312,7 @@ impl App {
         #[cfg(feature = "embedded-broker")]
         if let Some(e) = self.embedded {
             e.stop().await;
+            self.shared.record_stop("embedded broker stopped");
         }
         info!("stopped");
     }

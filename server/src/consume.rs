@@ -373,6 +373,7 @@ pub async fn consume(
         }
     }
     close_consumer(consumer, role).await;
+    shared.record_stop(format!("{role} committed"));
     match failure {
         Some(e) => Err(e),
         None => Ok(()),

@@ -1,7 +1,6 @@
 //! HTTP: `/health`, the JSON API and the browser app.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -16,23 +15,7 @@ use cashflow_shared::api::{
 use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
 
-use tokio_util::sync::CancellationToken;
-
-use crate::hub::Hub;
-use crate::producer::ProducerHandle;
-use crate::state::Shared;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub shared: Arc<Shared>,
-    pub producer: ProducerHandle,
-    pub hub: Hub,
-    /// Cancelled at shutdown: open WebSockets close.
-    pub token: CancellationToken,
-    /// Page origins allowed besides the server's own.
-    pub allow_origins: Arc<Vec<String>>,
-    pub presenter_token: Option<Arc<str>>,
-}
+pub use crate::app_state::AppState;
 
 pub fn router(state: AppState, web_dir: &Path) -> Router {
     let api = Router::new()

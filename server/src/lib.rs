@@ -17,12 +17,17 @@
 //!   [`ws`] serves them on `/ws` and takes the page's commands.
 //! - [`http`] serves `/health`, `/api/*`, `/ws` and the browser app.
 //!
-//! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration,
-//! topic creation, broker health), [`embedded`] (the zero-setup in-process broker) and
-//! [`app`], which starts everything and shuts it down in order: stop generating, flush the
-//! producer, commit the consumers' offsets, stop the HTTP server, stop the embedded broker.
+//! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration and
+//! redaction), [`topics`] (topic creation and the broker watch, which also notices a stuck
+//! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
+//! [`dead_letters`], [`supervise`] (tasks restarted with back-off), [`embedded`] (the
+//! zero-setup in-process broker) and [`app`], which starts everything and shuts it down in
+//! order: stop generating and flush the producer, commit the consumers' offsets, take the
+//! final snapshots, stop the HTTP server, stop the embedded broker (tested in
+//! `tests/shutdown.rs`).
 
 pub mod app;
+pub mod app_state;
 pub mod balance_consumer;
 pub mod config;
 pub mod consume;

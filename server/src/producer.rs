@@ -524,5 +524,7 @@ impl ProducerTask {
             Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
             Err(e) => warn!(%e, "producer flush task failed"),
         }
+        drop(p);
+        shared.record_stop("producer flushed");
     }
 }

@@ -15,6 +15,9 @@ use cashflow_shared::protocol::{
 };
 use cashflow_shared::{AccountId, Ledger};
 
+/// Stops remembered (a consumer restarted by its supervisor stops too).
+const STOPS_KEPT: usize = 32;
+
 /// Lines kept in the recent-transactions feed.
 pub const RECENT_CAPACITY: usize = 500;
 
@@ -38,6 +41,8 @@ pub struct Shared {
     /// Per partition, the newest snapshot known (read at restore or written): its slot and the
     /// offset it reflects.
     snapshot_marks: Mutex<BTreeMap<i32, (u8, i64)>>,
+    /// What stopped, in order (the last [`STOPS_KEPT`]).
+    stops: Mutex<VecDeque<String>>,
     /// Re-creations of the topic noticed while running: consumers move to its beginning.
     recreations: tokio::sync::watch::Sender<u32>,
     /// Supervised tasks that stopped and wait to be started again, with the reason.
@@ -84,6 +89,7 @@ impl Shared {
             snapshot_marks: Mutex::new(BTreeMap::new()),
             tasks_down: Mutex::new(BTreeMap::new()),
             recreations: tokio::sync::watch::Sender::new(0),
+            stops: Mutex::new(VecDeque::new()),
             test_fail_after: AtomicU64::new(0),
             test_stall_after: AtomicU64::new(0),
         }
@@ -109,6 +115,20 @@ impl Shared {
     /// The newest snapshot of `partition` known: its slot and the offset it reflects.
     pub fn snapshot_mark(&self, partition: i32) -> Option<(u8, i64)> {
         lock(&self.snapshot_marks).get(&partition).copied()
+    }
+
+    /// A piece of the server stopped (at shutdown): the log of [`stops`](Self::stops).
+    pub fn record_stop(&self, what: impl Into<String>) {
+        let mut s = lock(&self.stops);
+        if s.len() == STOPS_KEPT {
+            s.pop_front();
+        }
+        s.push_back(what.into());
+    }
+
+    /// What stopped so far, in order.
+    pub fn stops(&self) -> Vec<String> {
+        lock(&self.stops).iter().cloned().collect()
     }
 
     /// The topic was found re-created while running (see `balance_consumer::start_afresh`).

@@ -250,6 +250,7 @@ impl SnapshotWriter {
             }
         }
         debug!(topic = %self.topic, partitions = written, "final snapshots written");
+        self.shared.record_stop("final snapshots written");
     }
 
     fn due(&mut self, partition: i32, now: bool) -> bool {

@@ -1,6 +1,6 @@
-//! Tasks that restart when they fail. A consumer that stops with an error (a fatal client
-//! error, a failure it cannot handle) is started again with back-off, and `/health` names it as
-//! down, with the reason, until it runs again.
+//! Tasks that restart when they fail. A task that stops with an error (a fatal client error, a
+//! failure it cannot handle) or panics, or that ends although nobody stopped it, is started
+//! again with back-off, and `/health` names it as down, with the reason, until it runs again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,11 +30,17 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    let tracker_inner = tracker.clone();
     tracker.spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = Instant::now();
-            let result = make().await;
+            // A task of its own, so a panic in it ends that task, not the supervision.
+            let result = match tracker_inner.spawn(make()).await {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => Err(anyhow::anyhow!("panicked: {}", panic_message(e))),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
             if token.is_cancelled() {
                 return;
             }
@@ -55,4 +61,71 @@ where
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     })
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cashflow_shared::api::BrokerHealth;
+    use cashflow_shared::{Ledger, Money};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A task that panics is started again, and named as down meanwhile.
+    #[tokio::test]
+    async fn a_panicking_task_is_started_again() {
+        let shared = Arc::new(Shared::new(
+            "t".into(),
+            Ledger::new(Money::from_major(100)),
+            BrokerHealth::default(),
+        ));
+        let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
+        let runs = Arc::new(AtomicU32::new(0));
+        let (r, t) = (runs.clone(), token.clone());
+        supervise(
+            &tracker,
+            shared.clone(),
+            "flaky",
+            token.clone(),
+            move || {
+                let (r, t) = (r.clone(), t.clone());
+                async move {
+                    if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                        panic!("first run fails");
+                    }
+                    t.cancelled().await;
+                    Ok(())
+                }
+            },
+        );
+        let down = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(why) = shared.tasks_down().get("flaky").cloned() {
+                    return why;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("named as down");
+        assert!(down.contains("panicked: first run fails"), "{down}");
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while runs.load(Ordering::SeqCst) < 2 || !shared.tasks_down().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("started again");
+        token.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
 }

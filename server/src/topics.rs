@@ -27,6 +27,7 @@ pub fn changelog_topic(topic: &str) -> String {
     format!("{topic}.balances")
 }
 
+#[derive(Clone)]
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,

@@ -16,8 +16,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
+use crate::app_state::AppState;
 use crate::config::Rate;
-use crate::http::AppState;
 use crate::producer::{Command, ProducerHandle};
 
 /// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between

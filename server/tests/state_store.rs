@@ -429,6 +429,109 @@ on_both_brokers!(
     a_topic_recreated_while_running_starts_afresh
 );
 
+/// Retention deleted records the calculator had not applied yet (here DeleteRecords, which
+/// moves a partition's start the way retention does): the restart restores the snapshot, skips
+/// the gap with a warning instead of waiting for records that no longer exist, and applies what
+/// is left after it. On both brokers, since the embedded one has no transactions to test offset
+/// gaps with.
+async fn a_restart_skips_the_gaps_retention_leaves(broker: Broker) {
+    let topic = unique("gaps");
+    let dir = std::env::temp_dir().join(unique("cashflow-store"));
+    let tweak = store_settings(dir.clone());
+    // The calculator stops (a test-only stall) at its 2 000th record of 3 000.
+    let stalled = {
+        let tweak = tweak.clone();
+        move |s: &mut Settings| {
+            tweak(s);
+            s.test_stall_calculator_after = Some(2_000);
+        }
+    };
+    let app = spawn_app_with(broker, &topic, stalled).await;
+    app.producer
+        .send(Command::Burst(3_000))
+        .await
+        .expect("burst");
+    wait_for(WAIT, "the burst delivered", || async {
+        let p: ProducerStats = get(&app, "/api/producer").await;
+        (p.delivered == 3_000).then_some(())
+    })
+    .await;
+    let before = wait_applied(&app, 1_999).await;
+    assert_eq!(before.stats.applied, 1_999, "the calculator stalled");
+    // Every partition loses all but its last 20 records.
+    let ends: BTreeMap<i32, i64> =
+        read_topic(&app.brokers, &topic)
+            .iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                let e = m.entry(r.partition).or_insert(0);
+                *e = (*e).max(r.offset + 1);
+                m
+            });
+    {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::{Offset, TopicPartitionList};
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &app.brokers)
+            .create()
+            .expect("admin");
+        let mut tpl = TopicPartitionList::new();
+        for (p, end) in &ends {
+            tpl.add_partition_offset(&topic, *p, Offset::Offset(end - 20))
+                .expect("offset");
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let r = admin
+            .delete_records(&tpl, &opts)
+            .await
+            .expect("delete records");
+        assert!(
+            r.elements().iter().all(|e| e.error().is_ok()),
+            "{:?}",
+            r.elements().iter().map(|e| e.error()).collect::<Vec<_>>()
+        );
+    }
+    app.shutdown().await;
+
+    let app = spawn_app_with(broker, &topic, tweak).await;
+    restored(&app).await;
+    let left = read_topic(&app.brokers, &topic);
+    assert!(
+        left.len() <= 6 * 20,
+        "the records were deleted: {} left",
+        left.len()
+    );
+    // What the restart applies: the records left after the snapshot's offsets.
+    let tail: Vec<_> = left
+        .into_iter()
+        .filter(|r| r.offset >= before.next_offsets.get(&r.partition).copied().unwrap_or(0))
+        .collect();
+    let total = before.stats.applied + tail.len() as u64;
+    let after = wait_applied(&app, total).await;
+    assert_eq!(after.stats.applied, total);
+    let mut expected = by_account(&before);
+    let opening = before.opening_balance.minor();
+    for (a, (balance, count)) in common::recompute(&tail) {
+        let e = expected.entry(a).or_insert((opening, 0));
+        e.0 += balance - opening;
+        e.1 += count;
+    }
+    assert_eq!(
+        by_account(&after),
+        expected,
+        "the snapshot plus what is left after the gap"
+    );
+    assert_eq!(after.next_offsets, ends, "every partition read to its end");
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+on_both_brokers!(
+    a_restart_skips_the_gaps_retention_leaves_on_apache_kafka,
+    a_restart_skips_the_gaps_retention_leaves_on_the_embedded_broker,
+    a_restart_skips_the_gaps_retention_leaves
+);
+
 /// SIGTERM in the middle of a long restore (a topic of many records and no snapshot yet):
 /// `/health` says "restoring" with its progress meanwhile, and the server exits, cleanly, within
 /// 5 s.

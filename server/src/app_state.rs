@@ -1,0 +1,22 @@
+//! What the HTTP handlers and the WebSocket handler share (its own module, so `http` and `ws`
+//! need not import each other).
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::producer::ProducerHandle;
+use crate::state::Shared;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub producer: ProducerHandle,
+    pub hub: Hub,
+    /// Cancelled at shutdown: open WebSockets close.
+    pub token: CancellationToken,
+    /// Page origins allowed besides the server's own.
+    pub allow_origins: Arc<Vec<String>>,
+    pub presenter_token: Option<Arc<str>>,
+}
