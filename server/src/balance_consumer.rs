@@ -43,15 +43,14 @@ pub type RestoredView = watch::Sender<Option<BTreeMap<AccountId, AccountState>>>
 /// balance. Said in the log, `/health` and on the page.
 pub fn start_afresh(shared: &Shared, restored: &RestoredView, why: &str) {
     warn!(topic = %shared.topic, "the topic was deleted and created again ({why}): balances start afresh");
-    shared.ledger_mut().clear();
+    shared.ledger().clear();
     shared.clear_snapshot_marks();
-    {
-        let mut s = shared.store();
+    shared.with_store(|s| {
         s.recreated += 1;
         s.last_error = Some(format!(
             "the topic was deleted and created again ({why}): balances started afresh"
         ));
-    }
+    });
     restored.send_replace(Some(BTreeMap::new()));
     shared.topic_recreated();
 }
@@ -71,7 +70,7 @@ pub async fn run(
     if !is_ready {
         return Ok(());
     }
-    shared.store().restoring = true;
+    shared.with_store(|s| s.restoring = true);
     let mut backoff = Duration::from_millis(500);
     let view = loop {
         let (s, b, sh, t) = (
@@ -85,7 +84,7 @@ pub async fn run(
             Ok(None) => return Ok(()),
             Err(e) => {
                 warn!("restoring from Kafka failed: {e:#}; retrying");
-                shared.store().last_error = Some(format!("restore: {e:#}"));
+                shared.with_store(|s| s.last_error = Some(format!("restore: {e:#}")));
             }
         }
         tokio::select! {
@@ -94,7 +93,7 @@ pub async fn run(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     };
-    shared.store().restoring = false;
+    shared.with_store(|s| s.restoring = false);
     restored.send_replace(Some(view));
     let mut mismatch_log = RateLimitedLog::new(5);
     let mut malformed_log = RateLimitedLog::new(5);
@@ -130,7 +129,7 @@ pub async fn run(
             return Verdict::CatchUp(Box::new(move || catch_up(&s, &b, &sh, pos.partition, pos.offset, &t)));
         }
         let (reason, refused) = match Transaction::parse(msg.payload().unwrap_or_default()) {
-            Ok(tx) => match shared.ledger_mut().apply(&tx, pos) {
+            Ok(tx) => match shared.ledger().apply(&tx, pos) {
                 Outcome::Applied { balance, producer_agrees: Some(false), .. } => {
                     if mismatch_log.admit().0 {
                         warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
@@ -149,12 +148,12 @@ pub async fn run(
         }
         // Decided now, so the records after it are handled while it travels; the partition is
         // not snapshotted until the dead-letter topic has it (or could not take it: counted).
-        shared.ledger_mut().dead_letter_pending(pos, refused.as_ref());
+        shared.ledger().dead_letter_pending(pos, refused.as_ref());
         let shared = shared.clone();
         Verdict::DeadLetter(DeadLetter {
             reason,
             on_settled: Box::new(move |written| {
-                shared.ledger_mut().confirm_dead_letter(pos.partition, !written);
+                shared.ledger().confirm_dead_letter(pos.partition, !written);
             }),
         })
     })

@@ -47,8 +47,8 @@ async fn not_built() -> impl IntoResponse {
 }
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
-    let broker = s.shared.broker().clone();
-    let store = s.shared.store().clone();
+    let broker = s.shared.broker();
+    let store = s.shared.store();
     let tasks_down = s.shared.tasks_down();
     let working = broker.reachable && broker.topic_ready && tasks_down.is_empty();
     let ok = working && !store.restoring;
@@ -96,7 +96,7 @@ async fn balances(
 }
 
 async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {
-    Json(s.shared.producer().clone())
+    Json(s.shared.producer())
 }
 
 #[derive(Deserialize)]

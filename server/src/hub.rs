@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
-use cashflow_shared::api::AccountBalance;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
     Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
@@ -77,14 +76,17 @@ impl Hub {
 
     fn counters(&self, applied_per_second: f64) -> Counters {
         let ledger = self.shared.ledger().stats();
-        let p = self.shared.producer();
+        // Only the counters: the producer's stats also hold a map per account.
+        let (sent, delivered, failed) = self
+            .shared
+            .with_producer(|p| (p.sent, p.delivered, p.failed));
         Counters {
             ledger,
             totals: self.shared.ledger().totals(),
             malformed: ledger.dead_lettered,
-            sent: p.sent,
-            delivered: p.delivered,
-            failed: p.failed,
+            sent,
+            delivered,
+            failed,
             applied_per_second,
         }
     }
@@ -92,11 +94,11 @@ impl Hub {
     /// The full state, for a new viewer or one that fell behind.
     pub fn snapshot(&self) -> ServerMsg {
         let shown = self.shown.borrow().clone();
-        let accounts = self.shared.accounts_of(&shown);
-        let (topic, opening_balance) = {
-            let l = self.shared.ledger();
-            (self.shared.topic.clone(), l.opening_balance())
-        };
+        let accounts = self.shared.ledger().accounts_of(&shown);
+        let (topic, opening_balance) = (
+            self.shared.topic.clone(),
+            self.shared.ledger().opening_balance(),
+        );
         let history = self.shared.history();
         let aps = history.last().map(|s| s.applied_per_second).unwrap_or(0.0);
         let generator = self.shared.generator().unwrap_or_else(|| GeneratorStatus {
@@ -104,8 +106,6 @@ impl Hub {
             rate: None,
             settings: Default::default(),
         });
-        // Each lock in its own statement: a guard in the struct expression below would live
-        // to its end, and `partition_views` takes the broker lock too.
         let partitions = self.shared.partition_views();
         let broker_reachable = self.shared.broker().reachable;
         let store = self.store_status();
@@ -165,28 +165,10 @@ impl Hub {
             for a in &dropped {
                 sent_accounts.remove(a);
             }
-            let (changed, sample_balances, applied) = {
-                let l = self.shared.ledger();
-                let changed: Vec<AccountBalance> = shown
-                    .iter()
-                    .filter_map(|a| l.accounts().get(a).map(|s| (*a, s)))
-                    .filter(|(a, s)| sent_accounts.get(a) != Some(*s))
-                    .map(|(a, s)| crate::state::account_balance(&l, a, s))
-                    .collect();
-                let sample = due.then(|| {
-                    let n = l
-                        .accounts()
-                        .keys()
-                        .next_back()
-                        .copied()
-                        .unwrap_or(0)
-                        .min(MAX_CHARTED_ACCOUNTS as u32);
-                    (1..=n)
-                        .map(|a| l.account(a).balance.minor())
-                        .collect::<Vec<i64>>()
-                });
-                (changed, sample, l.stats().applied)
-            };
+            let l = self.shared.ledger();
+            let changed = l.changed(&shown, &sent_accounts);
+            let sample_balances = due.then(|| l.first_balances(MAX_CHARTED_ACCOUNTS as u32));
+            let applied = l.stats().applied;
             for a in &changed {
                 sent_accounts.insert(
                     a.account,

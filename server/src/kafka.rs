@@ -147,16 +147,17 @@ impl ClientContext for Context {
         if !all_down {
             self.shared.set_client_error(reason.to_owned());
         }
-        let mut b = self.shared.broker();
-        if !all_down {
-            b.last_error = Some(reason.to_owned());
-        }
-        // Only the broker watch's own client decides reachability: the others (consumers
-        // still in reconnect back-off after the broker is back) would report stale outages and
-        // make the page's badge flicker.
-        if self.role == ADMIN_ROLE && all_down {
-            b.reachable = false;
-        }
+        self.shared.with_broker(|b| {
+            if !all_down {
+                b.last_error = Some(reason.to_owned());
+            }
+            // Only the broker watch's own client decides reachability: the others (consumers
+            // still in reconnect back-off after the broker is back) would report stale outages
+            // and make the page's badge flicker.
+            if self.role == ADMIN_ROLE && all_down {
+                b.reachable = false;
+            }
+        });
     }
 }
 

@@ -37,6 +37,7 @@ pub mod embedded;
 pub mod http;
 pub mod hub;
 pub mod kafka;
+pub mod ledger_store;
 pub mod logging_consumer;
 pub mod producer;
 pub mod progress;

@@ -123,18 +123,19 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Sent>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
-        let mut p = self.inner.shared.producer();
+        let shared = &self.inner.shared;
         match result {
-            Ok(_) => {
+            Ok(_) => shared.with_producer(|p| {
                 p.delivered += 1;
                 let t = p.delivered_by_account.entry(sent.account).or_default();
                 t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
                 t.count += 1;
-            }
+            }),
             Err((e, msg)) => {
-                p.failed += 1;
-                p.last_error = Some(e.to_string());
-                drop(p);
+                shared.with_producer(|p| {
+                    p.failed += 1;
+                    p.last_error = Some(e.to_string());
+                });
                 let _ = self.failed.send((sent.account, sent.delta, sent.epoch));
                 let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
                 error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");
@@ -294,8 +295,8 @@ impl ProducerTask {
                     // librdkafka's bounded queue waits there and is delivered on reconnection),
                     // so an outage does not pile up transactions nobody can see.
                     let reachable = self.shared.broker().reachable;
-                    if reachable == self.shared.producer().held {
-                        self.shared.producer().held = !reachable;
+                    let was_held = self.shared.with_producer(|p| std::mem::replace(&mut p.held, !reachable));
+                    if reachable == was_held {
                         if reachable {
                             info!("broker reachable: generation resumed");
                         } else {
@@ -346,10 +347,10 @@ impl ProducerTask {
 
     /// Makes the current settings visible to the API and the hub.
     fn publish_status(&self) {
-        let mut p = self.shared.producer();
-        p.running = self.running;
-        p.rate = self.rate.as_option();
-        drop(p);
+        self.shared.with_producer(|p| {
+            p.running = self.running;
+            p.rate = self.rate.as_option();
+        });
         self.shared.set_generator(GeneratorStatus {
             running: self.running,
             rate: self.rate.as_option(),
@@ -460,7 +461,7 @@ impl ProducerTask {
             .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
         match self.producer.send(record) {
             Ok(()) => {
-                self.shared.producer().sent += 1;
+                self.shared.with_producer(|p| p.sent += 1);
                 true
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -469,10 +470,10 @@ impl ProducerTask {
             }
             Err((e, _)) => {
                 self.generator.unrecord(tx.account, tx.delta());
-                let mut p = self.shared.producer();
-                p.failed += 1;
-                p.last_error = Some(e.to_string());
-                drop(p);
+                self.shared.with_producer(|p| {
+                    p.failed += 1;
+                    p.last_error = Some(e.to_string());
+                });
                 error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
                 true
             }
@@ -495,11 +496,10 @@ impl ProducerTask {
             }
         };
         warn!(%code, %reason, "the producer hit a fatal error: a new producer takes over");
-        {
-            let mut p = self.shared.producer();
+        self.shared.with_producer(|p| {
             p.replaced += 1;
             p.last_error = Some(format!("fatal producer error, producer replaced: {reason}"));
-        }
+        });
         let old = std::mem::replace(&mut self.producer, fresh);
         // Dropping purges its queue and waits briefly for the reports: off the async thread.
         let _ = tokio::task::spawn_blocking(move || drop(old)).await;
@@ -524,7 +524,6 @@ impl ProducerTask {
             Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
             Err(e) => warn!(%e, "producer flush task failed"),
         }
-        drop(p);
         shared.record_stop("producer flushed");
     }
 }

@@ -156,7 +156,6 @@ impl Restorer<'_> {
                 .shared
                 .ledger()
                 .partition(*p)
-                .cloned()
                 .filter(|s| current(s.next_offset(), "the state held"));
             let snapshot = snapshot
                 .map(|(_, s)| s)
@@ -215,12 +214,13 @@ impl Restorer<'_> {
             );
         }
         if recreated.get() {
-            let mut s = self.shared.store();
-            s.recreated += 1;
-            s.last_error = Some(
-                "the topic was deleted and created again: balances of its partitions started afresh"
-                    .into(),
-            );
+            self.shared.with_store(|s| {
+                s.recreated += 1;
+                s.last_error = Some(
+                    "the topic was deleted and created again: balances of its partitions started afresh"
+                        .into(),
+                );
+            });
         }
         Ok(parts)
     }
@@ -271,7 +271,7 @@ fn publish(shared: &Shared, p: &mut RestoreProgress, started: Instant, done: boo
     } else {
         (p.source_records as f64 * 100.0 / p.source_total as f64).min(100.0)
     };
-    shared.store().restore = Some(p.clone());
+    shared.with_store(|s| s.restore = Some(p.clone()));
 }
 
 fn restorer<'a>(
@@ -338,15 +338,14 @@ pub fn restore_all(
         shared.ledger().opening_balance(),
         shared.ledger().window_width(),
     );
-    {
-        let mut ledger = shared.ledger_mut();
-        for (p, part) in parts {
-            if let Some(v) = part.view {
-                view.install(p, v);
-            }
-            ledger.install(p, part.state);
+    let mut states = Vec::with_capacity(parts.len());
+    for (p, part) in parts {
+        if let Some(v) = part.view {
+            view.install(p, v);
         }
+        states.push((p, part.state));
     }
+    shared.ledger().install(states);
     r.report(true);
     crate::state_store::log_restore(&r.progress);
     // The view applied the tail for every account; the producer keeps the generator's.
@@ -382,7 +381,7 @@ pub fn catch_up(
     };
     // Offsets without a record (transaction markers) up to `until` are handled too.
     part.state.skip_to(until);
-    shared.ledger_mut().install(partition, part.state);
+    shared.ledger().install([(partition, part.state)]);
     r.report(true);
     info!(
         partition,

@@ -1,19 +1,21 @@
 //! State shared by the Kafka tasks and the HTTP server. Every collection here is bounded.
+//!
+//! No lock guard leaves this module: reads return copies, changes go through `with_*`
+//! closures or domain verbs (the ledger's are in [`crate::ledger_store`]), so no caller holds
+//! a lock across an `.await` or takes two at once.
 
 use std::collections::BTreeMap;
 use std::collections::{BTreeSet, VecDeque};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use cashflow_shared::api::{
-    AccountBalance, Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth,
-};
-use cashflow_shared::ledger::AccountState;
+use cashflow_shared::api::{Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth};
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
 };
 use cashflow_shared::{AccountId, Ledger};
+
+use crate::ledger_store::LedgerStore;
 
 /// Stops remembered (a consumer restarted by its supervisor stops too).
 const STOPS_KEPT: usize = 32;
@@ -23,7 +25,7 @@ pub const RECENT_CAPACITY: usize = 500;
 
 pub struct Shared {
     pub topic: String,
-    ledger: RwLock<Ledger>,
+    ledger: LedgerStore,
     /// Newest first, each with a sequence number so the hub sends only new ones.
     recent: Mutex<VecDeque<(u64, LogLine)>>,
     recent_seq: AtomicU64,
@@ -59,21 +61,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One account of `ledger` as the API and the page show it.
-pub fn account_balance(ledger: &Ledger, account: AccountId, s: &AccountState) -> AccountBalance {
-    AccountBalance {
-        account,
-        balance: s.balance,
-        count: s.count,
-        partition: ledger.partition_of(account),
-    }
-}
-
 impl Shared {
     pub fn new(topic: String, ledger: Ledger, broker: BrokerHealth) -> Self {
         Shared {
             topic,
-            ledger: RwLock::new(ledger),
+            ledger: LedgerStore::new(ledger),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)),
             recent_seq: AtomicU64::new(0),
             producer: Mutex::new(ProducerStats::default()),
@@ -108,8 +100,13 @@ impl Shared {
         lock(&self.tasks_down).clone()
     }
 
-    pub fn store(&self) -> MutexGuard<'_, StoreHealth> {
-        lock(&self.store)
+    pub fn store(&self) -> StoreHealth {
+        lock(&self.store).clone()
+    }
+
+    /// Changes the store's health (under its lock, for as long as `f` runs).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut StoreHealth) -> R) -> R {
+        f(&mut lock(&self.store))
     }
 
     /// The newest snapshot of `partition` known: its slot and the offset it reflects.
@@ -150,45 +147,26 @@ impl Shared {
         lock(&self.snapshot_marks).insert(partition, (slot, next_offset));
     }
 
-    pub fn ledger(&self) -> RwLockReadGuard<'_, Ledger> {
-        self.ledger.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn ledger_mut(&self) -> RwLockWriteGuard<'_, Ledger> {
-        self.ledger.write().unwrap_or_else(|e| e.into_inner())
+    /// The balance calculator's ledger (its verbs take the lock themselves).
+    pub fn ledger(&self) -> &LedgerStore {
+        &self.ledger
     }
 
     /// Up to `limit` accounts with ids above `after`, and the totals over all.
     pub fn balances(&self, after: AccountId, limit: usize) -> Balances {
         let l = self.ledger();
-        let mut page = l
-            .accounts()
-            .range((Bound::Excluded(after), Bound::Unbounded));
-        let accounts: Vec<AccountBalance> = page
-            .by_ref()
-            .take(limit)
-            .map(|(a, s)| account_balance(&l, *a, s))
-            .collect();
-        let more = page.next().is_some();
+        let (accounts, next_after) = l.page(after, limit);
+        let stats = l.stats();
         Balances {
             topic: self.topic.clone(),
             opening_balance: l.opening_balance(),
-            next_after: more.then(|| accounts.last().map(|a| a.account)).flatten(),
+            next_after,
             accounts,
             totals: l.totals(),
             next_offsets: l.next_offsets(),
-            stats: l.stats(),
-            malformed: l.stats().dead_lettered,
+            stats,
+            malformed: stats.dead_lettered,
         }
-    }
-
-    /// These accounts (those that exist), for the page.
-    pub fn accounts_of(&self, accounts: &[AccountId]) -> Vec<AccountBalance> {
-        let l = self.ledger();
-        accounts
-            .iter()
-            .filter_map(|a| Some(account_balance(&l, *a, l.accounts().get(a)?)))
-            .collect()
     }
 
     /// The balance calculator was assigned (`true`) or lost (`false`) these partitions.
@@ -211,11 +189,11 @@ impl Shared {
     pub fn partition_views(&self) -> Vec<PartitionView> {
         let count = self.broker().partitions as usize;
         let assigned = self.assigned();
-        let l = self.ledger();
+        let next = self.ledger().next_offsets();
         (0..count.min(MAX_SHOWN_PARTITIONS) as i32)
             .map(|p| PartitionView {
                 partition: p,
-                records: l.next_offset(p),
+                records: next.get(&p).copied().unwrap_or(0),
                 owned: assigned.contains(&p),
             })
             .collect()
@@ -272,8 +250,12 @@ impl Shared {
         lock(&self.history).iter().cloned().collect()
     }
 
-    pub fn producer(&self) -> MutexGuard<'_, ProducerStats> {
-        lock(&self.producer)
+    pub fn producer(&self) -> ProducerStats {
+        lock(&self.producer).clone()
+    }
+
+    pub fn with_producer<R>(&self, f: impl FnOnce(&mut ProducerStats) -> R) -> R {
+        f(&mut lock(&self.producer))
     }
 
     pub fn set_client_error(&self, reason: String) {
@@ -284,7 +266,11 @@ impl Shared {
         lock(&self.client_error).take()
     }
 
-    pub fn broker(&self) -> MutexGuard<'_, BrokerHealth> {
-        lock(&self.broker)
+    pub fn broker(&self) -> BrokerHealth {
+        lock(&self.broker).clone()
+    }
+
+    pub fn with_broker<R>(&self, f: impl FnOnce(&mut BrokerHealth) -> R) -> R {
+        f(&mut lock(&self.broker))
     }
 }

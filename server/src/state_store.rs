@@ -233,7 +233,7 @@ impl SnapshotWriter {
             // spares the next restart the tail this one just read.
             let mut owned = self.shared.assigned();
             if owned.is_empty() {
-                owned = self.shared.ledger().partitions().keys().copied().collect();
+                owned = self.shared.ledger().partition_ids().into_iter().collect();
             }
             for p in owned {
                 if self.due(p, false) {
@@ -241,7 +241,7 @@ impl SnapshotWriter {
                 }
             }
         }
-        let held: Vec<i32> = self.shared.ledger().partitions().keys().copied().collect();
+        let held = self.shared.ledger().partition_ids();
         let mut written = 0;
         for p in held {
             if self.due(p, true) {
@@ -270,7 +270,7 @@ impl SnapshotWriter {
 
     /// Writes one snapshot of `partition`: chunks, then (all acknowledged) the head.
     async fn write(&mut self, partition: i32) {
-        let Some(state) = self.shared.ledger().partition(partition).cloned() else {
+        let Some(state) = self.shared.ledger().partition(partition) else {
             return;
         };
         if state.unconfirmed() > 0 {
@@ -281,7 +281,7 @@ impl SnapshotWriter {
             Ok(()) => {
                 self.last
                     .insert(partition, (state.next_offset(), Instant::now()));
-                self.shared.store().snapshots_written += 1;
+                self.shared.with_store(|s| s.snapshots_written += 1);
                 debug!(
                     topic = %self.topic,
                     partition,
@@ -294,10 +294,10 @@ impl SnapshotWriter {
             Err(e) => {
                 // Retried at the next tick; the previous snapshot still stands.
                 warn!(partition, "snapshot not written: {e}");
-                let mut s = self.shared.store();
-                s.snapshot_failures += 1;
-                s.last_error = Some(format!("snapshot of partition {partition}: {e}"));
-                drop(s);
+                self.shared.with_store(|s| {
+                    s.snapshot_failures += 1;
+                    s.last_error = Some(format!("snapshot of partition {partition}: {e}"));
+                });
                 self.last.insert(
                     partition,
                     (self.last.get(&partition).map_or(0, |l| l.0), Instant::now()),

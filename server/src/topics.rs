@@ -170,19 +170,20 @@ pub async fn watch_broker(
             other => other,
         };
         let ok = result.is_ok();
-        {
-            let mut b = shared.broker();
+        shared.with_broker(|b| {
             b.reachable = ok || matches!(result, Err(CheckError::Topic(_)));
             match &result {
                 Ok(partitions) => {
                     b.topic_ready = true;
                     b.partitions = *partitions as u32;
-                    if !*ready.borrow() {
-                        info!(topic = %topic.name, partitions, "topic ready");
-                    }
                 }
                 Err(e) => b.last_error = Some(e.to_string()),
             }
+        });
+        if let Ok(partitions) = &result
+            && !*ready.borrow()
+        {
+            info!(topic = %topic.name, partitions, "topic ready");
         }
         match result {
             Ok(partitions) => {

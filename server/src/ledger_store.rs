@@ -1,0 +1,177 @@
+//! The balance calculator's ledger as the rest of the server reaches it, the way mini-redis's
+//! `Db` is reached: domain verbs, and never a lock guard handed out. The balance calculator
+//! (and its restore) write; the hub, HTTP and the snapshot writer read. Each verb takes the
+//! lock for itself and returns owned data, so no caller can hold it across an `.await`, take
+//! another lock under it, or keep the calculator waiting longer than one verb.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use cashflow_shared::api::{AccountBalance, AccountTotals};
+use cashflow_shared::ledger::{AccountState, LedgerStats, PartitionLedger, Position};
+use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
+
+pub struct LedgerStore {
+    ledger: RwLock<Ledger>,
+}
+
+/// One account as the API and the page show it.
+fn account_balance(l: &Ledger, account: AccountId, s: &AccountState) -> AccountBalance {
+    AccountBalance {
+        account,
+        balance: s.balance,
+        count: s.count,
+        partition: l.partition_of(account),
+    }
+}
+
+impl LedgerStore {
+    pub fn new(ledger: Ledger) -> Self {
+        LedgerStore {
+            ledger: RwLock::new(ledger),
+        }
+    }
+
+    // A panic while the lock was held leaves the ledger as the last verb left it (each verb is
+    // one ledger call): keep serving it rather than poisoning every later request.
+    fn read(&self) -> RwLockReadGuard<'_, Ledger> {
+        self.ledger.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Ledger> {
+        self.ledger.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn opening_balance(&self) -> Money {
+        self.read().opening_balance()
+    }
+
+    pub fn window_width(&self) -> i64 {
+        self.read().window_width()
+    }
+
+    pub fn stats(&self) -> LedgerStats {
+        self.read().stats()
+    }
+
+    pub fn totals(&self) -> AccountTotals {
+        self.read().totals()
+    }
+
+    pub fn account(&self, account: AccountId) -> AccountState {
+        self.read().account(account)
+    }
+
+    pub fn next_offsets(&self) -> BTreeMap<i32, i64> {
+        self.read().next_offsets()
+    }
+
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.read().next_offset(partition)
+    }
+
+    pub fn has_seen(&self, pos: Position) -> bool {
+        self.read().has_seen(pos)
+    }
+
+    /// The partitions held.
+    pub fn partition_ids(&self) -> Vec<i32> {
+        self.read().partitions().keys().copied().collect()
+    }
+
+    /// A copy of one partition's state (for a snapshot or a restore to start from).
+    pub fn partition(&self, partition: i32) -> Option<PartitionLedger> {
+        self.read().partition(partition).cloned()
+    }
+
+    /// See [`Ledger::shown_accounts`].
+    pub fn shown_accounts(&self, pinned: AccountId, k: usize) -> Vec<AccountId> {
+        self.read().shown_accounts(pinned, k)
+    }
+
+    /// These accounts (those that exist).
+    pub fn accounts_of(&self, accounts: &[AccountId]) -> Vec<AccountBalance> {
+        let l = self.read();
+        accounts
+            .iter()
+            .filter_map(|a| Some(account_balance(&l, *a, l.accounts().get(a)?)))
+            .collect()
+    }
+
+    /// Those of `accounts` whose state differs from `sent`'s.
+    pub fn changed(
+        &self,
+        accounts: &[AccountId],
+        sent: &BTreeMap<AccountId, AccountState>,
+    ) -> Vec<AccountBalance> {
+        let l = self.read();
+        accounts
+            .iter()
+            .filter_map(|a| l.accounts().get(a).map(|s| (*a, s)))
+            .filter(|(a, s)| sent.get(a) != Some(*s))
+            .map(|(a, s)| account_balance(&l, a, s))
+            .collect()
+    }
+
+    /// Up to `limit` accounts with ids above `after`, and the id to continue after if there
+    /// are more.
+    pub fn page(&self, after: AccountId, limit: usize) -> (Vec<AccountBalance>, Option<AccountId>) {
+        let l = self.read();
+        let mut page = l
+            .accounts()
+            .range((Bound::Excluded(after), Bound::Unbounded));
+        let accounts: Vec<AccountBalance> = page
+            .by_ref()
+            .take(limit)
+            .map(|(a, s)| account_balance(&l, *a, s))
+            .collect();
+        let next = page
+            .next()
+            .is_some()
+            .then(|| accounts.last().map(|a| a.account))
+            .flatten();
+        (accounts, next)
+    }
+
+    /// Balances in minor units of accounts `1..=n`, where n is the highest id held, at most
+    /// `max` (the charts' history).
+    pub fn first_balances(&self, max: u32) -> Vec<i64> {
+        let l = self.read();
+        let n = l
+            .accounts()
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .min(max);
+        (1..=n).map(|a| l.account(a).balance.minor()).collect()
+    }
+
+    pub fn apply(&self, tx: &Transaction, pos: Position) -> Outcome {
+        self.write().apply(tx, pos)
+    }
+
+    /// See [`Ledger::dead_letter_pending`].
+    pub fn dead_letter_pending(&self, pos: Position, refused: Option<&Transaction>) -> bool {
+        self.write().dead_letter_pending(pos, refused)
+    }
+
+    /// See [`Ledger::confirm_dead_letter`].
+    pub fn confirm_dead_letter(&self, partition: i32, failed: bool) {
+        self.write().confirm_dead_letter(partition, failed)
+    }
+
+    /// Installs restored partitions, all under one lock (readers see all or none of them).
+    pub fn install(&self, parts: impl IntoIterator<Item = (i32, PartitionLedger)>) {
+        let mut l = self.write();
+        for (p, state) in parts {
+            l.install(p, state);
+        }
+    }
+
+    /// Forgets every partition: the topic was re-created.
+    pub fn clear(&self) {
+        self.write().clear()
+    }
+}
