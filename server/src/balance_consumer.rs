@@ -16,18 +16,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cashflow_shared::ledger::{AccountState, Position};
 use cashflow_shared::{AccountId, Outcome, Transaction};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::Settings;
-use crate::consume::{DeadLetter, RateLimitedLog, Verdict, consume};
+use crate::consume::{CatchUp, DeadLetter, Handler, RateLimitedLog, Role, Verdict, consume};
 use crate::dead_letters::DeadLetters;
 use crate::restore::{catch_up, restore_all};
 use crate::state::Shared;
@@ -95,56 +95,145 @@ pub async fn run(
     };
     shared.with_store(|s| s.restoring = false);
     restored.send_replace(Some(view));
-    let mut mismatch_log = RateLimitedLog::new(5);
-    let mut malformed_log = RateLimitedLog::new(5);
-    let role = ("balance", crate::kafka::BALANCE_ROLE);
     let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
-    let handler_shared = shared.clone();
-    let (catch_settings, catch_brokers, catch_token) =
-        (settings.clone(), brokers.clone(), token.clone());
-    consume(&settings, &brokers, &shared, ready, token, role, Some(dead_letters), move |msg| {
-        let shared = &handler_shared;
-        let pos = Position { partition: msg.partition(), offset: msg.offset() };
+    let calculator = Calculator {
+        shared: shared.clone(),
+        catch_up: Arc::new(CatchUpFromKafka {
+            settings: settings.clone(),
+            brokers: brokers.clone(),
+            shared: shared.clone(),
+            token: token.clone(),
+            stall: AtomicBool::new(false),
+        }),
+        mismatch_log: RateLimitedLog::new(5),
+        malformed_log: RateLimitedLog::new(5),
+    };
+    let role = Role {
+        group_suffix: "balance",
+        name: crate::kafka::BALANCE_ROLE,
+    };
+    consume(
+        (&settings, &brokers, &shared),
+        role,
+        ready,
+        token,
+        Some(dead_letters),
+        calculator,
+    )
+    .await
+}
+
+/// The balance calculator's decisions, record by record.
+struct Calculator {
+    shared: Arc<Shared>,
+    catch_up: Arc<CatchUpFromKafka>,
+    mismatch_log: RateLimitedLog,
+    malformed_log: RateLimitedLog,
+}
+
+/// Reads the records a partition's previous owner handled (see [`catch_up`]).
+struct CatchUpFromKafka {
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    /// Test fault point: the next catch-up never ends (until shutdown).
+    stall: AtomicBool,
+}
+
+impl CatchUp for CatchUpFromKafka {
+    fn catch_up(&self, partition: i32, until: i64) -> anyhow::Result<()> {
+        if self.stall.swap(false, Ordering::Relaxed) {
+            while !self.token.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            anyhow::bail!("stopped");
+        }
+        catch_up(
+            &self.settings,
+            &self.brokers,
+            &self.shared,
+            partition,
+            until,
+            &self.token,
+        )
+    }
+}
+
+impl Handler for Calculator {
+    fn catch_up(&self) -> Option<Arc<dyn CatchUp>> {
+        Some(self.catch_up.clone())
+    }
+
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
+        let shared = &self.shared;
+        let pos = Position {
+            partition: msg.partition(),
+            offset: msg.offset(),
+        };
         if shared.ledger().has_seen(pos) {
             return Verdict::Done; // re-delivered after a restart: already applied or dead-lettered
         }
-        if let Ok(left) = shared.test_fail_after.try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        if let Ok(left) =
+            shared
+                .test_fail_after
+                .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             && left == 1
         {
-            return Verdict::Fail(anyhow::anyhow!("test fault point: the balance calculator fails once"));
+            return Verdict::Fail(anyhow::anyhow!(
+                "test fault point: the balance calculator fails once"
+            ));
         }
-        if let Ok(1) = shared.test_stall_after.try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)) {
+        if let Ok(1) =
+            shared
+                .test_stall_after
+                .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        {
             // Test fault point: a catch-up that never ends (until shutdown).
-            let t = catch_token.clone();
-            return Verdict::CatchUp(Box::new(move || {
-                while !t.is_cancelled() {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                anyhow::bail!("stopped")
-            }));
+            self.catch_up.stall.store(true, Ordering::Relaxed);
+            return Verdict::CatchUp {
+                partition: pos.partition,
+                until: pos.offset,
+            };
         }
         if shared.ledger().next_offset(pos.partition) < pos.offset {
             // A partition back from another member: its accounts first, then this record.
-            let (s, b, sh, t) = (catch_settings.clone(), catch_brokers.clone(), shared.clone(), catch_token.clone());
-            return Verdict::CatchUp(Box::new(move || catch_up(&s, &b, &sh, pos.partition, pos.offset, &t)));
+            return Verdict::CatchUp {
+                partition: pos.partition,
+                until: pos.offset,
+            };
         }
         let (reason, refused) = match Transaction::parse(msg.payload().unwrap_or_default()) {
             Ok(tx) => match shared.ledger().apply(&tx, pos) {
-                Outcome::Applied { balance, producer_agrees: Some(false), .. } => {
-                    if mismatch_log.admit().0 {
+                Outcome::Applied {
+                    balance,
+                    producer_agrees: Some(false),
+                    ..
+                } => {
+                    if self.mismatch_log.admit().0 {
                         warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
                               computed = %balance, "producer's new_balance disagrees with the ledger");
                     }
                     return Verdict::Done;
                 }
                 Outcome::Applied { .. } | Outcome::Replayed => return Verdict::Done,
-                Outcome::DuplicateId => (format!("duplicate transaction_id {:?}", tx.transaction_id), Some(tx)),
-                Outcome::Overflow => (format!("balance of account {} would overflow", tx.account), Some(tx)),
+                Outcome::DuplicateId => (
+                    format!("duplicate transaction_id {:?}", tx.transaction_id),
+                    Some(tx),
+                ),
+                Outcome::Overflow => (
+                    format!("balance of account {} would overflow", tx.account),
+                    Some(tx),
+                ),
             },
             Err(e) => (e.to_string(), None),
         };
-        if malformed_log.admit().0 {
-            warn!(partition = pos.partition, offset = pos.offset, "record sent to the dead-letter topic: {reason}");
+        if self.malformed_log.admit().0 {
+            warn!(
+                partition = pos.partition,
+                offset = pos.offset,
+                "record sent to the dead-letter topic: {reason}"
+            );
         }
         // Decided now, so the records after it are handled while it travels; the partition is
         // not snapshotted until the dead-letter topic has it (or could not take it: counted).
@@ -156,6 +245,5 @@ pub async fn run(
                 shared.ledger().confirm_dead_letter(pos.partition, !written);
             }),
         })
-    })
-    .await
+    }
 }

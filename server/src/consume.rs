@@ -4,21 +4,26 @@
 //! pool; a final commit at shutdown, as rust-rdkafka's `at_least_once` example and vector's
 //! Kafka source do.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::dead_letters::{DeadLetters, Letter};
+use crate::dead_letters::DeadLetters;
 use crate::kafka::{Context, base_config};
 use crate::state::Shared;
+
+mod in_flight;
+mod rate_limited_log;
+
+use in_flight::{Entry, InFlight, store};
+pub use rate_limited_log::RateLimitedLog;
 
 /// Whether a consumer error means "try again", not "give up".
 pub fn is_transient(e: &KafkaError) -> bool {
@@ -43,46 +48,6 @@ pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -
     cfg
 }
 
-/// Logs at most `per_second` events a second, then how many were held back.
-pub struct RateLimitedLog {
-    per_second: u32,
-    window_start: std::time::Instant,
-    in_window: u32,
-    suppressed: u64,
-}
-
-impl RateLimitedLog {
-    pub fn new(per_second: u32) -> Self {
-        RateLimitedLog {
-            per_second,
-            window_start: std::time::Instant::now(),
-            in_window: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// Whether to log this event; `Some(n)` as the second value when `n` were held back
-    /// in the window that just ended.
-    pub fn admit(&mut self) -> (bool, Option<u64>) {
-        let mut held = None;
-        if self.window_start.elapsed() >= Duration::from_secs(1) {
-            if self.suppressed > 0 {
-                held = Some(self.suppressed);
-            }
-            self.window_start = std::time::Instant::now();
-            self.in_window = 0;
-            self.suppressed = 0;
-        }
-        if self.in_window < self.per_second {
-            self.in_window += 1;
-            (true, held)
-        } else {
-            self.suppressed += 1;
-            (false, held)
-        }
-    }
-}
-
 /// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
 /// on the broker, so they run on the blocking pool, never on a runtime worker.
 pub async fn close_consumer(
@@ -103,17 +68,43 @@ pub async fn close_consumer(
     }
 }
 
-/// What a [`consume`] handler makes of a record.
+/// What a consumer does with its records; [`consume`] runs the loop around it.
+pub trait Handler: Send {
+    /// What one record means (called in consumption order, never concurrently).
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict;
+
+    /// Blocking work for [`Verdict::CatchUp`]: handle the records of `partition` below
+    /// `until` that another member of the group handled. Runs on the blocking pool, retried
+    /// with back-off until it succeeds; the record is then handed to [`handle`](Self::handle)
+    /// again. A handler that never catches up keeps the default.
+    fn catch_up(&self) -> Option<Arc<dyn CatchUp>> {
+        None
+    }
+}
+
+/// See [`Handler::catch_up`].
+pub trait CatchUp: Send + Sync {
+    fn catch_up(&self, partition: i32, until: i64) -> anyhow::Result<()>;
+}
+
+/// Which group a consumer joins and what it is called in logs and `/health`.
+#[derive(Clone, Copy)]
+pub struct Role {
+    /// The group is `<group prefix>-<suffix>`.
+    pub group_suffix: &'static str,
+    pub name: &'static str,
+}
+
+/// What a [`Handler`] makes of a record.
 pub enum Verdict {
     /// Handled: its offset is stored (once every dead letter before it is acknowledged).
     Done,
     /// Refused: it goes to the dead-letter topic; its offset is stored once the letter is
     /// acknowledged (or could not be written at all).
     DeadLetter(DeadLetter),
-    /// Not yet: this blocking work (catching up records handled elsewhere) runs on the blocking
-    /// pool, retried with back-off until it succeeds, and then the same record is handed over
-    /// again.
-    CatchUp(Box<dyn FnOnce() -> anyhow::Result<()> + Send>),
+    /// Not yet: the records of its partition below it were handled elsewhere and are caught up
+    /// first ([`Handler::catch_up`]), then the same record is handed over again.
+    CatchUp { partition: i32, until: i64 },
     /// Cannot go on: the record is left unhandled (its offset not stored), the consumer commits
     /// what was handled and leaves its group, and `consume` returns this error (the supervisor
     /// starts it again).
@@ -125,75 +116,6 @@ pub enum Verdict {
 pub struct DeadLetter {
     pub reason: String,
     pub on_settled: Box<dyn FnOnce(bool) + Send>,
-}
-
-/// Dead letters in flight beyond which the loop waits for the oldest.
-const MAX_LETTERS: usize = 10_000;
-/// Bytes of dead letters in flight beyond which the loop waits for the oldest.
-const MAX_LETTER_BYTES: usize = 32 << 20;
-
-enum Entry {
-    /// A handled record whose offset waits behind a dead letter.
-    Done(i32, i64),
-    Letter(Box<Letter>, Box<dyn FnOnce(bool) + Send>),
-}
-
-/// Handled records in consumption order, while dead letters are in flight: offsets are stored
-/// strictly in that order, so a committed offset never passes an unacknowledged dead letter.
-#[derive(Default)]
-struct InFlight {
-    queue: VecDeque<Entry>,
-    letters: usize,
-    bytes: usize,
-}
-
-impl InFlight {
-    fn full(&self) -> bool {
-        self.letters > MAX_LETTERS || self.bytes > MAX_LETTER_BYTES
-    }
-
-    fn push(&mut self, e: Entry) {
-        if let Entry::Letter(l, _) = &e {
-            self.letters += 1;
-            self.bytes += l.bytes();
-        }
-        self.queue.push_back(e);
-    }
-
-    /// Waits for the oldest dead letter, then stores the offsets it held back. `None` if the
-    /// dead-letter producer is gone. Cancel-safe (the letter stays queued until settled).
-    async fn settle_front<C: ConsumerContext>(
-        &mut self,
-        dead_letters: &DeadLetters,
-        consumer: &StreamConsumer<C>,
-        topic: &str,
-    ) -> Option<()> {
-        if let Some(Entry::Letter(l, _)) = self.queue.front_mut() {
-            let written = dead_letters.settle(l).await?;
-            if let Some(Entry::Letter(l, on_settled)) = self.queue.pop_front() {
-                self.letters -= 1;
-                self.bytes -= l.bytes();
-                on_settled(written);
-                store(consumer, topic, l.partition, l.offset);
-            }
-        }
-        while let Some(Entry::Done(p, o)) = self.queue.front() {
-            store(consumer, topic, *p, *o);
-            self.queue.pop_front();
-        }
-        Some(())
-    }
-}
-
-fn store<C: ConsumerContext>(
-    consumer: &StreamConsumer<C>,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) {
-    if let Err(e) = consumer.store_offset(topic, partition, offset) {
-        warn!(%e, partition, offset, "could not store an offset");
-    }
 }
 
 /// Moves every assigned partition of `topic` to its beginning.
@@ -217,25 +139,26 @@ fn rewind(consumer: &StreamConsumer<Context>, topic: &str, role: &str) {
     info!(%topic, "{role}: reading the re-created topic from its beginning");
 }
 
-/// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handle` sees
+/// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handler` sees
 /// each record (see [`Verdict`]: a catch-up runs first; a dead letter is queued to
 /// `dead_letters` and the records after it go on being handled while it travels), and a
 /// record's offset is stored only once it and every dead letter before it are settled
 /// (auto-commit commits stored offsets only), so a crash re-delivers rather than loses. At
 /// shutdown the letters in flight get a few seconds, the stored offsets are committed and the
 /// consumer leaves its group.
-#[allow(clippy::too_many_arguments)] // each is a distinct input; a struct would only rename them
 pub async fn consume(
-    settings: &crate::config::Settings,
-    brokers: &str,
-    shared: &Arc<Shared>,
+    (settings, brokers, shared): (&crate::config::Settings, &str, &Arc<Shared>),
+    Role {
+        group_suffix,
+        name: role,
+    }: Role,
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
-    (suffix, role): (&str, &'static str),
     dead_letters: Option<DeadLetters>,
-    mut handle: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> Verdict,
+    mut handler: impl Handler,
 ) -> anyhow::Result<()> {
-    let group = format!("{}-{suffix}", settings.group_prefix);
+    let group = format!("{}-{group_suffix}", settings.group_prefix);
+    let catch_up = handler.catch_up();
     let topic = settings.topic.as_str();
     let consumer: StreamConsumer<Context> = consumer_config(brokers, &settings.kafka, &group)
         .create_with_context(Context {
@@ -281,13 +204,18 @@ pub async fn consume(
             Ok(msg) => {
                 let mut backoff = Duration::from_millis(200);
                 let verdict = loop {
-                    let work = match handle(&msg) {
-                        Verdict::CatchUp(work) => work,
+                    let (partition, until) = match handler.handle(&msg) {
+                        Verdict::CatchUp { partition, until } => (partition, until),
                         other => break Some(other),
+                    };
+                    let Some(c) = catch_up.clone() else {
+                        break Some(Verdict::Fail(anyhow::anyhow!(
+                            "{role} asked for a catch-up it cannot do"
+                        )));
                     };
                     let result = tokio::select! {
                         _ = token.cancelled() => break None,
-                        r = tokio::task::spawn_blocking(work) => r,
+                        r = tokio::task::spawn_blocking(move || c.catch_up(partition, until)) => r,
                     };
                     match result.map_err(anyhow::Error::from).and_then(|r| r) {
                         Ok(()) => backoff = Duration::from_millis(200),

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Settings;
-use crate::consume::{RateLimitedLog, Verdict, consume};
+use crate::consume::{Handler, RateLimitedLog, Role, Verdict, consume};
 use crate::state::Shared;
 
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {
@@ -50,19 +50,42 @@ pub async fn run(
     ready: watch::Receiver<bool>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut lines = RateLimitedLog::new(50);
-    let role = ("logger", "logging consumer");
-    consume(&settings, &brokers, &shared.clone(), ready, token, role, None, |msg| {
+    let role = Role {
+        group_suffix: "logger",
+        name: "logging consumer",
+    };
+    let logger = Logger {
+        shared: shared.clone(),
+        lines: RateLimitedLog::new(50),
+    };
+    consume(
+        (&settings, &brokers, &shared),
+        role,
+        ready,
+        token,
+        None,
+        logger,
+    )
+    .await
+}
+
+/// Logs each transaction (at most 50 lines a second) and keeps the page's feed.
+struct Logger {
+    shared: Arc<Shared>,
+    lines: RateLimitedLog,
+}
+
+impl Handler for Logger {
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
         let line = describe(msg);
-        let (show, held) = lines.admit();
+        let (show, held) = self.lines.admit();
         if let Some(n) = held {
             info!(target: "cashflow::transactions", "… and {n} more transactions in the last second");
         }
         if show {
             info!(target: "cashflow::transactions", "p{}@{} {}", line.partition, line.offset, line.text);
         }
-        shared.push_recent(line);
+        self.shared.push_recent(line);
         Verdict::Done
-    })
-    .await
+    }
 }

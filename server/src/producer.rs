@@ -8,18 +8,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cashflow_shared::generator::{Generator, GeneratorSettings, MAX_ACCOUNTS};
+use cashflow_shared::generator::{Generator, GeneratorSettings};
 use cashflow_shared::ledger::AccountState;
-use cashflow_shared::protocol::GeneratorStatus;
-use cashflow_shared::transaction::MAX_AMOUNT;
 use cashflow_shared::{AccountId, Money, Transaction, TxType};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -27,8 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{Rate, Settings};
-use crate::kafka::{Context, base_config};
+use crate::kafka::base_config;
 use crate::state::Shared;
+
+mod commands;
+mod delivery;
+mod send;
+
+use delivery::{DeliveryContext, Failed, Sent, new_producer};
 
 /// Most records sent per 10 ms tick at "max" rate or in a burst, so commands and shutdown
 /// are handled between batches.
@@ -90,72 +92,6 @@ impl ProducerHandle {
         rx.await
             .map_err(|_| "the producer has stopped".to_string())?
     }
-}
-
-/// What a delivery report needs to know about its record.
-struct Sent {
-    account: AccountId,
-    delta: Money,
-    /// The producer's view it was recorded in (see [`ProducerTask::epoch`]).
-    epoch: u64,
-}
-
-/// A transaction whose delivery failed: account, amount, the view's epoch.
-type Failed = (AccountId, Money, u64);
-
-struct DeliveryContext {
-    inner: Context,
-    /// Transactions whose delivery failed, for the producer task to take back from its view.
-    /// Unbounded, but never longer than librdkafka's queue (each message fails at most once).
-    failed: mpsc::UnboundedSender<Failed>,
-}
-
-impl ClientContext for DeliveryContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.inner.log(level, fac, log_message)
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.inner.error(error, reason)
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Sent>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
-        let shared = &self.inner.shared;
-        match result {
-            Ok(_) => shared.with_producer(|p| {
-                p.delivered += 1;
-                let t = p.delivered_by_account.entry(sent.account).or_default();
-                t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
-                t.count += 1;
-            }),
-            Err((e, msg)) => {
-                shared.with_producer(|p| {
-                    p.failed += 1;
-                    p.last_error = Some(e.to_string());
-                });
-                let _ = self.failed.send((sent.account, sent.delta, sent.epoch));
-                let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
-                error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");
-            }
-        }
-    }
-}
-
-fn new_producer(
-    cfg: &ClientConfig,
-    shared: &Arc<Shared>,
-    failed: &mpsc::UnboundedSender<Failed>,
-) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
-    cfg.create_with_context(DeliveryContext {
-        inner: Context {
-            shared: shared.clone(),
-            role: "producer",
-        },
-        failed: failed.clone(),
-    })
 }
 
 pub fn now_ms() -> i64 {
@@ -343,187 +279,5 @@ impl ProducerTask {
             }
         }
         self.finish().await
-    }
-
-    /// Makes the current settings visible to the API and the hub.
-    fn publish_status(&self) {
-        self.shared.with_producer(|p| {
-            p.running = self.running;
-            p.rate = self.rate.as_option();
-        });
-        self.shared.set_generator(GeneratorStatus {
-            running: self.running,
-            rate: self.rate.as_option(),
-            settings: self.generator.settings().clone(),
-        });
-    }
-
-    fn status(&self, manual: Option<Transaction>) -> Status {
-        Status {
-            running: self.running,
-            rate: self.rate.as_option(),
-            settings: self.generator.settings().clone(),
-            pending_burst: self.burst,
-            manual,
-        }
-    }
-
-    fn handle(&mut self, cmd: Command) -> Result<Status, String> {
-        let mut manual = None;
-        match cmd {
-            Command::Start => self.running = true,
-            Command::Pause => {
-                self.running = false;
-                self.credit = 0.0;
-            }
-            Command::SetRate(r) => {
-                if let Rate::PerSecond(v) = r {
-                    Rate::per_second(v)?;
-                }
-                self.rate = r;
-            }
-            Command::SetSettings(s) => self.generator.set_settings(s).map_err(|e| e.to_string())?,
-            Command::SetAccounts(accounts) => {
-                let s = GeneratorSettings {
-                    accounts,
-                    ..self.generator.settings().clone()
-                };
-                self.generator.set_settings(s).map_err(|e| e.to_string())?
-            }
-            Command::SetMix { credit_percent } => {
-                let s = GeneratorSettings {
-                    credit_percent,
-                    ..self.generator.settings().clone()
-                };
-                self.generator.set_settings(s).map_err(|e| e.to_string())?
-            }
-            Command::SetAmounts { min, max } => {
-                let s = GeneratorSettings {
-                    min_amount: min,
-                    max_amount: max,
-                    ..self.generator.settings().clone()
-                };
-                self.generator.set_settings(s).map_err(|e| e.to_string())?
-            }
-            Command::Burst(n) => {
-                if n == 0 || n > MAX_BURST {
-                    return Err(format!("burst must be between 1 and {MAX_BURST}, got {n}"));
-                }
-                self.burst = self.burst.saturating_add(n).min(MAX_BURST);
-            }
-            Command::Manual {
-                account,
-                transaction_type,
-                amount,
-            } => {
-                if !(1..=MAX_ACCOUNTS).contains(&account) {
-                    return Err(format!(
-                        "account must be between 1 and {MAX_ACCOUNTS}, got {account}"
-                    ));
-                }
-                if !amount.is_positive() || amount > MAX_AMOUNT {
-                    return Err(format!(
-                        "amount must be between 0.01 and {MAX_AMOUNT}, got {amount}"
-                    ));
-                }
-                let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-                let tx = self
-                    .generator
-                    .make(account, transaction_type, amount, id, now_ms());
-                if !self.publish(tx.clone()) {
-                    return Err(
-                        "Kafka's send queue is full (the broker is slow or unreachable): \
-                                the transaction was not sent; try again in a moment"
-                            .into(),
-                    );
-                }
-                manual = Some(tx);
-            }
-        }
-        self.publish_status();
-        Ok(self.status(manual))
-    }
-
-    /// Enqueues one record without waiting: false when librdkafka's queue is full (the
-    /// transaction is taken back from the producer's view; the caller tries later or says so).
-    /// Other errors are counted as failed deliveries.
-    fn publish(&mut self, tx: Transaction) -> bool {
-        let key = tx.account.to_string();
-        let payload = tx.to_json();
-        let sent = Box::new(Sent {
-            account: tx.account,
-            delta: tx.delta(),
-            epoch: self.epoch,
-        });
-        let record = BaseRecord::with_opaque_to(&self.topic, sent)
-            .key(&key)
-            .payload(&payload)
-            .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
-        match self.producer.send(record) {
-            Ok(()) => {
-                self.shared.with_producer(|p| p.sent += 1);
-                true
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                self.generator.unrecord(tx.account, tx.delta());
-                false
-            }
-            Err((e, _)) => {
-                self.generator.unrecord(tx.account, tx.delta());
-                self.shared.with_producer(|p| {
-                    p.failed += 1;
-                    p.last_error = Some(e.to_string());
-                });
-                error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
-                true
-            }
-        }
-    }
-
-    /// After a fatal error (e.g. the idempotent producer's sequence refused by a broker that
-    /// lost the partition's producer state when the topic was re-created) librdkafka's producer
-    /// refuses everything: a new one takes over, and the old one's queue fails (each failure
-    /// taken back from the view, as any failed delivery).
-    async fn replace_if_fatal(&mut self) {
-        let Some((code, reason)) = self.producer.client().fatal_error() else {
-            return;
-        };
-        let fresh = match new_producer(&self.config, &self.shared, &self.failed_tx) {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(%e, "the producer hit a fatal error and a new one cannot be created yet");
-                return;
-            }
-        };
-        warn!(%code, %reason, "the producer hit a fatal error: a new producer takes over");
-        self.shared.with_producer(|p| {
-            p.replaced += 1;
-            p.last_error = Some(format!("fatal producer error, producer replaced: {reason}"));
-        });
-        let old = std::mem::replace(&mut self.producer, fresh);
-        // Dropping purges its queue and waits briefly for the reports: off the async thread.
-        let _ = tokio::task::spawn_blocking(move || drop(old)).await;
-    }
-
-    async fn finish(self) {
-        let shared = self.shared.clone();
-        let producer = self.producer;
-        let flushed = tokio::task::spawn_blocking(move || {
-            let r = producer.flush(Duration::from_secs(10));
-            (r, producer.in_flight_count())
-        })
-        .await;
-        let p = shared.producer();
-        match flushed {
-            Ok((Ok(()), _)) => info!(
-                sent = p.sent,
-                delivered = p.delivered,
-                failed = p.failed,
-                "producer flushed"
-            ),
-            Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
-            Err(e) => warn!(%e, "producer flush task failed"),
-        }
-        shared.record_stop("producer flushed");
     }
 }

@@ -36,69 +36,12 @@ use crate::state_store::load_latest;
 use crate::topics::changelog_topic;
 use cashflow_shared::generator::MAX_ACCOUNTS;
 
-/// One partition being restored.
-struct Part {
-    state: PartitionLedger,
-    /// The producer's view (at start only): it goes on past records the live consumer must
-    /// still dead-letter.
-    view: Option<PartitionLedger>,
-    /// First offset to read.
-    from: i64,
-    /// Stop before this offset (catch-up); `None`: at the partition's end.
-    until: Option<i64>,
-    /// Records below were handled by a member of the group.
-    commit: i64,
-    /// Past the commit, a record the live consumer must dead-letter was met: apply no more.
-    stopped: bool,
-}
+mod catch_up;
+mod part;
 
-/// Applies a record some member of the group has handled already: a transaction is applied,
-/// what that member dead-lettered (not a transaction, a duplicate, an overflow) is counted.
-fn handled(state: &mut PartitionLedger, offset: i64, tx: Option<&Transaction>, opening: Money) {
-    match tx {
-        Some(tx) => {
-            if matches!(
-                state.apply(tx, offset, opening),
-                Outcome::DuplicateId | Outcome::Overflow
-            ) {
-                state.dead_letter(offset, Some(tx));
-            }
-        }
-        None => {
-            state.dead_letter(offset, None);
-        }
-    }
-}
+pub use catch_up::catch_up;
 
-impl Part {
-    fn handle(&mut self, offset: i64, payload: &[u8], opening: Money) {
-        let tx = Transaction::parse(payload).ok();
-        if offset < self.state.next_offset() {
-            // Before the snapshot's offset: only the id window is rebuilt.
-            if let Some(tx) = &tx {
-                self.state.observe(offset, &tx.transaction_id);
-                if let Some(v) = &mut self.view {
-                    v.observe(offset, &tx.transaction_id);
-                }
-            }
-            return;
-        }
-        if offset < self.commit {
-            handled(&mut self.state, offset, tx.as_ref(), opening);
-        } else if !self.stopped {
-            let applied = tx.as_ref().is_some_and(|tx| {
-                matches!(
-                    self.state.apply(tx, offset, opening),
-                    Outcome::Applied { .. } | Outcome::Replayed
-                )
-            });
-            self.stopped = !applied;
-        }
-        if let (Some(v), Some(tx)) = (&mut self.view, &tx) {
-            handled(v, offset, Some(tx), opening);
-        }
-    }
-}
+use part::Part;
 
 struct Restorer<'a> {
     settings: &'a Settings,
@@ -355,42 +298,4 @@ pub fn restore_all(
             .map(|(a, s)| (*a, *s))
             .collect(),
     ))
-}
-
-/// Brings `partition` up to `until` (exclusive) before the record at `until` is applied: the
-/// records in between were handled by another member of the group while it owned the partition
-/// (a new owner starts at the committed offset). Starts from that member's newest snapshot when
-/// it reflects more than this process holds.
-pub fn catch_up(
-    settings: &Settings,
-    brokers: &str,
-    shared: &Shared,
-    partition: i32,
-    until: i64,
-    token: &CancellationToken,
-) -> anyhow::Result<()> {
-    let from = shared.ledger().next_offset(partition);
-    if from >= until {
-        return Ok(());
-    }
-    let mut r = restorer(settings, brokers, shared, token)?;
-    let mut parts = r.plan(&BTreeMap::from([(partition, (Some(until), until))]))?;
-    r.read(&mut parts)?;
-    let Some(mut part) = parts.remove(&partition) else {
-        return Ok(());
-    };
-    // Offsets without a record (transaction markers) up to `until` are handled too.
-    part.state.skip_to(until);
-    shared.ledger().install([(partition, part.state)]);
-    r.report(true);
-    info!(
-        partition,
-        from,
-        until,
-        changelog_records = r.progress.changelog_records,
-        records = r.progress.source_records,
-        ms = r.progress.ms,
-        "caught up records another member of the group handled"
-    );
-    Ok(())
 }

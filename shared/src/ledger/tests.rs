@@ -1,6 +1,9 @@
 use super::*;
+use crate::api::AccountTotals;
 use crate::transaction::TxType;
+use crate::transaction::{AccountId, Transaction};
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn tx(
     account: AccountId,

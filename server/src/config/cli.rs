@@ -1,0 +1,224 @@
+//! The command line (every flag also an environment variable) and its validation into
+//! [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cashflow_shared::Money;
+use cashflow_shared::generator::GeneratorSettings;
+use clap::Parser;
+
+use super::{
+    Rate, Settings, StoreSettings, default_data_dir, parse_kv, parse_money, parse_props_file,
+};
+
+/// A bank simulated on Kafka, shown live in the browser.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "cashflow", version, about)]
+pub struct Cli {
+    /// Kafka bootstrap servers (host:port,...). Without it an embedded broker is started.
+    #[arg(long, env = "CASHFLOW_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic the transactions go to.
+    #[arg(long, env = "CASHFLOW_TOPIC", default_value = "transactions")]
+    pub topic: String,
+    /// Partitions of the topic when cashflow creates it.
+    #[arg(long, env = "CASHFLOW_PARTITIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+    /// Replication factor of the topic when cashflow creates it.
+    #[arg(long, env = "CASHFLOW_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication_factor: i32,
+    /// Address of the HTTP server (page, API, WebSocket).
+    #[arg(long, env = "CASHFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Transactions per second (0.1 to 1000000), or "max".
+    #[arg(long, env = "CASHFLOW_RATE", default_value = "2", value_parser = Rate::parse)]
+    pub rate: Rate,
+    /// Start with generation paused.
+    #[arg(long, env = "CASHFLOW_PAUSED")]
+    pub paused: bool,
+    /// Number of accounts (1 to 1000).
+    #[arg(long, env = "CASHFLOW_ACCOUNTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub accounts: u32,
+    /// Share of credits among generated transactions, in percent.
+    #[arg(long, env = "CASHFLOW_CREDIT_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub credit_percent: u8,
+    /// Smallest generated amount.
+    #[arg(long, env = "CASHFLOW_MIN_AMOUNT", default_value = "1", value_parser = parse_money)]
+    pub min_amount: Money,
+    /// Largest generated amount.
+    #[arg(long, env = "CASHFLOW_MAX_AMOUNT", default_value = "20", value_parser = parse_money)]
+    pub max_amount: Money,
+    /// Balance every account opens with (the original uses 100).
+    #[arg(long, env = "CASHFLOW_OPENING_BALANCE", default_value = "100", value_parser = parse_money)]
+    pub opening_balance: Money,
+    /// Prefix of the consumer group ids (<prefix>-balance, <prefix>-logger).
+    #[arg(long, env = "CASHFLOW_GROUP_PREFIX", default_value = "cashflow")]
+    pub group_prefix: String,
+    /// librdkafka property for every client, like kcat's -X (repeatable). In the environment:
+    /// CASHFLOW_KAFKA_PROPS="k=v,k=v" (values with commas: use --kafka-props-file).
+    #[arg(short = 'X', value_name = "KEY=VALUE", env = "CASHFLOW_KAFKA_PROPS",
+          value_delimiter = ',', value_parser = parse_kv, hide_env_values = true)]
+    pub kafka: Vec<(String, String)>,
+    /// A file of librdkafka properties, one KEY=VALUE a line (`#` starts a comment); values may
+    /// hold commas and `=`. Applied before -X.
+    #[arg(long, env = "CASHFLOW_KAFKA_PROPS_FILE", value_name = "PATH")]
+    pub kafka_props_file: Option<PathBuf>,
+    /// Where the embedded broker listens (the next free port if taken).
+    #[arg(
+        long,
+        env = "CASHFLOW_EMBEDDED_LISTEN",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub embedded_listen: SocketAddr,
+    /// Where the embedded broker keeps its log (SQLite), so a restart loses nothing.
+    /// Default: $XDG_DATA_HOME/cashflow or ~/.local/share/cashflow.
+    #[arg(long, env = "CASHFLOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the embedded broker's log in a temporary folder, removed at exit.
+    #[arg(long, env = "CASHFLOW_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// Folder with the built browser app (Trunk's output).
+    #[arg(long, env = "CASHFLOW_WEB_DIR", default_value = "dist")]
+    pub web_dir: PathBuf,
+    /// Extra page origins allowed to open the WebSocket besides the server's own (repeatable;
+    /// `trunk serve` on 127.0.0.1:8081 and localhost:8081 are allowed by default).
+    #[arg(long = "allow-origin", env = "CASHFLOW_ALLOW_ORIGINS", value_delimiter = ',',
+          default_values_t = ["http://127.0.0.1:8081".to_string(), "http://localhost:8081".to_string()])]
+    pub allow_origins: Vec<String>,
+    /// When set, viewers are read-only and only a page that logs in with this token may send
+    /// commands. Never logged.
+    #[arg(long, env = "CASHFLOW_PRESENTER_TOKEN", hide_env_values = true)]
+    pub presenter_token: Option<String>,
+    /// The balance calculator snapshots a partition's state after this many records of it...
+    #[arg(long, env = "CASHFLOW_SNAPSHOT_RECORDS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(i64).range(100..=100_000_000))]
+    pub snapshot_records: i64,
+    /// ...or this many seconds after its last snapshot, if it changed since.
+    #[arg(long, env = "CASHFLOW_SNAPSHOT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub snapshot_seconds: u64,
+    /// Hours a record stays in the topic when cashflow creates it (balances do not need old
+    /// records: they are restored from snapshots). 0 keeps records forever.
+    #[arg(long, env = "CASHFLOW_RETENTION_HOURS", default_value_t = 168)]
+    pub retention_hours: u64,
+    /// Megabytes of records kept per partition when cashflow creates the topic (older ones are
+    /// deleted); 0 for no size limit. Default: 128 on the embedded broker, none otherwise.
+    #[arg(long, env = "CASHFLOW_RETENTION_MB")]
+    pub retention_mb: Option<u64>,
+    /// A transaction id equal to one within this many earlier offsets of the same partition is
+    /// a duplicate (dead-lettered). A restore re-reads this many records before a snapshot.
+    #[arg(long, env = "CASHFLOW_ID_WINDOW", default_value_t = cashflow_shared::ledger::DEFAULT_ID_WINDOW,
+          value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub id_window: i64,
+    /// Accounts per snapshot record (tests use small values to get many records).
+    #[arg(long, env = "CASHFLOW_SNAPSHOT_CHUNK_ACCOUNTS", hide = true,
+          default_value_t = cashflow_shared::snapshot::CHUNK_ACCOUNTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub snapshot_chunk_accounts: usize,
+    /// Test-only fault point: abort the process after this many records of a snapshot that has
+    /// more, as a crash in the middle of writing one would.
+    #[arg(long, env = "CASHFLOW_TEST_ABORT_SNAPSHOT_AFTER", hide = true)]
+    pub test_abort_snapshot_after: Option<u32>,
+    /// Seconds without progress, with records to read, after which `/health` says the balance
+    /// calculator is stuck.
+    #[arg(long, env = "CASHFLOW_STUCK_AFTER_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stuck_after_seconds: u64,
+    /// Test-only fault point: the balance calculator stalls (until shutdown) at this record.
+    #[arg(long, env = "CASHFLOW_TEST_STALL_CALCULATOR_AFTER", hide = true)]
+    pub test_stall_calculator_after: Option<u64>,
+    /// Test-only fault point: the balance calculator fails (once) at this record.
+    #[arg(long, env = "CASHFLOW_TEST_FAIL_CALCULATOR_AFTER", hide = true)]
+    pub test_fail_calculator_after: Option<u64>,
+}
+
+impl Cli {
+    pub fn into_settings(self) -> Result<Settings, String> {
+        let generator = GeneratorSettings {
+            accounts: self.accounts,
+            credit_percent: self.credit_percent,
+            min_amount: self.min_amount,
+            max_amount: self.max_amount,
+        };
+        generator.validate().map_err(|e| e.to_string())?;
+        if self.topic.is_empty()
+            || self.topic.len() > 200
+            || !self
+                .topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(format!(
+                "--topic {:?}: use 1-200 of a-z A-Z 0-9 . _ -",
+                self.topic
+            ));
+        }
+        if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err("--brokers is empty; leave it out to use the embedded broker".into());
+        }
+        let mut kafka = match &self.kafka_props_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--kafka-props-file {}: {e}", path.display()))?;
+                parse_props_file(&text)
+                    .map_err(|e| format!("--kafka-props-file {}: {e}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        kafka.extend(self.kafka);
+        crate::kafka::validate_properties(&kafka)?;
+        let limit = |v: u64, unit: u64, flag: &str| match v {
+            0 => Ok(-1),
+            v => v
+                .checked_mul(unit)
+                .and_then(|x| i64::try_from(x).ok())
+                .ok_or(format!("{flag} {v} is too large")),
+        };
+        let retention_ms = limit(self.retention_hours, 3_600_000, "--retention-hours")?;
+        let retention_bytes = self
+            .retention_mb
+            .map(|mb| limit(mb, 1 << 20, "--retention-mb"))
+            .transpose()?;
+        Ok(Settings {
+            brokers: self.brokers,
+            topic: self.topic,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            listen: self.listen,
+            rate: self.rate,
+            paused: self.paused,
+            generator,
+            opening_balance: self.opening_balance,
+            group_prefix: self.group_prefix,
+            kafka,
+            embedded_listen: self.embedded_listen,
+            data_dir: if self.ephemeral {
+                None
+            } else {
+                Some(self.data_dir.or_else(default_data_dir).ok_or(
+                    "no home folder for the embedded broker's data: give --data-dir or --ephemeral",
+                )?)
+            },
+            web_dir: self.web_dir,
+            allow_origins: self.allow_origins,
+            presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
+            store: StoreSettings {
+                every_records: self.snapshot_records,
+                every: std::time::Duration::from_secs(self.snapshot_seconds),
+                chunk_accounts: self.snapshot_chunk_accounts,
+                abort_after: self.test_abort_snapshot_after,
+            },
+            retention_ms,
+            retention_bytes,
+            id_window: self.id_window,
+            test_fail_calculator_after: self.test_fail_calculator_after,
+            test_stall_calculator_after: self.test_stall_calculator_after,
+            stuck_after: std::time::Duration::from_secs(self.stuck_after_seconds),
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! The records handled while dead letters travel, in consumption order: offsets are stored
+//! strictly in that order, so a committed offset never passes an unacknowledged dead letter.
+
+use std::collections::VecDeque;
+
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use tracing::warn;
+
+use crate::dead_letters::{DeadLetters, Letter};
+
+/// Dead letters in flight beyond which the loop waits for the oldest.
+const MAX_LETTERS: usize = 10_000;
+/// Bytes of dead letters in flight beyond which the loop waits for the oldest.
+const MAX_LETTER_BYTES: usize = 32 << 20;
+
+pub(super) enum Entry {
+    /// A handled record whose offset waits behind a dead letter.
+    Done(i32, i64),
+    Letter(Box<Letter>, Box<dyn FnOnce(bool) + Send>),
+}
+
+/// Handled records in consumption order, while dead letters are in flight: offsets are stored
+/// strictly in that order, so a committed offset never passes an unacknowledged dead letter.
+#[derive(Default)]
+pub(super) struct InFlight {
+    pub(super) queue: VecDeque<Entry>,
+    pub(super) letters: usize,
+    bytes: usize,
+}
+
+impl InFlight {
+    pub(super) fn full(&self) -> bool {
+        self.letters > MAX_LETTERS || self.bytes > MAX_LETTER_BYTES
+    }
+
+    pub(super) fn push(&mut self, e: Entry) {
+        if let Entry::Letter(l, _) = &e {
+            self.letters += 1;
+            self.bytes += l.bytes();
+        }
+        self.queue.push_back(e);
+    }
+
+    /// Waits for the oldest dead letter, then stores the offsets it held back. `None` if the
+    /// dead-letter producer is gone. Cancel-safe (the letter stays queued until settled).
+    pub(super) async fn settle_front<C: ConsumerContext>(
+        &mut self,
+        dead_letters: &DeadLetters,
+        consumer: &StreamConsumer<C>,
+        topic: &str,
+    ) -> Option<()> {
+        if let Some(Entry::Letter(l, _)) = self.queue.front_mut() {
+            let written = dead_letters.settle(l).await?;
+            if let Some(Entry::Letter(l, on_settled)) = self.queue.pop_front() {
+                self.letters -= 1;
+                self.bytes -= l.bytes();
+                on_settled(written);
+                store(consumer, topic, l.partition, l.offset);
+            }
+        }
+        while let Some(Entry::Done(p, o)) = self.queue.front() {
+            store(consumer, topic, *p, *o);
+            self.queue.pop_front();
+        }
+        Some(())
+    }
+}
+
+pub(super) fn store<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    if let Err(e) = consumer.store_offset(topic, partition, offset) {
+        warn!(%e, partition, offset, "could not store an offset");
+    }
+}

@@ -1,0 +1,85 @@
+//! The producer's librdkafka context: every delivery report is counted (delivered ones per
+//! account, so tests and the page can reconcile balances with what Kafka acknowledged), and a
+//! failed one is handed back to the producer task to take out of its view.
+
+use std::sync::Arc;
+
+use cashflow_shared::{AccountId, Money};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
+use tokio::sync::mpsc;
+use tracing::error;
+
+#[allow(unused_imports)] // named in the docs
+use super::ProducerTask;
+use crate::kafka::Context;
+use crate::state::Shared;
+
+/// What a delivery report needs to know about its record.
+pub(super) struct Sent {
+    pub(super) account: AccountId,
+    pub(super) delta: Money,
+    /// The producer's view it was recorded in (see [`ProducerTask::epoch`]).
+    pub(super) epoch: u64,
+}
+
+/// A transaction whose delivery failed: account, amount, the view's epoch.
+pub(super) type Failed = (AccountId, Money, u64);
+
+pub(super) struct DeliveryContext {
+    inner: Context,
+    /// Transactions whose delivery failed, for the producer task to take back from its view.
+    /// Unbounded, but never longer than librdkafka's queue (each message fails at most once).
+    failed: mpsc::UnboundedSender<Failed>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.inner.log(level, fac, log_message)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason)
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        let shared = &self.inner.shared;
+        match result {
+            Ok(_) => shared.with_producer(|p| {
+                p.delivered += 1;
+                let t = p.delivered_by_account.entry(sent.account).or_default();
+                t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
+                t.count += 1;
+            }),
+            Err((e, msg)) => {
+                shared.with_producer(|p| {
+                    p.failed += 1;
+                    p.last_error = Some(e.to_string());
+                });
+                let _ = self.failed.send((sent.account, sent.delta, sent.epoch));
+                let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
+                error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");
+            }
+        }
+    }
+}
+
+pub(super) fn new_producer(
+    cfg: &ClientConfig,
+    shared: &Arc<Shared>,
+    failed: &mpsc::UnboundedSender<Failed>,
+) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
+    cfg.create_with_context(DeliveryContext {
+        inner: Context {
+            shared: shared.clone(),
+            role: "producer",
+        },
+        failed: failed.clone(),
+    })
+}

@@ -1,0 +1,89 @@
+//! Sending: one record at a time without waiting, a new producer after a fatal error, and the
+//! final flush.
+
+use super::*;
+
+impl ProducerTask {
+    /// Enqueues one record without waiting: false when librdkafka's queue is full (the
+    /// transaction is taken back from the producer's view; the caller tries later or says so).
+    /// Other errors are counted as failed deliveries.
+    pub(super) fn publish(&mut self, tx: Transaction) -> bool {
+        let key = tx.account.to_string();
+        let payload = tx.to_json();
+        let sent = Box::new(Sent {
+            account: tx.account,
+            delta: tx.delta(),
+            epoch: self.epoch,
+        });
+        let record = BaseRecord::with_opaque_to(&self.topic, sent)
+            .key(&key)
+            .payload(&payload)
+            .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
+        match self.producer.send(record) {
+            Ok(()) => {
+                self.shared.with_producer(|p| p.sent += 1);
+                true
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                self.generator.unrecord(tx.account, tx.delta());
+                false
+            }
+            Err((e, _)) => {
+                self.generator.unrecord(tx.account, tx.delta());
+                self.shared.with_producer(|p| {
+                    p.failed += 1;
+                    p.last_error = Some(e.to_string());
+                });
+                error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
+                true
+            }
+        }
+    }
+
+    /// After a fatal error (e.g. the idempotent producer's sequence refused by a broker that
+    /// lost the partition's producer state when the topic was re-created) librdkafka's producer
+    /// refuses everything: a new one takes over, and the old one's queue fails (each failure
+    /// taken back from the view, as any failed delivery).
+    pub(super) async fn replace_if_fatal(&mut self) {
+        let Some((code, reason)) = self.producer.client().fatal_error() else {
+            return;
+        };
+        let fresh = match new_producer(&self.config, &self.shared, &self.failed_tx) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(%e, "the producer hit a fatal error and a new one cannot be created yet");
+                return;
+            }
+        };
+        warn!(%code, %reason, "the producer hit a fatal error: a new producer takes over");
+        self.shared.with_producer(|p| {
+            p.replaced += 1;
+            p.last_error = Some(format!("fatal producer error, producer replaced: {reason}"));
+        });
+        let old = std::mem::replace(&mut self.producer, fresh);
+        // Dropping purges its queue and waits briefly for the reports: off the async thread.
+        let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+    }
+
+    pub(super) async fn finish(self) {
+        let shared = self.shared.clone();
+        let producer = self.producer;
+        let flushed = tokio::task::spawn_blocking(move || {
+            let r = producer.flush(Duration::from_secs(10));
+            (r, producer.in_flight_count())
+        })
+        .await;
+        let p = shared.producer();
+        match flushed {
+            Ok((Ok(()), _)) => info!(
+                sent = p.sent,
+                delivered = p.delivered,
+                failed = p.failed,
+                "producer flushed"
+            ),
+            Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
+            Err(e) => warn!(%e, "producer flush task failed"),
+        }
+        shared.record_stop("producer flushed");
+    }
+}

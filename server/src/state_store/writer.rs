@@ -1,0 +1,215 @@
+//! Writes the snapshots: each due partition's state as chunks, then its head.
+
+use super::*;
+
+/// Writes snapshots of the partitions this process owns (see the module docs).
+pub struct SnapshotWriter {
+    producer: FutureProducer<Context>,
+    changelog: String,
+    topic: String,
+    shared: Arc<Shared>,
+    settings: StoreSettings,
+    /// Per partition: the offset of the last snapshot written and when.
+    last: BTreeMap<i32, (i64, Instant)>,
+    /// The topic's re-creations seen (`StoreHealth::recreated`): each makes `last` and the
+    /// snapshot marks those of a topic that is gone.
+    recreated: u32,
+}
+
+impl SnapshotWriter {
+    pub fn new(settings: &Settings, brokers: &str, shared: Arc<Shared>) -> anyhow::Result<Self> {
+        // A snapshot that cannot be written within this is reported and retried later.
+        let producer = reliable_producer(
+            brokers,
+            &settings.kafka,
+            Duration::from_secs(30),
+            Context {
+                shared: shared.clone(),
+                role: "snapshot writer",
+            },
+        )?;
+        Ok(SnapshotWriter {
+            producer,
+            changelog: changelog_topic(&settings.topic),
+            topic: settings.topic.clone(),
+            shared,
+            settings: settings.store.clone(),
+            last: BTreeMap::new(),
+            recreated: 0,
+        })
+    }
+
+    /// Snapshots due partitions of those this process owns (or, before the group assigned it
+    /// any, those it restored) until `token` is cancelled, then
+    /// every partition held that changed since its last snapshot, so the next start reads
+    /// almost no tail. (At shutdown the calculator may already have given its partitions back,
+    /// so ownership is not asked again; a snapshot of a partition another member took since is
+    /// older than that member's, and still a consistent one.)
+    pub async fn run(mut self, token: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let (restoring, recreated) = {
+                let s = self.shared.store();
+                (s.restoring, s.recreated)
+            };
+            if restoring {
+                continue;
+            }
+            if recreated != self.recreated {
+                // Checked between writes, so a write of the old topic's state that was under
+                // way when it was found re-created leaves no mark behind either.
+                self.recreated = recreated;
+                self.last.clear();
+                self.shared.clear_snapshot_marks();
+            }
+            // Until the group assigns partitions (after a crash that waits out the dead
+            // member's session), the restored ones are this process's: snapshotting them then
+            // spares the next restart the tail this one just read.
+            let mut owned = self.shared.assigned();
+            if owned.is_empty() {
+                owned = self.shared.ledger().partition_ids().into_iter().collect();
+            }
+            for p in owned {
+                if self.due(p, false) {
+                    self.write(p).await;
+                }
+            }
+        }
+        let held = self.shared.ledger().partition_ids();
+        let mut written = 0;
+        for p in held {
+            if self.due(p, true) {
+                self.write(p).await;
+                written += 1;
+            }
+        }
+        debug!(topic = %self.topic, partitions = written, "final snapshots written");
+        self.shared.record_stop("final snapshots written");
+    }
+
+    fn due(&mut self, partition: i32, now: bool) -> bool {
+        let next = self.shared.ledger().next_offset(partition);
+        let mark = self.shared.snapshot_mark(partition).map_or(0, |m| m.1);
+        // A partition not snapshotted by this process yet is due at once if it moved past its
+        // newest snapshot (a restart read a tail): the next restart then need not read it again.
+        let long_ago = Instant::now()
+            .checked_sub(self.settings.every)
+            .unwrap_or_else(Instant::now);
+        let (last, at) = *self.last.entry(partition).or_insert((mark, long_ago));
+        next > last
+            && (now
+                || next - last >= self.settings.every_records
+                || at.elapsed() >= self.settings.every)
+    }
+
+    /// Writes one snapshot of `partition`: chunks, then (all acknowledged) the head.
+    async fn write(&mut self, partition: i32) {
+        let Some(state) = self.shared.ledger().partition(partition) else {
+            return;
+        };
+        if state.unconfirmed() > 0 {
+            return; // a dead letter is on its way: not a cut yet (tried again next tick)
+        }
+        let started = Instant::now();
+        match self.send(partition, &state).await {
+            Ok(()) => {
+                self.last
+                    .insert(partition, (state.next_offset(), Instant::now()));
+                self.shared.with_store(|s| s.snapshots_written += 1);
+                debug!(
+                    topic = %self.topic,
+                    partition,
+                    next_offset = state.next_offset(),
+                    accounts = state.accounts().len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
+            }
+            Err(e) => {
+                // Retried at the next tick; the previous snapshot still stands.
+                warn!(partition, "snapshot not written: {e}");
+                self.shared.with_store(|s| {
+                    s.snapshot_failures += 1;
+                    s.last_error = Some(format!("snapshot of partition {partition}: {e}"));
+                });
+                self.last.insert(
+                    partition,
+                    (self.last.get(&partition).map_or(0, |l| l.0), Instant::now()),
+                );
+            }
+        }
+    }
+
+    async fn send(&self, partition: i32, state: &PartitionLedger) -> Result<(), KafkaError> {
+        let id: u64 = rand::random();
+        // The other slot than the newest head's, so that head's chunks stay intact.
+        let slot = self
+            .shared
+            .snapshot_mark(partition)
+            .map_or(0, |m| 1 - m.0.min(1));
+        let chunks = snapshot::encode_chunks(state, id, slot, self.settings.chunk_accounts);
+        let total = chunks.len();
+        let mut first_chunk = -1;
+        // Sent one after another: the idempotent producer keeps them in order anyway, and a
+        // snapshot is small next to the records it stands for.
+        for (i, (key, value)) in chunks.iter().enumerate() {
+            let (_, offset) = self.deliver(partition, key.as_bytes(), value).await?;
+            if i == 0 {
+                first_chunk = offset;
+            }
+            if let Some(k) = self.settings.abort_after
+                && i + 1 == k as usize
+                && total > k as usize
+            {
+                warn!(
+                    partition,
+                    written = i + 1,
+                    of = total,
+                    "test fault point: aborting mid-snapshot"
+                );
+                std::process::abort();
+            }
+        }
+        let head = Head {
+            format: snapshot::FORMAT,
+            id,
+            topic: self.topic.clone(),
+            partition,
+            next_offset: state.next_offset(),
+            stats: state.stats(),
+            accounts: state.accounts().len() as u64,
+            chunks: total as u32,
+            first_chunk,
+            slot,
+            taken_ms: crate::producer::now_ms(),
+        };
+        self.deliver(partition, HEAD_KEY, &snapshot::encode_head(&head))
+            .await?;
+        self.shared
+            .set_snapshot_mark(partition, slot, state.next_offset());
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        partition: i32,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(i32, i64), KafkaError> {
+        let record = FutureRecord::to(&self.changelog)
+            .partition(partition)
+            .key(key)
+            .payload(value);
+        self.producer
+            .send(record, Timeout::After(Duration::from_secs(5)))
+            .await
+            .map(|d| (d.partition, d.offset))
+            .map_err(|(e, _)| e)
+    }
+}

@@ -1,0 +1,231 @@
+use super::*;
+use crate::protocol::{Delta, Snapshot};
+
+fn sample(t: i64, balances: Vec<i64>) -> Sample {
+    Sample {
+        t_ms: t,
+        balances,
+        applied_per_second: 0.0,
+    }
+}
+
+fn acct(account: AccountId, minor: i64, count: u64) -> AccountBalance {
+    AccountBalance {
+        account,
+        balance: Money::from_minor(minor),
+        count,
+        partition: None,
+    }
+}
+
+#[test]
+fn snapshot_then_deltas() {
+    let mut d = Dashboard::default();
+    let snap = Snapshot {
+        topic: "t".into(),
+        opening_balance: Money::from_major(100),
+        accounts: vec![acct(1, 100, 1)],
+        counters: Counters::default(),
+        generator: GeneratorStatus {
+            running: true,
+            rate: Some(2.0),
+            settings: Default::default(),
+        },
+        broker_reachable: true,
+        log: vec![],
+        history: vec![sample(0, vec![100])],
+        partitions: vec![PartitionView {
+            partition: 0,
+            records: 1,
+            owned: true,
+        }],
+        store: StoreStatus {
+            restoring: true,
+            percent: 40,
+            recreated: 0,
+        },
+    };
+    d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
+    assert_eq!(d.accounts[&1].balance, Money::from_minor(100));
+    assert_eq!(d.store.percent, 40);
+    let delta = Delta {
+        accounts: vec![acct(2, 5, 1)],
+        sample: Some(sample(1000, vec![100, 5])),
+        store: Some(StoreStatus::default()),
+        ..Default::default()
+    };
+    d.apply(ServerMsg::Delta(Box::new(delta)));
+    assert!(!d.store.restoring, "the restore ended");
+    assert_eq!(d.accounts.len(), 2);
+    assert_eq!(d.history.len(), 2);
+    assert_eq!(
+        d.partitions[0].records, 1,
+        "a delta without partitions keeps them"
+    );
+    let moved = Delta {
+        partitions: Some(vec![
+            PartitionView {
+                partition: 0,
+                records: 7,
+                owned: false,
+            },
+            PartitionView {
+                partition: 1,
+                records: 2,
+                owned: true,
+            },
+        ]),
+        ..Delta::default()
+    };
+    let on = |account, partition| AccountBalance {
+        partition: Some(partition),
+        ..acct(account, 5, 1)
+    };
+    let moved = Delta {
+        accounts: vec![on(1, 0), on(2, 1)],
+        ..moved
+    };
+    d.apply(ServerMsg::Delta(Box::new(moved)));
+    assert_eq!(d.partitions.len(), 2);
+    assert!(!d.partitions[0].owned && d.partitions[1].owned);
+    assert!(d.is_stale(1), "partition 0 belongs to another member");
+    assert!(!d.is_stale(2));
+    assert!(!d.is_stale(99), "unknown accounts are not stale");
+    // A new snapshot replaces everything (e.g. after the server restarted).
+    d.apply(ServerMsg::Snapshot(Box::new(snap)));
+    assert_eq!(d.accounts.len(), 1);
+    assert_eq!(d.history.len(), 1);
+    assert_eq!(d.snapshots, 2);
+}
+
+#[test]
+fn dropped_accounts_leave_and_the_page_keeps_at_most_the_shown_number() {
+    let mut d = Dashboard::default();
+    let delta = Delta {
+        accounts: (1..=MAX_SHOWN_ACCOUNTS as u32 + 30)
+            .map(|a| acct(a, 1, 1))
+            .collect(),
+        ..Default::default()
+    };
+    d.apply(ServerMsg::Delta(Box::new(delta)));
+    assert_eq!(
+        d.accounts.len(),
+        MAX_SHOWN_ACCOUNTS,
+        "bounded whatever it is sent"
+    );
+    let delta = Delta {
+        accounts: vec![acct(5000, 1, 9)],
+        dropped: vec![3, 4],
+        ..Default::default()
+    };
+    d.apply(ServerMsg::Delta(Box::new(delta)));
+    assert!(!d.accounts.contains_key(&3) && !d.accounts.contains_key(&4));
+    assert!(d.accounts.contains_key(&5000));
+}
+
+#[test]
+fn log_and_history_are_bounded() {
+    let mut d = Dashboard::default();
+    for i in 0..(HISTORY_SAMPLES as i64 + 50) {
+        let line = LogLine {
+            partition: 0,
+            offset: i,
+            timestamp_ms: None,
+            text: format!("{i}"),
+        };
+        let delta = Delta {
+            log: vec![line.clone(), line],
+            sample: Some(sample(i, vec![i])),
+            ..Default::default()
+        };
+        d.apply(ServerMsg::Delta(Box::new(delta)));
+    }
+    assert_eq!(d.history.len(), HISTORY_SAMPLES);
+    assert_eq!(d.history.front().unwrap().t_ms, 50);
+    assert_eq!(d.log.len(), LOG_CAPACITY);
+    assert_eq!(
+        d.log.front().unwrap().offset,
+        HISTORY_SAMPLES as i64 + 49,
+        "newest first"
+    );
+}
+
+#[test]
+fn other_protocol_asks_for_reload() {
+    let mut d = Dashboard::default();
+    d.apply(ServerMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        server: "x".into(),
+        presenter_required: true,
+    });
+    assert!(d.presenter_required && !d.presenter);
+    d.apply(ServerMsg::Presenter { id: Some(1) });
+    assert!(d.presenter);
+    assert!(d.reload.is_none());
+    d.apply(ServerMsg::Hello {
+        protocol: PROTOCOL_VERSION + 1,
+        server: "x".into(),
+        presenter_required: false,
+    });
+    assert!(d.reload.as_deref().unwrap().contains("reload"));
+}
+
+#[test]
+fn money_formatting() {
+    assert_eq!(format_money(Money::from_minor(123_456_789)), "1,234,567.89");
+    assert_eq!(format_money(Money::from_minor(-100_000)), "-1,000.00");
+    assert_eq!(format_money(Money::from_minor(5)), "0.05");
+    assert_eq!(format_money(Money::from_minor(99_999)), "999.99");
+}
+
+#[test]
+fn nice_scales() {
+    let s = Scale::nice(9_003, 11_870, 5);
+    assert_eq!(
+        s,
+        Scale {
+            lo: 9_000,
+            hi: 12_000,
+            step: 500
+        }
+    );
+    assert_eq!(
+        s.ticks().collect::<Vec<_>>(),
+        vec![9_000, 9_500, 10_000, 10_500, 11_000, 11_500, 12_000]
+    );
+    assert!((s.y(12_000, 100.0) - 0.0).abs() < 1e-9 && (s.y(9_000, 100.0) - 100.0).abs() < 1e-9);
+    let flat = Scale::nice(10_000, 10_000, 4);
+    assert!(flat.lo <= 10_000 && flat.hi > flat.lo);
+    let neg = Scale::nice(-250, 300, 5);
+    assert!(neg.lo <= -250 && neg.hi >= 300);
+}
+
+#[test]
+fn line_points_are_bounded_and_keep_the_newest() {
+    let history: VecDeque<Sample> = (0..600).map(|i| sample(i * 1000, vec![i, 2 * i])).collect();
+    let scale = Scale::nice(0, 1200, 4);
+    let pts = line_points(&history, 1, &scale, 600.0, 200.0, 150).unwrap();
+    let n = pts.split(' ').count();
+    assert!(n <= 151, "{n} points");
+    let last = pts.rsplit(' ').next().unwrap();
+    let (x, y) = last.split_once(',').unwrap();
+    assert_eq!(x, "600.0", "newest sample at the right edge");
+    assert_eq!(
+        scale,
+        Scale {
+            lo: 0,
+            hi: 1500,
+            step: 500
+        }
+    );
+    // 1198 on a 0..=1500 scale, 200 px high: 40.27 px from the top.
+    assert_eq!(y, "40.3");
+    assert!(line_points(&history, 2, &scale, 600.0, 200.0, 150).is_none());
+    assert_eq!(history_range(&history), Some((0, 1198)));
+}
+
+#[test]
+fn series_styles_differ_for_32_accounts() {
+    let styles: std::collections::HashSet<_> = (1..=32).map(series_style).collect();
+    assert_eq!(styles.len(), 32);
+}

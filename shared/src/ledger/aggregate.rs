@@ -1,0 +1,274 @@
+//! The partitions a process holds, and every account's total across them.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use super::{AccountState, DEFAULT_ID_WINDOW, LedgerStats, Outcome, PartitionLedger, Position};
+use crate::api::AccountTotals;
+use crate::money::Money;
+use crate::transaction::{AccountId, Transaction};
+
+/// The partitions this process holds, and the accounts' totals across them.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    opening: Money,
+    window_width: i64,
+    parts: BTreeMap<i32, PartitionLedger>,
+    /// Per account: opening + the sum of its partials, and the total count.
+    totals: BTreeMap<AccountId, AccountState>,
+    /// The partition each account's transactions were last applied from.
+    home: BTreeMap<AccountId, i32>,
+    /// Sum of `totals`' balances, kept as they change so the page's totals cost nothing.
+    balance_sum: i128,
+}
+
+impl Ledger {
+    /// A ledger whose accounts open with `opening` (the original uses 100).
+    pub fn new(opening: Money) -> Self {
+        Self::with_id_window(opening, DEFAULT_ID_WINDOW)
+    }
+
+    pub fn with_id_window(opening: Money, window_width: i64) -> Self {
+        Ledger {
+            opening,
+            window_width: window_width.max(1),
+            parts: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            home: BTreeMap::new(),
+            balance_sum: 0,
+        }
+    }
+
+    /// How many accounts there are and the sum of their balances.
+    pub fn totals(&self) -> AccountTotals {
+        AccountTotals {
+            accounts: self.totals.len() as u64,
+            balance: i64::try_from(self.balance_sum).ok().map(Money::from_minor),
+        }
+    }
+
+    /// Up to `k` accounts to show: accounts `1..=pinned` first (the generator's, those that
+    /// exist), then the most active others (most transactions, then lowest id). One pass over
+    /// the accounts with a heap of `k`, so 1 M accounts cost milliseconds, not memory.
+    pub fn shown_accounts(&self, pinned: AccountId, k: usize) -> Vec<AccountId> {
+        let mut shown: Vec<AccountId> = self
+            .totals
+            .range(1..pinned.saturating_add(1)) // (`1..=0` would panic)
+            .map(|(a, _)| *a)
+            .take(k)
+            .collect();
+        let room = k - shown.len();
+        if room == 0 {
+            return shown;
+        }
+        // Min-heap on (count, Reverse(id)): its top is the least active of the best so far.
+        let mut best: BinaryHeap<Reverse<(u64, Reverse<AccountId>)>> =
+            BinaryHeap::with_capacity(room + 1);
+        for (a, s) in &self.totals {
+            if (1..=pinned).contains(a) {
+                continue;
+            }
+            let key = (s.count, Reverse(*a));
+            if best.len() < room {
+                best.push(Reverse(key));
+            } else if best.peek().is_some_and(|Reverse(low)| key > *low) {
+                best.pop();
+                best.push(Reverse(key));
+            }
+        }
+        let mut rest: Vec<(u64, Reverse<AccountId>)> =
+            best.into_iter().map(|Reverse(k)| k).collect();
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        shown.extend(rest.into_iter().map(|(_, Reverse(a))| a));
+        shown
+    }
+
+    pub fn opening_balance(&self) -> Money {
+        self.opening
+    }
+
+    pub fn window_width(&self) -> i64 {
+        self.window_width
+    }
+
+    pub fn account(&self, account: AccountId) -> AccountState {
+        self.totals.get(&account).copied().unwrap_or(AccountState {
+            balance: self.opening,
+            count: 0,
+        })
+    }
+
+    /// Every account's balance and count, across partitions.
+    pub fn accounts(&self) -> &BTreeMap<AccountId, AccountState> {
+        &self.totals
+    }
+
+    /// The partition `account`'s transactions were last applied from, if any came from one.
+    pub fn partition_of(&self, account: AccountId) -> Option<i32> {
+        self.home.get(&account).copied()
+    }
+
+    pub fn partition(&self, partition: i32) -> Option<&PartitionLedger> {
+        self.parts.get(&partition)
+    }
+
+    pub fn partitions(&self) -> &BTreeMap<i32, PartitionLedger> {
+        &self.parts
+    }
+
+    /// Next offset to apply for each partition with records handled.
+    pub fn next_offsets(&self) -> BTreeMap<i32, i64> {
+        self.parts
+            .iter()
+            .filter(|(_, s)| s.next_offset > 0)
+            .map(|(p, s)| (*p, s.next_offset))
+            .collect()
+    }
+
+    /// The counters, summed over partitions.
+    pub fn stats(&self) -> LedgerStats {
+        let mut s = LedgerStats::default();
+        for p in self.parts.values() {
+            s.add(&p.stats);
+        }
+        s
+    }
+
+    /// Whether the record at `pos` has been handled already.
+    pub fn has_seen(&self, pos: Position) -> bool {
+        pos.offset < self.next_offset(pos.partition)
+    }
+
+    /// The first offset of `partition` not yet handled (0 for a partition never seen). A record
+    /// arriving above it means the ones in between were handled elsewhere (another member of
+    /// the group had the partition) and must be caught up before it is applied.
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.parts.get(&partition).map_or(0, |p| p.next_offset)
+    }
+
+    fn part_mut(&mut self, partition: i32) -> &mut PartitionLedger {
+        let w = self.window_width;
+        self.parts
+            .entry(partition)
+            .or_insert_with(|| PartitionLedger::new(w))
+    }
+
+    /// Whether the transaction `id` at `pos` would be refused as a duplicate.
+    pub fn is_duplicate(&mut self, pos: Position, id: &str) -> bool {
+        self.part_mut(pos.partition).is_duplicate(pos.offset, id)
+    }
+
+    /// Applies one (already validated) transaction read at `pos`.
+    pub fn apply(&mut self, tx: &Transaction, pos: Position) -> Outcome {
+        let opening = self.opening;
+        let out = self.part_mut(pos.partition).apply(tx, pos.offset, opening);
+        if matches!(out, Outcome::Applied { .. }) {
+            let t = self.totals.entry(tx.account).or_insert(AccountState {
+                balance: opening,
+                count: 0,
+            });
+            // Partials each fit (checked above); only a foreign producer spreading one account
+            // over partitions could push their sum past i64, which saturates.
+            let before = t.balance.minor();
+            t.balance = Money::from_minor(before.saturating_add(tx.delta().minor()));
+            t.count += 1;
+            self.balance_sum += i128::from(t.balance.minor()) - i128::from(before);
+            if t.count == 1 {
+                self.balance_sum += i128::from(before);
+            }
+            self.home.insert(tx.account, pos.partition);
+        }
+        out
+    }
+
+    /// See [`PartitionLedger::dead_letter`].
+    pub fn dead_letter(&mut self, pos: Position, refused: Option<&Transaction>) -> bool {
+        self.part_mut(pos.partition)
+            .dead_letter(pos.offset, refused)
+    }
+
+    /// Like [`dead_letter`](Self::dead_letter), for a dead letter that is on its way: the
+    /// partition is not snapshotted until [`confirm_dead_letter`](Self::confirm_dead_letter).
+    /// Deciding at once lets the records after it be handled while the dead letter travels.
+    pub fn dead_letter_pending(&mut self, pos: Position, refused: Option<&Transaction>) -> bool {
+        let p = self.part_mut(pos.partition);
+        let new = p.dead_letter(pos.offset, refused);
+        if new {
+            p.unconfirmed += 1;
+        }
+        new
+    }
+
+    /// The dead-letter topic acknowledged a pending dead letter, or (`failed`) could not take
+    /// it, which is counted.
+    pub fn confirm_dead_letter(&mut self, partition: i32, failed: bool) {
+        let p = self.part_mut(partition);
+        p.unconfirmed = p.unconfirmed.saturating_sub(1);
+        if failed {
+            p.stats.dead_letter_failed += 1;
+        }
+    }
+
+    /// See [`PartitionLedger::skip_to`].
+    pub fn skip_to(&mut self, partition: i32, offset: i64) -> bool {
+        self.part_mut(partition).skip_to(offset)
+    }
+
+    /// Replaces the state of `partition` (restored from a snapshot and the topic, or caught up
+    /// after a rebalance), keeping every account's total exact.
+    pub fn install(&mut self, partition: i32, state: PartitionLedger) {
+        let old = self.parts.insert(partition, state);
+        let mut touched: Vec<AccountId> = self.parts[&partition].accounts.keys().copied().collect();
+        if let Some(old) = &old {
+            touched.extend(old.accounts.keys().copied());
+        }
+        for a in touched {
+            self.recompute(a);
+            if self.parts[&partition].accounts.contains_key(&a) {
+                self.home.entry(a).or_insert(partition);
+            }
+        }
+    }
+
+    /// A copy of `partition`'s state to restore onto (a fresh one if it is not held).
+    pub fn copy_partition(&self, partition: i32) -> PartitionLedger {
+        self.parts
+            .get(&partition)
+            .cloned()
+            .unwrap_or_else(|| PartitionLedger::new(self.window_width))
+    }
+
+    /// Forgets every partition: the topic was re-created.
+    pub fn clear(&mut self) {
+        self.parts.clear();
+        self.totals.clear();
+        self.home.clear();
+        self.balance_sum = 0;
+    }
+
+    fn recompute(&mut self, account: AccountId) {
+        let mut total = AccountState {
+            balance: self.opening,
+            count: 0,
+        };
+        let mut found = false;
+        for p in self.parts.values() {
+            if let Some(s) = p.accounts.get(&account) {
+                found = true;
+                total.balance =
+                    Money::from_minor(total.balance.minor().saturating_add(s.balance.minor()));
+                total.count += s.count;
+            }
+        }
+        let old = if found {
+            self.totals.insert(account, total)
+        } else {
+            self.home.remove(&account);
+            self.totals.remove(&account)
+        };
+        self.balance_sum -= old.map_or(0, |o| i128::from(o.balance.minor()));
+        if found {
+            self.balance_sum += i128::from(total.balance.minor());
+        }
+    }
+}

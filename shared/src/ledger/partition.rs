@@ -1,0 +1,224 @@
+//! One partition's state: each account's net and count from that partition's records, the next
+//! offset, the counters and the duplicate-id window.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::{AccountState, LedgerStats, Outcome, id_digest};
+use crate::money::Money;
+use crate::transaction::{AccountId, Transaction};
+
+/// Digests of the transaction ids at the last `width` offsets of a partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct IdWindow {
+    pub(super) entries: VecDeque<(i64, u64)>,
+    counts: HashMap<u64, u32>,
+}
+
+impl IdWindow {
+    /// Forgets ids at offsets below `from`.
+    fn evict_below(&mut self, from: i64) {
+        while let Some(&(o, d)) = self.entries.front() {
+            if o >= from {
+                break;
+            }
+            self.entries.pop_front();
+            if let Some(c) = self.counts.get_mut(&d) {
+                *c -= 1;
+                if *c == 0 {
+                    self.counts.remove(&d);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, digest: u64) -> bool {
+        self.counts.contains_key(&digest)
+    }
+
+    fn push(&mut self, offset: i64, digest: u64) {
+        self.entries.push_back((offset, digest));
+        *self.counts.entry(digest).or_default() += 1;
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.counts.clear();
+    }
+}
+
+/// The state of one partition: everything its records below `next_offset` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLedger {
+    pub(super) next_offset: i64,
+    /// Per account: net amount (credits − debits, opening excluded) and count.
+    pub(super) accounts: BTreeMap<AccountId, AccountState>,
+    pub(super) stats: LedgerStats,
+    window_width: i64,
+    pub(super) window: IdWindow,
+    /// Dead letters decided but not yet acknowledged by the dead-letter topic: while any is
+    /// outstanding the state is not a cut to snapshot (a crash would lose the dead letter).
+    pub(super) unconfirmed: u32,
+}
+
+impl PartitionLedger {
+    pub fn new(window_width: i64) -> Self {
+        Self::restored(0, BTreeMap::new(), LedgerStats::default(), window_width)
+    }
+
+    /// A partition's state as a snapshot recorded it; its id window is empty until the records
+    /// before `next_offset` are [observed](Self::observe) again.
+    pub fn restored(
+        next_offset: i64,
+        accounts: BTreeMap<AccountId, AccountState>,
+        stats: LedgerStats,
+        window_width: i64,
+    ) -> Self {
+        PartitionLedger {
+            next_offset,
+            accounts,
+            stats,
+            window_width: window_width.max(1),
+            window: IdWindow::default(),
+            unconfirmed: 0,
+        }
+    }
+
+    /// A copy keeping only the accounts `keep` accepts (the producer's view needs only the
+    /// generator's accounts, not the million a foreign producer may have sent).
+    pub fn copy_with_accounts(&self, keep: impl Fn(AccountId) -> bool) -> PartitionLedger {
+        PartitionLedger {
+            accounts: self
+                .accounts
+                .iter()
+                .filter(|(a, _)| keep(**a))
+                .map(|(a, s)| (*a, *s))
+                .collect(),
+            window: self.window.clone(),
+            ..*self
+        }
+    }
+
+    /// Dead letters decided and not yet acknowledged (see [`Ledger::dead_letter_pending`]).
+    pub fn unconfirmed(&self) -> u32 {
+        self.unconfirmed
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Net amount (opening excluded) and count per account, from this partition's records.
+    pub fn accounts(&self) -> &BTreeMap<AccountId, AccountState> {
+        &self.accounts
+    }
+
+    pub fn stats(&self) -> LedgerStats {
+        self.stats
+    }
+
+    pub fn window_width(&self) -> i64 {
+        self.window_width
+    }
+
+    /// First offset whose transaction id the window must know before `next_offset` is applied.
+    pub fn window_start(&self) -> i64 {
+        self.next_offset.saturating_sub(self.window_width).max(0)
+    }
+
+    /// Records the id of the transaction at `offset` (below `next_offset`) in the window
+    /// without applying it: rebuilding the window after a restore from a snapshot.
+    pub fn observe(&mut self, offset: i64, id: &str) {
+        if offset >= self.next_offset || offset < self.window_start() {
+            return;
+        }
+        if self
+            .window
+            .entries
+            .back()
+            .is_some_and(|(o, _)| *o >= offset)
+        {
+            return; // observed already (the window only grows at its end)
+        }
+        self.window.push(offset, id_digest(id));
+    }
+
+    /// Forgets the id window (the records it came from are being re-read).
+    pub fn clear_window(&mut self) {
+        self.window.clear();
+    }
+
+    /// Whether the transaction `id` at `offset` would be refused as a duplicate.
+    pub fn is_duplicate(&mut self, offset: i64, id: &str) -> bool {
+        self.window
+            .evict_below(offset.saturating_sub(self.window_width));
+        self.window.contains(id_digest(id))
+    }
+
+    /// Applies one (already validated) transaction read at `offset`. The partition's view of
+    /// the account (`opening` + its net here) is what the producer's `new_balance` is checked
+    /// against. A duplicate or an overflow changes nothing: the caller dead-letters the record
+    /// and then records that with [`dead_letter`](Self::dead_letter).
+    pub fn apply(&mut self, tx: &Transaction, offset: i64, opening: Money) -> Outcome {
+        if offset < self.next_offset {
+            self.stats.replayed += 1;
+            return Outcome::Replayed;
+        }
+        if self.is_duplicate(offset, &tx.transaction_id) {
+            return Outcome::DuplicateId;
+        }
+        let mut state = self.accounts.get(&tx.account).copied().unwrap_or_default();
+        let Some((net, balance)) = state
+            .balance
+            .checked_add(tx.delta())
+            .and_then(|net| Some((net, net.checked_add(opening)?)))
+        else {
+            return Outcome::Overflow;
+        };
+        self.next_offset = offset + 1;
+        self.window.push(offset, id_digest(&tx.transaction_id));
+        state.balance = net;
+        state.count += 1;
+        self.accounts.insert(tx.account, state);
+        self.stats.applied += 1;
+        let producer_agrees = tx.new_balance.map(|nb| nb == balance);
+        if producer_agrees == Some(false) {
+            self.stats.mismatches += 1;
+        }
+        Outcome::Applied {
+            balance,
+            count: state.count,
+            producer_agrees,
+        }
+    }
+
+    /// Marks the record at `offset` handled without applying it, once it is in the dead-letter
+    /// topic: not a transaction (`refused` is `None`), or a transaction [`apply`](Self::apply)
+    /// refused (a duplicate or an overflow; its id joins the window). False if it had been
+    /// handled already.
+    pub fn dead_letter(&mut self, offset: i64, refused: Option<&Transaction>) -> bool {
+        if offset < self.next_offset {
+            return false;
+        }
+        if let Some(tx) = refused {
+            if self.is_duplicate(offset, &tx.transaction_id) {
+                self.stats.duplicate_ids += 1;
+            } else {
+                self.stats.overflows += 1;
+            }
+            self.window.push(offset, id_digest(&tx.transaction_id));
+        }
+        self.next_offset = offset + 1;
+        self.stats.dead_lettered += 1;
+        true
+    }
+
+    /// Marks every offset below `offset` handled: records that no longer exist (deleted by the
+    /// topic's retention) or that are not records (transaction markers). False if they were.
+    pub fn skip_to(&mut self, offset: i64) -> bool {
+        if self.next_offset >= offset {
+            return false;
+        }
+        self.next_offset = offset;
+        true
+    }
+}
