@@ -14,13 +14,12 @@
 //! resumes at that member's commit; before its first record is applied, the partition is caught
 //! up from that member's snapshot and the records after it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use cashflow_shared::ledger::{AccountState, Position};
-use cashflow_shared::{AccountId, Outcome, Transaction};
+use cashflow_shared::ledger::Position;
+use cashflow_shared::{Outcome, Transaction};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -32,28 +31,7 @@ use crate::dead_letters::DeadLetters;
 use crate::restore::{catch_up, restore_all};
 use crate::state::Shared;
 
-/// The producer's view of the accounts once the restore is done (`None` until then).
-pub type RestoredView = watch::Sender<Option<BTreeMap<AccountId, AccountState>>>;
-
-/// The topic was deleted and created again (its offsets started over, e.g. by
-/// `kafka-topics --delete` while cashflow ran): its old balances would make every new record
-/// look applied already, so they are forgotten. The calculator reads the new topic from its
-/// start (a record above a partition's next offset is caught up first), the snapshot writer
-/// writes the new topic's state over the old, and the producer's view starts from the opening
-/// balance. Said in the log, `/health` and on the page.
-pub fn start_afresh(shared: &Shared, restored: &RestoredView, why: &str) {
-    warn!(topic = %shared.topic, "the topic was deleted and created again ({why}): balances start afresh");
-    shared.ledger().clear();
-    shared.clear_snapshot_marks();
-    shared.with_store(|s| {
-        s.recreated += 1;
-        s.last_error = Some(format!(
-            "the topic was deleted and created again ({why}): balances started afresh"
-        ));
-    });
-    restored.send_replace(Some(BTreeMap::new()));
-    shared.topic_recreated();
-}
+pub use crate::state::RestoredView;
 
 pub async fn run(
     settings: Settings,

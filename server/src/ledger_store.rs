@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use cashflow_shared::api::{AccountBalance, AccountTotals};
+use cashflow_shared::api::{AccountBalance, AccountTotals, Balances};
 use cashflow_shared::ledger::{AccountState, LedgerStats, PartitionLedger, Position};
 use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
 
@@ -114,26 +114,46 @@ impl LedgerStore {
             .collect()
     }
 
-    /// Up to `limit` accounts with ids above `after`, and the id to continue after if there
-    /// are more.
-    pub fn page(&self, after: AccountId, limit: usize) -> (Vec<AccountBalance>, Option<AccountId>) {
+    /// Up to `limit` accounts with ids above `after` with the counters, totals and offsets
+    /// they reflect, all read at one moment (so `stats.applied` is exactly what the accounts
+    /// show); the topic is left for the caller.
+    pub fn balances(&self, after: AccountId, limit: usize) -> Balances {
         let l = self.read();
-        let mut page = l
-            .accounts()
-            .range((Bound::Excluded(after), Bound::Unbounded));
-        let accounts: Vec<AccountBalance> = page
-            .by_ref()
-            .take(limit)
-            .map(|(a, s)| account_balance(&l, *a, s))
-            .collect();
-        let next = page
-            .next()
-            .is_some()
-            .then(|| accounts.last().map(|a| a.account))
-            .flatten();
-        (accounts, next)
+        let (accounts, next_after) = page(&l, after, limit);
+        let stats = l.stats();
+        Balances {
+            topic: String::new(),
+            opening_balance: l.opening_balance(),
+            accounts,
+            totals: l.totals(),
+            next_after,
+            next_offsets: l.next_offsets(),
+            stats,
+            malformed: stats.dead_lettered,
+        }
     }
+}
 
+/// Up to `limit` accounts with ids above `after`, and the id to continue after if there are
+/// more.
+fn page(l: &Ledger, after: AccountId, limit: usize) -> (Vec<AccountBalance>, Option<AccountId>) {
+    let mut page = l
+        .accounts()
+        .range((Bound::Excluded(after), Bound::Unbounded));
+    let accounts: Vec<AccountBalance> = page
+        .by_ref()
+        .take(limit)
+        .map(|(a, s)| account_balance(l, *a, s))
+        .collect();
+    let next = page
+        .next()
+        .is_some()
+        .then(|| accounts.last().map(|a| a.account))
+        .flatten();
+    (accounts, next)
+}
+
+impl LedgerStore {
     /// Balances in minor units of accounts `1..=n`, where n is the highest id held, at most
     /// `max` (the charts' history).
     pub fn first_balances(&self, max: u32) -> Vec<i64> {
@@ -173,5 +193,51 @@ impl LedgerStore {
     /// Forgets every partition: the topic was re-created.
     pub fn clear(&self) {
         self.write().clear()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cashflow_shared::TxType;
+
+    /// What `/api/balances` shows is one moment of the ledger: the accounts' counts add up to
+    /// `stats.applied` however fast the calculator applies meanwhile (tests and clients compare
+    /// balances once `applied` reaches a number).
+    #[test]
+    fn balances_are_read_at_one_moment() {
+        let store = std::sync::Arc::new(LedgerStore::new(Ledger::new(Money::from_major(100))));
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let tx = Transaction {
+                        account: 1 + i % 50,
+                        transaction_id: format!("t{i}"),
+                        transaction_type: TxType::Credit,
+                        amount: Money::from_minor(1),
+                        new_balance: None,
+                        transaction_summary: Default::default(),
+                        timestamp_ms: None,
+                    };
+                    let offset = i64::from(i / 6);
+                    store.apply(
+                        &tx,
+                        Position {
+                            partition: (i % 6) as i32,
+                            offset,
+                        },
+                    );
+                }
+            })
+        };
+        let mut reads = 0;
+        while !writer.is_finished() || reads == 0 {
+            let b = store.balances(0, 1_000);
+            let counted: u64 = b.accounts.iter().map(|a| a.count).sum();
+            assert_eq!(counted, b.stats.applied, "read {reads}");
+            reads += 1;
+        }
+        writer.join().expect("writer");
     }
 }

@@ -17,6 +17,10 @@ use cashflow_shared::{AccountId, Ledger};
 
 use crate::ledger_store::LedgerStore;
 
+/// The producer's view of the accounts once the restore is done (`None` until then).
+pub type RestoredView =
+    tokio::sync::watch::Sender<Option<BTreeMap<AccountId, cashflow_shared::ledger::AccountState>>>;
+
 /// Stops remembered (a consumer restarted by its supervisor stops too).
 const STOPS_KEPT: usize = 32;
 
@@ -128,8 +132,23 @@ impl Shared {
         lock(&self.stops).iter().cloned().collect()
     }
 
-    /// The topic was found re-created while running (see `balance_consumer::start_afresh`).
-    pub fn topic_recreated(&self) {
+    /// The topic was deleted and created again (its offsets started over, e.g. by
+    /// `kafka-topics --delete` while cashflow ran; the broker watch notices): its old balances
+    /// would make every new record look applied already, so they are forgotten. The consumers
+    /// move to the new topic's beginning (a record above a partition's next offset is caught up
+    /// first), the snapshot writer writes the new topic's state over the old, and the producer's
+    /// view starts from the opening balance. Said in the log, `/health` and on the page.
+    pub fn start_afresh(&self, restored: &RestoredView, why: &str) {
+        tracing::warn!(topic = %self.topic, "the topic was deleted and created again ({why}): balances start afresh");
+        self.ledger.clear();
+        self.clear_snapshot_marks();
+        self.with_store(|s| {
+            s.recreated += 1;
+            s.last_error = Some(format!(
+                "the topic was deleted and created again ({why}): balances started afresh"
+            ));
+        });
+        restored.send_replace(Some(BTreeMap::new()));
         self.recreations.send_modify(|n| *n += 1);
     }
 
@@ -154,19 +173,9 @@ impl Shared {
 
     /// Up to `limit` accounts with ids above `after`, and the totals over all.
     pub fn balances(&self, after: AccountId, limit: usize) -> Balances {
-        let l = self.ledger();
-        let (accounts, next_after) = l.page(after, limit);
-        let stats = l.stats();
-        Balances {
-            topic: self.topic.clone(),
-            opening_balance: l.opening_balance(),
-            next_after,
-            accounts,
-            totals: l.totals(),
-            next_offsets: l.next_offsets(),
-            stats,
-            malformed: stats.dead_lettered,
-        }
+        let mut b = self.ledger().balances(after, limit);
+        b.topic = self.topic.clone();
+        b
     }
 
     /// The balance calculator was assigned (`true`) or lost (`false`) these partitions.

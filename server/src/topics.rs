@@ -11,10 +11,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::balance_consumer::RestoredView;
 use crate::kafka::Context;
 use crate::progress::Stall;
-use crate::state::Shared;
+use crate::state::{RestoredView, Shared};
 
 /// The dead-letter topic of `topic`: records that are not transactions go there, with the reason
 /// in headers.
@@ -98,7 +97,7 @@ async fn check_progress(
         })
         .collect();
     if !behind.is_empty() {
-        crate::balance_consumer::start_afresh(shared, restored, &behind.join("; "));
+        shared.start_afresh(restored, &behind.join("; "));
         return;
     }
     let next = shared.ledger().next_offsets();

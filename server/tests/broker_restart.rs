@@ -14,7 +14,9 @@ use cashflow::producer::Command;
 use cashflow::{App, Settings};
 use cashflow_shared::protocol::ServerMsg;
 use cashflow_shared::{Money, Transaction, TxType};
-use common::{Broker, apache_kafka, read_topic, repo_root, spawn_app_with, unique, wait_for};
+use common::{
+    Broker, TestApp, apache_kafka, read_topic, repo_root, spawn_app_with, unique, wait_for,
+};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -44,7 +46,7 @@ static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 struct Viewer(Arc<Mutex<Vec<bool>>>);
 
 impl Viewer {
-    async fn watch(app: &App) -> Viewer {
+    async fn watch(app: &TestApp) -> Viewer {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
             .await
             .expect("connect");
@@ -74,7 +76,7 @@ impl Viewer {
     }
 }
 
-async fn health(app: &App) -> Option<u16> {
+async fn health(app: &TestApp) -> Option<u16> {
     Some(
         reqwest::get(format!("http://{}/health", app.http_addr))
             .await
@@ -205,7 +207,7 @@ async fn broker_absent_at_start_then_appears() {
     let mut settings = Settings::for_tests(Some(brokers), &unique("late"));
     settings.rate = cashflow::config::Rate::PerSecond(200.0);
     // The server starts and serves the page without a broker.
-    let app = App::start(settings).await.expect("starts without a broker");
+    let app = TestApp::from(App::start(settings).await.expect("starts without a broker"));
     let viewer = Viewer::watch(&app).await;
     wait_for(
         Duration::from_secs(30),

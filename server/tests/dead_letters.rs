@@ -8,20 +8,14 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use cashflow::App;
 use cashflow_shared::api::Balances;
-use common::{Broker, read_topic, spawn_app, unique, wait_for};
+use common::{Broker, TestApp, read_topic, spawn_app, unique, wait_for};
 use rdkafka::ClientConfig;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn balances(app: &App) -> Balances {
-    reqwest::get(format!("http://{}/api/balances", app.http_addr))
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON")
+async fn balances(app: &TestApp) -> Balances {
+    app.balances().await
 }
 
 fn good(account: u32, id: &str) -> String {

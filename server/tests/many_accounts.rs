@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use cashflow::App;
 use cashflow_shared::api::{Balances, Health, MAX_BALANCES_PAGE};
 use cashflow_shared::protocol::{MAX_SHOWN_ACCOUNTS, ServerMsg};
 use cashflow_shared::transaction::{Transaction, TxType};
 use cashflow_shared::{AccountId, Money};
-use common::{Broker, apache_kafka, spawn_app, unique, wait_for};
+use common::{Broker, TestApp, apache_kafka, spawn_app, unique, wait_for};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -25,19 +24,19 @@ const MAX_FRAME: usize = 64 * 1024;
 const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
 const WAIT: Duration = Duration::from_secs(600);
 
-async fn get(app: &App, path: &str) -> reqwest::Response {
+async fn get(app: &TestApp, path: &str) -> reqwest::Response {
     reqwest::get(format!("http://{}{path}", app.http_addr))
         .await
         .expect("GET")
 }
 
-async fn balances(app: &App, path: &str) -> (Balances, usize) {
+async fn balances(app: &TestApp, path: &str) -> (Balances, usize) {
     let body = get(app, path).await.bytes().await.expect("body");
     (serde_json::from_slice(&body).expect("JSON"), body.len())
 }
 
 /// The first frames a new viewer gets, with their sizes.
-async fn first_frames(app: &App) -> Vec<(ServerMsg, usize)> {
+async fn first_frames(app: &TestApp) -> Vec<(ServerMsg, usize)> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
         .await
         .expect("connect");

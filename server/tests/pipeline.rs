@@ -9,30 +9,20 @@ use cashflow::App;
 use cashflow::producer::Command;
 use cashflow_shared::api::Balances;
 use cashflow_shared::{Money, Transaction};
-use common::{Broker, read_topic, spawn_app, unique, wait_for};
+use common::{Broker, TestApp, read_topic, spawn_app, unique, wait_for};
 use rdkafka::producer::FutureRecord;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-async fn balances(app: &App) -> Balances {
-    let url = format!("http://{}/api/balances", app.http_addr);
-    reqwest::get(&url)
-        .await
-        .expect("GET /api/balances")
-        .json()
-        .await
-        .expect("balances JSON")
+async fn balances(app: &TestApp) -> Balances {
+    app.balances().await
 }
 
-async fn wait_applied(app: &App, n: u64) -> Balances {
-    wait_for(WAIT, &format!("{n} applied transactions"), || async {
-        let b = balances(app).await;
-        (b.stats.applied >= n).then_some(b)
-    })
-    .await
+async fn wait_applied(app: &TestApp, n: u64) -> Balances {
+    app.wait_applied(n, WAIT).await
 }
 
-async fn wait_delivered(app: &App, n: u64) {
+async fn wait_delivered(app: &TestApp, n: u64) {
     wait_for(WAIT, &format!("{n} delivered"), || async {
         let p = app.shared.producer().clone();
         assert_eq!(p.failed, 0, "deliveries failed: {:?}", p.last_error);
@@ -42,7 +32,7 @@ async fn wait_delivered(app: &App, n: u64) {
 }
 
 /// The calculator's balances equal opening + what the producer saw acknowledged.
-fn assert_reconciles(app: &App, b: &Balances) {
+fn assert_reconciles(app: &TestApp, b: &Balances) {
     let p = app.shared.producer().clone();
     let by_account: BTreeMap<_, _> = b
         .accounts

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use cashflow::Settings;
 use cashflow::producer::Command;
-use cashflow::{App, Settings};
 use cashflow_shared::api::{Balances, Health, ProducerStats, RestoreProgress};
 use cashflow_shared::protocol::ServerMsg;
-use common::{Broker, apache_kafka, read_topic, spawn_app_with, unique, wait_for};
+use common::{Broker, TestApp, apache_kafka, read_topic, spawn_app_with, unique, wait_for};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, FutureRecord, Producer, ThreadedProducer};
 
@@ -24,17 +24,12 @@ const W: i64 = 200;
 const ACCOUNTS: u32 = 600;
 const CHUNK: usize = 50;
 
-async fn get<T: serde::de::DeserializeOwned>(app: &App, path: &str) -> T {
-    reqwest::get(format!("http://{}{path}", app.http_addr))
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON")
+async fn get<T: serde::de::DeserializeOwned>(app: &TestApp, path: &str) -> T {
+    app.get(path).await
 }
 
 /// Waits until the store has restored; the restore's figures.
-async fn restored(app: &App) -> RestoreProgress {
+async fn restored(app: &TestApp) -> RestoreProgress {
     wait_for(WAIT, "the restore to finish", || async {
         let h: Health = get(app, "/health").await;
         (h.status == "ok").then_some(h.store.restore?)
@@ -42,12 +37,8 @@ async fn restored(app: &App) -> RestoreProgress {
     .await
 }
 
-async fn wait_applied(app: &App, n: u64) -> Balances {
-    wait_for(WAIT, &format!("{n} applied"), || async {
-        let b: Balances = get(app, "/api/balances").await;
-        (b.stats.applied >= n).then_some(b)
-    })
-    .await
+async fn wait_applied(app: &TestApp, n: u64) -> Balances {
+    app.wait_applied(n, WAIT).await
 }
 
 fn by_account(b: &Balances) -> BTreeMap<u32, (i64, u64)> {
@@ -526,19 +517,11 @@ async fn a_restart_skips_the_gaps_retention_leaves(broker: Broker) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_skips_the_gaps_retention_leaves_on_apache_kafka() {
-    a_restart_skips_the_gaps_retention_leaves(Broker::Apache).await;
-}
-
-/// Ignored in CI: it passed alone every time tried (8 runs) but failed once in the full suite
-/// (the restart's balances had more transactions than the snapshot plus the records left);
-/// not understood yet. Run with `cargo test --test state_store -- --ignored`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "failed once under the full suite's load; cause not found yet"]
-async fn a_restart_skips_the_gaps_retention_leaves_on_the_embedded_broker() {
-    a_restart_skips_the_gaps_retention_leaves(Broker::Embedded).await;
-}
+on_both_brokers!(
+    a_restart_skips_the_gaps_retention_leaves_on_apache_kafka,
+    a_restart_skips_the_gaps_retention_leaves_on_the_embedded_broker,
+    a_restart_skips_the_gaps_retention_leaves
+);
 
 /// SIGTERM in the middle of a long restore (a topic of many records and no snapshot yet):
 /// `/health` says "restoring" with its progress meanwhile, and the server exits, cleanly, within

@@ -4,17 +4,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cashflow::App;
 use cashflow_shared::Money;
 use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
-use common::{Broker, spawn_app, unique};
+use common::{Broker, TestApp, spawn_app, unique};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &App) -> Ws {
+async fn connect(app: &TestApp) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
         .await
         .expect("connect");

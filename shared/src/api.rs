@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::ledger::AccountTotals;
 use crate::ledger::LedgerStats;
 use crate::money::Money;
 use crate::transaction::AccountId;
@@ -31,15 +32,6 @@ pub struct Balances {
     /// Records on the topic that went to the dead-letter topic (not transactions, duplicates,
     /// overflows): never applied.
     pub malformed: u64,
-}
-
-/// How many accounts there are and what they hold together.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountTotals {
-    pub accounts: u64,
-    /// The sum of every balance; `None` if it does not fit in 64-bit minor units (only
-    /// hostile amounts get there).
-    pub balance: Option<Money>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,6 +91,15 @@ impl LedgerStats {
     }
 }
 
+/// How many accounts there are and what they hold together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountTotals {
+    pub accounts: u64,
+    /// The sum of every balance; `None` if it does not fit in 64-bit minor units (only
+    /// hostile amounts get there).
+    pub balance: Option<Money>,
+}
+
 /// Default width, in offsets of one partition, of the duplicate-id window.
 pub const DEFAULT_ID_WINDOW: i64 = 10_000;
 

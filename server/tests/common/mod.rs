@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cashflow::{App, Settings};
+use cashflow_shared::api::{Balances, Health, ProducerStats};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -54,11 +55,82 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-pub async fn spawn_app(broker: Broker, topic: &str) -> App {
+/// An app started by a test, zero2prod style: the app itself (through `Deref`: `producer`,
+/// `shared`, `brokers`, …) and one method per endpoint, so tests do not each grow their own
+/// HTTP helpers.
+pub struct TestApp {
+    pub app: App,
+    pub url: String,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl From<App> for TestApp {
+    fn from(app: App) -> TestApp {
+        let url = format!("http://{}", app.http_addr);
+        TestApp { app, url }
+    }
+}
+
+impl TestApp {
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not the JSON expected: {e}"))
+    }
+
+    /// `/api/balances`, every page of it.
+    pub async fn balances(&self) -> Balances {
+        let mut b: Balances = self.get("/api/balances?limit=10000").await;
+        while let Some(after) = b.next_after {
+            let next: Balances = self
+                .get(&format!("/api/balances?after={after}&limit=10000"))
+                .await;
+            b.accounts.extend(next.accounts);
+            b.next_after = next.next_after;
+        }
+        b
+    }
+
+    pub async fn health(&self) -> Health {
+        self.get("/health").await
+    }
+
+    pub async fn producer_stats(&self) -> ProducerStats {
+        self.get("/api/producer").await
+    }
+
+    /// Waits until the balance calculator has applied at least `n`; its balances then.
+    pub async fn wait_applied(&self, n: u64, limit: Duration) -> Balances {
+        wait_for(limit, &format!("{n} applied"), || async {
+            let b = self.balances().await;
+            (b.stats.applied >= n).then_some(b)
+        })
+        .await
+    }
+
+    pub async fn shutdown(self) {
+        self.app.shutdown().await
+    }
+}
+
+pub async fn spawn_app(broker: Broker, topic: &str) -> TestApp {
     spawn_app_with(broker, topic, |_| {}).await
 }
 
-pub async fn spawn_app_with(broker: Broker, topic: &str, tweak: impl FnOnce(&mut Settings)) -> App {
+pub async fn spawn_app_with(
+    broker: Broker,
+    topic: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let _ = tracing_subscriber_init();
     let brokers = match broker {
         Broker::Apache => Some(apache_kafka()),
@@ -73,7 +145,7 @@ pub async fn spawn_app_with(broker: Broker, topic: &str, tweak: impl FnOnce(&mut
             .unwrap_or(false),
         "topic not ready within 60 s"
     );
-    app
+    TestApp::from(app)
 }
 
 pub fn tracing_subscriber_init() -> Option<()> {

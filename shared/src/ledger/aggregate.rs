@@ -3,8 +3,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use super::{AccountState, DEFAULT_ID_WINDOW, LedgerStats, Outcome, PartitionLedger, Position};
-use crate::api::AccountTotals;
+use super::{
+    AccountState, AccountTotals, DEFAULT_ID_WINDOW, LedgerStats, Outcome, PartitionLedger, Position,
+};
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 

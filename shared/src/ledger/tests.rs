@@ -1,5 +1,4 @@
 use super::*;
-use crate::api::AccountTotals;
 use crate::transaction::TxType;
 use crate::transaction::{AccountId, Transaction};
 use proptest::prelude::*;
