@@ -4,10 +4,11 @@ use std::path::Path;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{any, get};
 use cashflow_shared::AccountId;
 use cashflow_shared::api::{
     BALANCES_PAGE, Balances, Health, LogLine, MAX_BALANCES_PAGE, ProducerStats,
@@ -23,6 +24,9 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/api/balances", get(balances))
         .route("/api/producer", get(producer))
         .route("/api/recent", get(recent))
+        // Any other API path is a JSON 404, not the page's HTML.
+        .route("/api", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
         .route("/ws", get(crate::ws::handler))
         .with_state(state);
     let index = web_dir.join("index.html");
@@ -73,6 +77,48 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// An API error: its status and a JSON body `{"error": "…"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+/// A query string the handler could not read is a JSON 400 with axum's reason.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+async fn api_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!(
+            "no such API path: {} (there are /api/balances, /api/producer, /api/recent and /health)",
+            uri.path()
+        ),
+    }
+}
+
 #[derive(Deserialize)]
 struct BalancesQuery {
     /// Accounts with ids above this one (the previous page's `next_after`).
@@ -83,14 +129,14 @@ struct BalancesQuery {
 /// One page of accounts (a topic may hold a million) with the totals over all of them.
 async fn balances(
     State(s): State<AppState>,
-    Query(q): Query<BalancesQuery>,
-) -> Result<Json<Balances>, (StatusCode, String)> {
+    q: Result<Query<BalancesQuery>, QueryRejection>,
+) -> Result<Json<Balances>, ApiError> {
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(BALANCES_PAGE);
     if !(1..=MAX_BALANCES_PAGE).contains(&limit) {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            format!("limit must be between 1 and {MAX_BALANCES_PAGE}, got {limit}"),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_BALANCES_PAGE}, got {limit}"
+        )));
     }
     Ok(Json(s.shared.balances(q.after.unwrap_or(0), limit)))
 }
@@ -104,6 +150,9 @@ struct RecentQuery {
     limit: Option<usize>,
 }
 
-async fn recent(State(s): State<AppState>, Query(q): Query<RecentQuery>) -> Json<Vec<LogLine>> {
-    Json(s.shared.recent(q.limit.unwrap_or(100)))
+async fn recent(
+    State(s): State<AppState>,
+    q: Result<Query<RecentQuery>, QueryRejection>,
+) -> Result<Json<Vec<LogLine>>, ApiError> {
+    Ok(Json(s.shared.recent(query(q)?.limit.unwrap_or(100))))
 }

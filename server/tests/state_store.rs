@@ -72,16 +72,15 @@ async fn admin_delete(brokers: &str, topic: &str) {
     assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
 }
 
+/// Deletes `topic` and waits until it is gone (nothing creates it again meanwhile).
 async fn admin_delete_topic(brokers: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::admin::AdminClient;
     use rdkafka::client::DefaultClientContext;
+    admin_delete(brokers, topic).await;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .expect("admin");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let r = admin.delete_topics(&[topic], &opts).await.expect("delete");
-    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
     wait_for(Duration::from_secs(30), "the topic to be gone", || async {
         let m = admin
             .inner()
