@@ -191,6 +191,30 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
+        let (view_tx, topic_view) = crate::topic_view::channel();
+        let (s, b, sh, r, t) = (
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            ready.clone(),
+            token.clone(),
+        );
+        supervise(
+            &tracker,
+            shared.clone(),
+            "topic view",
+            token.clone(),
+            move || {
+                crate::topic_view::run(
+                    s.clone(),
+                    b.clone(),
+                    sh.clone(),
+                    r.clone(),
+                    view_tx.clone(),
+                    t.clone(),
+                )
+            },
+        );
         let hub = Hub::new(shared.clone());
         let (h, t) = (hub.clone(), token.clone());
         supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
@@ -207,6 +231,7 @@ impl App {
             token: token.clone(),
             allow_origins: Arc::new(settings.allow_origins.clone()),
             presenter_token: settings.presenter_token.as_deref().map(Arc::from),
+            topic_view,
         };
         let router = http::router(state, &settings.web_dir);
         let (http_token, sh) = (token.clone(), shared.clone());

@@ -19,4 +19,6 @@ pub struct AppState {
     /// Page origins allowed besides the server's own.
     pub allow_origins: Arc<Vec<String>>,
     pub presenter_token: Option<Arc<str>>,
+    /// The topic as the broker sees it (`crate::topic_view`).
+    pub topic_view: crate::topic_view::TopicViews,
 }

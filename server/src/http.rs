@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{any, get};
 use cashflow_shared::AccountId;
 use cashflow_shared::api::{
-    BALANCES_PAGE, Balances, Health, LogLine, MAX_BALANCES_PAGE, ProducerStats,
+    BALANCES_PAGE, Balances, Health, LogLine, MAX_BALANCES_PAGE, ProducerStats, TopicView,
 };
 use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
@@ -24,6 +24,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/api/balances", get(balances))
         .route("/api/producer", get(producer))
         .route("/api/recent", get(recent))
+        .route("/api/topic", get(topic))
         // Any other API path is a JSON 404, not the page's HTML.
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
@@ -113,7 +114,7 @@ async fn api_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no such API path: {} (there are /api/balances, /api/producer, /api/recent and /health)",
+            "no such API path: {} (there are /api/balances, /api/producer, /api/recent, /api/topic and /health)",
             uri.path()
         ),
     }
@@ -139,6 +140,11 @@ async fn balances(
         )));
     }
     Ok(Json(s.shared.balances(q.after.unwrap_or(0), limit)))
+}
+
+/// The topic's partitions and the groups reading it, as of the last refresh (about a second).
+async fn topic(State(s): State<AppState>) -> Json<TopicView> {
+    Json((**s.topic_view.borrow()).clone())
 }
 
 async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {

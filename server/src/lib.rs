@@ -46,6 +46,7 @@ pub mod restore;
 pub mod state;
 pub mod state_store;
 pub mod supervise;
+pub mod topic_view;
 pub mod topics;
 pub mod ws;
 

@@ -143,3 +143,54 @@ pub struct LogLine {
     pub timestamp_ms: Option<i64>,
     pub text: String,
 }
+
+/// `GET /api/topic`: the topic as the broker sees it, refreshed about once a second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopicView {
+    pub topic: String,
+    /// When the broker was asked (ms since the epoch); 0 before the first answer.
+    pub taken_ms: i64,
+    pub partitions: Vec<PartitionOffsets>,
+    /// Every consumer group with a member assigned to the topic or an offset committed on it,
+    /// cashflow's own and foreign ones (at most [`MAX_GROUPS_SHOWN`]).
+    pub groups: Vec<GroupView>,
+    /// Why the last refresh failed, if it did (the view is then the one before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Groups described at most.
+pub const MAX_GROUPS_SHOWN: usize = 32;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    /// First offset still in the log (retention moves it).
+    pub log_start: i64,
+    /// The next offset to be written (the high watermark).
+    pub end: i64,
+    /// Records written per second, over the last refresh.
+    pub records_per_second: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupView {
+    pub group: String,
+    /// As the broker says: Stable, PreparingRebalance, CompletingRebalance, Empty, Dead.
+    pub state: String,
+    pub members: Vec<MemberView>,
+    /// Committed offset per partition (partitions without one are left out).
+    pub committed: BTreeMap<i32, i64>,
+    /// end − committed per partition (end − log start where nothing is committed).
+    pub lag: BTreeMap<i32, i64>,
+    pub total_lag: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
+    /// Partitions of the topic assigned to it.
+    pub partitions: Vec<i32>,
+}

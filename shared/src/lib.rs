@@ -14,6 +14,7 @@
 //! - [`dashboard`]: the page's state reducer and chart geometry.
 
 pub mod api;
+pub mod assignment;
 pub mod chart;
 pub mod dashboard;
 pub mod generator;

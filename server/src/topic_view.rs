@@ -1,0 +1,269 @@
+//! The topic as the broker sees it, for `GET /api/topic` (and, next, the page): each
+//! partition's log start and end offsets and records/s in, and every consumer group reading the
+//! topic — cashflow's own and foreign ones — with its state, members and their partitions,
+//! committed offsets and lag. Asked of the broker about once a second; the task owns the view
+//! and publishes it through a `watch`, so readers never wait on the broker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cashflow_shared::api::{GroupView, MAX_GROUPS_SHOWN, MemberView, PartitionOffsets, TopicView};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::kafka::{Context, base_config};
+use crate::state::Shared;
+
+const EVERY: Duration = Duration::from_secs(1);
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// Unknown groups asked about per refresh, and how long an answer "not on this topic" holds.
+const PROBES: usize = 4;
+const PROBE_AGAIN: Duration = Duration::from_secs(60);
+
+/// The view's readers' end.
+pub type TopicViews = watch::Receiver<Arc<TopicView>>;
+
+/// Blocking clients: one to ask about the topic and list groups, and one per group (kept, at
+/// most [`MAX_GROUPS_SHOWN`]) to fetch its committed offsets without joining it.
+struct Asker {
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    admin: BaseConsumer<Context>,
+    groups: BTreeMap<String, BaseConsumer<Context>>,
+    /// Groups seen with a member on the topic (or cashflow's own): an empty one is still
+    /// shown, with its committed offsets and lag. Others on the broker are not asked about, so
+    /// a busy shared broker costs one request a second, not one per group.
+    known: std::collections::BTreeSet<String>,
+    /// Other groups asked once whether they committed on the topic (a broker need not say
+    /// what a member is assigned: the embedded one does not), and when: asked again a minute
+    /// later, at most [`PROBES`] a refresh.
+    probed: BTreeMap<String, Instant>,
+    /// End offsets at the previous refresh, for records/s.
+    last: Option<(Instant, BTreeMap<i32, i64>)>,
+}
+
+/// A client that never joins a group: committed offsets are fetched by group id alone.
+fn client(
+    settings: &Settings,
+    brokers: &str,
+    shared: &Arc<Shared>,
+    group: Option<&str>,
+) -> Result<BaseConsumer<Context>, KafkaError> {
+    let mut cfg = base_config(brokers, &settings.kafka);
+    cfg.set("group.id", group.unwrap_or("cashflow-topic-view"))
+        .set("enable.auto.commit", "false");
+    cfg.create_with_context(Context {
+        shared: shared.clone(),
+        role: "topic view",
+    })
+}
+
+impl Asker {
+    fn ask(&mut self) -> Result<TopicView, KafkaError> {
+        let topic = self.settings.topic.clone();
+        let metadata = self.admin.fetch_metadata(Some(&topic), TIMEOUT)?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len()) as i32;
+        let now = Instant::now();
+        let mut partitions = Vec::with_capacity(count as usize);
+        let mut ends = BTreeMap::new();
+        for p in 0..count {
+            let (log_start, end) = self.admin.fetch_watermarks(&topic, p, TIMEOUT)?;
+            let records_per_second = match &self.last {
+                Some((at, before)) if now > *at => {
+                    let moved = end - before.get(&p).copied().unwrap_or(end);
+                    moved.max(0) as f64 / now.duration_since(*at).as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            ends.insert(p, end);
+            partitions.push(PartitionOffsets {
+                partition: p,
+                log_start,
+                end,
+                records_per_second: (records_per_second * 10.0).round() / 10.0,
+            });
+        }
+        self.last = Some((now, ends));
+
+        let list = self.admin.fetch_group_list(None, TIMEOUT)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..count {
+            tpl.add_partition_offset(&topic, p, Offset::Invalid)?;
+        }
+        let mut probes = 0;
+        let mut groups = Vec::new();
+        let mut wanted = Vec::new();
+        for g in list.groups() {
+            if !matches!(g.protocol_type(), "consumer" | "") {
+                continue; // not a consumer group (e.g. Kafka Connect's)
+            }
+            let members: Vec<MemberView> = g
+                .members()
+                .iter()
+                .map(|m| MemberView {
+                    member_id: m.id().to_owned(),
+                    client_id: m.client_id().to_owned(),
+                    host: m.client_host().to_owned(),
+                    partitions: m
+                        .assignment()
+                        .and_then(cashflow_shared::assignment::parse)
+                        .and_then(|mut a| a.remove(&topic))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let name = g.name().to_owned();
+            let on_topic = members.iter().any(|m| !m.partitions.is_empty())
+                || name.starts_with(&format!("{}-", self.settings.group_prefix));
+            if on_topic && self.known.len() < MAX_GROUPS_SHOWN * 4 {
+                self.known.insert(name.clone());
+            }
+            let due = self
+                .probed
+                .get(&name)
+                .is_none_or(|at| at.elapsed() >= PROBE_AGAIN);
+            if !self.known.contains(&name) && due && probes < PROBES {
+                probes += 1;
+                let c = client(&self.settings, &self.brokers, &self.shared, Some(&name))?;
+                if committed_on(&c, &tpl, &topic).is_empty() {
+                    if self.probed.len() >= 1024 {
+                        self.probed.clear();
+                    }
+                    self.probed.insert(name.clone(), Instant::now());
+                } else if self.known.len() < MAX_GROUPS_SHOWN * 4 {
+                    self.known.insert(name.clone());
+                    self.groups.insert(name.clone(), c);
+                }
+            }
+            if !self.known.contains(&name) {
+                continue;
+            }
+            wanted.push(name.clone());
+            groups.push((name, g.state().to_owned(), members));
+        }
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.truncate(MAX_GROUPS_SHOWN);
+        self.groups.retain(|name, _| wanted.contains(name));
+
+        let mut views = Vec::new();
+        for (group, state, members) in groups {
+            if !self.groups.contains_key(&group) {
+                let c = client(&self.settings, &self.brokers, &self.shared, Some(&group))?;
+                self.groups.insert(group.clone(), c);
+            }
+            let committed = committed_on(&self.groups[&group], &tpl, &topic);
+            let reads_topic =
+                !committed.is_empty() || members.iter().any(|m| !m.partitions.is_empty());
+            if !reads_topic {
+                continue;
+            }
+            let lag: BTreeMap<i32, i64> = partitions
+                .iter()
+                .map(|p| {
+                    let from = committed.get(&p.partition).copied().unwrap_or(p.log_start);
+                    (p.partition, (p.end - from.max(p.log_start)).max(0))
+                })
+                .collect();
+            views.push(GroupView {
+                group,
+                state,
+                members,
+                total_lag: lag.values().sum(),
+                committed,
+                lag,
+            });
+        }
+        Ok(TopicView {
+            topic,
+            taken_ms: crate::producer::now_ms(),
+            partitions,
+            groups: views,
+            error: None,
+        })
+    }
+}
+
+/// The offsets `consumer`'s group committed on `topic` (none if it cannot say).
+fn committed_on(
+    consumer: &BaseConsumer<Context>,
+    tpl: &TopicPartitionList,
+    topic: &str,
+) -> BTreeMap<i32, i64> {
+    match consumer.committed_offsets(tpl.clone(), TIMEOUT) {
+        Ok(c) => c
+            .elements_for_topic(topic)
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Creates the view's channel: the sender for [`run`], the receiver for readers.
+pub fn channel() -> (watch::Sender<Arc<TopicView>>, TopicViews) {
+    watch::channel(Arc::new(TopicView::default()))
+}
+
+/// Asks the broker about once a second until `token` is cancelled, once the topic is `ready`.
+pub async fn run(
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    mut ready: watch::Receiver<bool>,
+    view: watch::Sender<Arc<TopicView>>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let ready = tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    };
+    if !ready {
+        return Ok(());
+    }
+    let mut asker = Asker {
+        admin: client(&settings, &brokers, &shared, None)?,
+        settings,
+        brokers,
+        shared,
+        groups: BTreeMap::new(),
+        known: Default::default(),
+        probed: BTreeMap::new(),
+        last: None,
+    };
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let r = asker.ask();
+            (asker, r)
+        })
+        .await?;
+        asker = back;
+        match result {
+            Ok(v) => {
+                view.send_replace(Arc::new(v));
+            }
+            Err(e) => view.send_modify(|v| {
+                let mut stale = (**v).clone();
+                stale.error = Some(e.to_string());
+                *v = Arc::new(stale);
+            }),
+        }
+    }
+}
