@@ -148,3 +148,40 @@ on_both_brokers!(
     topic_view_on_the_embedded_broker,
     topic_view_shows_offsets_groups_and_lag
 );
+
+/// Key → partition: every record went to `murmur2(key) mod 6` (the Java clients' partitioner,
+/// which the page explains), and `/api/balances` shows each account on that partition.
+async fn accounts_live_where_murmur2_says(broker: Broker) {
+    use cashflow_shared::partitioner::partition_for;
+    let topic = unique("keys");
+    let app = spawn_app(broker, &topic).await;
+    app.producer.send(Command::Burst(300)).await.expect("burst");
+    let b = app.wait_applied(300, WAIT).await;
+    let records = read_topic(&app.brokers, &topic);
+    assert_eq!(records.len(), 300);
+    for r in &records {
+        let key = r.key.as_deref().expect("keyed by account");
+        assert_eq!(
+            Some(r.partition),
+            partition_for(key, 6),
+            "key {:?}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    assert!(!b.accounts.is_empty());
+    for a in &b.accounts {
+        assert_eq!(
+            a.partition,
+            partition_for(a.account.to_string().as_bytes(), 6),
+            "account {}",
+            a.account
+        );
+    }
+    app.shutdown().await;
+}
+
+on_both_brokers!(
+    accounts_live_where_murmur2_says_on_apache_kafka,
+    accounts_live_where_murmur2_says_on_the_embedded_broker,
+    accounts_live_where_murmur2_says
+);

@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod generator;
 pub mod ledger;
 pub mod money;
+pub mod partitioner;
 pub mod protocol;
 pub mod snapshot;
 pub mod transaction;
