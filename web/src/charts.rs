@@ -34,13 +34,16 @@ pub fn Counters() -> impl IntoView {
                 0 => c().malformed.to_string(),
                 failed => format!("{} ({failed} not written)", c().malformed),
             }))}
-            {card("accounts · total balance", "accounts", Box::new(move || {
-                let t = c().totals;
-                match t.balance {
-                    Some(b) => format!("{} · {}", t.accounts, format_money(b)),
-                    None => format!("{} · too large to show", t.accounts),
-                }
-            }))}
+            <div class="card">
+                <div class="value" data-testid="accounts">{move || { ctx.version.get(); c().totals.accounts.to_string() }}</div>
+                <div class="label">{move || {
+                    ctx.version.get();
+                    match c().totals.balance {
+                        Some(b) => format!("accounts · {} in all", format_money(b)),
+                        None => "accounts · total too large to show".to_owned(),
+                    }
+                }}</div>
+            </div>
             {card("producer balance mismatches", "mismatches", Box::new(move || c().ledger.mismatches.to_string()))}
             {card("replays skipped", "skipped", Box::new(move || c().ledger.replayed.to_string()))}
         </div>
@@ -197,15 +200,16 @@ fn bars(
                 .collect_view();
             let total = d.counters.totals.accounts;
             let more = (total > shown.len() as u64).then(|| {
-                format!("{} of {total} accounts: the generator's, then the most active · ", shown.len())
+                format!("{} of {total} accounts: the generator's, then the most active", shown.len())
             });
             let stale = shown
                 .iter()
                 .any(|a| d.is_stale(a.account))
                 .then_some("faded: as last seen, their partition is with another member of the group");
+            let legend = more.into_iter().chain(stale.map(String::from)).collect::<Vec<_>>().join(" · ");
             view! {
                 <svg class="chart" viewBox=format!("-10 -20 {} {}", w + 20.0, h + 40.0) role="img">{items}</svg>
-                <div class="legend">{more}{stale}</div>
+                <div class="legend">{legend}</div>
             }
             .into_any()
         })
