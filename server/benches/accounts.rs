@@ -104,18 +104,7 @@ async fn main() {
 
     let brokers = common::apache_kafka();
     let topic = common::unique("bench-accounts");
-    let args: Vec<String> = [
-        "--brokers",
-        &brokers,
-        "--topic",
-        &topic,
-        "--group-prefix",
-        &topic,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(["--paused".into(), "--listen".into(), "127.0.0.1:0".into()])
-    .collect();
+    let args = common::server_args(&brokers, &topic, &["--paused", "--listen", "127.0.0.1:0"]);
     let mut server = common::Binary::start(&args);
     let pid = server.child.id();
     let url = server.url.clone();

@@ -107,7 +107,7 @@ impl Hub {
             settings: Default::default(),
         });
         let partitions = self.shared.partition_views();
-        let broker_reachable = self.shared.broker().reachable;
+        let broker_reachable = self.shared.with_broker(|b| b.reachable);
         let store = self.store_status();
         ServerMsg::Snapshot(Box::new(Snapshot {
             topic,
@@ -212,8 +212,8 @@ impl Hub {
             if let Some(g) = &generator {
                 sent_generator = Some(g.clone());
             }
-            let reachable =
-                Some(self.shared.broker().reachable).filter(|r| sent_reachable != Some(*r));
+            let reachable = Some(self.shared.with_broker(|b| b.reachable))
+                .filter(|r| sent_reachable != Some(*r));
             if reachable.is_some() {
                 sent_reachable = reachable;
             }

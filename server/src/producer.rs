@@ -230,7 +230,7 @@ impl ProducerTask {
                     // While the broker is unreachable generation is held (what is already in
                     // librdkafka's bounded queue waits there and is delivered on reconnection),
                     // so an outage does not pile up transactions nobody can see.
-                    let reachable = self.shared.broker().reachable;
+                    let reachable = self.shared.with_broker(|b| b.reachable);
                     let was_held = self.shared.with_producer(|p| std::mem::replace(&mut p.held, !reachable));
                     if reachable == was_held {
                         if reachable {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use cashflow_shared::api::{GroupView, MAX_GROUPS_SHOWN, MemberView, PartitionOffsets, TopicView};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,8 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// Unknown groups asked about per refresh, and how long an answer "not on this topic" holds.
 const PROBES: usize = 4;
 const PROBE_AGAIN: Duration = Duration::from_secs(60);
+/// How often every group on the broker is listed (new groups appear within this).
+const LIST_EVERY: Duration = Duration::from_secs(5);
 
 /// The view's readers' end.
 pub type TopicViews = watch::Receiver<Arc<TopicView>>;
@@ -44,6 +47,8 @@ struct Asker {
     /// what a member is assigned: the embedded one does not), and when: asked again a minute
     /// later, at most [`PROBES`] a refresh.
     probed: BTreeMap<String, Instant>,
+    /// When every group was last listed.
+    listed: Option<Instant>,
     /// End offsets at the previous refresh, for records/s.
     last: Option<(Instant, BTreeMap<i32, i64>)>,
 }
@@ -95,7 +100,21 @@ impl Asker {
         }
         self.last = Some((now, ends));
 
-        let list = self.admin.fetch_group_list(None, TIMEOUT)?;
+        // Listing groups describes every group on the broker: on one with many (a shared
+        // cluster, a long-lived test broker) that is done every LIST_EVERY, to find new ones;
+        // in between only the groups already known are described.
+        let listing = self.listed.is_none_or(|at| at.elapsed() >= LIST_EVERY);
+        let described = if listing {
+            self.listed = Some(Instant::now());
+            describe(self.admin.fetch_group_list(None, TIMEOUT)?.groups(), &topic)
+        } else {
+            let mut d = Vec::new();
+            for name in self.known.iter().take(MAX_GROUPS_SHOWN) {
+                let one = self.admin.fetch_group_list(Some(name), TIMEOUT)?;
+                d.extend(describe(one.groups(), &topic));
+            }
+            d
+        };
         let mut tpl = TopicPartitionList::new();
         for p in 0..count {
             tpl.add_partition_offset(&topic, p, Offset::Invalid)?;
@@ -103,25 +122,7 @@ impl Asker {
         let mut probes = 0;
         let mut groups = Vec::new();
         let mut wanted = Vec::new();
-        for g in list.groups() {
-            if !matches!(g.protocol_type(), "consumer" | "") {
-                continue; // not a consumer group (e.g. Kafka Connect's)
-            }
-            let members: Vec<MemberView> = g
-                .members()
-                .iter()
-                .map(|m| MemberView {
-                    member_id: m.id().to_owned(),
-                    client_id: m.client_id().to_owned(),
-                    host: m.client_host().to_owned(),
-                    partitions: m
-                        .assignment()
-                        .and_then(cashflow_shared::assignment::parse)
-                        .and_then(|mut a| a.remove(&topic))
-                        .unwrap_or_default(),
-                })
-                .collect();
-            let name = g.name().to_owned();
+        for (name, state, members) in described {
             let on_topic = members.iter().any(|m| !m.partitions.is_empty())
                 || name.starts_with(&format!("{}-", self.settings.group_prefix));
             if on_topic && self.known.len() < MAX_GROUPS_SHOWN * 4 {
@@ -148,7 +149,7 @@ impl Asker {
                 continue;
             }
             wanted.push(name.clone());
-            groups.push((name, g.state().to_owned(), members));
+            groups.push((name, state, members));
         }
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         groups.truncate(MAX_GROUPS_SHOWN);
@@ -190,6 +191,32 @@ impl Asker {
             error: None,
         })
     }
+}
+
+/// Consumer groups (name, state, members with their partitions of `topic`), owned.
+fn describe(groups: &[GroupInfo], topic: &str) -> Vec<(String, String, Vec<MemberView>)> {
+    groups
+        .iter()
+        // Not a consumer group (e.g. Kafka Connect's): no offsets on the topic to show.
+        .filter(|g| matches!(g.protocol_type(), "consumer" | ""))
+        .map(|g| {
+            let members = g
+                .members()
+                .iter()
+                .map(|m| MemberView {
+                    member_id: m.id().to_owned(),
+                    client_id: m.client_id().to_owned(),
+                    host: m.client_host().to_owned(),
+                    partitions: m
+                        .assignment()
+                        .and_then(cashflow_shared::assignment::parse)
+                        .and_then(|mut a| a.remove(topic))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            (g.name().to_owned(), g.state().to_owned(), members)
+        })
+        .collect()
 }
 
 /// The offsets `consumer`'s group committed on `topic` (none if it cannot say).
@@ -240,6 +267,7 @@ pub async fn run(
         groups: BTreeMap::new(),
         known: Default::default(),
         probed: BTreeMap::new(),
+        listed: None,
         last: None,
     };
     let mut tick = tokio::time::interval(EVERY);

@@ -76,19 +76,7 @@ async fn survives_repeated_kill_9() {
         .unwrap()
         .port();
     let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "--brokers",
-            &brokers,
-            "--topic",
-            &topic,
-            "--group-prefix",
-            &topic,
-            "--accounts",
-            "20",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a = common::server_args(&brokers, &topic, &["--accounts", "20"]);
         a.extend(["--listen".to_string(), format!("127.0.0.1:{port}")]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a

@@ -558,18 +558,7 @@ async fn sigterm_during_restore_exits_promptly() {
         }),
     );
 
-    let args: Vec<String> = [
-        "--brokers",
-        &brokers,
-        "--topic",
-        &topic,
-        "--group-prefix",
-        &topic,
-    ]
-    .into_iter()
-    .chain(["--listen", "127.0.0.1:0", "--paused"])
-    .map(String::from)
-    .collect();
+    let args = common::server_args(&brokers, &topic, &["--listen", "127.0.0.1:0", "--paused"]);
     let server = common::Binary::start(&args);
     let url = server.url.clone();
     let (code, h) = wait_for(WAIT, "a restore under way", || async {

@@ -412,6 +412,22 @@ pub fn write_records(
     p.flush(Duration::from_secs(120)).expect("flush");
 }
 
+/// Arguments for the real binary on `brokers` and `topic` (its own group prefix), then `extra`.
+pub fn server_args(brokers: &str, topic: &str, extra: &[&str]) -> Vec<String> {
+    [
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group-prefix",
+        topic,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// One test per broker for a scenario `async fn(Broker)`.
 #[macro_export]
 macro_rules! on_both_brokers {

@@ -231,14 +231,6 @@ impl Ledger {
         }
     }
 
-    /// A copy of `partition`'s state to restore onto (a fresh one if it is not held).
-    pub fn copy_partition(&self, partition: i32) -> PartitionLedger {
-        self.parts
-            .get(&partition)
-            .cloned()
-            .unwrap_or_else(|| PartitionLedger::new(self.window_width))
-    }
-
     /// Forgets every partition: the topic was re-created.
     pub fn clear(&mut self) {
         self.parts.clear();

@@ -180,7 +180,7 @@ fn install_replaces_a_partition_and_keeps_totals_exact() {
             count: 2
         }
     );
-    let mut p1 = l.copy_partition(1);
+    let mut p1 = l.partition(1).cloned().expect("partition 1 is held");
     p1.apply(
         &tx(1, "d", TxType::Credit, 1, None),
         2,
