@@ -4,18 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
+use cashflow_shared::Ledger;
 use cashflow_shared::api::BrokerHealth;
-use cashflow_shared::ledger::AccountState;
-use cashflow_shared::{AccountId, Ledger};
 use rdkafka::admin::AdminClient;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::calculator_group::CalculatorGroup;
 use crate::config::Settings;
 use crate::hub::Hub;
 use crate::kafka::{Context, base_config};
@@ -23,9 +21,7 @@ use crate::producer::ProducerHandle;
 use crate::state::Shared;
 use crate::supervise::supervise;
 use crate::topics::{TopicSpec, watch_broker};
-use crate::{balance_consumer, http, logging_consumer, producer};
-
-type Task = (CancellationToken, JoinHandle<()>);
+use crate::{http, logging_consumer, producer};
 
 pub struct App {
     pub http_addr: SocketAddr,
@@ -33,9 +29,7 @@ pub struct App {
     pub brokers: String,
     pub shared: Arc<Shared>,
     pub producer: ProducerHandle,
-    settings: Settings,
     ready: watch::Receiver<bool>,
-    restored: watch::Sender<Option<BTreeMap<AccountId, AccountState>>>,
     token: CancellationToken,
     /// The consumers' own token (a child of `token`): they stop after the producer.
     consumers: CancellationToken,
@@ -45,7 +39,8 @@ pub struct App {
     producer_task: JoinHandle<()>,
     producer_token: CancellationToken,
     logging: JoinHandle<()>,
-    balance: Mutex<Option<Task>>,
+    /// The balance calculator's members.
+    pub calculator: Arc<CalculatorGroup>,
     #[cfg(feature = "embedded-broker")]
     embedded: Option<crate::embedded::EmbeddedBroker>,
 }
@@ -88,6 +83,7 @@ impl App {
         info!(%brokers, topic = %settings.topic, "connecting to Kafka");
         let shared = Arc::new(Shared::new(
             settings.topic.clone(),
+            &format!("{}-balance", settings.group_prefix),
             Ledger::with_id_window(settings.opening_balance, settings.id_window),
             BrokerHealth {
                 bootstrap_servers: brokers.clone(),
@@ -114,6 +110,7 @@ impl App {
             .create_with_context(Context {
                 shared: shared.clone(),
                 role: crate::kafka::ADMIN_ROLE,
+                member: 0,
             })?;
         let spec = TopicSpec::source(&settings);
         let (admin, sh, rt, rs, t) = (
@@ -215,7 +212,16 @@ impl App {
                 )
             },
         );
-        let hub = Hub::new(shared.clone());
+        let calculator = Arc::new(CalculatorGroup::new(
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            ready.clone(),
+            restored.clone(),
+            tracker.clone(),
+            consumers.clone(),
+        ));
+        let hub = Hub::new(shared.clone(), topic_view.clone(), &settings.group_prefix);
         let (h, t) = (hub.clone(), token.clone());
         supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
             let run = h.clone().run(t.clone());
@@ -232,6 +238,7 @@ impl App {
             allow_origins: Arc::new(settings.allow_origins.clone()),
             presenter_token: settings.presenter_token.as_deref().map(Arc::from),
             topic_view,
+            calculator: calculator.clone(),
         };
         let router = http::router(state, &settings.web_dir);
         let (http_token, sh) = (token.clone(), shared.clone());
@@ -248,7 +255,6 @@ impl App {
             brokers,
             shared,
             producer: handle,
-            settings,
             ready,
             token,
             consumers,
@@ -257,52 +263,20 @@ impl App {
             producer_task,
             producer_token,
             logging,
-            balance: Mutex::new(None),
-            restored,
+            calculator,
             #[cfg(feature = "embedded-broker")]
             embedded,
         };
-        app.start_balance_consumer().await;
+        if let Err(e) = app.calculator.add().await {
+            anyhow::bail!("cannot start the balance calculator: {e}");
+        }
         Ok(app)
     }
 
-    async fn start_balance_consumer(&self) {
-        let t = self.consumers.child_token();
-        let (s, b, sh, r, v, tt) = (
-            self.settings.clone(),
-            self.brokers.clone(),
-            self.shared.clone(),
-            self.ready.clone(),
-            self.restored.clone(),
-            t.clone(),
-        );
-        let h = supervise(
-            &self.tracker,
-            self.shared.clone(),
-            "balance calculator",
-            t.clone(),
-            move || {
-                balance_consumer::run(
-                    s.clone(),
-                    b.clone(),
-                    sh.clone(),
-                    r.clone(),
-                    tt.clone(),
-                    v.clone(),
-                )
-            },
-        );
-        *self.balance.lock().await = Some((t, h));
-    }
-
-    /// Stops the balance calculator (committing its offsets) and starts a new one in the
-    /// same group, which resumes from the committed offsets.
+    /// Stops the balance calculator (every member commits its offsets) and starts a new one
+    /// in the same group, which restores and resumes from the committed offsets.
     pub async fn restart_balance_consumer(&self) {
-        if let Some((t, h)) = self.balance.lock().await.take() {
-            t.cancel();
-            let _ = h.await;
-        }
-        self.start_balance_consumer().await;
+        self.calculator.restart().await;
     }
 
     /// Resolves once the topic exists and the clients may use it.
@@ -321,9 +295,7 @@ impl App {
         let _ = self.producer_task.await;
         self.consumers.cancel();
         let _ = self.logging.await;
-        if let Some((_, h)) = self.balance.lock().await.take() {
-            let _ = h.await;
-        }
+        self.calculator.stop_all().await;
         self.snapshots.0.cancel();
         let _ = self.snapshots.1.await;
         self.token.cancel();

@@ -21,4 +21,6 @@ pub struct AppState {
     pub presenter_token: Option<Arc<str>>,
     /// The topic as the broker sees it (`crate::topic_view`).
     pub topic_view: crate::topic_view::TopicViews,
+    /// The balance calculator's members (added, removed, paused from the page).
+    pub calculator: Arc<crate::calculator_group::CalculatorGroup>,
 }

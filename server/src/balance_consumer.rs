@@ -10,6 +10,10 @@
 //! it already holds by position, so nothing counts twice. The state itself is persisted by the
 //! [`state_store`](crate::state_store)'s snapshots, not by the commits.
 //!
+//! Inside one server the calculator is a group of 1…N members (see
+//! [`calculator_group`](crate::calculator_group)), each its own Kafka consumer applying to the
+//! one ledger; member 1 restores the state before any member consumes.
+//!
 //! Several instances may share the group. A partition that comes (back) from another member
 //! resumes at that member's commit; before its first record is applied, the partition is caught
 //! up from that member's snapshot and the records after it.
@@ -33,6 +37,10 @@ use crate::state::Shared;
 
 pub use crate::state::RestoredView;
 
+/// Member `member` of the calculator: member 1 first restores the state (once: a member
+/// restarted by its supervisor, or any other member, waits for `restore_done` instead), then
+/// each consumes.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     settings: Settings,
     brokers: String,
@@ -40,6 +48,8 @@ pub async fn run(
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
     restored: RestoredView,
+    member: u32,
+    restore_done: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let is_ready = tokio::select! {
         _ = token.cancelled() => false,
@@ -48,34 +58,26 @@ pub async fn run(
     if !is_ready {
         return Ok(());
     }
-    shared.with_store(|s| s.restoring = true);
-    let mut backoff = Duration::from_millis(500);
-    let view = loop {
-        let (s, b, sh, t) = (
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            token.clone(),
-        );
-        match tokio::task::spawn_blocking(move || restore_all(&s, &b, &sh, &t)).await? {
-            Ok(Some(view)) => break view,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                warn!("restoring from Kafka failed: {e:#}; retrying");
-                shared.with_store(|s| s.last_error = Some(format!("restore: {e:#}")));
-            }
+    if member == 1 && !*restore_done.borrow() {
+        if !restore(&settings, &brokers, &shared, &token, &restored).await? {
+            return Ok(());
         }
-        tokio::select! {
-            _ = token.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(backoff) => {}
+        restore_done.send_replace(true);
+    } else {
+        let mut done = restore_done.subscribe();
+        let done = tokio::select! {
+            _ = token.cancelled() => false,
+            r = done.wait_for(|d| *d) => r.is_ok(),
+        };
+        if !done {
+            return Ok(());
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    };
-    shared.with_store(|s| s.restoring = false);
-    restored.send_replace(Some(view));
+    }
     let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
     let calculator = Calculator {
         shared: shared.clone(),
+        member,
+        batch: Batch::default(),
         catch_up: Arc::new(CatchUpFromKafka {
             settings: settings.clone(),
             brokers: brokers.clone(),
@@ -89,6 +91,7 @@ pub async fn run(
     let role = Role {
         group_suffix: "balance",
         name: crate::kafka::BALANCE_ROLE,
+        member,
     };
     consume(
         (&settings, &brokers, &shared),
@@ -101,9 +104,58 @@ pub async fn run(
     .await
 }
 
+/// Restores the ledger from Kafka, retrying with back-off; `false` if stopped first.
+async fn restore(
+    settings: &Settings,
+    brokers: &str,
+    shared: &Arc<Shared>,
+    token: &CancellationToken,
+    restored: &RestoredView,
+) -> anyhow::Result<bool> {
+    shared.with_store(|s| s.restoring = true);
+    let mut backoff = Duration::from_millis(500);
+    let view = loop {
+        let (s, b, sh, t) = (
+            settings.clone(),
+            brokers.to_owned(),
+            shared.clone(),
+            token.clone(),
+        );
+        match tokio::task::spawn_blocking(move || restore_all(&s, &b, &sh, &t)).await? {
+            Ok(Some(view)) => break view,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                warn!("restoring from Kafka failed: {e:#}; retrying");
+                shared.with_store(|s| s.last_error = Some(format!("restore: {e:#}")));
+            }
+        }
+        tokio::select! {
+            _ = token.cancelled() => return Ok(false),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    };
+    shared.with_store(|s| s.restoring = false);
+    restored.send_replace(Some(view));
+    Ok(true)
+}
+
+/// Counts kept by a member between flushes to the shared state, so a record costs no lock.
+#[derive(Default)]
+struct Batch {
+    records: u64,
+    /// Produce → applied of the records since the last flush (ms), at most [`BATCH`].
+    latencies: Vec<i64>,
+    last_flush: Option<std::time::Instant>,
+}
+
+const BATCH: usize = 1024;
+
 /// The balance calculator's decisions, record by record.
 struct Calculator {
     shared: Arc<Shared>,
+    member: u32,
+    batch: Batch,
     catch_up: Arc<CatchUpFromKafka>,
     mismatch_log: RateLimitedLog,
     malformed_log: RateLimitedLog,
@@ -144,6 +196,39 @@ impl Handler for Calculator {
     }
 
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
+        let verdict = self.decide(msg);
+        if !matches!(verdict, Verdict::CatchUp { .. } | Verdict::Fail(_)) {
+            self.count(msg);
+        }
+        verdict
+    }
+}
+
+impl Calculator {
+    /// Counts a handled record for its member and its produce → applied latency (from the
+    /// record's CreateTime), flushed to the shared state every [`BATCH`] records or 100 ms.
+    fn count(&mut self, msg: &BorrowedMessage<'_>) {
+        let b = &mut self.batch;
+        b.records += 1;
+        if let Some(ts) = msg.timestamp().to_millis()
+            && b.latencies.len() < BATCH
+        {
+            b.latencies.push(ts);
+        }
+        let now = std::time::Instant::now();
+        let due = b
+            .last_flush
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100));
+        if b.records as usize >= BATCH || due {
+            b.last_flush = Some(now);
+            let (n, produced) = (b.records, std::mem::take(&mut b.latencies));
+            b.records = 0;
+            self.shared.with_group(|g| g.count_records(self.member, n));
+            self.shared.record_latencies(&produced);
+        }
+    }
+
+    fn decide(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
         let shared = &self.shared;
         let pos = Position {
             partition: msg.partition(),

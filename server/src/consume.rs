@@ -93,6 +93,9 @@ pub struct Role {
     /// The group is `<group prefix>-<suffix>`.
     pub group_suffix: &'static str,
     pub name: &'static str,
+    /// Which member of the balance calculator's group (0: not one); a member's partitions are
+    /// shown on the page, and the presenter can pause its fetching.
+    pub member: u32,
 }
 
 /// What a [`Handler`] makes of a record.
@@ -116,6 +119,33 @@ pub enum Verdict {
 pub struct DeadLetter {
     pub reason: String,
     pub on_settled: Box<dyn FnOnce(bool) + Send>,
+}
+
+/// Stops (or resumes) fetching every assigned partition; the consumer stays in its group and
+/// goes on heartbeating, so the class sees lag grow without a rebalance. Partitions assigned
+/// while paused are paused as they arrive ([`Context`]'s rebalance callback).
+fn set_paused(consumer: &StreamConsumer<Context>, paused: bool, role: &str) {
+    let assigned = match consumer.assignment() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(%e, "{role}: no assignment to pause or resume");
+            return;
+        }
+    };
+    let r = if paused {
+        consumer.pause(&assigned)
+    } else {
+        consumer.resume(&assigned)
+    };
+    match r {
+        Ok(()) => info!(
+            paused,
+            partitions = assigned.count(),
+            "{role}: fetching {}",
+            if paused { "paused" } else { "resumed" }
+        ),
+        Err(e) => warn!(%e, "{role}: cannot change pausing"),
+    }
 }
 
 /// Moves every assigned partition of `topic` to its beginning.
@@ -151,6 +181,7 @@ pub async fn consume(
     Role {
         group_suffix,
         name: role,
+        member,
     }: Role,
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
@@ -164,6 +195,7 @@ pub async fn consume(
         .create_with_context(Context {
             shared: shared.clone(),
             role,
+            member,
         })?;
     let ready = tokio::select! {
         _ = token.cancelled() => false,
@@ -175,6 +207,12 @@ pub async fn consume(
     consumer.subscribe(&[topic])?;
     info!(%group, %topic, "{role} started");
     let mut recreated = shared.recreations();
+    let mut paused = shared.paused();
+    if member == 0 {
+        // Only the calculator's members are paused by the presenter.
+        paused = tokio::sync::watch::channel(false).1;
+    }
+    paused.mark_unchanged();
     let mut errors = RateLimitedLog::new(1);
     let mut in_flight = InFlight::default();
     let mut failure = None;
@@ -189,6 +227,10 @@ pub async fn consume(
                 }
             }, if in_flight.letters > 0 => {
                 if r.is_none() { break }
+                continue;
+            }
+            Ok(()) = paused.changed() => {
+                set_paused(&consumer, *paused.borrow_and_update(), role);
                 continue;
             }
             Ok(()) = recreated.changed() => {

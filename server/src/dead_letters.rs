@@ -106,6 +106,7 @@ impl DeadLetters {
             Context {
                 shared: shared.clone(),
                 role: "dead-letter producer",
+                member: 0,
             },
         )?;
         Ok(DeadLetters {

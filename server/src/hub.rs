@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
+use cashflow_shared::api::TopicView;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
     Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
@@ -19,7 +20,7 @@ use cashflow_shared::protocol::{
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::Shared;
+use crate::state::{Shared, now_ms};
 
 /// Frames per second at most, per viewer.
 pub const FRAMES_PER_SECOND: u64 = 20;
@@ -33,23 +34,25 @@ pub struct Hub {
     /// The accounts viewers are sent (at most [`MAX_SHOWN_ACCOUNTS`]), chosen by the hub's loop
     /// once a second; a new viewer's snapshot shows the same ones.
     shown: Arc<watch::Sender<Arc<[AccountId]>>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    topic_view: crate::topic_view::TopicViews,
+    /// cashflow's group prefix: its groups are shown first.
+    prefix: Arc<str>,
 }
 
 impl Hub {
-    pub fn new(shared: Arc<Shared>) -> Hub {
+    pub fn new(
+        shared: Arc<Shared>,
+        topic_view: crate::topic_view::TopicViews,
+        prefix: &str,
+    ) -> Hub {
         let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
         let shown = Arc::new(watch::Sender::new(Arc::from(Vec::new())));
         Hub {
             frames,
             shared,
             shown,
+            topic_view,
+            prefix: Arc::from(prefix),
         }
     }
 
@@ -88,7 +91,14 @@ impl Hub {
             delivered,
             failed,
             applied_per_second,
+            latency: self.shared.latency(),
         }
+    }
+
+    /// The topic view for the page (`None` before the broker first answered).
+    fn topic_view(&self) -> Option<TopicView> {
+        let v = self.topic_view.borrow().clone();
+        (v.taken_ms > 0).then(|| v.for_page(&self.prefix))
     }
 
     /// The full state, for a new viewer or one that fell behind.
@@ -120,6 +130,8 @@ impl Hub {
             history,
             partitions,
             store,
+            topic_view: self.topic_view(),
+            group: self.shared.group(),
         }))
     }
 
@@ -142,6 +154,8 @@ impl Hub {
         let mut sent_partitions: Vec<PartitionView> = Vec::new();
         let mut sent_store = StoreStatus::default();
         let mut sent_counters = Counters::default();
+        let mut sent_group = self.shared.group();
+        let mut topic_views = self.topic_view.clone();
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
         let mut shown = self.choose_shown();
@@ -225,7 +239,20 @@ impl Hub {
             if let Some(p) = &partitions {
                 sent_partitions = p.clone();
             }
+            let topic_view = match topic_views.has_changed() {
+                Ok(true) => {
+                    topic_views.mark_unchanged();
+                    self.topic_view()
+                }
+                _ => None,
+            };
+            let group = Some(self.shared.group()).filter(|g| *g != sent_group);
+            if let Some(g) = &group {
+                sent_group = g.clone();
+            }
             let quiet = changed.is_empty()
+                && topic_view.is_none()
+                && group.is_none()
                 && dropped.is_empty()
                 && partitions.is_none()
                 && log.is_empty()
@@ -248,6 +275,8 @@ impl Hub {
                 broker_reachable: reachable,
                 partitions,
                 store,
+                topic_view,
+                group,
             };
             let _ = self
                 .frames

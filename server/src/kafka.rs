@@ -124,6 +124,8 @@ pub const BALANCE_ROLE: &str = "balance calculator";
 pub struct Context {
     pub shared: Arc<Shared>,
     pub role: &'static str,
+    /// Which member of the balance calculator's group this client is (0: none).
+    pub member: u32,
 }
 
 impl ClientContext for Context {
@@ -178,22 +180,36 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        use rdkafka::consumer::Consumer;
+        let now = crate::state::now_ms();
         match rebalance {
             // Cooperative rebalancing reports many empty steps; only changes are worth a line.
             Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) if tpl.count() == 0 => {}
             Rebalance::Assign(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                info!(consumer = self.role, partitions = ?parts, "partitions assigned");
-                if self.role == BALANCE_ROLE {
-                    self.shared.set_assigned(parts, true);
+                info!(consumer = self.role, member = self.member, partitions = ?parts, "partitions assigned");
+                if self.member > 0 {
+                    // Paused by the presenter: what arrives stays paused too (fetching stops
+                    // for the whole group, its members stay in it).
+                    if self.shared.is_paused()
+                        && let Err(e) = consumer.pause(tpl)
+                    {
+                        warn!(member = self.member, %e, "cannot pause the assigned partitions");
+                    }
+                    let id = crate::kafka_ffi::member_id(consumer).unwrap_or_default();
+                    self.shared.with_group(|g| {
+                        g.set_member_id(self.member, id);
+                        g.assigned(self.member, &parts, now);
+                    });
                 }
             }
             Rebalance::Revoke(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                info!(consumer = self.role, partitions = ?parts, "partitions revoked");
-                if self.role == BALANCE_ROLE {
-                    self.shared.set_assigned(parts, false);
+                info!(consumer = self.role, member = self.member, partitions = ?parts, "partitions revoked");
+                if self.member > 0 {
+                    self.shared
+                        .with_group(|g| g.revoked(self.member, &parts, now));
                 }
             }
             Rebalance::Error(e) => warn!(consumer = self.role, %e, "rebalance failed"),

@@ -29,6 +29,7 @@
 pub mod app;
 pub mod app_state;
 pub mod balance_consumer;
+pub mod calculator_group;
 pub mod config;
 pub mod consume;
 pub mod dead_letters;
@@ -37,6 +38,7 @@ pub mod embedded;
 pub mod http;
 pub mod hub;
 pub mod kafka;
+pub mod kafka_ffi;
 pub mod ledger_store;
 pub mod logging_consumer;
 pub mod producer;

@@ -52,6 +52,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let role = Role {
         group_suffix: "logger",
+        member: 0,
         name: "logging consumer",
     };
     let logger = Logger {

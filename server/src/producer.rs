@@ -6,7 +6,7 @@
 //! can reconcile balances against what Kafka acknowledged), failed ones with their reason.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cashflow_shared::generator::{Generator, GeneratorSettings};
 use cashflow_shared::ledger::AccountState;
@@ -94,12 +94,7 @@ impl ProducerHandle {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::state::now_ms;
 
 pub struct ProducerTask {
     producer: ThreadedProducer<DeliveryContext>,

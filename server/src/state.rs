@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use cashflow_shared::api::{Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth};
+use cashflow_shared::group::{Group, GroupStatus};
+use cashflow_shared::latency::{LatencySummary, LatencyWindow};
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
 };
@@ -41,8 +43,12 @@ pub struct Shared {
     /// The Kafka clients' latest error, which says why better than the broker watch's failed
     /// request does (e.g. "SASL authentication error" rather than "broker transport failure").
     client_error: Mutex<Option<String>>,
-    /// Partitions the balance calculator is assigned now (bounded by the topic's partitions).
-    assigned: Mutex<BTreeSet<i32>>,
+    /// The balance calculator's members: who owns which partition, and the rebalances.
+    group: Mutex<Group>,
+    /// The presenter stopped the calculator's fetching (its members stay in the group).
+    paused: tokio::sync::watch::Sender<bool>,
+    /// Produce → applied, over the last seconds.
+    latency: Mutex<LatencyWindow>,
     store: Mutex<StoreHealth>,
     /// Per partition, the newest snapshot known (read at restore or written): its slot and the
     /// offset it reflects.
@@ -66,7 +72,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(topic: String, ledger: Ledger, broker: BrokerHealth) -> Self {
+    pub fn new(topic: String, group: &str, ledger: Ledger, broker: BrokerHealth) -> Self {
         Shared {
             topic,
             ledger: LedgerStore::new(ledger),
@@ -77,7 +83,9 @@ impl Shared {
             history: Mutex::new(VecDeque::with_capacity(HISTORY_SAMPLES)),
             broker: Mutex::new(broker),
             client_error: Mutex::new(None),
-            assigned: Mutex::new(BTreeSet::new()),
+            group: Mutex::new(Group::new(group)),
+            paused: tokio::sync::watch::Sender::new(false),
+            latency: Mutex::new(LatencyWindow::default()),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -178,32 +186,64 @@ impl Shared {
         b
     }
 
-    /// The balance calculator was assigned (`true`) or lost (`false`) these partitions.
-    pub fn set_assigned(&self, partitions: impl IntoIterator<Item = i32>, owned: bool) {
-        let mut a = lock(&self.assigned);
-        for p in partitions {
-            if owned {
-                a.insert(p);
-            } else {
-                a.remove(&p);
-            }
+    /// Changes the calculator group's state (members, owners, timeline).
+    pub fn with_group<R>(&self, f: impl FnOnce(&mut Group) -> R) -> R {
+        f(&mut lock(&self.group))
+    }
+
+    /// The calculator group as the page shows it.
+    pub fn group(&self) -> GroupStatus {
+        let mut g = lock(&self.group);
+        g.tick(now_ms());
+        g.status()
+    }
+
+    /// Partitions some member of this server's balance calculator owns now.
+    pub fn assigned(&self) -> BTreeSet<i32> {
+        lock(&self.group).owners().into_keys().collect()
+    }
+
+    /// Stops (`true`) or resumes the calculator's fetching.
+    pub fn set_paused(&self, paused: bool) {
+        self.with_group(|g| g.set_paused(paused));
+        self.paused.send_replace(paused);
+    }
+
+    pub fn paused(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Records produced at these times (ms) were applied now.
+    pub fn record_latencies(&self, produced_ms: &[i64]) {
+        if produced_ms.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut l = lock(&self.latency);
+        for p in produced_ms {
+            l.record(now, now - p);
         }
     }
 
-    pub fn assigned(&self) -> BTreeSet<i32> {
-        lock(&self.assigned).clone()
+    pub fn latency(&self) -> LatencySummary {
+        lock(&self.latency).summary(now_ms())
     }
 
     /// The topic's partitions for the page: records handled on each and who owns it.
     pub fn partition_views(&self) -> Vec<PartitionView> {
         let count = self.broker().partitions as usize;
-        let assigned = self.assigned();
+        let owners = lock(&self.group).owners();
         let next = self.ledger().next_offsets();
         (0..count.min(MAX_SHOWN_PARTITIONS) as i32)
             .map(|p| PartitionView {
                 partition: p,
                 records: next.get(&p).copied().unwrap_or(0),
-                owned: assigned.contains(&p),
+                owned: owners.contains_key(&p),
+                member: owners.get(&p).copied(),
             })
             .collect()
     }
@@ -282,4 +322,12 @@ impl Shared {
     pub fn with_broker<R>(&self, f: impl FnOnce(&mut BrokerHealth) -> R) -> R {
         f(&mut lock(&self.broker))
     }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

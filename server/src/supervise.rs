@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub fn supervise<F, Fut>(
     tracker: &TaskTracker,
     shared: Arc<Shared>,
-    name: &'static str,
+    name: impl Into<std::borrow::Cow<'static, str>>,
     token: CancellationToken,
     mut make: F,
 ) -> JoinHandle<()>
@@ -31,6 +31,7 @@ where
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let tracker_inner = tracker.clone();
+    let name = name.into();
     tracker.spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -52,12 +53,12 @@ where
                 backoff = FIRST_BACKOFF;
             }
             error!("{name} stopped: {why}; restarting in {backoff:?}");
-            shared.set_task_down(name, Some(why));
+            shared.set_task_down(&name, Some(why));
             tokio::select! {
                 _ = token.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
-            shared.set_task_down(name, None);
+            shared.set_task_down(&name, None);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     })
@@ -84,6 +85,7 @@ mod tests {
     async fn a_panicking_task_is_started_again() {
         let shared = Arc::new(Shared::new(
             "t".into(),
+            "g",
             Ledger::new(Money::from_major(100)),
             BrokerHealth::default(),
         ));

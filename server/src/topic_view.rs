@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cashflow_shared::api::{GroupView, MAX_GROUPS_SHOWN, MemberView, PartitionOffsets, TopicView};
+use cashflow_shared::api::{
+    GroupView, LAG_HISTORY, MAX_GROUPS_SHOWN, MemberView, PartitionOffsets, TopicView,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::groups::GroupInfo;
@@ -49,6 +51,8 @@ struct Asker {
     probed: BTreeMap<String, Instant>,
     /// When every group was last listed.
     listed: Option<Instant>,
+    /// Each shown group's total lag at the last refreshes.
+    lag_history: BTreeMap<String, std::collections::VecDeque<i64>>,
     /// End offsets at the previous refresh, for records/s.
     last: Option<(Instant, BTreeMap<i32, i64>)>,
 }
@@ -66,6 +70,7 @@ fn client(
     cfg.create_with_context(Context {
         shared: shared.clone(),
         role: "topic view",
+        member: 0,
     })
 }
 
@@ -174,21 +179,31 @@ impl Asker {
                     (p.partition, (p.end - from.max(p.log_start)).max(0))
                 })
                 .collect();
+            let total_lag = lag.values().sum();
+            let h = self.lag_history.entry(group.clone()).or_default();
+            if h.len() == LAG_HISTORY {
+                h.pop_front();
+            }
+            h.push_back(total_lag);
             views.push(GroupView {
+                lag_history: h.iter().copied().collect(),
                 group,
                 state,
                 members,
-                total_lag: lag.values().sum(),
+                total_lag,
                 committed,
                 lag,
             });
         }
+        self.lag_history
+            .retain(|g, _| views.iter().any(|v| &v.group == g));
         Ok(TopicView {
             topic,
-            taken_ms: crate::producer::now_ms(),
+            taken_ms: crate::state::now_ms(),
             partitions,
             groups: views,
             error: None,
+            ..TopicView::default()
         })
     }
 }
@@ -211,6 +226,10 @@ fn describe(groups: &[GroupInfo], topic: &str) -> Vec<(String, String, Vec<Membe
                         .assignment()
                         .and_then(cashflow_shared::assignment::parse)
                         .and_then(|mut a| a.remove(topic))
+                        .map(|mut p| {
+                            p.sort_unstable();
+                            p
+                        })
                         .unwrap_or_default(),
                 })
                 .collect();
@@ -269,6 +288,7 @@ pub async fn run(
         probed: BTreeMap::new(),
         listed: None,
         last: None,
+        lag_history: BTreeMap::new(),
     };
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -284,7 +304,9 @@ pub async fn run(
         .await?;
         asker = back;
         match result {
-            Ok(v) => {
+            Ok(mut v) => {
+                v.calculator = asker.shared.group();
+                v.latency = asker.shared.latency();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

@@ -101,7 +101,12 @@ async fn check_progress(
         return;
     }
     let next = shared.ledger().next_offsets();
-    let why = stall.check(Instant::now(), &ends, &next, &shared.assigned());
+    // Paused by the presenter, the calculator is meant to stand still while lag grows.
+    let why = if shared.is_paused() {
+        None
+    } else {
+        stall.check(Instant::now(), &ends, &next, &shared.assigned())
+    };
     if let Some(why) = &why {
         warn!(topic, "balance calculator {why}");
     }

@@ -18,7 +18,7 @@ use tracing::debug;
 
 use crate::app_state::AppState;
 use crate::config::Rate;
-use crate::producer::{Command, ProducerHandle};
+use crate::producer::Command;
 
 /// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between
 /// [`protocol::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
@@ -160,7 +160,7 @@ async fn viewer(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = Instant::now();
                     let reply = if bucket.take() {
-                        handle(&t, &state.producer, state.presenter_token.as_deref(), &mut presenter).await
+                        handle(&t, &state, &mut presenter).await
                     } else {
                         Some(ServerMsg::Error { id: None, message: format!("too many commands: at most {COMMANDS_PER_SECOND} a second") })
                     };
@@ -195,12 +195,8 @@ async fn viewer(socket: WebSocket, state: AppState) {
 }
 
 /// One command frame → the reply to send (none for a matching hello).
-async fn handle(
-    text: &str,
-    producer: &ProducerHandle,
-    token: Option<&str>,
-    presenter: &mut bool,
-) -> Option<ServerMsg> {
+async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<ServerMsg> {
+    let token = state.presenter_token.as_deref();
     let ClientMsg { id, command } = match protocol::parse_client(text) {
         Ok(m) => m,
         Err(message) => return Some(ServerMsg::Error { id: None, message }),
@@ -257,8 +253,11 @@ async fn handle(
             amount,
         },
         Wire::Burst { count } => Command::Burst(count),
+        Wire::AddMember | Wire::RemoveMember | Wire::PauseConsumption | Wire::ResumeConsumption => {
+            return Some(calculator_command(&command, state, id).await);
+        }
     };
-    Some(match producer.send(cmd).await {
+    Some(match state.producer.send(cmd).await {
         Ok(s) => ServerMsg::Ack {
             id,
             generator: protocol::GeneratorStatus {
@@ -270,6 +269,30 @@ async fn handle(
         },
         Err(message) => ServerMsg::Error { id, message },
     })
+}
+
+/// A command for the balance calculator's group → the group as it is now, or why not.
+async fn calculator_command(command: &Wire, state: &AppState, id: Option<u64>) -> ServerMsg {
+    let calculator = &state.calculator;
+    let done = match command {
+        Wire::AddMember => calculator.add().await.map(|_| ()),
+        Wire::RemoveMember => calculator.remove().await.map(|_| ()),
+        Wire::PauseConsumption => {
+            calculator.set_paused(true);
+            Ok(())
+        }
+        _ => {
+            calculator.set_paused(false);
+            Ok(())
+        }
+    };
+    match done {
+        Ok(()) => ServerMsg::Calculator {
+            id,
+            group: state.shared.group(),
+        },
+        Err(message) => ServerMsg::Error { id, message },
+    }
 }
 
 /// Compares without stopping at the first differing byte, so timing tells nothing of the token.

@@ -6,53 +6,10 @@ use std::time::{Duration, Instant};
 
 use cashflow_shared::Money;
 use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
-use common::{Broker, TestApp, spawn_app, unique};
-use futures_util::{SinkExt, StreamExt};
+use common::ws::{connect, next, reply, send};
+use common::{Broker, spawn_app, unique};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
-        .await
-        .expect("connect");
-    ws
-}
-
-/// The next server message, within `limit`.
-async fn next(ws: &mut Ws, limit: Duration) -> ServerMsg {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .expect("timed out waiting for a frame");
-        match tokio::time::timeout(left, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-        {
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad frame {t}: {e}"));
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("socket ended: {other:?}"),
-        }
-    }
-}
-
-/// Skips deltas until a reply (ack, error, reload) arrives.
-async fn reply(ws: &mut Ws) -> ServerMsg {
-    loop {
-        match next(ws, Duration::from_secs(10)).await {
-            ServerMsg::Delta(_) | ServerMsg::Snapshot(_) => continue,
-            other => return other,
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, text: &str) {
-    ws.send(Message::Text(text.into())).await.expect("send");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_deltas_at_most_20_a_second() {

@@ -157,6 +157,65 @@ pub struct TopicView {
     /// Why the last refresh failed, if it did (the view is then the one before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// This server's balance calculator: its members, their partitions, the rebalances.
+    #[serde(default)]
+    pub calculator: crate::group::GroupStatus,
+    /// Produce → applied over the last 10 s (record CreateTime to the calculator's apply).
+    #[serde(default)]
+    pub latency: crate::latency::LatencySummary,
+}
+
+/// Groups a page is sent at most (cashflow's own first).
+pub const MAX_GROUPS_ON_PAGE: usize = 8;
+
+impl TopicView {
+    /// What a page is sent: at most [`MAX_SHOWN_PARTITIONS`](crate::protocol::MAX_SHOWN_PARTITIONS)
+    /// partitions and [`MAX_GROUPS_ON_PAGE`] groups (`prefix`'s first), so a frame stays small
+    /// whatever the topic and the broker hold. The calculator's group travels on its own.
+    pub fn for_page(&self, prefix: &str) -> TopicView {
+        let keep = crate::protocol::MAX_SHOWN_PARTITIONS as i32;
+        let mut groups: Vec<GroupView> = self.groups.clone();
+        groups.sort_by_key(|g| (!g.group.starts_with(prefix), g.group.clone()));
+        groups.truncate(MAX_GROUPS_ON_PAGE);
+        for g in &mut groups {
+            g.committed.retain(|p, _| *p < keep);
+            g.lag.retain(|p, _| *p < keep);
+            for m in &mut g.members {
+                m.partitions.retain(|p| *p < keep);
+            }
+        }
+        TopicView {
+            topic: self.topic.clone(),
+            taken_ms: self.taken_ms,
+            partitions: self
+                .partitions
+                .iter()
+                .filter(|p| p.partition < keep)
+                .cloned()
+                .collect(),
+            groups,
+            error: self.error.clone(),
+            calculator: Default::default(),
+            latency: self.latency,
+        }
+    }
+}
+
+/// Lag totals kept per group for the sparkline (one per refresh: about a minute).
+pub const LAG_HISTORY: usize = 60;
+
+/// A map keyed by partition, read from JSON's string keys. serde_json reads `"3"` as an i32
+/// key on its own, but not inside an internally tagged enum (the WebSocket's frames), where
+/// serde buffers the content first.
+fn partition_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<i32, i64>, D::Error> {
+    let raw = BTreeMap::<String, i64>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            k.parse::<i32>()
+                .map(|p| (p, v))
+                .map_err(|_| serde::de::Error::custom(format!("not a partition: {k:?}")))
+        })
+        .collect()
 }
 
 /// Groups described at most.
@@ -180,10 +239,15 @@ pub struct GroupView {
     pub state: String,
     pub members: Vec<MemberView>,
     /// Committed offset per partition (partitions without one are left out).
+    #[serde(deserialize_with = "partition_map")]
     pub committed: BTreeMap<i32, i64>,
     /// end − committed per partition (end − log start where nothing is committed).
+    #[serde(deserialize_with = "partition_map")]
     pub lag: BTreeMap<i32, i64>,
     pub total_lag: i64,
+    /// `total_lag` at the last refreshes, oldest first (at most [`LAG_HISTORY`]).
+    #[serde(default)]
+    pub lag_history: Vec<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

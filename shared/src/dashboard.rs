@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::api::{AccountBalance, LogLine};
+use crate::api::{AccountBalance, LogLine, MAX_GROUPS_ON_PAGE, TopicView};
+use crate::group::GroupStatus;
 use crate::money::Money;
 use crate::protocol::{
     Counters, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS,
@@ -39,6 +40,10 @@ pub struct Dashboard {
     /// This page may send commands (no login needed, or logged in).
     pub presenter: bool,
     pub partitions: Vec<PartitionView>,
+    /// The topic as the broker sees it (offsets, groups, lag), about once a second.
+    pub topic_view: Option<TopicView>,
+    /// The balance calculator's members and rebalances.
+    pub group: GroupStatus,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -111,6 +116,8 @@ impl Dashboard {
                     .collect();
                 self.partitions = s.partitions;
                 self.partitions.truncate(MAX_SHOWN_PARTITIONS);
+                self.set_topic_view(s.topic_view);
+                self.group = s.group;
                 self.snapshots += 1;
                 None
             }
@@ -134,6 +141,12 @@ impl Dashboard {
                 }
                 if let Some(s) = d.store {
                     self.store = s;
+                }
+                if d.topic_view.is_some() {
+                    self.set_topic_view(d.topic_view);
+                }
+                if let Some(g) = d.group {
+                    self.group = g;
                 }
                 if let Some(mut p) = d.partitions {
                     p.truncate(MAX_SHOWN_PARTITIONS);
@@ -168,8 +181,32 @@ impl Dashboard {
                 };
                 Some(Notice::Ok { id, text })
             }
+            ServerMsg::Calculator { id, group } => {
+                let text = format!(
+                    "the calculator has {} member{}{}",
+                    group.members.len(),
+                    if group.members.len() == 1 { "" } else { "s" },
+                    if group.paused { ", paused" } else { "" }
+                );
+                self.group = group;
+                Some(Notice::Ok { id, text })
+            }
             ServerMsg::Error { id, message } => Some(Notice::Error { id, text: message }),
         }
+    }
+
+    /// Keeps the topic view bounded, whatever the server sends.
+    fn set_topic_view(&mut self, v: Option<TopicView>) {
+        self.topic_view = v.map(|mut v| {
+            v.partitions.truncate(MAX_SHOWN_PARTITIONS);
+            v.groups.truncate(MAX_GROUPS_ON_PAGE);
+            for g in &mut v.groups {
+                let n = g.lag_history.len();
+                g.lag_history
+                    .drain(..n.saturating_sub(crate::api::LAG_HISTORY));
+            }
+            v
+        });
     }
 
     /// How many accounts the history charts (accounts 1..=n).

@@ -11,13 +11,18 @@
 //! - [`generator`]: random transactions, driven by any [`rand::Rng`] so tests are reproducible.
 //! - [`api`]: JSON bodies the server's HTTP API returns.
 //! - [`protocol`]: the WebSocket messages between server and page.
-//! - [`dashboard`]: the page's state reducer and chart geometry.
+//! - [`dashboard`]: the page's state reducer; [`chart`]: chart geometry.
+//! - [`group`]: the calculator's consumer group: owners and the rebalance timeline.
+//! - [`latency`]: produce → applied percentiles over a sliding window.
+//! - [`partitioner`], [`assignment`]: Kafka's key → partition and consumer-protocol bytes.
 
 pub mod api;
 pub mod assignment;
 pub mod chart;
 pub mod dashboard;
 pub mod generator;
+pub mod group;
+pub mod latency;
 pub mod ledger;
 pub mod money;
 pub mod partitioner;

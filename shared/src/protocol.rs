@@ -8,8 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AccountBalance, AccountTotals, LogLine};
+use crate::api::{AccountBalance, AccountTotals, LogLine, TopicView};
 use crate::generator::GeneratorSettings;
+use crate::group::GroupStatus;
 use crate::ledger::LedgerStats;
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction, TxType};
@@ -51,6 +52,9 @@ pub struct Counters {
     /// All accounts, shown or not.
     #[serde(default)]
     pub totals: AccountTotals,
+    /// Produce → applied over the last 10 s.
+    #[serde(default)]
+    pub latency: crate::latency::LatencySummary,
 }
 
 /// One point of the charts' history: every charted account's balance at `t_ms`.
@@ -74,6 +78,9 @@ pub struct PartitionView {
     /// This server's balance calculator owns it now (else another member of the group does,
     /// or nobody yet).
     pub owned: bool,
+    /// Which of this server's calculator members owns it (numbered from 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<u32>,
 }
 
 /// Whether the balance calculator is still restoring its state (balances are not current yet).
@@ -104,6 +111,12 @@ pub struct Snapshot {
     pub partitions: Vec<PartitionView>,
     #[serde(default)]
     pub store: StoreStatus,
+    /// The topic as the broker sees it (`GET /api/topic`, trimmed for the page).
+    #[serde(default)]
+    pub topic_view: Option<TopicView>,
+    /// The balance calculator's members and rebalances.
+    #[serde(default)]
+    pub group: GroupStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +139,12 @@ pub struct Delta {
     /// When it changed.
     #[serde(default)]
     pub store: Option<StoreStatus>,
+    /// When the broker was asked again (about once a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_view: Option<TopicView>,
+    /// When it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,6 +171,11 @@ pub enum ServerMsg {
     Error {
         id: Option<u64>,
         message: String,
+    },
+    /// Answer to a calculator command: the group as it is now (rebalances follow in deltas).
+    Calculator {
+        id: Option<u64>,
+        group: GroupStatus,
     },
     /// The page speaks another protocol version: it must reload.
     Reload {
@@ -194,6 +218,13 @@ pub enum Command {
     Burst {
         count: u64,
     },
+    /// One more member in the balance calculator's group (the broker rebalances).
+    AddMember,
+    /// One member fewer (the newest leaves; the first stays).
+    RemoveMember,
+    /// Stop the calculator's fetching (members stay in the group) or resume it.
+    PauseConsumption,
+    ResumeConsumption,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -282,5 +313,32 @@ mod tests {
         let text = m.to_json();
         assert!(text.contains(r#""type":"error""#));
         assert_eq!(serde_json::from_str::<ServerMsg>(&text).unwrap(), m);
+    }
+
+    /// Maps keyed by partition survive the tagged enum (serde buffers its content, and then
+    /// no longer reads `"3"` as an integer key by itself).
+    #[test]
+    fn a_delta_with_the_topic_view_round_trips() {
+        use crate::api::GroupView;
+        let view = TopicView {
+            topic: "t".into(),
+            taken_ms: 1,
+            groups: vec![GroupView {
+                group: "g".into(),
+                committed: [(0, 5), (3, 7)].into(),
+                lag: [(0, 1), (3, 0)].into(),
+                total_lag: 1,
+                lag_history: vec![3, 1],
+                ..GroupView::default()
+            }],
+            ..TopicView::default()
+        };
+        let m = ServerMsg::Delta(Box::new(Delta {
+            topic_view: Some(view),
+            ..Delta::default()
+        }));
+        assert_eq!(serde_json::from_str::<ServerMsg>(&m.to_json()).unwrap(), m);
+        let bad = m.to_json().replace(r#""3":7"#, r#""x":7"#);
+        assert!(serde_json::from_str::<ServerMsg>(&bad).is_err());
     }
 }

@@ -79,6 +79,7 @@ pub(super) fn new_producer(
         inner: Context {
             shared: shared.clone(),
             role: "producer",
+            member: 0,
         },
         failed: failed.clone(),
     })

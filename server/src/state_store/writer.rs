@@ -26,6 +26,7 @@ impl SnapshotWriter {
             Context {
                 shared: shared.clone(),
                 role: "snapshot writer",
+                member: 0,
             },
         )?;
         Ok(SnapshotWriter {
@@ -187,7 +188,7 @@ impl SnapshotWriter {
             chunks: total as u32,
             first_chunk,
             slot,
-            taken_ms: crate::producer::now_ms(),
+            taken_ms: crate::state::now_ms(),
         };
         self.deliver(partition, HEAD_KEY, &snapshot::encode_head(&head))
             .await?;

@@ -13,6 +13,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod ws;
+
 /// Which broker a test runs against.
 #[derive(Clone, Copy, Debug)]
 pub enum Broker {

@@ -38,12 +38,15 @@ fn snapshot_then_deltas() {
             partition: 0,
             records: 1,
             owned: true,
+            member: Some(1),
         }],
         store: StoreStatus {
             restoring: true,
             percent: 40,
             recreated: 0,
         },
+        topic_view: None,
+        group: Default::default(),
     };
     d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));
@@ -68,11 +71,13 @@ fn snapshot_then_deltas() {
                 partition: 0,
                 records: 7,
                 owned: false,
+                member: None,
             },
             PartitionView {
                 partition: 1,
                 records: 2,
                 owned: true,
+                member: Some(1),
             },
         ]),
         ..Delta::default()

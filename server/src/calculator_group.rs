@@ -1,0 +1,192 @@
+//! The balance calculator as a consumer group of 1…N members inside this server, each its own
+//! Kafka consumer in `<prefix>-balance` applying to the one ledger. The presenter adds or
+//! removes a member and the broker really rebalances; the members' rebalance callbacks feed
+//! the timeline ([`cashflow_shared::group`]). Pausing stops every member's fetching while they
+//! stay in the group.
+//!
+//! A partition moves between members only after its old owner committed what it handled (see
+//! [`Context`](crate::kafka::Context)'s `pre_rebalance`), and the ledger skips by position what
+//! it holds, so balances stay exact through any number of rebalances.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::balance_consumer;
+use crate::config::Settings;
+use crate::state::{RestoredView, Shared, now_ms};
+use crate::supervise::supervise;
+
+struct Member {
+    number: u32,
+    token: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+pub struct CalculatorGroup {
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    ready: watch::Receiver<bool>,
+    restored: RestoredView,
+    tracker: TaskTracker,
+    /// The consumers' token: members stop with the other consumers at shutdown.
+    parent: CancellationToken,
+    members: Mutex<Vec<Member>>,
+    /// Set once member 1 restored the ledger; the other members wait for it.
+    restore_done: watch::Sender<bool>,
+}
+
+impl CalculatorGroup {
+    pub fn new(
+        settings: Settings,
+        brokers: String,
+        shared: Arc<Shared>,
+        ready: watch::Receiver<bool>,
+        restored: RestoredView,
+        tracker: TaskTracker,
+        parent: CancellationToken,
+    ) -> CalculatorGroup {
+        CalculatorGroup {
+            settings,
+            brokers,
+            shared,
+            ready,
+            restored,
+            tracker,
+            parent,
+            members: Mutex::new(Vec::new()),
+            restore_done: watch::Sender::new(false),
+        }
+    }
+
+    /// Most members: one per partition (more would sit idle).
+    fn max_members(&self) -> usize {
+        let p = self.shared.broker().partitions;
+        if p > 0 {
+            p as usize
+        } else {
+            self.settings.partitions.max(1) as usize
+        }
+    }
+
+    fn spawn(&self, number: u32) -> Member {
+        let token = self.parent.child_token();
+        let (s, b, sh, r, v, t, d) = (
+            self.settings.clone(),
+            self.brokers.clone(),
+            self.shared.clone(),
+            self.ready.clone(),
+            self.restored.clone(),
+            token.clone(),
+            self.restore_done.clone(),
+        );
+        let name = if number == 1 {
+            "balance calculator".to_owned()
+        } else {
+            format!("balance calculator member {number}")
+        };
+        let task = supervise(
+            &self.tracker,
+            self.shared.clone(),
+            name,
+            token.clone(),
+            move || {
+                balance_consumer::run(
+                    s.clone(),
+                    b.clone(),
+                    sh.clone(),
+                    r.clone(),
+                    t.clone(),
+                    v.clone(),
+                    number,
+                    d.clone(),
+                )
+            },
+        );
+        Member {
+            number,
+            token,
+            task,
+        }
+    }
+
+    /// Starts one more member (the lowest free number); the group rebalances.
+    pub async fn add(&self) -> Result<u32, String> {
+        let mut members = self.members.lock().await;
+        if members.len() >= self.max_members() {
+            return Err(format!(
+                "the group already has {} members, one per partition: another would get none",
+                members.len()
+            ));
+        }
+        let number = (1..)
+            .find(|n| !members.iter().any(|m| m.number == *n))
+            .unwrap_or(1);
+        let cause = if number == 1 {
+            "calculator started".to_owned()
+        } else {
+            format!("member {number} added")
+        };
+        self.shared.with_group(|g| g.joined(number, cause));
+        info!(member = number, "balance calculator member added");
+        members.push(self.spawn(number));
+        Ok(number)
+    }
+
+    /// Stops the newest member (it commits and leaves the group, which rebalances); the first
+    /// member stays.
+    pub async fn remove(&self) -> Result<u32, String> {
+        let mut members = self.members.lock().await;
+        if members.len() <= 1 {
+            return Err("the calculator keeps at least one member".into());
+        }
+        members.sort_by_key(|m| m.number);
+        let Some(m) = members.pop() else {
+            return Err("no member to remove".into());
+        };
+        drop(members);
+        let number = m.number;
+        self.stop(m, &format!("member {number} removed")).await;
+        Ok(number)
+    }
+
+    async fn stop(&self, m: Member, cause: &str) {
+        self.shared.with_group(|g| g.expect(cause));
+        m.token.cancel();
+        let _ = m.task.await;
+        self.shared
+            .with_group(|g| g.left(m.number, cause, now_ms()));
+        info!(member = m.number, "balance calculator member stopped");
+    }
+
+    pub async fn count(&self) -> usize {
+        self.members.lock().await.len()
+    }
+
+    /// Stops every member (each commits its offsets), e.g. at shutdown.
+    pub async fn stop_all(&self) {
+        let members = std::mem::take(&mut *self.members.lock().await);
+        for m in members.into_iter().rev() {
+            self.stop(m, "calculator stopped").await;
+        }
+    }
+
+    /// Stops every member and starts one again, which restores the state afresh and resumes
+    /// from the committed offsets.
+    pub async fn restart(&self) {
+        self.stop_all().await;
+        self.restore_done.send_replace(false);
+        let _ = self.add().await;
+    }
+
+    /// Stops (or resumes) fetching on every member; they stay in the group.
+    pub fn set_paused(&self, paused: bool) {
+        info!(paused, "balance calculator fetching");
+        self.shared.set_paused(paused);
+    }
+}

@@ -1,0 +1,207 @@
+//! The balance calculator as a group of members inside one server, driven the way the page
+//! drives it (WebSocket commands), on Apache Kafka and on the embedded broker: "add member"
+//! makes the broker rebalance so two members own every partition exactly once, "remove" gives
+//! them back; three cycles under load leave balances equal to a recomputation from the topic.
+//! Pausing stops fetching (lag grows while the producer writes), resuming drains it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cashflow::producer::Command;
+use cashflow_shared::api::TopicView;
+use cashflow_shared::group::GroupStatus;
+use cashflow_shared::protocol::ServerMsg;
+use common::ws::{Ws, connect, reply, send};
+use common::{Broker, TestApp, read_topic, recompute, spawn_app_with, unique, wait_for};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn command(ws: &mut Ws, cmd: &str) -> GroupStatus {
+    send(ws, &format!(r#"{{"cmd":"{cmd}","id":1}}"#)).await;
+    match reply(ws).await {
+        ServerMsg::Calculator { id: Some(1), group } => group,
+        other => panic!("{cmd}: {other:?}"),
+    }
+}
+
+/// Waits until the calculator has `n` members that between them own every partition once.
+async fn wait_members(app: &TestApp, n: usize) -> GroupStatus {
+    wait_for(WAIT, &format!("{n} members owning all 6"), || async {
+        let g = app.shared.group();
+        let mut all: Vec<i32> = g
+            .members
+            .iter()
+            .flat_map(|m| m.partitions.clone())
+            .collect();
+        all.sort_unstable();
+        (g.members.len() == n
+            && g.members.iter().all(|m| !m.partitions.is_empty())
+            && all == (0..6).collect::<Vec<_>>())
+        .then_some(g)
+    })
+    .await
+}
+
+/// On Apache Kafka the broker itself says who owns what: the calculator's group as described
+/// by the coordinator must show the same members and partitions.
+async fn broker_agrees(app: &TestApp, group: &GroupStatus) {
+    wait_for(WAIT, "the broker's description to agree", || async {
+        let v: TopicView = app.get("/api/topic").await;
+        let g = v.groups.iter().find(|g| g.group == group.group)?;
+        let mut theirs: Vec<(String, Vec<i32>)> = g
+            .members
+            .iter()
+            .map(|m| (m.member_id.clone(), m.partitions.clone()))
+            .collect();
+        let mut ours: Vec<(String, Vec<i32>)> = app
+            .shared
+            .group()
+            .members
+            .iter()
+            .map(|m| (m.member_id.clone(), m.partitions.clone()))
+            .collect();
+        theirs.sort();
+        ours.sort();
+        (theirs == ours && g.state == "Stable").then_some(())
+    })
+    .await;
+}
+
+async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
+    let topic = unique("members");
+    let app = spawn_app_with(broker, &topic, |s| {
+        s.rate = cashflow::config::Rate::PerSecond(300.0);
+        s.generator.accounts = 30;
+    })
+    .await;
+    app.producer.send(Command::Start).await.expect("start");
+    let one = wait_members(&app, 1).await;
+    assert!(
+        !one.members[0].member_id.is_empty(),
+        "member id from librdkafka"
+    );
+    let mut ws = connect(&app).await;
+
+    for cycle in 0..3 {
+        let before = app.shared.ledger().stats().applied;
+        command(&mut ws, "add_member").await;
+        let two = wait_members(&app, 2).await;
+        if matches!(broker, Broker::Apache) {
+            broker_agrees(&app, &two).await;
+        }
+        // Both members apply live records.
+        wait_for(WAIT, "both members to apply records", || async {
+            let g = app.shared.group();
+            (g.members.iter().all(|m| m.records > 0)
+                && app.shared.ledger().stats().applied > before + 200)
+                .then_some(())
+        })
+        .await;
+        let g = app.shared.group();
+        let added = g
+            .rebalances
+            .iter()
+            .rev()
+            .find(|r| r.cause == "member 2 added")
+            .expect("the timeline names the rebalance");
+        assert!(
+            added
+                .moves
+                .iter()
+                .any(|m| m.from == Some(1) && m.to == Some(2)),
+            "cycle {cycle}: partitions moved from member 1 to 2: {added:?}"
+        );
+        assert!(added.ended_ms.is_some(), "{added:?}");
+
+        command(&mut ws, "remove_member").await;
+        let back = wait_members(&app, 1).await;
+        assert_eq!(back.members[0].member, 1);
+        let removed = back
+            .rebalances
+            .iter()
+            .rev()
+            .find(|r| r.cause == "member 2 removed")
+            .expect("the removal is in the timeline");
+        assert!(
+            removed
+                .moves
+                .iter()
+                .all(|m| m.from == Some(2) && m.to == Some(1)),
+            "{removed:?}"
+        );
+    }
+    // Never fewer than one, never more than one per partition.
+    send(&mut ws, r#"{"cmd":"remove_member","id":2}"#).await;
+    assert!(matches!(
+        reply(&mut ws).await,
+        ServerMsg::Error { id: Some(2), .. }
+    ));
+
+    // Pause: the producer goes on, the calculator's lag grows; resume: it drains to 0.
+    let paused = command(&mut ws, "pause_consumption").await;
+    assert!(paused.paused);
+    let group = paused.group.clone();
+    let lag = |v: &TopicView| {
+        v.groups
+            .iter()
+            .find(|g| g.group == group)
+            .map_or(0, |g| g.total_lag)
+    };
+    wait_for(WAIT, "lag to grow while paused", || async {
+        let v: TopicView = app.get("/api/topic").await;
+        (lag(&v) > 300).then_some(())
+    })
+    .await;
+    let applied_paused = app.shared.ledger().stats().applied;
+    let resumed = command(&mut ws, "resume_consumption").await;
+    assert!(!resumed.paused);
+    app.producer.send(Command::Pause).await.expect("pause");
+    let delivered = wait_for(WAIT, "the producer to settle", || async {
+        let p = app.shared.producer();
+        (p.sent == p.delivered + p.failed).then_some(p.delivered)
+    })
+    .await;
+    let b = app.wait_applied(delivered, WAIT).await;
+    assert!(b.stats.applied > applied_paused, "resumed");
+    wait_for(WAIT, "lag to drain to 0", || async {
+        let v: TopicView = app.get("/api/topic").await;
+        (lag(&v) == 0 && v.latency.count > 0).then_some(())
+    })
+    .await;
+
+    // Balances equal a recomputation from the topic, exactly.
+    let records = read_topic(&app.brokers, &topic);
+    assert_eq!(records.len() as u64, delivered);
+    let expected = recompute(&records);
+    let b = app.balances().await;
+    assert_eq!(b.stats.applied, delivered);
+    assert_eq!(b.stats.mismatches, 0);
+    for a in &b.accounts {
+        assert_eq!(
+            expected.get(&a.account),
+            Some(&(a.balance.minor(), a.count)),
+            "account {}",
+            a.account
+        );
+    }
+    assert_eq!(
+        b.accounts
+            .iter()
+            .map(|a| a.account)
+            .collect::<BTreeSet<_>>(),
+        expected.keys().copied().collect()
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_apache_kafka() {
+    members_rebalance_and_balances_stay_exact(Broker::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_the_embedded_broker() {
+    members_rebalance_and_balances_stay_exact(Broker::Embedded).await;
+}
