@@ -3,53 +3,10 @@
 //   CASHFLOW_BIN=target/debug/cashflow CASHFLOW_DIST=dist node --test web/e2e/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 
-// playwright-core lives with the project's other tools (scripts/setup.sh), not in the repo.
-const modules = process.env.CASHFLOW_NODE_MODULES
-  ?? path.join(process.env.HOME ?? '', '.cache/cashflow/tools/npm/node_modules');
-const { chromium } = createRequire(path.join(modules, 'noop.js'))('playwright-core');
-
-const BIN = process.env.CASHFLOW_BIN ?? 'target/debug/cashflow';
-const DIST = process.env.CASHFLOW_DIST ?? 'dist';
-const ARTIFACTS = process.env.CASHFLOW_ARTIFACTS ?? 'target/e2e';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-function startServer(port, extra = []) {
-  const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--embedded-listen', '127.0.0.1:0',
-    '--rate', '20', '--accounts', '6', '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
-    proc.stdout.on('data', (d) => {
-      if (String(d).includes('http://')) { clearTimeout(timer); resolve(proc); }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}:\n${log}`)));
-  });
-}
-
-function stopServer(proc) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('server did not stop in 30 s')); }, 30000);
-    proc.removeAllListeners('exit');
-    proc.on('exit', (code) => { clearTimeout(timer); resolve(code); });
-    proc.kill('SIGTERM');
-  });
-}
+import { ARTIFACTS, CHROMIUM_ARGS, chromium, freePort, startServer, stopServer } from './harness.mjs';
 
 /** Balance of an account in minor units, from its bar (accounts open at 100.00). */
 const balanceOf = (page, account) => page.evaluate((a) => {

@@ -44,8 +44,17 @@ pub fn Counters() -> impl IntoView {
                     }
                 }}</div>
             </div>
-            {card("producer balance mismatches", "mismatches", Box::new(move || c().ledger.mismatches.to_string()))}
-            {card("replays skipped", "skipped", Box::new(move || c().ledger.replayed.to_string()))}
+            <div class="card">
+                <div class="value" data-testid="mismatches">{move || { ctx.version.get(); c().ledger.mismatches.to_string() }}</div>
+                <div class="label" data-testid="skipped">{move || { ctx.version.get(); format!("producer balance mismatches · {} replays skipped", c().ledger.replayed) }}</div>
+            </div>
+            {card("produce → applied, p50 / p99 over 10 s", "latency", Box::new(move || {
+                let l = c().latency;
+                match (l.p50_ms, l.p99_ms) {
+                    (Some(a), Some(b)) => format!("{a} / {b} ms"),
+                    _ => "–".to_owned(),
+                }
+            }))}
         </div>
     }
 }
@@ -163,6 +172,7 @@ fn bars(
 ) -> impl IntoView {
     move || {
         ctx.version.get();
+        let follow = ctx.follow.get();
         ctx.dash.with_value(|d| {
             if d.accounts.is_empty() {
                 return view! { <p class="empty">"No transactions yet."</p> }.into_any();
@@ -186,10 +196,14 @@ fn bars(
                     // Hatched-looking (faded, dashed outline) rather than a colour change alone.
                     let stale = d.is_stale(a.account);
                     let note = if stale { " (as last seen: its partition is with another member)" } else { "" };
+                    let path = crate::kafka_view::account_path(d, a.account).map(|p| format!("\n{p}")).unwrap_or_default();
+                    let followed = follow == Some(a.account);
+                    let account = a.account;
                     view! {
                         <rect x=i as f64 * slot + slot * 0.1 y=top width=slot * 0.8 height=height.max(0.5) fill=colour
-                              class:stale=stale data-testid=format!("{kind}-{}", a.account) data-value=v data-stale=stale.to_string()>
-                            <title>{format!("account {}: {text}{note}", a.account)}</title>
+                              class:stale=stale class:followed=followed data-testid=format!("{kind}-{}", a.account) data-value=v data-stale=stale.to_string()
+                              on:click=move |_| ctx.follow.update(|f| *f = if *f == Some(account) { None } else { Some(account) })>
+                            <title>{format!("account {}: {text}{note}{path}", a.account)}</title>
                         </rect>
                         {(shown.len() <= 12).then(|| view! {
                             <text x=i as f64 * slot + slot / 2.0 y=h + 14.0 class="axis" text-anchor="middle">{a.account}</text>
@@ -234,46 +248,4 @@ pub fn CountBars() -> impl IntoView {
         |a| a.count as i64,
         |v| v.to_string(),
     )
-}
-
-/// The topic's partitions: records handled on each, and which ones this server's balance
-/// calculator owns (a second cashflow in the same group takes some; they move back when it
-/// leaves).
-#[component]
-pub fn Partitions() -> impl IntoView {
-    let ctx = expect_context::<Ctx>();
-    move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| {
-            if d.partitions.is_empty() {
-                return view! { <p class="empty">"Waiting for the topic."</p> }.into_any();
-            }
-            let max = d.partitions.iter().map(|p| p.records).max().unwrap_or(0).max(1);
-            let owned = d.partitions.iter().filter(|p| p.owned).count();
-            let rows = d
-                .partitions
-                .iter()
-                .map(|p| {
-                    let width = format!("width: {:.1}%", p.records as f64 * 100.0 / max as f64);
-                    let who = if p.owned { "this server" } else { "another member" };
-                    view! {
-                        <li class:owned=p.owned data-testid=format!("partition-{}", p.partition)
-                            data-value=p.records data-owned=p.owned.to_string()
-                            title=format!("partition {}: {} records, balance calculator: {who}", p.partition, p.records)>
-                            <span class="pname">{format!("{} p{}", if p.owned { "●" } else { "○" }, p.partition)}</span>
-                            <span class="pbar"><span style=width></span></span>
-                            <span class="pcount">{p.records}</span>
-                        </li>
-                    }
-                })
-                .collect_view();
-            view! {
-                <ol class="partitions">{rows}</ol>
-                <div class="legend">
-                    {format!("● owned by this server's balance calculator ({owned} of {}); ○ by another member of its group", d.partitions.len())}
-                </div>
-            }
-            .into_any()
-        })
-    }
 }

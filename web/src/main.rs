@@ -5,11 +5,14 @@
 //!   `shared/`, where it is unit-tested). The views re-render at most once per animation frame.
 //! - [`charts`] draws the balance history, the balance and count bars and the throughput
 //!   sparkline as SVG, with a bounded number of points per series.
+//! - [`kafka_view`] shows the topic as the broker reports it (offsets, lag, groups) and the
+//!   balance calculator's members with their rebalances.
 //! - [`controls`] sends the generator commands; every control is disabled, with the reason,
 //!   while the page is not connected.
 
 mod charts;
 mod controls;
+mod kafka_view;
 mod socket;
 
 use leptos::prelude::*;
@@ -48,6 +51,14 @@ fn App() -> impl IntoView {
                     <h2>"Controls"</h2>
                     <controls::Controls/>
                 </section>
+                <section class="panel topic">
+                    <h2>"Topic partitions · from the broker"</h2>
+                    <kafka_view::TopicPanel/>
+                </section>
+                <section class="panel">
+                    <h2>"Balance calculator · consumer group members"</h2>
+                    <kafka_view::MembersPanel/>
+                </section>
                 <section class="panel">
                     <h2>"Balance per account"</h2>
                     <charts::BalanceBars/>
@@ -57,12 +68,12 @@ fn App() -> impl IntoView {
                     <charts::CountBars/>
                 </section>
                 <section class="panel">
+                    <h2>"Consumer groups on the topic · lag"</h2>
+                    <kafka_view::GroupsPanel/>
+                </section>
+                <section class="panel wide">
                     <h2>"Logging consumer · newest first"</h2>
                     <LogFeed/>
-                </section>
-                <section class="panel">
-                    <h2>"Partitions · records handled"</h2>
-                    <charts::Partitions/>
                 </section>
             </main>
         </div>

@@ -34,6 +34,8 @@ pub struct Ctx {
     pub history_version: RwSignal<u64>,
     history_dirty: StoredValue<bool>,
     pub conn: RwSignal<Conn>,
+    /// The account whose path (key → partition → member) the page highlights.
+    pub follow: RwSignal<Option<cashflow_shared::AccountId>>,
     pub notice: RwSignal<Option<Notice>>,
     socket: StoredValue<Option<(WebSocket, Handlers)>, LocalStorage>,
     dirty: StoredValue<bool>,
@@ -53,6 +55,7 @@ impl Ctx {
             history_version: RwSignal::new(0),
             history_dirty: StoredValue::new(false),
             conn: RwSignal::new(Conn::Connecting),
+            follow: RwSignal::new(None),
             notice: RwSignal::new(None),
             socket: StoredValue::new_local(None),
             dirty: StoredValue::new(false),

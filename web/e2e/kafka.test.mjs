@@ -1,0 +1,92 @@
+// The Kafka panels end to end in Debian's chromium against the real server (embedded broker):
+// pausing the calculator makes the broker's lag rise, resuming drains it; adding a member
+// makes the broker rebalance and the page shows the new owners; an account followed from its
+// bar sits on the partition murmur2 says, which is where the server read it from.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ARTIFACTS, CHROMIUM_ARGS, chromium, freePort, startServer, stopServer } from './harness.mjs';
+
+const calcGroup = '[data-testid^="group-"][data-testid$="-balance"]';
+const lagOf = (page) => page.evaluate((sel) => Number(document.querySelector(sel)?.dataset.lag ?? -1), calcGroup);
+const membersShown = (page) => page.evaluate(() => Object.fromEntries(
+  [...document.querySelectorAll('[data-testid^="member-"]')]
+    .map((m) => [m.dataset.testid, m.dataset.partitions ? m.dataset.partitions.split(',').map(Number) : []])));
+
+test('the class watches lag, members and rebalances on the page', async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const port = await freePort();
+  const server = await startServer(port);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+    await page.waitForSelector(calcGroup, { timeout: 30000 });
+    await page.waitForFunction(() =>
+      document.querySelectorAll('[data-testid^="partition-"][data-end]:not([data-end="0"])').length > 1,
+    null, { timeout: 30000 });
+
+    // Pause consuming: the producer goes on writing, the broker reports the lag growing.
+    await page.click('[data-testid=pause-consumption]');
+    await page.waitForSelector('[data-testid=resume-consumption]', { timeout: 10000 });
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.lag) > 20, calcGroup, { timeout: 30000 });
+    const lag1 = await lagOf(page);
+    await page.waitForFunction(([sel, before]) => Number(document.querySelector(sel)?.dataset.lag) > before,
+      [calcGroup, lag1], { timeout: 30000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'kafka-paused.png') });
+    // Resume: the lag drains (to what a second of auto-commit interval leaves at 20 tx/s).
+    const peak = await lagOf(page);
+    await page.click('[data-testid=resume-consumption]');
+    await page.waitForSelector('[data-testid=pause-consumption]', { timeout: 10000 });
+    await page.waitForFunction(([sel, most]) => Number(document.querySelector(sel)?.dataset.lag) <= most,
+      [calcGroup, Math.min(40, Math.floor(peak / 2))], { timeout: 30000 });
+
+    // Add a member: two members, each partition owned exactly once, shown on the lanes too.
+    await page.click('[data-testid=add-member]');
+    await page.waitForFunction(() => {
+      const ms = [...document.querySelectorAll('[data-testid^="member-"]')];
+      const parts = ms.flatMap((m) => (m.dataset.partitions ? m.dataset.partitions.split(',') : []).map(Number)).sort();
+      return ms.length === 2 && ms.every((m) => m.dataset.partitions) && parts.join() === '0,1,2,3,4,5';
+    }, null, { timeout: 30000 });
+    const two = await membersShown(page);
+    for (const [m, parts] of Object.entries(two)) {
+      const n = Number(m.split('-')[1]);
+      for (const p of parts) {
+        assert.equal(await page.getAttribute(`[data-testid=partition-${p}]`, 'data-member'), String(n), `p${p} owned by ${m}`);
+      }
+    }
+    await page.waitForSelector('[data-testid=rebalance][data-cause="member 2 added"]', { timeout: 10000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'kafka-two-members-1280.png') });
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'kafka-two-members-1920.png') });
+    await page.setViewportSize({ width: 1280, height: 720 });
+
+    // Remove it again: one member owns all six.
+    await page.click('[data-testid=remove-member]');
+    await page.waitForFunction(() => {
+      const ms = [...document.querySelectorAll('[data-testid^="member-"]')];
+      return ms.length === 1 && ms[0].dataset.partitions === '0,1,2,3,4,5';
+    }, null, { timeout: 30000 });
+
+    // Follow an account: the page names its partition by murmur2, which is where it was read.
+    const bar = await page.waitForSelector('[data-testid^="balance-"]', { timeout: 30000 });
+    const account = Number((await bar.getAttribute('data-testid')).split('-')[1]);
+    await bar.click();
+    await page.waitForFunction((a) => document.querySelector('[data-testid=follow]')?.textContent.includes(`murmur2("${a}") mod 6`), account);
+    const text = await page.textContent('[data-testid=follow]');
+    const shown = Number(/→ partition (\d+)/.exec(text)[1]);
+    const balances = await page.evaluate(async () => (await fetch('/api/balances')).json());
+    const read = balances.accounts.find((a) => a.account === account).partition;
+    assert.equal(shown, read, `account ${account}: ${text}`);
+    assert.equal(await page.getAttribute(`[data-testid=partition-${shown}]`, 'class'), 'owned followed');
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } finally {
+    await browser.close();
+    await stopServer(server).catch(() => {});
+  }
+});
