@@ -84,6 +84,15 @@ test('the class watches lag, members and rebalances on the page', async () => {
     const read = balances.accounts.find((a) => a.account === account).partition;
     assert.equal(shown, read, `account ${account}: ${text}`);
     assert.equal(await page.getAttribute(`[data-testid=partition-${shown}]`, 'class'), 'owned followed');
+
+    // The projector theme is a preference kept in local storage: it survives a reload.
+    await page.check('[data-testid=dark-theme]');
+    await page.reload();
+    await page.waitForSelector('.page.dark [data-testid=status].ok', { timeout: 30000 });
+    assert.ok(await page.isChecked('[data-testid=dark-theme]'));
+    assert.ok(!(await page.isChecked('[data-testid=large-text]')));
+    await page.waitForSelector('[data-testid^="member-"]', { timeout: 30000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'kafka-dark.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no errors in the page');
   } finally {
     await browser.close();

@@ -172,7 +172,14 @@ fn describe_rebalance(r: &Rebalance) -> String {
     let moved: Vec<String> = r
         .moves
         .iter()
-        .map(|m| format!("p{} {} → {}", m.partition, member_name(m.from), member_name(m.to)))
+        .map(|m| {
+            format!(
+                "p{} {} → {}",
+                m.partition,
+                member_name(m.from),
+                member_name(m.to)
+            )
+        })
         .collect();
     let moved = if moved.len() > 6 {
         format!("{} partitions", moved.len())
@@ -183,7 +190,11 @@ fn describe_rebalance(r: &Rebalance) -> String {
     let fresh = r.moves.iter().all(|m| m.from.is_none());
     match r.ended_ms {
         Some(_) if fresh => format!("{when} {}: {moved}", r.cause),
-        Some(_) => format!("{when} {}: {moved}; processing stood still {:.1} s", r.cause, r.paused_ms as f64 / 1000.0),
+        Some(_) => format!(
+            "{when} {}: {moved}; processing stood still {:.1} s",
+            r.cause,
+            r.paused_ms as f64 / 1000.0
+        ),
         None => format!("{when} {}: {moved} (in progress)", r.cause),
     }
 }

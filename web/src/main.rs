@@ -28,15 +28,22 @@ fn App() -> impl IntoView {
     let ctx = Ctx::new();
     provide_context(ctx);
     socket::connect(ctx);
-    let large = RwSignal::new(false);
+    let large = preference("cashflow.large-text");
+    let dark = preference("cashflow.dark-theme");
     view! {
-        <div class="page" class:large=move || large.get()>
+        <div class="page" class:large=move || large.get() class:dark=move || dark.get()>
             <header>
                 <h1>"cashflow"<span class="sub">" — a bank on Kafka"</span></h1>
                 <Status/>
                 <label class="toggle">
-                    <input type="checkbox" on:change=move |ev| large.set(event_target_checked(&ev))/>
+                    <input type="checkbox" data-testid="large-text" prop:checked=move || large.get()
+                        on:change=move |ev| large.set(event_target_checked(&ev))/>
                     " large text"
+                </label>
+                <label>
+                    <input type="checkbox" data-testid="dark-theme" prop:checked=move || dark.get()
+                        on:change=move |ev| dark.set(event_target_checked(&ev))/>
+                    " projector (dark)"
                 </label>
             </header>
             <Reload/>
@@ -78,6 +85,18 @@ fn App() -> impl IntoView {
             </main>
         </div>
     }
+}
+
+/// A presenter's on/off preference, kept in the browser's local storage (gloo-storage) so the
+/// page opens the way the projector needs it.
+fn preference(key: &'static str) -> RwSignal<bool> {
+    use gloo_storage::Storage;
+    let value = RwSignal::new(gloo_storage::LocalStorage::get::<bool>(key).unwrap_or(false));
+    Effect::new(move |_| {
+        // Storage may be unavailable (private mode, quota): the page works without it.
+        let _ = gloo_storage::LocalStorage::set(key, value.get());
+    });
+    value
 }
 
 #[component]

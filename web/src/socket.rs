@@ -1,14 +1,18 @@
-//! The WebSocket to `/ws`: connect, feed the reducer, render once per animation frame,
-//! reconnect with back-off.
+//! The WebSocket to `/ws` (gloo-net): connect, feed the reducer, render once per animation
+//! frame, reconnect with back-off (gloo-timers).
 
 use std::time::Duration;
 
 use cashflow_shared::dashboard::{Dashboard, Notice};
 use cashflow_shared::protocol::{ClientMsg, Command, PROTOCOL_VERSION, ServerMsg};
+use futures_channel::mpsc;
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::Message;
+use gloo_net::websocket::futures::WebSocket;
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::Closure;
-use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+/// Commands queued for the socket at most; a page cannot pile frames up.
+const OUTBOX: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Conn {
@@ -16,12 +20,6 @@ pub enum Conn {
     Open,
     Retrying { attempt: u32, in_secs: f64 },
 }
-
-type Handlers = (
-    Closure<dyn FnMut(Event)>,
-    Closure<dyn FnMut(MessageEvent)>,
-    Closure<dyn FnMut(CloseEvent)>,
-);
 
 /// Everything the views share. `dash` is not reactive: messages update it freely and bump
 /// `version` at most once per animation frame, which is what the views track.
@@ -37,7 +35,8 @@ pub struct Ctx {
     /// The account whose path (key → partition → member) the page highlights.
     pub follow: RwSignal<Option<cashflow_shared::AccountId>>,
     pub notice: RwSignal<Option<Notice>>,
-    socket: StoredValue<Option<(WebSocket, Handlers)>, LocalStorage>,
+    /// The open socket's outbox (`None` while not connected).
+    socket: StoredValue<Option<mpsc::Sender<String>>, LocalStorage>,
     dirty: StoredValue<bool>,
     attempt: StoredValue<u32>,
     next_id: StoredValue<u64>,
@@ -87,12 +86,10 @@ impl Ctx {
             command,
         })
         .ok()?;
-        self.socket.with_value(|s| match s {
-            Some((ws, _)) if ws.ready_state() == WebSocket::OPEN => {
-                ws.send_with_str(&text).ok().map(|_| id)
-            }
-            _ => None,
-        })
+        self.socket
+            .with_value(|s| s.clone())
+            .and_then(|mut tx| tx.try_send(text).ok())
+            .map(|_| id)
     }
 }
 
@@ -175,56 +172,75 @@ fn ws_url() -> String {
     )
 }
 
+/// Keeps one socket open for the page's lifetime: connect, read until it closes, wait, again.
 pub fn connect(ctx: Ctx) {
-    ctx.conn.set(Conn::Connecting);
-    let ws = match WebSocket::new(&ws_url()) {
-        Ok(ws) => ws,
-        Err(_) => return retry(ctx),
-    };
-    let on_open = Closure::<dyn FnMut(Event)>::new(move |_| {
-        ctx.attempt.set_value(0);
-        ctx.conn.set(Conn::Open);
-        ctx.send(Command::Hello {
-            protocol: PROTOCOL_VERSION,
-        });
-        if let Some(token) = ctx.token.get_value() {
-            ctx.send(Command::Login { token });
+    leptos::task::spawn_local(async move {
+        loop {
+            ctx.conn.set(Conn::Connecting);
+            if let Ok(ws) = WebSocket::open(&ws_url()) {
+                session(ctx, ws).await;
+            }
+            ctx.socket.set_value(None);
+            let attempt = ctx.attempt.get_value() + 1;
+            ctx.attempt.set_value(attempt);
+            // 0.5 s, 1 s, 2 s, ... up to 8 s: a restarted server is found within seconds.
+            let delay = Duration::from_millis(500 * (1u64 << (attempt - 1).min(4)));
+            ctx.conn.set(Conn::Retrying {
+                attempt,
+                in_secs: delay.as_secs_f64(),
+            });
+            gloo_timers::future::sleep(delay).await;
         }
     });
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-        let Some(text) = ev.data().as_string() else {
-            return;
-        };
-        let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
-            return;
-        };
-        if matches!(&msg, ServerMsg::Snapshot(_))
-            || matches!(&msg, ServerMsg::Delta(d) if d.sample.is_some())
-        {
-            ctx.history_dirty.set_value(true);
-        }
-        if let Some(n) = ctx.dash.try_update_value(|d| d.apply(msg)).flatten() {
-            ctx.notice.set(Some(n));
-        }
-        schedule_render(ctx);
-    });
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_| retry(ctx));
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    // Replacing the old socket drops its handlers: nothing leaks across reconnects.
-    ctx.socket
-        .set_value(Some((ws, (on_open, on_message, on_close))));
 }
 
-fn retry(ctx: Ctx) {
-    let attempt = ctx.attempt.get_value() + 1;
-    ctx.attempt.set_value(attempt);
-    // 0.5 s, 1 s, 2 s, ... up to 8 s: a restarted server is found within seconds.
-    let delay = Duration::from_millis(500 * (1u64 << (attempt - 1).min(4)));
-    ctx.conn.set(Conn::Retrying {
-        attempt,
-        in_secs: delay.as_secs_f64(),
+/// One connection: say hello (which waits for the socket to open), then a writer task sends
+/// the outbox while this reads until the socket closes.
+async fn session(ctx: Ctx, ws: WebSocket) {
+    let (mut write, mut read) = ws.split();
+    let hello = serde_json::to_string(&ClientMsg {
+        id: None,
+        command: Command::Hello {
+            protocol: PROTOCOL_VERSION,
+        },
+    })
+    .unwrap_or_default();
+    if write.send(Message::Text(hello)).await.is_err() {
+        return;
+    }
+    ctx.attempt.set_value(0);
+    let (tx, mut rx) = mpsc::channel::<String>(OUTBOX);
+    ctx.socket.set_value(Some(tx));
+    ctx.conn.set(Conn::Open);
+    if let Some(token) = ctx.token.get_value() {
+        ctx.send(Command::Login { token });
+    }
+    leptos::task::spawn_local(async move {
+        // Ends when the session drops the outbox's sender (or the socket refuses a frame).
+        while let Some(text) = rx.next().await {
+            if write.send(Message::Text(text)).await.is_err() {
+                break;
+            }
+        }
     });
-    set_timeout(move || connect(ctx), delay);
+    while let Some(Ok(msg)) = read.next().await {
+        if let Message::Text(text) = msg {
+            on_text(ctx, &text);
+        }
+    }
+}
+
+fn on_text(ctx: Ctx, text: &str) {
+    let Ok(msg) = serde_json::from_str::<ServerMsg>(text) else {
+        return;
+    };
+    if matches!(&msg, ServerMsg::Snapshot(_))
+        || matches!(&msg, ServerMsg::Delta(d) if d.sample.is_some())
+    {
+        ctx.history_dirty.set_value(true);
+    }
+    if let Some(n) = ctx.dash.try_update_value(|d| d.apply(msg)).flatten() {
+        ctx.notice.set(Some(n));
+    }
+    schedule_render(ctx);
 }
