@@ -53,8 +53,9 @@ def main():
         checks += 1
 
         # 1. Read our records as the original's logging consumer would.
-        c = Consumer({"bootstrap.servers": brokers, "group.id": f"py-{uuid.uuid4()}",
-                      "auto.offset.reset": "earliest"})
+        py_group = f"py-{uuid.uuid4()}"
+        c = Consumer({"bootstrap.servers": brokers, "group.id": py_group,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
         c.subscribe(["transactions"])
         seen = []
         end = time.monotonic() + DEADLINE_S
@@ -63,6 +64,10 @@ def main():
             if msg is None or msg.error():
                 continue
             seen.append(msg)
+        committed = {}
+        for msg in seen:
+            committed[msg.partition()] = max(committed.get(msg.partition(), 0), msg.offset() + 1)
+        c.commit(asynchronous=False)
         c.close()
         assert len(seen) >= 20, f"read {len(seen)} records"
         for msg in seen:
@@ -93,6 +98,21 @@ def main():
             return a[0] if a and a[0]["count"] == 10 else None
         a = wait("account 900 applied", account_900)
         assert a["balance"] == 110, a
+        checks += 1
+
+        # 3. The Python group appears in cashflow's topic view with exactly what it committed,
+        # and lag = end - committed on every partition (a new group is found within a minute).
+        def py_in_view():
+            v = json.load(urllib.request.urlopen(f"{url}/api/topic", timeout=5))
+            g = [g for g in v["groups"] if g["group"] == py_group]
+            return (v, g[0]) if g and g[0]["committed"] else None
+        v, g = wait("the Python group in /api/topic", py_in_view, limit=90)
+        got = {int(k): o for k, o in g["committed"].items()}
+        assert got == committed, (got, committed)
+        ends = {p["partition"]: p["end"] for p in v["partitions"]}
+        for part, end in ends.items():
+            assert g["lag"][str(part)] == end - committed.get(part, 0), (part, g, ends)
+        assert g["total_lag"] == sum(end - committed.get(p, 0) for p, end in ends.items())
         checks += 1
 
         groups = admin.list_consumer_groups(request_timeout=10).result()
