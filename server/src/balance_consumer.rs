@@ -273,13 +273,18 @@ impl Calculator {
                     producer_agrees: Some(false),
                     ..
                 } => {
+                    shared.count_applied(&tx);
                     if self.mismatch_log.admit().0 {
                         warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
                               computed = %balance, "producer's new_balance disagrees with the ledger");
                     }
                     return Verdict::Done;
                 }
-                Outcome::Applied { .. } | Outcome::Replayed => return Verdict::Done,
+                Outcome::Applied { .. } => {
+                    shared.count_applied(&tx);
+                    return Verdict::Done;
+                }
+                Outcome::Replayed => return Verdict::Done,
                 Outcome::DuplicateId => (
                     format!("duplicate transaction_id {:?}", tx.transaction_id),
                     Some(tx),

@@ -92,6 +92,24 @@ impl Hub {
             failed,
             applied_per_second,
             latency: self.shared.latency(),
+            invariant: self.shared.invariant(),
+        }
+    }
+
+    /// Once the calculator's own rebalances have settled for a while and still some partitions
+    /// are not its members', another cashflow server in the group has them: the invariant
+    /// cannot be checked from here any more.
+    fn notice_another_server(&self) {
+        let partitions = self.shared.with_broker(|b| b.partitions) as usize;
+        let settled = self
+            .shared
+            .group()
+            .rebalances
+            .last()
+            .and_then(|r| r.ended_ms)
+            .is_some_and(|t| now_ms() - t > 5_000);
+        if partitions > 0 && settled && self.shared.assigned().len() < partitions {
+            self.shared.topic_shared_with_another_server();
         }
     }
 
@@ -170,6 +188,7 @@ impl Hub {
             let due = now.duration_since(last_sample) >= Duration::from_secs(1);
             if due {
                 shown = self.choose_shown();
+                self.notice_another_server();
             }
             let dropped: Vec<AccountId> = sent_accounts
                 .keys()

@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use cashflow_shared::api::{Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth};
 use cashflow_shared::group::{Group, GroupStatus};
+use cashflow_shared::invariant::{Applied, InvariantStatus};
 use cashflow_shared::latency::{LatencySummary, LatencyWindow};
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
@@ -49,6 +50,14 @@ pub struct Shared {
     paused: tokio::sync::watch::Sender<bool>,
     /// Produce → applied, over the last seconds.
     latency: Mutex<LatencyWindow>,
+    /// This run's producer id, written into every record it produces.
+    pub producer_id: String,
+    /// What the calculator applied from this run's producer per account, and how many records
+    /// from other producers (see [`cashflow_shared::invariant`]).
+    own: Mutex<(Applied, u64)>,
+    /// Cleared once another cashflow server is seen owning some partitions: the invariant
+    /// cannot be checked from here after that.
+    whole_topic: std::sync::atomic::AtomicBool,
     store: Mutex<StoreHealth>,
     /// Per partition, the newest snapshot known (read at restore or written): its slot and the
     /// offset it reflects.
@@ -86,6 +95,9 @@ impl Shared {
             group: Mutex::new(Group::new(group)),
             paused: tokio::sync::watch::Sender::new(false),
             latency: Mutex::new(LatencyWindow::default()),
+            producer_id: format!("cashflow-{:016x}", rand::random::<u64>()),
+            own: Mutex::new((Applied::new(), 0)),
+            whole_topic: std::sync::atomic::AtomicBool::new(true),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -150,6 +162,9 @@ impl Shared {
         tracing::warn!(topic = %self.topic, "the topic was deleted and created again ({why}): balances start afresh");
         self.ledger.clear();
         self.clear_snapshot_marks();
+        // The invariant starts over with the balances: the old topic's records are gone.
+        *lock(&self.own) = (Applied::new(), 0);
+        self.with_producer(|p| p.delivered_by_account.clear());
         self.with_store(|s| {
             s.recreated += 1;
             s.last_error = Some(format!(
@@ -215,6 +230,32 @@ impl Shared {
 
     pub fn is_paused(&self) -> bool {
         *self.paused.borrow()
+    }
+
+    /// The calculator applied `tx`: counted for the invariant, as this run's producer's or not.
+    pub fn count_applied(&self, tx: &cashflow_shared::Transaction) {
+        let mut own = lock(&self.own);
+        if tx.producer_id.as_deref() == Some(self.producer_id.as_str()) {
+            let e = own.0.entry(tx.account).or_default();
+            e.0 = e.0.saturating_add(tx.delta().minor());
+            e.1 += 1;
+        } else {
+            own.1 += 1;
+        }
+    }
+
+    /// Another cashflow server owns some partitions: the invariant is no longer checked here.
+    pub fn topic_shared_with_another_server(&self) {
+        self.whole_topic.store(false, Ordering::Relaxed);
+    }
+
+    /// The producer's acknowledged nets against the calculator's applied ones.
+    pub fn invariant(&self) -> InvariantStatus {
+        let (applied, foreign) = lock(&self.own).clone();
+        let whole = self.whole_topic.load(Ordering::Relaxed);
+        self.with_producer(|p| {
+            cashflow_shared::invariant::check(&p.delivered_by_account, &applied, foreign, whole)
+        })
     }
 
     /// Records produced at these times (ms) were applied now.

@@ -307,6 +307,7 @@ pub async fn run(
             Ok(mut v) => {
                 v.calculator = asker.shared.group();
                 v.latency = asker.shared.latency();
+                v.invariant = asker.shared.invariant();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use cashflow::producer::Command;
 use cashflow_shared::api::TopicView;
 use cashflow_shared::group::GroupStatus;
+use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::protocol::ServerMsg;
 use common::ws::{Ws, connect, reply, send};
 use common::{Broker, TestApp, read_topic, recompute, spawn_app_with, unique, wait_for};
@@ -149,11 +150,24 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
             .find(|g| g.group == group)
             .map_or(0, |g| g.total_lag)
     };
-    wait_for(WAIT, "lag to grow while paused", || async {
+    // Applying stops while the producer's acknowledgements go on: the invariant says
+    // "catching up" with the gap, and the broker's lag for the group grows as well.
+    let inv = wait_for(
+        WAIT,
+        "the invariant to fall behind while paused",
+        || async {
+            let i = app.shared.invariant();
+            (i.lag > 300).then_some(i)
+        },
+    )
+    .await;
+    assert_eq!(inv.state, InvariantState::CatchingUp, "{inv:?}");
+    let v = wait_for(WAIT, "the broker's lag to grow while paused", || async {
         let v: TopicView = app.get("/api/topic").await;
-        (lag(&v) > 300).then_some(())
+        (lag(&v) > 300 && v.invariant.state == InvariantState::CatchingUp).then_some(v)
     })
     .await;
+    assert!(v.invariant.lag > 0, "{:?}", v.invariant);
     let applied_paused = app.shared.ledger().stats().applied;
     let resumed = command(&mut ws, "resume_consumption").await;
     assert!(!resumed.paused);
@@ -170,13 +184,38 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
         (lag(&v) == 0 && v.latency.count > 0).then_some(())
     })
     .await;
+    // A record from another producer (the original's script) is counted apart.
+    let foreign = r#"{"account": 900, "transaction_id": "900-Credit-py1", "transaction_type": "Credit", "amount": 1, "new_balance": 101, "transaction_summary": {"Transactions for Customer ID 900": 1}}"#;
+    common::raw_producer(&app.brokers)
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic)
+                .key("transaction")
+                .payload(foreign),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("foreign record");
+    let b = app.wait_applied(delivered + 1, WAIT).await;
+    // The invariant holds: every acknowledged record of this run's producer applied, the nets
+    // equal account by account.
+    let v: TopicView = app.get("/api/topic").await;
+    let inv = app.shared.invariant();
+    assert_eq!(inv.state, InvariantState::Holds, "{inv:?}");
+    assert_eq!(
+        (inv.acked, inv.applied, inv.foreign_records),
+        (delivered, delivered, 1)
+    );
+    assert!(matches!(
+        v.invariant.state,
+        InvariantState::Holds | InvariantState::CatchingUp
+    ));
+    assert_eq!(b.stats.applied, delivered + 1);
 
     // Balances equal a recomputation from the topic, exactly.
     let records = read_topic(&app.brokers, &topic);
-    assert_eq!(records.len() as u64, delivered);
+    assert_eq!(records.len() as u64, delivered + 1);
     let expected = recompute(&records);
     let b = app.balances().await;
-    assert_eq!(b.stats.applied, delivered);
     assert_eq!(b.stats.mismatches, 0);
     for a in &b.accounts {
         assert_eq!(

@@ -163,6 +163,9 @@ pub struct TopicView {
     /// Produce → applied over the last 10 s (record CreateTime to the calculator's apply).
     #[serde(default)]
     pub latency: crate::latency::LatencySummary,
+    /// This run's producer's acknowledged nets against the calculator's applied ones.
+    #[serde(default)]
+    pub invariant: crate::invariant::InvariantStatus,
 }
 
 /// Groups a page is sent at most (cashflow's own first).
@@ -197,6 +200,7 @@ impl TopicView {
             error: self.error.clone(),
             calculator: Default::default(),
             latency: self.latency,
+            invariant: self.invariant,
         }
     }
 }

@@ -168,6 +168,7 @@ impl Generator {
             new_balance: Some(state.balance),
             transaction_summary: summary,
             timestamp_ms: Some(timestamp_ms),
+            producer_id: None,
         }
     }
 }

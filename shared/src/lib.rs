@@ -13,6 +13,7 @@
 //! - [`protocol`]: the WebSocket messages between server and page.
 //! - [`dashboard`]: the page's state reducer; [`chart`]: chart geometry.
 //! - [`group`]: the calculator's consumer group: owners and the rebalance timeline.
+//! - [`invariant`]: the producer's acknowledged nets against the calculator's applied ones.
 //! - [`latency`]: produce → applied percentiles over a sliding window.
 //! - [`partitioner`], [`assignment`]: Kafka's key → partition and consumer-protocol bytes.
 
@@ -22,6 +23,7 @@ pub mod chart;
 pub mod dashboard;
 pub mod generator;
 pub mod group;
+pub mod invariant;
 pub mod latency;
 pub mod ledger;
 pub mod money;

@@ -55,6 +55,9 @@ pub struct Counters {
     /// Produce → applied over the last 10 s.
     #[serde(default)]
     pub latency: crate::latency::LatencySummary,
+    /// This run's producer's acknowledged nets against the calculator's applied ones.
+    #[serde(default)]
+    pub invariant: crate::invariant::InvariantStatus,
 }
 
 /// One point of the charts' history: every charted account's balance at `t_ms`.

@@ -67,6 +67,10 @@ pub struct Transaction {
     /// Milliseconds since the Unix epoch when the producer made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
+    /// Which producer wrote it (cashflow's: `cashflow-<hex>`, new each run); the original's
+    /// scripts write none. The page's invariant compares per producer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<String>,
 }
 
 /// Why a record is not a usable transaction. The `Display` text is the reason shown to people.
@@ -131,6 +135,13 @@ impl Transaction {
         }
         if self.transaction_id.len() > MAX_ID_LEN {
             return invalid(format!("transaction_id longer than {MAX_ID_LEN} bytes"));
+        }
+        if self
+            .producer_id
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_ID_LEN)
+        {
+            return invalid(format!("producer_id longer than {MAX_ID_LEN} bytes"));
         }
         if let Some(b) = self.new_balance
             && b.minor()

@@ -35,6 +35,11 @@ test('the class watches lag, members and rebalances on the page', async () => {
     await page.click('[data-testid=pause-consumption]');
     await page.waitForSelector('[data-testid=resume-consumption]', { timeout: 10000 });
     await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.lag) > 20, calcGroup, { timeout: 30000 });
+    // The invariant line says how far the calculator is behind the producer's acknowledgements.
+    await page.waitForFunction(() => {
+      const m = /catching up \(lag (\d+)\)/.exec(document.querySelector('[data-testid=invariant]')?.textContent ?? '');
+      return m && Number(m[1]) > 20;
+    }, null, { timeout: 30000 });
     const lag1 = await lagOf(page);
     await page.waitForFunction(([sel, before]) => Number(document.querySelector(sel)?.dataset.lag) > before,
       [calcGroup, lag1], { timeout: 30000 });
@@ -72,6 +77,12 @@ test('the class watches lag, members and rebalances on the page', async () => {
       const ms = [...document.querySelectorAll('[data-testid^="member-"]')];
       return ms.length === 1 && ms[0].dataset.partitions === '0,1,2,3,4,5';
     }, null, { timeout: 30000 });
+
+    // With the generator paused, everything acknowledged gets applied: the invariant holds.
+    await page.click('[data-testid=pause]');
+    await page.waitForSelector('[data-testid=invariant][data-state=Holds]', { timeout: 30000 });
+    assert.match(await page.textContent('[data-testid=invariant]'), /✓ holds/);
+    await page.click('[data-testid=start]');
 
     // Follow an account: the page names its partition by murmur2, which is where it was read.
     const bar = await page.waitForSelector('[data-testid^="balance-"]', { timeout: 30000 });

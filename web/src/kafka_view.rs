@@ -8,6 +8,7 @@ use cashflow_shared::AccountId;
 use cashflow_shared::api::GroupView;
 use cashflow_shared::dashboard::{Dashboard, series_style};
 use cashflow_shared::group::{GroupStatus, Rebalance};
+use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::partitioner;
 use cashflow_shared::protocol::Command;
 use leptos::prelude::*;
@@ -94,7 +95,21 @@ pub fn TopicPanel() -> impl IntoView {
                 })
                 .collect_view();
             let path = follow.and_then(|a| account_path(d, a));
+            let inv = d.counters.invariant;
+            let inv_class = match inv.state {
+                InvariantState::Holds => "invariant ok",
+                InvariantState::Broken => "invariant bad",
+                _ => "invariant",
+            };
+            let foreign = if inv.foreign_records > 0 {
+                format!(" · {} records from other producers counted apart", inv.foreign_records)
+            } else {
+                String::new()
+            };
             view! {
+                <p class=inv_class data-testid="invariant" data-state=format!("{:?}", inv.state)
+                    title="Per account, the net Kafka acknowledged to this server's producer (delivery reports) against the net the balance calculator applied from that producer's records">
+                    {format!("Producer → calculator: {}{foreign}", inv.describe())}</p>
                 <div class="lanehead"><span>"part."</span><span>"offsets (log start → end), ▏ committed by the calculator"</span>
                     <span>"end"</span><span>"in"</span><span>"lag"</span><span>"owner"</span></div>
                 <ol class="lanes">{rows}</ol>

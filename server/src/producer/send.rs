@@ -7,7 +7,8 @@ impl ProducerTask {
     /// Enqueues one record without waiting: false when librdkafka's queue is full (the
     /// transaction is taken back from the producer's view; the caller tries later or says so).
     /// Other errors are counted as failed deliveries.
-    pub(super) fn publish(&mut self, tx: Transaction) -> bool {
+    pub(super) fn publish(&mut self, mut tx: Transaction) -> bool {
+        tx.producer_id = Some(self.shared.producer_id.clone());
         let key = tx.account.to_string();
         let payload = tx.to_json();
         let sent = Box::new(Sent {
