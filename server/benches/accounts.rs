@@ -54,6 +54,7 @@ fn tx(account: u32, i: u32) -> Transaction {
         new_balance: None,
         transaction_summary: Default::default(),
         timestamp_ms: None,
+        producer_id: None,
     }
 }
 

@@ -219,6 +219,7 @@ mod tests {
                         new_balance: None,
                         transaction_summary: Default::default(),
                         timestamp_ms: None,
+                        producer_id: None,
                     };
                     let offset = i64::from(i / 6);
                     store.apply(

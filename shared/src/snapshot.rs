@@ -196,6 +196,7 @@ mod tests {
                 new_balance: None,
                 transaction_summary: Default::default(),
                 timestamp_ms: None,
+                producer_id: None,
             };
             p.apply(&tx, i64::from(a) + 5, Money::ZERO);
         }
@@ -259,6 +260,7 @@ mod tests {
                 new_balance: None,
                 transaction_summary: Default::default(),
                 timestamp_ms: None,
+                producer_id: None,
             };
             p.apply(&tx, i64::from(a), Money::ZERO);
         }

@@ -19,6 +19,7 @@ fn tx(
         new_balance: new_balance.map(Money::from_minor),
         transaction_summary: Default::default(),
         timestamp_ms: None,
+        producer_id: None,
     }
 }
 
