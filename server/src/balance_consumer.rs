@@ -274,6 +274,7 @@ impl Calculator {
                     ..
                 } => {
                     shared.count_applied(&tx);
+                    shared.flow_applied(pos.partition, pos.offset, self.member);
                     if self.mismatch_log.admit().0 {
                         warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
                               computed = %balance, "producer's new_balance disagrees with the ledger");
@@ -282,6 +283,7 @@ impl Calculator {
                 }
                 Outcome::Applied { .. } => {
                     shared.count_applied(&tx);
+                    shared.flow_applied(pos.partition, pos.offset, self.member);
                     return Verdict::Done;
                 }
                 Outcome::Replayed => return Verdict::Done,

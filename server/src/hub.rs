@@ -150,6 +150,7 @@ impl Hub {
             store,
             topic_view: self.topic_view(),
             group: self.shared.group(),
+            flow: self.shared.flow_all(),
         }))
     }
 
@@ -174,6 +175,7 @@ impl Hub {
         let mut sent_counters = Counters::default();
         let mut sent_group = self.shared.group();
         let mut topic_views = self.topic_view.clone();
+        let mut flow_version = 0u64;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
         let mut shown = self.choose_shown();
@@ -269,7 +271,10 @@ impl Hub {
             if let Some(g) = &group {
                 sent_group = g.clone();
             }
+            let (flow, v) = self.shared.flow_since(flow_version);
+            flow_version = v;
             let quiet = changed.is_empty()
+                && flow.is_empty()
                 && topic_view.is_none()
                 && group.is_none()
                 && dropped.is_empty()
@@ -296,6 +301,7 @@ impl Hub {
                 store,
                 topic_view,
                 group,
+                flow,
             };
             let _ = self
                 .frames

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use cashflow_shared::api::{Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth};
+use cashflow_shared::flow::{Flow, FlowDot};
 use cashflow_shared::group::{Group, GroupStatus};
 use cashflow_shared::invariant::{Applied, InvariantStatus};
 use cashflow_shared::latency::{LatencySummary, LatencyWindow};
@@ -55,6 +56,10 @@ pub struct Shared {
     /// What the calculator applied from this run's producer per account, and how many records
     /// from other producers (see [`cashflow_shared::invariant`]).
     own: Mutex<(Applied, u64)>,
+    /// The real records the page animates, and how many of them wait to be applied (so the
+    /// calculator takes the lock only while some do).
+    flow: Mutex<Flow>,
+    flow_waiting: AtomicU64,
     /// Cleared once another cashflow server is seen owning some partitions: the invariant
     /// cannot be checked from here after that.
     whole_topic: std::sync::atomic::AtomicBool,
@@ -98,6 +103,8 @@ impl Shared {
             producer_id: format!("cashflow-{:016x}", rand::random::<u64>()),
             own: Mutex::new((Applied::new(), 0)),
             whole_topic: std::sync::atomic::AtomicBool::new(true),
+            flow: Mutex::new(Flow::default()),
+            flow_waiting: AtomicU64::new(0),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -164,6 +171,8 @@ impl Shared {
         self.clear_snapshot_marks();
         // The invariant starts over with the balances: the old topic's records are gone.
         *lock(&self.own) = (Applied::new(), 0);
+        lock(&self.flow).clear();
+        self.flow_waiting.store(0, Ordering::Relaxed);
         self.with_producer(|p| p.delivered_by_account.clear());
         self.with_store(|s| {
             s.recreated += 1;
@@ -242,6 +251,46 @@ impl Shared {
         } else {
             own.1 += 1;
         }
+    }
+
+    /// Kafka acknowledged a record of this server's producer: followed on the page if the
+    /// sampling admits it (see [`cashflow_shared::flow`]).
+    pub fn flow_acked(&self, dot: FlowDot) {
+        let pos = cashflow_shared::ledger::Position {
+            partition: dot.partition,
+            offset: dot.offset,
+        };
+        let applied = self.ledger().has_seen(pos).then(|| {
+            let owner = lock(&self.group).owners().get(&dot.partition).copied();
+            (now_ms(), owner)
+        });
+        let mut f = lock(&self.flow);
+        if f.acked(dot, applied) {
+            self.flow_waiting
+                .store(f.waiting_count() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The calculator's `member` applied the record at (`partition`, `offset`).
+    pub fn flow_applied(&self, partition: i32, offset: i64, member: u32) {
+        if self.flow_waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut f = lock(&self.flow);
+        if f.waiting(partition, offset) {
+            f.applied(partition, offset, member, now_ms());
+            self.flow_waiting
+                .store(f.waiting_count() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Followed records changed after `after` (a version), and the newest version.
+    pub fn flow_since(&self, after: u64) -> (Vec<FlowDot>, u64) {
+        lock(&self.flow).since(after)
+    }
+
+    pub fn flow_all(&self) -> Vec<FlowDot> {
+        lock(&self.flow).all()
     }
 
     /// Another cashflow server owns some partitions: the invariant is no longer checked here.

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::api::{AccountBalance, LogLine, MAX_GROUPS_ON_PAGE, TopicView};
+use crate::flow::{FlowDot, MAX_DOTS};
 use crate::group::GroupStatus;
 use crate::money::Money;
 use crate::protocol::{
@@ -44,6 +45,8 @@ pub struct Dashboard {
     pub topic_view: Option<TopicView>,
     /// The balance calculator's members and rebalances.
     pub group: GroupStatus,
+    /// Real records followed (oldest first, at most [`MAX_DOTS`]).
+    pub flow: VecDeque<FlowDot>,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -118,6 +121,7 @@ impl Dashboard {
                 self.partitions.truncate(MAX_SHOWN_PARTITIONS);
                 self.set_topic_view(s.topic_view);
                 self.group = s.group;
+                self.flow = s.flow.into_iter().rev().take(MAX_DOTS).rev().collect();
                 self.snapshots += 1;
                 None
             }
@@ -147,6 +151,9 @@ impl Dashboard {
                 }
                 if let Some(g) = d.group {
                     self.group = g;
+                }
+                for dot in d.flow {
+                    self.follow_record(dot);
                 }
                 if let Some(mut p) = d.partitions {
                     p.truncate(MAX_SHOWN_PARTITIONS);
@@ -192,6 +199,23 @@ impl Dashboard {
                 Some(Notice::Ok { id, text })
             }
             ServerMsg::Error { id, message } => Some(Notice::Error { id, text: message }),
+        }
+    }
+
+    /// A followed record, new or now applied (the same partition and offset is one record).
+    fn follow_record(&mut self, dot: FlowDot) {
+        match self
+            .flow
+            .iter_mut()
+            .find(|d| d.partition == dot.partition && d.offset == dot.offset)
+        {
+            Some(d) => *d = dot,
+            None => {
+                if self.flow.len() == MAX_DOTS {
+                    self.flow.pop_front();
+                }
+                self.flow.push_back(dot);
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`api`]: JSON bodies the server's HTTP API returns.
 //! - [`protocol`]: the WebSocket messages between server and page.
 //! - [`dashboard`]: the page's state reducer; [`chart`]: chart geometry.
+//! - [`flow`]: the real records the page animates (every one at classroom rates, a sample above).
 //! - [`group`]: the calculator's consumer group: owners and the rebalance timeline.
 //! - [`invariant`]: the producer's acknowledged nets against the calculator's applied ones.
 //! - [`latency`]: produce → applied percentiles over a sliding window.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod assignment;
 pub mod chart;
 pub mod dashboard;
+pub mod flow;
 pub mod generator;
 pub mod group;
 pub mod invariant;

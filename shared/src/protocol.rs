@@ -120,6 +120,9 @@ pub struct Snapshot {
     /// The balance calculator's members and rebalances.
     #[serde(default)]
     pub group: GroupStatus,
+    /// Real records followed now (at most [`MAX_DOTS`](crate::flow::MAX_DOTS)).
+    #[serde(default)]
+    pub flow: Vec<crate::flow::FlowDot>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -148,6 +151,9 @@ pub struct Delta {
     /// When it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupStatus>,
+    /// Followed records that are new or were applied since the last frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flow: Vec<crate::flow::FlowDot>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -32,6 +32,8 @@ export function startServer(port, extra = []) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
     proc.stdout.on('data', (d) => {
+      const m = /(http:\/\/\S+?)\/? \(Kafka: (\S+)\)/.exec(String(d));
+      if (m) { proc.kafka = m[2]; }
       if (String(d).includes('http://')) { clearTimeout(timer); resolve(proc); }
     });
     proc.on('exit', (code) => reject(new Error(`server exited ${code}:\n${log}`)));

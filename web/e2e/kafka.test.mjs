@@ -4,6 +4,7 @@
 // bar sits on the partition murmur2 says, which is where the server read it from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, CHROMIUM_ARGS, chromium, freePort, startServer, stopServer } from './harness.mjs';
@@ -83,6 +84,25 @@ test('the class watches lag, members and rebalances on the page', async () => {
     await page.waitForSelector('[data-testid=invariant][data-state=Holds]', { timeout: 30000 });
     assert.match(await page.textContent('[data-testid=invariant]'), /✓ holds/);
     await page.click('[data-testid=start]');
+
+    // Slow motion: every record is drawn; each dot's partition and offset hold, in the topic
+    // as a separate client (Python's confluent-kafka) reads it, the very record the dot shows.
+    await page.click('[data-testid=slow-motion]');
+    await page.waitForFunction(() => /0\.5 tx\/s/.test(document.querySelector('[data-testid=generator]')?.textContent), null, { timeout: 10000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=dot][data-applied=true]').length >= 10, null, { timeout: 30000 });
+    const dots = await page.evaluate(() => [...document.querySelectorAll('[data-testid=dot]')].map((d) => ({
+      partition: Number(d.dataset.partition), offset: Number(d.dataset.offset), account: Number(d.dataset.account),
+      title: d.querySelector('title').textContent })));
+    const records = JSON.parse(execFileSync('python3', [path.join(import.meta.dirname, 'read_records.py'), server.kafka, 'transactions',
+      JSON.stringify(dots.map((d) => [d.partition, d.offset]))], { encoding: 'utf8', timeout: 120000 }));
+    for (const d of dots) {
+      const r = records[`${d.partition}@${d.offset}`];
+      assert.ok(r, `dot ${d.partition}@${d.offset} is a record in the topic`);
+      assert.equal(r.account, d.account, `dot ${d.partition}@${d.offset}`);
+      assert.ok(d.title.includes(`${r.transaction_type} `), `${d.title} vs ${JSON.stringify(r)}`);
+    }
+    await page.locator('svg.flow').screenshot({ path: path.join(ARTIFACTS, 'flow.png') });
+    await page.click('[data-testid=pause]');
 
     // Follow an account: the page names its partition by murmur2, which is where it was read.
     const bar = await page.waitForSelector('[data-testid^="balance-"]', { timeout: 30000 });

@@ -7,11 +7,14 @@
 //!   sparkline as SVG, with a bounded number of points per series.
 //! - [`kafka_view`] shows the topic as the broker reports it (offsets, lag, groups) and the
 //!   balance calculator's members with their rebalances.
+//! - [`flow_view`] animates real records from the producer through the partitions and members
+//!   into the ledger.
 //! - [`controls`] sends the generator commands; every control is disabled, with the reason,
 //!   while the page is not connected.
 
 mod charts;
 mod controls;
+mod flow_view;
 mod kafka_view;
 mod socket;
 
@@ -66,6 +69,14 @@ fn App() -> impl IntoView {
                     <h2>"Balance calculator · consumer group members"</h2>
                     <kafka_view::MembersPanel/>
                 </section>
+                <section class="panel wide2">
+                    <h2>"Record flow · real records, their partition and offset"</h2>
+                    <flow_view::FlowView/>
+                </section>
+                <section class="panel">
+                    <h2>"Consumer groups on the topic · lag"</h2>
+                    <kafka_view::GroupsPanel/>
+                </section>
                 <section class="panel">
                     <h2>"Balance per account"</h2>
                     <charts::BalanceBars/>
@@ -73,10 +84,6 @@ fn App() -> impl IntoView {
                 <section class="panel">
                     <h2>"Transactions per account"</h2>
                     <charts::CountBars/>
-                </section>
-                <section class="panel">
-                    <h2>"Consumer groups on the topic · lag"</h2>
-                    <kafka_view::GroupsPanel/>
                 </section>
                 <section class="panel wide">
                     <h2>"Logging consumer · newest first"</h2>

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use cashflow_shared::flow::FlowDot;
 use cashflow_shared::{AccountId, Money};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
@@ -51,12 +52,23 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
         let shared = &self.inner.shared;
         match result {
-            Ok(_) => shared.with_producer(|p| {
-                p.delivered += 1;
-                let t = p.delivered_by_account.entry(sent.account).or_default();
-                t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
-                t.count += 1;
-            }),
+            Ok(msg) => {
+                shared.with_producer(|p| {
+                    p.delivered += 1;
+                    let t = p.delivered_by_account.entry(sent.account).or_default();
+                    t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
+                    t.count += 1;
+                });
+                shared.flow_acked(FlowDot {
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    account: sent.account,
+                    delta: sent.delta.minor(),
+                    acked_ms: crate::state::now_ms(),
+                    applied_ms: None,
+                    member: None,
+                });
+            }
             Err((e, msg)) => {
                 shared.with_producer(|p| {
                     p.failed += 1;

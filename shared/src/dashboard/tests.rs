@@ -47,6 +47,7 @@ fn snapshot_then_deltas() {
         },
         topic_view: None,
         group: Default::default(),
+        flow: vec![],
     };
     d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));
@@ -233,4 +234,32 @@ fn line_points_are_bounded_and_keep_the_newest() {
 fn series_styles_differ_for_32_accounts() {
     let styles: std::collections::HashSet<_> = (1..=32).map(series_style).collect();
     assert_eq!(styles.len(), 32);
+}
+
+#[test]
+fn followed_records_are_updated_in_place_and_bounded() {
+    use crate::flow::{FlowDot, MAX_DOTS};
+    let dot = |offset, applied: Option<i64>| FlowDot {
+        partition: 1,
+        offset,
+        account: 3,
+        delta: -800,
+        acked_ms: 0,
+        applied_ms: applied,
+        member: applied.map(|_| 1),
+    };
+    let mut d = Dashboard::default();
+    let delta = |flow| {
+        ServerMsg::Delta(Box::new(Delta {
+            flow,
+            ..Delta::default()
+        }))
+    };
+    d.apply(delta(vec![dot(7, None)]));
+    d.apply(delta(vec![dot(7, Some(5))]));
+    assert_eq!(d.flow.len(), 1);
+    assert_eq!(d.flow[0].member, Some(1));
+    d.apply(delta((0..200).map(|o| dot(100 + o, None)).collect()));
+    assert_eq!(d.flow.len(), MAX_DOTS);
+    assert_eq!(d.flow.back().map(|x| x.offset), Some(299));
 }

@@ -1,0 +1,172 @@
+//! The path of real records: producer → topic partitions (lanes, offsets growing) → the
+//! calculator's members → ledger. Every dot is a record Kafka acknowledged, placed by the
+//! partition and offset of its delivery report; once the calculator applies it, it travels on to
+//! the member that applied it and into the ledger. The server chooses the records (every one up
+//! to 5 a second, a sample of at most 20 a second above), so the drawing stays bounded.
+
+use cashflow_shared::dashboard::{Dashboard, format_money, series_style};
+use cashflow_shared::flow::FlowDot;
+use cashflow_shared::{Money, protocol::Command};
+use leptos::prelude::*;
+
+use crate::socket::Ctx;
+
+const W: f64 = 820.0;
+const LANE_TOP: f64 = 34.0;
+const LANE_GAP: f64 = 30.0;
+const PRODUCER_X: f64 = 50.0;
+const LANE_X0: f64 = 150.0;
+const LANE_X1: f64 = 520.0;
+const MEMBER_X: f64 = 630.0;
+const LEDGER_X: f64 = 760.0;
+/// Offsets a lane shows (the newest ones); older waiting records sit at its start.
+const LANE_OFFSETS: f64 = 24.0;
+/// Dots drawn at most (the newest).
+const DRAWN: usize = 40;
+
+fn lanes(d: &Dashboard) -> usize {
+    d.partitions.len().clamp(1, 12)
+}
+
+fn lane_y(p: i32) -> f64 {
+    LANE_TOP + p as f64 * LANE_GAP
+}
+
+fn member_y(d: &Dashboard, member: Option<u32>) -> f64 {
+    let n = d.group.members.len().max(1) as f64;
+    let i = member
+        .and_then(|m| d.group.members.iter().position(|x| x.member == m))
+        .unwrap_or(0) as f64;
+    let span = lanes(d) as f64 * LANE_GAP;
+    LANE_TOP + (i + 0.5) * span / n - LANE_GAP / 2.0
+}
+
+/// The end offset of partition `p` as far as the page knows (the broker's view, or a newer
+/// record's offset).
+fn lane_end(d: &Dashboard, p: i32) -> i64 {
+    let broker = d
+        .topic_view
+        .as_ref()
+        .and_then(|v| v.partitions.iter().find(|x| x.partition == p))
+        .map_or(0, |x| x.end);
+    let dots = d
+        .flow
+        .iter()
+        .filter(|x| x.partition == p)
+        .map(|x| x.offset + 1)
+        .max()
+        .unwrap_or(0);
+    broker.max(dots)
+}
+
+fn lane_x(d: &Dashboard, dot: &FlowDot) -> f64 {
+    let behind = (lane_end(d, dot.partition) - 1 - dot.offset).max(0) as f64;
+    (LANE_X1 - 10.0 - behind * (LANE_X1 - LANE_X0) / LANE_OFFSETS).max(LANE_X0 + 8.0)
+}
+
+fn dot_view(d: &Dashboard, dot: FlowDot) -> impl IntoView + use<> {
+    let (colour, _) = series_style(dot.account);
+    let style = format!(
+        "--px: {PRODUCER_X}px; --py: {py}px; --x: {x:.1}px; --y: {y:.1}px; --mx: {MEMBER_X}px; --my: {my:.1}px; --lx: {LEDGER_X}px; --ly: {ly:.1}px",
+        py = LANE_TOP + lanes(d) as f64 * LANE_GAP / 2.0 - LANE_GAP / 2.0,
+        x = lane_x(d, &dot),
+        y = lane_y(dot.partition),
+        my = member_y(d, dot.member),
+        ly = LANE_TOP + lanes(d) as f64 * LANE_GAP / 2.0 - LANE_GAP / 2.0,
+    );
+    let kind = if dot.delta >= 0 { "Credit" } else { "Debit" };
+    let title = format!(
+        "account {} · {kind} {} · partition {} offset {}{}",
+        dot.account,
+        format_money(Money::from_minor(dot.delta.abs())),
+        dot.partition,
+        dot.offset,
+        dot.member
+            .map(|m| format!(" · applied by member {m}"))
+            .unwrap_or_else(|| " · waiting in the partition".into())
+    );
+    let applied = dot.applied_ms.is_some();
+    view! {
+        <g class="dot" class:applied=applied style=style data-testid="dot" data-partition=dot.partition
+           data-offset=dot.offset data-account=dot.account data-applied=applied.to_string()>
+            <circle r="7" fill=colour stroke="#000" stroke-width="1"></circle>
+            <text y="4" text-anchor="middle" class="dotlabel">{dot.account}</text>
+            <title>{title}</title>
+        </g>
+    }
+}
+
+#[component]
+pub fn FlowView() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let dots = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| {
+            let skip = d.flow.len().saturating_sub(DRAWN);
+            d.flow.iter().skip(skip).copied().collect::<Vec<_>>()
+        })
+    };
+    let frame = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| {
+            let n = lanes(d);
+            let h = LANE_TOP + n as f64 * LANE_GAP;
+            let lane_rows = (0..n as i32)
+                .map(|p| {
+                    let end = lane_end(d, p);
+                    let owner = d.group.owner(p).map_or("–".to_owned(), |m| format!("M{m}"));
+                    view! {
+                        <g class="flowlane">
+                            <rect x=LANE_X0 y=lane_y(p) - 10.0 width=LANE_X1 - LANE_X0 height="20" rx="4"></rect>
+                            <text x=LANE_X0 - 8.0 y=lane_y(p) + 4.0 text-anchor="end" class="axis">{format!("p{p}")}</text>
+                            <text x=LANE_X1 + 6.0 y=lane_y(p) + 4.0 class="axis">{format!("{end} · {owner}")}</text>
+                        </g>
+                    }
+                })
+                .collect_view();
+            let members = d
+                .group
+                .members
+                .iter()
+                .map(|m| {
+                    let y = member_y(d, Some(m.member));
+                    view! {
+                        <g class="flowbox"><rect x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect>
+                        <text x=MEMBER_X y=y + 4.0 text-anchor="middle">{format!("member {}", m.member)}</text></g>
+                    }
+                })
+                .collect_view();
+            let mid = h / 2.0 - LANE_GAP / 2.0;
+            view! {
+                <g class="flowbox"><rect x=PRODUCER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
+                    <text x=PRODUCER_X y=mid + 4.0 text-anchor="middle">"producer"</text></g>
+                <g class="flowbox"><rect x=LEDGER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
+                    <text x=LEDGER_X y=mid + 4.0 text-anchor="middle">"ledger"</text></g>
+                <text x=(LANE_X0 + LANE_X1) / 2.0 y="12" text-anchor="middle" class="axis">"topic partitions: newest offsets on the right, end offset · owner"</text>
+                {lane_rows}
+                {members}
+            }
+        })
+    };
+    let height = move || {
+        ctx.version.get();
+        ctx.dash
+            .with_value(|d| LANE_TOP + lanes(d) as f64 * LANE_GAP + 4.0)
+    };
+    let slow = move |_| {
+        ctx.send(Command::SetRate { rate: Some(0.5) });
+    };
+    view! {
+        <svg class="flow" viewBox=move || format!("0 0 {W} {}", height()) role="img"
+             aria-label="records from the producer through the partitions and members into the ledger">
+            {frame}
+            <For each=dots key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
+                {move || ctx.dash.with_value(|d| dot_view(d, dot))}
+            </For>
+        </svg>
+        <div class="legend">
+            <span>"Each dot is a real record: its lane and place are the partition and offset Kafka gave it. Up to 5 a second every record is drawn; above that a sample of at most 20 a second."</span>
+            <button data-testid="slow-motion" disabled=move || !ctx.can_command() on:click=slow>"Slow motion (0.5 tx/s)"</button>
+        </div>
+    }
+}
