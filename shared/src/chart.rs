@@ -1,9 +1,8 @@
 //! Chart geometry for the page, pure so it is tested natively: nice axis scales, SVG points
-//! with a bounded number per series, money labels, and the series' colours.
+//! with a bounded number per series, and the series' colours (texts are in [`crate::format`]).
 
 use std::collections::VecDeque;
 
-use crate::money::Money;
 use crate::protocol::Sample;
 use crate::transaction::AccountId;
 
@@ -18,21 +17,6 @@ pub fn series_style(account: AccountId) -> (&'static str, &'static str) {
     let i = account.saturating_sub(1) as usize;
     let dash = ["", "6 3", "2 3", "8 3 2 3"][(i / PALETTE.len()) % 4];
     (PALETTE[i % PALETTE.len()], dash)
-}
-
-/// `1234567` minor units → `"12,345.67"`.
-pub fn format_money(m: Money) -> String {
-    let s = m.to_string();
-    let (sign, rest) = s.strip_prefix('-').map(|r| ("-", r)).unwrap_or(("", &s));
-    let (whole, cents) = rest.split_once('.').unwrap_or((rest, "00"));
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}{grouped}.{cents}")
 }
 
 /// An axis from `lo` to `hi` in steps of `step`, all "nice" numbers (1, 2, 5 × 10^k).

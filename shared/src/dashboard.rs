@@ -1,7 +1,8 @@
 //! The page's state, kept pure so it is tested natively.
 //!
-//! [`Dashboard::apply`] is the reducer the page feeds every server message into; the chart
-//! helpers (re-exported from [`crate::chart`]) turn that state into SVG coordinates.
+//! [`Dashboard::apply`] is the reducer the page feeds every server message into. Chart geometry
+//! ([`crate::chart`]) and formatting ([`crate::format`]) are modules of their own, re-exported
+//! here for the page.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -15,7 +16,8 @@ use crate::protocol::{
 };
 use crate::transaction::AccountId;
 
-pub use crate::chart::{PALETTE, Scale, format_money, history_range, line_points, series_style};
+pub use crate::chart::{PALETTE, Scale, history_range, line_points, series_style};
+pub use crate::format::{clock, format_money, money_label};
 
 /// Log lines the page keeps (newest first).
 pub const LOG_CAPACITY: usize = 200;

@@ -12,6 +12,7 @@
 //! - [`api`]: JSON bodies the server's HTTP API returns.
 //! - [`protocol`]: the WebSocket messages between server and page.
 //! - [`dashboard`]: the page's state reducer; [`chart`]: chart geometry.
+//! - [`format`]: money, labels and clock times as the page writes them.
 //! - [`flow`]: the real records the page animates (every one at classroom rates, a sample above).
 //! - [`group`]: the calculator's consumer group: owners and the rebalance timeline.
 //! - [`invariant`]: the producer's acknowledged nets against the calculator's applied ones.
@@ -23,6 +24,7 @@ pub mod assignment;
 pub mod chart;
 pub mod dashboard;
 pub mod flow;
+pub mod format;
 pub mod generator;
 pub mod group;
 pub mod invariant;

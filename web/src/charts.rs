@@ -1,8 +1,9 @@
 //! SVG charts. Each reads the dashboard when `version` changes (at most once per frame) and
 //! draws a bounded number of elements: at most 300 points per line, 100 bars.
 
-use cashflow_shared::Money;
-use cashflow_shared::dashboard::{Scale, format_money, history_range, line_points, series_style};
+use cashflow_shared::dashboard::{
+    Scale, format_money, history_range, line_points, money_label, series_style,
+};
 use leptos::prelude::*;
 
 use crate::socket::Ctx;
@@ -93,17 +94,13 @@ fn Sparkline() -> impl IntoView {
     }
 }
 
-fn money_label(minor: i64) -> String {
-    let m = Money::from_minor(minor);
-    let s = format_money(m);
-    s.strip_suffix(".00").map(str::to_owned).unwrap_or(s)
-}
-
 #[component]
 pub fn LineChart() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     move || {
         ctx.history_version.get();
+        // The followed account's line is drawn thicker (its path across the page).
+        let follow = ctx.follow.get();
         ctx.dash.with_value(|d| {
             let Some((lo, hi)) = history_range(&d.history) else {
                 return view! { <p class="empty">"Waiting for the first second of data…"</p> }.into_any();
@@ -128,7 +125,8 @@ pub fn LineChart() -> impl IntoView {
                 .filter_map(|i| {
                     let pts = line_points(&d.history, i, &scale, LINE_W, LINE_H, MAX_POINTS)?;
                     let (colour, dash) = series_style(i as u32 + 1);
-                    Some(view! { <polyline points=pts fill="none" stroke=colour stroke-dasharray=dash stroke-width="2"><title>{format!("account {}", i + 1)}</title></polyline> })
+                    let width = if follow == Some(i as u32 + 1) { "5" } else { "2" };
+                    Some(view! { <polyline points=pts fill="none" stroke=colour stroke-dasharray=dash stroke-width=width><title>{format!("account {}", i + 1)}</title></polyline> })
                 })
                 .collect_view();
             let legend = (n <= 16).then(|| {

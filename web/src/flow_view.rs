@@ -64,7 +64,7 @@ fn lane_x(d: &Dashboard, dot: &FlowDot) -> f64 {
     (LANE_X1 - 10.0 - behind * (LANE_X1 - LANE_X0) / LANE_OFFSETS).max(LANE_X0 + 8.0)
 }
 
-fn dot_view(d: &Dashboard, dot: FlowDot) -> impl IntoView + use<> {
+fn dot_view(d: &Dashboard, dot: FlowDot, followed: bool) -> impl IntoView + use<> {
     let (colour, _) = series_style(dot.account);
     let style = format!(
         "--px: {PRODUCER_X}px; --py: {py}px; --x: {x:.1}px; --y: {y:.1}px; --mx: {MEMBER_X}px; --my: {my:.1}px; --lx: {LEDGER_X}px; --ly: {ly:.1}px",
@@ -87,7 +87,7 @@ fn dot_view(d: &Dashboard, dot: FlowDot) -> impl IntoView + use<> {
     );
     let applied = dot.applied_ms.is_some();
     view! {
-        <g class="dot" class:applied=applied style=style data-testid="dot" data-partition=dot.partition
+        <g class="dot" class:applied=applied class:followed=followed style=style data-testid="dot" data-partition=dot.partition
            data-offset=dot.offset data-account=dot.account data-applied=applied.to_string()>
             <circle r="7" fill=colour stroke="#000" stroke-width="1"></circle>
             <text y="4" text-anchor="middle" class="dotlabel">{dot.account}</text>
@@ -161,7 +161,10 @@ pub fn FlowView() -> impl IntoView {
              aria-label="records from the producer through the partitions and members into the ledger">
             {frame}
             <For each=dots key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
-                {move || ctx.dash.with_value(|d| dot_view(d, dot))}
+                {move || {
+                    let followed = ctx.follow.get() == Some(dot.account);
+                    ctx.dash.with_value(|d| dot_view(d, dot, followed))
+                }}
             </For>
         </svg>
         <div class="legend">

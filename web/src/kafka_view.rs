@@ -6,7 +6,7 @@
 
 use cashflow_shared::AccountId;
 use cashflow_shared::api::GroupView;
-use cashflow_shared::dashboard::{Dashboard, series_style};
+use cashflow_shared::dashboard::{Dashboard, clock, series_style};
 use cashflow_shared::group::{GroupStatus, Rebalance};
 use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::partitioner;
@@ -214,12 +214,6 @@ fn describe_rebalance(r: &Rebalance) -> String {
     }
 }
 
-/// hh:mm:ss (UTC) of a time in ms since the epoch.
-fn clock(ms: i64) -> String {
-    let s = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
 /// The balance calculator's members, the presenter's buttons and the rebalance timeline.
 #[component]
 pub fn MembersPanel() -> impl IntoView {
@@ -300,7 +294,6 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn clock_and_rebalance_text() {
-        assert_eq!(clock(3_723_000), "01:02:03");
         let r = Rebalance {
             started_ms: 0,
             ended_ms: Some(1_500),
