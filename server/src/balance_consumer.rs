@@ -78,6 +78,7 @@ pub async fn run(
         shared: shared.clone(),
         member,
         batch: Batch::default(),
+        applied_now: false,
         catch_up: Arc::new(CatchUpFromKafka {
             settings: settings.clone(),
             brokers: brokers.clone(),
@@ -144,7 +145,7 @@ async fn restore(
 #[derive(Default)]
 struct Batch {
     records: u64,
-    /// Produce → applied of the records since the last flush (ms), at most [`BATCH`].
+    /// Produce → applied of the records applied since the last flush (ms), at most [`BATCH`].
     latencies: Vec<i64>,
     last_flush: Option<std::time::Instant>,
 }
@@ -156,6 +157,8 @@ struct Calculator {
     shared: Arc<Shared>,
     member: u32,
     batch: Batch,
+    /// The record being handled was applied (not replayed, not dead-lettered).
+    applied_now: bool,
     catch_up: Arc<CatchUpFromKafka>,
     mismatch_log: RateLimitedLog,
     malformed_log: RateLimitedLog,
@@ -196,36 +199,50 @@ impl Handler for Calculator {
     }
 
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
+        self.applied_now = false;
         let verdict = self.decide(msg);
         if !matches!(verdict, Verdict::CatchUp { .. } | Verdict::Fail(_)) {
             self.count(msg);
         }
         verdict
     }
+
+    fn tick(&mut self) {
+        self.flush();
+    }
 }
 
 impl Calculator {
-    /// Counts a handled record for its member and its produce → applied latency (from the
-    /// record's CreateTime), flushed to the shared state every [`BATCH`] records or 100 ms.
+    /// Counts a handled record for its member and, if it was applied just now (not a replay
+    /// or a dead letter), its produce → applied latency from the record's CreateTime; flushed to
+    /// the shared state every [`BATCH`] records or 100 ms, and by the consume loop's tick.
     fn count(&mut self, msg: &BorrowedMessage<'_>) {
         let b = &mut self.batch;
         b.records += 1;
-        if let Some(ts) = msg.timestamp().to_millis()
+        if self.applied_now
+            && let Some(ts) = msg.timestamp().to_millis()
             && b.latencies.len() < BATCH
         {
-            b.latencies.push(ts);
+            b.latencies.push(crate::state::now_ms() - ts);
         }
-        let now = std::time::Instant::now();
         let due = b
             .last_flush
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100));
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
         if b.records as usize >= BATCH || due {
-            b.last_flush = Some(now);
-            let (n, produced) = (b.records, std::mem::take(&mut b.latencies));
-            b.records = 0;
-            self.shared.with_group(|g| g.count_records(self.member, n));
-            self.shared.record_latencies(&produced);
+            self.flush();
         }
+    }
+
+    fn flush(&mut self) {
+        let b = &mut self.batch;
+        b.last_flush = Some(std::time::Instant::now());
+        if b.records == 0 {
+            return;
+        }
+        let (n, latencies) = (b.records, std::mem::take(&mut b.latencies));
+        b.records = 0;
+        self.shared.with_group(|g| g.count_records(self.member, n));
+        self.shared.record_latencies(&latencies);
     }
 
     fn decide(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
@@ -273,6 +290,7 @@ impl Calculator {
                     producer_agrees: Some(false),
                     ..
                 } => {
+                    self.applied_now = true;
                     shared.count_applied(&tx);
                     shared.flow_applied(pos.partition, pos.offset, self.member);
                     if self.mismatch_log.admit().0 {
@@ -282,6 +300,7 @@ impl Calculator {
                     return Verdict::Done;
                 }
                 Outcome::Applied { .. } => {
+                    self.applied_now = true;
                     shared.count_applied(&tx);
                     shared.flow_applied(pos.partition, pos.offset, self.member);
                     return Verdict::Done;

@@ -118,6 +118,10 @@ impl CalculatorGroup {
     /// Starts one more member (the lowest free number); the group rebalances.
     pub async fn add(&self) -> Result<u32, String> {
         let mut members = self.members.lock().await;
+        self.add_locked(&mut members)
+    }
+
+    fn add_locked(&self, members: &mut Vec<Member>) -> Result<u32, String> {
         if members.len() >= self.max_members() {
             return Err(format!(
                 "the group already has {} members, one per partition: another would get none",
@@ -139,7 +143,8 @@ impl CalculatorGroup {
     }
 
     /// Stops the newest member (it commits and leaves the group, which rebalances); the first
-    /// member stays.
+    /// member stays. The members' lock is held until it has stopped, so a concurrent add
+    /// cannot take its number while it leaves.
     pub async fn remove(&self) -> Result<u32, String> {
         let mut members = self.members.lock().await;
         if members.len() <= 1 {
@@ -149,7 +154,6 @@ impl CalculatorGroup {
         let Some(m) = members.pop() else {
             return Err("no member to remove".into());
         };
-        drop(members);
         let number = m.number;
         self.stop(m, &format!("member {number} removed")).await;
         Ok(number)
@@ -164,24 +168,25 @@ impl CalculatorGroup {
         info!(member = m.number, "balance calculator member stopped");
     }
 
-    pub async fn count(&self) -> usize {
-        self.members.lock().await.len()
-    }
-
     /// Stops every member (each commits its offsets), e.g. at shutdown.
     pub async fn stop_all(&self) {
-        let members = std::mem::take(&mut *self.members.lock().await);
-        for m in members.into_iter().rev() {
+        let mut members = self.members.lock().await;
+        self.stop_all_locked(&mut members).await;
+    }
+
+    async fn stop_all_locked(&self, members: &mut Vec<Member>) {
+        for m in std::mem::take(members).into_iter().rev() {
             self.stop(m, "calculator stopped").await;
         }
     }
 
     /// Stops every member and starts one again, which restores the state afresh and resumes
-    /// from the committed offsets.
+    /// from the committed offsets (all under the members' lock: nothing starts in between).
     pub async fn restart(&self) {
-        self.stop_all().await;
+        let mut members = self.members.lock().await;
+        self.stop_all_locked(&mut members).await;
         self.restore_done.send_replace(false);
-        let _ = self.add().await;
+        let _ = self.add_locked(&mut members);
     }
 
     /// Stops (or resumes) fetching on every member; they stay in the group.

@@ -80,7 +80,14 @@ pub trait Handler: Send {
     fn catch_up(&self) -> Option<Arc<dyn CatchUp>> {
         None
     }
+
+    /// Called every [`TICK`] whether records come or not (e.g. to flush counters that are
+    /// batched per record).
+    fn tick(&mut self) {}
 }
+
+/// How often [`Handler::tick`] runs.
+pub const TICK: Duration = Duration::from_millis(200);
 
 /// See [`Handler::catch_up`].
 pub trait CatchUp: Send + Sync {
@@ -213,6 +220,8 @@ pub async fn consume(
         paused = tokio::sync::watch::channel(false).1;
     }
     paused.mark_unchanged();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut errors = RateLimitedLog::new(1);
     let mut in_flight = InFlight::default();
     let mut failure = None;
@@ -227,6 +236,10 @@ pub async fn consume(
                 }
             }, if in_flight.letters > 0 => {
                 if r.is_none() { break }
+                continue;
+            }
+            _ = tick.tick() => {
+                handler.tick();
                 continue;
             }
             Ok(()) = paused.changed() => {

@@ -96,19 +96,34 @@ impl Hub {
         }
     }
 
-    /// Once the calculator's own rebalances have settled for a while and still some partitions
-    /// are not its members', another cashflow server in the group has them: the invariant
-    /// cannot be checked from here any more.
+    /// Once the calculator's own rebalances have settled for a while, some partitions are still
+    /// not its members' and the broker lists a member of the group that is not one of them,
+    /// another cashflow server has those partitions: the invariant cannot be checked from here
+    /// any more. (Missing owners alone are not enough: a sole member waiting out a broker
+    /// outage owns nothing for a while too.)
     fn notice_another_server(&self) {
         let partitions = self.shared.with_broker(|b| b.partitions) as usize;
-        let settled = self
-            .shared
-            .group()
+        let ours = self.shared.group();
+        let settled = ours
             .rebalances
             .last()
             .and_then(|r| r.ended_ms)
             .is_some_and(|t| now_ms() - t > 5_000);
-        if partitions > 0 && settled && self.shared.assigned().len() < partitions {
+        if partitions == 0 || !settled || self.shared.assigned().len() >= partitions {
+            return;
+        }
+        let foreign = self
+            .topic_view
+            .borrow()
+            .groups
+            .iter()
+            .find(|g| g.group == ours.group)
+            .is_some_and(|g| {
+                g.members
+                    .iter()
+                    .any(|m| !ours.members.iter().any(|o| o.member_id == m.member_id))
+            });
+        if foreign {
             self.shared.topic_shared_with_another_server();
         }
     }

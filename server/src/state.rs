@@ -260,27 +260,29 @@ impl Shared {
             partition: dot.partition,
             offset: dot.offset,
         };
+        let mut f = lock(&self.flow);
+        // Raised before asking the ledger: a member applying the record right now then either
+        // is seen here as applied, or sees a waiting record and looks under the flow lock.
+        self.flow_waiting.fetch_add(1, Ordering::SeqCst);
         let applied = self.ledger().has_seen(pos).then(|| {
             let owner = lock(&self.group).owners().get(&dot.partition).copied();
             (now_ms(), owner)
         });
-        let mut f = lock(&self.flow);
-        if f.acked(dot, applied) {
-            self.flow_waiting
-                .store(f.waiting_count() as u64, Ordering::Relaxed);
-        }
+        f.acked(dot, applied);
+        self.flow_waiting
+            .store(f.waiting_count() as u64, Ordering::SeqCst);
     }
 
     /// The calculator's `member` applied the record at (`partition`, `offset`).
     pub fn flow_applied(&self, partition: i32, offset: i64, member: u32) {
-        if self.flow_waiting.load(Ordering::Relaxed) == 0 {
+        if self.flow_waiting.load(Ordering::SeqCst) == 0 {
             return;
         }
         let mut f = lock(&self.flow);
         if f.waiting(partition, offset) {
             f.applied(partition, offset, member, now_ms());
             self.flow_waiting
-                .store(f.waiting_count() as u64, Ordering::Relaxed);
+                .store(f.waiting_count() as u64, Ordering::SeqCst);
         }
     }
 
@@ -307,15 +309,15 @@ impl Shared {
         })
     }
 
-    /// Records produced at these times (ms) were applied now.
-    pub fn record_latencies(&self, produced_ms: &[i64]) {
-        if produced_ms.is_empty() {
+    /// Records were just applied this long (ms) after they were produced.
+    pub fn record_latencies(&self, latencies_ms: &[i64]) {
+        if latencies_ms.is_empty() {
             return;
         }
         let now = now_ms();
         let mut l = lock(&self.latency);
-        for p in produced_ms {
-            l.record(now, now - p);
+        for ms in latencies_ms {
+            l.record(now, *ms);
         }
     }
 

@@ -55,7 +55,11 @@ where
             error!("{name} stopped: {why}; restarting in {backoff:?}");
             shared.set_task_down(&name, Some(why));
             tokio::select! {
-                _ = token.cancelled() => return,
+                _ = token.cancelled() => {
+                    // Stopped on purpose (e.g. a member removed) while waiting: not down.
+                    shared.set_task_down(&name, None);
+                    return;
+                }
                 _ = tokio::time::sleep(backoff) => {}
             }
             shared.set_task_down(&name, None);
@@ -129,5 +133,34 @@ mod tests {
         token.cancel();
         tracker.close();
         tracker.wait().await;
+    }
+
+    /// A task stopped on purpose while it waits to be restarted is not left named as down.
+    #[tokio::test]
+    async fn cancelled_during_back_off_is_not_down() {
+        let shared = Arc::new(Shared::new(
+            "t".into(),
+            "g",
+            Ledger::new(Money::from_major(100)),
+            BrokerHealth::default(),
+        ));
+        let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
+        let handle = supervise(
+            &tracker,
+            shared.clone(),
+            "failing",
+            token.clone(),
+            || async { anyhow::bail!("always fails") },
+        );
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !shared.tasks_down().contains_key("failing") {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("named as down");
+        token.cancel();
+        handle.await.expect("supervisor ends");
+        assert!(shared.tasks_down().is_empty(), "{:?}", shared.tasks_down());
     }
 }

@@ -39,6 +39,8 @@ pub struct Flow {
     second: i64,
     admitted: u32,
     seen: u32,
+    /// The 50 ms slot of the last record admitted above the classroom rate.
+    last_slot: i64,
     /// Bumped on every change, so a reader sends only what is new.
     version: u64,
     /// Per dot, the version it last changed at.
@@ -57,16 +59,18 @@ impl Flow {
         }
         self.seen += 1;
         // Every record while the rate is classroom-slow; then at most SAMPLES_PER_SECOND,
-        // spread over the second rather than the first ones only (every n-th).
+        // one per 50 ms slot, so the sample spreads over the second.
+        let slot = dot.acked_ms.div_euclid(1000 / SAMPLES_PER_SECOND as i64);
         let admit = if self.seen <= EVERY_RECORD_UP_TO {
             true
         } else {
-            self.admitted < SAMPLES_PER_SECOND && self.seen.is_multiple_of(7)
+            self.admitted < SAMPLES_PER_SECOND && slot != self.last_slot
         };
         if !admit {
             return false;
         }
         self.admitted += 1;
+        self.last_slot = slot;
         let mut dot = dot;
         if let Some((t, m)) = applied {
             dot.applied_ms = Some(t);
@@ -170,7 +174,10 @@ mod tests {
             o += 1;
         }
         assert!(admitted <= SAMPLES_PER_SECOND as usize, "{admitted}");
-        assert!(admitted >= SAMPLES_PER_SECOND as usize / 2, "{admitted}");
+        assert!(admitted >= SAMPLES_PER_SECOND as usize - 1, "{admitted}");
+        // Spread over the second, not all from its start.
+        let late = f.all().iter().filter(|d| d.acked_ms >= 5_500).count();
+        assert!(late >= 5, "{late} of the sample from the second half");
         assert!(f.all().len() <= MAX_DOTS);
     }
 

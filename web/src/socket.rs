@@ -194,8 +194,10 @@ pub fn connect(ctx: Ctx) {
     });
 }
 
-/// One connection: say hello (which waits for the socket to open), then a writer task sends
-/// the outbox while this reads until the socket closes.
+/// One connection: say hello (queued until the socket opens), then a writer task sends the
+/// outbox while this reads until the socket closes. The page counts as connected (and the
+/// back-off starts over) only once the server's first frame arrives: a socket that failed to
+/// open also "accepts" the hello.
 async fn session(ctx: Ctx, ws: WebSocket) {
     let (mut write, mut read) = ws.split();
     let hello = serde_json::to_string(&ClientMsg {
@@ -208,13 +210,8 @@ async fn session(ctx: Ctx, ws: WebSocket) {
     if write.send(Message::Text(hello)).await.is_err() {
         return;
     }
-    ctx.attempt.set_value(0);
     let (tx, mut rx) = mpsc::channel::<String>(OUTBOX);
     ctx.socket.set_value(Some(tx));
-    ctx.conn.set(Conn::Open);
-    if let Some(token) = ctx.token.get_value() {
-        ctx.send(Command::Login { token });
-    }
     leptos::task::spawn_local(async move {
         // Ends when the session drops the outbox's sender (or the socket refuses a frame).
         while let Some(text) = rx.next().await {
@@ -223,7 +220,16 @@ async fn session(ctx: Ctx, ws: WebSocket) {
             }
         }
     });
+    let mut first = true;
     while let Some(Ok(msg)) = read.next().await {
+        if first {
+            first = false;
+            ctx.attempt.set_value(0);
+            ctx.conn.set(Conn::Open);
+            if let Some(token) = ctx.token.get_value() {
+                ctx.send(Command::Login { token });
+            }
+        }
         if let Message::Text(text) = msg {
             on_text(ctx, &text);
         }
