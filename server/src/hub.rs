@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::{Shared, now_ms};
 
+/// How long the invariant's counts may differ with the whole topic read before it is broken.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
+
 /// Frames per second at most, per viewer.
 pub const FRAMES_PER_SECOND: u64 = 20;
 /// Frames buffered for all viewers together; a viewer further behind gets a snapshot instead.
@@ -128,6 +131,32 @@ impl Hub {
         }
     }
 
+    /// The invariant's counts differ, stay the same, and the calculator has read every
+    /// partition to the end the broker reported: after [`STUCK_AFTER`] of that it is no longer
+    /// lag but a record acknowledged and never applied (or the reverse), and the invariant says
+    /// so. (While records flow, the counts change every second and this never fires.)
+    fn notice_lost_records(&self, since: &mut Option<(u64, u64, Instant)>) {
+        let view = self.topic_view.borrow().clone();
+        let next = self.shared.ledger().next_offsets();
+        let read_all = view.taken_ms > 0
+            && !self.shared.is_paused()
+            && view
+                .partitions
+                .iter()
+                .all(|p| next.get(&p.partition).copied().unwrap_or(0) >= p.end);
+        let inv = self.shared.invariant();
+        let same = since.is_some_and(|(a, b, _)| (a, b) == (inv.acked, inv.applied));
+        if !read_all || inv.lag == 0 {
+            *since = None;
+            self.shared.set_invariant_stuck(false);
+        } else if !same {
+            *since = Some((inv.acked, inv.applied, Instant::now()));
+            self.shared.set_invariant_stuck(false);
+        } else if since.is_some_and(|(_, _, t)| t.elapsed() >= STUCK_AFTER) {
+            self.shared.set_invariant_stuck(true);
+        }
+    }
+
     /// The topic view for the page (`None` before the broker first answered).
     fn topic_view(&self) -> Option<TopicView> {
         let v = self.topic_view.borrow().clone();
@@ -191,6 +220,7 @@ impl Hub {
         let mut sent_group = self.shared.group();
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
+        let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
         let mut shown = self.choose_shown();
@@ -206,6 +236,7 @@ impl Hub {
             if due {
                 shown = self.choose_shown();
                 self.notice_another_server();
+                self.notice_lost_records(&mut differs_since);
             }
             let dropped: Vec<AccountId> = sent_accounts
                 .keys()

@@ -60,6 +60,9 @@ pub struct Shared {
     /// calculator takes the lock only while some do).
     flow: Mutex<Flow>,
     flow_waiting: AtomicU64,
+    /// Set by the hub while the calculator has read the whole topic for a while and the
+    /// invariant's counts still differ.
+    invariant_stuck: std::sync::atomic::AtomicBool,
     /// Cleared once another cashflow server is seen owning some partitions: the invariant
     /// cannot be checked from here after that.
     whole_topic: std::sync::atomic::AtomicBool,
@@ -103,6 +106,7 @@ impl Shared {
             producer_id: format!("cashflow-{:016x}", rand::random::<u64>()),
             own: Mutex::new((Applied::new(), 0)),
             whole_topic: std::sync::atomic::AtomicBool::new(true),
+            invariant_stuck: std::sync::atomic::AtomicBool::new(false),
             flow: Mutex::new(Flow::default()),
             flow_waiting: AtomicU64::new(0),
             store: Mutex::new(StoreHealth {
@@ -304,9 +308,21 @@ impl Shared {
     pub fn invariant(&self) -> InvariantStatus {
         let (applied, foreign) = lock(&self.own).clone();
         let whole = self.whole_topic.load(Ordering::Relaxed);
+        let stuck = self.invariant_stuck.load(Ordering::Relaxed);
         self.with_producer(|p| {
-            cashflow_shared::invariant::check(&p.delivered_by_account, &applied, foreign, whole)
+            cashflow_shared::invariant::check(
+                &p.delivered_by_account,
+                &applied,
+                foreign,
+                whole,
+                stuck,
+            )
         })
+    }
+
+    /// See [`invariant`](Self::invariant): whether waiting can still close its gap.
+    pub fn set_invariant_stuck(&self, stuck: bool) {
+        self.invariant_stuck.store(stuck, Ordering::Relaxed);
     }
 
     /// Records were just applied this long (ms) after they were produced.

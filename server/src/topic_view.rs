@@ -26,7 +26,7 @@ const EVERY: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// Unknown groups asked about per refresh, and how long an answer "not on this topic" holds.
 const PROBES: usize = 4;
-const PROBE_AGAIN: Duration = Duration::from_secs(60);
+const PROBE_AGAIN: Duration = Duration::from_secs(15);
 /// How often every group on the broker is listed (new groups appear within this).
 const LIST_EVERY: Duration = Duration::from_secs(5);
 
@@ -46,7 +46,7 @@ struct Asker {
     /// a busy shared broker costs one request a second, not one per group.
     known: std::collections::BTreeSet<String>,
     /// Other groups asked once whether they committed on the topic (a broker need not say
-    /// what a member is assigned: the embedded one does not), and when: asked again a minute
+    /// what a member is assigned: the embedded one does not), and when: asked again 15 s
     /// later, at most [`PROBES`] a refresh.
     probed: BTreeMap<String, Instant>,
     /// When every group was last listed.

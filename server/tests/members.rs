@@ -244,3 +244,42 @@ async fn members_on_apache_kafka() {
 async fn members_on_the_embedded_broker() {
     members_rebalance_and_balances_stay_exact(Broker::Embedded).await;
 }
+
+/// A record that carries this server's producer id but was never acknowledged to its producer
+/// (forged by another client) makes the counts differ for good once the calculator has read the
+/// whole topic: the invariant reports it broken rather than "catching up" forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_record_breaks_the_invariant() {
+    let topic = unique("forged");
+    let app = spawn_app_with(Broker::Embedded, &topic, |_| {}).await;
+    app.producer.send(Command::Burst(50)).await.expect("burst");
+    app.wait_applied(50, WAIT).await;
+    wait_for(WAIT, "the invariant to hold", || async {
+        (app.shared.invariant().state == InvariantState::Holds).then_some(())
+    })
+    .await;
+    let forged = format!(
+        r#"{{"account": 1, "transaction_id": "1-Credit-forged", "transaction_type": "Credit", "amount": 5, "producer_id": "{}"}}"#,
+        app.shared.producer_id
+    );
+    common::raw_producer(&app.brokers)
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic)
+                .key("1")
+                .payload(&forged),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("forged record");
+    let inv = wait_for(WAIT, "the invariant to break", || async {
+        let i = app.shared.invariant();
+        (i.state == InvariantState::Broken).then_some(i)
+    })
+    .await;
+    assert_eq!((inv.acked, inv.applied, inv.lag), (50, 51, -1), "{inv:?}");
+    assert!(
+        inv.describe()
+            .contains("50 records acknowledged by Kafka, 51 applied")
+    );
+    app.shutdown().await;
+}

@@ -53,12 +53,16 @@ pub struct InvariantStatus {
 pub type Applied = BTreeMap<AccountId, (i64, u64)>;
 
 /// Compares the producer's acknowledged nets with the calculator's applied ones.
-/// `whole_topic`: this server's calculator owned every partition throughout.
+/// `whole_topic`: this server's calculator owned every partition throughout. `stuck`: the
+/// calculator has read every partition to its end for a while, yet the counts still differ, so
+/// waiting will not close the gap (a record acknowledged but never applied, or applied though
+/// its delivery was reported failed).
 pub fn check(
     acked: &BTreeMap<AccountId, DeliveredTotals>,
     applied: &Applied,
     foreign_records: u64,
     whole_topic: bool,
+    stuck: bool,
 ) -> InvariantStatus {
     let acked_n: u64 = acked.values().map(|t| t.count).sum();
     let applied_n: u64 = applied.values().map(|a| a.1).sum();
@@ -87,7 +91,7 @@ pub fn check(
         InvariantState::NotChecked
     } else if acked_n == 0 && applied_n == 0 {
         InvariantState::Idle
-    } else if s.lag != 0 {
+    } else if s.lag != 0 && !stuck {
         InvariantState::CatchingUp
     } else if s.differing_accounts > 0 {
         InvariantState::Broken
@@ -112,6 +116,10 @@ impl InvariantStatus {
             InvariantState::CatchingUp => format!(
                 "catching up ({} applied before their delivery report)",
                 -self.lag
+            ),
+            InvariantState::Broken if self.lag != 0 => format!(
+                "✗ broken: {} records acknowledged by Kafka, {} applied, and the calculator has read the whole topic",
+                self.acked, self.applied
             ),
             InvariantState::Broken => format!(
                 "✗ broken: {} account(s) differ by {} (minor units) in all, e.g. account {}",
@@ -149,30 +157,37 @@ mod tests {
     fn holds_catches_up_or_breaks() {
         let a = acked(&[(1, 500, 2), (2, -100, 1)]);
         let mut applied: Applied = [(1, (500, 2)), (2, (-100, 1))].into();
-        let s = check(&a, &applied, 3, true);
+        let s = check(&a, &applied, 3, true, false);
         assert_eq!(s.state, InvariantState::Holds);
         assert_eq!((s.acked, s.applied, s.lag, s.foreign_records), (3, 3, 0, 3));
         assert!(s.describe().starts_with('✓'));
 
         applied.insert(2, (0, 0));
-        let s = check(&a, &applied, 0, true);
+        let s = check(&a, &applied, 0, true, false);
         assert_eq!(s.state, InvariantState::CatchingUp);
         assert_eq!(s.lag, 1);
         assert_eq!(s.describe(), "catching up (lag 1)");
+        // The whole topic read, and still one short: lost, not late.
+        let s = check(&a, &applied, 0, true, true);
+        assert_eq!(s.state, InvariantState::Broken);
+        assert!(
+            s.describe()
+                .contains("3 records acknowledged by Kafka, 2 applied")
+        );
 
         // Same count, different amounts: a transaction was changed or swapped.
         applied.insert(2, (-90, 1));
-        let s = check(&a, &applied, 0, true);
+        let s = check(&a, &applied, 0, true, false);
         assert_eq!(s.state, InvariantState::Broken);
         assert_eq!((s.differing_accounts, s.difference), (1, -10));
         assert_eq!(s.first_differing, Some(2));
 
         assert_eq!(
-            check(&a, &applied, 0, false).state,
+            check(&a, &applied, 0, false, false).state,
             InvariantState::NotChecked
         );
         assert_eq!(
-            check(&BTreeMap::new(), &Applied::new(), 7, true).state,
+            check(&BTreeMap::new(), &Applied::new(), 7, true, false).state,
             InvariantState::Idle
         );
     }

@@ -32,7 +32,9 @@ const t0 = await page.evaluate(() => performance.now());
 await page.waitForTimeout(10000);
 const s = await page.evaluate(() => window.__cashflow_stats);
 const samples = await page.evaluate(() => document.querySelector('.lines polyline')?.getAttribute('points')?.split(' ').length);
-console.log(JSON.stringify({ accounts, rate, seconds, polylines: before, points_per_line: samples, last_10s: s, t0 }));
+// The record flow is on: its dots are real records (a sample of at most 20 a second here).
+const dots = await page.evaluate(() => document.querySelectorAll('[data-testid=dot]').length);
+console.log(JSON.stringify({ accounts, rate, seconds, polylines: before, points_per_line: samples, flow_dots: dots, last_10s: s, t0 }));
 await page.screenshot({ path: process.env.PERF_SHOT ?? '/tmp/perf.png' });
 await browser.close();
 server.kill('SIGTERM');
