@@ -115,6 +115,13 @@ test('the class watches lag, members and rebalances on the page', async () => {
     const read = balances.accounts.find((a) => a.account === account).partition;
     assert.equal(shown, read, `account ${account}: ${text}`);
     assert.equal(await page.getAttribute(`[data-testid=partition-${shown}]`, 'class'), 'owned followed');
+    // Pointing at another account shows its path while the pointer is there; the pinned one
+    // comes back after.
+    const other = account === 1 ? 2 : 1;
+    await page.hover(`[data-testid=balance-${other}]`);
+    await page.waitForFunction((a) => document.querySelector('[data-testid=follow]')?.textContent.startsWith(`account ${a}:`), other);
+    await page.mouse.move(5, 5);
+    await page.waitForFunction((a) => document.querySelector('[data-testid=follow]')?.textContent.startsWith(`account ${a}:`), account);
 
     // The projector theme is a preference kept in local storage: it survives a reload.
     await page.check('[data-testid=dark-theme]');

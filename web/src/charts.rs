@@ -100,7 +100,7 @@ pub fn LineChart() -> impl IntoView {
     move || {
         ctx.history_version.get();
         // The followed account's line is drawn thicker (its path across the page).
-        let follow = ctx.follow.get();
+        let follow = ctx.highlighted();
         ctx.dash.with_value(|d| {
             let Some((lo, hi)) = history_range(&d.history) else {
                 return view! { <p class="empty">"Waiting for the first second of data…"</p> }.into_any();
@@ -170,7 +170,6 @@ fn bars(
 ) -> impl IntoView {
     move || {
         ctx.version.get();
-        let follow = ctx.follow.get();
         ctx.dash.with_value(|d| {
             if d.accounts.is_empty() {
                 return view! { <p class="empty">"No transactions yet."</p> }.into_any();
@@ -195,12 +194,15 @@ fn bars(
                     let stale = d.is_stale(a.account);
                     let note = if stale { " (as last seen: its partition is with another member)" } else { "" };
                     let path = crate::kafka_view::account_path(d, a.account).map(|p| format!("\n{p}")).unwrap_or_default();
-                    let followed = follow == Some(a.account);
                     let account = a.account;
+                    // Reactive on its own: pointing at a bar must not redraw (and replace) it.
+                    let followed = move || ctx.highlighted() == Some(account);
                     view! {
                         <rect x=i as f64 * slot + slot * 0.1 y=top width=slot * 0.8 height=height.max(0.5) fill=colour
                               class:stale=stale class:followed=followed data-testid=format!("{kind}-{}", a.account) data-value=v data-stale=stale.to_string()
-                              on:click=move |_| ctx.follow.update(|f| *f = if *f == Some(account) { None } else { Some(account) })>
+                              on:click=move |_| ctx.follow.update(|f| *f = if *f == Some(account) { None } else { Some(account) })
+                              on:pointerenter=move |_| ctx.hover.set(Some(account))
+                              on:pointerleave=move |_| ctx.hover.set(None)>
                             <title>{format!("account {}: {text}{note}{path}", a.account)}</title>
                         </rect>
                         {(shown.len() <= 12).then(|| view! {

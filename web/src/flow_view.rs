@@ -64,7 +64,8 @@ fn lane_x(d: &Dashboard, dot: &FlowDot) -> f64 {
     (LANE_X1 - 10.0 - behind * (LANE_X1 - LANE_X0) / LANE_OFFSETS).max(LANE_X0 + 8.0)
 }
 
-fn dot_view(d: &Dashboard, dot: FlowDot, followed: bool) -> impl IntoView + use<> {
+fn dot_view(d: &Dashboard, dot: FlowDot, ctx: Ctx) -> impl IntoView + use<> {
+    let followed = move || ctx.highlighted() == Some(dot.account);
     let (colour, _) = series_style(dot.account);
     let style = format!(
         "--px: {PRODUCER_X}px; --py: {py}px; --x: {x:.1}px; --y: {y:.1}px; --mx: {MEMBER_X}px; --my: {my:.1}px; --lx: {LEDGER_X}px; --ly: {ly:.1}px",
@@ -161,10 +162,7 @@ pub fn FlowView() -> impl IntoView {
              aria-label="records from the producer through the partitions and members into the ledger">
             {frame}
             <For each=dots key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
-                {move || {
-                    let followed = ctx.follow.get() == Some(dot.account);
-                    ctx.dash.with_value(|d| dot_view(d, dot, followed))
-                }}
+                {ctx.dash.with_value(|d| dot_view(d, dot, ctx))}
             </For>
         </svg>
         <div class="legend">

@@ -49,7 +49,7 @@ pub fn TopicPanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     move || {
         ctx.version.get();
-        let follow = ctx.follow.get();
+        let follow = ctx.highlighted();
         ctx.dash.with_value(|d| {
             if d.partitions.is_empty() {
                 return view! { <p class="empty">"Waiting for the topic."</p> }.into_any();
@@ -115,7 +115,7 @@ pub fn TopicPanel() -> impl IntoView {
                 <ol class="lanes">{rows}</ol>
                 <p class="legend" data-testid="follow">{path.unwrap_or_else(|| {
                     "Lag = end offset − committed offset: records written that the group has not yet processed. \
-                     Click an account's bar to follow its key to a partition and a member.".to_owned()
+                     Point at (or tap) an account's bar to follow its key to a partition and a member.".to_owned()
                 })}</p>
             }
             .into_any()

@@ -32,8 +32,10 @@ pub struct Ctx {
     pub history_version: RwSignal<u64>,
     history_dirty: StoredValue<bool>,
     pub conn: RwSignal<Conn>,
-    /// The account whose path (key → partition → member) the page highlights.
+    /// The account whose path (key → partition → member) the page highlights: pinned by a
+    /// click or tap, or shown while the pointer is over its bar.
     pub follow: RwSignal<Option<cashflow_shared::AccountId>>,
+    pub hover: RwSignal<Option<cashflow_shared::AccountId>>,
     pub notice: RwSignal<Option<Notice>>,
     /// The open socket's outbox (`None` while not connected).
     socket: StoredValue<Option<mpsc::Sender<String>>, LocalStorage>,
@@ -55,6 +57,7 @@ impl Ctx {
             history_dirty: StoredValue::new(false),
             conn: RwSignal::new(Conn::Connecting),
             follow: RwSignal::new(None),
+            hover: RwSignal::new(None),
             notice: RwSignal::new(None),
             socket: StoredValue::new_local(None),
             dirty: StoredValue::new(false),
@@ -63,6 +66,11 @@ impl Ctx {
             frames: StoredValue::new(FrameStats::default()),
             token: StoredValue::new(None),
         }
+    }
+
+    /// The account highlighted now: the one under the pointer, else the pinned one.
+    pub fn highlighted(&self) -> Option<cashflow_shared::AccountId> {
+        self.hover.get().or_else(|| self.follow.get())
     }
 
     /// Connected and allowed to send commands.
