@@ -84,15 +84,19 @@ mod tests {
     use cashflow_shared::{Ledger, Money};
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// A task that panics is started again, and named as down meanwhile.
-    #[tokio::test]
-    async fn a_panicking_task_is_started_again() {
-        let shared = Arc::new(Shared::new(
+    fn test_shared() -> Arc<Shared> {
+        Arc::new(Shared::new(
             "t".into(),
             "g",
             Ledger::new(Money::from_major(100)),
             BrokerHealth::default(),
-        ));
+        ))
+    }
+
+    /// A task that panics is started again, and named as down meanwhile.
+    #[tokio::test]
+    async fn a_panicking_task_is_started_again() {
+        let shared = test_shared();
         let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
         let runs = Arc::new(AtomicU32::new(0));
         let (r, t) = (runs.clone(), token.clone());
@@ -138,12 +142,7 @@ mod tests {
     /// A task stopped on purpose while it waits to be restarted is not left named as down.
     #[tokio::test]
     async fn cancelled_during_back_off_is_not_down() {
-        let shared = Arc::new(Shared::new(
-            "t".into(),
-            "g",
-            Ledger::new(Money::from_major(100)),
-            BrokerHealth::default(),
-        ));
+        let shared = test_shared();
         let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
         let handle = supervise(
             &tracker,

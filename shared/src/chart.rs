@@ -19,6 +19,25 @@ pub fn series_style(account: AccountId) -> (&'static str, &'static str) {
     (PALETTE[i % PALETTE.len()], dash)
 }
 
+/// SVG points of a sparkline of `values` in a `w` × `h` box: the largest value (at least 1)
+/// touches the top, 0 the bottom, 2 units in from each edge.
+pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
+    let n = values.len();
+    let max = values.iter().copied().fold(1.0f64, f64::max);
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * w / (n.max(2) - 1) as f64,
+                h - 2.0 - v / max * (h - 4.0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// An axis from `lo` to `hi` in steps of `step`, all "nice" numbers (1, 2, 5 × 10^k).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scale {

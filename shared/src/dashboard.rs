@@ -16,7 +16,9 @@ use crate::protocol::{
 };
 use crate::transaction::AccountId;
 
-pub use crate::chart::{PALETTE, Scale, history_range, line_points, series_style};
+pub use crate::chart::{
+    PALETTE, Scale, history_range, line_points, series_style, sparkline_points,
+};
 pub use crate::format::{clock, format_money, money_label};
 
 /// Log lines the page keeps (newest first).

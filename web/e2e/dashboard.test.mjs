@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { ARTIFACTS, CHROMIUM_ARGS, chromium, freePort, startServer, stopServer } from './harness.mjs';
+import { ARTIFACTS, freePort, openPage, startServer, stopServer } from './harness.mjs';
 
 /** Balance of an account in minor units, from its bar (accounts open at 100.00). */
 const balanceOf = (page, account) => page.evaluate((a) => {
@@ -21,14 +21,11 @@ test('a teacher runs the dashboard', async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   const port = await freePort();
   let server = await startServer(port);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  let browser;
   try {
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+    const opened = await openPage(port);
+    browser = opened.browser;
+    const { page, errors } = opened;
 
     // Balances appear, then change as Kafka delivers.
     await page.waitForSelector('[data-testid^="balance-"]', { timeout: 30000 });
@@ -87,7 +84,7 @@ test('a teacher runs the dashboard', async () => {
     assert.ok(stats.frames > 10);
     assert.deepEqual(errors, [], 'no errors in the page');
   } finally {
-    await browser.close();
+    await browser?.close();
     await stopServer(server).catch(() => {});
   }
 });
@@ -95,13 +92,11 @@ test('a teacher runs the dashboard', async () => {
 test('with a presenter token, the page is read-only until the presenter logs in', async () => {
   const port = await freePort();
   const server = await startServer(port, ['--presenter-token', 'class-of-2026']);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  let browser;
   try {
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+    const opened = await openPage(port);
+    browser = opened.browser;
+    const { page, errors } = opened;
     await page.waitForSelector('[data-testid=login]', { timeout: 10000 });
     assert.ok(await page.isDisabled('[data-testid=pause]'), 'read-only before login');
     await page.fill('[data-testid=token]', 'wrong');
@@ -116,7 +111,7 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     assert.equal(await page.$('[data-testid=login]'), null, 'login form gone');
     assert.deepEqual(errors, []);
   } finally {
-    await browser.close();
+    await browser?.close();
     await stopServer(server).catch(() => {});
   }
 });

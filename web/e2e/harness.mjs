@@ -49,3 +49,15 @@ export function stopServer(proc) {
   });
 }
 
+
+/** Chromium at 1280×720 on the page of a server on `port`, once it says "connected"; page
+ * errors are collected in `errors`. */
+export async function openPage(port) {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+  return { browser, page, errors };
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS, CHROMIUM_ARGS, chromium, freePort, startServer, stopServer } from './harness.mjs';
+import { ARTIFACTS, freePort, openPage, startServer, stopServer } from './harness.mjs';
 
 const calcGroup = '[data-testid^="group-"][data-testid$="-balance"]';
 const lagOf = (page) => page.evaluate((sel) => Number(document.querySelector(sel)?.dataset.lag ?? -1), calcGroup);
@@ -19,14 +19,11 @@ test('the class watches lag, members and rebalances on the page', async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   const port = await freePort();
   const server = await startServer(port);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  let browser;
   try {
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForSelector('[data-testid=status].ok', { timeout: 30000 });
+    const opened = await openPage(port);
+    browser = opened.browser;
+    const { page, errors } = opened;
     await page.waitForSelector(calcGroup, { timeout: 30000 });
     await page.waitForFunction(() =>
       document.querySelectorAll('[data-testid^="partition-"][data-end]:not([data-end="0"])').length > 1,
@@ -133,7 +130,7 @@ test('the class watches lag, members and rebalances on the page', async () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'kafka-dark.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no errors in the page');
   } finally {
-    await browser.close();
+    await browser?.close();
     await stopServer(server).catch(() => {});
   }
 });

@@ -2,7 +2,7 @@
 //! draws a bounded number of elements: at most 300 points per line, 100 bars.
 
 use cashflow_shared::dashboard::{
-    Scale, format_money, history_range, line_points, money_label, series_style,
+    Scale, format_money, history_range, line_points, money_label, series_style, sparkline_points,
 };
 use leptos::prelude::*;
 
@@ -73,18 +73,7 @@ fn Sparkline() -> impl IntoView {
                 .skip(d.history.len() - n)
                 .map(|s| s.applied_per_second)
                 .collect();
-            let max = tail.iter().copied().fold(1.0f64, f64::max);
-            tail.iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    format!(
-                        "{:.1},{:.1}",
-                        i as f64 * 200.0 / (n.max(2) - 1) as f64,
-                        40.0 - v / max * 38.0
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+            sparkline_points(&tail, 200.0, 40.0)
         })
     };
     view! {

@@ -6,7 +6,7 @@
 
 use cashflow_shared::AccountId;
 use cashflow_shared::api::GroupView;
-use cashflow_shared::dashboard::{Dashboard, clock, series_style};
+use cashflow_shared::dashboard::{Dashboard, clock, series_style, sparkline_points};
 use cashflow_shared::group::{GroupStatus, Rebalance};
 use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::partitioner;
@@ -125,20 +125,8 @@ pub fn TopicPanel() -> impl IntoView {
 
 /// A small line of a group's total lag over the last minute.
 fn lag_sparkline(history: &[i64]) -> impl IntoView + use<> {
-    let n = history.len();
-    let max = history.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let points = history
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            format!(
-                "{:.1},{:.1}",
-                i as f64 * 120.0 / (n.max(2) - 1) as f64,
-                22.0 - *v as f64 / max * 20.0
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let values: Vec<f64> = history.iter().map(|v| *v as f64).collect();
+    let points = sparkline_points(&values, 120.0, 24.0);
     view! {
         <svg class="lagspark" viewBox="0 0 120 24" preserveAspectRatio="none" aria-label="total lag over the last minute">
             <polyline points=points fill="none" stroke="#D55E00" stroke-width="2"/>

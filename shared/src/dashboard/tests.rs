@@ -263,3 +263,15 @@ fn followed_records_are_updated_in_place_and_bounded() {
     assert_eq!(d.flow.len(), MAX_DOTS);
     assert_eq!(d.flow.back().map(|x| x.offset), Some(299));
 }
+
+#[test]
+fn sparklines_span_their_box() {
+    use crate::chart::sparkline_points;
+    assert_eq!(
+        sparkline_points(&[0.0, 5.0, 10.0], 100.0, 24.0),
+        "0.0,22.0 50.0,12.0 100.0,2.0"
+    );
+    // All zero: flat on the bottom (the scale is at least 1), one point at the left.
+    assert_eq!(sparkline_points(&[0.0], 120.0, 24.0), "0.0,22.0");
+    assert_eq!(sparkline_points(&[], 120.0, 24.0), "");
+}
