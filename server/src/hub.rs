@@ -15,7 +15,8 @@ use cashflow_shared::api::TopicView;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::protocol::{
     Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
-    PartitionView, SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot, StoreStatus,
+    MAX_SHOWN_PARTITIONS, PartitionView, SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot,
+    StoreStatus,
 };
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -160,7 +161,7 @@ impl Hub {
     /// The topic view for the page (`None` before the broker first answered).
     fn topic_view(&self) -> Option<TopicView> {
         let v = self.topic_view.borrow().clone();
-        (v.taken_ms > 0).then(|| v.for_page(&self.prefix))
+        (v.taken_ms > 0).then(|| v.for_page(&self.prefix, MAX_SHOWN_PARTITIONS))
     }
 
     /// The full state, for a new viewer or one that fell behind.

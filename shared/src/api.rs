@@ -64,11 +64,8 @@ pub struct ProducerStats {
     pub delivered_by_account: BTreeMap<AccountId, DeliveredTotals>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveredTotals {
-    pub net: Money,
-    pub count: u64,
-}
+/// Net amount and count of the transactions Kafka acknowledged for an account.
+pub use crate::invariant::Acked as DeliveredTotals;
 
 /// `GET /health`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -172,11 +169,11 @@ pub struct TopicView {
 pub const MAX_GROUPS_ON_PAGE: usize = 8;
 
 impl TopicView {
-    /// What a page is sent: at most [`MAX_SHOWN_PARTITIONS`](crate::protocol::MAX_SHOWN_PARTITIONS)
-    /// partitions and [`MAX_GROUPS_ON_PAGE`] groups (`prefix`'s first), so a frame stays small
-    /// whatever the topic and the broker hold. The calculator's group travels on its own.
-    pub fn for_page(&self, prefix: &str) -> TopicView {
-        let keep = crate::protocol::MAX_SHOWN_PARTITIONS as i32;
+    /// What a page is sent: at most `max_partitions` partitions and [`MAX_GROUPS_ON_PAGE`]
+    /// groups (`prefix`'s first), so a frame stays small whatever the topic and the broker
+    /// hold. The calculator's group travels on its own.
+    pub fn for_page(&self, prefix: &str, max_partitions: usize) -> TopicView {
+        let keep = max_partitions as i32;
         let mut groups: Vec<GroupView> = self.groups.clone();
         groups.sort_by_key(|g| (!g.group.starts_with(prefix), g.group.clone()));
         groups.truncate(MAX_GROUPS_ON_PAGE);

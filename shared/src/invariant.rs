@@ -8,8 +8,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::DeliveredTotals;
+use crate::money::Money;
 use crate::transaction::AccountId;
+
+/// What Kafka acknowledged to the producer for one account: net amount and count (the
+/// producer's `delivered_by_account` entries are of this type).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {
+    pub net: Money,
+    pub count: u64,
+}
 
 /// Most accounts named in a broken invariant.
 pub const NAMED_ACCOUNTS: usize = 5;
@@ -58,7 +66,7 @@ pub type Applied = BTreeMap<AccountId, (i64, u64)>;
 /// waiting will not close the gap (a record acknowledged but never applied, or applied though
 /// its delivery was reported failed).
 pub fn check(
-    acked: &BTreeMap<AccountId, DeliveredTotals>,
+    acked: &BTreeMap<AccountId, Acked>,
     applied: &Applied,
     foreign_records: u64,
     whole_topic: bool,
@@ -137,14 +145,13 @@ impl InvariantStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Money;
 
-    fn acked(list: &[(AccountId, i64, u64)]) -> BTreeMap<AccountId, DeliveredTotals> {
+    fn acked(list: &[(AccountId, i64, u64)]) -> BTreeMap<AccountId, Acked> {
         list.iter()
             .map(|&(a, net, count)| {
                 (
                     a,
-                    DeliveredTotals {
+                    Acked {
                         net: Money::from_minor(net),
                         count,
                     },
