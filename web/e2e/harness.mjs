@@ -29,6 +29,7 @@ export function startServer(port, extra = []) {
     '--rate', '20', '--accounts', '6', '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
+  proc.logTail = () => log.slice(-4000);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
     proc.stdout.on('data', (d) => {
