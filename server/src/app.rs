@@ -107,11 +107,7 @@ impl App {
         let (restored, restored_rx) = watch::channel(None);
 
         let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
-            .create_with_context(Context {
-                shared: shared.clone(),
-                role: crate::kafka::ADMIN_ROLE,
-                member: 0,
-            })?;
+            .create_with_context(Context::new(&shared, crate::kafka::ADMIN_ROLE))?;
         let spec = TopicSpec::source(&settings);
         let (admin, sh, rt, rs, t) = (
             Arc::new(admin),

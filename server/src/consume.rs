@@ -215,10 +215,6 @@ pub async fn consume(
     info!(%group, %topic, "{role} started");
     let mut recreated = shared.recreations();
     let mut paused = shared.paused();
-    if member == 0 {
-        // Only the calculator's members are paused by the presenter.
-        paused = tokio::sync::watch::channel(false).1;
-    }
     paused.mark_unchanged();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -242,7 +238,8 @@ pub async fn consume(
                 handler.tick();
                 continue;
             }
-            Ok(()) = paused.changed() => {
+            // Only the calculator's members are paused by the presenter.
+            Ok(()) = paused.changed(), if member > 0 => {
                 set_paused(&consumer, *paused.borrow_and_update(), role);
                 continue;
             }

@@ -103,11 +103,7 @@ impl DeadLetters {
             brokers,
             &settings.kafka,
             Duration::from_secs(15),
-            Context {
-                shared: shared.clone(),
-                role: "dead-letter producer",
-                member: 0,
-            },
+            Context::new(shared, "dead-letter producer"),
         )?;
         Ok(DeadLetters {
             producer,

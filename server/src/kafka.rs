@@ -128,6 +128,17 @@ pub struct Context {
     pub member: u32,
 }
 
+impl Context {
+    /// A client that is not one of the balance calculator's members.
+    pub fn new(shared: &Arc<Shared>, role: &'static str) -> Context {
+        Context {
+            shared: shared.clone(),
+            role,
+            member: 0,
+        }
+    }
+}
+
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         // Connection failures are reported once by the broker watch; keep these at debug.

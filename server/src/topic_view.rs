@@ -67,11 +67,7 @@ fn client(
     let mut cfg = base_config(brokers, &settings.kafka);
     cfg.set("group.id", group.unwrap_or("cashflow-topic-view"))
         .set("enable.auto.commit", "false");
-    cfg.create_with_context(Context {
-        shared: shared.clone(),
-        role: "topic view",
-        member: 0,
-    })
+    cfg.create_with_context(Context::new(shared, "topic view"))
 }
 
 impl Asker {

@@ -88,11 +88,7 @@ pub(super) fn new_producer(
     failed: &mpsc::UnboundedSender<Failed>,
 ) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
     cfg.create_with_context(DeliveryContext {
-        inner: Context {
-            shared: shared.clone(),
-            role: "producer",
-            member: 0,
-        },
+        inner: Context::new(shared, "producer"),
         failed: failed.clone(),
     })
 }

@@ -23,11 +23,7 @@ impl SnapshotWriter {
             brokers,
             &settings.kafka,
             Duration::from_secs(30),
-            Context {
-                shared: shared.clone(),
-                role: "snapshot writer",
-                member: 0,
-            },
+            Context::new(&shared, "snapshot writer"),
         )?;
         Ok(SnapshotWriter {
             producer,
