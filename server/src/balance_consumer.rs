@@ -291,7 +291,6 @@ impl Calculator {
                     ..
                 } => {
                     self.applied_now = true;
-                    shared.count_applied(&tx);
                     shared.flow_applied(pos.partition, pos.offset, self.member);
                     if self.mismatch_log.admit().0 {
                         warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
@@ -301,7 +300,6 @@ impl Calculator {
                 }
                 Outcome::Applied { .. } => {
                     self.applied_now = true;
-                    shared.count_applied(&tx);
                     shared.flow_applied(pos.partition, pos.offset, self.member);
                     return Verdict::Done;
                 }

@@ -9,6 +9,7 @@ use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cashflow_shared::api::{AccountBalance, AccountTotals, Balances};
+use cashflow_shared::invariant::Applied;
 use cashflow_shared::ledger::{AccountState, LedgerStats, PartitionLedger, Position};
 use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
 
@@ -188,6 +189,19 @@ impl LedgerStore {
         for (p, state) in parts {
             l.install(p, state);
         }
+    }
+
+    /// Counts `producer`'s records as this server's (the invariant's applied side).
+    pub fn count_as_own(&self, producer: &str) {
+        self.write().count_as_own(producer)
+    }
+
+    /// The invariant's applied side: this server's producer's nets per account, and the number
+    /// of records other producers wrote.
+    pub fn own_applied(&self) -> (Applied, u64) {
+        let l = self.read();
+        let (applied, foreign) = l.own_applied();
+        (applied.clone(), foreign)
     }
 
     /// Forgets every partition: the topic was re-created.

@@ -13,6 +13,12 @@
 //! first record the live consumer must still dead-letter, which it leaves to the live consumer.
 //! The producer's view goes on to the end of the topic, so its next `new_balance` is right.
 //!
+//! At start the restore also recovers the invariant's two sides ([`cashflow_shared::invariant`]):
+//! the producer id the newest snapshot names becomes this server's again, each partition's
+//! applied side comes with its state, and its acknowledged side goes on from the snapshot's
+//! `acked_next`, counting that producer's records found in the log after it (a record in the
+//! log was acknowledged, or would have been had the last run not stopped first).
+//!
 //! A partition is finished at its end offset as the consumer reaches it (partition EOF), not
 //! when a record at `end - 1` is seen: transaction markers and aborted records occupy offsets
 //! that are never delivered.
@@ -21,6 +27,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::api::RestoreProgress;
+use cashflow_shared::invariant::AckedPartition;
 use cashflow_shared::ledger::{AccountState, PartitionLedger};
 use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
 use rdkafka::consumer::Consumer;
@@ -70,6 +77,14 @@ impl Restorer<'_> {
             self.token,
         )?;
         self.progress.changelog_records += read;
+        // The producer the newest snapshot counted as this server's is this server's again.
+        let found = loaded
+            .values()
+            .flatten()
+            .filter_map(|(h, _)| Some((h.taken_ms, h.producer.as_ref()?.id.clone())))
+            .max()
+            .map(|(_, id)| id);
+        let producer: std::sync::Arc<str> = self.shared.adopt_producer_id(found).into();
         let mut parts = BTreeMap::new();
         let recreated = std::cell::Cell::new(false);
         for (p, (until, commit)) in wanted {
@@ -101,21 +116,33 @@ impl Restorer<'_> {
                 .partition(*p)
                 .filter(|s| current(s.next_offset(), "the state held"));
             let snapshot = snapshot
-                .map(|(_, s)| s)
-                .filter(|s| current(s.next_offset(), "the newest snapshot"));
-            let (mut state, from) = match (held, snapshot) {
-                (held, Some(s))
+                .map(|(h, s)| {
+                    let mine = h.producer.as_ref().is_some_and(|m| *m.id == *producer);
+                    (s.state, s.acked.filter(|_| mine))
+                })
+                .filter(|(s, _)| current(s.next_offset(), "the newest snapshot"));
+            // The acknowledged side is recovered at start only: later, this process's own
+            // delivery reports are it.
+            let at_start = until.is_none();
+            let (mut state, from, mut acked) = match (held, snapshot) {
+                (held, Some((s, acked)))
                     if held
                         .as_ref()
                         .is_none_or(|h| s.next_offset() > h.next_offset()) =>
                 {
                     self.progress.from_snapshot += 1;
-                    let from = s.window_start();
-                    (s, from)
+                    // Without its counts (an earlier build's snapshot, or another producer's)
+                    // both sides start at the snapshot's offset.
+                    let acked = acked.unwrap_or_else(|| AckedPartition {
+                        next: s.next_offset(),
+                        ..AckedPartition::default()
+                    });
+                    let from = s.window_start().min(acked.next);
+                    (s, from, at_start.then_some(acked))
                 }
                 (Some(h), _) => {
                     let from = h.next_offset();
-                    (h, from)
+                    (h, from, None)
                 }
                 (None, _) => {
                     if hi - lo > 2 * self.settings.store.every_records {
@@ -125,9 +152,16 @@ impl Restorer<'_> {
                             "no snapshot of this partition: replaying it"
                         );
                     }
-                    (PartitionLedger::new(width), lo)
+                    (
+                        PartitionLedger::new(width),
+                        lo,
+                        at_start.then(AckedPartition::default),
+                    )
                 }
             };
+            // Counted as this server's from the state's offset on (a snapshot naming this
+            // producer keeps its counts).
+            state.count_as_own(&producer);
             if state.next_offset() < lo {
                 warn!(
                     partition = p,
@@ -148,6 +182,7 @@ impl Restorer<'_> {
                     view: until
                         .is_none()
                         .then(|| state.copy_with_accounts(|a| (1..=MAX_ACCOUNTS).contains(&a))),
+                    acked: acked.take().map(|a| (producer.clone(), a)),
                     state,
                     from,
                     until: *until,
@@ -285,6 +320,9 @@ pub fn restore_all(
     for (p, part) in parts {
         if let Some(v) = part.view {
             view.install(p, v);
+        }
+        if let Some((_, acked)) = part.acked {
+            shared.restore_acked(p, acked);
         }
         states.push((p, part.state));
     }

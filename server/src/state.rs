@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use cashflow_shared::api::{Balances, BrokerHealth, LogLine, ProducerStats, StoreHealth};
 use cashflow_shared::flow::{Flow, FlowDot};
 use cashflow_shared::group::{Group, GroupStatus};
-use cashflow_shared::invariant::{Applied, InvariantStatus};
+use cashflow_shared::invariant::{AckedPartition, Acks, InvariantStatus};
 use cashflow_shared::latency::{LatencySummary, LatencyWindow};
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
@@ -51,11 +51,12 @@ pub struct Shared {
     paused: tokio::sync::watch::Sender<bool>,
     /// Produce → applied, over the last seconds.
     latency: Mutex<LatencyWindow>,
-    /// This run's producer id, written into every record it produces.
-    pub producer_id: String,
-    /// What the calculator applied from this run's producer per account, and how many records
-    /// from other producers (see [`cashflow_shared::invariant`]).
-    own: Mutex<(Applied, u64)>,
+    /// The producer id written into every record this server produces: the one the state
+    /// store names (so the invariant goes on across restarts), or a new one. Fixed once.
+    producer_id: std::sync::OnceLock<String>,
+    /// What this producer had acknowledged, per partition (the invariant's acknowledged side;
+    /// the applied side is in the ledger, see [`cashflow_shared::invariant`]).
+    acks: Mutex<Acks>,
     /// The real records the page animates, and how many of them wait to be applied (so the
     /// calculator takes the lock only while some do).
     flow: Mutex<Flow>,
@@ -103,8 +104,8 @@ impl Shared {
             group: Mutex::new(Group::new(group)),
             paused: tokio::sync::watch::Sender::new(false),
             latency: Mutex::new(LatencyWindow::default()),
-            producer_id: format!("cashflow-{:016x}", rand::random::<u64>()),
-            own: Mutex::new((Applied::new(), 0)),
+            producer_id: std::sync::OnceLock::new(),
+            acks: Mutex::new(Acks::default()),
             whole_topic: std::sync::atomic::AtomicBool::new(true),
             invariant_stuck: std::sync::atomic::AtomicBool::new(false),
             flow: Mutex::new(Flow::default()),
@@ -173,11 +174,12 @@ impl Shared {
         tracing::warn!(topic = %self.topic, "the topic was deleted and created again ({why}): balances start afresh");
         self.ledger.clear();
         self.clear_snapshot_marks();
-        // The invariant starts over with the balances: the old topic's records are gone.
-        *lock(&self.own) = (Applied::new(), 0);
+        // The invariant starts over with the balances: the old topic's records are gone (the
+        // ledger's side went with `clear`).
+        lock(&self.acks).clear();
+        self.with_producer(|p| p.delivered_by_account.clear());
         lock(&self.flow).clear();
         self.flow_waiting.store(0, Ordering::Relaxed);
-        self.with_producer(|p| p.delivered_by_account.clear());
         self.with_store(|s| {
             s.recreated += 1;
             s.last_error = Some(format!(
@@ -245,16 +247,53 @@ impl Shared {
         *self.paused.borrow()
     }
 
-    /// The calculator applied `tx`: counted for the invariant, as this run's producer's or not.
-    pub fn count_applied(&self, tx: &cashflow_shared::Transaction) {
-        let mut own = lock(&self.own);
-        if tx.producer_id.as_deref() == Some(self.producer_id.as_str()) {
-            let e = own.0.entry(tx.account).or_default();
-            e.0 = e.0.saturating_add(tx.delta().minor());
-            e.1 += 1;
-        } else {
-            own.1 += 1;
+    /// The producer id this server writes (a new one if no restore named one).
+    pub fn producer_id(&self) -> &str {
+        match self.producer_id.get() {
+            Some(id) => id,
+            None => self.adopt_producer_id(None),
         }
+    }
+
+    /// Fixes the producer id, to `found` (the state store's) unless one is fixed already, and
+    /// has the ledger count that producer's records as this server's.
+    pub fn adopt_producer_id(&self, found: Option<String>) -> &str {
+        let id = self.producer_id.get_or_init(|| {
+            found.unwrap_or_else(|| format!("cashflow-{:016x}", rand::random::<u64>()))
+        });
+        self.ledger.count_as_own(id);
+        id
+    }
+
+    /// A record of this server's producer is about to be sent (the invariant's in-flight).
+    pub fn acks_sending(&self) {
+        lock(&self.acks).sending();
+    }
+
+    /// A record that was to be sent was refused, or its delivery failed.
+    pub fn acks_not_sent(&self) {
+        lock(&self.acks).not_sent();
+    }
+
+    /// Kafka acknowledged this producer's record at (`partition`, `offset`).
+    pub fn acked(
+        &self,
+        partition: i32,
+        offset: i64,
+        account: cashflow_shared::AccountId,
+        delta: cashflow_shared::Money,
+    ) {
+        lock(&self.acks).acked(partition, offset, account, delta);
+    }
+
+    /// What a snapshot of `partition` keeps of the acknowledged side (see [`Acks::cut`]).
+    pub fn acked_cut(&self, partition: i32, ledger_next: i64) -> AckedPartition {
+        lock(&self.acks).cut(partition, ledger_next)
+    }
+
+    /// Installs the acknowledged side a restart recovered for `partition`.
+    pub fn restore_acked(&self, partition: i32, recovered: AckedPartition) {
+        lock(&self.acks).restore(partition, recovered);
     }
 
     /// Kafka acknowledged a record of this server's producer: followed on the page if the
@@ -306,18 +345,11 @@ impl Shared {
 
     /// The producer's acknowledged nets against the calculator's applied ones.
     pub fn invariant(&self) -> InvariantStatus {
-        let (applied, foreign) = lock(&self.own).clone();
+        let (applied, foreign) = self.ledger.own_applied();
         let whole = self.whole_topic.load(Ordering::Relaxed);
         let stuck = self.invariant_stuck.load(Ordering::Relaxed);
-        self.with_producer(|p| {
-            cashflow_shared::invariant::check(
-                &p.delivered_by_account,
-                &applied,
-                foreign,
-                whole,
-                stuck,
-            )
-        })
+        let acks = lock(&self.acks);
+        cashflow_shared::invariant::check(acks.totals(), &applied, foreign, whole, stuck)
     }
 
     /// See [`invariant`](Self::invariant): whether waiting can still close its gap.

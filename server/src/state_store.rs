@@ -164,7 +164,7 @@ pub fn load_latest(
 }
 
 /// Per partition, its newest complete snapshot, if any.
-pub type Loaded = BTreeMap<i32, Option<(Head, PartitionLedger)>>;
+pub type Loaded = BTreeMap<i32, Option<(Head, snapshot::Assembled)>>;
 
 /// Logs once, at start, what the store found.
 pub fn log_restore(p: &cashflow_shared::api::RestoreProgress) {

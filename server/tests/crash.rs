@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use cashflow_shared::api::TopicView;
 use cashflow_shared::api::{Balances, Health};
+use cashflow_shared::invariant::InvariantState;
 use common::{apache_kafka, read_topic, unique};
 use rand::Rng;
 
@@ -242,6 +244,51 @@ async fn survives_repeated_kill_9() {
     assert_eq!(
         b.stats.mismatches, 0,
         "the producer's restored view agrees with the calculator"
+    );
+    // The invariant, through every kill: the producer id the state store keeps is the last
+    // record's, and what it acknowledged (delivery reports kept in the snapshots, plus its
+    // records found after them) equals what the calculator applied from it, account by account.
+    let last = records
+        .iter()
+        .max_by_key(|r| {
+            cashflow_shared::Transaction::parse(&r.payload)
+                .ok()
+                .and_then(|t| t.timestamp_ms)
+        })
+        .and_then(|r| cashflow_shared::Transaction::parse(&r.payload).ok())
+        .and_then(|t| t.producer_id)
+        .expect("the producer's records carry its id");
+    let own = records
+        .iter()
+        .filter(|r| {
+            cashflow_shared::Transaction::parse(&r.payload)
+                .is_ok_and(|t| t.producer_id.as_deref() == Some(last.as_str()))
+        })
+        .count() as u64;
+    let view: TopicView =
+        common::wait_for(Duration::from_secs(60), "the invariant to hold", || async {
+            let v: TopicView = reqwest::get(format!("{url}/api/topic"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v.invariant.state == InvariantState::Holds).then_some(v)
+        })
+        .await;
+    assert_eq!(
+        (view.invariant.acked, view.invariant.applied),
+        (own, own),
+        "{:?}",
+        view.invariant
+    );
+    assert!(
+        own > unique_ids / 2,
+        "{own} of {unique_ids} records carry the kept producer id"
+    );
+    println!(
+        "invariant after the kills: {} records of producer {last} acknowledged and applied, {} foreign",
+        own, view.invariant.foreign_records
     );
     println!(
         "{} kills, {} records, {} unique, producer mismatches {}, restart→applying: {:?}",

@@ -63,10 +63,7 @@ async fn every_dot_is_a_real_record() {
             .unwrap_or_else(|| panic!("dot {pos:?} is not a record in the topic"));
         assert_eq!(tx.account, d.account, "{pos:?}");
         assert_eq!(tx.delta().minor(), d.delta, "{pos:?}");
-        assert_eq!(
-            tx.producer_id.as_deref(),
-            Some(app.shared.producer_id.as_str())
-        );
+        assert_eq!(tx.producer_id.as_deref(), Some(app.shared.producer_id()));
         if d.applied_ms.is_some() {
             assert_eq!(d.member, Some(1), "applied by the only member");
         }

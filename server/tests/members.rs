@@ -260,7 +260,7 @@ async fn a_forged_record_breaks_the_invariant() {
     .await;
     let forged = format!(
         r#"{{"account": 1, "transaction_id": "1-Credit-forged", "transaction_type": "Credit", "amount": 5, "producer_id": "{}"}}"#,
-        app.shared.producer_id
+        app.shared.producer_id()
     );
     common::raw_producer(&app.brokers)
         .send(

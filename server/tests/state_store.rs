@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use cashflow::Settings;
 use cashflow::producer::Command;
 use cashflow_shared::api::{Balances, Health, ProducerStats, RestoreProgress};
+use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::protocol::ServerMsg;
 use common::{Broker, TestApp, apache_kafka, read_topic, spawn_app_with, unique, wait_for};
 use rdkafka::ClientConfig;
@@ -39,6 +40,15 @@ async fn restored(app: &TestApp) -> RestoreProgress {
 
 async fn wait_applied(app: &TestApp, n: u64) -> Balances {
     app.wait_applied(n, WAIT).await
+}
+
+/// The invariant holds with `n` records acknowledged and applied.
+async fn invariant_holds(app: &TestApp, n: u64) {
+    wait_for(WAIT, "the invariant to hold", || async {
+        let inv = app.shared.invariant();
+        (inv.state == InvariantState::Holds && inv.acked == n && inv.applied == n).then_some(())
+    })
+    .await;
 }
 
 fn by_account(b: &Balances) -> BTreeMap<u32, (i64, u64)> {
@@ -96,8 +106,9 @@ async fn admin_delete_topic(brokers: &str, topic: &str) {
 
 /// 10 × N records per partition, a restart: every partition comes from a snapshot, at most
 /// 2 × N records per partition are read again, a few changelog records per partition, and the
-/// balances are exactly those before. Then, with the changelog deleted, a full replay (with a
-/// warning) gives the same balances.
+/// balances are exactly those before, and so is the invariant (the same producer id, both of
+/// its sides restored). Then, with the changelog deleted, a full replay (with a warning) gives
+/// the same balances.
 async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     let topic = unique("store");
     let dir = std::env::temp_dir().join(unique("cashflow-store"));
@@ -114,6 +125,8 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
         (app.shared.store().snapshots_written >= 6).then_some(())
     })
     .await;
+    invariant_holds(&app, total).await;
+    let producer = app.shared.producer_id().to_owned();
     let brokers = app.brokers.clone();
     app.shutdown().await;
 
@@ -134,9 +147,23 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     assert_eq!(by_account(&after), by_account(&before));
     assert_eq!(after.next_offsets, before.next_offsets);
     assert_eq!(after.stats.applied, before.stats.applied);
+    // The invariant goes on too: the same producer, and both sides as the last run left them
+    // (restored, not recounted from zero), before anything new is produced.
+    assert_eq!(
+        app.shared.producer_id(),
+        producer,
+        "the producer id is kept"
+    );
+    let inv = app.shared.invariant();
+    assert_eq!(
+        (inv.state, inv.acked, inv.applied, inv.foreign_records),
+        (InvariantState::Holds, total, total, 0),
+        "{inv:?}"
+    );
     // It goes on exactly from there.
     app.producer.send(Command::Burst(600)).await.expect("burst");
     let b = wait_applied(&app, total + 600).await;
+    invariant_holds(&app, total + 600).await;
     let records = read_topic(&app.brokers, &topic);
     let expected = common::recompute(&records);
     assert_eq!(by_account(&b), expected);
@@ -164,6 +191,14 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
         );
         let again: Balances = get(&app, "/api/balances").await;
         assert_eq!(by_account(&again), expected);
+        // Without the store the last run's producer is not known: its records are foreign.
+        let inv = app.shared.invariant();
+        assert_ne!(app.shared.producer_id(), producer);
+        assert_eq!(
+            (inv.state, inv.acked, inv.foreign_records),
+            (InvariantState::Idle, 0, records.len() as u64),
+            "{inv:?}"
+        );
         app.shutdown().await;
     }
     let _ = std::fs::remove_dir_all(&dir);

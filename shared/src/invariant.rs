@@ -3,8 +3,15 @@
 //! from records carrying that producer's id. While records are on their way the two differ by
 //! what is in flight ("catching up"); once both sides have seen the same records they must be
 //! equal, account by account, or something lost or doubled a transaction.
+//!
+//! Both sides outlive a restart: the applied side ([`Own`]) is part of each partition's state,
+//! the acknowledged side ([`Acks`]) is cut per partition, and a snapshot keeps both with the
+//! producer's id. A restart adopts that id again and recovers the acknowledged side from the
+//! snapshot's cut plus that producer's records found in the log after it (a record in the log
+//! was acknowledged, or would have been had the process not died first).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -53,12 +60,152 @@ pub struct InvariantStatus {
     pub difference: i64,
     /// The first differing account, to name it.
     pub first_differing: Option<AccountId>,
-    /// Records applied that other producers wrote (the original's scripts, earlier runs, …).
+    /// Records applied that other producers wrote (the original's scripts, a run whose state
+    /// store was lost, …).
     pub foreign_records: u64,
 }
 
 /// What the calculator applied from this server's producer, per account (net, count).
 pub type Applied = BTreeMap<AccountId, (i64, u64)>;
+
+/// The applied side, per partition: what this partition's records from the producer `producer`
+/// did, and how many records other producers wrote. Part of the partition's state, so a
+/// snapshot keeps it with the balances it explains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Own {
+    /// The producer counted as this server's (`None`: every record is foreign).
+    pub producer: Option<Arc<str>>,
+    pub applied: Applied,
+    pub foreign: u64,
+}
+
+impl Own {
+    /// Counts one applied transaction: this producer's per account, others' as a number.
+    pub fn count(&mut self, producer: Option<&str>, account: AccountId, delta: Money) {
+        match (&self.producer, producer) {
+            (Some(mine), Some(theirs)) if **mine == *theirs => {
+                let e = self.applied.entry(account).or_default();
+                e.0 = e.0.saturating_add(delta.minor());
+                e.1 += 1;
+            }
+            _ => self.foreign += 1,
+        }
+    }
+
+    /// From now on `producer`'s records are this server's. Counts of another producer cannot
+    /// be compared with its acknowledgements: they start over.
+    pub fn count_as_own(&mut self, producer: &Arc<str>) {
+        if self.producer.as_deref() != Some(&**producer) {
+            *self = Own {
+                producer: Some(producer.clone()),
+                ..Own::default()
+            };
+        }
+    }
+}
+
+/// The acknowledged side of one partition: the nets of this producer's records Kafka
+/// acknowledged there. Every such record below `next` is counted and none above, so a restart
+/// goes on from `next`, counting the producer's records it finds in the log (a record in the log
+/// was acknowledged, or would have been but for the crash).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AckedPartition {
+    pub next: i64,
+    pub nets: BTreeMap<AccountId, Acked>,
+}
+
+impl AckedPartition {
+    /// The producer's record at `offset` was acknowledged, or found in the log at a restart.
+    /// False (nothing counted) if it was counted already.
+    pub fn add(&mut self, offset: i64, account: AccountId, delta: Money) -> bool {
+        if offset < self.next {
+            return false;
+        }
+        self.next = offset + 1;
+        let t = self.nets.entry(account).or_default();
+        t.net = t.net.checked_add(delta).unwrap_or(t.net);
+        t.count += 1;
+        true
+    }
+}
+
+/// Everything this server's producer had acknowledged, per partition (kept by the state store
+/// with each partition's snapshot), and how many of its records are on their way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acks {
+    in_flight: u64,
+    parts: BTreeMap<i32, AckedPartition>,
+    /// Per account, over the partitions: what the invariant compares.
+    totals: BTreeMap<AccountId, Acked>,
+}
+
+impl Acks {
+    /// A record is about to be handed to the producer.
+    pub fn sending(&mut self) {
+        self.in_flight += 1;
+    }
+
+    /// A record handed over was refused, or its delivery failed: it is not in the log.
+    pub fn not_sent(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Kafka acknowledged a record of this producer at (`partition`, `offset`).
+    pub fn acked(&mut self, partition: i32, offset: i64, account: AccountId, delta: Money) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self
+            .parts
+            .entry(partition)
+            .or_default()
+            .add(offset, account, delta)
+        {
+            let t = self.totals.entry(account).or_default();
+            t.net = t.net.checked_add(delta).unwrap_or(t.net);
+            t.count += 1;
+        }
+    }
+
+    /// What a snapshot of `partition` keeps, the ledger's own cut being at `ledger_next` (taken
+    /// just before). With nothing in flight, no record of this producer lies at or above its
+    /// `next` (all are acknowledged), so the records up to the ledger's cut are all foreign:
+    /// `next` moves up to it and a restart does not re-read them.
+    pub fn cut(&self, partition: i32, ledger_next: i64) -> AckedPartition {
+        let mut cut = self.parts.get(&partition).cloned().unwrap_or_default();
+        if self.in_flight == 0 {
+            cut.next = cut.next.max(ledger_next);
+        }
+        cut
+    }
+
+    /// Installs what a restart recovered for `partition`.
+    pub fn restore(&mut self, partition: i32, recovered: AckedPartition) {
+        if let Some(old) = self.parts.insert(partition, recovered) {
+            for (a, t) in old.nets {
+                if let Some(total) = self.totals.get_mut(&a) {
+                    total.net = total.net.checked_sub(t.net).unwrap_or(total.net);
+                    total.count = total.count.saturating_sub(t.count);
+                }
+            }
+        }
+        for (a, t) in &self.parts[&partition].nets {
+            let total = self.totals.entry(*a).or_default();
+            total.net = total.net.checked_add(t.net).unwrap_or(total.net);
+            total.count += t.count;
+        }
+        self.totals.retain(|_, t| t.count > 0);
+    }
+
+    /// Per account, over every partition.
+    pub fn totals(&self) -> &BTreeMap<AccountId, Acked> {
+        &self.totals
+    }
+
+    /// Forgets everything acknowledged (the topic was re-created).
+    pub fn clear(&mut self) {
+        self.parts.clear();
+        self.totals.clear();
+    }
+}
 
 /// Compares the producer's acknowledged nets with the calculator's applied ones.
 /// `whole_topic`: this server's calculator owned every partition throughout. `stuck`: the
@@ -158,6 +305,88 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn acknowledgements_are_cut_per_partition_and_restored() {
+        let m = Money::from_minor;
+        let mut acks = Acks::default();
+        for _ in 0..4 {
+            acks.sending();
+        }
+        acks.acked(0, 10, 1, m(500));
+        acks.acked(0, 12, 2, m(-100));
+        // A report seen twice (it cannot be, but a restart's recount can meet one) counts once.
+        acks.acked(0, 12, 2, m(-100));
+        assert_eq!(acks.totals()[&2].count, 1);
+        // One record still on its way: the cut stays at the last acknowledged offset, even if
+        // the ledger read further (the record on its way may lie in between).
+        assert_eq!(acks.cut(0, 40).next, 13);
+        acks.not_sent();
+        // Nothing on its way: every record of this producer lies below 13, so the records up
+        // to the ledger's cut are others' and need not be read again.
+        assert_eq!(acks.cut(0, 40).next, 40);
+        assert_eq!(acks.cut(0, 5).next, 13);
+        assert_eq!(
+            acks.cut(3, 7),
+            AckedPartition {
+                next: 7,
+                ..AckedPartition::default()
+            }
+        );
+
+        // A restart: partition 0 recovered with one more record found in the log after its cut.
+        let mut recovered = acks.cut(0, 13);
+        assert!(recovered.add(20, 1, m(25)));
+        assert!(
+            !recovered.add(11, 1, m(25)),
+            "below the cut: counted already"
+        );
+        let mut again = Acks::default();
+        again.restore(0, recovered.clone());
+        again.restore(1, AckedPartition::default());
+        assert_eq!(
+            again.totals()[&1],
+            Acked {
+                net: m(525),
+                count: 2
+            }
+        );
+        // Restoring a partition again replaces its part of the totals, not adds to it.
+        again.restore(0, recovered);
+        assert_eq!(
+            again.totals()[&1],
+            Acked {
+                net: m(525),
+                count: 2
+            }
+        );
+        assert_eq!(again.totals().len(), 2);
+        again.clear();
+        assert!(again.totals().is_empty());
+    }
+
+    #[test]
+    fn own_counts_belong_to_one_producer() {
+        let me: Arc<str> = "cashflow-1".into();
+        let mut own = Own::default();
+        own.count(Some("cashflow-1"), 1, Money::from_minor(5));
+        assert_eq!(
+            (own.applied.len(), own.foreign),
+            (0, 1),
+            "no producer counted yet"
+        );
+        own.count_as_own(&me);
+        own.count(Some("cashflow-1"), 1, Money::from_minor(5));
+        own.count(Some("cashflow-2"), 1, Money::from_minor(5));
+        own.count(None, 1, Money::from_minor(5));
+        assert_eq!(own.applied[&1], (5, 1));
+        assert_eq!(own.foreign, 2);
+        // The same producer again changes nothing; another one starts over.
+        own.count_as_own(&me);
+        assert_eq!(own.applied[&1], (5, 1));
+        own.count_as_own(&"cashflow-2".into());
+        assert_eq!((own.applied.len(), own.foreign), (0, 0));
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! of the newest complete snapshot (only a later snapshot in the same slot supersedes it, and
 //! that one is written after a head pointing at the other slot).
 //!
+//! Since the invariant ([`crate::invariant`]) is kept across restarts, a snapshot also carries
+//! its two sides: what the partition's records from the server's own producer did (`own`) and
+//! what that producer had acknowledged there (`acked`), named in the head's `producer`. Both are
+//! optional fields, so snapshots of earlier builds still load (without them) and earlier builds
+//! still read these.
+//!
 //! Every record carries `format`; a reader meeting another format falls back to replaying the
 //! topic (with a warning) rather than guessing.
 
@@ -19,6 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::invariant::{Acked, AckedPartition, Own};
 use crate::ledger::{AccountState, LedgerStats, PartitionLedger};
 use crate::money::Money;
 use crate::transaction::AccountId;
@@ -46,6 +53,38 @@ pub struct Head {
     pub first_chunk: i64,
     pub slot: u8,
     pub taken_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerMark>,
+}
+
+/// The invariant's counts in a snapshot: whose records they are, and how many entries of each
+/// side its chunks hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerMark {
+    /// The producer whose records `own` and `acked` count.
+    pub id: String,
+    /// Records from other producers applied in this partition.
+    pub foreign: u64,
+    pub own_accounts: u64,
+    /// Every acknowledged record of the producer below this offset is in `acked`, none above
+    /// ([`AckedPartition::next`]).
+    pub acked_next: i64,
+    pub acked_accounts: u64,
+}
+
+impl ProducerMark {
+    /// The mark for a snapshot of `state` with the producer's acknowledged `acked` (none while
+    /// no producer is counted as this server's).
+    pub fn of(state: &PartitionLedger, acked: &AckedPartition) -> Option<ProducerMark> {
+        let own = state.own();
+        Some(ProducerMark {
+            id: own.producer.as_deref()?.to_owned(),
+            foreign: own.foreign,
+            own_accounts: own.applied.len() as u64,
+            acked_next: acked.next,
+            acked_accounts: acked.nets.len() as u64,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +94,12 @@ pub struct Chunk {
     pub index: u32,
     /// `[account, net in minor units, count]`.
     pub accounts: Vec<(AccountId, i64, u64)>,
+    /// The same for the producer's records applied, and for those it had acknowledged (a chunk
+    /// holds one of the three lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<(AccountId, i64, u64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acked: Vec<(AccountId, i64, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,30 +148,69 @@ pub fn decode(key: &[u8], value: &[u8]) -> Result<Record, SnapshotError> {
     }
 }
 
-/// The chunk records of a snapshot of `state`: `(key, value)` in the order to write them.
+/// The chunk records of a snapshot of `state` (with the invariant's counts when `mark` is
+/// given: see [`ProducerMark::of`]): `(key, value)` in the order to write them.
 pub fn encode_chunks(
     state: &PartitionLedger,
+    mark: Option<(&ProducerMark, &AckedPartition)>,
     id: u64,
     slot: u8,
     per_chunk: usize,
 ) -> Vec<(String, Vec<u8>)> {
-    let entries: Vec<(AccountId, i64, u64)> = state
+    let accounts: Vec<(AccountId, i64, u64)> = state
         .accounts()
         .iter()
         .map(|(a, s)| (*a, s.balance.minor(), s.count))
         .collect();
-    entries
-        .chunks(per_chunk.max(1))
-        .enumerate()
-        .map(|(i, c)| {
-            let chunk = Chunk {
-                format: FORMAT,
-                id,
-                index: i as u32,
-                accounts: c.to_vec(),
-            };
-            let value = serde_json::to_vec(&chunk).unwrap_or_default();
-            (chunk_key(slot, i as u32), value)
+    let (own, acked) = match mark {
+        Some((_, acked)) => (
+            state
+                .own()
+                .applied
+                .iter()
+                .map(|(a, (net, n))| (*a, *net, *n))
+                .collect(),
+            acked
+                .nets
+                .iter()
+                .map(|(a, t)| (*a, t.net.minor(), t.count))
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let per_chunk = per_chunk.max(1);
+    let blank = |index: u32| Chunk {
+        format: FORMAT,
+        id,
+        index,
+        accounts: Vec::new(),
+        own: Vec::new(),
+        acked: Vec::new(),
+    };
+    let mut chunks = Vec::new();
+    for c in accounts.chunks(per_chunk) {
+        chunks.push(Chunk {
+            accounts: c.to_vec(),
+            ..blank(chunks.len() as u32)
+        });
+    }
+    for c in own.chunks(per_chunk) {
+        chunks.push(Chunk {
+            own: c.to_vec(),
+            ..blank(chunks.len() as u32)
+        });
+    }
+    for c in acked.chunks(per_chunk) {
+        chunks.push(Chunk {
+            acked: c.to_vec(),
+            ..blank(chunks.len() as u32)
+        });
+    }
+    chunks
+        .into_iter()
+        .map(|c| {
+            let value = serde_json::to_vec(&c).unwrap_or_default();
+            (chunk_key(slot, c.index), value)
         })
         .collect()
 }
@@ -140,13 +224,23 @@ pub fn encode_head(head: &Head) -> Vec<u8> {
     serde_json::to_vec(head).unwrap_or_default()
 }
 
+/// What a snapshot holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assembled {
+    pub state: PartitionLedger,
+    /// What the producer named in the head's mark had acknowledged (none without a mark).
+    pub acked: Option<AckedPartition>,
+}
+
 /// The partition state a head and its chunks describe, with an empty id window (the caller
 /// observes the records before `next_offset` again). Chunks of other snapshots are ignored.
 pub fn assemble(
     head: &Head,
     chunks: impl IntoIterator<Item = Chunk>,
     window_width: i64,
-) -> Result<PartitionLedger, SnapshotError> {
+) -> Result<Assembled, SnapshotError> {
+    let mut own = Own::default();
+    let mut acked = AckedPartition::default();
     let mut accounts = BTreeMap::new();
     let mut seen = vec![false; head.chunks as usize];
     for c in chunks {
@@ -163,21 +257,47 @@ pub fn assemble(
                 },
             );
         }
+        own.applied
+            .extend(c.own.into_iter().map(|(a, net, n)| (a, (net, n))));
+        acked
+            .nets
+            .extend(c.acked.into_iter().map(|(a, net, count)| {
+                (
+                    a,
+                    Acked {
+                        net: Money::from_minor(net),
+                        count,
+                    },
+                )
+            }));
     }
     let found = seen.iter().filter(|s| **s).count() as u32;
-    if found != head.chunks || accounts.len() as u64 != head.accounts {
+    let mark = head.producer.as_ref();
+    let (own_n, acked_n) = mark.map_or((0, 0), |m| (m.own_accounts, m.acked_accounts));
+    if found != head.chunks
+        || accounts.len() as u64 != head.accounts
+        || own.applied.len() as u64 != own_n
+        || acked.nets.len() as u64 != acked_n
+    {
         return Err(SnapshotError::Incomplete {
             id: head.id,
             found,
             expected: head.chunks,
         });
     }
-    Ok(PartitionLedger::restored(
-        head.next_offset,
-        accounts,
-        head.stats,
-        window_width,
-    ))
+    let state = PartitionLedger::restored(head.next_offset, accounts, head.stats, window_width);
+    Ok(match mark {
+        Some(m) => {
+            own.producer = Some(m.id.as_str().into());
+            own.foreign = m.foreign;
+            acked.next = m.acked_next;
+            Assembled {
+                state: state.with_own(own),
+                acked: Some(acked),
+            }
+        }
+        None => Assembled { state, acked: None },
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +336,7 @@ mod tests {
             first_chunk: 0,
             slot: 1,
             taken_ms: 0,
+            producer: None,
         }
     }
 
@@ -232,7 +353,7 @@ mod tests {
     #[test]
     fn round_trips_in_bounded_chunks() {
         let p = state(2_500);
-        let records = encode_chunks(&p, 9, 1, CHUNK_ACCOUNTS);
+        let records = encode_chunks(&p, None, 9, 1, CHUNK_ACCOUNTS);
         assert_eq!(records.len() as u32, chunk_count(2_500, CHUNK_ACCOUNTS));
         assert_eq!(records.len(), 3);
         assert!(records.iter().all(|(_, v)| v.len() < 64 * 1024));
@@ -242,7 +363,7 @@ mod tests {
             panic!("head does not decode");
         };
         assert_eq!(back, h);
-        let restored = assemble(&h, decode_chunks(&records), 100).unwrap();
+        let restored = assemble(&h, decode_chunks(&records), 100).unwrap().state;
         assert_eq!(restored.accounts(), p.accounts());
         assert_eq!(restored.stats(), p.stats());
         assert_eq!(restored.next_offset(), p.next_offset());
@@ -264,7 +385,7 @@ mod tests {
             };
             p.apply(&tx, i64::from(a), Money::ZERO);
         }
-        let records = encode_chunks(&p, u64::MAX, 1, CHUNK_ACCOUNTS);
+        let records = encode_chunks(&p, None, u64::MAX, 1, CHUNK_ACCOUNTS);
         assert_eq!(records.len(), 1);
         assert!(records[0].1.len() < 64 * 1024, "{}", records[0].1.len());
     }
@@ -272,7 +393,7 @@ mod tests {
     #[test]
     fn torn_and_foreign_snapshots_are_refused() {
         let p = state(30);
-        let records = encode_chunks(&p, 5, 0, 10);
+        let records = encode_chunks(&p, None, 5, 0, 10);
         let chunks = decode_chunks(&records);
         let h = head(&p, 5, 3);
         // A crash after two of three chunks.
@@ -291,8 +412,71 @@ mod tests {
         // Extra and repeated chunks are harmless.
         let mut more = chunks.clone();
         more.extend(chunks.clone());
-        more.extend(decode_chunks(&encode_chunks(&state(3), 8, 1, 10)));
-        assert_eq!(assemble(&h, more, 1).unwrap().accounts(), p.accounts());
+        more.extend(decode_chunks(&encode_chunks(&state(3), None, 8, 1, 10)));
+        assert_eq!(
+            assemble(&h, more, 1).unwrap().state.accounts(),
+            p.accounts()
+        );
+    }
+
+    #[test]
+    fn the_invariants_counts_round_trip_and_older_snapshots_still_load() {
+        let producer: std::sync::Arc<str> = "cashflow-1".into();
+        let mut p = PartitionLedger::new(100);
+        p.count_as_own(&producer);
+        let mut acked = AckedPartition::default();
+        for a in 1..=25u32 {
+            let mut tx = Transaction {
+                account: a,
+                transaction_id: format!("t{a}"),
+                transaction_type: TxType::Credit,
+                amount: Money::from_minor(i64::from(a)),
+                new_balance: None,
+                transaction_summary: Default::default(),
+                timestamp_ms: None,
+                producer_id: Some("cashflow-1".into()),
+            };
+            if a % 5 == 0 {
+                tx.producer_id = Some("someone else".into());
+            } else {
+                acked.add(i64::from(a), a, tx.delta());
+            }
+            p.apply(&tx, i64::from(a), Money::ZERO);
+        }
+        let mark = ProducerMark::of(&p, &acked).expect("a producer is counted");
+        assert_eq!(
+            (mark.own_accounts, mark.foreign, mark.acked_accounts),
+            (20, 5, 20)
+        );
+        let records = encode_chunks(&p, Some((&mark, &acked)), 3, 0, 10);
+        // 25 accounts, 20 own, 20 acknowledged: 3 + 2 + 2 chunks of at most 10 entries.
+        assert_eq!(records.len(), 7);
+        let mut h = head(&p, 3, 7);
+        h.producer = Some(mark);
+        let Ok(Record::Head(back)) = decode(HEAD_KEY, &encode_head(&h)) else {
+            panic!("head does not decode");
+        };
+        assert_eq!(back, h);
+        let chunks = decode_chunks(&records);
+        let got = assemble(&h, chunks.clone(), 100).unwrap();
+        assert_eq!(got.state.own(), p.own());
+        assert_eq!(got.acked.as_ref(), Some(&acked));
+
+        // One chunk of the acknowledged side missing: incomplete, not silently short.
+        let mut torn = chunks.clone();
+        torn.pop();
+        assert!(assemble(&h, torn, 100).is_err());
+
+        // A head and chunks as the previous build wrote them (no mark, no lists).
+        let old_head = serde_json::to_string(&head(&p, 3, 3)).unwrap();
+        assert!(!old_head.contains("producer"));
+        let Ok(Record::Head(old)) = decode(HEAD_KEY, old_head.as_bytes()) else {
+            panic!("old head does not decode");
+        };
+        let got = assemble(&old, chunks[..3].to_vec(), 100).unwrap();
+        assert_eq!(got.state.accounts(), p.accounts());
+        assert_eq!(got.state.own(), &Own::default());
+        assert_eq!(got.acked, None);
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl ProducerContext for DeliveryContext {
                     t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
                     t.count += 1;
                 });
+                shared.acked(msg.partition(), msg.offset(), sent.account, sent.delta);
                 shared.flow_acked(FlowDot {
                     partition: msg.partition(),
                     offset: msg.offset(),
@@ -70,6 +71,7 @@ impl ProducerContext for DeliveryContext {
                 });
             }
             Err((e, msg)) => {
+                shared.acks_not_sent();
                 shared.with_producer(|p| {
                     p.failed += 1;
                     p.last_error = Some(e.to_string());

@@ -8,7 +8,7 @@ impl ProducerTask {
     /// transaction is taken back from the producer's view; the caller tries later or says so).
     /// Other errors are counted as failed deliveries.
     pub(super) fn publish(&mut self, mut tx: Transaction) -> bool {
-        tx.producer_id = Some(self.shared.producer_id.clone());
+        tx.producer_id = Some(self.shared.producer_id().to_owned());
         let key = tx.account.to_string();
         let payload = tx.to_json();
         let sent = Box::new(Sent {
@@ -20,16 +20,20 @@ impl ProducerTask {
             .key(&key)
             .payload(&payload)
             .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
+        // Counted as on its way before librdkafka has it: its delivery report may come first.
+        self.shared.acks_sending();
         match self.producer.send(record) {
             Ok(()) => {
                 self.shared.with_producer(|p| p.sent += 1);
                 true
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                self.shared.acks_not_sent();
                 self.generator.unrecord(tx.account, tx.delta());
                 false
             }
             Err((e, _)) => {
+                self.shared.acks_not_sent();
                 self.generator.unrecord(tx.account, tx.delta());
                 self.shared.with_producer(|p| {
                     p.failed += 1;

@@ -16,6 +16,9 @@ pub(super) struct Part {
     pub(super) commit: i64,
     /// Past the commit, a record the live consumer must dead-letter was met: apply no more.
     pub(super) stopped: bool,
+    /// At start: this server's producer, and what it had acknowledged (recovered from the
+    /// snapshot, and from its records found after it).
+    pub(super) acked: Option<(std::sync::Arc<str>, AckedPartition)>,
 }
 
 /// Applies a record some member of the group has handled already: a transaction is applied,
@@ -39,6 +42,11 @@ fn handled(state: &mut PartitionLedger, offset: i64, tx: Option<&Transaction>, o
 impl Part {
     pub(super) fn handle(&mut self, offset: i64, payload: &[u8], opening: Money) {
         let tx = Transaction::parse(payload).ok();
+        if let (Some((producer, acked)), Some(tx)) = (&mut self.acked, &tx)
+            && tx.producer_id.as_deref() == Some(&**producer)
+        {
+            acked.add(offset, tx.account, tx.delta());
+        }
         if offset < self.state.next_offset() {
             // Before the snapshot's offset: only the id window is rebuilt.
             if let Some(tx) = &tx {

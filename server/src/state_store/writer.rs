@@ -150,7 +150,16 @@ impl SnapshotWriter {
             .shared
             .snapshot_mark(partition)
             .map_or(0, |m| 1 - m.0.min(1));
-        let chunks = snapshot::encode_chunks(state, id, slot, self.settings.chunk_accounts);
+        // The acknowledged side after the ledger's cut (see `Acks::cut`).
+        let acked = self.shared.acked_cut(partition, state.next_offset());
+        let mark = snapshot::ProducerMark::of(state, &acked);
+        let chunks = snapshot::encode_chunks(
+            state,
+            mark.as_ref().map(|m| (m, &acked)),
+            id,
+            slot,
+            self.settings.chunk_accounts,
+        );
         let total = chunks.len();
         let mut first_chunk = -1;
         // Sent one after another: the idempotent producer keeps them in order anyway, and a
@@ -185,6 +194,7 @@ impl SnapshotWriter {
             first_chunk,
             slot,
             taken_ms: crate::state::now_ms(),
+            producer: mark,
         };
         self.deliver(partition, HEAD_KEY, &snapshot::encode_head(&head))
             .await?;

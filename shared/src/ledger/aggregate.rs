@@ -2,10 +2,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
 use super::{
     AccountState, AccountTotals, DEFAULT_ID_WINDOW, LedgerStats, Outcome, PartitionLedger, Position,
 };
+use crate::invariant::Applied;
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
@@ -21,6 +23,10 @@ pub struct Ledger {
     home: BTreeMap<AccountId, i32>,
     /// Sum of `totals`' balances, kept as they change so the page's totals cost nothing.
     balance_sum: i128,
+    /// This server's producer (its records are the invariant's applied side), and their nets
+    /// per account across partitions.
+    producer: Option<Arc<str>>,
+    own_totals: Applied,
 }
 
 impl Ledger {
@@ -37,7 +43,31 @@ impl Ledger {
             totals: BTreeMap::new(),
             home: BTreeMap::new(),
             balance_sum: 0,
+            producer: None,
+            own_totals: Applied::new(),
         }
+    }
+
+    /// Counts `producer`'s records as this server's (in every partition, held or to come).
+    pub fn count_as_own(&mut self, producer: &str) {
+        if self.producer.as_deref() == Some(producer) {
+            return;
+        }
+        let producer: Arc<str> = producer.into();
+        for p in self.parts.values_mut() {
+            p.count_as_own(&producer);
+        }
+        self.producer = Some(producer);
+        self.own_totals.clear();
+    }
+
+    /// The invariant's applied side: this server's producer's nets per account, and the number
+    /// of records other producers wrote.
+    pub fn own_applied(&self) -> (&Applied, u64) {
+        (
+            &self.own_totals,
+            self.parts.values().map(|p| p.own.foreign).sum(),
+        )
     }
 
     /// How many accounts there are and the sum of their balances.
@@ -149,9 +179,14 @@ impl Ledger {
 
     fn part_mut(&mut self, partition: i32) -> &mut PartitionLedger {
         let w = self.window_width;
-        self.parts
-            .entry(partition)
-            .or_insert_with(|| PartitionLedger::new(w))
+        let producer = &self.producer;
+        self.parts.entry(partition).or_insert_with(|| {
+            let mut p = PartitionLedger::new(w);
+            if let Some(producer) = producer {
+                p.count_as_own(producer);
+            }
+            p
+        })
     }
 
     /// Whether the transaction `id` at `pos` would be refused as a duplicate.
@@ -178,6 +213,11 @@ impl Ledger {
                 self.balance_sum += i128::from(before);
             }
             self.home.insert(tx.account, pos.partition);
+            if tx.producer_id.is_some() && tx.producer_id.as_deref() == self.producer.as_deref() {
+                let e = self.own_totals.entry(tx.account).or_default();
+                e.0 = e.0.saturating_add(tx.delta().minor());
+                e.1 += 1;
+            }
         }
         out
     }
@@ -217,12 +257,17 @@ impl Ledger {
 
     /// Replaces the state of `partition` (restored from a snapshot and the topic, or caught up
     /// after a rebalance), keeping every account's total exact.
-    pub fn install(&mut self, partition: i32, state: PartitionLedger) {
+    pub fn install(&mut self, partition: i32, mut state: PartitionLedger) {
+        if let Some(producer) = &self.producer {
+            state.count_as_own(producer);
+        }
         let old = self.parts.insert(partition, state);
         let mut touched: Vec<AccountId> = self.parts[&partition].accounts.keys().copied().collect();
         if let Some(old) = &old {
             touched.extend(old.accounts.keys().copied());
         }
+        touched.sort_unstable();
+        touched.dedup();
         for a in touched {
             self.recompute(a);
             if self.parts[&partition].accounts.contains_key(&a) {
@@ -237,6 +282,7 @@ impl Ledger {
         self.totals.clear();
         self.home.clear();
         self.balance_sum = 0;
+        self.own_totals.clear();
     }
 
     fn recompute(&mut self, account: AccountId) {
@@ -245,6 +291,7 @@ impl Ledger {
             count: 0,
         };
         let mut found = false;
+        let mut own = (0i64, 0u64);
         for p in self.parts.values() {
             if let Some(s) = p.accounts.get(&account) {
                 found = true;
@@ -252,6 +299,14 @@ impl Ledger {
                     Money::from_minor(total.balance.minor().saturating_add(s.balance.minor()));
                 total.count += s.count;
             }
+            if let Some((net, n)) = p.own.applied.get(&account) {
+                own = (own.0.saturating_add(*net), own.1 + n);
+            }
+        }
+        if own.1 > 0 {
+            self.own_totals.insert(account, own);
+        } else {
+            self.own_totals.remove(&account);
         }
         let old = if found {
             self.totals.insert(account, total)

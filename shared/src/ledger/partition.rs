@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::{AccountState, LedgerStats, Outcome, id_digest};
+use crate::invariant::Own;
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
@@ -58,6 +59,8 @@ pub struct PartitionLedger {
     /// Dead letters decided but not yet acknowledged by the dead-letter topic: while any is
     /// outstanding the state is not a cut to snapshot (a crash would lose the dead letter).
     pub(super) unconfirmed: u32,
+    /// The invariant's applied side: what this server's producer's records did here.
+    pub(super) own: Own,
 }
 
 impl PartitionLedger {
@@ -80,7 +83,23 @@ impl PartitionLedger {
             window_width: window_width.max(1),
             window: IdWindow::default(),
             unconfirmed: 0,
+            own: Own::default(),
         }
+    }
+
+    /// The same state, with the invariant's counts a snapshot kept alongside it.
+    pub fn with_own(self, own: Own) -> Self {
+        PartitionLedger { own, ..self }
+    }
+
+    /// What this server's producer's records did in this partition (see [`Own`]).
+    pub fn own(&self) -> &Own {
+        &self.own
+    }
+
+    /// Counts `producer`'s records as this server's from now on (see [`Own::count_as_own`]).
+    pub fn count_as_own(&mut self, producer: &std::sync::Arc<str>) {
+        self.own.count_as_own(producer);
     }
 
     /// A copy keeping only the accounts `keep` accepts (the producer's view needs only the
@@ -94,6 +113,7 @@ impl PartitionLedger {
                 .map(|(a, s)| (*a, *s))
                 .collect(),
             window: self.window.clone(),
+            own: Own::default(),
             ..*self
         }
     }
@@ -180,6 +200,8 @@ impl PartitionLedger {
         state.count += 1;
         self.accounts.insert(tx.account, state);
         self.stats.applied += 1;
+        self.own
+            .count(tx.producer_id.as_deref(), tx.account, tx.delta());
         let producer_agrees = tx.new_balance.map(|nb| nb == balance);
         if producer_agrees == Some(false) {
             self.stats.mismatches += 1;

@@ -209,6 +209,39 @@ fn install_replaces_a_partition_and_keeps_totals_exact() {
     assert_eq!(l.partition_of(2), None);
 }
 
+/// The invariant's applied side follows the partitions: counted as applied, kept through an
+/// install of the same producer's state, dropped with a partition, and foreign records apart.
+#[test]
+fn own_counts_follow_the_partitions() {
+    let mine = |account, id: &str, amount| Transaction {
+        producer_id: Some("cashflow-1".into()),
+        ..tx(account, id, TxType::Credit, amount, None)
+    };
+    let mut l = Ledger::new(Money::from_minor(100));
+    l.apply(&mine(1, "a", 5), at(0, 0));
+    l.count_as_own("cashflow-1");
+    l.apply(&mine(1, "b", 7), at(0, 1));
+    l.apply(&mine(1, "c", 11), at(1, 0));
+    l.apply(&tx(2, "d", TxType::Credit, 3, None), at(1, 1));
+    let (applied, foreign) = l.own_applied();
+    assert_eq!(
+        applied[&1],
+        (18, 2),
+        "the first record came before the producer was known"
+    );
+    // Counts start over when the producer is named: only "d" is foreign.
+    assert_eq!(foreign, 1);
+    // A partition's state from elsewhere (a snapshot, a catch-up) with one more record.
+    let mut p1 = l.partition(1).cloned().expect("held");
+    p1.apply(&mine(1, "e", 100), 2, Money::from_minor(100));
+    l.install(1, p1);
+    assert_eq!(l.own_applied().0[&1], (118, 3));
+    l.install(1, PartitionLedger::new(DEFAULT_ID_WINDOW));
+    assert_eq!(l.own_applied(), (&[(1, (7, 1))].into(), 0));
+    l.clear();
+    assert_eq!(l.own_applied(), (&Default::default(), 0));
+}
+
 /// Per-account streams, each ordered, spread over partitions like keyed Kafka records; a few
 /// ids repeat (a producer re-sending) so duplicates are exercised.
 fn streams() -> impl Strategy<Value = Vec<(AccountId, bool, i64, u8)>> {
