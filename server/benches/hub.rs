@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cashflow::config::Rate;
-use cashflow::producer::Command;
+use cashflow_shared::command::Command;
 use common::{Broker, spawn_app_with, unique};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -38,7 +38,9 @@ async fn main() {
     println!("|---|---|---|---|---|");
     for (label, rate) in [("1 tx/s", Rate::PerSecond(1.0)), ("max", Rate::Max)] {
         app.producer
-            .send(Command::SetRate(rate))
+            .send(Command::SetRate {
+                rate: rate.as_option(),
+            })
             .await
             .expect("rate");
         app.producer.send(Command::Start).await.expect("start");

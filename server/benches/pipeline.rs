@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cashflow::producer::Command;
+use cashflow_shared::command::Command;
 use common::{Broker, unique, wait_for};
 
 struct Run {
@@ -44,7 +44,10 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     let with_dir = |s: &mut cashflow::Settings| s.data_dir = dir.clone();
     let app = common::spawn_app_with(broker, &unique("bench"), with_dir).await;
     let start = Instant::now();
-    app.producer.send(Command::Burst(n)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: n })
+        .await
+        .expect("burst");
     wait_for(Duration::from_secs(600), "deliveries", || async {
         let p = app.shared.producer();
         assert_eq!(p.failed, 0);

@@ -12,44 +12,7 @@ mod cli;
 pub use cli::Cli;
 
 /// Transactions per second the producer aims for.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Rate {
-    PerSecond(f64),
-    /// As fast as Kafka takes them.
-    Max,
-}
-
-pub const MIN_RATE: f64 = 0.1;
-pub const MAX_RATE: f64 = 1_000_000.0;
-
-impl Rate {
-    pub fn parse(s: &str) -> Result<Rate, String> {
-        if s.eq_ignore_ascii_case("max") {
-            return Ok(Rate::Max);
-        }
-        let v: f64 = s
-            .parse()
-            .map_err(|_| format!("{s:?} is not a number or \"max\""))?;
-        Rate::per_second(v)
-    }
-
-    pub fn per_second(v: f64) -> Result<Rate, String> {
-        if (MIN_RATE..=MAX_RATE).contains(&v) {
-            Ok(Rate::PerSecond(v))
-        } else {
-            Err(format!(
-                "rate must be between {MIN_RATE} and {MAX_RATE} per second, or \"max\"; got {v}"
-            ))
-        }
-    }
-
-    pub fn as_option(self) -> Option<f64> {
-        match self {
-            Rate::PerSecond(v) => Some(v),
-            Rate::Max => None,
-        }
-    }
-}
+pub use cashflow_shared::command::Rate;
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

@@ -8,21 +8,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cashflow_shared::generator::{Generator, GeneratorSettings};
+use cashflow_shared::command::{Command, CommandError, Rate, Target};
+use cashflow_shared::generator::Generator;
 use cashflow_shared::ledger::AccountState;
-use cashflow_shared::{AccountId, Money, Transaction, TxType};
+use cashflow_shared::protocol::GeneratorStatus;
+use cashflow_shared::{AccountId, Transaction};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{Rate, Settings};
+use crate::config::Settings;
 use crate::kafka::base_config;
 use crate::state::Shared;
 
@@ -35,44 +36,29 @@ use delivery::{DeliveryContext, Failed, Sent, new_producer};
 /// Most records sent per 10 ms tick at "max" rate or in a burst, so commands and shutdown
 /// are handled between batches.
 const BATCH: u64 = 5_000;
-/// Largest burst one command may ask for.
-pub const MAX_BURST: u64 = 1_000_000;
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    Start,
-    Pause,
-    SetRate(Rate),
-    SetSettings(GeneratorSettings),
-    SetAccounts(u32),
-    SetMix {
-        credit_percent: u8,
-    },
-    SetAmounts {
-        min: Money,
-        max: Money,
-    },
-    /// Send N random transactions as fast as possible, whether running or paused.
-    Burst(u64),
-    Manual {
-        account: AccountId,
-        transaction_type: TxType,
-        amount: Money,
-    },
+/// Why a producer command was not carried out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProducerError {
+    #[error(transparent)]
+    Invalid(#[from] CommandError),
+    #[error("not a producer command: {0}")]
+    NotForProducer(&'static str),
+    #[error(
+        "Kafka's send queue is full (the broker is slow or unreachable): the transaction was not sent; try again in a moment"
+    )]
+    QueueFull,
+    #[error(
+        "not connected to Kafka yet: a manual transaction has to wait until the balances are restored"
+    )]
+    NotRestored,
+    #[error("the producer has stopped")]
+    Stopped,
 }
 
-/// The producer's settings after a command.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub running: bool,
-    pub rate: Option<f64>,
-    pub settings: GeneratorSettings,
-    pub pending_burst: u64,
-    /// The transaction a `Manual` command produced.
-    pub manual: Option<Transaction>,
-}
+/// What a command left: the generator's settings, and the transaction a `manual` one made.
+pub type Done = (GeneratorStatus, Option<Transaction>);
 
-type Reply = oneshot::Sender<Result<Status, String>>;
+type Reply = oneshot::Sender<Result<Done, ProducerError>>;
 /// Commands as the producer task receives them.
 pub type Commands = mpsc::Receiver<(Command, Reply)>;
 
@@ -83,14 +69,20 @@ pub struct ProducerHandle {
 }
 
 impl ProducerHandle {
-    pub async fn send(&self, cmd: Command) -> Result<Status, String> {
+    /// Validates `cmd` and has the producer carry it out.
+    pub async fn send(&self, cmd: Command) -> Result<Done, ProducerError> {
+        cmd.validate()?;
+        if cmd.target() != Target::Producer {
+            return Err(ProducerError::NotForProducer(
+                "the producer carries out generation commands only",
+            ));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((cmd, reply))
             .await
-            .map_err(|_| "the producer has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the producer has stopped".to_string())?
+            .map_err(|_| ProducerError::Stopped)?;
+        rx.await.map_err(|_| ProducerError::Stopped)?
     }
 }
 
@@ -179,9 +171,7 @@ impl ProducerTask {
                 // The restore follows the topic closely: answer once it is done.
                 pending = Some((cmd, reply));
             } else {
-                let _ = reply.send(Err("not connected to Kafka yet: a manual transaction has \
-                                        to wait until the balances are restored"
-                    .to_string()));
+                let _ = reply.send(Err(ProducerError::NotRestored));
             }
         };
         let Some(view) = view else {

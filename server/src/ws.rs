@@ -11,17 +11,16 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cashflow_shared::protocol::{self, ClientMsg, Command as Wire, PROTOCOL_VERSION, ServerMsg};
+use cashflow_shared::command::{self, ClientMsg, Command, Target};
+use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use crate::app_state::AppState;
-use crate::config::Rate;
-use crate::producer::Command;
 
 /// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between
-/// [`protocol::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
+/// [`command::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
 const HARD_FRAME_LIMIT: usize = 64 * 1024;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -197,11 +196,16 @@ async fn viewer(socket: WebSocket, state: AppState) {
 /// One command frame → the reply to send (none for a matching hello).
 async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<ServerMsg> {
     let token = state.presenter_token.as_deref();
-    let ClientMsg { id, command } = match protocol::parse_client(text) {
+    let ClientMsg { id, command } = match command::parse_client(text) {
         Ok(m) => m,
-        Err(message) => return Some(ServerMsg::Error { id: None, message }),
+        Err(e) => {
+            return Some(ServerMsg::Error {
+                id: None,
+                message: e.to_string(),
+            });
+        }
     };
-    if let Wire::Login { token: given } = &command {
+    if let Command::Login { token: given } = &command {
         return Some(match token {
             None => ServerMsg::Error {
                 id,
@@ -217,67 +221,48 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
             },
         });
     }
-    if !*presenter && !matches!(command, Wire::Hello { .. }) {
+    if !*presenter && !matches!(command, Command::Hello { .. }) {
         return Some(ServerMsg::Error {
             id,
             message: "read-only: log in as presenter to send commands".into(),
         });
     }
-    let cmd = match command {
-        Wire::Login { .. } => return None, // answered above
-        Wire::Hello { protocol } if protocol == PROTOCOL_VERSION => return None,
-        Wire::Hello { protocol } => {
-            return Some(ServerMsg::Reload {
-                reason: format!(
-                    "this page speaks protocol {protocol}, the server {PROTOCOL_VERSION}: reload the page"
-                ),
-            });
-        }
-        Wire::Start => Command::Start,
-        Wire::Pause => Command::Pause,
-        Wire::SetRate { rate: None } => Command::SetRate(Rate::Max),
-        Wire::SetRate { rate: Some(r) } => match Rate::per_second(r) {
-            Ok(r) => Command::SetRate(r),
-            Err(message) => return Some(ServerMsg::Error { id, message }),
-        },
-        Wire::SetAccounts { accounts } => Command::SetAccounts(accounts),
-        Wire::SetMix { credit_percent } => Command::SetMix { credit_percent },
-        Wire::SetAmounts { min, max } => Command::SetAmounts { min, max },
-        Wire::Manual {
-            account,
-            transaction_type,
-            amount,
-        } => Command::Manual {
-            account,
-            transaction_type,
-            amount,
-        },
-        Wire::Burst { count } => Command::Burst(count),
-        Wire::AddMember | Wire::RemoveMember | Wire::PauseConsumption | Wire::ResumeConsumption => {
-            return Some(calculator_command(&command, state, id).await);
-        }
-    };
-    Some(match state.producer.send(cmd).await {
-        Ok(s) => ServerMsg::Ack {
+    if let Err(e) = command.validate() {
+        return Some(ServerMsg::Error {
             id,
-            generator: protocol::GeneratorStatus {
-                running: s.running,
-                rate: s.rate,
-                settings: s.settings,
+            message: e.to_string(),
+        });
+    }
+    match command {
+        Command::Login { .. } => None, // answered above
+        Command::Hello { protocol } if protocol == PROTOCOL_VERSION => None,
+        Command::Hello { protocol } => Some(ServerMsg::Reload {
+            reason: format!(
+                "this page speaks protocol {protocol}, the server {PROTOCOL_VERSION}: reload the page"
+            ),
+        }),
+        c if c.target() == Target::Calculator => Some(calculator_command(&c, state, id).await),
+        c => Some(match state.producer.send(c).await {
+            Ok((generator, transaction)) => ServerMsg::Ack {
+                id,
+                generator,
+                transaction,
             },
-            transaction: s.manual,
-        },
-        Err(message) => ServerMsg::Error { id, message },
-    })
+            Err(e) => ServerMsg::Error {
+                id,
+                message: e.to_string(),
+            },
+        }),
+    }
 }
 
 /// A command for the balance calculator's group → the group as it is now, or why not.
-async fn calculator_command(command: &Wire, state: &AppState, id: Option<u64>) -> ServerMsg {
+async fn calculator_command(command: &Command, state: &AppState, id: Option<u64>) -> ServerMsg {
     let calculator = &state.calculator;
     let done = match command {
-        Wire::AddMember => calculator.add().await.map(|_| ()),
-        Wire::RemoveMember => calculator.remove().await.map(|_| ()),
-        Wire::PauseConsumption => {
+        Command::AddMember => calculator.add().await.map(|_| ()),
+        Command::RemoveMember => calculator.remove().await.map(|_| ()),
+        Command::PauseConsumption => {
             calculator.set_paused(true);
             Ok(())
         }

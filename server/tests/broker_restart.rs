@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cashflow::producer::Command;
 use cashflow::{App, Settings};
+use cashflow_shared::command::Command;
 use cashflow_shared::protocol::ServerMsg;
 use cashflow_shared::{Money, Transaction, TxType};
 use common::{
@@ -217,7 +217,7 @@ async fn broker_absent_at_start_then_appears() {
     .await;
     // Settings commands are taken meanwhile; a manual transaction is refused with a reason.
     let status = app.producer.send(Command::Start).await.expect("start");
-    assert!(status.running);
+    assert!(status.0.running);
     let manual = app
         .producer
         .send(Command::Manual {
@@ -227,7 +227,9 @@ async fn broker_absent_at_start_then_appears() {
         })
         .await;
     assert!(
-        manual.as_ref().is_err_and(|e| e.contains("not connected")),
+        manual
+            .as_ref()
+            .is_err_and(|e| *e == cashflow::producer::ProducerError::NotRestored),
         "{manual:?}"
     );
 

@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cashflow::producer::Command;
 use cashflow_shared::Transaction;
+use cashflow_shared::command::Command;
 use cashflow_shared::flow::{EVERY_RECORD_UP_TO, FlowDot, SAMPLES_PER_SECOND};
 use cashflow_shared::protocol::ServerMsg;
 use common::ws::{connect, next};
@@ -91,7 +91,7 @@ async fn every_dot_is_a_real_record() {
     // A burst far above classroom rates: a bounded sample, not every record.
     let mut ws = connect(&app).await;
     app.producer
-        .send(Command::Burst(3_000))
+        .send(Command::Burst { count: 3_000 })
         .await
         .expect("burst");
     let started = Instant::now();

@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cashflow::producer::Command;
 use cashflow_shared::api::TopicView;
+use cashflow_shared::command::Command;
 use cashflow_shared::group::GroupStatus;
 use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::protocol::ServerMsg;
@@ -252,7 +252,10 @@ async fn members_on_the_embedded_broker() {
 async fn a_forged_record_breaks_the_invariant() {
     let topic = unique("forged");
     let app = spawn_app_with(Broker::Embedded, &topic, |_| {}).await;
-    app.producer.send(Command::Burst(50)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 50 })
+        .await
+        .expect("burst");
     app.wait_applied(50, WAIT).await;
     wait_for(WAIT, "the invariant to hold", || async {
         (app.shared.invariant().state == InvariantState::Holds).then_some(())

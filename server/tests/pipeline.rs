@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use cashflow::App;
-use cashflow::producer::Command;
 use cashflow_shared::api::Balances;
+use cashflow_shared::command::Command;
 use cashflow_shared::{Money, Transaction};
 use common::{Broker, TestApp, read_topic, spawn_app, unique, wait_for};
 use rdkafka::producer::FutureRecord;
@@ -66,7 +66,10 @@ async fn balances_match_deliveries(broker: Broker) {
     let topic = unique("pipeline");
     let app = spawn_app(broker, &topic).await;
     let n = 3_000;
-    app.producer.send(Command::Burst(n)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: n })
+        .await
+        .expect("burst");
     wait_delivered(&app, n).await;
     let b = wait_applied(&app, n).await;
     assert_reconciles(&app, &b);
@@ -156,13 +159,13 @@ async fn restart_resumes_from_commits(broker: Broker) {
     let topic = unique("restart");
     let app = spawn_app(broker, &topic).await;
     app.producer
-        .send(Command::Burst(1_000))
+        .send(Command::Burst { count: 1_000 })
         .await
         .expect("burst");
     wait_applied(&app, 1_000).await;
     // Restart while a second burst is being produced and consumed.
     app.producer
-        .send(Command::Burst(2_000))
+        .send(Command::Burst { count: 2_000 })
         .await
         .expect("burst");
     wait_applied(&app, 1_100).await;
@@ -171,7 +174,10 @@ async fn restart_resumes_from_commits(broker: Broker) {
     let b = wait_applied(&app, 3_000).await;
     assert_reconciles(&app, &b);
     // Let it settle, then it must still be exact: nothing applied twice.
-    app.producer.send(Command::Burst(10)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 10 })
+        .await
+        .expect("burst");
     let b = wait_applied(&app, 3_010).await;
     wait_delivered(&app, 3_010).await;
     assert_eq!(b.stats.applied, 3_010);
@@ -267,7 +273,10 @@ on_both_brokers!(
 async fn our_messages_carry_the_originals_fields() {
     let topic = unique("fields");
     let app = spawn_app(Broker::Embedded, &topic).await;
-    app.producer.send(Command::Burst(50)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 50 })
+        .await
+        .expect("burst");
     wait_delivered(&app, 50).await;
     let records = read_topic(&app.brokers, &topic);
     assert_eq!(records.len(), 50);
@@ -300,7 +309,7 @@ async fn manual_transaction_changes_one_balance_exactly() {
         .await
         .expect("manual");
     assert_eq!(
-        st.manual.as_ref().map(|t| t.new_balance),
+        st.1.as_ref().map(|t| t.new_balance),
         Some(Some(Money::from_minor(10_000 - 1_234)))
     );
     let b = wait_applied(&app, 1).await;
@@ -317,8 +326,11 @@ async fn manual_transaction_changes_one_balance_exactly() {
             amount: Money::from_major(1),
         })
         .await;
-    assert!(bad.unwrap_err().contains("account must be"));
-    let bad = app.producer.send(Command::Burst(0)).await;
+    assert_eq!(
+        bad.unwrap_err().to_string(),
+        "account must be between 1 and 1000, got 0"
+    );
+    let bad = app.producer.send(Command::Burst { count: 0 }).await;
     assert!(bad.is_err());
     app.shutdown().await;
 }
@@ -435,7 +447,10 @@ async fn secured_listener(brokers: &str, good: Props, bad: Props, cause: &str) -
         s.kafka = good;
     })
     .await;
-    app.producer.send(Command::Burst(300)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 300 })
+        .await
+        .expect("burst");
     wait_delivered(&app, 300).await;
     let b = wait_applied(&app, 300).await;
     assert_reconciles(&app, &b);
@@ -518,7 +533,7 @@ async fn a_full_producer_queue_never_stalls_commands() {
     let topic = unique("fullqueue");
     let app = common::spawn_app(Broker::Embedded, &topic).await;
     app.producer
-        .send(Command::Burst(150_000))
+        .send(Command::Burst { count: 150_000 })
         .await
         .expect("burst");
     wait_for(WAIT, "the queue to fill", || async {
@@ -536,7 +551,7 @@ async fn a_full_producer_queue_never_stalls_commands() {
         match tokio::time::timeout(Duration::from_secs(2), app.producer.send(manual)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                assert!(e.contains("queue is full"), "{e}");
+                assert_eq!(e, cashflow::producer::ProducerError::QueueFull);
                 refused += 1;
             }
             Err(_) => panic!("a manual transaction waited over 2 s for a full queue"),
@@ -575,7 +590,7 @@ async fn a_failed_calculator_is_restarted(broker: Broker) {
     })
     .await;
     app.producer
-        .send(Command::Burst(2_000))
+        .send(Command::Burst { count: 2_000 })
         .await
         .expect("burst");
     let health = format!("http://{}/health", app.http_addr);
@@ -619,7 +634,7 @@ async fn a_stuck_calculator_is_reported() {
     })
     .await;
     app.producer
-        .send(Command::Burst(1_000))
+        .send(Command::Burst { count: 1_000 })
         .await
         .expect("burst");
     let health = format!("http://{}/health", app.http_addr);

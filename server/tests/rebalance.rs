@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cashflow::producer::Command;
+use cashflow_shared::command::Command;
 use common::{Broker, read_topic, spawn_app, spawn_app_with, unique, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

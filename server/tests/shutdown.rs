@@ -4,14 +4,14 @@
 
 mod common;
 
-use cashflow::producer::Command;
+use cashflow_shared::command::Command;
 use common::{Broker, spawn_app, unique};
 
 async fn stops_in_order(broker: Broker) {
     let app = spawn_app(broker, &unique("shutdown")).await;
     // Stopped while a burst is still being produced and consumed.
     app.producer
-        .send(Command::Burst(20_000))
+        .send(Command::Burst { count: 20_000 })
         .await
         .expect("burst");
     common::wait_for(

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cashflow::Settings;
-use cashflow::producer::Command;
 use cashflow_shared::api::{Balances, Health, ProducerStats, RestoreProgress};
+use cashflow_shared::command::Command;
 use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::protocol::ServerMsg;
 use common::{Broker, TestApp, apache_kafka, read_topic, spawn_app_with, unique, wait_for};
@@ -116,7 +116,7 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     let app = spawn_app_with(broker, &topic, tweak.clone()).await;
     let total = 10 * N as u64 * 6;
     app.producer
-        .send(Command::Burst(total))
+        .send(Command::Burst { count: total })
         .await
         .expect("burst");
     wait_applied(&app, total).await;
@@ -161,7 +161,10 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
         "{inv:?}"
     );
     // It goes on exactly from there.
-    app.producer.send(Command::Burst(600)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 600 })
+        .await
+        .expect("burst");
     let b = wait_applied(&app, total + 600).await;
     invariant_holds(&app, total + 600).await;
     let records = read_topic(&app.brokers, &topic);
@@ -219,7 +222,7 @@ async fn unknown_snapshot_format_falls_back_to_replay() {
     let tweak = store_settings(dir.clone());
     let app = spawn_app_with(Broker::Apache, &topic, tweak.clone()).await;
     app.producer
-        .send(Command::Burst(3_000))
+        .send(Command::Burst { count: 3_000 })
         .await
         .expect("burst");
     let before = wait_applied(&app, 3_000).await;
@@ -263,7 +266,10 @@ async fn restore_finishes_at_transaction_markers() {
     let dir = std::env::temp_dir().join(unique("cashflow-store"));
     let tweak = store_settings(dir.clone());
     let app = spawn_app_with(Broker::Apache, &topic, tweak.clone()).await;
-    app.producer.send(Command::Burst(300)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 300 })
+        .await
+        .expect("burst");
     wait_applied(&app, 300).await;
     app.shutdown().await;
 
@@ -339,7 +345,7 @@ async fn a_recreated_topic_starts_afresh() {
     let tweak = store_settings(dir.clone());
     let app = spawn_app_with(Broker::Apache, &topic, tweak.clone()).await;
     app.producer
-        .send(Command::Burst(3_000))
+        .send(Command::Burst { count: 3_000 })
         .await
         .expect("burst");
     wait_applied(&app, 3_000).await;
@@ -349,7 +355,10 @@ async fn a_recreated_topic_starts_afresh() {
 
     let app = spawn_app_with(Broker::Apache, &topic, tweak).await;
     restored(&app).await;
-    app.producer.send(Command::Burst(60)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 60 })
+        .await
+        .expect("burst");
     let b = wait_applied(&app, 60).await;
     let records = read_topic(&app.brokers, &topic);
     assert_eq!(records.len(), 60);
@@ -369,7 +378,7 @@ async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
     let tweak = store_settings(dir.clone());
     let app = spawn_app_with(broker, &topic, tweak.clone()).await;
     app.producer
-        .send(Command::Burst(3_000))
+        .send(Command::Burst { count: 3_000 })
         .await
         .expect("burst");
     wait_applied(&app, 3_000).await;
@@ -406,7 +415,10 @@ async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
     // queued fails and is counted; the second burst then gets through whole).
     let before: ProducerStats = get(&app, "/api/producer").await;
     for burst in 1..=2 {
-        app.producer.send(Command::Burst(500)).await.expect("burst");
+        app.producer
+            .send(Command::Burst { count: 500 })
+            .await
+            .expect("burst");
         wait_for(WAIT, "the burst's deliveries", || async {
             let p: ProducerStats = get(&app, "/api/producer").await;
             (p.delivered + p.failed >= before.delivered + before.failed + 500 * burst).then_some(())
@@ -473,7 +485,7 @@ async fn a_restart_skips_the_gaps_retention_leaves(broker: Broker) {
     };
     let app = spawn_app_with(broker, &topic, stalled).await;
     app.producer
-        .send(Command::Burst(3_000))
+        .send(Command::Burst { count: 3_000 })
         .await
         .expect("burst");
     wait_for(WAIT, "the burst delivered", || async {

@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cashflow::producer::Command;
 use cashflow_shared::api::TopicView;
+use cashflow_shared::command::Command;
 use common::{Broker, read_topic, spawn_app, unique, wait_for};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -19,7 +19,10 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn topic_view_shows_offsets_groups_and_lag(broker: Broker) {
     let topic = unique("view");
     let app = spawn_app(broker, &topic).await;
-    app.producer.send(Command::Burst(600)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 600 })
+        .await
+        .expect("burst");
     app.wait_applied(600, WAIT).await;
     let ends: BTreeMap<i32, i64> = read_topic(&app.brokers, &topic)
         .iter()
@@ -155,7 +158,10 @@ async fn accounts_live_where_murmur2_says(broker: Broker) {
     use cashflow_shared::partitioner::partition_for;
     let topic = unique("keys");
     let app = spawn_app(broker, &topic).await;
-    app.producer.send(Command::Burst(300)).await.expect("burst");
+    app.producer
+        .send(Command::Burst { count: 300 })
+        .await
+        .expect("burst");
     let b = app.wait_applied(300, WAIT).await;
     let records = read_topic(&app.brokers, &topic);
     assert_eq!(records.len(), 300);

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod assignment;
 pub mod chart;
+pub mod command;
 pub mod dashboard;
 pub mod flow;
 pub mod format;

@@ -2,7 +2,7 @@
 //!
 //! Every frame is one JSON object tagged by `type`. The server opens with [`ServerMsg::Hello`]
 //! and a [`ServerMsg::Snapshot`], then sends at most ~20 [`ServerMsg::Delta`]s a second. The
-//! page sends [`ClientMsg`]s (commands, each with an optional `id` echoed in the reply); every
+//! page sends [`crate::command::ClientMsg`]s (commands, each with an optional `id` echoed in the reply); every
 //! command gets an [`ServerMsg::Ack`] with the resulting generator settings or an
 //! [`ServerMsg::Error`], and the socket stays open either way.
 
@@ -13,12 +13,10 @@ use crate::generator::GeneratorSettings;
 use crate::group::GroupStatus;
 use crate::ledger::LedgerStats;
 use crate::money::Money;
-use crate::transaction::{AccountId, Transaction, TxType};
+use crate::transaction::{AccountId, Transaction};
 
 /// Bumped on any incompatible change; a page with another version is told to reload.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Largest frame the server accepts from a page.
-pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
 /// Most accounts whose history is charted (and sent in snapshots).
 pub const MAX_CHARTED_ACCOUNTS: usize = 100;
 /// Most accounts a page is sent (the generator's first, then the most active): a topic may
@@ -192,126 +190,15 @@ pub enum ServerMsg {
     },
 }
 
-/// A command from the page.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Command {
-    Hello {
-        protocol: u32,
-    },
-    /// Presenter login, when the server has a presenter token.
-    Login {
-        token: String,
-    },
-    Start,
-    Pause,
-    /// `rate: null` is "as fast as possible".
-    SetRate {
-        rate: Option<f64>,
-    },
-    SetAccounts {
-        accounts: u32,
-    },
-    SetMix {
-        credit_percent: u8,
-    },
-    SetAmounts {
-        min: Money,
-        max: Money,
-    },
-    Manual {
-        account: AccountId,
-        transaction_type: TxType,
-        amount: Money,
-    },
-    Burst {
-        count: u64,
-    },
-    /// One more member in the balance calculator's group (the broker rebalances).
-    AddMember,
-    /// One member fewer (the newest leaves; the first stays).
-    RemoveMember,
-    /// Stop the calculator's fetching (members stay in the group) or resume it.
-    PauseConsumption,
-    ResumeConsumption,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClientMsg {
-    #[serde(default)]
-    pub id: Option<u64>,
-    #[serde(flatten)]
-    pub command: Command,
-}
-
 impl ServerMsg {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
 
-/// Decodes a page's frame, with a reason fit to send back when it is not a command.
-pub fn parse_client(text: &str) -> Result<ClientMsg, String> {
-    if text.len() > MAX_CLIENT_FRAME {
-        return Err(format!(
-            "frame too large: {} bytes (limit {MAX_CLIENT_FRAME})",
-            text.len()
-        ));
-    }
-    serde_json::from_str(text).map_err(|e| format!("not a command: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_parse_with_ids() {
-        let m = parse_client(r#"{"cmd":"set_rate","rate":5,"id":7}"#).unwrap();
-        assert_eq!(
-            m,
-            ClientMsg {
-                id: Some(7),
-                command: Command::SetRate { rate: Some(5.0) }
-            }
-        );
-        let m = parse_client(
-            r#"{"cmd":"manual","account":2,"transaction_type":"Debit","amount":12.34}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            m.command,
-            Command::Manual {
-                account: 2,
-                transaction_type: TxType::Debit,
-                amount: Money::from_minor(1234)
-            }
-        );
-        assert_eq!(
-            parse_client(r#"{"cmd":"pause"}"#).unwrap().command,
-            Command::Pause
-        );
-    }
-
-    #[test]
-    fn bad_commands_say_why() {
-        assert!(parse_client("nope").unwrap_err().contains("not a command"));
-        assert!(
-            parse_client(r#"{"cmd":"explode"}"#)
-                .unwrap_err()
-                .contains("unknown variant")
-        );
-        assert!(parse_client(r#"{"cmd":"set_accounts","accounts":-1}"#).is_err());
-        assert!(
-            parse_client(r#"{"cmd":"manual","account":1,"transaction_type":"Refund","amount":1}"#)
-                .is_err()
-        );
-        assert!(
-            parse_client(&"x".repeat(MAX_CLIENT_FRAME + 1))
-                .unwrap_err()
-                .contains("too large")
-        );
-    }
 
     #[test]
     fn server_messages_round_trip() {

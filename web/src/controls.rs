@@ -1,8 +1,9 @@
-//! Generator commands. Inputs are parsed here (exact money, ranges) and validated again by
-//! the server; every command's ack or error is shown under the controls.
+//! Generator commands. Inputs are parsed here (exact money) and validated with the same
+//! [`Command::validate`] the server applies again, so a bad value is refused before it is sent;
+//! every command's ack or error is shown under the controls.
 
+use cashflow_shared::command::{Command, Rate};
 use cashflow_shared::dashboard::Notice;
-use cashflow_shared::protocol::Command;
 use cashflow_shared::{Money, TxType};
 use leptos::prelude::*;
 
@@ -31,7 +32,9 @@ pub fn Controls() -> impl IntoView {
             local_error.set(Some("not connected".into()));
         }
     };
-    let parse_or_say = move |what: &str, r: Result<Command, String>| match r {
+    let parse_or_say = move |what: &str, r: Result<Command, String>| match r
+        .and_then(|c| c.validate().map(|()| c).map_err(|e| e.to_string()))
+    {
         Ok(c) => send(c),
         Err(e) => local_error.set(Some(format!("{what}: {e}"))),
     };
@@ -119,7 +122,7 @@ pub fn Controls() -> impl IntoView {
             <div class="flow">
             <div class="setting">
                 <label>"Rate (tx/s)"{input(rate, "rate", "number")}</label>
-                <button disabled=off on:click=move |_| parse_or_say("rate", rate.get().trim().parse::<f64>().map(|r| Command::SetRate { rate: Some(r) }).map_err(|_| "a number, e.g. 2 or 0.5".into()))>"Set"</button>
+                <button disabled=off on:click=move |_| parse_or_say("rate", Rate::parse(&rate.get()).map(|r| Command::SetRate { rate: r.as_option() }).map_err(|e| e.to_string()))>"Set"</button>
                 <button disabled=off on:click=move |_| send(Command::SetRate { rate: None })>"Max"</button>
             </div>
             <div class="setting">

@@ -6,7 +6,7 @@
 
 use cashflow_shared::dashboard::{Dashboard, format_money, series_style};
 use cashflow_shared::flow::FlowDot;
-use cashflow_shared::{Money, protocol::Command};
+use cashflow_shared::{Money, command::Command};
 use leptos::prelude::*;
 
 use crate::socket::Ctx;

@@ -6,11 +6,11 @@
 
 use cashflow_shared::AccountId;
 use cashflow_shared::api::GroupView;
+use cashflow_shared::command::Command;
 use cashflow_shared::dashboard::{Dashboard, clock, series_style, sparkline_points};
 use cashflow_shared::group::{GroupStatus, Rebalance};
 use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::partitioner;
-use cashflow_shared::protocol::Command;
 use leptos::prelude::*;
 
 use crate::socket::Ctx;

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use cashflow_shared::command::{ClientMsg, Command};
 use cashflow_shared::dashboard::{Dashboard, Notice};
-use cashflow_shared::protocol::{ClientMsg, Command, PROTOCOL_VERSION, ServerMsg};
+use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::Message;

@@ -1,16 +1,6 @@
 use super::*;
 
 #[test]
-fn rates() {
-    assert_eq!(Rate::parse("max"), Ok(Rate::Max));
-    assert_eq!(Rate::parse("0.1"), Ok(Rate::PerSecond(0.1)));
-    assert!(Rate::parse("0").is_err());
-    assert!(Rate::parse("2000000").is_err());
-    assert!(Rate::parse("fast").is_err());
-    assert!(Rate::parse("NaN").is_err());
-}
-
-#[test]
 fn properties_are_key_value() {
     assert_eq!(
         parse_kv("linger.ms=5"),

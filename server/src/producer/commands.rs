@@ -1,13 +1,11 @@
 //! The producer's commands: what each does to the generator and the rate, and the status it
 //! answers with.
 
-use cashflow_shared::Transaction;
-use cashflow_shared::generator::{GeneratorSettings, MAX_ACCOUNTS};
+use cashflow_shared::command::{Command, MAX_BURST, Rate};
+use cashflow_shared::generator::GeneratorSettings;
 use cashflow_shared::protocol::GeneratorStatus;
-use cashflow_shared::transaction::MAX_AMOUNT;
 
-use super::{Command, MAX_BURST, ProducerTask, Status, now_ms};
-use crate::config::Rate;
+use super::{Done, ProducerError, ProducerTask, now_ms};
 
 impl ProducerTask {
     /// Makes the current settings visible to the API and the hub.
@@ -16,96 +14,77 @@ impl ProducerTask {
             p.running = self.running;
             p.rate = self.rate.as_option();
         });
-        self.shared.set_generator(GeneratorStatus {
-            running: self.running,
-            rate: self.rate.as_option(),
-            settings: self.generator.settings().clone(),
-        });
+        self.shared.set_generator(self.status());
     }
 
-    pub(super) fn status(&self, manual: Option<Transaction>) -> Status {
-        Status {
+    fn status(&self) -> GeneratorStatus {
+        GeneratorStatus {
             running: self.running,
             rate: self.rate.as_option(),
             settings: self.generator.settings().clone(),
-            pending_burst: self.burst,
-            manual,
         }
     }
 
-    pub(super) fn handle(&mut self, cmd: Command) -> Result<Status, String> {
+    /// Carries out a producer command. Validated here too, not only by the handle: nothing out
+    /// of range reaches Kafka, whoever sent it; the settings are checked again together.
+    pub(super) fn handle(&mut self, cmd: Command) -> Result<Done, ProducerError> {
+        cmd.validate()?;
         let mut manual = None;
+        let settings = self.generator.settings().clone();
+        let mut set = |s: GeneratorSettings| -> Result<(), ProducerError> {
+            self.generator
+                .set_settings(s)
+                .map_err(|e| ProducerError::Invalid(e.into()))
+        };
         match cmd {
             Command::Start => self.running = true,
             Command::Pause => {
                 self.running = false;
                 self.credit = 0.0;
             }
-            Command::SetRate(r) => {
-                if let Rate::PerSecond(v) = r {
-                    Rate::per_second(v)?;
-                }
-                self.rate = r;
-            }
-            Command::SetSettings(s) => self.generator.set_settings(s).map_err(|e| e.to_string())?,
-            Command::SetAccounts(accounts) => {
-                let s = GeneratorSettings {
-                    accounts,
-                    ..self.generator.settings().clone()
-                };
-                self.generator.set_settings(s).map_err(|e| e.to_string())?
-            }
-            Command::SetMix { credit_percent } => {
-                let s = GeneratorSettings {
-                    credit_percent,
-                    ..self.generator.settings().clone()
-                };
-                self.generator.set_settings(s).map_err(|e| e.to_string())?
-            }
-            Command::SetAmounts { min, max } => {
-                let s = GeneratorSettings {
-                    min_amount: min,
-                    max_amount: max,
-                    ..self.generator.settings().clone()
-                };
-                self.generator.set_settings(s).map_err(|e| e.to_string())?
-            }
-            Command::Burst(n) => {
-                if n == 0 || n > MAX_BURST {
-                    return Err(format!("burst must be between 1 and {MAX_BURST}, got {n}"));
-                }
-                self.burst = self.burst.saturating_add(n).min(MAX_BURST);
+            Command::SetRate { rate } => self.rate = Rate::from_option(rate)?,
+            Command::SetAccounts { accounts } => set(GeneratorSettings {
+                accounts,
+                ..settings
+            })?,
+            Command::SetMix { credit_percent } => set(GeneratorSettings {
+                credit_percent,
+                ..settings
+            })?,
+            Command::SetAmounts { min, max } => set(GeneratorSettings {
+                min_amount: min,
+                max_amount: max,
+                ..settings
+            })?,
+            Command::Burst { count } => {
+                self.burst = self.burst.saturating_add(count).min(MAX_BURST);
             }
             Command::Manual {
                 account,
                 transaction_type,
                 amount,
             } => {
-                if !(1..=MAX_ACCOUNTS).contains(&account) {
-                    return Err(format!(
-                        "account must be between 1 and {MAX_ACCOUNTS}, got {account}"
-                    ));
-                }
-                if !amount.is_positive() || amount > MAX_AMOUNT {
-                    return Err(format!(
-                        "amount must be between 0.01 and {MAX_AMOUNT}, got {amount}"
-                    ));
-                }
                 let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
                 let tx = self
                     .generator
                     .make(account, transaction_type, amount, id, now_ms());
                 if !self.publish(tx.clone()) {
-                    return Err(
-                        "Kafka's send queue is full (the broker is slow or unreachable): \
-                                the transaction was not sent; try again in a moment"
-                            .into(),
-                    );
+                    return Err(ProducerError::QueueFull);
                 }
                 manual = Some(tx);
             }
+            Command::Hello { .. }
+            | Command::Login { .. }
+            | Command::AddMember
+            | Command::RemoveMember
+            | Command::PauseConsumption
+            | Command::ResumeConsumption => {
+                return Err(ProducerError::NotForProducer(
+                    "the producer carries out generation commands only",
+                ));
+            }
         }
         self.publish_status();
-        Ok(self.status(manual))
+        Ok((self.status(), manual))
     }
 }

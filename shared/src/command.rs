@@ -1,0 +1,368 @@
+//! Every command a page (or a script on the WebSocket, or a test) gives the server, defined
+//! once: the wire form, its validation with a typed error, and the [`Rate`] the command line
+//! shares. The page validates before sending (and says why at once); the server validates again,
+//! since any client can write to the socket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::generator::{MAX_ACCOUNTS, SettingsError};
+use crate::money::Money;
+use crate::transaction::{AccountId, MAX_AMOUNT, TxType};
+
+/// Largest frame the server accepts from a page.
+pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
+/// Slowest and fastest paced rates (transactions per second); "max" is unpaced.
+pub const MIN_RATE: f64 = 0.1;
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// Most transactions one burst asks for, and most waiting to be sent.
+pub const MAX_BURST: u64 = 1_000_000;
+
+/// Why a command is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    #[error("frame too large: {0} bytes (limit {MAX_CLIENT_FRAME})")]
+    TooLarge(usize),
+    #[error("not a command: {0}")]
+    NotACommand(String),
+    #[error("rate must be between {MIN_RATE} and {MAX_RATE} per second, or \"max\"; got {0}")]
+    Rate(f64),
+    #[error("{0:?} is not a number or \"max\"")]
+    RateText(String),
+    #[error("burst must be between 1 and {MAX_BURST}, got {0}")]
+    Burst(u64),
+    #[error("account must be between 1 and {MAX_ACCOUNTS}, got {0}")]
+    Account(AccountId),
+    #[error("amount must be between 0.01 and {MAX_AMOUNT}, got {0}")]
+    Amount(Money),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// How fast the generator produces.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    PerSecond(f64),
+    /// As fast as Kafka takes them.
+    Max,
+}
+
+impl Rate {
+    /// `"max"` or a number of transactions per second (the command line's `--rate`).
+    pub fn parse(s: &str) -> Result<Rate, CommandError> {
+        if s.trim().eq_ignore_ascii_case("max") {
+            return Ok(Rate::Max);
+        }
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| CommandError::RateText(s.to_owned()))?;
+        Rate::per_second(v)
+    }
+
+    pub fn per_second(v: f64) -> Result<Rate, CommandError> {
+        if (MIN_RATE..=MAX_RATE).contains(&v) {
+            Ok(Rate::PerSecond(v))
+        } else {
+            Err(CommandError::Rate(v))
+        }
+    }
+
+    /// The wire form: `None` is "max".
+    pub fn from_option(rate: Option<f64>) -> Result<Rate, CommandError> {
+        rate.map_or(Ok(Rate::Max), Rate::per_second)
+    }
+
+    pub fn as_option(self) -> Option<f64> {
+        match self {
+            Rate::PerSecond(v) => Some(v),
+            Rate::Max => None,
+        }
+    }
+}
+
+/// A command, as the page sends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    Hello {
+        protocol: u32,
+    },
+    /// Presenter login, when the server has a presenter token.
+    Login {
+        token: String,
+    },
+    Start,
+    Pause,
+    /// `rate: null` is "as fast as possible".
+    SetRate {
+        rate: Option<f64>,
+    },
+    SetAccounts {
+        accounts: u32,
+    },
+    SetMix {
+        credit_percent: u8,
+    },
+    SetAmounts {
+        min: Money,
+        max: Money,
+    },
+    Manual {
+        account: AccountId,
+        transaction_type: TxType,
+        amount: Money,
+    },
+    /// Send `count` random transactions as fast as possible, whether running or paused.
+    Burst {
+        count: u64,
+    },
+    /// One more member in the balance calculator's group (the broker rebalances).
+    AddMember,
+    /// One member fewer (the newest leaves; the first stays).
+    RemoveMember,
+    /// Stop the calculator's fetching (members stay in the group) or resume it.
+    PauseConsumption,
+    ResumeConsumption,
+}
+
+/// Who carries a command out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The connection itself (hello, login).
+    Session,
+    Producer,
+    Calculator,
+}
+
+impl Command {
+    /// Whether the command is acceptable on its own (ranges, known accounts, amounts). The
+    /// settings it changes are checked again against the others where they are applied (e.g.
+    /// amounts `min ≤ max`).
+    pub fn validate(&self) -> Result<(), CommandError> {
+        match self {
+            Command::SetRate { rate } => Rate::from_option(*rate).map(|_| ()),
+            Command::SetAccounts { accounts } if !(1..=MAX_ACCOUNTS).contains(accounts) => {
+                Err(SettingsError::Accounts(*accounts).into())
+            }
+            Command::SetMix { credit_percent } if *credit_percent > 100 => {
+                Err(SettingsError::CreditPercent(*credit_percent).into())
+            }
+            Command::SetAmounts { min, max }
+                if !min.is_positive() || min > max || *max > MAX_AMOUNT =>
+            {
+                Err(SettingsError::Amounts {
+                    min: *min,
+                    got_max: *max,
+                }
+                .into())
+            }
+            Command::Burst { count } if *count == 0 || *count > MAX_BURST => {
+                Err(CommandError::Burst(*count))
+            }
+            Command::Manual { account, .. } if !(1..=MAX_ACCOUNTS).contains(account) => {
+                Err(CommandError::Account(*account))
+            }
+            Command::Manual { amount, .. } if !amount.is_positive() || *amount > MAX_AMOUNT => {
+                Err(CommandError::Amount(*amount))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn target(&self) -> Target {
+        match self {
+            Command::Hello { .. } | Command::Login { .. } => Target::Session,
+            Command::Start
+            | Command::Pause
+            | Command::SetRate { .. }
+            | Command::SetAccounts { .. }
+            | Command::SetMix { .. }
+            | Command::SetAmounts { .. }
+            | Command::Manual { .. }
+            | Command::Burst { .. } => Target::Producer,
+            Command::AddMember
+            | Command::RemoveMember
+            | Command::PauseConsumption
+            | Command::ResumeConsumption => Target::Calculator,
+        }
+    }
+}
+
+/// A command frame: the command and an optional `id` the reply echoes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientMsg {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+/// Decodes a page's frame (not yet [validated](Command::validate)).
+pub fn parse_client(text: &str) -> Result<ClientMsg, CommandError> {
+    if text.len() > MAX_CLIENT_FRAME {
+        return Err(CommandError::TooLarge(text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| CommandError::NotACommand(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_ids() {
+        let m = parse_client(r#"{"cmd":"set_rate","rate":5,"id":7}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMsg {
+                id: Some(7),
+                command: Command::SetRate { rate: Some(5.0) }
+            }
+        );
+        let m = parse_client(
+            r#"{"cmd":"manual","account":2,"transaction_type":"Debit","amount":12.34}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.command,
+            Command::Manual {
+                account: 2,
+                transaction_type: TxType::Debit,
+                amount: Money::from_minor(1234)
+            }
+        );
+        assert_eq!(
+            parse_client(r#"{"cmd":"pause"}"#).unwrap().command,
+            Command::Pause
+        );
+    }
+
+    #[test]
+    fn bad_commands_say_why() {
+        assert!(
+            parse_client("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("not a command")
+        );
+        assert!(
+            parse_client(r#"{"cmd":"explode"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown variant")
+        );
+        assert!(parse_client(r#"{"cmd":"set_accounts","accounts":-1}"#).is_err());
+        assert!(
+            parse_client(r#"{"cmd":"manual","account":1,"transaction_type":"Refund","amount":1}"#)
+                .is_err()
+        );
+        assert!(
+            parse_client(&"x".repeat(MAX_CLIENT_FRAME + 1))
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn rates_parse_and_are_bounded() {
+        assert_eq!(Rate::parse("max"), Ok(Rate::Max));
+        assert_eq!(Rate::parse(" MAX "), Ok(Rate::Max));
+        assert_eq!(Rate::parse("0.1"), Ok(Rate::PerSecond(0.1)));
+        assert_eq!(Rate::parse("0"), Err(CommandError::Rate(0.0)));
+        assert!(Rate::parse("2000000").is_err());
+        assert_eq!(
+            Rate::parse("fast").unwrap_err().to_string(),
+            "\"fast\" is not a number or \"max\""
+        );
+        assert!(Rate::parse("NaN").is_err());
+        assert_eq!(Rate::from_option(None), Ok(Rate::Max));
+        assert_eq!(
+            Rate::from_option(Some(2.0)).map(Rate::as_option),
+            Ok(Some(2.0))
+        );
+    }
+
+    #[test]
+    fn commands_are_validated_with_typed_errors() {
+        let ok = [
+            Command::SetRate { rate: None },
+            Command::SetRate { rate: Some(0.5) },
+            Command::SetAccounts {
+                accounts: MAX_ACCOUNTS,
+            },
+            Command::SetMix {
+                credit_percent: 100,
+            },
+            Command::Burst { count: MAX_BURST },
+            Command::AddMember,
+        ];
+        for c in ok {
+            assert_eq!(c.validate(), Ok(()), "{c:?}");
+        }
+        let m = Money::from_minor;
+        let bad = [
+            (Command::SetRate { rate: Some(0.0) }, "rate must be between"),
+            (
+                Command::SetRate {
+                    rate: Some(f64::NAN),
+                },
+                "rate must be between",
+            ),
+            (
+                Command::SetAccounts { accounts: 0 },
+                "accounts must be between 1 and",
+            ),
+            (
+                Command::SetMix {
+                    credit_percent: 101,
+                },
+                "credit percentage",
+            ),
+            (
+                Command::SetAmounts {
+                    min: m(500),
+                    max: m(100),
+                },
+                "amounts must satisfy",
+            ),
+            (
+                Command::SetAmounts {
+                    min: m(0),
+                    max: m(100),
+                },
+                "amounts must satisfy",
+            ),
+            (Command::Burst { count: 0 }, "burst must be between 1 and"),
+            (
+                Command::Burst {
+                    count: MAX_BURST + 1,
+                },
+                "burst must be between 1 and",
+            ),
+            (
+                Command::Manual {
+                    account: 0,
+                    transaction_type: TxType::Credit,
+                    amount: m(1),
+                },
+                "account must be between",
+            ),
+            (
+                Command::Manual {
+                    account: 1,
+                    transaction_type: TxType::Debit,
+                    amount: m(-1),
+                },
+                "amount must be between",
+            ),
+        ];
+        for (c, why) in bad {
+            let e = c.validate().expect_err("refused");
+            assert!(e.to_string().contains(why), "{c:?}: {e}");
+        }
+        assert_eq!(Command::Start.target(), Target::Producer);
+        assert_eq!(Command::PauseConsumption.target(), Target::Calculator);
+        assert_eq!(Command::Hello { protocol: 1 }.target(), Target::Session);
+    }
+}
