@@ -55,6 +55,7 @@ fn tx(account: u32, i: u32) -> Transaction {
         transaction_summary: Default::default(),
         timestamp_ms: None,
         producer_id: None,
+        sequence: None,
     }
 }
 

@@ -97,6 +97,7 @@ impl Hub {
             applied_per_second,
             latency: self.shared.latency(),
             invariant: self.shared.invariant(),
+            ordering: self.shared.ledger().ordering(),
         }
     }
 
@@ -178,6 +179,7 @@ impl Hub {
             running: false,
             rate: None,
             settings: Default::default(),
+            keys: Default::default(),
         });
         let partitions = self.shared.partition_views();
         let broker_reachable = self.shared.with_broker(|b| b.reachable);

@@ -191,6 +191,11 @@ impl LedgerStore {
         }
     }
 
+    /// Records applied out of order (see [`cashflow_shared::ordering`]).
+    pub fn ordering(&self) -> cashflow_shared::ordering::OrderingStats {
+        self.read().ordering()
+    }
+
     /// Counts `producer`'s records as this server's (the invariant's applied side).
     pub fn count_as_own(&self, producer: &str) {
         self.write().count_as_own(producer)
@@ -234,6 +239,7 @@ mod tests {
                         transaction_summary: Default::default(),
                         timestamp_ms: None,
                         producer_id: None,
+                        sequence: None,
                     };
                     let offset = i64::from(i / 6);
                     store.apply(

@@ -11,6 +11,7 @@ use std::time::Duration;
 use cashflow_shared::command::{Command, CommandError, Rate, Target};
 use cashflow_shared::generator::Generator;
 use cashflow_shared::ledger::AccountState;
+use cashflow_shared::ordering::KeyStrategy;
 use cashflow_shared::protocol::GeneratorStatus;
 use cashflow_shared::{AccountId, Transaction};
 use rand::SeedableRng;
@@ -103,6 +104,8 @@ pub struct ProducerTask {
     rng: StdRng,
     running: bool,
     rate: Rate,
+    /// How records are keyed (by account unless a lesson says otherwise).
+    keys: KeyStrategy,
     burst: u64,
     credit: f64,
 }
@@ -136,6 +139,7 @@ pub fn create(
         rng: StdRng::from_os_rng(),
         running: !settings.paused,
         rate: settings.rate,
+        keys: KeyStrategy::default(),
         burst: 0,
         credit: 0.0,
     };

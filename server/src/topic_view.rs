@@ -304,6 +304,8 @@ pub async fn run(
                 v.calculator = asker.shared.group();
                 v.latency = asker.shared.latency();
                 v.invariant = asker.shared.invariant();
+                v.ordering = asker.shared.ledger().ordering();
+                v.keys = asker.shared.generator().map(|g| g.keys).unwrap_or_default();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

@@ -71,6 +71,7 @@ async fn a_million_account_ids_keep_every_frame_bounded() {
                 transaction_summary: Default::default(),
                 timestamp_ms: None,
                 producer_id: None,
+                sequence: None,
             };
             (a.to_string(), tx.to_json().into_bytes())
         })

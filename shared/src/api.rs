@@ -163,6 +163,11 @@ pub struct TopicView {
     /// This run's producer's acknowledged nets against the calculator's applied ones.
     #[serde(default)]
     pub invariant: crate::invariant::InvariantStatus,
+    /// Records applied after a later one of their account, and how records are keyed now.
+    #[serde(default)]
+    pub ordering: crate::ordering::OrderingStats,
+    #[serde(default)]
+    pub keys: crate::ordering::KeyStrategy,
 }
 
 /// Groups a page is sent at most (cashflow's own first).
@@ -198,6 +203,8 @@ impl TopicView {
             calculator: Default::default(),
             latency: self.latency,
             invariant: self.invariant,
+            ordering: self.ordering,
+            keys: self.keys,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::generator::{MAX_ACCOUNTS, SettingsError};
 use crate::money::Money;
+use crate::ordering::KeyStrategy;
 use crate::transaction::{AccountId, MAX_AMOUNT, TxType};
 
 /// Largest frame the server accepts from a page.
@@ -116,6 +117,10 @@ pub enum Command {
     Burst {
         count: u64,
     },
+    /// How the producer keys its records (the keys-and-ordering lesson).
+    SetKeys {
+        keys: KeyStrategy,
+    },
     /// One more member in the balance calculator's group (the broker rebalances).
     AddMember,
     /// One member fewer (the newest leaves; the first stays).
@@ -179,7 +184,8 @@ impl Command {
             | Command::SetMix { .. }
             | Command::SetAmounts { .. }
             | Command::Manual { .. }
-            | Command::Burst { .. } => Target::Producer,
+            | Command::Burst { .. }
+            | Command::SetKeys { .. } => Target::Producer,
             Command::AddMember
             | Command::RemoveMember
             | Command::PauseConsumption

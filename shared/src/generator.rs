@@ -169,6 +169,7 @@ impl Generator {
             transaction_summary: summary,
             timestamp_ms: Some(timestamp_ms),
             producer_id: None,
+            sequence: Some(state.count),
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct GeneratorStatus {
     /// Transactions per second; `None` is "as fast as possible".
     pub rate: Option<f64>,
     pub settings: GeneratorSettings,
+    /// How records are keyed.
+    #[serde(default)]
+    pub keys: crate::ordering::KeyStrategy,
 }
 
 /// Counters shown on the page.
@@ -56,6 +59,9 @@ pub struct Counters {
     /// This run's producer's acknowledged nets against the calculator's applied ones.
     #[serde(default)]
     pub invariant: crate::invariant::InvariantStatus,
+    /// Records applied after a later one of their account.
+    #[serde(default)]
+    pub ordering: crate::ordering::OrderingStats,
 }
 
 /// One point of the charts' history: every charted account's balance at `t_ms`.

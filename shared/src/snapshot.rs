@@ -317,6 +317,7 @@ mod tests {
                 transaction_summary: Default::default(),
                 timestamp_ms: None,
                 producer_id: None,
+                sequence: None,
             };
             p.apply(&tx, i64::from(a) + 5, Money::ZERO);
         }
@@ -382,6 +383,7 @@ mod tests {
                 transaction_summary: Default::default(),
                 timestamp_ms: None,
                 producer_id: None,
+                sequence: None,
             };
             p.apply(&tx, i64::from(a), Money::ZERO);
         }
@@ -435,6 +437,7 @@ mod tests {
                 transaction_summary: Default::default(),
                 timestamp_ms: None,
                 producer_id: Some("cashflow-1".into()),
+                sequence: None,
             };
             if a % 5 == 0 {
                 tx.producer_id = Some("someone else".into());

@@ -67,10 +67,15 @@ pub struct Transaction {
     /// Milliseconds since the Unix epoch when the producer made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
-    /// Which producer wrote it (cashflow's: `cashflow-<hex>`, new each run); the original's
+    /// Which producer wrote it (cashflow's: `cashflow-<hex>`, kept with the state store); the original's
     /// scripts write none. The page's invariant compares per producer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer_id: Option<String>,
+    /// The account's transaction number at the producer (1, 2, …): the calculator counts a
+    /// record applied after a later one of its account as out of order (see
+    /// [`crate::ordering`]). The original's scripts write none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
 /// Why a record is not a usable transaction. The `Display` text is the reason shown to people.

@@ -4,6 +4,7 @@
 
 use cashflow_shared::command::{Command, Rate};
 use cashflow_shared::dashboard::Notice;
+use cashflow_shared::ordering::KeyStrategy;
 use cashflow_shared::{Money, TxType};
 use leptos::prelude::*;
 
@@ -138,6 +139,17 @@ pub fn Controls() -> impl IntoView {
                 <label>"Amounts"{input(min, "min", "text")}</label>
                 <label>"to"{input(max, "max", "text")}</label>
                 <button disabled=off on:click=move |_| parse_or_say("amounts", (|| Ok(Command::SetAmounts { min: min.get().parse::<Money>().map_err(|e| e.to_string())?, max: max.get().parse::<Money>().map_err(|e| e.to_string())? }))())>"Set"</button>
+            </div>
+            <div class="row">
+                <label title="How the producer keys its records: by account keeps each account on one partition, in order">"Keys"
+                    <select data-testid="keys" disabled=off
+                        prop:value=move || generator().map_or(KeyStrategy::default(), |g| g.keys).name()
+                        on:change=move |ev| if let Some(keys) = KeyStrategy::from_name(&event_target_value(&ev)) {
+                            send(Command::SetKeys { keys });
+                        }>
+                        {KeyStrategy::ALL.map(|k| view! { <option value=k.name()>{k.label()}</option> }).collect_view()}
+                    </select>
+                </label>
             </div>
             <fieldset>
                 <legend>"One transaction"</legend>

@@ -10,7 +10,7 @@ use cashflow_shared::command::Command;
 use cashflow_shared::dashboard::{Dashboard, clock, series_style, sparkline_points};
 use cashflow_shared::group::{GroupStatus, Rebalance};
 use cashflow_shared::invariant::InvariantState;
-use cashflow_shared::partitioner;
+use cashflow_shared::ordering::KeyStrategy;
 use leptos::prelude::*;
 
 use crate::socket::Ctx;
@@ -34,12 +34,20 @@ fn calculator_view(d: &Dashboard) -> Option<&GroupView> {
 /// Why account `a` is where it is: key, partitioner, partition, member.
 pub fn account_path(d: &Dashboard, a: AccountId) -> Option<String> {
     let partitions = d.partitions.len() as u32;
-    let why = partitioner::explain(&a.to_string(), partitions)?;
-    let p = partitioner::partition_for(a.to_string().as_bytes(), partitions)?;
-    Some(format!(
-        "account {a}: key \"{a}\" → {why} → partition {p} → {} of the balance calculator",
-        member_name(d.group.owner(p))
-    ))
+    let keys = keys_of(d);
+    let why = keys.key_path(a, partitions)?;
+    Some(match keys.partition_of(a, partitions) {
+        Some(p) => format!(
+            "account {a}: {why} → partition {p} → {} of the balance calculator",
+            member_name(d.group.owner(p))
+        ),
+        None => format!("account {a}: {why}, and so to any member of the balance calculator"),
+    })
+}
+
+/// How the producer keys its records now.
+pub fn keys_of(d: &Dashboard) -> KeyStrategy {
+    d.generator.as_ref().map(|g| g.keys).unwrap_or_default()
 }
 
 /// The topic's partitions as lanes: offsets from log start to end, the calculator's committed
@@ -58,8 +66,7 @@ pub fn TopicPanel() -> impl IntoView {
             let calc = calculator_view(d);
             let max_end = offsets.iter().map(|p| p.end).max().unwrap_or(0).max(1);
             let followed = follow.and_then(|a| {
-                partitioner::partition_for(a.to_string().as_bytes(), d.partitions.len() as u32)
-                    .map(|p| (a, p))
+                keys_of(d).partition_of(a, d.partitions.len() as u32).map(|p| (a, p))
             });
             let rows = d
                 .partitions
@@ -106,7 +113,26 @@ pub fn TopicPanel() -> impl IntoView {
             } else {
                 String::new()
             };
+            let ord = d.counters.ordering;
+            let keys = keys_of(d);
+            let ord_class = if ord.violations > 0 { "ordering bad" } else { "ordering" };
+            let ord_text = format!(
+                "Keys: {} · {} · {}",
+                keys.label(),
+                match (ord.violations, ord.worst) {
+                    (0, _) => "no transaction applied out of order".to_owned(),
+                    (n, Some((a, w))) => format!(
+                        "{n} transaction{} applied after a later one of the same account ({} account{}; account {a}: {w})",
+                        if n == 1 { "" } else { "s" },
+                        ord.accounts,
+                        if ord.accounts == 1 { "" } else { "s" }
+                    ),
+                    (n, None) => format!("{n} applied out of order"),
+                },
+                keys.explain()
+            );
             view! {
+                <p class=ord_class data-testid="ordering" data-violations=ord.violations data-keys=keys.name()>{ord_text}</p>
                 <p class=inv_class data-testid="invariant" data-state=format!("{:?}", inv.state)
                     title="Per account, the net Kafka acknowledged to this server's producer (delivery reports) against the net the balance calculator applied from that producer's records">
                     {format!("Producer → calculator: {}{foreign}", inv.describe())}</p>

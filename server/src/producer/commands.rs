@@ -22,6 +22,7 @@ impl ProducerTask {
             running: self.running,
             rate: self.rate.as_option(),
             settings: self.generator.settings().clone(),
+            keys: self.keys,
         }
     }
 
@@ -56,6 +57,7 @@ impl ProducerTask {
                 max_amount: max,
                 ..settings
             })?,
+            Command::SetKeys { keys } => self.keys = keys,
             Command::Burst { count } => {
                 self.burst = self.burst.saturating_add(count).min(MAX_BURST);
             }

@@ -9,17 +9,19 @@ impl ProducerTask {
     /// Other errors are counted as failed deliveries.
     pub(super) fn publish(&mut self, mut tx: Transaction) -> bool {
         tx.producer_id = Some(self.shared.producer_id().to_owned());
-        let key = tx.account.to_string();
+        let key = self.keys.key(tx.account, &mut self.rng);
         let payload = tx.to_json();
         let sent = Box::new(Sent {
             account: tx.account,
             delta: tx.delta(),
             epoch: self.epoch,
         });
-        let record = BaseRecord::with_opaque_to(&self.topic, sent)
-            .key(&key)
+        let mut record = BaseRecord::with_opaque_to(&self.topic, sent)
             .payload(&payload)
             .timestamp(tx.timestamp_ms.unwrap_or_else(now_ms));
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
         // Counted as on its way before librdkafka has it: its delivery report may come first.
         self.shared.acks_sending();
         match self.producer.send(record) {

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::invariant::Applied;
 use crate::money::Money;
+use crate::ordering::{OrderWatch, OrderingStats};
 use crate::transaction::{AccountId, Transaction};
 
 /// The partitions this process holds, and the accounts' totals across them.
@@ -27,6 +28,9 @@ pub struct Ledger {
     /// per account across partitions.
     producer: Option<Arc<str>>,
     own_totals: Applied,
+    /// Records applied after a later one of their account (the keys-and-ordering lesson). Live
+    /// only: it counts what this process applied, in the order it applied them.
+    order: OrderWatch,
 }
 
 impl Ledger {
@@ -45,7 +49,18 @@ impl Ledger {
             balance_sum: 0,
             producer: None,
             own_totals: Applied::new(),
+            order: OrderWatch::default(),
         }
+    }
+
+    /// Records applied out of order so far (see [`crate::ordering`]).
+    pub fn ordering(&self) -> OrderingStats {
+        self.order.stats()
+    }
+
+    /// Records of `account` applied out of order.
+    pub fn ordering_of(&self, account: AccountId) -> u64 {
+        self.order.violations_of(account)
     }
 
     /// Counts `producer`'s records as this server's (in every partition, held or to come).
@@ -213,6 +228,9 @@ impl Ledger {
                 self.balance_sum += i128::from(before);
             }
             self.home.insert(tx.account, pos.partition);
+            if let Some(sequence) = tx.sequence {
+                self.order.applied(tx.account, sequence);
+            }
             if tx.producer_id.is_some() && tx.producer_id.as_deref() == self.producer.as_deref() {
                 let e = self.own_totals.entry(tx.account).or_default();
                 e.0 = e.0.saturating_add(tx.delta().minor());
@@ -283,6 +301,7 @@ impl Ledger {
         self.home.clear();
         self.balance_sum = 0;
         self.own_totals.clear();
+        self.order.clear();
     }
 
     fn recompute(&mut self, account: AccountId) {

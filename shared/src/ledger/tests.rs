@@ -20,6 +20,7 @@ fn tx(
         transaction_summary: Default::default(),
         timestamp_ms: None,
         producer_id: None,
+        sequence: None,
     }
 }
 
