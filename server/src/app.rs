@@ -180,6 +180,23 @@ impl App {
             move || logging_consumer::run(s.clone(), b.clone(), sh.clone(), r.clone(), t.clone()),
         );
 
+        let (s, b, sh, r, t) = (
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            ready.clone(),
+            token.clone(),
+        );
+        supervise(
+            &tracker,
+            shared.clone(),
+            "dead-letter view",
+            token.clone(),
+            move || {
+                crate::dead_letter_view::run(s.clone(), b.clone(), sh.clone(), r.clone(), t.clone())
+            },
+        );
+
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;

@@ -25,6 +25,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/api/producer", get(producer))
         .route("/api/recent", get(recent))
         .route("/api/topic", get(topic))
+        .route("/api/dead-letters", get(dead_letters))
         // Any other API path is a JSON 404, not the page's HTML.
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
@@ -154,6 +155,12 @@ async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {
 #[derive(Deserialize)]
 struct RecentQuery {
     limit: Option<usize>,
+}
+
+/// `GET /api/dead-letters`: the newest records of the dead-letter topic, read back from it.
+async fn dead_letters(State(s): State<AppState>) -> Json<cashflow_shared::poison::DeadLetters> {
+    let (newest, read, _) = s.shared.dead_letters();
+    Json(cashflow_shared::poison::DeadLetters { read, newest })
 }
 
 async fn recent(

@@ -198,6 +198,7 @@ impl Hub {
             topic_view: self.topic_view(),
             group: self.shared.group(),
             flow: self.shared.flow_all(),
+            dead_letters: self.shared.dead_letters().0,
         }))
     }
 
@@ -223,6 +224,7 @@ impl Hub {
         let mut sent_group = self.shared.group();
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
+        let mut letters_version = self.shared.dead_letters().2;
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -322,8 +324,16 @@ impl Hub {
             }
             let (flow, v) = self.shared.flow_since(flow_version);
             flow_version = v;
+            let dead_letters =
+                self.shared
+                    .dead_letters_since(letters_version)
+                    .map(|(letters, v)| {
+                        letters_version = v;
+                        letters
+                    });
             let quiet = changed.is_empty()
                 && flow.is_empty()
+                && dead_letters.is_none()
                 && topic_view.is_none()
                 && group.is_none()
                 && dropped.is_empty()
@@ -351,6 +361,7 @@ impl Hub {
                 topic_view,
                 group,
                 flow,
+                dead_letters,
             };
             let _ = self
                 .frames

@@ -20,7 +20,8 @@
 //! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration and
 //! redaction), [`topics`] (topic creation and the broker watch, which also notices a stuck
 //! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
-//! [`dead_letters`], [`supervise`] (tasks restarted with back-off), [`embedded`] (the
+//! [`dead_letters`] (and [`dead_letter_view`], which reads them back for the page),
+//! [`supervise`] (tasks restarted with back-off), [`embedded`] (the
 //! zero-setup in-process broker) and [`app`], which starts everything and shuts it down in
 //! order: stop generating and flush the producer, commit the consumers' offsets, take the
 //! final snapshots, stop the HTTP server, stop the embedded broker (tested in
@@ -32,6 +33,7 @@ pub mod balance_consumer;
 pub mod calculator_group;
 pub mod config;
 pub mod consume;
+pub mod dead_letter_view;
 pub mod dead_letters;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;

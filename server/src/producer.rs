@@ -12,10 +12,11 @@ use cashflow_shared::command::{Command, CommandError, Rate, Target};
 use cashflow_shared::generator::Generator;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::ordering::KeyStrategy;
+use cashflow_shared::poison::Poison;
 use cashflow_shared::protocol::GeneratorStatus;
-use cashflow_shared::{AccountId, Transaction};
-use rand::SeedableRng;
+use cashflow_shared::{AccountId, Money, Transaction};
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -54,6 +55,10 @@ pub enum ProducerError {
     NotRestored,
     #[error("the producer has stopped")]
     Stopped,
+    #[error("nothing to send again yet: no transaction has been produced")]
+    NothingToRepeat,
+    #[error("Kafka refused the record: {0}")]
+    Kafka(String),
 }
 
 /// What a command left: the generator's settings, and the transaction a `manual` one made.
@@ -106,6 +111,8 @@ pub struct ProducerTask {
     rate: Rate,
     /// How records are keyed (by account unless a lesson says otherwise).
     keys: KeyStrategy,
+    /// The last transaction sent and its key (the poison-pill lesson sends it again).
+    last_sent: Option<(Option<String>, Transaction)>,
     burst: u64,
     credit: f64,
 }
@@ -140,6 +147,7 @@ pub fn create(
         running: !settings.paused,
         rate: settings.rate,
         keys: KeyStrategy::default(),
+        last_sent: None,
         burst: 0,
         credit: 0.0,
     };

@@ -14,6 +14,7 @@ use cashflow_shared::flow::{Flow, FlowDot};
 use cashflow_shared::group::{Group, GroupStatus};
 use cashflow_shared::invariant::{AckedPartition, Acks, InvariantStatus};
 use cashflow_shared::latency::{LatencySummary, LatencyWindow};
+use cashflow_shared::poison::{DeadLetterLog, DeadLetterView};
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
 };
@@ -61,6 +62,8 @@ pub struct Shared {
     /// calculator takes the lock only while some do).
     flow: Mutex<Flow>,
     flow_waiting: AtomicU64,
+    /// The newest records of the dead-letter topic, read back for the page.
+    dead_letters: Mutex<DeadLetterLog>,
     /// Set by the hub while the calculator has read the whole topic for a while and the
     /// invariant's counts still differ.
     invariant_stuck: std::sync::atomic::AtomicBool,
@@ -110,6 +113,7 @@ impl Shared {
             invariant_stuck: std::sync::atomic::AtomicBool::new(false),
             flow: Mutex::new(Flow::default()),
             flow_waiting: AtomicU64::new(0),
+            dead_letters: Mutex::new(DeadLetterLog::default()),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -179,6 +183,7 @@ impl Shared {
         lock(&self.acks).clear();
         self.with_producer(|p| p.delivered_by_account.clear());
         lock(&self.flow).clear();
+        lock(&self.dead_letters).clear();
         self.flow_waiting.store(0, Ordering::Relaxed);
         self.with_store(|s| {
             s.recreated += 1;
@@ -336,6 +341,23 @@ impl Shared {
 
     pub fn flow_all(&self) -> Vec<FlowDot> {
         lock(&self.flow).all()
+    }
+
+    /// A record read back from the dead-letter topic.
+    pub fn dead_letter_read(&self, letter: DeadLetterView) {
+        lock(&self.dead_letters).push(letter);
+    }
+
+    /// The newest dead letters (newest first), how many were read, and their version.
+    pub fn dead_letters(&self) -> (Vec<DeadLetterView>, u64, u64) {
+        let l = lock(&self.dead_letters);
+        (l.newest(), l.read(), l.version())
+    }
+
+    /// The newest dead letters and their version, if it is not `seen`.
+    pub fn dead_letters_since(&self, seen: u64) -> Option<(Vec<DeadLetterView>, u64)> {
+        let l = lock(&self.dead_letters);
+        (l.version() != seen).then(|| (l.newest(), l.version()))
     }
 
     /// Another cashflow server owns some partitions: the invariant is no longer checked here.

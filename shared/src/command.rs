@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::generator::{MAX_ACCOUNTS, SettingsError};
 use crate::money::Money;
 use crate::ordering::KeyStrategy;
+use crate::poison::Poison;
 use crate::transaction::{AccountId, MAX_AMOUNT, TxType};
 
 /// Largest frame the server accepts from a page.
@@ -121,6 +122,10 @@ pub enum Command {
     SetKeys {
         keys: KeyStrategy,
     },
+    /// Writes a malformed record, or the last transaction again (the poison-pill lesson).
+    Inject {
+        poison: Poison,
+    },
     /// One more member in the balance calculator's group (the broker rebalances).
     AddMember,
     /// One member fewer (the newest leaves; the first stays).
@@ -185,7 +190,8 @@ impl Command {
             | Command::SetAmounts { .. }
             | Command::Manual { .. }
             | Command::Burst { .. }
-            | Command::SetKeys { .. } => Target::Producer,
+            | Command::SetKeys { .. }
+            | Command::Inject { .. } => Target::Producer,
             Command::AddMember
             | Command::RemoveMember
             | Command::PauseConsumption

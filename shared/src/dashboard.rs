@@ -51,6 +51,9 @@ pub struct Dashboard {
     pub group: GroupStatus,
     /// Real records followed (oldest first, at most [`MAX_DOTS`]).
     pub flow: VecDeque<FlowDot>,
+    /// The newest dead letters (newest first, at most
+    /// [`DEAD_LETTERS_SHOWN`](crate::poison::DEAD_LETTERS_SHOWN)).
+    pub dead_letters: Vec<crate::poison::DeadLetterView>,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -126,6 +129,9 @@ impl Dashboard {
                 self.set_topic_view(s.topic_view);
                 self.group = s.group;
                 self.flow = s.flow.into_iter().rev().take(MAX_DOTS).rev().collect();
+                self.dead_letters = s.dead_letters;
+                self.dead_letters
+                    .truncate(crate::poison::DEAD_LETTERS_SHOWN);
                 self.snapshots += 1;
                 None
             }
@@ -158,6 +164,10 @@ impl Dashboard {
                 }
                 for dot in d.flow {
                     self.follow_record(dot);
+                }
+                if let Some(mut letters) = d.dead_letters {
+                    letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);
+                    self.dead_letters = letters;
                 }
                 if let Some(mut p) = d.partitions {
                     p.truncate(MAX_SHOWN_PARTITIONS);

@@ -34,6 +34,7 @@ pub mod ledger;
 pub mod money;
 pub mod ordering;
 pub mod partitioner;
+pub mod poison;
 pub mod protocol;
 pub mod snapshot;
 pub mod transaction;

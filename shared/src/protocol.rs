@@ -127,6 +127,9 @@ pub struct Snapshot {
     /// Real records followed now (at most [`MAX_DOTS`](crate::flow::MAX_DOTS)).
     #[serde(default)]
     pub flow: Vec<crate::flow::FlowDot>,
+    /// The newest dead letters, read back from the dead-letter topic, newest first.
+    #[serde(default)]
+    pub dead_letters: Vec<crate::poison::DeadLetterView>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -158,6 +161,9 @@ pub struct Delta {
     /// Followed records that are new or were applied since the last frame.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flow: Vec<crate::flow::FlowDot>,
+    /// All the newest dead letters, when they changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<Vec<crate::poison::DeadLetterView>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -25,8 +25,10 @@ export function freePort() {
 }
 
 export function startServer(port, extra = []) {
+  // `extra` may override the defaults' --rate and --accounts (clap refuses a flag twice).
+  const defaults = [['--rate', '20'], ['--accounts', '6']].filter(([flag]) => !extra.includes(flag)).flat();
   const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--embedded-listen', '127.0.0.1:0',
-    '--rate', '20', '--accounts', '6', '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ...defaults, '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
   proc.logTail = () => log.slice(-4000);

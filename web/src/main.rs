@@ -14,6 +14,7 @@
 
 mod charts;
 mod controls;
+mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
 mod socket;
@@ -72,6 +73,10 @@ fn App() -> impl IntoView {
                 <section class="panel wide2">
                     <h2>"Record flow · real records, their partition and offset"</h2>
                     <flow_view::FlowView/>
+                </section>
+                <section class="panel">
+                    <h2>"Dead letters · poison pills and duplicates"</h2>
+                    <dead_letter_view::DeadLetterPanel/>
                 </section>
                 <section class="panel">
                     <h2>"Consumer groups on the topic · lag"</h2>

@@ -58,6 +58,7 @@ impl ProducerTask {
                 ..settings
             })?,
             Command::SetKeys { keys } => self.keys = keys,
+            Command::Inject { poison } => self.inject(poison)?,
             Command::Burst { count } => {
                 self.burst = self.burst.saturating_add(count).min(MAX_BURST);
             }

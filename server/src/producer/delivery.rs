@@ -25,6 +25,9 @@ pub(super) struct Sent {
     pub(super) delta: Money,
     /// The producer's view it was recorded in (see [`ProducerTask::epoch`]).
     pub(super) epoch: u64,
+    /// A transaction of the producer's (false: a record a lesson injected, which counts in no
+    /// statistic and in neither side of the invariant).
+    pub(super) counted: bool,
 }
 
 /// A transaction whose delivery failed: account, amount, the view's epoch.
@@ -51,6 +54,12 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
         let shared = &self.inner.shared;
+        if !sent.counted {
+            if let Err((e, _)) = result {
+                error!(error = %e, "an injected record was not delivered");
+            }
+            return;
+        }
         match result {
             Ok(msg) => {
                 shared.with_producer(|p| {

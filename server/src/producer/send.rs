@@ -15,6 +15,7 @@ impl ProducerTask {
             account: tx.account,
             delta: tx.delta(),
             epoch: self.epoch,
+            counted: true,
         });
         let mut record = BaseRecord::with_opaque_to(&self.topic, sent)
             .payload(&payload)
@@ -27,6 +28,7 @@ impl ProducerTask {
         match self.producer.send(record) {
             Ok(()) => {
                 self.shared.with_producer(|p| p.sent += 1);
+                self.last_sent = Some((key, tx));
                 true
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -44,6 +46,37 @@ impl ProducerTask {
                 error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
                 true
             }
+        }
+    }
+
+    /// Writes a record a lesson asks for (see [`Poison`]): not the producer's, so it counts in
+    /// none of its statistics.
+    pub(super) fn inject(&mut self, poison: Poison) -> Result<(), ProducerError> {
+        let account = self
+            .rng
+            .random_range(1..=self.generator.settings().accounts);
+        let last = self.last_sent.as_ref().map(|(k, tx)| (k.as_deref(), tx));
+        let (key, value) = poison
+            .record(account, last)
+            .ok_or(ProducerError::NothingToRepeat)?;
+        let sent = Box::new(Sent {
+            account,
+            delta: Money::ZERO,
+            epoch: self.epoch,
+            counted: false,
+        });
+        let mut record = BaseRecord::with_opaque_to(&self.topic, sent)
+            .payload(&value)
+            .timestamp(now_ms());
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        match self.producer.send(record) {
+            Ok(()) => Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(ProducerError::QueueFull)
+            }
+            Err((e, _)) => Err(ProducerError::Kafka(e.to_string())),
         }
     }
 

@@ -49,6 +49,7 @@ fn snapshot_then_deltas() {
         topic_view: None,
         group: Default::default(),
         flow: vec![],
+        dead_letters: vec![],
     };
     d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));

@@ -1,0 +1,50 @@
+//! The dead-letter panel: the presenter injects a poison pill (or the last transaction again),
+//! and the newest records of `<topic>.dlq`, as the server read them back, are listed with their
+//! reason, where they came from and a bounded preview.
+
+use cashflow_shared::command::Command;
+use cashflow_shared::dashboard::clock;
+use cashflow_shared::poison::Poison;
+use leptos::prelude::*;
+
+use crate::socket::Ctx;
+
+#[component]
+pub fn DeadLetterPanel() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let off = move || !ctx.can_command();
+    let kind = RwSignal::new(Poison::NotJson);
+    let letters = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.dead_letters.clone())
+    };
+    let dead_lettered = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.counters.ledger.dead_lettered)
+    };
+    view! {
+        <div class="dead-letters">
+            <div class="row">
+                <select data-testid="poison" disabled=off
+                    on:change=move |ev| if let Some(p) = Poison::from_name(&event_target_value(&ev)) { kind.set(p) }>
+                    {Poison::ALL.map(|p| view! { <option value=p.name()>{p.label()}</option> }).collect_view()}
+                </select>
+                <button data-testid="inject" disabled=off
+                    on:click=move |_| { ctx.send(Command::Inject { poison: kind.get() }); }>"Inject"</button>
+                <span class="pnum" data-testid="dead-lettered" data-value=dead_lettered>
+                    {move || format!("{} dead-lettered", dead_lettered())}</span>
+            </div>
+            <ol class="letters" data-testid="letters">
+                {move || letters().into_iter().map(|l| view! {
+                    <li data-testid="letter" data-partition=l.partition data-offset=l.offset title=l.preview.clone()>
+                        <span class="when">{clock(l.timestamp_ms)}</span>
+                        <span class="why">{l.reason.clone()}</span>
+                        <span class="where">{format!("p{} @ {} · {} B", l.partition, l.offset, l.bytes)}</span>
+                        <code class="preview">{l.preview.clone()}</code>
+                    </li>
+                }).collect_view()}
+            </ol>
+            <p class="legend">"A record the calculator cannot apply (not a transaction, or a transaction id seen moments ago on its partition) goes to the dead-letter topic untouched, with the reason in its headers; balances do not move and the consumer goes on. These are read back from that topic."</p>
+        </div>
+    }
+}
