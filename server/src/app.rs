@@ -252,6 +252,13 @@ impl App {
             presenter_token: settings.presenter_token.as_deref().map(Arc::from),
             topic_view,
             calculator: calculator.clone(),
+            replays: Arc::new(crate::replay::Replays::new(
+                settings.clone(),
+                brokers.clone(),
+                shared.clone(),
+                tracker.clone(),
+                consumers.clone(),
+            )),
         };
         let router = http::router(state, &settings.web_dir);
         let (http_token, sh) = (token.clone(), shared.clone());

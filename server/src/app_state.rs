@@ -23,4 +23,6 @@ pub struct AppState {
     pub topic_view: crate::topic_view::TopicViews,
     /// The balance calculator's members (added, removed, paused from the page).
     pub calculator: Arc<crate::calculator_group::CalculatorGroup>,
+    /// The replay lesson's calculator.
+    pub replays: Arc<crate::replay::Replays>,
 }

@@ -199,6 +199,7 @@ impl Hub {
             group: self.shared.group(),
             flow: self.shared.flow_all(),
             dead_letters: self.shared.dead_letters().0,
+            replay: self.shared.replay(),
         }))
     }
 
@@ -225,6 +226,7 @@ impl Hub {
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
         let mut letters_version = self.shared.dead_letters().2;
+        let mut replay_version = self.shared.replay_since(u64::MAX).map_or(0, |r| r.1);
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -331,9 +333,14 @@ impl Hub {
                         letters_version = v;
                         letters
                     });
+            let replay = self.shared.replay_since(replay_version).map(|(r, v)| {
+                replay_version = v;
+                r
+            });
             let quiet = changed.is_empty()
                 && flow.is_empty()
                 && dead_letters.is_none()
+                && replay.is_none()
                 && topic_view.is_none()
                 && group.is_none()
                 && dropped.is_empty()
@@ -362,6 +369,7 @@ impl Hub {
                 group,
                 flow,
                 dead_letters,
+                replay,
             };
             let _ = self
                 .frames

@@ -46,6 +46,7 @@ pub mod logging_consumer;
 pub mod producer;
 pub mod progress;
 pub mod reader;
+pub mod replay;
 pub mod restore;
 pub mod state;
 pub mod state_store;

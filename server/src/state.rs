@@ -18,6 +18,7 @@ use cashflow_shared::poison::{DeadLetterLog, DeadLetterView};
 use cashflow_shared::protocol::{
     GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_PARTITIONS, PartitionView, Sample,
 };
+use cashflow_shared::replay::ReplayStatus;
 use cashflow_shared::{AccountId, Ledger};
 
 use crate::ledger_store::LedgerStore;
@@ -62,6 +63,8 @@ pub struct Shared {
     /// calculator takes the lock only while some do).
     flow: Mutex<Flow>,
     flow_waiting: AtomicU64,
+    /// The replay lesson's latest run, and a version that changes with it.
+    replay: Mutex<(ReplayStatus, u64)>,
     /// The newest records of the dead-letter topic, read back for the page.
     dead_letters: Mutex<DeadLetterLog>,
     /// Set by the hub while the calculator has read the whole topic for a while and the
@@ -114,6 +117,7 @@ impl Shared {
             flow: Mutex::new(Flow::default()),
             flow_waiting: AtomicU64::new(0),
             dead_letters: Mutex::new(DeadLetterLog::default()),
+            replay: Mutex::new((ReplayStatus::default(), 0)),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -352,6 +356,27 @@ impl Shared {
     pub fn dead_letters(&self) -> (Vec<DeadLetterView>, u64, u64) {
         let l = lock(&self.dead_letters);
         (l.newest(), l.read(), l.version())
+    }
+
+    pub fn replay(&self) -> ReplayStatus {
+        lock(&self.replay).0.clone()
+    }
+
+    pub fn set_replay(&self, status: ReplayStatus) {
+        self.with_replay(|r| *r = status);
+    }
+
+    /// Changes the replay's status (under its lock, for as long as `f` runs).
+    pub fn with_replay<R>(&self, f: impl FnOnce(&mut ReplayStatus) -> R) -> R {
+        let mut r = lock(&self.replay);
+        r.1 += 1;
+        f(&mut r.0)
+    }
+
+    /// The replay's status and version, if the version is not `seen`.
+    pub fn replay_since(&self, seen: u64) -> Option<(ReplayStatus, u64)> {
+        let r = lock(&self.replay);
+        (r.1 != seen).then(|| (r.0.clone(), r.1))
     }
 
     /// The newest dead letters and their version, if it is not `seen`.

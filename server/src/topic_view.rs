@@ -306,6 +306,7 @@ pub async fn run(
                 v.invariant = asker.shared.invariant();
                 v.ordering = asker.shared.ledger().ordering();
                 v.keys = asker.shared.generator().map(|g| g.keys).unwrap_or_default();
+                v.replay = asker.shared.replay();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

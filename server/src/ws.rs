@@ -242,6 +242,16 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
             ),
         }),
         c if c.target() == Target::Calculator => Some(calculator_command(&c, state, id).await),
+        c if c.target() == Target::Replay => Some(match c {
+            Command::StartReplay => match state.replays.start() {
+                Ok(replay) => ServerMsg::Replay { id, replay },
+                Err(message) => ServerMsg::Error { id, message },
+            },
+            _ => ServerMsg::Replay {
+                id,
+                replay: state.replays.stop(),
+            },
+        }),
         c => Some(match state.producer.send(c).await {
             Ok((generator, transaction)) => ServerMsg::Ack {
                 id,

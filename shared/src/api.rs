@@ -168,6 +168,9 @@ pub struct TopicView {
     pub ordering: crate::ordering::OrderingStats,
     #[serde(default)]
     pub keys: crate::ordering::KeyStrategy,
+    /// The replay lesson's latest run.
+    #[serde(default)]
+    pub replay: crate::replay::ReplayStatus,
 }
 
 /// Groups a page is sent at most (cashflow's own first).
@@ -205,6 +208,7 @@ impl TopicView {
             invariant: self.invariant,
             ordering: self.ordering,
             keys: self.keys,
+            replay: self.replay.clone(),
         }
     }
 }
@@ -215,7 +219,7 @@ pub const LAG_HISTORY: usize = 60;
 /// A map keyed by partition, read from JSON's string keys. serde_json reads `"3"` as an i32
 /// key on its own, but not inside an internally tagged enum (the WebSocket's frames), where
 /// serde buffers the content first.
-fn partition_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<i32, i64>, D::Error> {
+pub fn partition_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<i32, i64>, D::Error> {
     let raw = BTreeMap::<String, i64>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| {

@@ -126,6 +126,9 @@ pub enum Command {
     Inject {
         poison: Poison,
     },
+    /// A fresh calculator rebuilds the balances from the log start (the replay lesson).
+    StartReplay,
+    StopReplay,
     /// One more member in the balance calculator's group (the broker rebalances).
     AddMember,
     /// One member fewer (the newest leaves; the first stays).
@@ -142,6 +145,8 @@ pub enum Target {
     Session,
     Producer,
     Calculator,
+    /// The replay lesson's calculator.
+    Replay,
 }
 
 impl Command {
@@ -196,6 +201,7 @@ impl Command {
             | Command::RemoveMember
             | Command::PauseConsumption
             | Command::ResumeConsumption => Target::Calculator,
+            Command::StartReplay | Command::StopReplay => Target::Replay,
         }
     }
 }

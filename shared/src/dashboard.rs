@@ -54,6 +54,8 @@ pub struct Dashboard {
     /// The newest dead letters (newest first, at most
     /// [`DEAD_LETTERS_SHOWN`](crate::poison::DEAD_LETTERS_SHOWN)).
     pub dead_letters: Vec<crate::poison::DeadLetterView>,
+    /// The replay lesson's latest run.
+    pub replay: crate::replay::ReplayStatus,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -130,6 +132,7 @@ impl Dashboard {
                 self.group = s.group;
                 self.flow = s.flow.into_iter().rev().take(MAX_DOTS).rev().collect();
                 self.dead_letters = s.dead_letters;
+                self.replay = s.replay;
                 self.dead_letters
                     .truncate(crate::poison::DEAD_LETTERS_SHOWN);
                 self.snapshots += 1;
@@ -164,6 +167,9 @@ impl Dashboard {
                 }
                 for dot in d.flow {
                     self.follow_record(dot);
+                }
+                if let Some(r) = d.replay {
+                    self.replay = r;
                 }
                 if let Some(mut letters) = d.dead_letters {
                     letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);
@@ -200,6 +206,11 @@ impl Dashboard {
                     ),
                     None => "done".to_owned(),
                 };
+                Some(Notice::Ok { id, text })
+            }
+            ServerMsg::Replay { id, replay } => {
+                let text = replay.describe();
+                self.replay = replay;
                 Some(Notice::Ok { id, text })
             }
             ServerMsg::Calculator { id, group } => {

@@ -36,6 +36,7 @@ pub mod ordering;
 pub mod partitioner;
 pub mod poison;
 pub mod protocol;
+pub mod replay;
 pub mod snapshot;
 pub mod transaction;
 

@@ -130,6 +130,9 @@ pub struct Snapshot {
     /// The newest dead letters, read back from the dead-letter topic, newest first.
     #[serde(default)]
     pub dead_letters: Vec<crate::poison::DeadLetterView>,
+    /// The replay lesson's latest run.
+    #[serde(default)]
+    pub replay: crate::replay::ReplayStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -164,6 +167,9 @@ pub struct Delta {
     /// All the newest dead letters, when they changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<Vec<crate::poison::DeadLetterView>>,
+    /// When it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,6 +201,11 @@ pub enum ServerMsg {
     Calculator {
         id: Option<u64>,
         group: GroupStatus,
+    },
+    /// Answer to a replay command: the replay as it is now (its progress follows in deltas).
+    Replay {
+        id: Option<u64>,
+        replay: crate::replay::ReplayStatus,
     },
     /// The page speaks another protocol version: it must reload.
     Reload {

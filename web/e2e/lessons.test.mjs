@@ -2,7 +2,8 @@
 // keys and ordering (by account: nothing out of order with two members; random keys: the
 // ordering line counts transactions applied out of order), and poison pills (each injected
 // kind appears in the dead-letter panel, read back from the dead-letter topic, with its
-// reason, and the balances do not move).
+// reason, and the balances do not move), and replay (a fresh group rebuilds the balances from
+// the log start and converges to the live ones).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -64,6 +65,15 @@ test('keys and ordering, and poison pills, on the page', async () => {
     assert.equal(await balances(), before, 'balances did not move');
     await page.locator('[data-testid=letters]').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-dead-letters.png') });
+
+    // Replay: a fresh group rebuilds the balances from the log start and converges to them.
+    await page.click('[data-testid=start-replay]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=replay]')?.dataset.state === 'Converged',
+      null, { timeout: 60000 });
+    assert.match(await page.textContent('[data-testid=replay]'), /✓ converged: \d+ records replayed/);
+    assert.equal(await dataNum(page, '[data-testid=replay]', 'matched'), 6);
+    await page.locator('[data-testid=replay]').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-replay.png') });
     assert.deepEqual(errors, []);
   } finally {
     await browser?.close();

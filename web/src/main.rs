@@ -17,6 +17,7 @@ mod controls;
 mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
+mod replay_view;
 mod socket;
 
 use leptos::prelude::*;
@@ -73,6 +74,10 @@ fn App() -> impl IntoView {
                 <section class="panel wide2">
                     <h2>"Record flow · real records, their partition and offset"</h2>
                     <flow_view::FlowView/>
+                </section>
+                <section class="panel">
+                    <h2>"Replay · rebuild the balances from the log"</h2>
+                    <replay_view::ReplayPanel/>
                 </section>
                 <section class="panel">
                     <h2>"Dead letters · poison pills and duplicates"</h2>

@@ -81,7 +81,9 @@ impl ProducerTask {
             | Command::AddMember
             | Command::RemoveMember
             | Command::PauseConsumption
-            | Command::ResumeConsumption => {
+            | Command::ResumeConsumption
+            | Command::StartReplay
+            | Command::StopReplay => {
                 return Err(ProducerError::NotForProducer(
                     "the producer carries out generation commands only",
                 ));
