@@ -178,8 +178,7 @@ impl Hub {
         let generator = self.shared.generator().unwrap_or_else(|| GeneratorStatus {
             running: false,
             rate: None,
-            settings: Default::default(),
-            keys: Default::default(),
+            ..GeneratorStatus::default()
         });
         let partitions = self.shared.partition_views();
         let broker_reachable = self.shared.with_broker(|b| b.reachable);

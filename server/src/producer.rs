@@ -38,6 +38,10 @@ use delivery::{DeliveryContext, Failed, Sent, new_producer};
 /// Most records sent per 10 ms tick at "max" rate or in a burst, so commands and shutdown
 /// are handled between batches.
 const BATCH: u64 = 5_000;
+/// `linger.ms` and `batch.size` unless the batching lesson changes them (librdkafka's default
+/// batch size; a short linger so classroom rates are not held back).
+pub const DEFAULT_BATCHING: (u32, u32) = (5, 1_000_000);
+
 /// Why a producer command was not carried out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProducerError {
@@ -113,6 +117,12 @@ pub struct ProducerTask {
     keys: KeyStrategy,
     /// The last transaction sent and its key (the poison-pill lesson sends it again).
     last_sent: Option<(Option<String>, Transaction)>,
+    /// Back-pressure: hold generation while the calculator is this many records behind.
+    max_lag: Option<u64>,
+    held_by_lag: bool,
+    /// `linger.ms` and `batch.size` wanted, and those the current producer was made with.
+    batching: (u32, u32),
+    made_with: (u32, u32),
     burst: u64,
     credit: f64,
 }
@@ -127,7 +137,8 @@ pub fn create(
     cfg.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
+        .set("linger.ms", DEFAULT_BATCHING.0.to_string())
+        .set("batch.size", DEFAULT_BATCHING.1.to_string())
         .set("queue.buffering.max.messages", "100000");
     let (failed_tx, failed) = mpsc::unbounded_channel();
     let producer = new_producer(&cfg, &shared, &failed_tx)?;
@@ -148,6 +159,10 @@ pub fn create(
         rate: settings.rate,
         keys: KeyStrategy::default(),
         last_sent: None,
+        max_lag: None,
+        held_by_lag: false,
+        batching: DEFAULT_BATCHING,
+        made_with: DEFAULT_BATCHING,
         burst: 0,
         credit: 0.0,
     };
@@ -241,6 +256,13 @@ impl ProducerTask {
                         continue;
                     }
                     self.replace_if_fatal().await;
+                    if self.batching != self.made_with {
+                        self.rebatch().await;
+                    }
+                    if self.lag_holds() {
+                        self.credit = 0.0;
+                        continue;
+                    }
                     let mut n = 0;
                     if self.running {
                         n = match self.rate {

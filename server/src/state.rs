@@ -390,6 +390,13 @@ impl Shared {
         self.whole_topic.store(false, Ordering::Relaxed);
     }
 
+    /// Records of this server's producer acknowledged but not applied yet (back-pressure).
+    pub fn own_lag(&self) -> i64 {
+        let applied: u64 = self.ledger.own_applied().0.values().map(|(_, n)| n).sum();
+        let acked: u64 = lock(&self.acks).totals().values().map(|t| t.count).sum();
+        acked as i64 - applied as i64
+    }
+
     /// The producer's acknowledged nets against the calculator's applied ones.
     pub fn invariant(&self) -> InvariantStatus {
         let (applied, foreign) = self.ledger.own_applied();

@@ -60,6 +60,9 @@ pub struct ProducerStats {
     /// Times a fatal error made the producer unusable and a new one took over.
     #[serde(default)]
     pub replaced: u64,
+    /// Times the producer was created again with new batching (the batching lesson).
+    #[serde(default)]
+    pub reconfigured: u64,
     /// Per account: net amount (credits − debits) and count of *delivered* transactions.
     pub delivered_by_account: BTreeMap<AccountId, DeliveredTotals>,
 }
@@ -219,7 +222,9 @@ pub const LAG_HISTORY: usize = 60;
 /// A map keyed by partition, read from JSON's string keys. serde_json reads `"3"` as an i32
 /// key on its own, but not inside an internally tagged enum (the WebSocket's frames), where
 /// serde buffers the content first.
-pub fn partition_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<i32, i64>, D::Error> {
+pub fn partition_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<i32, i64>, D::Error> {
     let raw = BTreeMap::<String, i64>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| {

@@ -18,6 +18,11 @@ pub const MIN_RATE: f64 = 0.1;
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Most transactions one burst asks for, and most waiting to be sent.
 pub const MAX_BURST: u64 = 1_000_000;
+/// Bounds of the back-pressure and batching settings.
+pub const MAX_MAX_LAG: u64 = 10_000_000;
+pub const MAX_LINGER_MS: u32 = 5_000;
+pub const MIN_BATCH_BYTES: u32 = 1_024;
+pub const MAX_BATCH_BYTES: u32 = 16 * 1024 * 1024;
 
 /// Why a command is refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,6 +41,12 @@ pub enum CommandError {
     Account(AccountId),
     #[error("amount must be between 0.01 and {MAX_AMOUNT}, got {0}")]
     Amount(Money),
+    #[error("max lag must be between 1 and {MAX_MAX_LAG} records, or off; got {0}")]
+    MaxLag(u64),
+    #[error("linger.ms must be between 0 and {MAX_LINGER_MS}, got {0}")]
+    Linger(u32),
+    #[error("batch size must be between {MIN_BATCH_BYTES} and {MAX_BATCH_BYTES} bytes, got {0}")]
+    BatchSize(u32),
     #[error(transparent)]
     Settings(#[from] SettingsError),
 }
@@ -126,6 +137,16 @@ pub enum Command {
     Inject {
         poison: Poison,
     },
+    /// The producer waits while the calculator is more than `max_lag` records behind it
+    /// (`null`: never), the back-pressure lesson.
+    SetMaxLag {
+        max_lag: Option<u64>,
+    },
+    /// The producer's batching (`linger.ms`, `batch.size`): the producer is created again.
+    SetBatching {
+        linger_ms: u32,
+        batch_size: u32,
+    },
     /// A fresh calculator rebuilds the balances from the log start (the replay lesson).
     StartReplay,
     StopReplay,
@@ -180,6 +201,17 @@ impl Command {
             Command::Manual { amount, .. } if !amount.is_positive() || *amount > MAX_AMOUNT => {
                 Err(CommandError::Amount(*amount))
             }
+            Command::SetMaxLag { max_lag: Some(n) } if !(1..=MAX_MAX_LAG).contains(n) => {
+                Err(CommandError::MaxLag(*n))
+            }
+            Command::SetBatching { linger_ms, .. } if *linger_ms > MAX_LINGER_MS => {
+                Err(CommandError::Linger(*linger_ms))
+            }
+            Command::SetBatching { batch_size, .. }
+                if !(MIN_BATCH_BYTES..=MAX_BATCH_BYTES).contains(batch_size) =>
+            {
+                Err(CommandError::BatchSize(*batch_size))
+            }
             _ => Ok(()),
         }
     }
@@ -196,7 +228,9 @@ impl Command {
             | Command::Manual { .. }
             | Command::Burst { .. }
             | Command::SetKeys { .. }
-            | Command::Inject { .. } => Target::Producer,
+            | Command::Inject { .. }
+            | Command::SetMaxLag { .. }
+            | Command::SetBatching { .. } => Target::Producer,
             Command::AddMember
             | Command::RemoveMember
             | Command::PauseConsumption
@@ -352,6 +386,24 @@ mod tests {
                 "amounts must satisfy",
             ),
             (Command::Burst { count: 0 }, "burst must be between 1 and"),
+            (
+                Command::SetMaxLag { max_lag: Some(0) },
+                "max lag must be between 1",
+            ),
+            (
+                Command::SetBatching {
+                    linger_ms: 6_000,
+                    batch_size: 65_536,
+                },
+                "linger.ms must be between 0 and 5000",
+            ),
+            (
+                Command::SetBatching {
+                    linger_ms: 5,
+                    batch_size: 10,
+                },
+                "batch size must be between 1024",
+            ),
             (
                 Command::Burst {
                     count: MAX_BURST + 1,

@@ -29,7 +29,7 @@ pub const SNAPSHOT_LOG_LINES: usize = 50;
 pub const DELTA_LOG_LINES: usize = 20;
 
 /// What the producer is doing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorStatus {
     pub running: bool,
     /// Transactions per second; `None` is "as fast as possible".
@@ -38,6 +38,17 @@ pub struct GeneratorStatus {
     /// How records are keyed.
     #[serde(default)]
     pub keys: crate::ordering::KeyStrategy,
+    /// Back-pressure: the producer waits while the calculator is this far behind (`None`: off),
+    /// and whether it waits now.
+    #[serde(default)]
+    pub max_lag: Option<u64>,
+    #[serde(default)]
+    pub held_by_lag: bool,
+    /// The producer's batching.
+    #[serde(default)]
+    pub linger_ms: u32,
+    #[serde(default)]
+    pub batch_size: u32,
 }
 
 /// Counters shown on the page.

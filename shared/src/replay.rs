@@ -161,7 +161,10 @@ mod tests {
         assert!(s.describe().contains("3 accounts differ"));
         assert!(s.finished());
         // Inside the page's tagged messages too (partition keys arrive as strings).
-        let m = crate::protocol::ServerMsg::Replay { id: None, replay: s };
+        let m = crate::protocol::ServerMsg::Replay {
+            id: None,
+            replay: s,
+        };
         let back: crate::protocol::ServerMsg = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(back, m);
     }

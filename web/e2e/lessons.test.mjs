@@ -42,6 +42,19 @@ test('keys and ordering, and poison pills, on the page', async () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-ordering.png') });
     await page.selectOption('[data-testid=keys]', 'by_account');
 
+    // Back-pressure: with a max lag and the calculator paused, the producer holds; it goes on
+    // once the calculator catches up.
+    await page.fill('[data-testid=max-lag]', '100');
+    await page.click('[data-testid=max-lag-set]');
+    await page.click('[data-testid=pause-consumption]');
+    await page.waitForFunction(() => /held: the calculator is 100 or more records behind/
+      .test(document.querySelector('[data-testid=generator]')?.textContent ?? ''), null, { timeout: 30000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-back-pressure.png') });
+    await page.click('[data-testid=resume-consumption]');
+    await page.waitForFunction(() => !/held:/.test(document.querySelector('[data-testid=generator]')?.textContent ?? ''),
+      null, { timeout: 30000 });
+    await page.click('[data-testid=max-lag-off]');
+
     // Poison pills: pause the generator so balances hold still, inject every kind.
     await page.click('[data-testid=pause]');
     await page.waitForSelector('[data-testid=start]:not([disabled])', { timeout: 10000 });

@@ -49,6 +49,9 @@ pub fn Controls() -> impl IntoView {
     let m_type = field("Credit");
     let m_amount = field("10.00");
     let burst = field("100");
+    let max_lag = field("1000");
+    let linger = field("5");
+    let batch = field("1000000");
 
     let generator = move || {
         ctx.version.get();
@@ -79,11 +82,15 @@ pub fn Controls() -> impl IntoView {
     };
     let describe = move || match generator() {
         Some(g) => format!(
-            "{} · {} · {} accounts · {}% credits · amounts {}–{}",
-            match (g.running, broker_reachable()) {
-                (true, true) => "running",
-                (true, false) => "running, held until the broker is back",
-                (false, _) => "paused",
+            "{} · {} · {} accounts · {}% credits · amounts {}–{} · linger {} ms, batches ≤ {} B",
+            match (g.running, broker_reachable(), g.held_by_lag) {
+                (true, true, false) => "running".to_owned(),
+                (true, true, true) => format!(
+                    "running, held: the calculator is {} or more records behind",
+                    g.max_lag.unwrap_or_default()
+                ),
+                (true, false, _) => "running, held until the broker is back".to_owned(),
+                (false, _, _) => "paused".to_owned(),
             },
             g.rate
                 .map(|r| format!("{r} tx/s"))
@@ -91,7 +98,9 @@ pub fn Controls() -> impl IntoView {
             g.settings.accounts,
             g.settings.credit_percent,
             g.settings.min_amount,
-            g.settings.max_amount
+            g.settings.max_amount,
+            g.linger_ms,
+            g.batch_size
         ),
         None => "—".into(),
     };
@@ -150,6 +159,19 @@ pub fn Controls() -> impl IntoView {
                         {KeyStrategy::ALL.map(|k| view! { <option value=k.name()>{k.label()}</option> }).collect_view()}
                     </select>
                 </label>
+            </div>
+            <div class="row">
+                <label title="Back-pressure: the producer waits while the balance calculator is this many records behind">"Max lag"{input(max_lag, "max-lag", "number")}</label>
+                <button data-testid="max-lag-set" disabled=off on:click=move |_| parse_or_say("max lag", max_lag.get().trim().parse().map(|n| Command::SetMaxLag { max_lag: Some(n) }).map_err(|_| "a whole number".into()))>"Set"</button>
+                <button data-testid="max-lag-off" disabled=off on:click=move |_| send(Command::SetMaxLag { max_lag: None })>"Off"</button>
+            </div>
+            <div class="row">
+                <label title="How long the producer waits to fill a batch, and how large a batch may grow">"linger.ms"{input(linger, "linger", "number")}</label>
+                <label>"batch bytes"{input(batch, "batch-size", "number")}</label>
+                <button data-testid="batching-set" disabled=off on:click=move |_| parse_or_say("batching", (|| Ok(Command::SetBatching {
+                    linger_ms: linger.get().trim().parse().map_err(|_| "linger.ms: a whole number".to_string())?,
+                    batch_size: batch.get().trim().parse().map_err(|_| "batch bytes: a whole number".to_string())?,
+                }))())>"Set"</button>
             </div>
             <fieldset>
                 <legend>"One transaction"</legend>

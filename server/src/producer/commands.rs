@@ -23,6 +23,10 @@ impl ProducerTask {
             rate: self.rate.as_option(),
             settings: self.generator.settings().clone(),
             keys: self.keys,
+            max_lag: self.max_lag,
+            held_by_lag: self.held_by_lag,
+            linger_ms: self.batching.0,
+            batch_size: self.batching.1,
         }
     }
 
@@ -59,6 +63,17 @@ impl ProducerTask {
             })?,
             Command::SetKeys { keys } => self.keys = keys,
             Command::Inject { poison } => self.inject(poison)?,
+            Command::SetMaxLag { max_lag } => {
+                self.max_lag = max_lag;
+                self.held_by_lag = false;
+            }
+            Command::SetBatching {
+                linger_ms,
+                batch_size,
+            } => {
+                // Taken up by the send loop, which flushes the current producer first.
+                self.batching = (linger_ms, batch_size);
+            }
             Command::Burst { count } => {
                 self.burst = self.burst.saturating_add(count).min(MAX_BURST);
             }

@@ -105,6 +105,51 @@ impl ProducerTask {
         let _ = tokio::task::spawn_blocking(move || drop(old)).await;
     }
 
+    /// Whether back-pressure holds generation now: the calculator is `max_lag` or more of this
+    /// producer's acknowledged records behind. Said in the status when it changes.
+    pub(super) fn lag_holds(&mut self) -> bool {
+        let held = self
+            .max_lag
+            .is_some_and(|max| self.shared.own_lag() >= max as i64);
+        if held != self.held_by_lag {
+            self.held_by_lag = held;
+            info!(held, max_lag = ?self.max_lag, "back-pressure");
+            self.publish_status();
+        }
+        held
+    }
+
+    /// A new producer with the batching asked for: the current one is flushed first, so no
+    /// record is lost and each partition's order is kept across the two.
+    pub(super) async fn rebatch(&mut self) {
+        let (linger, batch) = self.batching;
+        self.config
+            .set("linger.ms", linger.to_string())
+            .set("batch.size", batch.to_string());
+        let fresh = match new_producer(&self.config, &self.shared, &self.failed_tx) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(%e, "cannot create a producer with the new batching; keeping the old");
+                self.batching = self.made_with;
+                self.publish_status();
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut self.producer, fresh);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = old.flush(Duration::from_secs(30));
+            drop(old);
+        })
+        .await;
+        self.made_with = self.batching;
+        self.shared.with_producer(|p| p.reconfigured += 1);
+        info!(
+            linger_ms = linger,
+            batch_size = batch,
+            "producer created again with new batching"
+        );
+    }
+
     pub(super) async fn finish(self) {
         let shared = self.shared.clone();
         let producer = self.producer;

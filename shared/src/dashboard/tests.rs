@@ -30,7 +30,7 @@ fn snapshot_then_deltas() {
             running: true,
             rate: Some(2.0),
             settings: Default::default(),
-            keys: Default::default(),
+            ..Default::default()
         },
         broker_reachable: true,
         log: vec![],
