@@ -51,11 +51,7 @@ pub async fn run(
     member: u32,
     restore_done: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
-    let is_ready = tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    };
-    if !is_ready {
+    if !crate::consume::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     if member == 1 && !*restore_done.borrow() {

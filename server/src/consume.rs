@@ -48,6 +48,14 @@ pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -
     cfg
 }
 
+/// Waits until the topic is ready; false if `token` was cancelled first (or the app is gone).
+pub async fn until_ready(ready: &mut watch::Receiver<bool>, token: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    }
+}
+
 /// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
 /// on the broker, so they run on the blocking pool, never on a runtime worker.
 pub async fn close_consumer(
@@ -204,11 +212,7 @@ pub async fn consume(
             role,
             member,
         })?;
-    let ready = tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    };
-    if !ready {
+    if !until_ready(&mut ready, &token).await {
         return Ok(());
     }
     consumer.subscribe(&[topic])?;

@@ -54,11 +54,7 @@ pub async fn run(
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    let ready = tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    };
-    if !ready {
+    if !crate::consume::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     let topic = dlq_topic(&settings.topic);

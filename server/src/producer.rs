@@ -59,7 +59,9 @@ pub enum ProducerError {
     NotRestored,
     #[error("the producer has stopped")]
     Stopped,
-    #[error("nothing to send again yet: no transaction has been produced")]
+    #[error(
+        "nothing to send again: no transaction produced yet, or the last one had no key (a copy could land on another partition, where it would not be seen as a duplicate)"
+    )]
     NothingToRepeat,
     #[error("Kafka refused the record: {0}")]
     Kafka(String),

@@ -206,6 +206,8 @@ async fn run(
                         differ.insert(*p, n);
                         if n == 0 {
                             matched.insert(*p);
+                        } else {
+                            matched.remove(p);
                         }
                     }
                 }
@@ -217,6 +219,7 @@ async fn run(
                 } else if reached
                     && !trimmed.is_empty()
                     && trimmed.iter().all(|p| differ.get(p).is_some_and(|n| *n > 0))
+                    && parts.keys().all(|p| trimmed.contains(p) || matched.contains(p))
                 {
                     Some(ReplayState::Partial)
                 } else if started.elapsed() > LIMIT {

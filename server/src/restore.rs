@@ -137,7 +137,12 @@ impl Restorer<'_> {
                         next: s.next_offset(),
                         ..AckedPartition::default()
                     });
-                    let from = s.window_start().min(acked.next);
+                    // At start the producer's records after the acknowledged cut are read too.
+                    let from = if at_start {
+                        s.window_start().min(acked.next)
+                    } else {
+                        s.window_start()
+                    };
                     (s, from, at_start.then_some(acked))
                 }
                 (Some(h), _) => {
@@ -183,6 +188,7 @@ impl Restorer<'_> {
                         .is_none()
                         .then(|| state.copy_with_accounts(|a| (1..=MAX_ACCOUNTS).contains(&a))),
                     acked: acked.take().map(|a| (producer.clone(), a)),
+                    end,
                     state,
                     from,
                     until: *until,
@@ -321,7 +327,10 @@ pub fn restore_all(
         if let Some(v) = part.view {
             view.install(p, v);
         }
-        if let Some((_, acked)) = part.acked {
+        if let Some((_, mut acked)) = part.acked {
+            // Every one of the producer's records below the end was just counted: the next
+            // restart need not read them again.
+            acked.next = acked.next.max(part.end);
             shared.restore_acked(p, acked);
         }
         states.push((p, part.state));

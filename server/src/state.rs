@@ -296,8 +296,8 @@ impl Shared {
     }
 
     /// What a snapshot of `partition` keeps of the acknowledged side (see [`Acks::cut`]).
-    pub fn acked_cut(&self, partition: i32, ledger_next: i64) -> AckedPartition {
-        lock(&self.acks).cut(partition, ledger_next)
+    pub fn acked_cut(&self, partition: i32, ledger_next: i64, own_applied: u64) -> AckedPartition {
+        lock(&self.acks).cut(partition, ledger_next, own_applied)
     }
 
     /// Installs the acknowledged side a restart recovered for `partition`.
@@ -390,7 +390,16 @@ impl Shared {
         self.whole_topic.store(false, Ordering::Relaxed);
     }
 
-    /// Records of this server's producer acknowledged but not applied yet (back-pressure).
+    /// Records of this server's producer acknowledged but not applied yet (back-pressure), when
+    /// that can close: not while another server has some partitions, nor once the invariant is
+    /// stuck (a gap waiting will not close must not hold generation for good).
+    pub fn backpressure_lag(&self) -> Option<i64> {
+        let whole = self.whole_topic.load(Ordering::Relaxed);
+        let stuck = self.invariant_stuck.load(Ordering::Relaxed);
+        (whole && !stuck).then(|| self.own_lag())
+    }
+
+    /// Records of this server's producer acknowledged but not applied yet.
     pub fn own_lag(&self) -> i64 {
         let applied: u64 = self.ledger.own_applied().0.values().map(|(_, n)| n).sum();
         let acked: u64 = lock(&self.acks).totals().values().map(|t| t.count).sum();

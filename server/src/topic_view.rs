@@ -267,11 +267,7 @@ pub async fn run(
     view: watch::Sender<Arc<TopicView>>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    let ready = tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    };
-    if !ready {
+    if !crate::consume::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     let mut asker = Asker {

@@ -76,6 +76,8 @@ pub struct Generator {
     settings: GeneratorSettings,
     opening: Money,
     book: BTreeMap<AccountId, AccountState>,
+    /// The last `sequence` written per account (see [`Transaction::sequence`]).
+    sequence: BTreeMap<AccountId, u64>,
 }
 
 impl Generator {
@@ -85,6 +87,7 @@ impl Generator {
             settings,
             opening,
             book: BTreeMap::new(),
+            sequence: BTreeMap::new(),
         })
     }
 
@@ -102,6 +105,7 @@ impl Generator {
     /// `new_balance` it writes next agrees with the balance calculator.
     pub fn restore(&mut self, accounts: &BTreeMap<AccountId, AccountState>) {
         self.book = accounts.clone();
+        self.sequence.clear();
     }
 
     /// The producer's view of an account.
@@ -158,6 +162,12 @@ impl Generator {
         state.balance = state.balance.checked_add(delta).unwrap_or(state.balance);
         state.count += 1;
         self.book.insert(account, state);
+        // Never lower than one already written, even after failed deliveries took counts back.
+        let sequence = self
+            .sequence
+            .get(&account)
+            .map_or(state.count, |last| (last + 1).max(state.count));
+        self.sequence.insert(account, sequence);
         let mut summary = BTreeMap::new();
         summary.insert(Transaction::summary_key(account), state.count);
         Transaction {
@@ -169,7 +179,7 @@ impl Generator {
             transaction_summary: summary,
             timestamp_ms: Some(timestamp_ms),
             producer_id: None,
-            sequence: Some(state.count),
+            sequence: Some(sequence),
         }
     }
 }
@@ -289,5 +299,26 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    #[test]
+    fn sequence_numbers_never_go_back() {
+        let mut g = Generator::new(GeneratorSettings::default(), Money::from_major(100)).unwrap();
+        let id = |n: u8| uuid::Builder::from_random_bytes([n; 16]).into_uuid();
+        let make = |g: &mut Generator, n| {
+            g.make(1, TxType::Credit, Money::from_minor(5), id(n), 0)
+                .sequence
+                .unwrap()
+        };
+        assert_eq!(
+            (make(&mut g, 1), make(&mut g, 2), make(&mut g, 3)),
+            (1, 2, 3)
+        );
+        // Two deliveries failed: the view's count goes back, the sequence does not.
+        g.unrecord(1, Money::from_minor(5));
+        g.unrecord(1, Money::from_minor(5));
+        assert_eq!(g.view(1).count, 1);
+        assert_eq!(make(&mut g, 4), 4);
+        assert_eq!(g.view(1).count, 2);
     }
 }

@@ -166,12 +166,16 @@ impl Acks {
     }
 
     /// What a snapshot of `partition` keeps, the ledger's own cut being at `ledger_next` (taken
-    /// just before). With nothing in flight, no record of this producer lies at or above its
-    /// `next` (all are acknowledged), so the records up to the ledger's cut are all foreign:
-    /// `next` moves up to it and a restart does not re-read them.
-    pub fn cut(&self, partition: i32, ledger_next: i64) -> AckedPartition {
+    /// just before) with `own_applied` of this producer's records applied there. `next` moves
+    /// up to the ledger's cut when no record of this producer can lie unacknowledged below it,
+    /// so a restart does not re-read the records in between (others' records, or none):
+    /// - nothing is in flight at all, or
+    /// - every acknowledged record lies below the cut and exactly as many were applied there: an
+    ///   unacknowledged record below the cut would have been applied too, one more than acked.
+    pub fn cut(&self, partition: i32, ledger_next: i64, own_applied: u64) -> AckedPartition {
         let mut cut = self.parts.get(&partition).cloned().unwrap_or_default();
-        if self.in_flight == 0 {
+        let acked: u64 = cut.nets.values().map(|t| t.count).sum();
+        if self.in_flight == 0 || (cut.next <= ledger_next && acked == own_applied) {
             cut.next = cut.next.max(ledger_next);
         }
         cut
@@ -321,14 +325,17 @@ mod tests {
         assert_eq!(acks.totals()[&2].count, 1);
         // One record still on its way: the cut stays at the last acknowledged offset, even if
         // the ledger read further (the record on its way may lie in between).
-        assert_eq!(acks.cut(0, 40).next, 13);
+        // (the ledger applied one more than was acknowledged: that one).
+        assert_eq!(acks.cut(0, 40, 3).next, 13);
+        // As many applied below the cut as acknowledged: none of ours is hiding there.
+        assert_eq!(acks.cut(0, 40, 2).next, 40);
         acks.not_sent();
         // Nothing on its way: every record of this producer lies below 13, so the records up
         // to the ledger's cut are others' and need not be read again.
-        assert_eq!(acks.cut(0, 40).next, 40);
-        assert_eq!(acks.cut(0, 5).next, 13);
+        assert_eq!(acks.cut(0, 40, 0).next, 40);
+        assert_eq!(acks.cut(0, 5, 0).next, 13);
         assert_eq!(
-            acks.cut(3, 7),
+            acks.cut(3, 7, 0),
             AckedPartition {
                 next: 7,
                 ..AckedPartition::default()
@@ -336,7 +343,7 @@ mod tests {
         );
 
         // A restart: partition 0 recovered with one more record found in the log after its cut.
-        let mut recovered = acks.cut(0, 13);
+        let mut recovered = acks.cut(0, 13, 0);
         assert!(recovered.add(20, 1, m(25)));
         assert!(
             !recovered.add(11, 1, m(25)),

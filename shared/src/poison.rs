@@ -101,7 +101,11 @@ impl Poison {
                 ))
             }
             Poison::Duplicate => {
-                let (key, tx) = last?;
+                // Without a key the copy could land on another partition, where it would not
+                // be noticed as a duplicate (the window is per partition): not offered.
+                let (key @ Some(_), tx) = last? else {
+                    return None;
+                };
                 // The same transaction, written by someone else: not counted as the producer's.
                 let copy = Transaction {
                     producer_id: None,
@@ -244,6 +248,8 @@ mod tests {
         let back = Transaction::parse(&value).expect("a valid transaction");
         assert_eq!(back.transaction_id, tx.transaction_id);
         assert_eq!(back.producer_id, None);
+        // Sent without a key it could land elsewhere: not offered.
+        assert_eq!(Poison::Duplicate.record(1, Some((None, &tx))), None);
     }
 
     #[test]

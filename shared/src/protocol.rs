@@ -16,7 +16,7 @@ use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
 /// Bumped on any incompatible change; a page with another version is told to reload.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Most accounts whose history is charted (and sent in snapshots).
 pub const MAX_CHARTED_ACCOUNTS: usize = 100;
 /// Most accounts a page is sent (the generator's first, then the most active): a topic may

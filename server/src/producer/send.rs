@@ -108,9 +108,11 @@ impl ProducerTask {
     /// Whether back-pressure holds generation now: the calculator is `max_lag` or more of this
     /// producer's acknowledged records behind. Said in the status when it changes.
     pub(super) fn lag_holds(&mut self) -> bool {
-        let held = self
-            .max_lag
-            .is_some_and(|max| self.shared.own_lag() >= max as i64);
+        let held = self.max_lag.is_some_and(|max| {
+            self.shared
+                .backpressure_lag()
+                .is_some_and(|lag| lag >= max as i64)
+        });
         if held != self.held_by_lag {
             self.held_by_lag = held;
             info!(held, max_lag = ?self.max_lag, "back-pressure");
@@ -123,10 +125,11 @@ impl ProducerTask {
     /// record is lost and each partition's order is kept across the two.
     pub(super) async fn rebatch(&mut self) {
         let (linger, batch) = self.batching;
-        self.config
+        let mut config = self.config.clone();
+        config
             .set("linger.ms", linger.to_string())
             .set("batch.size", batch.to_string());
-        let fresh = match new_producer(&self.config, &self.shared, &self.failed_tx) {
+        let fresh = match new_producer(&config, &self.shared, &self.failed_tx) {
             Ok(p) => p,
             Err(e) => {
                 warn!(%e, "cannot create a producer with the new batching; keeping the old");
@@ -141,6 +144,7 @@ impl ProducerTask {
             drop(old);
         })
         .await;
+        self.config = config;
         self.made_with = self.batching;
         self.shared.with_producer(|p| p.reconfigured += 1);
         info!(

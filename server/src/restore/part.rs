@@ -19,6 +19,8 @@ pub(super) struct Part {
     /// At start: this server's producer, and what it had acknowledged (recovered from the
     /// snapshot, and from its records found after it).
     pub(super) acked: Option<(std::sync::Arc<str>, AckedPartition)>,
+    /// The offset the read goes to (the partition's end at start).
+    pub(super) end: i64,
 }
 
 /// Applies a record some member of the group has handled already: a transaction is applied,

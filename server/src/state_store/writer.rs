@@ -151,7 +151,10 @@ impl SnapshotWriter {
             .snapshot_mark(partition)
             .map_or(0, |m| 1 - m.0.min(1));
         // The acknowledged side after the ledger's cut (see `Acks::cut`).
-        let acked = self.shared.acked_cut(partition, state.next_offset());
+        let own_applied = state.own().applied.values().map(|(_, n)| n).sum();
+        let acked = self
+            .shared
+            .acked_cut(partition, state.next_offset(), own_applied);
         let mark = snapshot::ProducerMark::of(state, &acked);
         let chunks = snapshot::encode_chunks(
             state,
