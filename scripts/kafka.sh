@@ -2,6 +2,9 @@
 # Apache Kafka 4.x, single node, KRaft mode, on loopback: for tests and for users without Docker.
 #   scripts/kafka.sh fetch    resolve the broker's jars with mvn (cached in ~/.m2)
 #   scripts/kafka.sh start    format storage if needed, start, wait until it accepts clients
+#   scripts/kafka.sh fresh    stop it, delete its data, start it empty (the test suite: every
+#                             test topic ever made would otherwise stay, and a restart of a
+#                             broker holding ten thousand partitions takes minutes)
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
@@ -132,8 +135,9 @@ stop() {
 case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
+  fresh) stop TERM; rm -rf "$DIR/data"; start ;;
   stop) stop TERM ;;
   kill) stop KILL ;;
   status) if p=$(pid); then echo "running on 127.0.0.1:$PORT (pid $p)"; else echo stopped; exit 1; fi ;;
-  *) echo "usage: $0 fetch|start|stop|kill|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|fresh|stop|kill|status" >&2; exit 2 ;;
 esac
