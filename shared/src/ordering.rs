@@ -133,19 +133,22 @@ pub struct OrderingStats {
     pub checked: u64,
 }
 
-/// Per account, the highest sequence number applied and the records applied below it.
+/// Per producer and account, the highest sequence number applied; per account, the records
+/// applied below it. (Each producer numbers its own records: two producers writing the same
+/// account are not out of order with each other.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderWatch {
-    highest: BTreeMap<AccountId, u64>,
+    highest: BTreeMap<(u64, AccountId), u64>,
     late: BTreeMap<AccountId, u64>,
     stats: OrderingStats,
 }
 
 impl OrderWatch {
-    /// A record of `account` with `sequence` was applied.
-    pub fn applied(&mut self, account: AccountId, sequence: u64) {
+    /// A record of `account` with `sequence`, written by `producer`, was applied.
+    pub fn applied(&mut self, producer: Option<&str>, account: AccountId, sequence: u64) {
         self.stats.checked += 1;
-        let highest = self.highest.entry(account).or_insert(sequence);
+        let who = crate::ledger::id_digest(producer.unwrap_or_default());
+        let highest = self.highest.entry((who, account)).or_insert(sequence);
         if sequence >= *highest {
             *highest = sequence;
             return;
@@ -230,19 +233,22 @@ mod tests {
     #[test]
     fn late_records_are_counted_per_account() {
         let mut w = OrderWatch::default();
+        let a = Some("cashflow-a");
         for s in [1, 2, 3, 5] {
-            w.applied(1, s);
+            w.applied(a, 1, s);
         }
         assert_eq!(w.stats().violations, 0);
-        // 4 comes after 5: one violation; equal numbers are not (a number reused after a
-        // failed delivery).
-        w.applied(1, 4);
-        w.applied(1, 5);
-        w.applied(2, 9);
-        w.applied(2, 1);
-        w.applied(2, 2);
+        // 4 comes after 5: one violation; an equal number is not.
+        w.applied(a, 1, 4);
+        w.applied(a, 1, 5);
+        w.applied(a, 2, 9);
+        w.applied(a, 2, 1);
+        w.applied(a, 2, 2);
+        // Another producer numbers its own records of the same account: not out of order.
+        w.applied(Some("cashflow-b"), 2, 1);
+        w.applied(Some("cashflow-b"), 2, 2);
         let s = w.stats();
-        assert_eq!((s.violations, s.accounts, s.checked), (3, 2, 9));
+        assert_eq!((s.violations, s.accounts, s.checked), (3, 2, 11));
         assert_eq!(s.worst, Some((2, 2)));
         assert_eq!(w.violations_of(1), 1);
         w.clear();

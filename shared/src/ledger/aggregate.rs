@@ -229,7 +229,8 @@ impl Ledger {
             }
             self.home.insert(tx.account, pos.partition);
             if let Some(sequence) = tx.sequence {
-                self.order.applied(tx.account, sequence);
+                self.order
+                    .applied(tx.producer_id.as_deref(), tx.account, sequence);
             }
             if tx.producer_id.is_some() && tx.producer_id.as_deref() == self.producer.as_deref() {
                 let e = self.own_totals.entry(tx.account).or_default();
