@@ -209,6 +209,12 @@ impl LedgerStore {
         (applied.clone(), foreign)
     }
 
+    /// How many of this server's producer's records were applied (summed under the lock, not
+    /// copied: back-pressure asks every 10 ms).
+    pub fn own_applied_count(&self) -> u64 {
+        self.read().own_applied().0.values().map(|(_, n)| n).sum()
+    }
+
     /// Forgets every partition: the topic was re-created.
     pub fn clear(&self) {
         self.write().clear()

@@ -401,7 +401,7 @@ impl Shared {
 
     /// Records of this server's producer acknowledged but not applied yet.
     pub fn own_lag(&self) -> i64 {
-        let applied: u64 = self.ledger.own_applied().0.values().map(|(_, n)| n).sum();
+        let applied = self.ledger.own_applied_count();
         let acked: u64 = lock(&self.acks).totals().values().map(|t| t.count).sum();
         acked as i64 - applied as i64
     }
