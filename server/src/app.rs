@@ -259,6 +259,13 @@ impl App {
                 tracker.clone(),
                 consumers.clone(),
             )),
+            naive: Arc::new(crate::naive_calculator::NaiveCalculator::new(
+                settings.clone(),
+                brokers.clone(),
+                shared.clone(),
+                tracker.clone(),
+                consumers.clone(),
+            )),
         };
         let router = http::router(state, &settings.web_dir);
         let (http_token, sh) = (token.clone(), shared.clone());

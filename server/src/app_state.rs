@@ -25,4 +25,6 @@ pub struct AppState {
     pub calculator: Arc<crate::calculator_group::CalculatorGroup>,
     /// The replay lesson's calculator.
     pub replays: Arc<crate::replay::Replays>,
+    /// The delivery-semantics lesson's naive calculator.
+    pub naive: Arc<crate::naive_calculator::NaiveCalculator>,
 }

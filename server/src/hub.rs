@@ -199,6 +199,7 @@ impl Hub {
             flow: self.shared.flow_all(),
             dead_letters: self.shared.dead_letters().0,
             replay: self.shared.replay(),
+            naive: self.shared.naive(),
         }))
     }
 
@@ -226,6 +227,7 @@ impl Hub {
         let mut flow_version = 0u64;
         let mut letters_version = self.shared.dead_letters().2;
         let mut replay_version = self.shared.replay_since(u64::MAX).map_or(0, |r| r.1);
+        let mut naive_version = self.shared.naive_since(u64::MAX).map_or(0, |r| r.1);
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -336,7 +338,12 @@ impl Hub {
                 replay_version = v;
                 r
             });
+            let naive = self.shared.naive_since(naive_version).map(|(n, v)| {
+                naive_version = v;
+                n
+            });
             let quiet = changed.is_empty()
+                && naive.is_none()
                 && flow.is_empty()
                 && dead_letters.is_none()
                 && replay.is_none()
@@ -369,6 +376,7 @@ impl Hub {
                 flow,
                 dead_letters,
                 replay,
+                naive,
             };
             let _ = self
                 .frames

@@ -21,6 +21,23 @@ pub fn member_id<C: ConsumerContext, K: Consumer<C>>(consumer: &K) -> Option<Str
     }
 }
 
+/// Ends a consumer as a killed process would: no final commit, no LeaveGroup. Its member stays
+/// in the group until its session times out, as a crashed machine's does. (Dropping an rdkafka
+/// consumer closes it politely: it leaves the group at once.)
+///
+/// The Rust side of the consumer (its context and queue handle, a few hundred bytes) is leaked
+/// on purpose: the queue must not be destroyed after its client. Used by the delivery lesson,
+/// a few times per class.
+pub fn kill<C: ConsumerContext>(consumer: rdkafka::consumer::BaseConsumer<C>) {
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is the live client `consumer` owns; it is destroyed exactly once, here, and
+    // `consumer` is forgotten so its Drop (close, queue destroy, client destroy) never runs.
+    unsafe {
+        rdkafka_sys::rd_kafka_destroy_flags(rk, rdkafka_sys::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    std::mem::forget(consumer);
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::ClientConfig;

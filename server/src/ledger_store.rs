@@ -11,6 +11,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use cashflow_shared::api::{AccountBalance, AccountTotals, Balances};
 use cashflow_shared::invariant::Applied;
 use cashflow_shared::ledger::{AccountState, LedgerStats, PartitionLedger, Position};
+use cashflow_shared::naive::{NaiveBook, PartitionDiff, compare};
 use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
 
 pub struct LedgerStore {
@@ -84,6 +85,23 @@ impl LedgerStore {
     /// A copy of one partition's state (for a snapshot or a restore to start from).
     pub fn partition(&self, partition: i32) -> Option<PartitionLedger> {
         self.read().partition(partition).cloned()
+    }
+
+    /// A copy of the balances for the naive calculator to start from, and the offsets they
+    /// cover (one consistent cut).
+    pub fn seed_naive(&self) -> (NaiveBook, BTreeMap<i32, i64>) {
+        NaiveBook::seeded_from(&self.read())
+    }
+
+    /// The naive calculator's state of `partition` against this one's, if both have read it to
+    /// `naive_next` (compared under the lock, without copying the partition).
+    pub fn compare_naive(
+        &self,
+        partition: i32,
+        naive: Option<&BTreeMap<AccountId, AccountState>>,
+        naive_next: i64,
+    ) -> Option<PartitionDiff> {
+        compare(naive, naive_next, self.read().partition(partition)?)
     }
 
     /// See [`Ledger::shown_accounts`].

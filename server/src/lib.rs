@@ -21,7 +21,8 @@
 //! redaction), [`topics`] (topic creation and the broker watch, which also notices a stuck
 //! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
 //! [`dead_letters`] (and [`dead_letter_view`], which reads them back for the page),
-//! [`supervise`] (tasks restarted with back-off), [`embedded`] (the
+//! [`supervise`] (tasks restarted with back-off), the lessons' extra consumers ([`replay`],
+//! [`naive_calculator`]), [`embedded`] (the
 //! zero-setup in-process broker) and [`app`], which starts everything and shuts it down in
 //! order: stop generating and flush the producer, commit the consumers' offsets, take the
 //! final snapshots, stop the HTTP server, stop the embedded broker (tested in
@@ -43,6 +44,7 @@ pub mod kafka;
 pub mod kafka_ffi;
 pub mod ledger_store;
 pub mod logging_consumer;
+pub mod naive_calculator;
 pub mod producer;
 pub mod progress;
 pub mod reader;

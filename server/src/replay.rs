@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use cashflow_shared::ledger::PartitionLedger;
 use cashflow_shared::replay::{ReplayState, ReplayStatus, differing};
 use cashflow_shared::{Outcome, Transaction};
-use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::consume::consumer_config;
-use crate::kafka::{Context, base_config};
+use crate::kafka::Context;
 use crate::state::Shared;
 
 /// A replay gives up after this long (a topic growing faster than it reads).
@@ -95,7 +94,7 @@ impl Replays {
                     ReplayState::Failed
                 }
             };
-            delete_group(&s, &b, &sh, &group).await;
+            crate::kafka::delete_group(&s, &b, &sh, &group).await;
             info!(%group, ?state, "replay over");
         });
         Ok(status)
@@ -261,23 +260,4 @@ async fn run(
     // Leave the group (a blocking close) so it can be deleted.
     tokio::task::spawn_blocking(move || drop(consumer)).await?;
     Ok(state)
-}
-
-/// Deletes the replay's group, now empty, so it does not linger in the groups panel.
-async fn delete_group(settings: &Settings, brokers: &str, shared: &Arc<Shared>, group: &str) {
-    let admin: AdminClient<Context> = match base_config(brokers, &settings.kafka)
-        .create_with_context(Context::new(shared, crate::kafka::ADMIN_ROLE))
-    {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(%group, %e, "cannot delete the replay's group");
-            return;
-        }
-    };
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    match admin.delete_groups(&[group], &opts).await {
-        Ok(r) if r.iter().all(|r| r.is_ok()) => info!(%group, "replay group deleted"),
-        Ok(r) => warn!(%group, ?r, "the replay's group was not deleted"),
-        Err(e) => warn!(%group, %e, "the replay's group was not deleted"),
-    }
 }

@@ -65,6 +65,8 @@ pub struct Shared {
     flow_waiting: AtomicU64,
     /// The replay lesson's latest run, and a version that changes with it.
     replay: Mutex<(ReplayStatus, u64)>,
+    /// The delivery-semantics lesson's naive calculator, and a version that changes with it.
+    naive: Mutex<(cashflow_shared::naive::NaiveStatus, u64)>,
     /// The newest records of the dead-letter topic, read back for the page.
     dead_letters: Mutex<DeadLetterLog>,
     /// Set by the hub while the calculator has read the whole topic for a while and the
@@ -118,6 +120,7 @@ impl Shared {
             flow_waiting: AtomicU64::new(0),
             dead_letters: Mutex::new(DeadLetterLog::default()),
             replay: Mutex::new((ReplayStatus::default(), 0)),
+            naive: Mutex::new((Default::default(), 0)),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -377,6 +380,26 @@ impl Shared {
     pub fn replay_since(&self, seen: u64) -> Option<(ReplayStatus, u64)> {
         let r = lock(&self.replay);
         (r.1 != seen).then(|| (r.0.clone(), r.1))
+    }
+
+    pub fn naive(&self) -> cashflow_shared::naive::NaiveStatus {
+        lock(&self.naive).0.clone()
+    }
+
+    /// Changes the naive calculator's status (under its lock, for as long as `f` runs).
+    pub fn with_naive<R>(
+        &self,
+        f: impl FnOnce(&mut cashflow_shared::naive::NaiveStatus) -> R,
+    ) -> R {
+        let mut n = lock(&self.naive);
+        n.1 += 1;
+        f(&mut n.0)
+    }
+
+    /// The naive calculator's status and version, if the version is not `seen`.
+    pub fn naive_since(&self, seen: u64) -> Option<(cashflow_shared::naive::NaiveStatus, u64)> {
+        let n = lock(&self.naive);
+        (n.1 != seen).then(|| (n.0.clone(), n.1))
     }
 
     /// The newest dead letters and their version, if it is not `seen`.

@@ -303,6 +303,7 @@ pub async fn run(
                 v.ordering = asker.shared.ledger().ordering();
                 v.keys = asker.shared.generator().map(|g| g.keys).unwrap_or_default();
                 v.replay = asker.shared.replay();
+                v.naive = asker.shared.naive();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

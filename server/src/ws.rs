@@ -252,6 +252,20 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
                 replay: state.replays.stop(),
             },
         }),
+        c if c.target() == Target::Naive => Some(match c {
+            Command::StartNaive { delivery } => match state.naive.start(delivery) {
+                Ok(naive) => ServerMsg::Naive { id, naive },
+                Err(message) => ServerMsg::Error { id, message },
+            },
+            Command::CrashNaive => match state.naive.crash() {
+                Ok(naive) => ServerMsg::Naive { id, naive },
+                Err(message) => ServerMsg::Error { id, message },
+            },
+            _ => ServerMsg::Naive {
+                id,
+                naive: state.naive.stop(),
+            },
+        }),
         c => Some(match state.producer.send(c).await {
             Ok((generator, transaction)) => ServerMsg::Ack {
                 id,

@@ -174,6 +174,9 @@ pub struct TopicView {
     /// The replay lesson's latest run.
     #[serde(default)]
     pub replay: crate::replay::ReplayStatus,
+    /// The delivery-semantics lesson's naive calculator.
+    #[serde(default)]
+    pub naive: crate::naive::NaiveStatus,
 }
 
 /// Groups a page is sent at most (cashflow's own first).
@@ -212,6 +215,7 @@ impl TopicView {
             ordering: self.ordering,
             keys: self.keys,
             replay: self.replay.clone(),
+            naive: self.naive.clone(),
         }
     }
 }

@@ -150,6 +150,15 @@ pub enum Command {
     /// A fresh calculator rebuilds the balances from the log start (the replay lesson).
     StartReplay,
     StopReplay,
+    /// Starts the naive calculator beside the exact one (the delivery-semantics lesson), or
+    /// switches the running one to another delivery.
+    StartNaive {
+        delivery: crate::naive::Delivery,
+    },
+    /// Crashes it between its two steps on its next batch with records; it restarts.
+    CrashNaive,
+    /// Stops it and deletes its group and saved balances.
+    StopNaive,
     /// One more member in the balance calculator's group (the broker rebalances).
     AddMember,
     /// One member fewer (the newest leaves; the first stays).
@@ -168,6 +177,8 @@ pub enum Target {
     Calculator,
     /// The replay lesson's calculator.
     Replay,
+    /// The delivery-semantics lesson's naive calculator.
+    Naive,
 }
 
 impl Command {
@@ -236,6 +247,7 @@ impl Command {
             | Command::PauseConsumption
             | Command::ResumeConsumption => Target::Calculator,
             Command::StartReplay | Command::StopReplay => Target::Replay,
+            Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive => Target::Naive,
         }
     }
 }

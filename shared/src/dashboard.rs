@@ -56,6 +56,8 @@ pub struct Dashboard {
     pub dead_letters: Vec<crate::poison::DeadLetterView>,
     /// The replay lesson's latest run.
     pub replay: crate::replay::ReplayStatus,
+    /// The delivery-semantics lesson's naive calculator.
+    pub naive: crate::naive::NaiveStatus,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -133,6 +135,7 @@ impl Dashboard {
                 self.flow = s.flow.into_iter().rev().take(MAX_DOTS).rev().collect();
                 self.dead_letters = s.dead_letters;
                 self.replay = s.replay;
+                self.naive = s.naive;
                 self.dead_letters
                     .truncate(crate::poison::DEAD_LETTERS_SHOWN);
                 self.snapshots += 1;
@@ -170,6 +173,9 @@ impl Dashboard {
                 }
                 if let Some(r) = d.replay {
                     self.replay = r;
+                }
+                if let Some(n) = d.naive {
+                    self.naive = n;
                 }
                 if let Some(mut letters) = d.dead_letters {
                     letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);
@@ -211,6 +217,11 @@ impl Dashboard {
             ServerMsg::Replay { id, replay } => {
                 let text = replay.describe();
                 self.replay = replay;
+                Some(Notice::Ok { id, text })
+            }
+            ServerMsg::Naive { id, naive } => {
+                let text = naive.describe();
+                self.naive = naive;
                 Some(Notice::Ok { id, text })
             }
             ServerMsg::Calculator { id, group } => {

@@ -32,6 +32,7 @@ pub mod invariant;
 pub mod latency;
 pub mod ledger;
 pub mod money;
+pub mod naive;
 pub mod ordering;
 pub mod partitioner;
 pub mod poison;

@@ -16,7 +16,7 @@ use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
 /// Bumped on any incompatible change; a page with another version is told to reload.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Most accounts whose history is charted (and sent in snapshots).
 pub const MAX_CHARTED_ACCOUNTS: usize = 100;
 /// Most accounts a page is sent (the generator's first, then the most active): a topic may
@@ -144,6 +144,9 @@ pub struct Snapshot {
     /// The replay lesson's latest run.
     #[serde(default)]
     pub replay: crate::replay::ReplayStatus,
+    /// The delivery-semantics lesson's naive calculator.
+    #[serde(default)]
+    pub naive: crate::naive::NaiveStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -181,6 +184,9 @@ pub struct Delta {
     /// When it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<crate::replay::ReplayStatus>,
+    /// When it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naive: Option<crate::naive::NaiveStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -217,6 +223,11 @@ pub enum ServerMsg {
     Replay {
         id: Option<u64>,
         replay: crate::replay::ReplayStatus,
+    },
+    /// Answer to a naive-calculator command: its status now (changes follow in deltas).
+    Naive {
+        id: Option<u64>,
+        naive: crate::naive::NaiveStatus,
     },
     /// The page speaks another protocol version: it must reload.
     Reload {

@@ -98,6 +98,9 @@ impl ProducerTask {
             | Command::PauseConsumption
             | Command::ResumeConsumption
             | Command::StartReplay
+            | Command::StartNaive { .. }
+            | Command::CrashNaive
+            | Command::StopNaive
             | Command::StopReplay => {
                 return Err(ProducerError::NotForProducer(
                     "the producer carries out generation commands only",

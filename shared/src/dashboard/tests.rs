@@ -51,6 +51,7 @@ fn snapshot_then_deltas() {
         flow: vec![],
         dead_letters: vec![],
         replay: Default::default(),
+        naive: Default::default(),
     };
     d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));

@@ -1,0 +1,567 @@
+//! The delivery-semantics lesson ([`cashflow_shared::naive`]): a deliberately naive balance
+//! calculator runs beside the exact one, in a consumer group of its own. Per batch it saves its
+//! balances to a file and commits its offsets to Kafka as two separate steps, in the order the
+//! presenter chose (at-most-once: commit first; at-least-once: save first). "Crash" kills it
+//! between the two steps of its next batch with records, as a killed process dies: no commit,
+//! no LeaveGroup ([`kafka_ffi::kill`](crate::kafka_ffi::kill)). It then restarts from its file
+//! and its committed offsets, and the page shows what that cost.
+//!
+//! It starts from a copy of the exact calculator's balances at the offsets they cover, so it
+//! agrees with the exact one until it crashes. What it read is tracked by offset
+//! ([`Coverage`]): records skipped and read twice are counted exactly at any rate. Its
+//! balances are compared with the exact ones partition by partition whenever both have read a
+//! partition to the same offset.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cashflow_shared::Transaction;
+use cashflow_shared::naive::{
+    BookEntry, Coverage, Crash, Delivery, NaiveBook, NaiveState, NaiveStatus, PartitionDiff,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::consume::{RateLimitedLog, consumer_config};
+use crate::kafka::Context;
+use crate::state::Shared;
+
+const ROLE: &str = "naive calculator";
+/// A batch is what arrives within this long (or [`MAX_BATCH`] records): long enough that a
+/// crash at classroom rates catches a few records between the two steps.
+const BATCH: Duration = Duration::from_secs(1);
+const MAX_BATCH: usize = 5_000;
+/// The saved file is rewritten whole once it holds this many times more lines than accounts.
+const REWRITE_FACTOR: usize = 4;
+
+/// What the presenter's commands reach while the lesson runs.
+struct Control {
+    token: CancellationToken,
+    crash: AtomicBool,
+    delivery: AtomicU8,
+}
+
+impl Control {
+    fn delivery(&self) -> Delivery {
+        match self.delivery.load(Ordering::Relaxed) {
+            0 => Delivery::AtLeastOnce,
+            _ => Delivery::AtMostOnce,
+        }
+    }
+
+    fn set_delivery(&self, d: Delivery) {
+        let v = match d {
+            Delivery::AtLeastOnce => 0,
+            Delivery::AtMostOnce => 1,
+        };
+        self.delivery.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Starts, crashes and stops the naive calculator; at most one runs.
+pub struct NaiveCalculator {
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    /// Cancelled at shutdown.
+    app: CancellationToken,
+    running: Mutex<Option<Arc<Control>>>,
+}
+
+impl NaiveCalculator {
+    pub fn new(
+        settings: Settings,
+        brokers: String,
+        shared: Arc<Shared>,
+        tracker: TaskTracker,
+        app: CancellationToken,
+    ) -> Self {
+        NaiveCalculator {
+            settings,
+            brokers,
+            shared,
+            tracker,
+            app,
+            running: Mutex::new(None),
+        }
+    }
+
+    fn control(&self) -> std::sync::MutexGuard<'_, Option<Arc<Control>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts it with `delivery`, or switches the running one to it.
+    pub fn start(&self, delivery: Delivery) -> Result<NaiveStatus, String> {
+        let mut running = self.control();
+        if let Some(c) = running.as_ref().filter(|c| !c.token.is_cancelled()) {
+            c.set_delivery(delivery);
+            return Ok(self.shared.with_naive(|n| {
+                n.delivery = delivery;
+                n.clone()
+            }));
+        }
+        if self.shared.store().restoring {
+            return Err(
+                "the exact calculator is still restoring its balances: try again in a moment"
+                    .into(),
+            );
+        }
+        let control = Arc::new(Control {
+            token: self.app.child_token(),
+            crash: AtomicBool::new(false),
+            delivery: AtomicU8::new(0),
+        });
+        control.set_delivery(delivery);
+        *running = Some(control.clone());
+        let group = format!(
+            "{}-naive-{}",
+            self.settings.group_prefix,
+            crate::state::now_ms()
+        );
+        let status = NaiveStatus {
+            state: NaiveState::Starting,
+            delivery,
+            group: group.clone(),
+            ..NaiveStatus::default()
+        };
+        self.shared.with_naive(|n| *n = status.clone());
+        let lesson = Lesson {
+            settings: self.settings.clone(),
+            brokers: self.brokers.clone(),
+            shared: self.shared.clone(),
+            group,
+            path: state_dir(&self.settings),
+        };
+        self.tracker.spawn(lesson.run(control));
+        Ok(status)
+    }
+
+    /// Arms a crash between the two steps of its next batch with records.
+    pub fn crash(&self) -> Result<NaiveStatus, String> {
+        match self.control().as_ref().filter(|c| !c.token.is_cancelled()) {
+            Some(c) => {
+                c.crash.store(true, Ordering::Relaxed);
+                Ok(self.shared.with_naive(|n| {
+                    n.crash_armed = true;
+                    n.clone()
+                }))
+            }
+            None => Err("the naive calculator is not running: start it first".into()),
+        }
+    }
+
+    /// Stops it; its group and its file are deleted.
+    pub fn stop(&self) -> NaiveStatus {
+        if let Some(c) = self.control().take() {
+            c.token.cancel();
+        }
+        self.shared.naive()
+    }
+}
+
+/// Where the naive calculator keeps its file: beside the embedded broker's data, or in the
+/// system's temporary folder when nothing is kept.
+fn state_dir(settings: &Settings) -> PathBuf {
+    settings.data_dir.clone().map_or_else(
+        || std::env::temp_dir().join(format!("cashflow-naive-{}", std::process::id())),
+        |d| d.join("naive"),
+    )
+}
+
+/// One run of the lesson, across the naive calculator's crashes.
+struct Lesson {
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    group: String,
+    /// Its folder; the file is `<group>.jsonl` inside.
+    path: PathBuf,
+}
+
+/// How one incarnation of the naive calculator ended.
+enum Exit {
+    Stopped,
+    /// Killed between its two steps with this many records in the batch.
+    Crashed(u64),
+}
+
+impl Lesson {
+    fn file(&self) -> PathBuf {
+        self.path.join(format!("{}.jsonl", self.group))
+    }
+
+    async fn run(self, control: Arc<Control>) {
+        let this = Arc::new(self);
+        let (book, offsets) = this.shared.ledger().seed_naive();
+        let mut coverage = Coverage::seeded(&offsets);
+        let mut seed = Some(offsets);
+        let saved = {
+            let t = this.clone();
+            tokio::task::spawn_blocking(move || t.save_whole(&book)).await
+        };
+        let mut failure = match saved {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(anyhow::anyhow!("{e}")),
+        };
+        info!(group = %this.group, "naive calculator started");
+        while failure.is_none() {
+            this.shared.with_naive(|n| n.state = NaiveState::Starting);
+            let (t, c, s, mut cov) = (
+                this.clone(),
+                control.clone(),
+                seed.take(),
+                std::mem::take(&mut coverage),
+            );
+            let r = tokio::task::spawn_blocking(move || {
+                let r = t.incarnation(&c, &mut cov, s.as_ref());
+                (r, cov)
+            })
+            .await;
+            let exit = match r {
+                Ok((r, c)) => {
+                    coverage = c;
+                    r
+                }
+                Err(e) => Err(anyhow::anyhow!("the naive calculator panicked: {e}")),
+            };
+            match exit {
+                Ok(Exit::Stopped) => break,
+                Ok(Exit::Crashed(batch)) => {
+                    warn!(group = %this.group, batch, "naive calculator crashed (on purpose); restarting");
+                    this.shared.with_naive(|n| {
+                        n.state = NaiveState::Crashed;
+                        n.crash_armed = false;
+                        n.crashes += 1;
+                        n.last_crash = Some(Crash {
+                            delivery: control.delivery(),
+                            batch,
+                            at_ms: crate::state::now_ms(),
+                        });
+                    });
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        control.token.cancel();
+        if let Some(e) = &failure {
+            warn!(group = %this.group, "naive calculator failed: {e:#}");
+        }
+        crate::kafka::delete_group(&this.settings, &this.brokers, &this.shared, &this.group).await;
+        if let Err(e) = std::fs::remove_file(this.file()) {
+            warn!(file = %this.file().display(), %e, "cannot remove the naive calculator's file");
+        }
+        // Only if empty (another server's lesson may use the folder).
+        let _ = std::fs::remove_dir(&this.path);
+        this.shared.with_naive(|n| {
+            n.crash_armed = false;
+            match failure {
+                Some(e) => {
+                    n.state = NaiveState::Failed;
+                    n.note = format!("{e:#}");
+                }
+                None => n.state = NaiveState::Off,
+            }
+        });
+        info!(group = %this.group, "naive calculator stopped");
+    }
+
+    /// One process's life: join the group, load the file, then batch after batch until it is
+    /// stopped or crashed. Blocking (its own thread from the blocking pool).
+    fn incarnation(
+        &self,
+        control: &Control,
+        coverage: &mut Coverage,
+        seed: Option<&BTreeMap<i32, i64>>,
+    ) -> anyhow::Result<Exit> {
+        let topic = self.settings.topic.as_str();
+        let mut cfg = consumer_config(&self.brokers, &self.settings.kafka, &self.group);
+        // It commits by itself, per batch (the flaw being where, not whether). The shortest
+        // session the broker allows by default: after a crash the group waits that long for
+        // the dead member before the restarted one gets the partitions.
+        cfg.set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .set("max.poll.interval.ms", "30000");
+        let consumer: BaseConsumer<Context> =
+            cfg.create_with_context(Context::new(&self.shared, ROLE))?;
+        if let Some(offsets) = seed {
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in offsets {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+            }
+            if tpl.count() > 0 {
+                consumer
+                    .commit(&tpl, CommitMode::Sync)
+                    .context("committing the starting offsets")?;
+            }
+        }
+        consumer.subscribe(&[topic])?;
+        let (mut book, mut lines) = load(&self.file())?;
+        let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+        // Partitions whose committed offset was looked up since they were assigned.
+        let mut known: BTreeSet<i32> = BTreeSet::new();
+        let mut diffs: BTreeMap<i32, PartitionDiff> = BTreeMap::new();
+        let mut errors = RateLimitedLog::new(1);
+        let mut batch: Vec<(i32, i64, Option<Transaction>)> = Vec::new();
+        loop {
+            if control.token.is_cancelled() {
+                // A polite stop: it leaves its group (nothing is left to commit).
+                drop(consumer);
+                return Ok(Exit::Stopped);
+            }
+            batch.clear();
+            let deadline = Instant::now() + BATCH;
+            while batch.len() < MAX_BATCH && !control.token.is_cancelled() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match consumer.poll(left.min(Duration::from_millis(100))) {
+                    Some(Ok(m)) if m.topic() == topic => batch.push((
+                        m.partition(),
+                        m.offset(),
+                        Transaction::parse(m.payload().unwrap_or_default()).ok(),
+                    )),
+                    Some(Ok(_)) | None => {}
+                    Some(Err(e)) => {
+                        if errors.admit().0 {
+                            warn!(%e, "{ROLE}: poll failed");
+                        }
+                    }
+                }
+            }
+            self.learn_starts(&consumer, &mut positions, &mut known, coverage);
+            if !batch.is_empty() {
+                let mut next = TopicPartitionList::new();
+                let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+                for (p, o, _) in &batch {
+                    let e = ends.entry(*p).or_insert(*o + 1);
+                    *e = (*e).max(*o + 1);
+                }
+                for (p, e) in &ends {
+                    next.add_partition_offset(topic, *p, Offset::Offset(*e))?;
+                }
+                let crash = control.crash.swap(false, Ordering::Relaxed);
+                let n = batch.len() as u64;
+                match control.delivery() {
+                    Delivery::AtMostOnce => {
+                        self.commit(&consumer, &next);
+                        if crash {
+                            crate::kafka_ffi::kill(consumer);
+                            return Ok(Exit::Crashed(n));
+                        }
+                        self.apply(&batch, &mut book, &mut positions, coverage);
+                        lines = self.save(&mut book, lines)?;
+                    }
+                    Delivery::AtLeastOnce => {
+                        self.apply(&batch, &mut book, &mut positions, coverage);
+                        lines = self.save(&mut book, lines)?;
+                        if crash {
+                            crate::kafka_ffi::kill(consumer);
+                            return Ok(Exit::Crashed(n));
+                        }
+                        self.commit(&consumer, &next);
+                    }
+                }
+                self.shared.with_naive(|s| {
+                    s.batches += 1;
+                    s.applied += n;
+                });
+            }
+            self.publish(&book, &positions, &mut diffs, coverage, control);
+        }
+    }
+
+    /// The offsets each newly assigned partition starts from (its committed offset): a jump
+    /// past what was read before is a loss.
+    fn learn_starts(
+        &self,
+        consumer: &BaseConsumer<Context>,
+        positions: &mut BTreeMap<i32, i64>,
+        known: &mut BTreeSet<i32>,
+        coverage: &mut Coverage,
+    ) {
+        let Ok(assigned) = consumer.assignment() else {
+            return;
+        };
+        if assigned
+            .elements()
+            .iter()
+            .all(|e| known.contains(&e.partition()))
+        {
+            return;
+        }
+        match consumer.committed(Duration::from_secs(2)) {
+            Ok(committed) => {
+                for e in committed.elements() {
+                    if !known.insert(e.partition()) || positions.contains_key(&e.partition()) {
+                        continue;
+                    }
+                    // Nothing committed: it starts wherever its first record is.
+                    if let Offset::Offset(o) = e.offset() {
+                        coverage.starts_at(e.partition(), o);
+                        positions.insert(e.partition(), o);
+                    }
+                }
+            }
+            Err(e) => warn!(%e, "{ROLE}: cannot read its committed offsets"),
+        }
+    }
+
+    fn apply(
+        &self,
+        batch: &[(i32, i64, Option<Transaction>)],
+        book: &mut NaiveBook,
+        positions: &mut BTreeMap<i32, i64>,
+        coverage: &mut Coverage,
+    ) {
+        for (p, o, tx) in batch {
+            coverage.read(*p, *o);
+            if let Some(tx) = tx {
+                // Naive: no duplicate check, no offsets; an overflow is just skipped.
+                book.apply(*p, tx);
+            }
+            positions.insert(*p, o + 1);
+        }
+    }
+
+    /// Commits synchronously; a failure (e.g. a rebalance under way) is logged and the batch
+    /// goes on, as such a consumer would.
+    fn commit(&self, consumer: &BaseConsumer<Context>, next: &TopicPartitionList) {
+        if let Err(e) = consumer.commit(next, CommitMode::Sync) {
+            warn!(%e, "{ROLE}: commit failed");
+        }
+    }
+
+    /// Appends the accounts the batch changed to the file (the newest line for an account
+    /// wins when it is read back), rewriting it whole when it has grown too long.
+    fn save(&self, book: &mut NaiveBook, lines: usize) -> anyhow::Result<usize> {
+        let changed = book.take_changed();
+        if lines + changed.len() > REWRITE_FACTOR * book.len() + 1024 {
+            self.save_whole(book)?;
+            return Ok(book.len());
+        }
+        let file = self.file();
+        let mut out = std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&file)
+                .with_context(|| format!("opening {}", file.display()))?,
+        );
+        for e in &changed {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(lines + changed.len())
+    }
+
+    /// Writes every account to a new file and renames it over the old one.
+    fn save_whole(&self, book: &NaiveBook) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("creating {}", self.path.display()))?;
+        let file = self.file();
+        let tmp = file.with_extension("tmp");
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        );
+        for e in book.entries() {
+            serde_json::to_writer(&mut out, &e)?;
+            out.write_all(b"\n")?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("replacing {}", file.display()))?;
+        Ok(())
+    }
+
+    /// Compares with the exact calculator where both stand at the same offset, and publishes.
+    fn publish(
+        &self,
+        book: &NaiveBook,
+        positions: &BTreeMap<i32, i64>,
+        diffs: &mut BTreeMap<i32, PartitionDiff>,
+        coverage: &Coverage,
+        control: &Control,
+    ) {
+        let ledger = self.shared.ledger();
+        for (p, next) in positions {
+            if let Some(d) = ledger.compare_naive(*p, book.partition(*p), *next) {
+                diffs.insert(*p, d);
+            }
+        }
+        let opening = ledger.opening_balance();
+        self.shared.with_naive(|s| {
+            s.state = NaiveState::Running;
+            s.delivery = control.delivery();
+            s.crash_armed = control.crash.load(Ordering::Relaxed);
+            s.lost = coverage.lost;
+            s.doubled = coverage.doubled;
+            s.partitions = positions.len() as u32;
+            s.set_comparison(diffs, |a| {
+                (ledger.account(a).balance, book.balance(a, opening))
+            });
+        });
+    }
+}
+
+/// Reads the saved file back: each line one account's state, the newest line winning. A torn
+/// last line (a crash while writing) is dropped.
+fn load(file: &Path) -> anyhow::Result<(NaiveBook, usize)> {
+    let f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((NaiveBook::default(), 0)),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", file.display())),
+    };
+    let mut entries = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        match serde_json::from_str::<BookEntry>(&line?) {
+            Ok(e) => entries.push(e),
+            Err(e) => {
+                warn!(file = %file.display(), %e, "{ROLE}: a torn line in its file; the rest is ignored");
+                break;
+            }
+        }
+    }
+    let n = entries.len();
+    Ok((NaiveBook::from_entries(entries), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_read_back_newest_line_first_and_a_torn_tail_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("cashflow-naive-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("book.jsonl");
+        std::fs::write(
+            &file,
+            "{\"p\":0,\"a\":1,\"s\":{\"balance\":5.00,\"count\":1}}\n\
+             {\"p\":0,\"a\":1,\"s\":{\"balance\":7.50,\"count\":2}}\n\
+             {\"p\":1,\"a\":2,\"s\":{\"bal",
+        )
+        .unwrap();
+        let (book, lines) = load(&file).unwrap();
+        assert_eq!(lines, 2);
+        assert_eq!(
+            book.balance(1, cashflow_shared::Money::ZERO),
+            cashflow_shared::Money::from_minor(750)
+        );
+        assert_eq!(book.len(), 1);
+        assert_eq!(load(&dir.join("absent")).unwrap().1, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

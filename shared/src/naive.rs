@@ -1,0 +1,548 @@
+//! The delivery-semantics lesson: a deliberately naive balance calculator beside the exact one.
+//!
+//! Like many real consumers it keeps its balances in a store of its own (a file, written after
+//! each batch) and commits its offsets to Kafka *separately*: at-most-once commits before it
+//! processes a batch, at-least-once after. A crash between the two steps loses the batch
+//! (at-most-once) or counts it twice (at-least-once). The exact calculator avoids both because
+//! its state and its offsets are one cut (the changelog snapshot names the offsets it covers).
+//!
+//! The naive book keeps per partition what it applied, so it can be compared with the exact
+//! ledger partition by partition whenever both have read a partition to the same offset: the
+//! difference in transaction counts is then exactly the records lost or doubled.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{AccountState, Ledger, PartitionLedger};
+use crate::money::Money;
+use crate::transaction::{AccountId, Transaction};
+
+/// When the naive calculator commits its offsets, relative to saving its balances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Commit after processing and saving: a crash between the two re-reads the batch.
+    #[default]
+    AtLeastOnce,
+    /// Commit before processing: a crash between the two skips the batch.
+    AtMostOnce,
+}
+
+impl Delivery {
+    /// The two steps in the order this mode runs them.
+    pub fn steps(self) -> [&'static str; 2] {
+        match self {
+            Delivery::AtLeastOnce => ["save balances", "commit offsets"],
+            Delivery::AtMostOnce => ["commit offsets", "save balances"],
+        }
+    }
+
+    /// What a crash between the two steps does, in one sentence.
+    pub fn consequence(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => {
+                "it saved the batch's balances but never committed its offsets, so after the restart it reads the batch again and counts it twice"
+            }
+            Delivery::AtMostOnce => {
+                "it committed the batch's offsets but never saved its balances, so after the restart it starts after the batch and the batch is lost"
+            }
+        }
+    }
+}
+
+/// One account's state in one partition, as the naive calculator saves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookEntry {
+    #[serde(rename = "p")]
+    pub partition: i32,
+    #[serde(rename = "a")]
+    pub account: AccountId,
+    #[serde(rename = "s")]
+    pub state: AccountState,
+}
+
+/// The naive calculator's balances: per partition, per account, the net it applied and how
+/// many transactions. No offsets: those live in Kafka, committed separately (the flaw).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NaiveBook {
+    partitions: BTreeMap<i32, BTreeMap<AccountId, AccountState>>,
+    /// Entries changed since the last [`take_changed`](Self::take_changed).
+    changed: BTreeSet<(i32, AccountId)>,
+}
+
+impl NaiveBook {
+    /// A copy of the exact ledger's balances, and the offsets they cover: the naive calculator
+    /// starts in step with the exact one, so any later difference is its own doing.
+    pub fn seeded_from(ledger: &Ledger) -> (NaiveBook, BTreeMap<i32, i64>) {
+        let mut book = NaiveBook::default();
+        let mut offsets = BTreeMap::new();
+        for (p, state) in ledger.partitions() {
+            book.partitions.insert(*p, state.accounts().clone());
+            offsets.insert(*p, state.next_offset());
+        }
+        book.changed = book
+            .partitions
+            .iter()
+            .flat_map(|(p, a)| a.keys().map(move |a| (*p, *a)))
+            .collect();
+        (book, offsets)
+    }
+
+    /// Builds the book from saved entries (a later entry for the same account replaces an
+    /// earlier one).
+    pub fn from_entries(entries: impl IntoIterator<Item = BookEntry>) -> NaiveBook {
+        let mut book = NaiveBook::default();
+        for e in entries {
+            book.partitions
+                .entry(e.partition)
+                .or_default()
+                .insert(e.account, e.state);
+        }
+        book
+    }
+
+    /// Every entry (to rewrite the saved file whole).
+    pub fn entries(&self) -> Vec<BookEntry> {
+        self.partitions
+            .iter()
+            .flat_map(|(p, accounts)| {
+                accounts.iter().map(move |(a, s)| BookEntry {
+                    partition: *p,
+                    account: *a,
+                    state: *s,
+                })
+            })
+            .collect()
+    }
+
+    /// The entries changed since the last call (what one batch's save writes).
+    pub fn take_changed(&mut self) -> Vec<BookEntry> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .filter_map(|(p, a)| {
+                let state = *self.partitions.get(&p)?.get(&a)?;
+                Some(BookEntry {
+                    partition: p,
+                    account: a,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies a transaction read from `partition`, with no duplicate check and no notion of
+    /// offsets: whatever it is handed, it adds. False (and nothing changes) on overflow.
+    pub fn apply(&mut self, partition: i32, tx: &Transaction) -> bool {
+        let accounts = self.partitions.entry(partition).or_default();
+        let mut state = accounts.get(&tx.account).copied().unwrap_or_default();
+        let Some(net) = state.balance.checked_add(tx.delta()) else {
+            return false;
+        };
+        state.balance = net;
+        state.count += 1;
+        accounts.insert(tx.account, state);
+        self.changed.insert((partition, tx.account));
+        true
+    }
+
+    pub fn partition(&self, partition: i32) -> Option<&BTreeMap<AccountId, AccountState>> {
+        self.partitions.get(&partition)
+    }
+
+    /// One account's balance across partitions.
+    pub fn balance(&self, account: AccountId, opening: Money) -> Money {
+        self.partitions
+            .values()
+            .filter_map(|a| a.get(&account))
+            .fold(opening, |b, s| b.checked_add(s.balance).unwrap_or(b))
+    }
+
+    /// How many account entries it holds (to decide when to rewrite the saved file).
+    pub fn len(&self) -> usize {
+        self.partitions.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which offsets the naive calculator has read, per partition, across its crashes: the records
+/// it skipped and those it read again. The lesson keeps it from the offsets Kafka hands the
+/// consumer (outside the "process" that crashes), so it is exact at any rate, while balances
+/// can only be compared when both calculators stand at the same offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    next: BTreeMap<i32, i64>,
+    pub lost: u64,
+    pub doubled: u64,
+}
+
+impl Coverage {
+    /// Starting where the seed's offsets are.
+    pub fn seeded(offsets: &BTreeMap<i32, i64>) -> Coverage {
+        Coverage {
+            next: offsets.clone(),
+            ..Coverage::default()
+        }
+    }
+
+    /// The consumer (re)starts reading `partition` at `offset`, its committed offset: beyond
+    /// what it read before, the records in between are lost (below, they will be read again).
+    pub fn starts_at(&mut self, partition: i32, offset: i64) {
+        let next = self.next.entry(partition).or_insert(offset);
+        if offset > *next {
+            self.lost += (offset - *next) as u64;
+            *next = offset;
+        }
+    }
+
+    /// A record was read.
+    pub fn read(&mut self, partition: i32, offset: i64) {
+        let next = self.next.entry(partition).or_insert(offset);
+        if offset < *next {
+            self.doubled += 1;
+        } else {
+            self.lost += (offset - *next) as u64;
+            *next = offset + 1;
+        }
+    }
+}
+
+/// How the naive calculator's state of one partition differs from the exact one's, both having
+/// read the partition to the same offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionDiff {
+    /// Naive count minus exact count: below 0 records were lost, above 0 counted twice.
+    pub records: i64,
+    /// Naive net minus exact net, in minor units.
+    pub net_minor: i64,
+    /// Accounts whose balance or count differ.
+    pub accounts: Vec<AccountId>,
+}
+
+/// Compares the naive state of a partition with the exact one's, or `None` when they have not
+/// read it to the same offset (`naive_next` is the naive consumer's position).
+pub fn compare(
+    naive: Option<&BTreeMap<AccountId, AccountState>>,
+    naive_next: i64,
+    exact: &PartitionLedger,
+) -> Option<PartitionDiff> {
+    if naive_next != exact.next_offset() {
+        return None;
+    }
+    let empty = BTreeMap::new();
+    let (a, b) = (naive.unwrap_or(&empty), exact.accounts());
+    let mut diff = PartitionDiff::default();
+    for k in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+        let (n, e) = (
+            a.get(k).copied().unwrap_or_default(),
+            b.get(k).copied().unwrap_or_default(),
+        );
+        if n != e {
+            diff.records += n.count as i64 - e.count as i64;
+            diff.net_minor = diff
+                .net_minor
+                .saturating_add(n.balance.minor().saturating_sub(e.balance.minor()));
+            diff.accounts.push(*k);
+        }
+    }
+    Some(diff)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NaiveState {
+    #[default]
+    Off,
+    /// Joining its group (after a crash: waiting for the dead member's session to expire).
+    Starting,
+    Running,
+    /// Crashed between its two steps; restarting.
+    Crashed,
+    Failed,
+}
+
+/// The last crash: which two steps it fell between, and how many records the batch held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crash {
+    pub delivery: Delivery,
+    pub batch: u64,
+    pub at_ms: i64,
+}
+
+/// One account where the naive calculator disagrees with the exact one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDiff {
+    pub account: AccountId,
+    pub exact: Money,
+    pub naive: Money,
+}
+
+/// Most accounts listed in [`NaiveStatus::accounts`].
+pub const MAX_LISTED: usize = 10;
+
+/// The naive calculator as the page and `/api/topic` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NaiveStatus {
+    pub state: NaiveState,
+    pub delivery: Delivery,
+    /// Its consumer group (kept across its crashes; deleted when the lesson stops).
+    pub group: String,
+    /// A crash is armed: it happens between the two steps of the next batch with records.
+    pub crash_armed: bool,
+    pub crashes: u32,
+    pub last_crash: Option<Crash>,
+    /// Batches and records it processed (a record read twice counts twice).
+    pub batches: u64,
+    pub applied: u64,
+    /// Records it never read (skipped past by a commit) and records it read twice, from the
+    /// offsets Kafka handed it ([`Coverage`]).
+    pub lost: u64,
+    pub doubled: u64,
+    /// Partitions compared with the exact calculator at the same offset, of all.
+    pub compared: u32,
+    pub partitions: u32,
+    /// From the latest comparison of each partition: transactions it counted minus the exact
+    /// calculator's, and its total minus the exact total.
+    pub count_difference: i64,
+    pub net_difference: Money,
+    pub differing_accounts: u64,
+    /// The first few accounts that differ, with both balances.
+    pub accounts: Vec<AccountDiff>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl NaiveStatus {
+    /// Sums the latest comparison of each partition into the status.
+    pub fn set_comparison(
+        &mut self,
+        diffs: &BTreeMap<i32, PartitionDiff>,
+        balances: impl Fn(AccountId) -> (Money, Money),
+    ) {
+        self.compared = diffs.len() as u32;
+        self.count_difference = diffs.values().map(|d| d.records).sum();
+        self.net_difference = Money::from_minor(
+            diffs
+                .values()
+                .fold(0i64, |s, d| s.saturating_add(d.net_minor)),
+        );
+        let differing: BTreeSet<AccountId> = diffs
+            .values()
+            .flat_map(|d| d.accounts.iter().copied())
+            .collect();
+        self.differing_accounts = differing.len() as u64;
+        self.accounts = differing
+            .into_iter()
+            .take(MAX_LISTED)
+            .map(|account| {
+                let (exact, naive) = balances(account);
+                AccountDiff {
+                    account,
+                    exact,
+                    naive,
+                }
+            })
+            .collect();
+    }
+
+    /// The sentence the page shows.
+    pub fn describe(&self) -> String {
+        let [first, second] = self.delivery.steps();
+        let records = if self.lost == 0 && self.doubled == 0 {
+            "no record lost or read twice".to_owned()
+        } else {
+            format!("{} records lost, {} read twice", self.lost, self.doubled)
+        };
+        let comparison = if self.compared == 0 {
+            "balances not yet compared with the exact calculator (a partition is compared once both have read it to the same offset)".to_owned()
+        } else if self.differing_accounts == 0 {
+            format!(
+                "balances equal to the exact calculator's in {} of {} partitions",
+                self.compared, self.partitions
+            )
+        } else {
+            format!(
+                "✗ balances differ from the exact calculator's: {:+} transactions, total off by {} ({} accounts)",
+                self.count_difference, self.net_difference, self.differing_accounts
+            )
+        };
+        let state = match self.state {
+            NaiveState::Off => return "not running".into(),
+            NaiveState::Starting if self.crashes > 0 => {
+                "restarting after the crash (its group waits for the dead member's session to time out)".to_owned()
+            }
+            NaiveState::Starting => "starting".to_owned(),
+            NaiveState::Running => format!("running: {first}, then {second}, per batch"),
+            NaiveState::Crashed => "crashed".to_owned(),
+            NaiveState::Failed => format!("failed: {}", self.note),
+        };
+        let crash = match self.last_crash {
+            Some(c) => format!(
+                "; crashed {} time(s), last between \"{}\" and \"{}\" with {} records in the batch: {}",
+                self.crashes,
+                c.delivery.steps()[0],
+                c.delivery.steps()[1],
+                c.batch,
+                c.delivery.consequence()
+            ),
+            None => String::new(),
+        };
+        format!("{state}; {records}; {comparison}{crash}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::TxType;
+
+    fn tx(account: u32, id: &str, amount: i64, ty: TxType) -> Transaction {
+        Transaction {
+            account,
+            transaction_id: id.into(),
+            transaction_type: ty,
+            amount: Money::from_minor(amount),
+            new_balance: None,
+            transaction_summary: Default::default(),
+            timestamp_ms: None,
+            producer_id: None,
+            sequence: None,
+        }
+    }
+
+    #[test]
+    fn the_book_adds_whatever_it_is_handed_and_saves_only_what_changed() {
+        let mut book = NaiveBook::default();
+        assert!(book.apply(0, &tx(1, "a", 500, TxType::Credit)));
+        assert!(book.apply(0, &tx(1, "a", 500, TxType::Credit)), "no dedup");
+        assert!(book.apply(1, &tx(2, "b", 200, TxType::Debit)));
+        assert_eq!(
+            book.balance(1, Money::from_minor(100)),
+            Money::from_minor(1100)
+        );
+        assert_eq!(book.balance(2, Money::ZERO), Money::from_minor(-200));
+        let changed = book.take_changed();
+        assert_eq!(changed.len(), 2);
+        assert!(book.take_changed().is_empty());
+        book.apply(1, &tx(2, "c", 1, TxType::Credit));
+        let later = book.take_changed();
+        assert_eq!(later.len(), 1);
+        // Loading the saved entries in order gives the same book (the later entry wins).
+        let loaded = NaiveBook::from_entries(changed.into_iter().chain(later));
+        assert_eq!(loaded.entries(), book.entries());
+        // An overflow changes nothing.
+        let mut big = tx(3, "d", i64::MAX, TxType::Credit);
+        assert!(book.apply(0, &big));
+        big.transaction_id = "e".into();
+        assert!(!book.apply(0, &big));
+        assert_eq!(book.partition(0).unwrap()[&3].count, 1);
+    }
+
+    #[test]
+    fn lost_and_doubled_records_are_counted_at_the_same_offset_only() {
+        let mut exact = PartitionLedger::new(100);
+        let mut naive = NaiveBook::default();
+        let txs: Vec<_> = (0..4)
+            .map(|i| tx(i % 2 + 1, &format!("t{i}"), 100, TxType::Credit))
+            .collect();
+        for (o, t) in txs.iter().enumerate() {
+            exact.apply(t, o as i64, Money::ZERO);
+        }
+        // At-most-once: the batch at offsets 2..4 was committed, never applied.
+        for t in &txs[..2] {
+            naive.apply(0, t);
+        }
+        assert_eq!(compare(naive.partition(0), 2, &exact), None);
+        let d = compare(naive.partition(0), 4, &exact).unwrap();
+        assert_eq!((d.records, d.net_minor, d.accounts.len()), (-2, -200, 2));
+        // At-least-once: the same batch applied twice.
+        for t in txs[2..].iter().chain(&txs[2..]).chain(&txs[2..]) {
+            naive.apply(0, t);
+        }
+        let d = compare(naive.partition(0), 4, &exact).unwrap();
+        assert_eq!((d.records, d.net_minor), (4, 400));
+        // Equal states compare equal.
+        let (seeded, offsets) = {
+            let mut l = Ledger::new(Money::ZERO);
+            l.install(0, exact.clone());
+            NaiveBook::seeded_from(&l)
+        };
+        assert_eq!(offsets, [(0, 4)].into());
+        assert_eq!(
+            compare(seeded.partition(0), 4, &exact),
+            Some(PartitionDiff::default())
+        );
+    }
+
+    #[test]
+    fn coverage_counts_skipped_and_reread_records() {
+        let mut c = Coverage::seeded(&[(0, 10)].into());
+        for o in 10..15 {
+            c.read(0, o);
+        }
+        // At-most-once: committed 20 before processing 15..20, crashed, restarted at 20.
+        c.starts_at(0, 20);
+        assert_eq!((c.lost, c.doubled), (5, 0));
+        c.read(0, 20);
+        // At-least-once: restarted at 18 after reading up to 20.
+        c.starts_at(0, 18);
+        for o in 18..23 {
+            c.read(0, o);
+        }
+        assert_eq!((c.lost, c.doubled), (5, 3));
+        // A partition not seeded starts wherever it is first read.
+        c.read(1, 7);
+        c.read(1, 8);
+        assert_eq!((c.lost, c.doubled), (5, 3));
+    }
+
+    #[test]
+    fn the_status_sums_partitions_and_says_what_happened() {
+        let mut s = NaiveStatus {
+            state: NaiveState::Running,
+            delivery: Delivery::AtMostOnce,
+            partitions: 3,
+            ..NaiveStatus::default()
+        };
+        assert!(s.describe().contains("not yet compared"));
+        let diffs: BTreeMap<i32, PartitionDiff> = [
+            (
+                0,
+                PartitionDiff {
+                    records: -3,
+                    net_minor: -700,
+                    accounts: vec![4, 1],
+                },
+            ),
+            (1, PartitionDiff::default()),
+        ]
+        .into();
+        s.set_comparison(&diffs, |a| (Money::from_major(a as i64), Money::ZERO));
+        assert_eq!((s.count_difference, s.compared), (-3, 2));
+        s.lost = 3;
+        assert_eq!(s.net_difference, Money::from_minor(-700));
+        assert_eq!(s.accounts[0].account, 1, "listed by account");
+        assert_eq!(s.accounts[1].exact, Money::from_major(4));
+        s.crashes = 1;
+        s.last_crash = Some(Crash {
+            delivery: Delivery::AtMostOnce,
+            batch: 3,
+            at_ms: 0,
+        });
+        let text = s.describe();
+        assert!(text.contains("3 records lost, 0 read twice"), "{text}");
+        assert!(
+            text.contains("-3 transactions, total off by -7.00"),
+            "{text}"
+        );
+        assert!(text.contains("batch is lost"), "{text}");
+        // Inside the page's tagged messages too.
+        let m = crate::protocol::ServerMsg::Naive { id: None, naive: s };
+        let back: crate::protocol::ServerMsg = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+    }
+}
