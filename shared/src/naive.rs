@@ -351,6 +351,12 @@ impl NaiveStatus {
 
     /// The sentence the page shows.
     pub fn describe(&self) -> String {
+        self.lines().join("; ")
+    }
+
+    /// The same, one clause per line: what it does, what it read, how its balances compare,
+    /// and its last crash.
+    pub fn lines(&self) -> Vec<String> {
         let [first, second] = self.delivery.steps();
         let records = if self.lost == 0 && self.doubled == 0 {
             "no record lost or read twice".to_owned()
@@ -371,7 +377,7 @@ impl NaiveStatus {
             )
         };
         let state = match self.state {
-            NaiveState::Off => return "not running".into(),
+            NaiveState::Off => return vec!["not running".into()],
             NaiveState::Starting if self.crashes > 0 => {
                 "restarting after the crash (its group waits for the dead member's session to time out)".to_owned()
             }
@@ -380,18 +386,18 @@ impl NaiveStatus {
             NaiveState::Crashed => "crashed".to_owned(),
             NaiveState::Failed => format!("failed: {}", self.note),
         };
-        let crash = match self.last_crash {
-            Some(c) => format!(
-                "; crashed {} time(s), last between \"{}\" and \"{}\" with {} records in the batch: {}",
+        let mut lines = vec![state, records, comparison];
+        if let Some(c) = self.last_crash {
+            lines.push(format!(
+                "crashed {} time(s), last between \"{}\" and \"{}\" with {} records in the batch: {}",
                 self.crashes,
                 c.delivery.steps()[0],
                 c.delivery.steps()[1],
                 c.batch,
                 c.delivery.consequence()
-            ),
-            None => String::new(),
-        };
-        format!("{state}; {records}; {comparison}{crash}")
+            ));
+        }
+        lines
     }
 }
 

@@ -3,7 +3,8 @@
 // ordering line counts transactions applied out of order), and poison pills (each injected
 // kind appears in the dead-letter panel, read back from the dead-letter topic, with its
 // reason, and the balances do not move), and replay (a fresh group rebuilds the balances from
-// the log start and converges to the live ones).
+// the log start and converges to the live ones), and delivery semantics (the naive consumer,
+// crashed between its two steps, counts a batch twice or loses it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -17,8 +18,9 @@ test('keys and ordering, and poison pills, on the page', async () => {
   const port = await freePort();
   const server = await startServer(port, ['--rate', '200']);
   let browser;
+  let opened;
   try {
-    const opened = await openPage(port);
+    opened = await openPage(port);
     browser = opened.browser;
     const { page, errors } = opened;
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=applied]')?.textContent) > 50,
@@ -87,7 +89,33 @@ test('keys and ordering, and poison pills, on the page', async () => {
     assert.equal(await dataNum(page, '[data-testid=replay]', 'matched'), 6);
     await page.locator('[data-testid=replay]').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-replay.png') });
+
+    // Delivery semantics: the naive consumer, crashed between its two steps, reads a batch
+    // twice (at-least-once) and then loses one (at-most-once).
+    const naive = '[data-testid=naive]';
+    await page.click('[data-testid=start]');
+    await page.click('[data-testid=start-naive]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=naive]')?.dataset.state === 'Running', null, { timeout: 30000 });
+    await page.click('[data-testid=crash-naive]');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=naive]')?.dataset.doubled) > 0, null, { timeout: 30000 });
+    assert.equal(await dataNum(page, naive, 'lost'), 0);
+    assert.match(await page.textContent(naive), /counts it twice/);
+    await page.selectOption('[data-testid=delivery]', 'at_most_once');
+    await page.waitForFunction(() => document.querySelector('[data-testid=naive]')?.dataset.delivery === 'at_most_once'
+      && document.querySelector('[data-testid=naive]')?.dataset.state === 'Running', null, { timeout: 30000 });
+    await page.click('[data-testid=crash-naive]');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=naive]')?.dataset.lost) > 0, null, { timeout: 30000 });
+    assert.match(await page.textContent(naive), /batch is lost/);
+    await page.waitForSelector('[data-testid=naive-accounts] tr[data-account]', { timeout: 30000 });
+    await page.locator(naive).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-delivery.png') });
+    await page.click('[data-testid=stop-naive]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=naive]')?.dataset.state === 'Off', null, { timeout: 30000 });
     assert.deepEqual(errors, []);
+  } catch (e) {
+    console.log(server.logTail());
+    console.log(await opened?.page?.evaluate(() => document.querySelector('.naive')?.outerHTML).catch(() => ''));
+    throw e;
   } finally {
     await browser?.close();
     await stopServer(server);

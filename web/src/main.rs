@@ -17,6 +17,7 @@ mod controls;
 mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
+mod naive_view;
 mod replay_view;
 mod socket;
 
@@ -78,6 +79,10 @@ fn App() -> impl IntoView {
                 <section class="panel">
                     <h2>"Replay · rebuild the balances from the log"</h2>
                     <replay_view::ReplayPanel/>
+                </section>
+                <section class="panel">
+                    <h2>"Delivery semantics · a naive consumer beside the exact one"</h2>
+                    <naive_view::NaivePanel/>
                 </section>
                 <section class="panel">
                     <h2>"Dead letters · poison pills and duplicates"</h2>
