@@ -42,7 +42,7 @@ pub struct App {
     /// The balance calculator's members.
     pub calculator: Arc<CalculatorGroup>,
     #[cfg(feature = "embedded-broker")]
-    embedded: Option<crate::embedded::EmbeddedBroker>,
+    embedded: Option<Arc<crate::embedded::EmbeddedBroker>>,
 }
 
 fn spawn_logged<F>(tracker: &TaskTracker, name: &'static str, fut: F) -> JoinHandle<()>
@@ -71,7 +71,7 @@ impl App {
                     )
                     .await?;
                     let addr = e.addr.to_string();
-                    embedded = Some(e);
+                    embedded = Some(Arc::new(e));
                     addr
                 }
                 #[cfg(not(feature = "embedded-broker"))]
@@ -259,6 +259,15 @@ impl App {
                 tracker.clone(),
                 consumers.clone(),
             )),
+            outages: Arc::new(crate::outage::Outages::new(
+                #[cfg(feature = "embedded-broker")]
+                embedded.clone(),
+                #[cfg(not(feature = "embedded-broker"))]
+                None,
+                shared.clone(),
+                tracker.clone(),
+                consumers.clone(),
+            )),
             naive: Arc::new(crate::naive_calculator::NaiveCalculator::new(
                 settings.clone(),
                 brokers.clone(),
@@ -318,6 +327,13 @@ impl App {
     /// then the HTTP server (viewers see it all until here) and the broker watch; then the
     /// embedded broker. Each records its stop (`Shared::stops`).
     pub async fn shutdown(self) {
+        // An outage lesson under way ends now: the flush and the final commits need the broker.
+        #[cfg(feature = "embedded-broker")]
+        if let Some(e) = &self.embedded
+            && let Err(e) = e.resume().await
+        {
+            warn!("the embedded broker did not start again: {e:#}");
+        }
         self.producer_token.cancel();
         let _ = self.producer_task.await;
         self.consumers.cancel();
@@ -335,7 +351,12 @@ impl App {
         }
         #[cfg(feature = "embedded-broker")]
         if let Some(e) = self.embedded {
-            e.stop().await;
+            match Arc::try_unwrap(e) {
+                Ok(e) => e.stop().await,
+                Err(e) => {
+                    e.pause().await;
+                }
+            }
             self.shared.record_stop("embedded broker stopped");
         }
         info!("stopped");

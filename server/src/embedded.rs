@@ -18,11 +18,18 @@ use tracing::{error, info};
 
 pub struct EmbeddedBroker {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Its SQLite URL (the same file across an outage).
+    storage: url::Url,
+    /// The running broker's thread and its stop signal; `None` during an outage.
+    running: tokio::sync::Mutex<Option<Running>>,
     _dir: Option<tempfile::TempDir>,
     /// Held (locked) while the broker runs: one broker per data folder.
     _lock: Option<std::fs::File>,
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// Another process's embedded broker uses the data folder: two brokers on one SQLite file
@@ -89,7 +96,6 @@ impl EmbeddedBroker {
             }
         };
         let addr = pick_addr(wanted)?;
-        let url = url::Url::parse(&format!("tcp://{addr}"))?;
         // nisshi resolves the URL path against the working directory after dropping one leading
         // "/"; an extra "/" keeps an absolute path absolute.
         // Maintenance (retention, compaction) every 30 s instead of nisshi's 10 min, so the
@@ -98,85 +104,125 @@ impl EmbeddedBroker {
             "sqlite:///{}?maintenance_interval=30s",
             path.join("broker.db").display()
         ))?;
-        // The broker gets its own thread and runtime: the clients make blocking librdkafka
-        // calls (commit, close) that must never starve the broker they are waiting for.
-        let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("embedded-broker".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("broker")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = started_tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let built = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
-                        .node_id(nisshi_broker::NODE_ID)
-                        .cluster_id("cashflow")
-                        .incarnation_id(uuid::Uuid::from_bytes(rand::random()))
-                        .advertised_listener(url.clone())
-                        .listener(url)
-                        .storage(storage)
-                        .silent(true)
-                        // One member per group here: no need to wait 3 s for others to join.
-                        .group_coordinator(GroupCoordinatorConfig {
-                            initial_rebalance_delay: Duration::from_millis(200),
-                            ..GroupCoordinatorConfig::default()
-                        })
-                        .build()
-                        .await;
-                    let mut broker = match built {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = started_tx.send(Err(anyhow::anyhow!("embedded broker: {e:?}")));
-                            return;
-                        }
-                    };
-                    let _ = started_tx.send(Ok(()));
-                    tokio::select! {
-                        r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
-                            error!("embedded broker stopped: {e:?}");
-                        },
-                        _ = stop_rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(2));
-            })?;
-        started_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("embedded broker thread died"))??;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if thread.is_finished() || tokio::time::Instant::now() > deadline {
-                let _ = stop_tx.send(());
-                anyhow::bail!("embedded broker did not start listening on {addr}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let running = launch(addr, storage.clone()).await?;
         info!(%addr, storage = %path.display(), "embedded Kafka broker listening");
         Ok(EmbeddedBroker {
             addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            storage,
+            running: tokio::sync::Mutex::new(Some(running)),
             _dir: dir,
             _lock: lock,
         })
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+    /// Whether it is serving (false during an outage).
+    pub async fn is_running(&self) -> bool {
+        self.running.lock().await.is_some()
+    }
+
+    /// Stops serving (an outage): connections drop, the data stays. False if it was stopped.
+    pub async fn pause(&self) -> bool {
+        let Some(r) = self.running.lock().await.take() else {
+            return false;
+        };
+        r.halt().await;
+        info!(addr = %self.addr, "embedded Kafka broker stopped (outage)");
+        true
+    }
+
+    /// Serves again on the same address, from the same data, after [`pause`](Self::pause).
+    pub async fn resume(&self) -> anyhow::Result<()> {
+        let mut running = self.running.lock().await;
+        if running.is_none() {
+            *running = Some(launch(self.addr, self.storage.clone()).await?);
+            info!(addr = %self.addr, "embedded Kafka broker listening again");
         }
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        if let Some(r) = self.running.lock().await.take() {
+            r.halt().await;
         }
     }
+}
+
+impl Running {
+    async fn halt(self) {
+        let _ = self.stop.send(());
+        let t = self.thread;
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+}
+
+/// Starts the broker on `addr` and waits until it accepts connections.
+async fn launch(addr: SocketAddr, storage: url::Url) -> anyhow::Result<Running> {
+    let url = url::Url::parse(&format!("tcp://{addr}"))?;
+    // The broker gets its own thread and runtime: the clients make blocking librdkafka
+    // calls (commit, close) that must never starve the broker they are waiting for.
+    let (started_tx, started_rx) = oneshot::channel::<anyhow::Result<()>>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("embedded-broker".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("broker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = started_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let built = Broker::<Controller<ArcDynStorage>, ArcDynStorage>::builder()
+                    .node_id(nisshi_broker::NODE_ID)
+                    .cluster_id("cashflow")
+                    .incarnation_id(uuid::Uuid::from_bytes(rand::random()))
+                    .advertised_listener(url.clone())
+                    .listener(url)
+                    .storage(storage)
+                    .silent(true)
+                    // One member per group here: no need to wait 3 s for others to join.
+                    .group_coordinator(GroupCoordinatorConfig {
+                        initial_rebalance_delay: Duration::from_millis(200),
+                        ..GroupCoordinatorConfig::default()
+                    })
+                    .build()
+                    .await;
+                let mut broker = match built {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(anyhow::anyhow!("embedded broker: {e:?}")));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(()));
+                tokio::select! {
+                    r = broker.serve(tokio::time::Instant::now()) => if let Err(e) = r {
+                        error!("embedded broker stopped: {e:?}");
+                    },
+                    _ = stop_rx => {}
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        })?;
+    started_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("embedded broker thread died"))??;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if thread.is_finished() || tokio::time::Instant::now() > deadline {
+            let _ = stop_tx.send(());
+            anyhow::bail!("embedded broker did not start listening on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Running {
+        stop: stop_tx,
+        thread,
+    })
 }

@@ -198,8 +198,9 @@ impl Hub {
             group: self.shared.group(),
             flow: self.shared.flow_all(),
             dead_letters: self.shared.dead_letters().0,
-            replay: self.shared.replay(),
-            naive: self.shared.naive(),
+            replay: self.shared.replay.get(),
+            naive: self.shared.naive.get(),
+            outage: self.shared.outage.get(),
         }))
     }
 
@@ -226,8 +227,9 @@ impl Hub {
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
         let mut letters_version = self.shared.dead_letters().2;
-        let mut replay_version = self.shared.replay_since(u64::MAX).map_or(0, |r| r.1);
-        let mut naive_version = self.shared.naive_since(u64::MAX).map_or(0, |r| r.1);
+        let mut replay_version = self.shared.replay.since(u64::MAX).map_or(0, |r| r.1);
+        let mut naive_version = self.shared.naive.since(u64::MAX).map_or(0, |r| r.1);
+        let mut outage_version = self.shared.outage.since(u64::MAX).map_or(0, |r| r.1);
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -334,16 +336,21 @@ impl Hub {
                         letters_version = v;
                         letters
                     });
-            let replay = self.shared.replay_since(replay_version).map(|(r, v)| {
+            let replay = self.shared.replay.since(replay_version).map(|(r, v)| {
                 replay_version = v;
                 r
             });
-            let naive = self.shared.naive_since(naive_version).map(|(n, v)| {
+            let naive = self.shared.naive.since(naive_version).map(|(n, v)| {
                 naive_version = v;
                 n
             });
+            let outage = self.shared.outage.since(outage_version).map(|(o, v)| {
+                outage_version = v;
+                o
+            });
             let quiet = changed.is_empty()
                 && naive.is_none()
+                && outage.is_none()
                 && flow.is_empty()
                 && dead_letters.is_none()
                 && replay.is_none()
@@ -377,6 +384,7 @@ impl Hub {
                 dead_letters,
                 replay,
                 naive,
+                outage,
             };
             let _ = self
                 .frames

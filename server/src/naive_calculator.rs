@@ -106,7 +106,7 @@ impl NaiveCalculator {
         let mut running = self.control();
         if let Some(c) = running.as_ref().filter(|c| !c.token.is_cancelled()) {
             c.set_delivery(delivery);
-            return Ok(self.shared.with_naive(|n| {
+            return Ok(self.shared.naive.with(|n| {
                 n.delivery = delivery;
                 n.clone()
             }));
@@ -135,7 +135,7 @@ impl NaiveCalculator {
             group: group.clone(),
             ..NaiveStatus::default()
         };
-        self.shared.with_naive(|n| *n = status.clone());
+        self.shared.naive.with(|n| *n = status.clone());
         let lesson = Lesson {
             settings: self.settings.clone(),
             brokers: self.brokers.clone(),
@@ -152,7 +152,7 @@ impl NaiveCalculator {
         match self.control().as_ref().filter(|c| !c.token.is_cancelled()) {
             Some(c) => {
                 c.crash.store(true, Ordering::Relaxed);
-                Ok(self.shared.with_naive(|n| {
+                Ok(self.shared.naive.with(|n| {
                     n.crash_armed = true;
                     n.clone()
                 }))
@@ -166,7 +166,7 @@ impl NaiveCalculator {
         if let Some(c) = self.control().take() {
             c.token.cancel();
         }
-        self.shared.naive()
+        self.shared.naive.get()
     }
 }
 
@@ -217,7 +217,7 @@ impl Lesson {
         };
         info!(group = %this.group, "naive calculator started");
         while failure.is_none() {
-            this.shared.with_naive(|n| n.state = NaiveState::Starting);
+            this.shared.naive.with(|n| n.state = NaiveState::Starting);
             let (t, c, s, mut cov) = (
                 this.clone(),
                 control.clone(),
@@ -240,7 +240,7 @@ impl Lesson {
                 Ok(Exit::Stopped) => break,
                 Ok(Exit::Crashed(batch)) => {
                     warn!(group = %this.group, batch, "naive calculator crashed (on purpose); restarting");
-                    this.shared.with_naive(|n| {
+                    this.shared.naive.with(|n| {
                         n.state = NaiveState::Crashed;
                         n.crash_armed = false;
                         n.crashes += 1;
@@ -264,7 +264,7 @@ impl Lesson {
         }
         // Only if empty (another server's lesson may use the folder).
         let _ = std::fs::remove_dir(&this.path);
-        this.shared.with_naive(|n| {
+        this.shared.naive.with(|n| {
             n.crash_armed = false;
             match failure {
                 Some(e) => {
@@ -374,7 +374,7 @@ impl Lesson {
                         self.commit(&consumer, &next);
                     }
                 }
-                self.shared.with_naive(|s| {
+                self.shared.naive.with(|s| {
                     s.batches += 1;
                     s.applied += n;
                 });
@@ -502,7 +502,7 @@ impl Lesson {
             }
         }
         let opening = ledger.opening_balance();
-        self.shared.with_naive(|s| {
+        self.shared.naive.with(|s| {
             s.state = NaiveState::Running;
             s.delivery = control.delivery();
             s.crash_armed = control.crash.load(Ordering::Relaxed);

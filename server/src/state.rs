@@ -63,10 +63,12 @@ pub struct Shared {
     /// calculator takes the lock only while some do).
     flow: Mutex<Flow>,
     flow_waiting: AtomicU64,
-    /// The replay lesson's latest run, and a version that changes with it.
-    replay: Mutex<(ReplayStatus, u64)>,
-    /// The delivery-semantics lesson's naive calculator, and a version that changes with it.
-    naive: Mutex<(cashflow_shared::naive::NaiveStatus, u64)>,
+    /// The replay lesson's latest run.
+    pub replay: Versioned<ReplayStatus>,
+    /// The delivery-semantics lesson's naive calculator.
+    pub naive: Versioned<cashflow_shared::naive::NaiveStatus>,
+    /// The outage lesson's latest outage.
+    pub outage: Versioned<cashflow_shared::outage::OutageStatus>,
     /// The newest records of the dead-letter topic, read back for the page.
     dead_letters: Mutex<DeadLetterLog>,
     /// Set by the hub while the calculator has read the whole topic for a while and the
@@ -119,8 +121,9 @@ impl Shared {
             flow: Mutex::new(Flow::default()),
             flow_waiting: AtomicU64::new(0),
             dead_letters: Mutex::new(DeadLetterLog::default()),
-            replay: Mutex::new((ReplayStatus::default(), 0)),
-            naive: Mutex::new((Default::default(), 0)),
+            replay: Versioned::default(),
+            naive: Versioned::default(),
+            outage: Versioned::default(),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -361,47 +364,6 @@ impl Shared {
         (l.newest(), l.read(), l.version())
     }
 
-    pub fn replay(&self) -> ReplayStatus {
-        lock(&self.replay).0.clone()
-    }
-
-    pub fn set_replay(&self, status: ReplayStatus) {
-        self.with_replay(|r| *r = status);
-    }
-
-    /// Changes the replay's status (under its lock, for as long as `f` runs).
-    pub fn with_replay<R>(&self, f: impl FnOnce(&mut ReplayStatus) -> R) -> R {
-        let mut r = lock(&self.replay);
-        r.1 += 1;
-        f(&mut r.0)
-    }
-
-    /// The replay's status and version, if the version is not `seen`.
-    pub fn replay_since(&self, seen: u64) -> Option<(ReplayStatus, u64)> {
-        let r = lock(&self.replay);
-        (r.1 != seen).then(|| (r.0.clone(), r.1))
-    }
-
-    pub fn naive(&self) -> cashflow_shared::naive::NaiveStatus {
-        lock(&self.naive).0.clone()
-    }
-
-    /// Changes the naive calculator's status (under its lock, for as long as `f` runs).
-    pub fn with_naive<R>(
-        &self,
-        f: impl FnOnce(&mut cashflow_shared::naive::NaiveStatus) -> R,
-    ) -> R {
-        let mut n = lock(&self.naive);
-        n.1 += 1;
-        f(&mut n.0)
-    }
-
-    /// The naive calculator's status and version, if the version is not `seen`.
-    pub fn naive_since(&self, seen: u64) -> Option<(cashflow_shared::naive::NaiveStatus, u64)> {
-        let n = lock(&self.naive);
-        (n.1 != seen).then(|| (n.0.clone(), n.1))
-    }
-
     /// The newest dead letters and their version, if it is not `seen`.
     pub fn dead_letters_since(&self, seen: u64) -> Option<(Vec<DeadLetterView>, u64)> {
         let l = lock(&self.dead_letters);
@@ -556,4 +518,34 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A lesson's status and a version that changes with every change, so the hub sends it only
+/// when it changed.
+#[derive(Default)]
+pub struct Versioned<T> {
+    inner: Mutex<(T, u64)>,
+}
+
+impl<T: Clone> Versioned<T> {
+    pub fn get(&self) -> T {
+        lock(&self.inner).0.clone()
+    }
+
+    pub fn set(&self, value: T) {
+        self.with(|v| *v = value);
+    }
+
+    /// Changes it (under its lock, for as long as `f` runs).
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut v = lock(&self.inner);
+        v.1 += 1;
+        f(&mut v.0)
+    }
+
+    /// It and its version, if the version is not `seen`.
+    pub fn since(&self, seen: u64) -> Option<(T, u64)> {
+        let v = lock(&self.inner);
+        (v.1 != seen).then(|| (v.0.clone(), v.1))
+    }
 }

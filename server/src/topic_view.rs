@@ -74,11 +74,21 @@ impl Asker {
     fn ask(&mut self) -> Result<TopicView, KafkaError> {
         let topic = self.settings.topic.clone();
         let metadata = self.admin.fetch_metadata(Some(&topic), TIMEOUT)?;
-        let count = metadata
+        let placement: BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> = metadata
             .topics()
             .iter()
-            .find(|t| t.name() == topic)
-            .map_or(0, |t| t.partitions().len()) as i32;
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions())
+            .map(|p| {
+                (
+                    p.id(),
+                    (p.leader(), p.replicas().to_vec(), p.isr().to_vec()),
+                )
+            })
+            .collect();
+        let count = placement.len() as i32;
+        let mut brokers: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+        brokers.sort_unstable();
         let now = Instant::now();
         let mut partitions = Vec::with_capacity(count as usize);
         let mut ends = BTreeMap::new();
@@ -92,11 +102,15 @@ impl Asker {
                 _ => 0.0,
             };
             ends.insert(p, end);
+            let (leader, replicas, isr) = placement.get(&p).cloned().unwrap_or_default();
             partitions.push(PartitionOffsets {
                 partition: p,
                 log_start,
                 end,
                 records_per_second: (records_per_second * 10.0).round() / 10.0,
+                leader,
+                replicas,
+                isr,
             });
         }
         self.last = Some((now, ends));
@@ -302,8 +316,8 @@ pub async fn run(
                 v.invariant = asker.shared.invariant();
                 v.ordering = asker.shared.ledger().ordering();
                 v.keys = asker.shared.generator().map(|g| g.keys).unwrap_or_default();
-                v.replay = asker.shared.replay();
-                v.naive = asker.shared.naive();
+                v.replay = asker.shared.replay.get();
+                v.naive = asker.shared.naive.get();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

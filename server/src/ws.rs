@@ -252,6 +252,10 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
                 replay: state.replays.stop(),
             },
         }),
+        Command::StopBroker { seconds } => Some(match state.outages.start(seconds) {
+            Ok(outage) => ServerMsg::Outage { id, outage },
+            Err(message) => ServerMsg::Error { id, message },
+        }),
         c if c.target() == Target::Naive => Some(match c {
             Command::StartNaive { delivery } => match state.naive.start(delivery) {
                 Ok(naive) => ServerMsg::Naive { id, naive },

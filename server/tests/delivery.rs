@@ -29,7 +29,7 @@ async fn naive(ws: &mut Ws, cmd: &str) -> NaiveStatus {
 /// crash.
 async fn running(app: &TestApp, crashes: u32, batches: u64) -> NaiveStatus {
     wait_for(WAIT, "the naive calculator to run", || async {
-        let n = app.shared.naive();
+        let n = app.shared.naive.get();
         assert!(
             !matches!(n.state, NaiveState::Failed | NaiveState::Off),
             "{n:?}"
@@ -122,7 +122,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
         WAIT,
         "every partition to be compared at its end",
         || async {
-            let n = app.shared.naive();
+            let n = app.shared.naive.get();
             let ends = app.shared.ledger().next_offsets();
             (n.compared == 6 && n.partitions == 6 && ends.values().sum::<i64>() == delivered as i64)
                 .then_some(n)
@@ -130,7 +130,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     )
     .await;
     let n = wait_for(WAIT, "the comparison at the ends", || async {
-        let m = app.shared.naive();
+        let m = app.shared.naive.get();
         (m.batches == n.batches && m.count_difference == batch as i64 - lost as i64).then_some(m)
     })
     .await;
@@ -159,7 +159,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     let stopped = naive(&mut ws, r#"{"cmd":"stop_naive","id":4}"#).await;
     assert_eq!(stopped.group, started.group);
     wait_for(WAIT, "the naive calculator to stop", || async {
-        (app.shared.naive().state == NaiveState::Off).then_some(())
+        (app.shared.naive.get().state == NaiveState::Off).then_some(())
     })
     .await;
     if matches!(broker, Broker::Apache) {

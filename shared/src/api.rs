@@ -151,6 +151,9 @@ pub struct TopicView {
     /// When the broker was asked (ms since the epoch); 0 before the first answer.
     pub taken_ms: i64,
     pub partitions: Vec<PartitionOffsets>,
+    /// The cluster's brokers by id (one on the embedded broker).
+    #[serde(default)]
+    pub brokers: Vec<i32>,
     /// Every consumer group with a member assigned to the topic or an offset committed on it,
     /// cashflow's own and foreign ones (at most [`MAX_GROUPS_SHOWN`]).
     pub groups: Vec<GroupView>,
@@ -201,6 +204,7 @@ impl TopicView {
         TopicView {
             topic: self.topic.clone(),
             taken_ms: self.taken_ms,
+            brokers: self.brokers.clone(),
             partitions: self
                 .partitions
                 .iter()
@@ -251,6 +255,14 @@ pub struct PartitionOffsets {
     pub end: i64,
     /// Records written per second, over the last refresh.
     pub records_per_second: f64,
+    /// The broker leading it (-1: none, an election under way), the brokers holding a replica,
+    /// and those in sync with the leader.
+    #[serde(default)]
+    pub leader: i32,
+    #[serde(default)]
+    pub replicas: Vec<i32>,
+    #[serde(default)]
+    pub isr: Vec<i32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::generator::{MAX_ACCOUNTS, SettingsError};
 use crate::money::Money;
 use crate::ordering::KeyStrategy;
+use crate::outage::{MAX_OUTAGE_SECONDS, MIN_OUTAGE_SECONDS};
 use crate::poison::Poison;
 use crate::transaction::{AccountId, MAX_AMOUNT, TxType};
 
@@ -47,6 +48,8 @@ pub enum CommandError {
     Linger(u32),
     #[error("batch size must be between {MIN_BATCH_BYTES} and {MAX_BATCH_BYTES} bytes, got {0}")]
     BatchSize(u32),
+    #[error("an outage lasts {MIN_OUTAGE_SECONDS} to {MAX_OUTAGE_SECONDS} seconds, got {0}")]
+    OutageSeconds(u32),
     #[error(transparent)]
     Settings(#[from] SettingsError),
 }
@@ -159,6 +162,10 @@ pub enum Command {
     CrashNaive,
     /// Stops it and deletes its group and saved balances.
     StopNaive,
+    /// Stops the embedded broker for `seconds`, then starts it again (the outage lesson).
+    StopBroker {
+        seconds: u32,
+    },
     /// One more member in the balance calculator's group (the broker rebalances).
     AddMember,
     /// One member fewer (the newest leaves; the first stays).
@@ -179,6 +186,8 @@ pub enum Target {
     Replay,
     /// The delivery-semantics lesson's naive calculator.
     Naive,
+    /// The embedded broker (the outage lesson).
+    Broker,
 }
 
 impl Command {
@@ -223,6 +232,11 @@ impl Command {
             {
                 Err(CommandError::BatchSize(*batch_size))
             }
+            Command::StopBroker { seconds }
+                if !(MIN_OUTAGE_SECONDS..=MAX_OUTAGE_SECONDS).contains(seconds) =>
+            {
+                Err(CommandError::OutageSeconds(*seconds))
+            }
             _ => Ok(()),
         }
     }
@@ -248,6 +262,7 @@ impl Command {
             | Command::ResumeConsumption => Target::Calculator,
             Command::StartReplay | Command::StopReplay => Target::Replay,
             Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive => Target::Naive,
+            Command::StopBroker { .. } => Target::Broker,
         }
     }
 }
@@ -398,6 +413,10 @@ mod tests {
                 "amounts must satisfy",
             ),
             (Command::Burst { count: 0 }, "burst must be between 1 and"),
+            (
+                Command::StopBroker { seconds: 0 },
+                "an outage lasts 1 to 120 seconds",
+            ),
             (
                 Command::SetMaxLag { max_lag: Some(0) },
                 "max lag must be between 1",

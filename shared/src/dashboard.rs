@@ -58,6 +58,8 @@ pub struct Dashboard {
     pub replay: crate::replay::ReplayStatus,
     /// The delivery-semantics lesson's naive calculator.
     pub naive: crate::naive::NaiveStatus,
+    /// The outage lesson's latest outage.
+    pub outage: crate::outage::OutageStatus,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -136,6 +138,7 @@ impl Dashboard {
                 self.dead_letters = s.dead_letters;
                 self.replay = s.replay;
                 self.naive = s.naive;
+                self.outage = s.outage;
                 self.dead_letters
                     .truncate(crate::poison::DEAD_LETTERS_SHOWN);
                 self.snapshots += 1;
@@ -177,6 +180,9 @@ impl Dashboard {
                 if let Some(n) = d.naive {
                     self.naive = n;
                 }
+                if let Some(o) = d.outage {
+                    self.outage = o;
+                }
                 if let Some(mut letters) = d.dead_letters {
                     letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);
                     self.dead_letters = letters;
@@ -217,6 +223,11 @@ impl Dashboard {
             ServerMsg::Replay { id, replay } => {
                 let text = replay.describe();
                 self.replay = replay;
+                Some(Notice::Ok { id, text })
+            }
+            ServerMsg::Outage { id, outage } => {
+                let text = outage.describe();
+                self.outage = outage;
                 Some(Notice::Ok { id, text })
             }
             ServerMsg::Naive { id, naive } => {

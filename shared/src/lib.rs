@@ -34,6 +34,7 @@ pub mod ledger;
 pub mod money;
 pub mod naive;
 pub mod ordering;
+pub mod outage;
 pub mod partitioner;
 pub mod poison;
 pub mod protocol;

@@ -147,6 +147,9 @@ pub struct Snapshot {
     /// The delivery-semantics lesson's naive calculator.
     #[serde(default)]
     pub naive: crate::naive::NaiveStatus,
+    /// The outage lesson's latest outage.
+    #[serde(default)]
+    pub outage: crate::outage::OutageStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -187,6 +190,9 @@ pub struct Delta {
     /// When it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naive: Option<crate::naive::NaiveStatus>,
+    /// When it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<crate::outage::OutageStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,6 +234,11 @@ pub enum ServerMsg {
     Naive {
         id: Option<u64>,
         naive: crate::naive::NaiveStatus,
+    },
+    /// Answer to an outage command: the outage as it is now (its steps follow in deltas).
+    Outage {
+        id: Option<u64>,
+        outage: crate::outage::OutageStatus,
     },
     /// The page speaks another protocol version: it must reload.
     Reload {

@@ -4,7 +4,8 @@
 // kind appears in the dead-letter panel, read back from the dead-letter topic, with its
 // reason, and the balances do not move), and replay (a fresh group rebuilds the balances from
 // the log start and converges to the live ones), and delivery semantics (the naive consumer,
-// crashed between its two steps, counts a batch twice or loses it).
+// crashed between its two steps, counts a batch twice or loses it), and an outage of the
+// embedded broker (held, then everything delivered exactly once).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -111,6 +112,18 @@ test('keys and ordering, and poison pills, on the page', async () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-delivery.png') });
     await page.click('[data-testid=stop-naive]');
     await page.waitForFunction(() => document.querySelector('[data-testid=naive]')?.dataset.state === 'Off', null, { timeout: 30000 });
+
+    // Outage: the embedded broker stops for 5 s; generation is held, then everything is
+    // delivered exactly once.
+    await page.fill('[data-testid=outage-seconds]', '5');
+    await page.click('[data-testid=stop-broker]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=outage]')?.dataset.state === 'Down', null, { timeout: 10000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid=outage]')?.dataset.state === 'Recovered', null, { timeout: 60000 });
+    assert.equal(await dataNum(page, '[data-testid=outage]', 'failed'), 0);
+    assert.equal(await dataNum(page, '[data-testid=outage]', 'duplicates'), 0);
+    assert.match(await page.textContent('[data-testid=outage]'), /✓ recovered [\d.]+ s after the broker came back/);
+    await page.locator('[data-testid=outage]').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'lesson-outage.png') });
     assert.deepEqual(errors, []);
   } catch (e) {
     console.log(server.logTail());

@@ -65,6 +65,18 @@ pub fn TopicPanel() -> impl IntoView {
             let offsets = d.topic_view.as_ref().map(|v| v.partitions.clone()).unwrap_or_default();
             let calc = calculator_view(d);
             let max_end = offsets.iter().map(|p| p.end).max().unwrap_or(0).max(1);
+            let brokers = d.topic_view.as_ref().map(|v| v.brokers.clone()).unwrap_or_default();
+            // Leaders and in-sync replicas are worth showing on a cluster only.
+            let cluster = brokers.len() > 1;
+            let replication = cluster.then(|| {
+                let led = |b: i32| offsets.iter().filter(|o| o.leader == b).count();
+                let under = offsets.iter().filter(|o| o.isr.len() < o.replicas.len()).count();
+                format!(
+                    "Brokers {} · partitions led: {} · {under} under-replicated (fewer in-sync replicas than replicas)",
+                    brokers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+                    brokers.iter().map(|b| format!("b{b} ×{}", led(*b))).collect::<Vec<_>>().join(", "),
+                )
+            });
             let followed = follow.and_then(|a| {
                 keys_of(d).partition_of(a, d.partitions.len() as u32).map(|p| (a, p))
             });
@@ -74,6 +86,10 @@ pub fn TopicPanel() -> impl IntoView {
                 .map(|p| {
                     let o = offsets.iter().find(|o| o.partition == p.partition);
                     let (start, end, rate) = o.map_or((0, 0, 0.0), |o| (o.log_start, o.end, o.records_per_second));
+                    let (leader, isr) = o.map_or((-1, String::new()), |o| {
+                        (o.leader, o.isr.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
+                    });
+                    let under = o.is_some_and(|o| o.isr.len() < o.replicas.len());
                     let committed = calc.and_then(|g| g.committed.get(&p.partition).copied());
                     let lag = calc.and_then(|g| g.lag.get(&p.partition).copied());
                     let owner = d.group.owner(p.partition);
@@ -85,11 +101,16 @@ pub fn TopicPanel() -> impl IntoView {
                         <li class:owned=p.owned class:followed=here.is_some() style=colour
                             data-testid=format!("partition-{}", p.partition) data-value=p.records
                             data-owned=p.owned.to_string() data-end=end data-lag=lag.unwrap_or(-1)
-                            data-member=owner.unwrap_or(0)
+                            data-member=owner.unwrap_or(0) data-leader=leader data-isr=isr.clone()
                             title=format!("partition {}: offsets {start}–{end} in the log, {rate:.0} records/s in; the balance calculator committed {}, lag {}; owned by {}",
                                 p.partition, committed.map_or("nothing yet".into(), |c| c.to_string()),
                                 lag.map_or("?".into(), |l| l.to_string()), member_name(owner))>
-                            <span class="pname">{format!("p{}", p.partition)}</span>
+                            <span class="pname">{format!("p{}", p.partition)}
+                                {cluster.then(|| view! {
+                                    <small class="leader" class:under=under
+                                        title=format!("leader: broker {leader}; in-sync replicas: {isr}")>
+                                        {if leader < 0 { "no leader".to_owned() } else { format!("L{leader} {{{isr}}}") }}</small>
+                                })}</span>
                             <span class="lane"><span class="end" style=fill></span>
                                 {mark.map(|m| view! { <span class="committed" style=m></span> })}</span>
                             <span class="pnum">{end}</span>
@@ -139,6 +160,7 @@ pub fn TopicPanel() -> impl IntoView {
                 <div class="lanehead"><span>"part."</span><span>"offsets (log start → end), ▏ committed by the calculator"</span>
                     <span>"end"</span><span>"in"</span><span>"lag"</span><span>"owner"</span></div>
                 <ol class="lanes">{rows}</ol>
+                {replication.map(|r| view! { <p class="legend" data-testid="replication">{r}</p> })}
                 <p class="legend" data-testid="follow">{path.unwrap_or_else(|| {
                     "Lag = end offset − committed offset: records written that the group has not yet processed. \
                      Point at (or tap) an account's bar to follow its key to a partition and a member.".to_owned()

@@ -18,6 +18,7 @@ mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
 mod naive_view;
+mod outage_view;
 mod replay_view;
 mod socket;
 
@@ -83,6 +84,10 @@ fn App() -> impl IntoView {
                 <section class="panel">
                     <h2>"Delivery semantics · a naive consumer beside the exact one"</h2>
                     <naive_view::NaivePanel/>
+                </section>
+                <section class="panel">
+                    <h2>"Outage · the broker goes away"</h2>
+                    <outage_view::OutagePanel/>
                 </section>
                 <section class="panel">
                     <h2>"Dead letters · poison pills and duplicates"</h2>

@@ -101,6 +101,7 @@ impl ProducerTask {
             | Command::StartNaive { .. }
             | Command::CrashNaive
             | Command::StopNaive
+            | Command::StopBroker { .. }
             | Command::StopReplay => {
                 return Err(ProducerError::NotForProducer(
                     "the producer carries out generation commands only",

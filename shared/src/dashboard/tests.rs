@@ -52,6 +52,7 @@ fn snapshot_then_deltas() {
         dead_letters: vec![],
         replay: Default::default(),
         naive: Default::default(),
+        outage: Default::default(),
     };
     d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));

@@ -1,0 +1,193 @@
+//! The outage lesson ([`cashflow_shared::outage`]): on the presenter's command the embedded
+//! broker stops for N seconds and starts again on the same address from the same data. The
+//! clients are not told; they find out as they would with any broker: connections refused,
+//! the broker watch reports it unreachable, generation is held, and the producer's idempotent
+//! retries deliver what was in flight once it is back. The lesson watches the data for the
+//! outcome: every send acknowledged (none failed), no record refused as a duplicate, and the
+//! invariant holding again; the time from the broker's return to that is the recovery time.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cashflow_shared::invariant::InvariantState;
+use cashflow_shared::outage::{OutageState, OutageStatus};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::state::Shared;
+
+/// How long recovery may take before the lesson says it did not recover.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
+const EVERY: Duration = Duration::from_millis(100);
+
+#[cfg(feature = "embedded-broker")]
+type Embedded = Arc<crate::embedded::EmbeddedBroker>;
+/// Without the embedded broker there is nothing to stop.
+#[cfg(not(feature = "embedded-broker"))]
+type Embedded = std::convert::Infallible;
+
+pub struct Outages {
+    broker: Option<Embedded>,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    token: CancellationToken,
+    /// Held while an outage is being started, so two cannot start at once.
+    starting: Mutex<()>,
+}
+
+/// The producer's counts the lesson follows.
+#[derive(Clone, Copy)]
+struct Counts {
+    sent: u64,
+    delivered: u64,
+    failed: u64,
+    held: bool,
+}
+
+fn counts(shared: &Shared) -> Counts {
+    shared.with_producer(|p| Counts {
+        sent: p.sent,
+        delivered: p.delivered,
+        failed: p.failed,
+        held: p.held,
+    })
+}
+
+impl Outages {
+    pub fn new(
+        broker: Option<Embedded>,
+        shared: Arc<Shared>,
+        tracker: TaskTracker,
+        token: CancellationToken,
+    ) -> Self {
+        Outages {
+            broker,
+            shared,
+            tracker,
+            token,
+            starting: Mutex::new(()),
+        }
+    }
+
+    /// Stops the embedded broker for `seconds`, unless an outage is under way.
+    pub fn start(&self, seconds: u32) -> Result<OutageStatus, String> {
+        let _one = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(broker) = self.broker.clone() else {
+            return Err("this server uses an external broker: stop one of its brokers instead (scripts/kafka.sh kill N on the 3-broker cluster)".into());
+        };
+        if !self.shared.outage.get().finished() {
+            return Err("an outage is under way".into());
+        }
+        let status = OutageStatus {
+            state: OutageState::Down,
+            seconds,
+            started_ms: crate::state::now_ms(),
+            ..OutageStatus::default()
+        };
+        self.shared.outage.set(status.clone());
+        let (shared, token) = (self.shared.clone(), self.token.clone());
+        self.tracker.spawn(async move {
+            if let Err(e) = run(broker, &shared, seconds, token).await {
+                warn!("outage lesson: {e:#}");
+                shared.outage.with(|o| {
+                    o.state = OutageState::Failed;
+                    o.note = format!("{e:#}");
+                });
+            }
+        });
+        Ok(status)
+    }
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+async fn run(broker: Embedded, _: &Shared, _: u32, _: CancellationToken) -> anyhow::Result<()> {
+    match broker {}
+}
+
+#[cfg(feature = "embedded-broker")]
+async fn run(
+    broker: Embedded,
+    shared: &Shared,
+    seconds: u32,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let before = counts(shared);
+    let duplicates_before = shared.ledger().stats().duplicate_ids;
+    anyhow::ensure!(broker.pause().await, "the broker was stopped already");
+    info!(seconds, "outage lesson: broker stopped");
+    let until = Instant::now() + Duration::from_secs(seconds.into());
+    let mut tick = tokio::time::interval(EVERY);
+    while Instant::now() < until && !token.is_cancelled() {
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = tick.tick() => {}
+        }
+        let held = counts(shared).held;
+        if held && !shared.outage.get().held {
+            shared.outage.with(|o| o.held = true);
+        }
+    }
+    // Started again even at shutdown: the consumers' final commits need it.
+    broker.resume().await?;
+    let back = Instant::now();
+    let at_back = counts(shared);
+    shared.outage.with(|o| {
+        o.state = OutageState::Recovering;
+        o.back_ms = crate::state::now_ms();
+        o.in_flight_at_back = at_back.sent - at_back.delivered - at_back.failed;
+    });
+    info!(
+        in_flight = at_back.sent - at_back.delivered - at_back.failed,
+        "outage lesson: broker back"
+    );
+    // Acknowledged records of this producer once the backlog drained: the calculator must
+    // apply that many for the outage to be over.
+    let mut target: Option<u64> = None;
+    while !token.is_cancelled() {
+        tick.tick().await;
+        let now = counts(shared);
+        let duplicates = shared.ledger().stats().duplicate_ids - duplicates_before;
+        let failed = now.failed - before.failed;
+        let invariant = shared.invariant();
+        // Recovered: what was waiting when the broker came back is acknowledged, generation
+        // goes on, and the calculator applied every transaction acknowledged by then, each
+        // once (under load the invariant is "catching up" most of the time, never broken).
+        if target.is_none() && now.delivered + now.failed >= at_back.sent && !now.held {
+            target = Some(invariant.acked);
+        }
+        let done = target.is_some_and(|t| invariant.applied >= t);
+        let broken = invariant.state == InvariantState::Broken;
+        shared.outage.with(|o| {
+            o.delivered_since = now.delivered - before.delivered;
+            o.failed = failed;
+            o.duplicates = duplicates;
+            if broken {
+                o.state = OutageState::Failed;
+                o.note = format!("the invariant broke after the outage: {}", invariant.describe());
+            } else if done {
+                o.recovery_ms = back.elapsed().as_millis() as u64;
+                if failed == 0 && duplicates == 0 {
+                    o.state = OutageState::Recovered;
+                } else {
+                    o.state = OutageState::Failed;
+                    o.note = format!(
+                        "after the outage {failed} transactions were lost and {duplicates} written twice"
+                    );
+                }
+            } else if back.elapsed() > RECOVERY_LIMIT {
+                o.state = OutageState::Failed;
+                o.note = format!(
+                    "not recovered {} s after the broker came back",
+                    RECOVERY_LIMIT.as_secs()
+                );
+            }
+        });
+        if shared.outage.get().finished() {
+            break;
+        }
+    }
+    let o = shared.outage.get();
+    info!(state = ?o.state, recovery_ms = o.recovery_ms, "outage lesson over");
+    Ok(())
+}
