@@ -8,6 +8,12 @@
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
+# A 3-broker cluster (the outage and replication lesson), each node broker and controller,
+# replication factor 3 and min.insync.replicas=2 by default; ports CLUSTER_PORT+1..3 (default
+# 29190: 29191-29193), controllers +100; data in ~/.cache/cashflow/cluster-CLUSTER_PORT:
+#   scripts/kafka.sh cluster start|fresh|stop|status
+#   scripts/kafka.sh kill N      SIGKILL cluster node N (1-3): its partitions get new leaders
+#   scripts/kafka.sh revive N    start cluster node N again: it catches up and rejoins the ISR
 # Listeners: PLAINTEXT on KAFKA_PORT, the controller on +1, SASL_PLAINTEXT (mechanism PLAIN,
 # user "cashflow", password "cashflow-test-secret": test credentials only) on +2, and SSL on +3
 # with a self-signed certificate made on first start (clients trust KAFKA_DIR/tls/ca.pem).
@@ -132,12 +138,118 @@ stop() {
   kill -KILL "$p" 2>/dev/null || true; rm -f "$DIR/pid"; say "killed after 20 s"
 }
 
+# ---- the 3-broker cluster ----
+CLUSTER_PORT=${CLUSTER_PORT:-29190}
+CLUSTER_DIR=${CLUSTER_DIR:-$HOME/.cache/cashflow/cluster-$CLUSTER_PORT}
+CLUSTER_HEAP=${CLUSTER_HEAP:-384m}
+
+node_port() { echo $((CLUSTER_PORT + $1)); }
+node_dir() { echo "$CLUSTER_DIR/node-$1"; }
+node_pid() { local f; f="$(node_dir "$1")/pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+node_open() { (exec 3<>"/dev/tcp/127.0.0.1/$(node_port "$1")") 2>/dev/null; }
+check_node() { case "${1:-}" in 1|2|3) ;; *) say "node must be 1, 2 or 3, got '${1:-}'"; exit 2 ;; esac; }
+
+node_props() {
+  local n=$1 voters=""
+  for i in 1 2 3; do voters="$voters${voters:+,}$i@127.0.0.1:$((CLUSTER_PORT + 100 + i))"; done
+  cat <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$((CLUSTER_PORT + 100 + n))
+advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$(node_dir "$n")/data
+num.partitions=1
+default.replication.factor=3
+min.insync.replicas=2
+auto.create.topics.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=16777216
+# A dead follower leaves the ISR after 10 s (Kafka's default is 30 s) so the lesson shows it.
+replica.lag.time.max.ms=10000
+PROPS
+}
+
+node_start() {
+  local n=$1 d; d=$(node_dir "$n")
+  if p=$(node_pid "$n"); then say "node $n already running (pid $p)"; return 0; fi
+  if node_open "$n"; then say "127.0.0.1:$(node_port "$n") is taken by another process"; exit 1; fi
+  mkdir -p "$d"
+  node_props "$n" >"$d/server.properties"
+  if [ ! -f "$d/data/meta.properties" ]; then
+    java_run kafka.tools.StorageTool format -t "$(cat "$CLUSTER_DIR/cluster.id")" \
+      -c "$d/server.properties" >"$d/format.log" 2>&1 || { cat "$d/format.log" >&2; exit 1; }
+  fi
+  nohup bash -c "exec java -Xms$CLUSTER_HEAP -Xmx$CLUSTER_HEAP -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile='$here/kafka/log4j2.properties' -cp '$(cat "$CP_FILE")' \
+    kafka.Kafka '$d/server.properties'" >"$d/server.log" 2>&1 </dev/null &
+  echo $! >"$d/pid"
+  say "node $n starting on 127.0.0.1:$(node_port "$n")"
+}
+
+# Waits until node N serves clients.
+node_wait() {
+  local n=$1 d; d=$(node_dir "$n")
+  for _ in $(seq 1 360); do
+    if ! kill -0 "$(cat "$d/pid")" 2>/dev/null; then
+      say "node $n exited during start-up:"; tail -30 "$d/server.log" >&2; exit 1
+    fi
+    if node_open "$n" && grep -q "Kafka Server started\|BrokerServer id=$n\] Transition from STARTING to STARTED" "$d/server.log"; then
+      say "node $n ready on 127.0.0.1:$(node_port "$n")"; return 0
+    fi
+    sleep 0.5
+  done
+  say "node $n not ready after 180 s:"; tail -30 "$d/server.log" >&2; exit 1
+}
+
+node_stop() {
+  local n=$1 sig=${2:-TERM} p
+  p=$(node_pid "$n") || return 0
+  kill -"$sig" "$p"
+  for _ in $(seq 1 80); do kill -0 "$p" 2>/dev/null || { rm -f "$(node_dir "$n")/pid"; say "node $n stopped"; return 0; }; sleep 0.25; done
+  kill -KILL "$p" 2>/dev/null || true; rm -f "$(node_dir "$n")/pid"; say "node $n killed after 20 s"
+}
+
+cluster() {
+  case "${1:-start}" in
+    start)
+      fetch
+      mkdir -p "$CLUSTER_DIR"
+      [ -s "$CLUSTER_DIR/cluster.id" ] || java_run kafka.tools.StorageTool random-uuid >"$CLUSTER_DIR/cluster.id"
+      # All three at once: each waits for a quorum of controllers.
+      for n in 1 2 3; do node_start "$n"; done
+      for n in 1 2 3; do node_wait "$n"; done
+      say "cluster ready: bootstrap 127.0.0.1:$(node_port 1),127.0.0.1:$(node_port 2),127.0.0.1:$(node_port 3)" ;;
+    fresh) for n in 1 2 3; do node_stop "$n" TERM; done; rm -rf "$CLUSTER_DIR"; cluster start ;;
+    # All at once: the last one standing would otherwise wait for a controller quorum.
+    stop) for n in 1 2 3; do p=$(node_pid "$n") && kill -TERM "$p"; done; for n in 1 2 3; do node_stop "$n" TERM; done ;;
+    status)
+      local up=0
+      for n in 1 2 3; do
+        if p=$(node_pid "$n"); then echo "node $n running on 127.0.0.1:$(node_port "$n") (pid $p)"; up=$((up + 1));
+        else echo "node $n stopped"; fi
+      done
+      [ "$up" -gt 0 ] ;;
+    *) echo "usage: $0 cluster start|fresh|stop|status" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
+  cluster) cluster "${2:-start}" ;;
+  revive) check_node "${2:-}"; node_start "$2"; node_wait "$2" ;;
   fetch) fetch ;;
   start) start ;;
   fresh) stop TERM; rm -rf "$DIR/data"; start ;;
   stop) stop TERM ;;
-  kill) stop KILL ;;
+  kill) if [ -n "${2:-}" ]; then check_node "$2"; node_stop "$2" KILL; else stop KILL; fi ;;
   status) if p=$(pid); then echo "running on 127.0.0.1:$PORT (pid $p)"; else echo stopped; exit 1; fi ;;
-  *) echo "usage: $0 fetch|start|fresh|stop|kill|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|fresh|stop|kill [N]|status|cluster start|fresh|stop|status|revive N" >&2; exit 2 ;;
 esac

@@ -211,6 +211,7 @@ impl Asker {
             topic,
             taken_ms: crate::state::now_ms(),
             partitions,
+            brokers,
             groups: views,
             error: None,
             ..TopicView::default()

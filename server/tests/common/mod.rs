@@ -22,6 +22,20 @@ pub enum Broker {
     Apache,
     /// The in-process broker each app starts for itself.
     Embedded,
+    /// The 3-broker Apache Kafka cluster of `scripts/kafka.sh cluster` (the test starts it).
+    Cluster,
+}
+
+/// Bootstrap servers of the 3-broker cluster.
+pub fn cluster_brokers() -> String {
+    let base: u16 = std::env::var("CLUSTER_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(29190);
+    (1..=3)
+        .map(|n| format!("127.0.0.1:{}", base + n))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn repo_root() -> PathBuf {
@@ -137,6 +151,7 @@ pub async fn spawn_app_with(
     let brokers = match broker {
         Broker::Apache => Some(apache_kafka()),
         Broker::Embedded => None,
+        Broker::Cluster => Some(cluster_brokers()),
     };
     let mut settings = Settings::for_tests(brokers, topic);
     tweak(&mut settings);
@@ -229,7 +244,16 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
             out.len()
         );
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.expect("record");
+            let m = match m {
+                Ok(m) => m,
+                // A broker of a cluster down (the replication test): the client goes on with
+                // the others.
+                Err(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+                    | rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
+                )) => continue,
+                Err(e) => panic!("record: {e}"),
+            };
             if m.offset() < ends[&m.partition()] {
                 out.push(Record {
                     partition: m.partition(),
