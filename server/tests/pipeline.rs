@@ -128,7 +128,7 @@ async fn balances_match_deliveries(broker: Broker) {
     // Old records go (balances come from the state store's snapshots): a week, and on the
     // embedded broker at most 128 MiB per partition; the changelog is compacted.
     let bytes = match broker {
-        Broker::Apache => "-1",
+        Broker::Apache | Broker::Cluster => "-1",
         Broker::Embedded => "134217728",
     };
     for t in [topic.clone(), format!("{topic}.dlq")] {
