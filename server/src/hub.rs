@@ -165,6 +165,38 @@ impl Hub {
         (v.taken_ms > 0).then(|| v.for_page(&self.prefix, MAX_SHOWN_PARTITIONS))
     }
 
+    /// What the guided lessons' checks are fed.
+    fn observe(&self) -> cashflow_shared::lessons::Observation {
+        let g = self.shared.generator().unwrap_or_default();
+        let stats = self.shared.ledger().stats();
+        let inv = self.shared.invariant();
+        let v = self.topic_view.borrow().clone();
+        cashflow_shared::lessons::Observation {
+            keys: g.keys,
+            members: self.shared.group().members.len(),
+            applied: stats.applied,
+            violations: self.shared.ledger().ordering().violations,
+            invariant: inv.state,
+            acked: inv.acked,
+            own_applied: inv.applied,
+            sent: self.shared.with_producer(|p| p.sent),
+            naive: self.shared.naive.get(),
+            replay: self.shared.replay.get(),
+            dead_lettered: stats.dead_lettered,
+            outage: self.shared.outage.get(),
+            brokers: v.brokers.len(),
+            replicas: v
+                .partitions
+                .iter()
+                .map(|p| p.replicas.len())
+                .max()
+                .unwrap_or(0),
+            all_led: !v.partitions.is_empty() && v.partitions.iter().all(|p| p.leader >= 0),
+            max_lag: g.max_lag,
+            held_by_lag: g.held_by_lag,
+        }
+    }
+
     /// The full state, for a new viewer or one that fell behind.
     pub fn snapshot(&self) -> ServerMsg {
         let shown = self.shown.borrow().clone();
@@ -201,6 +233,7 @@ impl Hub {
             replay: self.shared.replay.get(),
             naive: self.shared.naive.get(),
             outage: self.shared.outage.get(),
+            lessons: self.shared.lessons.get(),
         }))
     }
 
@@ -230,6 +263,8 @@ impl Hub {
         let mut replay_version = self.shared.replay.since(u64::MAX).map_or(0, |r| r.1);
         let mut naive_version = self.shared.naive.since(u64::MAX).map_or(0, |r| r.1);
         let mut outage_version = self.shared.outage.since(u64::MAX).map_or(0, |r| r.1);
+        let mut lessons = cashflow_shared::lessons::Tracker::default();
+        let mut ticks = 0u64;
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -344,6 +379,13 @@ impl Hub {
                 naive_version = v;
                 n
             });
+            // The lessons' checks, four times a second.
+            ticks += 1;
+            let lessons = (ticks % 5 == 0 && lessons.observe(&self.observe())).then(|| {
+                let l = lessons.status().clone();
+                self.shared.lessons.set(l.clone());
+                l
+            });
             let outage = self.shared.outage.since(outage_version).map(|(o, v)| {
                 outage_version = v;
                 o
@@ -351,6 +393,7 @@ impl Hub {
             let quiet = changed.is_empty()
                 && naive.is_none()
                 && outage.is_none()
+                && lessons.is_none()
                 && flow.is_empty()
                 && dead_letters.is_none()
                 && replay.is_none()
@@ -385,6 +428,7 @@ impl Hub {
                 replay,
                 naive,
                 outage,
+                lessons,
             };
             let _ = self
                 .frames

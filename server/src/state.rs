@@ -69,6 +69,8 @@ pub struct Shared {
     pub naive: Versioned<cashflow_shared::naive::NaiveStatus>,
     /// The outage lesson's latest outage.
     pub outage: Versioned<cashflow_shared::outage::OutageStatus>,
+    /// The guided lessons' checks (the hub feeds them).
+    pub lessons: Versioned<cashflow_shared::lessons::LessonsStatus>,
     /// The newest records of the dead-letter topic, read back for the page.
     dead_letters: Mutex<DeadLetterLog>,
     /// Set by the hub while the calculator has read the whole topic for a while and the
@@ -124,6 +126,7 @@ impl Shared {
             replay: Versioned::default(),
             naive: Versioned::default(),
             outage: Versioned::default(),
+            lessons: Versioned::default(),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()

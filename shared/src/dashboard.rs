@@ -60,6 +60,8 @@ pub struct Dashboard {
     pub naive: crate::naive::NaiveStatus,
     /// The outage lesson's latest outage.
     pub outage: crate::outage::OutageStatus,
+    /// The guided lessons' checks.
+    pub lessons: crate::lessons::LessonsStatus,
 }
 
 /// What a message means for the person at the page, besides the state change.
@@ -139,6 +141,7 @@ impl Dashboard {
                 self.replay = s.replay;
                 self.naive = s.naive;
                 self.outage = s.outage;
+                self.lessons = s.lessons;
                 self.dead_letters
                     .truncate(crate::poison::DEAD_LETTERS_SHOWN);
                 self.snapshots += 1;
@@ -182,6 +185,9 @@ impl Dashboard {
                 }
                 if let Some(o) = d.outage {
                     self.outage = o;
+                }
+                if let Some(l) = d.lessons {
+                    self.lessons = l;
                 }
                 if let Some(mut letters) = d.dead_letters {
                     letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);

@@ -31,6 +31,7 @@ pub mod group;
 pub mod invariant;
 pub mod latency;
 pub mod ledger;
+pub mod lessons;
 pub mod money;
 pub mod naive;
 pub mod ordering;

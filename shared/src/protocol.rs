@@ -150,6 +150,9 @@ pub struct Snapshot {
     /// The outage lesson's latest outage.
     #[serde(default)]
     pub outage: crate::outage::OutageStatus,
+    /// The guided lessons' checks.
+    #[serde(default)]
+    pub lessons: crate::lessons::LessonsStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -193,6 +196,9 @@ pub struct Delta {
     /// When it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outage: Option<crate::outage::OutageStatus>,
+    /// When a check changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lessons: Option<crate::lessons::LessonsStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -99,6 +99,11 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     const { page, errors } = opened;
     await page.waitForSelector('[data-testid=login]', { timeout: 10000 });
     assert.ok(await page.isDisabled('[data-testid=pause]'), 'read-only before login');
+    // Students see the lessons and their checks, not the presenter's buttons.
+    assert.ok(await page.isVisible('[data-testid=check-ordering]'), 'checks shown to students');
+    for (const b of ['pause', 'do-keys-by-account', 'inject', 'start-naive', 'stop-broker', 'add-member', 'start-replay', 'slow-motion']) {
+      assert.ok(await page.isHidden(`[data-testid=${b}]`), `${b} hidden before login`);
+    }
     await page.fill('[data-testid=token]', 'wrong');
     await page.click('[data-testid=login]');
     await page.waitForFunction(() => /wrong presenter token/.test(document.querySelector('[data-testid=notice]').textContent));
@@ -106,6 +111,7 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     await page.fill('[data-testid=token]', 'class-of-2026');
     await page.click('[data-testid=login]');
     await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 10000 });
+    assert.ok(await page.isVisible('[data-testid=do-keys-by-account]'), 'lesson buttons shown to the presenter');
     await page.click('[data-testid=pause]');
     const paused = () => page.waitForFunction(() => /^paused/.test(document.querySelector('[data-testid=generator]').textContent),
       null, { timeout: 15000 });

@@ -125,7 +125,7 @@ pub fn Controls() -> impl IntoView {
                     }>"Log in"</button>
                 </div>
             })}
-            <div class="row">
+            <div class="row presenter-only">
                 <button data-testid="start" disabled=move || off() || running() on:click=move |_| send(Command::Start)>"Start"</button>
                 <button data-testid="pause" disabled=move || off() || !running() on:click=move |_| send(Command::Pause)>"Pause"</button>
             </div>
@@ -144,12 +144,12 @@ pub fn Controls() -> impl IntoView {
                 <button disabled=off on:click=move |_| parse_or_say("credits", credit.get().trim().parse().map(|credit_percent| Command::SetMix { credit_percent }).map_err(|_| "0 to 100".into()))>"Set"</button>
             </div>
             </div>
-            <div class="row">
+            <div class="row presenter-only">
                 <label>"Amounts"{input(min, "min", "text")}</label>
                 <label>"to"{input(max, "max", "text")}</label>
                 <button disabled=off on:click=move |_| parse_or_say("amounts", (|| Ok(Command::SetAmounts { min: min.get().parse::<Money>().map_err(|e| e.to_string())?, max: max.get().parse::<Money>().map_err(|e| e.to_string())? }))())>"Set"</button>
             </div>
-            <div class="row">
+            <div class="row presenter-only">
                 <label title="How the producer keys its records: by account keeps each account on one partition, in order">"Keys"
                     <select data-testid="keys" disabled=off
                         prop:value=move || generator().map_or(KeyStrategy::default(), |g| g.keys).name()
@@ -160,12 +160,12 @@ pub fn Controls() -> impl IntoView {
                     </select>
                 </label>
             </div>
-            <div class="row">
+            <div class="row presenter-only">
                 <label title="Back-pressure: the producer waits while the balance calculator is this many records behind">"Max lag"{input(max_lag, "max-lag", "number")}</label>
                 <button data-testid="max-lag-set" disabled=off on:click=move |_| parse_or_say("max lag", max_lag.get().trim().parse().map(|n| Command::SetMaxLag { max_lag: Some(n) }).map_err(|_| "a whole number".into()))>"Set"</button>
                 <button data-testid="max-lag-off" disabled=off on:click=move |_| send(Command::SetMaxLag { max_lag: None })>"Off"</button>
             </div>
-            <div class="row">
+            <div class="row presenter-only">
                 <label title="How long the producer waits to fill a batch, and how large a batch may grow">"linger.ms"{input(linger, "linger", "number")}</label>
                 <label>"batch bytes"{input(batch, "batch-size", "number")}</label>
                 <button data-testid="batching-set" disabled=off on:click=move |_| parse_or_say("batching", (|| Ok(Command::SetBatching {
@@ -188,7 +188,7 @@ pub fn Controls() -> impl IntoView {
                     Ok(Command::Manual { account, transaction_type, amount })
                 })())>"Send"</button>
             </fieldset>
-            <div class="row">
+            <div class="row presenter-only">
                 <label>"Burst of"{input(burst, "burst", "number")}</label>
                 <button data-testid="burst-send" disabled=off on:click=move |_| parse_or_say("burst", burst.get().trim().parse().map(|count| Command::Burst { count }).map_err(|_| "a whole number".into()))>"Send burst"</button>
             </div>

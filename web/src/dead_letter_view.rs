@@ -24,7 +24,7 @@ pub fn DeadLetterPanel() -> impl IntoView {
     };
     view! {
         <div class="dead-letters">
-            <div class="row">
+            <div class="row presenter-only">
                 <select data-testid="poison" disabled=off
                     on:change=move |ev| if let Some(p) = Poison::from_name(&event_target_value(&ev)) { kind.set(p) }>
                     {Poison::ALL.map(|p| view! { <option value=p.name()>{p.label()}</option> }).collect_view()}

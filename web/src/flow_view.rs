@@ -167,7 +167,7 @@ pub fn FlowView() -> impl IntoView {
         </svg>
         <div class="legend">
             <span>"Each dot is a real record: its lane and place are the partition and offset Kafka gave it. Up to 5 a second every record is drawn; above that a sample of at most 20 a second."</span>
-            <button data-testid="slow-motion" disabled=move || !ctx.can_command() on:click=slow>"Slow motion (0.5 tx/s)"</button>
+            <button class="presenter-only" data-testid="slow-motion" disabled=move || !ctx.can_command() on:click=slow>"Slow motion (0.5 tx/s)"</button>
         </div>
     }
 }

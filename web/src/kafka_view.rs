@@ -270,7 +270,7 @@ pub fn MembersPanel() -> impl IntoView {
     let alone = move || group().members.len() <= 1;
     view! {
         <div class="members">
-            <div class="row">
+            <div class="row presenter-only">
                 <button data-testid="add-member" disabled=move || off() || full()
                     on:click=move |_| send(Command::AddMember)>"Add member"</button>
                 <button data-testid="remove-member" disabled=move || off() || alone()

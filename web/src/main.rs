@@ -17,6 +17,7 @@ mod controls;
 mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
+mod lesson_view;
 mod naive_view;
 mod outage_view;
 mod replay_view;
@@ -38,7 +39,8 @@ fn App() -> impl IntoView {
     let large = preference("cashflow.large-text");
     let dark = preference("cashflow.dark-theme");
     view! {
-        <div class="page" class:large=move || large.get() class:dark=move || dark.get()>
+        <div class="page" class:large=move || large.get() class:dark=move || dark.get()
+            class:readonly=move || !ctx.is_presenter()>
             <header>
                 <h1>"cashflow"<span class="sub">" — a bank on Kafka"</span></h1>
                 <Status/>
@@ -56,6 +58,7 @@ fn App() -> impl IntoView {
             <Reload/>
             <Recreated/>
             <charts::Counters/>
+            <lesson_view::LessonPanel/>
             <main>
                 <section class="panel lines">
                     <h2>"Balances over time"</h2>

@@ -28,7 +28,7 @@ pub fn NaivePanel() -> impl IntoView {
     let chosen = RwSignal::new(Delivery::AtLeastOnce);
     view! {
         <div class="naive">
-            <div class="row">
+            <div class="row presenter-only">
                 <select data-testid="delivery" disabled=off
                     on:change=move |ev| {
                         let d = if event_target_value(&ev) == "at_most_once" { Delivery::AtMostOnce } else { Delivery::AtLeastOnce };

@@ -28,7 +28,7 @@ pub fn OutagePanel() -> impl IntoView {
     };
     view! {
         <div class="outage">
-            <div class="row">
+            <div class="row presenter-only">
                 <label>"Stop the broker for "
                     <input type="number" data-testid="outage-seconds" min=MIN_OUTAGE_SECONDS max=MAX_OUTAGE_SECONDS
                         prop:value=move || seconds.get().to_string()

@@ -18,7 +18,7 @@ pub fn ReplayPanel() -> impl IntoView {
     let running = move || replay().state == ReplayState::Running;
     view! {
         <div class="replay">
-            <div class="row">
+            <div class="row presenter-only">
                 {move || if running() {
                     view! { <button data-testid="stop-replay" disabled=off on:click=move |_| { ctx.send(Command::StopReplay); }>"Stop"</button> }.into_any()
                 } else {

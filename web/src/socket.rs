@@ -74,6 +74,13 @@ impl Ctx {
         self.hover.get().or_else(|| self.follow.get())
     }
 
+    /// Whether this page may command (a presenter, or no presenter token on the server):
+    /// presenter-only actions are hidden otherwise.
+    pub fn is_presenter(&self) -> bool {
+        self.version.get();
+        self.dash.with_value(|d| d.presenter)
+    }
+
     /// Connected and allowed to send commands.
     pub fn can_command(&self) -> bool {
         self.connected() && {

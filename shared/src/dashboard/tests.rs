@@ -53,6 +53,7 @@ fn snapshot_then_deltas() {
         replay: Default::default(),
         naive: Default::default(),
         outage: Default::default(),
+        lessons: Default::default(),
     };
     d.apply(ServerMsg::Snapshot(Box::new(snap.clone())));
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));

@@ -1,0 +1,137 @@
+//! The guided lesson panel: one lesson at a time, with what it is about, the buttons that run
+//! it (the presenter's only), what to watch, and its checks, which the server turns from the
+//! data ([`cashflow_shared::lessons`]); each lesson's control case beside its experiment.
+
+use cashflow_shared::command::Command;
+use cashflow_shared::lessons::{Case, CaseState, LessonId};
+use cashflow_shared::naive::Delivery;
+use cashflow_shared::ordering::KeyStrategy;
+use cashflow_shared::poison::Poison;
+use leptos::prelude::*;
+
+use crate::socket::Ctx;
+
+#[component]
+pub fn LessonPanel() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let current = RwSignal::new(LessonId::Ordering);
+    let lessons = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.lessons.clone())
+    };
+    view! {
+        <section class="panel lessons-panel" data-testid="lessons">
+            <h2>"Lessons · each check turns from the data, not from a click"</h2>
+            <nav class="steps-nav">
+                {LessonId::ALL.map(|id| view! {
+                    <button data-testid=format!("lesson-{}", id.name())
+                        class:current=move || current.get() == id
+                        class:done=move || lessons().get(id).is_some_and(|l| l.done())
+                        data-done=move || lessons().get(id).is_some_and(|l| l.done()).to_string()
+                        on:click=move |_| current.set(id)>{id.title()}</button>
+                }).collect_view()}
+                <button class="presenter-only" data-testid="lesson-slow-motion" disabled=move || !ctx.can_command()
+                    on:click=move |_| { ctx.send(Command::SetRate { rate: Some(0.5) }); }>"Slow motion (0.5 tx/s)"</button>
+            </nav>
+            {move || {
+                let id = current.get();
+                let status = lessons().get(id).cloned();
+                view! {
+                    <p class="explain">{id.explain()}</p>
+                    <Actions id=id/>
+                    <p class="watch">{format!("Watch: {}", id.watch())}</p>
+                    <ul class="checks">
+                        <CheckRow name=id.name() control=None case=status.as_ref().map(|s| s.experiment.clone()).unwrap_or_default()/>
+                        {id.control().map(|what| view! {
+                            <CheckRow name=id.name() control=Some(what)
+                                case=status.as_ref().and_then(|s| s.control.clone()).unwrap_or_default()/>
+                        })}
+                    </ul>
+                }
+            }}
+        </section>
+    }
+}
+
+/// One check: ✓ the outcome happened; for a control, ✗ it did not (as it should).
+#[component]
+fn CheckRow(name: &'static str, control: Option<&'static str>, case: Case) -> impl IntoView {
+    let (mark, class) = match (case.state, control.is_some()) {
+        (CaseState::Happened, false) => ("✓", "happened"),
+        (CaseState::Happened, true) => ("⚠", "happened"),
+        (CaseState::DidNotHappen, false) => ("✗", "failed"),
+        (CaseState::DidNotHappen, true) => ("✗", "did-not-happen"),
+        (CaseState::Running, _) => ("…", "running"),
+        (CaseState::NotRun, _) => ("○", "not-run"),
+    };
+    let label = match control {
+        None => "Outcome".to_owned(),
+        Some(what) => format!("Control ({what})"),
+    };
+    let detail = match (case.state, control.is_some()) {
+        (CaseState::NotRun, _) if case.detail.is_empty() => "not run yet".to_owned(),
+        (CaseState::DidNotHappen, true) => format!("did not happen, as it should: {}", case.detail),
+        _ => case.detail,
+    };
+    let testid = match control {
+        None => format!("check-{name}"),
+        Some(_) => format!("control-{name}"),
+    };
+    view! {
+        <li class=format!("{class}{}", if control.is_some() { " control" } else { "" })
+            data-testid=testid data-state=format!("{:?}", case.state)>
+            <span class="mark">{mark}</span>{format!("{label}: {detail}")}
+        </li>
+    }
+}
+
+/// The buttons that run a lesson (hidden for read-only students).
+#[component]
+fn Actions(id: LessonId) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let off = move || !ctx.can_command();
+    let button = move |testid: &'static str, label: &'static str, commands: Vec<Command>| {
+        view! {
+            <button data-testid=testid disabled=off on:click=move |_| {
+                for c in &commands { ctx.send(c.clone()); }
+            }>{label}</button>
+        }
+    };
+    let embedded = move || {
+        ctx.version.get();
+        ctx.dash
+            .with_value(|d| d.topic_view.as_ref().is_none_or(|v| v.brokers.len() <= 1))
+    };
+    let buttons = match id {
+        LessonId::Ordering => view! {
+            {button("do-keys-by-account", "Keys by account (control)", vec![Command::SetKeys { keys: KeyStrategy::ByAccount }, Command::Start])}
+            {button("do-add-member", "Add a member", vec![Command::AddMember])}
+            {button("do-keys-random", "Random keys", vec![Command::SetKeys { keys: KeyStrategy::Random }, Command::Start])}
+        }.into_any(),
+        LessonId::Delivery => view! {
+            {button("do-naive-alo", "Start the naive consumer (at-least-once)", vec![Command::Start, Command::StartNaive { delivery: Delivery::AtLeastOnce }])}
+            {button("do-naive-amo", "Switch to at-most-once", vec![Command::StartNaive { delivery: Delivery::AtMostOnce }])}
+            {button("do-naive-crash", "Crash it between its two steps", vec![Command::CrashNaive])}
+            {button("do-naive-stop", "Stop it", vec![Command::StopNaive])}
+        }.into_any(),
+        LessonId::Replay => view! {
+            {button("do-replay", "Rebuild from the beginning", vec![Command::StartReplay])}
+        }.into_any(),
+        LessonId::Poison => view! {
+            {button("do-poison", "Inject one of each kind", Poison::ALL.map(|poison| Command::Inject { poison }).to_vec())}
+        }.into_any(),
+        LessonId::Outage => view! {
+            {move || if embedded() {
+                button("do-outage", "Stop the broker for 5 s", vec![Command::Start, Command::StopBroker { seconds: 5 }]).into_any()
+            } else {
+                view! { <span>"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any()
+            }}
+        }.into_any(),
+        LessonId::BackPressure => view! {
+            {button("do-max-lag", "Max lag 100, and pause the calculator", vec![Command::Start, Command::SetMaxLag { max_lag: Some(100) }, Command::PauseConsumption])}
+            {button("do-resume", "Resume the calculator", vec![Command::ResumeConsumption])}
+            {button("do-max-lag-off", "Max lag off", vec![Command::SetMaxLag { max_lag: None }])}
+        }.into_any(),
+    };
+    view! { <div class="actions presenter-only">{buttons}</div> }
+}
