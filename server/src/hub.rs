@@ -381,7 +381,7 @@ impl Hub {
             });
             // The lessons' checks, four times a second.
             ticks += 1;
-            let lessons = (ticks % 5 == 0 && lessons.observe(&self.observe())).then(|| {
+            let lessons = (ticks.is_multiple_of(5) && lessons.observe(&self.observe())).then(|| {
                 let l = lessons.status().clone();
                 self.shared.lessons.set(l.clone());
                 l
