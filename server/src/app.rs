@@ -243,6 +243,20 @@ impl App {
                 Ok(())
             }
         });
+        let replays = Arc::new(crate::replay::Replays::new(
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            tracker.clone(),
+            consumers.clone(),
+        ));
+        let naive = Arc::new(crate::naive_calculator::NaiveCalculator::new(
+            settings.clone(),
+            brokers.clone(),
+            shared.clone(),
+            tracker.clone(),
+            consumers.clone(),
+        ));
         let state = http::AppState {
             shared: shared.clone(),
             producer: handle.clone(),
@@ -252,13 +266,7 @@ impl App {
             presenter_token: settings.presenter_token.as_deref().map(Arc::from),
             topic_view,
             calculator: calculator.clone(),
-            replays: Arc::new(crate::replay::Replays::new(
-                settings.clone(),
-                brokers.clone(),
-                shared.clone(),
-                tracker.clone(),
-                consumers.clone(),
-            )),
+            replays: replays.clone(),
             outages: Arc::new(crate::outage::Outages::new(
                 #[cfg(feature = "embedded-broker")]
                 embedded.clone(),
@@ -268,13 +276,18 @@ impl App {
                 tracker.clone(),
                 consumers.clone(),
             )),
-            naive: Arc::new(crate::naive_calculator::NaiveCalculator::new(
-                settings.clone(),
-                brokers.clone(),
-                shared.clone(),
-                tracker.clone(),
-                consumers.clone(),
-            )),
+            naive: naive.clone(),
+            reset: Arc::new(crate::reset::Reset::new(crate::reset::Parts {
+                settings: settings.clone(),
+                brokers: brokers.clone(),
+                shared: shared.clone(),
+                producer: handle.clone(),
+                calculator: calculator.clone(),
+                naive,
+                replays,
+                restored: restored.clone(),
+                tracker: tracker.clone(),
+            })),
         };
         let router = http::router(state, &settings.web_dir);
         let (http_token, sh) = (token.clone(), shared.clone());

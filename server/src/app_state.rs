@@ -29,4 +29,6 @@ pub struct AppState {
     pub naive: Arc<crate::naive_calculator::NaiveCalculator>,
     /// The outage lesson (stops the embedded broker for a while).
     pub outages: Arc<crate::outage::Outages>,
+    /// "Reset the demo".
+    pub reset: Arc<crate::reset::Reset>,
 }

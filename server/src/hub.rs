@@ -264,6 +264,7 @@ impl Hub {
         let mut naive_version = self.shared.naive.since(u64::MAX).map_or(0, |r| r.1);
         let mut outage_version = self.shared.outage.since(u64::MAX).map_or(0, |r| r.1);
         let mut lessons = cashflow_shared::lessons::Tracker::default();
+        let mut lessons_epoch = self.shared.lessons_epoch();
         let mut ticks = 0u64;
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
@@ -381,7 +382,15 @@ impl Hub {
             });
             // The lessons' checks, four times a second.
             ticks += 1;
-            let lessons = (ticks.is_multiple_of(5) && lessons.observe(&self.observe())).then(|| {
+            let mut restarted = false;
+            if self.shared.lessons_epoch() != lessons_epoch {
+                lessons_epoch = self.shared.lessons_epoch();
+                lessons = cashflow_shared::lessons::Tracker::default();
+                restarted = true;
+            }
+            let lessons = (restarted
+                || (ticks.is_multiple_of(5) && lessons.observe(&self.observe())))
+            .then(|| {
                 let l = lessons.status().clone();
                 self.shared.lessons.set(l.clone());
                 l

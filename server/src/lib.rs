@@ -22,7 +22,7 @@
 //! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
 //! [`dead_letters`] (and [`dead_letter_view`], which reads them back for the page),
 //! [`supervise`] (tasks restarted with back-off), the lessons' extra consumers ([`replay`],
-//! [`naive_calculator`]) and the [`outage`] lesson, [`embedded`] (the
+//! [`naive_calculator`]), the [`outage`] lesson and the demo's [`reset`], [`embedded`] (the
 //! zero-setup in-process broker) and [`app`], which starts everything and shuts it down in
 //! order: stop generating and flush the producer, commit the consumers' offsets, take the
 //! final snapshots, stop the HTTP server, stop the embedded broker (tested in
@@ -50,6 +50,7 @@ pub mod producer;
 pub mod progress;
 pub mod reader;
 pub mod replay;
+pub mod reset;
 pub mod restore;
 pub mod state;
 pub mod state_store;

@@ -125,6 +125,9 @@ pub struct ProducerTask {
     /// `linger.ms` and `batch.size` wanted, and those the current producer was made with.
     batching: (u32, u32),
     made_with: (u32, u32),
+    /// The topic was re-created: a broker forgets the idempotent producer's sequence numbers
+    /// with it, so a new producer (a new producer id) takes over before the next send.
+    renew: bool,
     burst: u64,
     credit: f64,
 }
@@ -165,6 +168,7 @@ pub fn create(
         held_by_lag: false,
         batching: DEFAULT_BATCHING,
         made_with: DEFAULT_BATCHING,
+        renew: false,
         burst: 0,
         credit: 0.0,
     };
@@ -223,6 +227,7 @@ impl ProducerTask {
                     if let Some(view) = restored.borrow_and_update().clone() {
                         self.generator.restore(&view);
                         self.epoch += 1;
+                        self.renew = true;
                     }
                 }
                 Some((account, delta, epoch)) = self.failed.recv() => {
@@ -258,7 +263,7 @@ impl ProducerTask {
                         continue;
                     }
                     self.replace_if_fatal().await;
-                    if self.batching != self.made_with {
+                    if self.batching != self.made_with || std::mem::take(&mut self.renew) {
                         self.rebatch().await;
                     }
                     if self.lag_holds() {

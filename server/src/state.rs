@@ -71,6 +71,8 @@ pub struct Shared {
     pub outage: Versioned<cashflow_shared::outage::OutageStatus>,
     /// The guided lessons' checks (the hub feeds them).
     pub lessons: Versioned<cashflow_shared::lessons::LessonsStatus>,
+    /// Bumped by a reset of the demo: the hub starts its lesson tracker over.
+    lessons_epoch: std::sync::atomic::AtomicU64,
     /// The newest records of the dead-letter topic, read back for the page.
     dead_letters: Mutex<DeadLetterLog>,
     /// Set by the hub while the calculator has read the whole topic for a while and the
@@ -127,6 +129,7 @@ impl Shared {
             naive: Versioned::default(),
             outage: Versioned::default(),
             lessons: Versioned::default(),
+            lessons_epoch: Default::default(),
             store: Mutex::new(StoreHealth {
                 restoring: true,
                 ..StoreHealth::default()
@@ -206,6 +209,17 @@ impl Shared {
         });
         restored.send_replace(Some(BTreeMap::new()));
         self.recreations.send_modify(|n| *n += 1);
+    }
+
+    /// The lessons' checks start over (a reset of the demo).
+    pub fn reset_lessons(&self) {
+        self.lessons.set(Default::default());
+        self.lessons_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes with every [`reset_lessons`](Self::reset_lessons).
+    pub fn lessons_epoch(&self) -> u64 {
+        self.lessons_epoch.load(Ordering::Relaxed)
     }
 
     /// Tells when the topic is found re-created while running.

@@ -252,6 +252,10 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
                 replay: state.replays.stop(),
             },
         }),
+        Command::ResetDemo => Some(match state.reset.start() {
+            Ok(()) => ServerMsg::Reset { id },
+            Err(message) => ServerMsg::Error { id, message },
+        }),
         Command::StopBroker { seconds } => Some(match state.outages.start(seconds) {
             Ok(outage) => ServerMsg::Outage { id, outage },
             Err(message) => ServerMsg::Error { id, message },

@@ -162,6 +162,9 @@ pub enum Command {
     CrashNaive,
     /// Stops it and deletes its group and saved balances.
     StopNaive,
+    /// A fresh topic and groups: generation paused and delivered, the lessons' consumers
+    /// stopped, the topic deleted and created again, every check started over.
+    ResetDemo,
     /// Stops the embedded broker for `seconds`, then starts it again (the outage lesson).
     StopBroker {
         seconds: u32,
@@ -188,6 +191,8 @@ pub enum Target {
     Naive,
     /// The embedded broker (the outage lesson).
     Broker,
+    /// The whole demo (its reset).
+    Demo,
 }
 
 impl Command {
@@ -263,6 +268,7 @@ impl Command {
             Command::StartReplay | Command::StopReplay => Target::Replay,
             Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive => Target::Naive,
             Command::StopBroker { .. } => Target::Broker,
+            Command::ResetDemo => Target::Demo,
         }
     }
 }

@@ -231,6 +231,11 @@ impl Dashboard {
                 self.replay = replay;
                 Some(Notice::Ok { id, text })
             }
+            ServerMsg::Reset { id } => Some(Notice::Ok {
+                id,
+                text: "resetting the demo: a fresh topic and groups, every check started over"
+                    .into(),
+            }),
             ServerMsg::Outage { id, outage } => {
                 let text = outage.describe();
                 self.outage = outage;

@@ -246,6 +246,10 @@ pub enum ServerMsg {
         id: Option<u64>,
         outage: crate::outage::OutageStatus,
     },
+    /// Answer to `Command::ResetDemo`: the reset has begun (the re-created topic follows).
+    Reset {
+        id: Option<u64>,
+    },
     /// The page speaks another protocol version: it must reload.
     Reload {
         reason: String,

@@ -98,6 +98,17 @@ test('every lesson of the guided panel turns ✓ from the data', async () => {
     }
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(ARTIFACTS, `guided-all${suffix}.png`) });
+
+    // Reset the demo (asked twice): a fresh topic, every check back to "not run".
+    const applied = Number(await page.textContent('[data-testid=applied]'));
+    await page.click('[data-testid=reset-demo]');
+    assert.match(await page.textContent('[data-testid=reset-demo]'), /Click again/);
+    await page.click('[data-testid=reset-demo]');
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid^=lesson-]')]
+      .every((b) => b.dataset.done !== 'true'), null, { timeout: 60000 });
+    await page.waitForSelector('[data-testid=recreated]', { timeout: 60000 });
+    await page.waitForFunction((a) => Number(document.querySelector('[data-testid=applied]')?.textContent) < a,
+      applied, { timeout: 60000 });
     assert.deepEqual(errors, []);
   } catch (e) {
     console.log(server.logTail());

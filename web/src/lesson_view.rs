@@ -32,6 +32,7 @@ pub fn LessonPanel() -> impl IntoView {
                 }).collect_view()}
                 <button class="presenter-only" data-testid="lesson-slow-motion" disabled=move || !ctx.can_command()
                     on:click=move |_| { ctx.send(Command::SetRate { rate: Some(0.5) }); }>"Slow motion (0.5 tx/s)"</button>
+                <ResetButton/>
             </nav>
             {move || {
                 let id = current.get();
@@ -50,6 +51,27 @@ pub fn LessonPanel() -> impl IntoView {
                 }
             }}
         </section>
+    }
+}
+
+/// "Reset the demo", asked twice: the topic's records, the lessons' groups and every check go.
+#[component]
+fn ResetButton() -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let asked = RwSignal::new(false);
+    view! {
+        <button class="presenter-only" data-testid="reset-demo" class:danger=move || asked.get()
+            disabled=move || !ctx.can_command()
+            on:click=move |_| {
+                if asked.get() {
+                    asked.set(false);
+                    ctx.send(Command::ResetDemo);
+                } else {
+                    asked.set(true);
+                }
+            }>
+            {move || if asked.get() { "Click again: delete the topic and start afresh" } else { "Reset the demo" }}
+        </button>
     }
 }
 

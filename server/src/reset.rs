@@ -1,0 +1,170 @@
+//! "Reset the demo": a fresh topic and fresh groups, for the next class, without restarting the
+//! server. Generation is paused and what is in flight delivered; the lessons' extra consumers
+//! stop (their groups are deleted) and the calculator goes back to one member; the topic and
+//! its dead-letter topic are deleted, and the broker watch creates them again, empty; the
+//! balances, the invariant and the lessons' checks start afresh, as for a topic re-created by
+//! anyone (see `Shared::start_afresh`, after which the producer is created anew: a broker
+//! forgets the idempotent producer's state with the topic); generation resumes if it was
+//! running.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cashflow_shared::command::Command;
+use cashflow_shared::ordering::KeyStrategy;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::calculator_group::CalculatorGroup;
+use crate::config::Settings;
+use crate::kafka::{ADMIN_ROLE, Context, base_config};
+use crate::naive_calculator::NaiveCalculator;
+use crate::producer::ProducerHandle;
+use crate::replay::Replays;
+use crate::state::{RestoredView, Shared};
+use crate::topics::dlq_topic;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// What a reset needs to reach.
+pub struct Parts {
+    pub settings: Settings,
+    pub brokers: String,
+    pub shared: Arc<Shared>,
+    pub producer: ProducerHandle,
+    pub calculator: Arc<CalculatorGroup>,
+    pub naive: Arc<NaiveCalculator>,
+    pub replays: Arc<Replays>,
+    pub restored: RestoredView,
+    pub tracker: TaskTracker,
+}
+
+pub struct Reset {
+    parts: Arc<Parts>,
+    running: Arc<AtomicBool>,
+}
+
+impl Reset {
+    pub fn new(parts: Parts) -> Reset {
+        Reset {
+            parts: Arc::new(parts),
+            running: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts a reset, unless one is under way; it goes on in the background.
+    pub fn start(&self) -> Result<(), String> {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return Err("a reset is under way".into());
+        }
+        let (parts, running) = (self.parts.clone(), self.running.clone());
+        self.parts.tracker.spawn(async move {
+            match run(&parts).await {
+                Ok(()) => info!("the demo was reset: a fresh topic and groups"),
+                Err(e) => {
+                    warn!("the reset failed: {e:#}");
+                    parts.shared.with_broker(|b| {
+                        b.last_error = Some(format!("the reset of the demo failed: {e:#}"))
+                    });
+                }
+            }
+            running.store(false, Ordering::SeqCst);
+        });
+        Ok(())
+    }
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !done() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{what} not within {} s",
+            LIMIT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+async fn run(p: &Parts) -> anyhow::Result<()> {
+    let shared = &p.shared;
+    let generator = shared.generator().unwrap_or_default();
+    let cmd =
+        |c: Command| async move { p.producer.send(c).await.map_err(|e| anyhow::anyhow!("{e}")) };
+    cmd(Command::Pause).await?;
+    until("the producer's deliveries", || {
+        shared.with_producer(|s| s.delivered + s.failed >= s.sent)
+    })
+    .await?;
+    p.naive.stop();
+    p.replays.stop();
+    p.calculator.set_paused(false);
+    while p.calculator.remove().await.is_ok() {}
+
+    let recreated = shared.store().recreated;
+    let admin: AdminClient<Context> = base_config(&p.brokers, &p.settings.kafka)
+        .create_with_context(Context::new(shared, ADMIN_ROLE))?;
+    let topics = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin
+        .delete_topics(&names, &opts)
+        .await
+        .context("deleting the topics")?
+    {
+        if let Err((t, e)) = r {
+            anyhow::bail!("{t} was not deleted: {e}");
+        }
+    }
+    info!(topics = ?names, "reset: topics deleted");
+    // The broker watch creates them again; the fresh topic is empty (generation is paused).
+    let (a, t, n) = (
+        Arc::new(admin),
+        p.settings.topic.clone(),
+        p.settings.partitions,
+    );
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let (a, t) = (a.clone(), t.clone());
+        let fresh = tokio::task::spawn_blocking(move || -> bool {
+            let timeout = Duration::from_secs(2);
+            (0..n).all(|p| {
+                a.inner()
+                    .fetch_watermarks(&t, p, timeout)
+                    .is_ok_and(|(lo, hi)| lo == 0 && hi == 0)
+            })
+        })
+        .await?;
+        if fresh {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the topic was not created again within {} s",
+            LIMIT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The broker watch notices a re-created topic once something had been applied; the
+    // balances start afresh here in any case (twice does no harm).
+    if shared.store().recreated == recreated {
+        shared.start_afresh(&p.restored, "the presenter reset the demo");
+    }
+    shared.naive.set(Default::default());
+    shared.replay.set(Default::default());
+    shared.outage.set(Default::default());
+    shared.reset_lessons();
+    cmd(Command::SetKeys {
+        keys: KeyStrategy::ByAccount,
+    })
+    .await?;
+    cmd(Command::SetMaxLag { max_lag: None }).await?;
+    if generator.running {
+        cmd(Command::Start).await?;
+    }
+    Ok(())
+}
