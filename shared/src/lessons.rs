@@ -88,7 +88,7 @@ impl LessonId {
     pub fn watch(self) -> &'static str {
         match self {
             LessonId::Ordering => {
-                "The ordering line above the topic lanes; the topic lanes' owners (M1, M2)."
+                "The ordering line above the topic lanes; the topic lanes' owners (M1, M2). On a fast broker two members that keep up rarely disagree: let them fall behind for 2 s and catch up."
             }
             LessonId::Delivery => {
                 "The delivery panel: records lost or read twice, and the naive balances beside the exact ones; the invariant line stays ✓."

@@ -129,6 +129,16 @@ fn Actions(id: LessonId) -> impl IntoView {
             {button("do-keys-by-account", "Keys by account (control)", vec![Command::SetKeys { keys: KeyStrategy::ByAccount }, Command::Start])}
             {button("do-add-member", "Add a member", vec![Command::AddMember])}
             {button("do-keys-random", "Random keys", vec![Command::SetKeys { keys: KeyStrategy::Random }, Command::Start])}
+            <button data-testid="do-fall-behind" disabled=off on:click=move |_| {
+                // Members that fall behind and catch up apply their partitions' backlogs one
+                // after the other, as a slow or restarted consumer does: with random keys an
+                // account's later transactions then often come first.
+                ctx.send(Command::PauseConsumption);
+                leptos::task::spawn_local(async move {
+                    gloo_timers::future::sleep(std::time::Duration::from_secs(2)).await;
+                    ctx.send(Command::ResumeConsumption);
+                });
+            }>"Let the members fall behind for 2 s"</button>
         }.into_any(),
         LessonId::Delivery => view! {
             {button("do-naive-alo", "Start the naive consumer (at-least-once)", vec![Command::Start, Command::StartNaive { delivery: Delivery::AtLeastOnce }])}
