@@ -213,7 +213,7 @@ node_wait() {
 node_stop() {
   local n=$1 sig=${2:-TERM} p
   p=$(node_pid "$n") || return 0
-  kill -"$sig" "$p"
+  kill -"$sig" "$p" 2>/dev/null || true
   for _ in $(seq 1 80); do kill -0 "$p" 2>/dev/null || { rm -f "$(node_dir "$n")/pid"; say "node $n stopped"; return 0; }; sleep 0.25; done
   kill -KILL "$p" 2>/dev/null || true; rm -f "$(node_dir "$n")/pid"; say "node $n killed after 20 s"
 }
@@ -228,9 +228,9 @@ cluster() {
       for n in 1 2 3; do node_start "$n"; done
       for n in 1 2 3; do node_wait "$n"; done
       say "cluster ready: bootstrap 127.0.0.1:$(node_port 1),127.0.0.1:$(node_port 2),127.0.0.1:$(node_port 3)" ;;
-    fresh) for n in 1 2 3; do node_stop "$n" TERM; done; rm -rf "$CLUSTER_DIR"; cluster start ;;
+    fresh) cluster stop; rm -rf "$CLUSTER_DIR"; cluster start ;;
     # All at once: the last one standing would otherwise wait for a controller quorum.
-    stop) for n in 1 2 3; do p=$(node_pid "$n") && kill -TERM "$p"; done; for n in 1 2 3; do node_stop "$n" TERM; done ;;
+    stop) for n in 1 2 3; do p=$(node_pid "$n") && { kill -TERM "$p" || true; }; done; for n in 1 2 3; do node_stop "$n" TERM; done ;;
     status)
       local up=0
       for n in 1 2 3; do

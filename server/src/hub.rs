@@ -179,7 +179,9 @@ impl Hub {
             invariant: inv.state,
             acked: inv.acked,
             own_applied: inv.applied,
-            sent: self.shared.with_producer(|p| p.sent),
+            in_flight: self
+                .shared
+                .with_producer(|p| p.sent.saturating_sub(p.delivered + p.failed)),
             naive: self.shared.naive.get(),
             replay: self.shared.replay.get(),
             dead_lettered: stats.dead_lettered,

@@ -25,9 +25,10 @@ pub fn member_id<C: ConsumerContext, K: Consumer<C>>(consumer: &K) -> Option<Str
 /// in the group until its session times out, as a crashed machine's does. (Dropping an rdkafka
 /// consumer closes it politely: it leaves the group at once.)
 ///
-/// The Rust side of the consumer (its context and queue handle, a few hundred bytes) is leaked
-/// on purpose: the queue must not be destroyed after its client. Used by the delivery lesson,
-/// a few times per class.
+/// The Rust side of the consumer is leaked on purpose (the queue handle must not be destroyed
+/// after its client): a few hundred bytes, plus its context, which keeps whatever it holds
+/// alive for good (cashflow's holds an `Arc` of the server's shared state, which lives as long
+/// as the process anyway). Used by the delivery lesson, a few times per class.
 pub fn kill<C: ConsumerContext>(consumer: rdkafka::consumer::BaseConsumer<C>) {
     let rk = consumer.client().native_ptr();
     // SAFETY: `rk` is the live client `consumer` owns; it is destroyed exactly once, here, and

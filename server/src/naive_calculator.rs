@@ -265,6 +265,10 @@ impl Lesson {
         // Only if empty (another server's lesson may use the folder).
         let _ = std::fs::remove_dir(&this.path);
         this.shared.naive.with(|n| {
+            // A newer run may have started meanwhile: its status is its own.
+            if n.group != this.group {
+                return;
+            }
             n.crash_armed = false;
             match failure {
                 Some(e) => {
@@ -448,6 +452,8 @@ impl Lesson {
     /// wins when it is read back), rewriting it whole when it has grown too long.
     fn save(&self, book: &mut NaiveBook, lines: usize) -> anyhow::Result<usize> {
         let changed = book.take_changed();
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("creating {}", self.path.display()))?;
         if lines + changed.len() > REWRITE_FACTOR * book.len() + 1024 {
             self.save_whole(book)?;
             return Ok(book.len());

@@ -73,6 +73,9 @@ impl Outages {
     /// Stops the embedded broker for `seconds`, unless an outage is under way.
     pub fn start(&self, seconds: u32) -> Result<OutageStatus, String> {
         let _one = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        if self.token.is_cancelled() {
+            return Err("the server is stopping".into());
+        }
         let Some(broker) = self.broker.clone() else {
             return Err("this server uses an external broker: stop one of its brokers instead (scripts/kafka.sh kill N on the 3-broker cluster)".into());
         };
@@ -135,10 +138,14 @@ async fn run(
     shared.outage.with(|o| {
         o.state = OutageState::Recovering;
         o.back_ms = crate::state::now_ms();
-        o.in_flight_at_back = at_back.sent - at_back.delivered - at_back.failed;
+        o.in_flight_at_back = at_back
+            .sent
+            .saturating_sub(at_back.delivered + at_back.failed);
     });
     info!(
-        in_flight = at_back.sent - at_back.delivered - at_back.failed,
+        in_flight = at_back
+            .sent
+            .saturating_sub(at_back.delivered + at_back.failed),
         "outage lesson: broker back"
     );
     // Acknowledged records of this producer once the backlog drained: the calculator must
@@ -147,8 +154,12 @@ async fn run(
     while !token.is_cancelled() {
         tick.tick().await;
         let now = counts(shared);
-        let duplicates = shared.ledger().stats().duplicate_ids - duplicates_before;
-        let failed = now.failed - before.failed;
+        let duplicates = shared
+            .ledger()
+            .stats()
+            .duplicate_ids
+            .saturating_sub(duplicates_before);
+        let failed = now.failed.saturating_sub(before.failed);
         let invariant = shared.invariant();
         // Recovered: what was waiting when the broker came back is acknowledged, generation
         // goes on, and the calculator applied every transaction acknowledged by then, each
@@ -159,7 +170,7 @@ async fn run(
         let done = target.is_some_and(|t| invariant.applied >= t);
         let broken = invariant.state == InvariantState::Broken;
         shared.outage.with(|o| {
-            o.delivered_since = now.delivered - before.delivered;
+            o.delivered_since = now.delivered.saturating_sub(before.delivered);
             o.failed = failed;
             o.duplicates = duplicates;
             if broken {

@@ -125,8 +125,9 @@ pub struct ProducerTask {
     /// `linger.ms` and `batch.size` wanted, and those the current producer was made with.
     batching: (u32, u32),
     made_with: (u32, u32),
-    /// The topic was re-created: a broker forgets the idempotent producer's sequence numbers
-    /// with it, so a new producer (a new producer id) takes over before the next send.
+    /// The topic was re-created (`Shared::recreations`): a broker forgets the idempotent
+    /// producer's sequence numbers with it, so a new producer (a new producer id) takes over
+    /// before the next send.
     renew: bool,
     burst: u64,
     credit: f64,
@@ -218,6 +219,7 @@ impl ProducerTask {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();
+        let mut recreations = self.shared.recreations();
         loop {
             tokio::select! {
                 biased;
@@ -227,9 +229,11 @@ impl ProducerTask {
                     if let Some(view) = restored.borrow_and_update().clone() {
                         self.generator.restore(&view);
                         self.epoch += 1;
-                        self.renew = true;
                     }
                 }
+                // The topic was deleted and created again: the broker forgot this producer's
+                // sequence numbers with it, so a new producer takes over before the next send.
+                Ok(()) = recreations.changed() => self.renew = true,
                 Some((account, delta, epoch)) = self.failed.recv() => {
                     // Never in Kafka, so never in the calculator's balance either.
                     if epoch == self.epoch {
@@ -263,7 +267,8 @@ impl ProducerTask {
                         continue;
                     }
                     self.replace_if_fatal().await;
-                    if self.batching != self.made_with || std::mem::take(&mut self.renew) {
+                    let renew = std::mem::take(&mut self.renew);
+                    if renew || self.batching != self.made_with {
                         self.rebatch().await;
                     }
                     if self.lag_holds() {

@@ -55,17 +55,24 @@ impl Reset {
         }
     }
 
-    /// Starts a reset, unless one is under way; it goes on in the background.
+    /// Starts a reset, unless one (or an outage) is under way; it goes on in the background.
     pub fn start(&self) -> Result<(), String> {
+        if !self.parts.shared.outage.get().finished() {
+            return Err("an outage is under way: reset once it is over".into());
+        }
         if self.running.swap(true, Ordering::SeqCst) {
             return Err("a reset is under way".into());
         }
         let (parts, running) = (self.parts.clone(), self.running.clone());
         self.parts.tracker.spawn(async move {
+            let was_running = parts.shared.generator().is_some_and(|g| g.running);
             match run(&parts).await {
                 Ok(()) => info!("the demo was reset: a fresh topic and groups"),
                 Err(e) => {
                     warn!("the reset failed: {e:#}");
+                    if was_running {
+                        let _ = parts.producer.send(Command::Start).await;
+                    }
                     parts.shared.with_broker(|b| {
                         b.last_error = Some(format!("the reset of the demo failed: {e:#}"))
                     });
@@ -106,6 +113,7 @@ async fn run(p: &Parts) -> anyhow::Result<()> {
     while p.calculator.remove().await.is_ok() {}
 
     let recreated = shared.store().recreated;
+    let had_applied = shared.ledger().next_offsets().values().any(|n| *n > 0);
     let admin: AdminClient<Context> = base_config(&p.brokers, &p.settings.kafka)
         .create_with_context(Context::new(shared, ADMIN_ROLE))?;
     let topics = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
@@ -149,15 +157,23 @@ async fn run(p: &Parts) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The broker watch notices a re-created topic once something had been applied; the
-    // balances start afresh here in any case (twice does no harm).
-    if shared.store().recreated == recreated {
+    // Once something had been applied, the broker watch notices the re-created topic (its
+    // partitions end below what was applied) and starts the balances afresh: wait for that,
+    // rather than do it here too, since its check may have read the old offsets already and
+    // would start afresh a second time, after generation resumed, losing the first records.
+    // With nothing applied it has nothing to notice, and it is done here.
+    if had_applied {
+        until("the re-created topic to be noticed", || {
+            shared.store().recreated > recreated
+        })
+        .await?;
+    } else {
         shared.start_afresh(&p.restored, "the presenter reset the demo");
     }
+    // (`start_afresh` started the lessons' checks over.)
     shared.naive.set(Default::default());
     shared.replay.set(Default::default());
     shared.outage.set(Default::default());
-    shared.reset_lessons();
     cmd(Command::SetKeys {
         keys: KeyStrategy::ByAccount,
     })

@@ -208,6 +208,8 @@ impl Shared {
             ));
         });
         restored.send_replace(Some(BTreeMap::new()));
+        // The lessons' counters start over with the balances: so do their checks.
+        self.reset_lessons();
         self.recreations.send_modify(|n| *n += 1);
     }
 

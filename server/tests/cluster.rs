@@ -7,14 +7,11 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use cashflow_shared::Transaction;
 use cashflow_shared::api::TopicView;
 use cashflow_shared::command::Command;
-use cashflow_shared::invariant::InvariantState;
-use common::{Broker, TestApp, read_topic, recompute, repo_root, spawn_app_with, unique, wait_for};
+use common::{Broker, TestApp, repo_root, settled_exactly_once, spawn_app_with, unique, wait_for};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -49,8 +46,7 @@ async fn a_leader_killed_mid_run_moves_leaders_and_loses_nothing() {
     })
     .await
     .expect("cluster");
-    let topic = unique("cluster");
-    let app = spawn_app_with(Broker::Cluster, &topic, |s| {
+    let app = spawn_app_with(Broker::Cluster, &unique("cluster"), |s| {
         s.replication_factor = 3;
         s.generator.accounts = 20;
         s.rate = cashflow::config::Rate::PerSecond(200.0);
@@ -109,44 +105,9 @@ async fn a_leader_killed_mid_run_moves_leaders_and_loses_nothing() {
         (app.shared.producer().delivered > delivered_then + 400).then_some(())
     })
     .await;
-    app.producer.send(Command::Pause).await.expect("pause");
-    let p = wait_for(WAIT, "every delivery report", || async {
-        let p = app.shared.producer();
-        (p.delivered + p.failed == p.sent).then_some(p)
-    })
-    .await;
-    assert_eq!(p.failed, 0, "{:?}", p.last_error);
-    let brokers = app.brokers.clone();
-    let t = topic.clone();
-    let records = tokio::task::spawn_blocking(move || read_topic(&brokers, &t))
-        .await
-        .expect("read");
-    let ids: HashSet<String> = records
-        .iter()
-        .map(|r| {
-            Transaction::parse(&r.payload)
-                .expect("valid")
-                .transaction_id
-        })
-        .collect();
-    assert_eq!(records.len() as u64, p.delivered, "none lost");
-    assert_eq!(ids.len(), records.len(), "none written twice");
-    let b = wait_for(WAIT, "the calculator to apply everything", || async {
-        let b = app.shared.balances(0, 10_000);
-        (b.stats.applied == p.delivered).then_some(b)
-    })
-    .await;
-    let got: std::collections::BTreeMap<u32, (i64, u64)> = b
-        .accounts
-        .iter()
-        .map(|a| (a.account, (a.balance.minor(), a.count)))
-        .collect();
-    assert_eq!(got, recompute(&records));
-    wait_for(WAIT, "the invariant to hold over every record", || async {
-        let i = app.shared.invariant();
-        (i.state == InvariantState::Holds && i.acked == p.delivered).then_some(())
-    })
-    .await;
+    let records = settled_exactly_once(&app, 0).await;
+    let delivered = app.shared.producer().delivered;
+    assert_eq!(records.len() as u64, delivered, "none lost");
 
     // Back: it catches up and rejoins every partition's in-sync replicas.
     let revived = Instant::now();
@@ -166,7 +127,7 @@ async fn a_leader_killed_mid_run_moves_leaders_and_loses_nothing() {
         "3-broker cluster: broker {victim} (leader of {led:?}) killed; leaders moved after {:.1} s; \
          {} transactions, 0 lost, 0 written twice; back in every ISR {:.1} s after its restart",
         moved_after.as_secs_f64(),
-        p.delivered,
+        delivered,
         revived.elapsed().as_secs_f64()
     );
     app.shutdown().await;

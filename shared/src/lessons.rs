@@ -210,8 +210,8 @@ pub struct Observation {
     /// The invariant's two sides: records of this run's producer acknowledged, and applied.
     pub acked: u64,
     pub own_applied: u64,
-    /// Transactions the producer has sent (acknowledged or not yet).
-    pub sent: u64,
+    /// Transactions sent and not yet acknowledged or failed.
+    pub in_flight: u64,
     pub naive: NaiveStatus,
     pub replay: ReplayStatus,
     pub dead_lettered: u64,
@@ -233,7 +233,8 @@ struct Base {
 }
 
 /// The control's window: it opens once the records produced before the switch to keys by
-/// account are applied (a random-keyed record still in flight is not the control's).
+/// account are applied (a random-keyed record still in flight is not the control's). Counters
+/// only grow within one tracker: a re-created topic starts a new tracker (the hub's epoch).
 #[derive(Clone, Copy, Debug, Default)]
 enum Window {
     #[default]
@@ -306,7 +307,9 @@ impl Tracker {
         let random = base(&mut self.random, two && spread);
         self.by_account = match (two && by_account, self.by_account) {
             (false, _) => Window::Off,
-            (true, Window::Off) => Window::Draining(o.sent),
+            // Everything acknowledged or on its way at the switch, in the same count as
+            // `own_applied` (both start over with the topic).
+            (true, Window::Off) => Window::Draining(o.acked + o.in_flight),
             (true, Window::Draining(t)) if o.own_applied >= t => Window::On(Base {
                 applied: o.applied,
                 violations: o.violations,
@@ -321,11 +324,14 @@ impl Tracker {
         if let Some(b) = random
             && !lesson.experiment.settled()
         {
-            let (n, seen) = (o.violations - b.violations, o.applied - b.applied);
+            let (n, seen) = (
+                o.violations.saturating_sub(b.violations),
+                o.applied.saturating_sub(b.applied),
+            );
             if n > 0 {
                 lesson.experiment.set(
                     CaseState::Happened,
-                    format!("{n} applied after a later transaction of the same account, {} keys, {} members", o.keys.label(), o.members),
+                    format!("{n} applied after a later transaction of the same account (keys: {}, {} members)", o.keys.label(), o.members),
                 );
             } else {
                 lesson.experiment.set(
@@ -341,7 +347,10 @@ impl Tracker {
         if let (Some(b), Some(c)) = (control, lesson.control.as_mut())
             && c.state != CaseState::Happened
         {
-            let (n, seen) = (o.violations - b.violations, o.applied - b.applied);
+            let (n, seen) = (
+                o.violations.saturating_sub(b.violations),
+                o.applied.saturating_sub(b.applied),
+            );
             if n > 0 {
                 c.set(
                     CaseState::Happened,
@@ -455,7 +464,7 @@ impl Tracker {
                     CaseState::DidNotHappen,
                     format!(
                         "the calculator went on ({} applied since) and the invariant holds: the poison moved no balance",
-                        o.applied - after
+                        o.applied.saturating_sub(after)
                     ),
                 );
             } else if !c.settled() {
@@ -572,7 +581,7 @@ mod tests {
         // was acknowledged at the switch is applied.
         o.keys = KeyStrategy::ByAccount;
         o.members = 2;
-        o.sent = 10;
+        (o.acked, o.in_flight) = (8, 2);
         t.observe(&o);
         o.violations = 6; // a random-keyed record still in flight
         o.applied = 200;

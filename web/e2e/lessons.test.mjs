@@ -113,9 +113,9 @@ test('keys and ordering, and poison pills, on the page', async () => {
     await page.click('[data-testid=stop-naive]');
     await page.waitForFunction(() => document.querySelector('[data-testid=naive]')?.dataset.state === 'Off', null, { timeout: 30000 });
 
-    // Outage: the embedded broker stops for 5 s; generation is held, then everything is
+    // Outage: the embedded broker stops for 8 s; generation is held, then everything is
     // delivered exactly once.
-    await page.fill('[data-testid=outage-seconds]', '5');
+    await page.fill('[data-testid=outage-seconds]', '8');
     await page.click('[data-testid=stop-broker]');
     await page.waitForFunction(() => document.querySelector('[data-testid=outage]')?.dataset.state === 'Down', null, { timeout: 10000 });
     await page.waitForFunction(() => document.querySelector('[data-testid=outage]')?.dataset.state === 'Recovered', null, { timeout: 60000 });

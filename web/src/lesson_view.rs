@@ -154,7 +154,7 @@ fn Actions(id: LessonId) -> impl IntoView {
         }.into_any(),
         LessonId::Outage => view! {
             {move || if embedded() {
-                button("do-outage", "Stop the broker for 5 s", vec![Command::Start, Command::StopBroker { seconds: 5 }]).into_any()
+                button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any()
             } else {
                 view! { <span>"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any()
             }}

@@ -12,7 +12,8 @@ use crate::socket::Ctx;
 pub fn OutagePanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
-    let seconds = RwSignal::new(5u32);
+    // Long enough for the broker watch (a check every 2 s, each with its time-out) to see it.
+    let seconds = RwSignal::new(10u32);
     let outage = move || {
         ctx.version.get();
         ctx.dash.with_value(|d| d.outage.clone())

@@ -108,10 +108,16 @@ impl ProducerTask {
     /// Whether back-pressure holds generation now: the calculator is `max_lag` or more of this
     /// producer's acknowledged records behind. Said in the status when it changes.
     pub(super) fn lag_holds(&mut self) -> bool {
+        // Records on their way count too: acknowledged later, they would take the lag past the
+        // limit by as many as are in flight (hundreds at 1 000 tx/s while the broker is slow).
+        let in_flight = self
+            .shared
+            .with_producer(|p| p.sent.saturating_sub(p.delivered + p.failed))
+            as i64;
         let held = self.max_lag.is_some_and(|max| {
             self.shared
                 .backpressure_lag()
-                .is_some_and(|lag| lag >= max as i64)
+                .is_some_and(|lag| lag + in_flight >= max as i64)
         });
         if held != self.held_by_lag {
             self.held_by_lag = held;

@@ -308,6 +308,58 @@ pub fn recompute(records: &[Record]) -> std::collections::BTreeMap<u32, (i64, u6
     out
 }
 
+/// After pausing generation: every delivery report in, none failed since `failed_before`;
+/// every transaction sent is in the topic once (no id twice), the balances equal the
+/// recomputation from the topic, and the invariant holds over every record. The topic's records.
+pub async fn settled_exactly_once(app: &TestApp, failed_before: u64) -> Vec<Record> {
+    const WAIT: Duration = Duration::from_secs(120);
+    app.producer
+        .send(cashflow_shared::command::Command::Pause)
+        .await
+        .expect("pause");
+    let p = wait_for(WAIT, "every delivery report", || async {
+        let p = app.shared.producer();
+        (p.delivered + p.failed == p.sent).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        p.failed, failed_before,
+        "nothing failed: {:?}",
+        p.last_error
+    );
+    let (brokers, topic) = (app.brokers.clone(), app.shared.topic.clone());
+    let records = tokio::task::spawn_blocking(move || read_topic(&brokers, &topic))
+        .await
+        .expect("read the topic");
+    let ids: std::collections::HashSet<String> = records
+        .iter()
+        .map(|r| {
+            cashflow_shared::Transaction::parse(&r.payload)
+                .expect("valid")
+                .transaction_id
+        })
+        .collect();
+    assert_eq!(ids.len(), records.len(), "none written twice");
+    let n = records.len() as u64;
+    let b = wait_for(WAIT, "the calculator to apply every record", || async {
+        let b = app.shared.balances(0, 10_000);
+        (b.stats.applied == n).then_some(b)
+    })
+    .await;
+    let got: std::collections::BTreeMap<u32, (i64, u64)> = b
+        .accounts
+        .iter()
+        .map(|a| (a.account, (a.balance.minor(), a.count)))
+        .collect();
+    assert_eq!(got, recompute(&records), "the balances are exact");
+    wait_for(WAIT, "the invariant to hold over every record", || async {
+        let i = app.shared.invariant();
+        (i.state == cashflow_shared::invariant::InvariantState::Holds && i.acked == n).then_some(())
+    })
+    .await;
+    records
+}
+
 /// One configuration value of `topic`, as the broker describes it.
 pub async fn topic_config(brokers: &str, topic: &str, name: &str) -> Option<String> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
