@@ -140,7 +140,14 @@ impl Hub {
     fn notice_lost_records(&self, since: &mut Option<(u64, u64, Instant)>) {
         let view = self.topic_view.borrow().clone();
         let next = self.shared.ledger().next_offsets();
+        // Only against ends the broker reported a moment ago: during an outage the last view
+        // is stale (records acknowledged since are beyond its ends) and nothing can be fetched,
+        // which is no loss.
+        let fresh = view.error.is_none()
+            && now_ms() - view.taken_ms < 5_000
+            && self.shared.with_broker(|b| b.reachable);
         let read_all = view.taken_ms > 0
+            && fresh
             && !self.shared.is_paused()
             && view
                 .partitions

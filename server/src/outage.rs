@@ -167,16 +167,13 @@ async fn run(
         if target.is_none() && now.delivered + now.failed >= at_back.sent && !now.held {
             target = Some(invariant.acked);
         }
-        let done = target.is_some_and(|t| invariant.applied >= t);
         let broken = invariant.state == InvariantState::Broken;
+        let done = target.is_some_and(|t| invariant.applied >= t) && !broken;
         shared.outage.with(|o| {
             o.delivered_since = now.delivered.saturating_sub(before.delivered);
             o.failed = failed;
             o.duplicates = duplicates;
-            if broken {
-                o.state = OutageState::Failed;
-                o.note = format!("the invariant broke after the outage: {}", invariant.describe());
-            } else if done {
+            if done {
                 o.recovery_ms = back.elapsed().as_millis() as u64;
                 if failed == 0 && duplicates == 0 {
                     o.state = OutageState::Recovered;
@@ -188,10 +185,14 @@ async fn run(
                 }
             } else if back.elapsed() > RECOVERY_LIMIT {
                 o.state = OutageState::Failed;
-                o.note = format!(
-                    "not recovered {} s after the broker came back",
-                    RECOVERY_LIMIT.as_secs()
-                );
+                o.note = if broken {
+                    format!("the invariant is broken: {}", invariant.describe())
+                } else {
+                    format!(
+                        "not recovered {} s after the broker came back",
+                        RECOVERY_LIMIT.as_secs()
+                    )
+                };
             }
         });
         if shared.outage.get().finished() {

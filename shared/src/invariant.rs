@@ -118,10 +118,12 @@ impl AckedPartition {
     /// The producer's record at `offset` was acknowledged, or found in the log at a restart.
     /// False (nothing counted) if it was counted already.
     pub fn add(&mut self, offset: i64, account: AccountId, delta: Money) -> bool {
-        if offset < self.next {
+        // An acknowledgement without an offset (-1: a broker answering a producer's retry of a
+        // batch it already wrote may not say where) is counted; it cannot move the cut.
+        if offset >= 0 && offset < self.next {
             return false;
         }
-        self.next = offset + 1;
+        self.next = self.next.max(offset + 1);
         let t = self.nets.entry(account).or_default();
         t.net = t.net.checked_add(delta).unwrap_or(t.net);
         t.count += 1;
@@ -371,6 +373,16 @@ mod tests {
         assert_eq!(again.totals().len(), 2);
         again.clear();
         assert!(again.totals().is_empty());
+    }
+
+    #[test]
+    fn an_acknowledgement_without_an_offset_still_counts() {
+        let mut p = AckedPartition::default();
+        assert!(p.add(5, 1, Money::from_minor(100)));
+        assert!(!p.add(5, 1, Money::from_minor(100)), "the same offset once");
+        assert!(p.add(-1, 2, Money::from_minor(7)), "no offset: counted");
+        assert_eq!(p.next, 6, "and the cut stays");
+        assert_eq!(p.nets[&2].count, 1);
     }
 
     #[test]

@@ -259,7 +259,13 @@ pub struct Tracker {
     acked_at_crash: Option<u64>,
     acked_at_poison: Option<u64>,
     acked_at_loss: Option<u64>,
+    /// Observations in a row with the invariant broken: a control turns ⚠ only once it has
+    /// stayed broken for [`BROKEN_FOR`] of them, not on a moment's reading.
+    broken_for: u32,
 }
+
+/// Observations (four a second) the invariant must stay broken to count.
+pub const BROKEN_FOR: u32 = 8;
 
 /// Whether the exact calculator has applied every transaction acknowledged up to `target`,
 /// and no account's nets disagree. (Under load the invariant is "catching up" most of the
@@ -280,6 +286,11 @@ impl Tracker {
     /// Feeds one observation; returns whether any check changed.
     pub fn observe(&mut self, o: &Observation) -> bool {
         let before = self.status.clone();
+        self.broken_for = if o.invariant == InvariantState::Broken {
+            self.broken_for.saturating_add(1)
+        } else {
+            0
+        };
         self.ordering(o);
         self.delivery(o);
         self.replay(o);
@@ -403,8 +414,9 @@ impl Tracker {
             );
         }
         let target = *self.acked_at_crash.get_or_insert(o.acked);
+        let broken = self.broken_for >= BROKEN_FOR;
         if let Some(c) = lesson.control.as_mut() {
-            if o.invariant == InvariantState::Broken {
+            if broken {
                 c.set(
                     CaseState::Happened,
                     "the exact calculator's invariant broke".into(),
@@ -453,8 +465,9 @@ impl Tracker {
         );
         let after = *self.after_poison.get_or_insert(o.applied);
         let target = *self.acked_at_poison.get_or_insert(o.acked);
+        let broken = self.broken_for >= BROKEN_FOR;
         if let Some(c) = lesson.control.as_mut() {
-            if o.invariant == InvariantState::Broken {
+            if broken {
                 c.set(
                     CaseState::Happened,
                     "the invariant broke after the poison".into(),
@@ -662,6 +675,21 @@ mod tests {
                 .detail
                 .contains("12 read twice")
         );
+    }
+
+    #[test]
+    fn a_moments_broken_reading_does_not_turn_a_control() {
+        let mut t = Tracker::default();
+        let mut o = obs();
+        o.naive.crashes = 1;
+        o.acked = 10;
+        o.invariant = InvariantState::Broken;
+        for _ in 0..BROKEN_FOR - 1 {
+            t.observe(&o);
+        }
+        assert_eq!(state(&t, LessonId::Delivery).1, Some(CaseState::NotRun));
+        t.observe(&o);
+        assert_eq!(state(&t, LessonId::Delivery).1, Some(CaseState::Happened));
     }
 
     #[test]

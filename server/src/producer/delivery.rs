@@ -68,6 +68,13 @@ impl ProducerContext for DeliveryContext {
                     t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
                     t.count += 1;
                 });
+                if msg.offset() < 0 {
+                    // Seen after a broker restart: the invariant counts it all the same.
+                    tracing::debug!(
+                        partition = msg.partition(),
+                        "acknowledged without an offset"
+                    );
+                }
                 shared.acked(msg.partition(), msg.offset(), sent.account, sent.delta);
                 shared.flow_acked(FlowDot {
                     partition: msg.partition(),

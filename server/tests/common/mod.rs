@@ -352,11 +352,19 @@ pub async fn settled_exactly_once(app: &TestApp, failed_before: u64) -> Vec<Reco
         .map(|a| (a.account, (a.balance.minor(), a.count)))
         .collect();
     assert_eq!(got, recompute(&records), "the balances are exact");
-    wait_for(WAIT, "the invariant to hold over every record", || async {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
         let i = app.shared.invariant();
-        (i.state == cashflow_shared::invariant::InvariantState::Holds && i.acked == n).then_some(())
-    })
-    .await;
+        if i.state == cashflow_shared::invariant::InvariantState::Holds && i.acked == n {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the invariant did not hold over the {n} records within {WAIT:?}: {i:?}; {}",
+            i.describe()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     records
 }
 
