@@ -173,25 +173,22 @@ impl Hub {
     }
 
     /// What the guided lessons' checks are fed.
-    fn observe(&self) -> cashflow_shared::lessons::Observation {
+    /// (From this frame's `counters`, not computed again: the invariant walks every account.)
+    fn observe(&self, c: &Counters) -> cashflow_shared::lessons::Observation {
         let g = self.shared.generator().unwrap_or_default();
-        let stats = self.shared.ledger().stats();
-        let inv = self.shared.invariant();
         let v = self.topic_view.borrow().clone();
         cashflow_shared::lessons::Observation {
             keys: g.keys,
             members: self.shared.group().members.len(),
-            applied: stats.applied,
-            violations: self.shared.ledger().ordering().violations,
-            invariant: inv.state,
-            acked: inv.acked,
-            own_applied: inv.applied,
-            in_flight: self
-                .shared
-                .with_producer(|p| p.sent.saturating_sub(p.delivered + p.failed)),
+            applied: c.ledger.applied,
+            violations: c.ordering.violations,
+            invariant: c.invariant.state,
+            acked: c.invariant.acked,
+            own_applied: c.invariant.applied,
+            in_flight: c.sent.saturating_sub(c.delivered + c.failed),
             naive: self.shared.naive.get(),
             replay: self.shared.replay.get(),
-            dead_lettered: stats.dead_lettered,
+            dead_lettered: c.ledger.dead_lettered,
             outage: self.shared.outage.get(),
             brokers: v.brokers.len(),
             replicas: v
@@ -398,7 +395,7 @@ impl Hub {
                 restarted = true;
             }
             let lessons = (restarted
-                || (ticks.is_multiple_of(5) && lessons.observe(&self.observe())))
+                || (ticks.is_multiple_of(5) && lessons.observe(&self.observe(&counters))))
             .then(|| {
                 let l = lessons.status().clone();
                 self.shared.lessons.set(l.clone());

@@ -231,21 +231,20 @@ impl ConsumerContext for Context {
 /// Deletes a lesson's consumer group once it is empty, so it does not linger in the groups
 /// panel. Failures are logged: a leftover group is harmless.
 pub async fn delete_group(
-    settings: &crate::config::Settings,
     brokers: &str,
+    extra: &[(String, String)],
     shared: &Arc<Shared>,
     group: &str,
 ) {
     use rdkafka::admin::{AdminClient, AdminOptions};
-    let admin: AdminClient<Context> = match base_config(brokers, &settings.kafka)
-        .create_with_context(Context::new(shared, ADMIN_ROLE))
-    {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(%group, %e, "cannot delete the group");
-            return;
-        }
-    };
+    let admin: AdminClient<Context> =
+        match base_config(brokers, extra).create_with_context(Context::new(shared, ADMIN_ROLE)) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(%group, %e, "cannot delete the group");
+                return;
+            }
+        };
     let opts = AdminOptions::new().request_timeout(Some(std::time::Duration::from_secs(10)));
     match admin.delete_groups(&[group], &opts).await {
         Ok(r) if r.iter().all(|r| r.is_ok()) => info!(%group, "group deleted"),

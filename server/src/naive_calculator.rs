@@ -258,7 +258,13 @@ impl Lesson {
         if let Some(e) = &failure {
             warn!(group = %this.group, "naive calculator failed: {e:#}");
         }
-        crate::kafka::delete_group(&this.settings, &this.brokers, &this.shared, &this.group).await;
+        crate::kafka::delete_group(
+            &this.brokers,
+            &this.settings.kafka,
+            &this.shared,
+            &this.group,
+        )
+        .await;
         if let Err(e) = std::fs::remove_file(this.file()) {
             warn!(file = %this.file().display(), %e, "cannot remove the naive calculator's file");
         }

@@ -94,7 +94,7 @@ impl Replays {
                     ReplayState::Failed
                 }
             };
-            crate::kafka::delete_group(&s, &b, &sh, &group).await;
+            crate::kafka::delete_group(&b, &s.kafka, &sh, &group).await;
             info!(%group, ?state, "replay over");
         });
         Ok(status)

@@ -404,20 +404,10 @@ impl NaiveStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transaction::TxType;
+    use crate::transaction::{TxType, test_tx};
 
     fn tx(account: u32, id: &str, amount: i64, ty: TxType) -> Transaction {
-        Transaction {
-            account,
-            transaction_id: id.into(),
-            transaction_type: ty,
-            amount: Money::from_minor(amount),
-            new_balance: None,
-            transaction_summary: Default::default(),
-            timestamp_ms: None,
-            producer_id: None,
-            sequence: None,
-        }
+        test_tx(account, id, ty, amount)
     }
 
     #[test]

@@ -106,20 +106,10 @@ pub fn differing(replay: &PartitionLedger, live: &PartitionLedger) -> Option<u64
 mod tests {
     use super::*;
     use crate::money::Money;
-    use crate::transaction::{Transaction, TxType};
+    use crate::transaction::{Transaction, TxType, test_tx};
 
     fn tx(account: u32, id: &str, amount: i64) -> Transaction {
-        Transaction {
-            account,
-            transaction_id: id.into(),
-            transaction_type: TxType::Credit,
-            amount: Money::from_minor(amount),
-            new_balance: None,
-            transaction_summary: Default::default(),
-            timestamp_ms: None,
-            producer_id: None,
-            sequence: None,
-        }
+        test_tx(account, id, TxType::Credit, amount)
     }
 
     #[test]

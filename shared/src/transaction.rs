@@ -164,6 +164,22 @@ impl Transaction {
     }
 }
 
+/// A transaction for tests: only the fields a test cares about.
+#[cfg(test)]
+pub(crate) fn test_tx(account: AccountId, id: &str, ty: TxType, amount: i64) -> Transaction {
+    Transaction {
+        account,
+        transaction_id: id.into(),
+        transaction_type: ty,
+        amount: Money::from_minor(amount),
+        new_balance: None,
+        transaction_summary: Default::default(),
+        timestamp_ms: None,
+        producer_id: None,
+        sequence: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
