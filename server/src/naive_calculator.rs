@@ -170,6 +170,16 @@ impl NaiveCalculator {
     }
 }
 
+impl Drop for NaiveCalculator {
+    /// Dropped without a shutdown (a test that panicked): its blocking thread must not poll on
+    /// for good, or the runtime's blocking pool never shuts down.
+    fn drop(&mut self) {
+        if let Some(c) = self.control().take() {
+            c.token.cancel();
+        }
+    }
+}
+
 /// Where the naive calculator keeps its file: beside the embedded broker's data, or in the
 /// system's temporary folder when nothing is kept.
 fn state_dir(settings: &Settings) -> PathBuf {

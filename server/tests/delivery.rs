@@ -86,11 +86,13 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     // At-least-once: saved, then killed before committing: the batch is read twice.
     let after = crash(&app, &mut ws, &before).await;
     let batch = after.last_crash.map_or(0, |c| c.batch);
-    assert_eq!(
-        (after.lost, after.doubled),
-        (0, batch),
+    // The whole batch is read again (and an earlier one too if its commit was refused, as
+    // during the rebalance that follows the restart).
+    assert!(
+        after.lost == 0 && after.doubled >= batch,
         "the whole batch is read again: {after:?}"
     );
+    let doubled = after.doubled;
 
     // At-most-once: committed, then killed before saving: the batch is lost.
     let switched = naive(
@@ -103,11 +105,11 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     let before = running(&app, 1, after.batches + 1).await;
     let after = crash(&app, &mut ws, &before).await;
     let lost = after.last_crash.map_or(0, |c| c.batch);
-    assert_eq!(
-        (after.lost, after.doubled),
-        (lost, batch),
+    assert!(
+        after.lost == lost && after.doubled >= doubled,
         "the whole batch is skipped: {after:?}"
     );
+    let doubled = after.doubled;
 
     // Once both calculators stand at the end of every partition: the naive total differs by
     // exactly what was doubled and lost, the exact one equals the recomputation.
@@ -131,7 +133,10 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     .await;
     let n = wait_for(WAIT, "the comparison at the ends", || async {
         let m = app.shared.naive.get();
-        (m.batches == n.batches && m.count_difference == batch as i64 - lost as i64).then_some(m)
+        (m.batches == n.batches
+            && m.count_difference == m.doubled as i64 - m.lost as i64
+            && m.doubled == doubled)
+            .then_some(m)
     })
     .await;
     assert_ne!(n.net_difference, cashflow_shared::Money::ZERO, "{n:?}");
@@ -151,7 +156,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     let i = app.shared.invariant();
     assert_eq!(i.state, InvariantState::Holds, "{i:?}");
     println!(
-        "{broker:?}: at-least-once crash doubled {batch}, at-most-once crash lost {lost}; naive total off by {} over {} accounts",
+        "{broker:?}: at-least-once crash doubled {doubled} (batch {batch}), at-most-once crash lost {lost}; naive total off by {} over {} accounts",
         n.net_difference, n.differing_accounts
     );
 
