@@ -280,7 +280,10 @@ impl Calculator {
             };
         }
         let (reason, refused) = match Transaction::parse(msg.payload().unwrap_or_default()) {
-            Ok(tx) => match shared.ledger().apply(&tx, pos) {
+            Ok(tx) => match shared
+                .ledger()
+                .apply_keyed(&tx, pos, keyed_by_account(msg, tx.account))
+            {
                 Outcome::Applied {
                     balance,
                     producer_agrees: Some(false),
@@ -329,4 +332,12 @@ impl Calculator {
             }),
         })
     }
+}
+
+/// Whether the record's Kafka key is its account's number, as keys by account write it.
+fn keyed_by_account(msg: &BorrowedMessage<'_>, account: cashflow_shared::AccountId) -> bool {
+    msg.key()
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .and_then(|k| k.parse::<cashflow_shared::AccountId>().ok())
+        == Some(account)
 }

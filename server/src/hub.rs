@@ -182,6 +182,7 @@ impl Hub {
             members: self.shared.group().members.len(),
             applied: c.ledger.applied,
             violations: c.ordering.violations,
+            keyed_violations: c.ordering.keyed_violations,
             invariant: c.invariant.state,
             acked: c.invariant.acked,
             own_applied: c.invariant.applied,

@@ -191,6 +191,11 @@ impl LedgerStore {
         self.write().apply(tx, pos)
     }
 
+    /// See [`Ledger::apply_keyed`].
+    pub fn apply_keyed(&self, tx: &Transaction, pos: Position, keyed: bool) -> Outcome {
+        self.write().apply_keyed(tx, pos, keyed)
+    }
+
     /// See [`Ledger::dead_letter_pending`].
     pub fn dead_letter_pending(&self, pos: Position, refused: Option<&Transaction>) -> bool {
         self.write().dead_letter_pending(pos, refused)

@@ -115,6 +115,20 @@ async fn keys_decide_ordering(broker: Broker) {
         .map(|a| (a.account, (a.balance.minor(), a.count)))
         .collect();
     assert_eq!(got, recompute(&records));
+
+    // Back to keys by account while records of both strategies are still being applied: the
+    // control case's count (records keyed by account late after one keyed by account) stays 0,
+    // whatever the random-keyed records did.
+    keys(&app, KeyStrategy::ByAccount).await;
+    app.producer.send(Command::Start).await.expect("start");
+    let before = app.shared.ledger().ordering();
+    wait_for(WAIT, "more by-account records applied", || async {
+        (app.shared.ledger().ordering().checked > before.checked + 2_000).then_some(())
+    })
+    .await;
+    let after = app.shared.ledger().ordering();
+    assert!(after.violations > 0, "{after:?}");
+    assert_eq!(after.keyed_violations, 0, "{after:?}");
     app.shutdown().await;
 }
 

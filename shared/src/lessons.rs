@@ -206,6 +206,8 @@ pub struct Observation {
     pub members: usize,
     pub applied: u64,
     pub violations: u64,
+    /// Of them, records keyed by account late after one keyed by account too (the control's).
+    pub keyed_violations: u64,
     pub invariant: InvariantState,
     /// The invariant's two sides: records of this run's producer acknowledged, and applied.
     pub acked: u64,
@@ -230,10 +232,11 @@ pub struct Observation {
 struct Base {
     applied: u64,
     violations: u64,
+    keyed_violations: u64,
 }
 
 /// The control's window: it opens once the records produced before the switch to keys by
-/// account are applied (a random-keyed record still in flight is not the control's). Counters
+/// account are applied, so that it counts records made under keys by account. Counters
 /// only grow within one tracker: a re-created topic starts a new tracker (the hub's epoch).
 #[derive(Clone, Copy, Debug, Default)]
 enum Window {
@@ -311,6 +314,7 @@ impl Tracker {
                 *b = Some(Base {
                     applied: o.applied,
                     violations: o.violations,
+                    keyed_violations: o.keyed_violations,
                 });
             }
             *b
@@ -324,6 +328,7 @@ impl Tracker {
             (true, Window::Draining(t)) if o.own_applied >= t => Window::On(Base {
                 applied: o.applied,
                 violations: o.violations,
+                keyed_violations: o.keyed_violations,
             }),
             (true, w) => w,
         };
@@ -358,8 +363,11 @@ impl Tracker {
         if let (Some(b), Some(c)) = (control, lesson.control.as_mut())
             && c.state != CaseState::Happened
         {
+            // Only records keyed by account late after one keyed by account: a record sent
+            // earlier under another key and applied late is not the control's (the window's
+            // drain misses one whose count was not in yet).
             let (n, seen) = (
-                o.violations.saturating_sub(b.violations),
+                o.keyed_violations.saturating_sub(b.keyed_violations),
                 o.applied.saturating_sub(b.applied),
             );
             if n > 0 {
@@ -620,11 +628,22 @@ mod tests {
         t.observe(&o);
         assert_eq!(state(&t, LessonId::Ordering).0, CaseState::Happened);
         assert!(t.status().get(LessonId::Ordering).unwrap().done());
-        // A violation later under by-account keys turns the control.
+        // Back to keys by account: a random-keyed record applied late (its count missed by the
+        // drain) does not turn the control; a record keyed by account late after another
+        // keyed by account does.
         o.keys = KeyStrategy::ByAccount;
         t.observe(&o);
         t.observe(&o);
         o.violations = 9;
+        o.applied = 700;
+        t.observe(&o);
+        assert_eq!(
+            state(&t, LessonId::Ordering).1,
+            Some(CaseState::DidNotHappen)
+        );
+        assert!(t.status().get(LessonId::Ordering).unwrap().done());
+        o.violations = 10;
+        o.keyed_violations = 1;
         t.observe(&o);
         assert_eq!(state(&t, LessonId::Ordering).1, Some(CaseState::Happened));
         assert!(!t.status().get(LessonId::Ordering).unwrap().done());

@@ -131,6 +131,11 @@ pub struct OrderingStats {
     pub worst: Option<(AccountId, u64)>,
     /// Records with a sequence number seen (the producer's; other producers write none).
     pub checked: u64,
+    /// Records keyed by their account applied after a later record of the same account that
+    /// was keyed by its account too. Whatever other keys did before, this stays 0 while Kafka
+    /// keeps each partition in order: the ordering lesson's control case counts these.
+    #[serde(default)]
+    pub keyed_violations: u64,
 }
 
 /// Per producer and account, the highest sequence number applied; per account, the records
@@ -138,17 +143,33 @@ pub struct OrderingStats {
 /// account are not out of order with each other.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderWatch {
-    highest: BTreeMap<(u64, AccountId), u64>,
+    /// Per producer and account: the highest sequence applied, and the highest of the records
+    /// keyed by account (0: none yet; sequences start at 1).
+    highest: BTreeMap<(u64, AccountId), (u64, u64)>,
     late: BTreeMap<AccountId, u64>,
     stats: OrderingStats,
 }
 
 impl OrderWatch {
-    /// A record of `account` with `sequence`, written by `producer`, was applied.
-    pub fn applied(&mut self, producer: Option<&str>, account: AccountId, sequence: u64) {
+    /// A record of `account` with `sequence`, written by `producer`, was applied; `keyed`: its
+    /// Kafka key was the account's own.
+    pub fn applied(
+        &mut self,
+        producer: Option<&str>,
+        account: AccountId,
+        sequence: u64,
+        keyed: bool,
+    ) {
         self.stats.checked += 1;
         let who = crate::ledger::id_digest(producer.unwrap_or_default());
-        let highest = self.highest.entry((who, account)).or_insert(sequence);
+        let (highest, highest_keyed) = self.highest.entry((who, account)).or_insert((sequence, 0));
+        if keyed {
+            if sequence < *highest_keyed {
+                self.stats.keyed_violations += 1;
+            } else {
+                *highest_keyed = sequence;
+            }
+        }
         if sequence >= *highest {
             *highest = sequence;
             return;
@@ -235,20 +256,26 @@ mod tests {
         let mut w = OrderWatch::default();
         let a = Some("cashflow-a");
         for s in [1, 2, 3, 5] {
-            w.applied(a, 1, s);
+            w.applied(a, 1, s, true);
         }
         assert_eq!(w.stats().violations, 0);
         // 4 comes after 5: one violation; an equal number is not.
-        w.applied(a, 1, 4);
-        w.applied(a, 1, 5);
-        w.applied(a, 2, 9);
-        w.applied(a, 2, 1);
-        w.applied(a, 2, 2);
+        w.applied(a, 1, 4, true);
+        w.applied(a, 1, 5, true);
+        // Account 2: 9 came with a random key; 1 and 2, keyed by account, are late but only
+        // after a record that was not keyed by account (records of an earlier key strategy).
+        w.applied(a, 2, 9, false);
+        w.applied(a, 2, 1, true);
+        w.applied(a, 2, 2, true);
         // Another producer numbers its own records of the same account: not out of order.
-        w.applied(Some("cashflow-b"), 2, 1);
-        w.applied(Some("cashflow-b"), 2, 2);
+        w.applied(Some("cashflow-b"), 2, 1, true);
+        w.applied(Some("cashflow-b"), 2, 2, true);
         let s = w.stats();
         assert_eq!((s.violations, s.accounts, s.checked), (3, 2, 11));
+        assert_eq!(
+            s.keyed_violations, 1,
+            "only 4 after 5, both keyed by account"
+        );
         assert_eq!(s.worst, Some((2, 2)));
         assert_eq!(w.violations_of(1), 1);
         w.clear();

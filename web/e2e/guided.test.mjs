@@ -98,13 +98,13 @@ test('every lesson of the guided panel turns ✓ from the data', async () => {
     await page.click('[data-testid=do-max-lag-off]');
 
     for (const id of ['ordering', 'delivery', 'replay', 'poison', 'outage', 'back_pressure']) {
-      assert.equal(await page.getAttribute(`[data-testid=lesson-${id}]`, 'data-done'), 'true', `${id} done`);
-      // What each check showed (the numbers of the run, for the record).
+      // What each check showed (the numbers of the run, for the record, and why one failed).
       await page.click(`[data-testid=lesson-${id}]`);
       for (const kind of ['check', 'control']) {
         const text = await page.evaluate((t) => document.querySelector(`[data-testid=${t}]`)?.textContent ?? '', `${kind}-${id}`);
         if (text) console.log(`LESSON ${id} ${kind}: ${text}`);
       }
+      assert.equal(await page.getAttribute(`[data-testid=lesson-${id}]`, 'data-done'), 'true', `${id} done`);
     }
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(ARTIFACTS, `guided-all${suffix}.png`) });

@@ -211,6 +211,12 @@ impl Ledger {
 
     /// Applies one (already validated) transaction read at `pos`.
     pub fn apply(&mut self, tx: &Transaction, pos: Position) -> Outcome {
+        self.apply_keyed(tx, pos, false)
+    }
+
+    /// [`apply`](Self::apply), knowing whether the record's Kafka key was its account's (for
+    /// the ordering lesson's control: see [`crate::ordering::OrderingStats::keyed_violations`]).
+    pub fn apply_keyed(&mut self, tx: &Transaction, pos: Position, keyed: bool) -> Outcome {
         let opening = self.opening;
         let out = self.part_mut(pos.partition).apply(tx, pos.offset, opening);
         if matches!(out, Outcome::Applied { .. }) {
@@ -230,7 +236,7 @@ impl Ledger {
             self.home.insert(tx.account, pos.partition);
             if let Some(sequence) = tx.sequence {
                 self.order
-                    .applied(tx.producer_id.as_deref(), tx.account, sequence);
+                    .applied(tx.producer_id.as_deref(), tx.account, sequence, keyed);
             }
             if tx.producer_id.is_some() && tx.producer_id.as_deref() == self.producer.as_deref() {
                 let e = self.own_totals.entry(tx.account).or_default();
