@@ -8,6 +8,9 @@
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
+#   scripts/kafka.sh tool CLASS ARGS…   run one of Kafka's tools (e.g.
+#                             org.apache.kafka.tools.ConsumerPerformance, the class behind
+#                             kafka-consumer-perf-test) with the resolved jars
 # A 3-broker cluster (the outage and replication lesson), each node broker and controller,
 # replication factor 3 and min.insync.replicas=2 by default; ports CLUSTER_PORT+1..3 (default
 # 29190: 29191-29193), controllers +100; data in ~/.cache/cashflow/cluster-CLUSTER_PORT:
@@ -46,8 +49,12 @@ pid() { [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null && cat "$DI
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
+# Tests start brokers often and load them lightly: the quick C1 JIT and the serial collector.
+# Benchmarks (KAFKA_BENCH=1) get the JVM's defaults, as a production broker would.
 java_run() {
-  java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  local jit=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1)
+  [ "${KAFKA_BENCH:-0}" = 1 ] && jit=()
+  java -Xms"$HEAP" -Xmx"$HEAP" "${jit[@]}" \
     -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$(cat "$CP_FILE")" "$@"
 }
 
@@ -246,6 +253,7 @@ case "${1:-}" in
   cluster) cluster "${2:-start}" ;;
   revive) check_node "${2:-}"; node_start "$2"; node_wait "$2" ;;
   fetch) fetch ;;
+  tool) shift; fetch; KAFKA_BENCH=1 HEAP=${KAFKA_TOOL_HEAP:-1g} java_run "$@" ;;
   start) start ;;
   fresh) stop TERM; rm -rf "$DIR/data"; start ;;
   stop) stop TERM ;;

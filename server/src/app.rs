@@ -91,6 +91,9 @@ impl App {
                 ..Default::default()
             },
         ));
+        if settings.calculator_paused {
+            shared.set_paused(true);
+        }
         if let Some(n) = settings.test_fail_calculator_after {
             shared
                 .test_fail_after

@@ -143,7 +143,9 @@ struct Batch {
     records: u64,
     /// Produce → applied of the records applied since the last flush (ms), at most [`BATCH`].
     latencies: Vec<i64>,
-    last_flush: Option<std::time::Instant>,
+    /// When the last flush was, and the time of the batch being handled (ms since the epoch).
+    last_flush_ms: i64,
+    now_ms: i64,
 }
 
 const BATCH: usize = 1024;
@@ -206,6 +208,13 @@ impl Handler for Calculator {
     fn tick(&mut self) {
         self.flush();
     }
+
+    fn batch(&mut self, _records: usize, now_ms: i64) {
+        self.batch.now_ms = now_ms;
+        if now_ms - self.batch.last_flush_ms >= 100 {
+            self.flush();
+        }
+    }
 }
 
 impl Calculator {
@@ -219,19 +228,16 @@ impl Calculator {
             && let Some(ts) = msg.timestamp().to_millis()
             && b.latencies.len() < BATCH
         {
-            b.latencies.push(crate::state::now_ms() - ts);
+            b.latencies.push(b.now_ms - ts);
         }
-        let due = b
-            .last_flush
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-        if b.records as usize >= BATCH || due {
+        if b.records as usize >= BATCH {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
         let b = &mut self.batch;
-        b.last_flush = Some(std::time::Instant::now());
+        b.last_flush_ms = b.now_ms;
         if b.records == 0 {
             return;
         }

@@ -44,6 +44,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub rate: Rate,
     pub paused: bool,
+    /// The balance calculator starts with its fetching paused.
+    pub calculator_paused: bool,
     pub generator: GeneratorSettings,
     pub opening_balance: Money,
     pub group_prefix: String,

@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::config::Settings;
 use crate::consume::{Handler, RateLimitedLog, Role, Verdict, consume};
-use crate::state::Shared;
+use crate::state::{RECENT_CAPACITY, Shared};
 
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {
     let text = match msg.payload().map(Transaction::parse) {
@@ -58,6 +58,7 @@ pub async fn run(
     let logger = Logger {
         shared: shared.clone(),
         lines: RateLimitedLog::new(50),
+        unseen: 0,
     };
     consume(
         (&settings, &brokers, &shared),
@@ -74,10 +75,23 @@ pub async fn run(
 struct Logger {
     shared: Arc<Shared>,
     lines: RateLimitedLog,
+    /// Records of the current batch that newer ones of the same batch push out of the feed
+    /// before anyone could read it: counted, not described.
+    unseen: usize,
 }
 
 impl Handler for Logger {
+    fn batch(&mut self, records: usize, _now_ms: i64) {
+        self.unseen = records.saturating_sub(RECENT_CAPACITY);
+    }
+
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
+        if self.unseen > 0 {
+            self.unseen -= 1;
+            self.lines.held_back(1);
+            self.shared.skip_recent(1);
+            return Verdict::Done;
+        }
         let line = describe(msg);
         let (show, held) = self.lines.admit();
         if let Some(n) = held {

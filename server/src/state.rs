@@ -464,6 +464,11 @@ impl Shared {
         r.push_front((seq, line));
     }
 
+    /// `n` records the feed would have pushed out at once: counted, never kept.
+    pub fn skip_recent(&self, n: u64) {
+        self.recent_seq.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Newest first.
     pub fn recent(&self, limit: usize) -> Vec<LogLine> {
         lock(&self.recent)

@@ -22,20 +22,22 @@ fn bucket(ms: i64) -> usize {
     if ms < 10 {
         return ms.max(0) as usize;
     }
-    let (mut lo, mut hi) = (10, BUCKETS - 1);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if upper(mid) >= ms {
-            hi = mid
-        } else {
-            lo = mid + 1
-        }
-    }
-    lo
+    // A search over the bounds computed once (each record costs one, at any rate).
+    let bounds = bounds();
+    (10 + bounds[10..].partition_point(|&b| b < ms)).min(BUCKETS - 1)
+}
+
+fn bounds() -> &'static [i64; BUCKETS] {
+    static BOUNDS: std::sync::OnceLock<[i64; BUCKETS]> = std::sync::OnceLock::new();
+    BOUNDS.get_or_init(|| std::array::from_fn(compute_upper))
 }
 
 /// The highest value a bucket holds (what a percentile falling in it reports).
 fn upper(b: usize) -> i64 {
+    bounds()[b.min(BUCKETS - 1)]
+}
+
+fn compute_upper(b: usize) -> i64 {
     if b < 10 {
         return b as i64;
     }
@@ -65,7 +67,8 @@ impl LatencyWindow {
             *slot = (sec, [0; BUCKETS], 0);
         }
         let l = latency_ms.max(0);
-        slot.1[bucket(l)] = slot.1[bucket(l)].saturating_add(1);
+        let b = &mut slot.1[bucket(l)];
+        *b = b.saturating_add(1);
         slot.2 = slot.2.max(l);
     }
 

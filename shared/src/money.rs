@@ -138,8 +138,18 @@ impl<'de> Deserialize<'de> for Money {
                 if !v.is_finite() || v.abs() >= 1e15 {
                     return Err(E::custom(MoneyError::OutOfRange(v.to_string())));
                 }
+                // Fast path: below 1e13 an f64's spacing is under a cent, so at most one
+                // whole number of cents reads back to `v`; if `cents / 100` does, that is the
+                // decimal the sender wrote (the slow path below would find the same).
+                if v.abs() < 1e13 {
+                    let cents = (v * 100.0).round();
+                    if cents / 100.0 == v {
+                        return Ok(Money(cents as i64));
+                    }
+                }
                 // `Display` for f64 prints the shortest text that reads back to the same
-                // number, i.e. the decimal the sender wrote; parse that text exactly.
+                // number, i.e. the decimal the sender wrote; parse that text exactly (and
+                // refuse more than two decimals with the reason).
                 v.to_string().parse().map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
@@ -172,6 +182,38 @@ mod tests {
             "99999999999999999999".parse::<Money>(),
             Err(MoneyError::OutOfRange(_))
         ));
+    }
+
+    #[test]
+    fn json_numbers_read_as_their_decimal_text() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        for _ in 0..200_000 {
+            let whole: i64 = match rng.random_range(0..3) {
+                0 => rng.random_range(0..100),
+                1 => rng.random_range(0..10_000_000),
+                // Up to 10^11 (balances are bounded by 1000 × MAX_AMOUNT): with four decimals
+                // that is 15 digits, which serde_json reads as the nearest f64.
+                _ => rng.random_range(0..100_000_000_000),
+            };
+            let decimals = rng.random_range(0..5usize);
+            let frac: u64 = rng.random_range(0..10u64.pow(decimals as u32));
+            let text = if decimals == 0 {
+                whole.to_string()
+            } else {
+                format!("{whole}.{frac:0decimals$}")
+            };
+            // The fast path agrees with the shortest-text path, value or refusal; and where
+            // an f64 holds the text exactly (15 significant digits), with the text itself.
+            let number = serde_json::from_str::<Money>(&text).ok();
+            let f: f64 = text.parse().unwrap();
+            let shortest = f.to_string().parse::<Money>().ok();
+            assert_eq!(number, shortest, "{text}");
+            let digits = text.chars().filter(char::is_ascii_digit).count();
+            if digits <= 15 {
+                assert_eq!(number, text.parse::<Money>().ok(), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Cli {
     /// Start with generation paused.
     #[arg(long, env = "CASHFLOW_PAUSED")]
     pub paused: bool,
+    /// Start with the balance calculator's fetching paused (it joins its group and holds its
+    /// partitions; resume it from the page): lag from the first second, or a benchmark's start.
+    #[arg(long, env = "CASHFLOW_CALCULATOR_PAUSED")]
+    pub calculator_paused: bool,
     /// Number of accounts (1 to 1000).
     #[arg(long, env = "CASHFLOW_ACCOUNTS", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -192,6 +196,7 @@ impl Cli {
             listen: self.listen,
             rate: self.rate,
             paused: self.paused,
+            calculator_paused: self.calculator_paused,
             generator,
             opening_balance: self.opening_balance,
             group_prefix: self.group_prefix,

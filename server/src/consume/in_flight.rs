@@ -66,6 +66,39 @@ impl InFlight {
     }
 }
 
+/// Offsets of handled records not stored yet: the highest per partition, stored together in
+/// one call (a call per record costs a topic-partition list and a topic handle each).
+#[derive(Default)]
+pub(super) struct Stored {
+    pending: Vec<(i32, i64)>,
+}
+
+impl Stored {
+    /// The record at `offset` of `partition` was handled (in consumption order).
+    pub(super) fn note(&mut self, partition: i32, offset: i64) {
+        match self.pending.iter_mut().find(|(p, _)| *p == partition) {
+            Some(e) => e.1 = e.1.max(offset),
+            None => self.pending.push((partition, offset)),
+        }
+    }
+
+    pub(super) fn flush<C: ConsumerContext>(&mut self, consumer: &StreamConsumer<C>, topic: &str) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::with_capacity(self.pending.len());
+        for (p, o) in self.pending.drain(..) {
+            // The next record to read, as `store_offset` stores it.
+            if let Err(e) = tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(o + 1)) {
+                warn!(%e, partition = p, offset = o, "could not store an offset");
+            }
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            warn!(%e, "could not store offsets");
+        }
+    }
+}
+
 pub(super) fn store<C: ConsumerContext>(
     consumer: &StreamConsumer<C>,
     topic: &str,

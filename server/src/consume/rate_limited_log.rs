@@ -20,6 +20,11 @@ impl RateLimitedLog {
         }
     }
 
+    /// `n` events not logged at all (counted in the next "held back").
+    pub fn held_back(&mut self, n: u64) {
+        self.suppressed += n;
+    }
+
     /// Whether to log this event; `Some(n)` as the second value when `n` were held back
     /// in the window that just ended.
     pub fn admit(&mut self) -> (bool, Option<u64>) {

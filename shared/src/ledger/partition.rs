@@ -1,51 +1,79 @@
 //! One partition's state: each account's net and count from that partition's records, the next
 //! offset, the counters and the duplicate-id window.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use super::{AccountState, LedgerStats, Outcome, id_digest};
 use crate::invariant::Own;
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
-/// Digests of the transaction ids at the last `width` offsets of a partition.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Digests of the transaction ids at the last `width` offsets of a partition, as a map from
+/// digest to the newest offset it was seen at: a lookup and an insert a record, no per-record
+/// eviction (entries that fell out of the window are ignored, and swept once the map holds
+/// twice the width). The digests are xxh3 hashes already, so the map hashes them with Fx (one
+/// multiply), not SipHash.
+#[derive(Clone, Debug, Default)]
 pub(super) struct IdWindow {
-    pub(super) entries: VecDeque<(i64, u64)>,
-    counts: HashMap<u64, u32>,
+    last: HashMap<u64, i64, rustc_hash::FxBuildHasher>,
+    /// The newest offset pushed (`observe` adds only beyond it).
+    pub(super) newest: Option<i64>,
+    /// The partition's window width (for equality).
+    width: i64,
 }
 
 impl IdWindow {
-    /// Forgets ids at offsets below `from`.
-    fn evict_below(&mut self, from: i64) {
-        while let Some(&(o, d)) = self.entries.front() {
-            if o >= from {
-                break;
-            }
-            self.entries.pop_front();
-            if let Some(c) = self.counts.get_mut(&d) {
-                *c -= 1;
-                if *c == 0 {
-                    self.counts.remove(&d);
-                }
-            }
+    /// Whether `digest` was seen at an offset at or after `from`.
+    fn contains(&self, digest: u64, from: i64) -> bool {
+        self.last.get(&digest).is_some_and(|o| *o >= from)
+    }
+
+    fn new(width: i64) -> Self {
+        IdWindow {
+            width,
+            ..IdWindow::default()
         }
     }
 
-    fn contains(&self, digest: u64) -> bool {
-        self.counts.contains_key(&digest)
+    /// `digest` at `offset`; `from` is where the window starts now, `width` its width.
+    fn push(&mut self, offset: i64, digest: u64, from: i64, width: i64) {
+        let o = self.last.entry(digest).or_insert(offset);
+        *o = (*o).max(offset);
+        self.newest = Some(self.newest.map_or(offset, |n| n.max(offset)));
+        if self.last.len() as i64 > 2 * width + 64 {
+            self.last.retain(|_, o| *o >= from);
+        }
     }
 
-    fn push(&mut self, offset: i64, digest: u64) {
-        self.entries.push_back((offset, digest));
-        *self.counts.entry(digest).or_default() += 1;
+    /// Entries still in a window starting at `from`.
+    #[cfg(test)]
+    pub(super) fn len_from(&self, from: i64) -> usize {
+        self.last.values().filter(|o| **o >= from).count()
     }
 
     fn clear(&mut self) {
-        self.entries.clear();
-        self.counts.clear();
+        self.last.clear();
+        self.newest = None;
     }
 }
+
+/// Two windows are equal when they know the same ids at the same offsets within `width` of
+/// the newest (what is swept, and when, is not part of the state).
+impl PartialEq for IdWindow {
+    fn eq(&self, other: &Self) -> bool {
+        let live = |w: &IdWindow| -> std::collections::BTreeSet<(u64, i64)> {
+            let from = w.newest.map_or(0, |n| n - w.width + 1);
+            w.last
+                .iter()
+                .filter(|(_, o)| **o >= from)
+                .map(|(d, o)| (*d, *o))
+                .collect()
+        };
+        self.newest == other.newest && self.width == other.width && live(self) == live(other)
+    }
+}
+
+impl Eq for IdWindow {}
 
 /// The state of one partition: everything its records below `next_offset` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +109,7 @@ impl PartitionLedger {
             accounts,
             stats,
             window_width: window_width.max(1),
-            window: IdWindow::default(),
+            window: IdWindow::new(window_width.max(1)),
             unconfirmed: 0,
             own: Own::default(),
         }
@@ -151,15 +179,12 @@ impl PartitionLedger {
         if offset >= self.next_offset || offset < self.window_start() {
             return;
         }
-        if self
-            .window
-            .entries
-            .back()
-            .is_some_and(|(o, _)| *o >= offset)
-        {
+        if self.window.newest.is_some_and(|o| o >= offset) {
             return; // observed already (the window only grows at its end)
         }
-        self.window.push(offset, id_digest(id));
+        let from = self.window_start();
+        self.window
+            .push(offset, id_digest(id), from, self.window_width);
     }
 
     /// Forgets the id window (the records it came from are being re-read).
@@ -168,10 +193,19 @@ impl PartitionLedger {
     }
 
     /// Whether the transaction `id` at `offset` would be refused as a duplicate.
-    pub fn is_duplicate(&mut self, offset: i64, id: &str) -> bool {
+    pub fn is_duplicate(&self, offset: i64, id: &str) -> bool {
+        self.is_duplicate_digest(offset, id_digest(id))
+    }
+
+    fn is_duplicate_digest(&self, offset: i64, digest: u64) -> bool {
         self.window
-            .evict_below(offset.saturating_sub(self.window_width));
-        self.window.contains(id_digest(id))
+            .contains(digest, offset.saturating_sub(self.window_width))
+    }
+
+    /// Adds the id at `offset` (the newest record) to the window.
+    fn remember(&mut self, offset: i64, digest: u64) {
+        let from = (offset + 1).saturating_sub(self.window_width);
+        self.window.push(offset, digest, from, self.window_width);
     }
 
     /// Applies one (already validated) transaction read at `offset`. The partition's view of
@@ -183,22 +217,26 @@ impl PartitionLedger {
             self.stats.replayed += 1;
             return Outcome::Replayed;
         }
-        if self.is_duplicate(offset, &tx.transaction_id) {
+        let digest = id_digest(&tx.transaction_id);
+        if self.is_duplicate_digest(offset, digest) {
             return Outcome::DuplicateId;
         }
-        let mut state = self.accounts.get(&tx.account).copied().unwrap_or_default();
+        let state = self.accounts.entry(tx.account).or_default();
         let Some((net, balance)) = state
             .balance
             .checked_add(tx.delta())
             .and_then(|net| Some((net, net.checked_add(opening)?)))
         else {
+            if state.count == 0 {
+                self.accounts.remove(&tx.account);
+            }
             return Outcome::Overflow;
         };
-        self.next_offset = offset + 1;
-        self.window.push(offset, id_digest(&tx.transaction_id));
         state.balance = net;
         state.count += 1;
-        self.accounts.insert(tx.account, state);
+        let state = *state;
+        self.next_offset = offset + 1;
+        self.remember(offset, digest);
         self.stats.applied += 1;
         self.own
             .count(tx.producer_id.as_deref(), tx.account, tx.delta());
@@ -227,7 +265,7 @@ impl PartitionLedger {
             } else {
                 self.stats.overflows += 1;
             }
-            self.window.push(offset, id_digest(&tx.transaction_id));
+            self.remember(offset, id_digest(&tx.transaction_id));
         }
         self.next_offset = offset + 1;
         self.stats.dead_lettered += 1;
