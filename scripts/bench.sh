@@ -41,7 +41,7 @@ rows=$(mktemp)
 run() { # run NAME ENV… : one bench binary; its ROW lines are kept
   local name=$1; shift
   say "$name ${*}"
-  env "$@" cargo bench -p cashflow -q --bench "$name" 2>&1 | tee /dev/stderr | grep '^ROW ' >>"$rows" || {
+  env "$@" cargo bench -p cashflow -q --bench "$name" 2>&1 | tee -a /dev/stderr | grep '^ROW ' >>"$rows" || {
     say "$name failed"; exit 1; }
 }
 

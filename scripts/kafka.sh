@@ -51,10 +51,11 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 # Tests start brokers often and load them lightly: the quick C1 JIT and the serial collector.
 # Benchmarks (KAFKA_BENCH=1) get the JVM's defaults, as a production broker would.
+jvm_flags() { [ "${KAFKA_BENCH:-0}" = 1 ] || echo "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"; }
+
 java_run() {
-  local jit=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1)
-  [ "${KAFKA_BENCH:-0}" = 1 ] && jit=()
-  java -Xms"$HEAP" -Xmx"$HEAP" "${jit[@]}" \
+  # shellcheck disable=SC2046 # the flags are words
+  java -Xms"$HEAP" -Xmx"$HEAP" $(jvm_flags) \
     -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$(cat "$CP_FILE")" "$@"
 }
 
@@ -121,7 +122,7 @@ start() {
       -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; exit 1; }
   fi
   say "starting on 127.0.0.1:$PORT (log: $DIR/server.log)"
-  nohup bash -c "exec java -Xms$HEAP -Xmx$HEAP -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  nohup bash -c "exec java -Xms$HEAP -Xmx$HEAP $(jvm_flags) \
     -Dlog4j2.configurationFile='$here/kafka/log4j2.properties' -cp '$(cat "$CP_FILE")' \
     kafka.Kafka '$DIR/server.properties'" >"$DIR/server.log" 2>&1 </dev/null &
   echo $! >"$DIR/pid"

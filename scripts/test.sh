@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, unit and property tests, the pipeline against Apache Kafka 4.x
 # (started here by scripts/kafka.sh) and the embedded broker, the CLI, the WebSocket bridge, the
-# Python client interop, the page build, the page logic as wasm, and the page end to end in
-# headless chromium. Exits non-zero on the first failure.
+# Python client interop, the benchmark command at small sizes, the page build, the page logic as
+# wasm, and the page end to end in headless chromium. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}
@@ -44,6 +44,11 @@ step "Python client interop (confluent-kafka)"
 # The cashflow binary cargo test just built (a separate `cargo build` would resolve features
 # differently and rebuild every dependency).
 python3 server/tests/interop.py "$target/debug/cashflow"
+
+step "benchmark command, small (release; its own broker on 19292)"
+# The command that writes BENCHMARKS.md, at small sizes, so it cannot rot: each figure beside its
+# peer, and the calculator's balances checked against the recomputation.
+scripts/bench.sh --small
 
 step "page build"
 trunk build --release

@@ -89,7 +89,9 @@ fn committed(c: &BaseConsumer, topic: &str) -> i64 {
 fn fill(brokers: &str, topic: &str, n: u64) -> BTreeMap<AccountId, i64> {
     let t0 = Instant::now();
     let mut records = Vec::new();
-    let expected = generate(n, |a, json| records.push((a.to_string(), json.into_bytes())));
+    let expected = generate(n, |a, json| {
+        records.push((a.to_string(), json.into_bytes()))
+    });
     common::write_records(brokers, topic, records);
     println!(
         "filled {topic} with {n} records in {:.1} s",
@@ -171,7 +173,10 @@ fn python(root: &Path, brokers: &str, topic: &str, n: u64) -> Option<(f64, i128)
     if !out.status.success() {
         eprintln!(
             "python peer: {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }
@@ -219,7 +224,11 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
             "100",
         ],
     );
-    let at = args.iter().position(|a| a == "--group-prefix").expect("flag") + 1;
+    let at = args
+        .iter()
+        .position(|a| a == "--group-prefix")
+        .expect("flag")
+        + 1;
     args[at] = prefix.clone();
     for (k, v) in FETCH.iter().chain(&[("fetch.wait.max.ms", "500")]) {
         args.extend(["-X".to_string(), format!("{k}={v}")]);
@@ -288,7 +297,10 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
         if committed(&group, topic) >= n as i64 {
             break Instant::now();
         }
-        assert!(Instant::now() < deadline, "the committed offsets never reached the end");
+        assert!(
+            Instant::now() < deadline,
+            "the committed offsets never reached the end"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let all_applied = all_applied.unwrap_or(committed_at);
@@ -342,7 +354,11 @@ async fn main() {
             "--embedded-listen".into(),
             "127.0.0.1:0".into(),
         ]);
-        (host.kafka.clone(), "embedded (nisshi)".to_string(), Some(Host(host)))
+        (
+            host.kafka.clone(),
+            "embedded (nisshi)".to_string(),
+            Some(Host(host)),
+        )
     } else {
         (wanted, "Apache Kafka".to_string(), None)
     };
@@ -379,5 +395,8 @@ async fn main() {
             (false, _) => "NO",
         }
     );
-    assert!(calc.exact, "the calculator's balances differ from the recomputation");
+    assert!(
+        calc.exact,
+        "the calculator's balances differ from the recomputation"
+    );
 }

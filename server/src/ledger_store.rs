@@ -12,7 +12,7 @@ use cashflow_shared::api::{AccountBalance, AccountTotals, Balances};
 use cashflow_shared::invariant::Applied;
 use cashflow_shared::ledger::{AccountState, LedgerStats, PartitionLedger, Position};
 use cashflow_shared::naive::{NaiveBook, PartitionDiff, compare};
-use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction};
+use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction, TxFields};
 
 pub struct LedgerStore {
     ledger: RwLock<Ledger>,
@@ -192,7 +192,7 @@ impl LedgerStore {
     }
 
     /// See [`Ledger::apply_keyed`].
-    pub fn apply_keyed(&self, tx: &Transaction, pos: Position, keyed: bool) -> Outcome {
+    pub fn apply_keyed(&self, tx: &impl TxFields, pos: Position, keyed: bool) -> Outcome {
         self.write().apply_keyed(tx, pos, keyed)
     }
 

@@ -276,6 +276,40 @@ fn restorer<'a>(
 
 /// Restores every partition of the topic before anything is consumed or produced. Returns the
 /// producer's view of every account, or `None` if cancelled.
+/// Commits, for the calculator's group, each partition's position after the restore where it
+/// is past the group's commit: else the consumer starts at the old commit and skips, one by one,
+/// every record the restore just applied (the whole topic, on a fresh group). Everything below
+/// the position was handled: applied by the restore, or dead-lettered before the old commit
+/// (the restore stops at the first record still to dead-letter). Kafka takes a commit from
+/// outside only while the group has no members (another instance, or the last run's member
+/// until its session ends); then the consumer skips as before.
+fn commit_restored(
+    consumer: &Reader,
+    topic: &str,
+    wanted: &BTreeMap<i32, (Option<i64>, i64)>,
+    shared: &Shared,
+) {
+    use rdkafka::consumer::CommitMode;
+    let mut tpl = TopicPartitionList::new();
+    for (p, (_, commit)) in wanted {
+        let next = shared.ledger().next_offset(*p);
+        if next > *commit
+            && let Err(e) = tpl.add_partition_offset(topic, *p, Offset::Offset(next))
+        {
+            warn!(partition = p, %e, "cannot commit the restored position");
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => info!(partitions = tpl.count(), "committed the restored positions"),
+        Err(e) => {
+            info!(%e, "restored positions not committed (the group has members): the consumer skips what the restore applied")
+        }
+    }
+}
+
 pub fn restore_all(
     settings: &Settings,
     brokers: &str,
@@ -336,6 +370,7 @@ pub fn restore_all(
         states.push((p, part.state));
     }
     shared.ledger().install(states);
+    commit_restored(&r.consumer, &settings.topic, &wanted, shared);
     r.report(true);
     crate::state_store::log_restore(&r.progress);
     // The view applied the tail for every account; the producer keeps the generator's.

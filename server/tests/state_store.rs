@@ -215,6 +215,55 @@ on_both_brokers!(
 
 /// A snapshot in a format this build does not know is not guessed at: that partition is
 /// replayed, the others still come from their snapshots, and the balances are exact.
+/// A new group on a full topic (another calculator's snapshots in the changelog, nothing
+/// committed): the restore applies snapshot plus tail and commits that position, so the
+/// consumer starts at the end instead of reading every record again only to skip it.
+async fn a_new_group_reads_the_topic_once(broker: Broker) {
+    let topic = unique("once");
+    let dir = std::env::temp_dir().join(unique("cashflow-once"));
+    let tweak = store_settings(dir.clone());
+    let app = spawn_app_with(broker, &topic, tweak.clone()).await;
+    let total = 5 * N as u64 * 6;
+    app.producer
+        .send(Command::Burst { count: total })
+        .await
+        .expect("burst");
+    wait_applied(&app, total).await;
+    let before: Balances = get(&app, "/api/balances").await;
+    app.shutdown().await;
+
+    let other = |s: &mut Settings| {
+        tweak(s);
+        s.group_prefix = format!("{}-other", s.group_prefix);
+    };
+    let app = spawn_app_with(broker, &topic, other).await;
+    restored(&app).await;
+    let group = format!("cashflow-{topic}-other-balance");
+    wait_for(WAIT, "the calculator to hold every partition", || async {
+        let g = app.shared.group();
+        (g.members.iter().map(|m| m.partitions.len()).sum::<usize>() == 6).then_some(())
+    })
+    .await;
+    let after: Balances = get(&app, "/api/balances").await;
+    assert_eq!(by_account(&after), by_account(&before));
+    assert_eq!(after.next_offsets, before.next_offsets);
+    // The new group's commit is the restored position, and no record was read twice.
+    let committed = common::committed_offsets(&app.brokers, &group, &topic, 6);
+    assert_eq!(committed, before.next_offsets, "committed for {group}");
+    assert_eq!(
+        after.stats.replayed, 0,
+        "records read again by the consumer"
+    );
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+on_both_brokers!(
+    apache_kafka_a_new_group_reads_the_topic_once,
+    embedded_a_new_group_reads_the_topic_once,
+    a_new_group_reads_the_topic_once
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_snapshot_format_falls_back_to_replay() {
     let topic = unique("format");

@@ -91,6 +91,182 @@ pub enum ParseError {
     Invalid(String),
 }
 
+/// What the ledger reads of a transaction, from the owned [`Transaction`] or the borrowed
+/// [`TransactionRef`] the balance calculator parses without allocating.
+pub trait TxFields {
+    fn account(&self) -> AccountId;
+    fn id(&self) -> &str;
+    fn tx_type(&self) -> TxType;
+    fn amount(&self) -> Money;
+    fn new_balance(&self) -> Option<Money>;
+    fn producer(&self) -> Option<&str>;
+    fn sequence(&self) -> Option<u64>;
+
+    /// The signed effect on the balance: credits add, debits subtract.
+    fn delta(&self) -> Money {
+        match self.tx_type() {
+            TxType::Credit => self.amount(),
+            TxType::Debit => Money::from_minor(-self.amount().minor()),
+        }
+    }
+}
+
+impl TxFields for Transaction {
+    fn account(&self) -> AccountId {
+        self.account
+    }
+    fn id(&self) -> &str {
+        &self.transaction_id
+    }
+    fn tx_type(&self) -> TxType {
+        self.transaction_type
+    }
+    fn amount(&self) -> Money {
+        self.amount
+    }
+    fn new_balance(&self) -> Option<Money> {
+        self.new_balance
+    }
+    fn producer(&self) -> Option<&str> {
+        self.producer_id.as_deref()
+    }
+    fn sequence(&self) -> Option<u64> {
+        self.sequence
+    }
+}
+
+/// The same record as [`Transaction`], read in place: the strings borrow the record (unless
+/// they hold escapes) and `transaction_summary` is checked for its shape, not kept. The
+/// balance calculator's hot path; [`TransactionRef::to_owned`] makes the owned one for the
+/// rare record that is refused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TransactionRef<'a> {
+    pub account: AccountId,
+    #[serde(borrow)]
+    pub transaction_id: std::borrow::Cow<'a, str>,
+    pub transaction_type: TxType,
+    pub amount: Money,
+    #[serde(default)]
+    pub new_balance: Option<Money>,
+    #[serde(default)]
+    transaction_summary: SummaryShape,
+    #[serde(default)]
+    pub timestamp_ms: Option<i64>,
+    #[serde(default, borrow)]
+    pub producer_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub sequence: Option<u64>,
+}
+
+/// A `transaction_summary` read for its shape only (an object of counts), as
+/// [`Transaction`]'s map would be, without keeping it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SummaryShape;
+
+impl<'de> Deserialize<'de> for SummaryShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SummaryShape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<SummaryShape, A::Error> {
+                while m.next_entry::<std::borrow::Cow<'de, str>, u64>()?.is_some() {}
+                Ok(SummaryShape)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl TransactionRef<'_> {
+    /// Decodes and validates one Kafka record value, with [`Transaction::parse`]'s rules and
+    /// errors.
+    pub fn parse(bytes: &[u8]) -> Result<TransactionRef<'_>, ParseError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(ParseError::TooLarge(bytes.len()));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
+        let tx: TransactionRef<'_> =
+            serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
+        validate(&tx)?;
+        Ok(tx)
+    }
+
+    /// The owned transaction (its summary re-read from `bytes`, the record it came from).
+    pub fn to_owned(&self, bytes: &[u8]) -> Transaction {
+        Transaction::parse(bytes).unwrap_or_else(|_| Transaction {
+            account: self.account,
+            transaction_id: self.transaction_id.to_string(),
+            transaction_type: self.transaction_type,
+            amount: self.amount,
+            new_balance: self.new_balance,
+            transaction_summary: BTreeMap::new(),
+            timestamp_ms: self.timestamp_ms,
+            producer_id: self.producer_id.as_deref().map(str::to_owned),
+            sequence: self.sequence,
+        })
+    }
+}
+
+impl TxFields for TransactionRef<'_> {
+    fn account(&self) -> AccountId {
+        self.account
+    }
+    fn id(&self) -> &str {
+        &self.transaction_id
+    }
+    fn tx_type(&self) -> TxType {
+        self.transaction_type
+    }
+    fn amount(&self) -> Money {
+        self.amount
+    }
+    fn new_balance(&self) -> Option<Money> {
+        self.new_balance
+    }
+    fn producer(&self) -> Option<&str> {
+        self.producer_id.as_deref()
+    }
+    fn sequence(&self) -> Option<u64> {
+        self.sequence
+    }
+}
+
+/// The rules beyond the JSON shape, for both forms.
+fn validate(tx: &impl TxFields) -> Result<(), ParseError> {
+    let invalid = |m: String| Err(ParseError::Invalid(m));
+    let amount = tx.amount();
+    if !amount.is_positive() {
+        return invalid(format!("amount must be positive, got {amount}"));
+    }
+    if amount > MAX_AMOUNT {
+        return invalid(format!("amount {amount} exceeds the limit {MAX_AMOUNT}"));
+    }
+    let id = tx.id();
+    if id.trim().is_empty() {
+        return invalid("empty transaction_id".into());
+    }
+    if id.len() > MAX_ID_LEN {
+        return invalid(format!("transaction_id longer than {MAX_ID_LEN} bytes"));
+    }
+    if tx.producer().is_some_and(|p| p.len() > MAX_ID_LEN) {
+        return invalid(format!("producer_id longer than {MAX_ID_LEN} bytes"));
+    }
+    if let Some(b) = tx.new_balance()
+        && b.minor()
+            .checked_abs()
+            .is_none_or(|a| a > MAX_AMOUNT.minor() * 1000)
+    {
+        return invalid(format!("new_balance {b} out of range"));
+    }
+    Ok(())
+}
+
 impl Transaction {
     /// The summary key the original uses for an account.
     pub fn summary_key(account: AccountId) -> String {
@@ -99,10 +275,7 @@ impl Transaction {
 
     /// The signed effect on the balance: credits add, debits subtract.
     pub fn delta(&self) -> Money {
-        match self.transaction_type {
-            TxType::Credit => self.amount,
-            TxType::Debit => Money::from_minor(-self.amount.minor()),
-        }
+        TxFields::delta(self)
     }
 
     /// The per-account sequence number the producer wrote, if it wrote one.
@@ -125,37 +298,7 @@ impl Transaction {
     }
 
     pub fn validate(&self) -> Result<(), ParseError> {
-        let invalid = |m: String| Err(ParseError::Invalid(m));
-        if !self.amount.is_positive() {
-            return invalid(format!("amount must be positive, got {}", self.amount));
-        }
-        if self.amount > MAX_AMOUNT {
-            return invalid(format!(
-                "amount {} exceeds the limit {MAX_AMOUNT}",
-                self.amount
-            ));
-        }
-        if self.transaction_id.trim().is_empty() {
-            return invalid("empty transaction_id".into());
-        }
-        if self.transaction_id.len() > MAX_ID_LEN {
-            return invalid(format!("transaction_id longer than {MAX_ID_LEN} bytes"));
-        }
-        if self
-            .producer_id
-            .as_ref()
-            .is_some_and(|p| p.len() > MAX_ID_LEN)
-        {
-            return invalid(format!("producer_id longer than {MAX_ID_LEN} bytes"));
-        }
-        if let Some(b) = self.new_balance
-            && b.minor()
-                .checked_abs()
-                .is_none_or(|a| a > MAX_AMOUNT.minor() * 1000)
-        {
-            return invalid(format!("new_balance {b} out of range"));
-        }
-        Ok(())
+        validate(self)
     }
 
     pub fn to_json(&self) -> String {
@@ -183,6 +326,73 @@ pub(crate) fn test_tx(account: AccountId, id: &str, ty: TxType, amount: i64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_borrowed_form_accepts_and_refuses_exactly_as_the_owned_one() {
+        let good = r#"{"account":17,"transaction_id":"17-Credit-x","transaction_type":"Credit","amount":12.34,"new_balance":220.59,"transaction_summary":{"Transactions for Customer ID 17":5},"timestamp_ms":1764000000000,"producer_id":"cashflow-ab","sequence":5}"#;
+        let cases = [
+            good.to_string(),
+            // The original's message: no producer, sequence or timestamp.
+            r#"{"account": 3, "transaction_id": "3-Debit-1", "transaction_type": "Debit", "amount": 7, "new_balance": 93.0, "transaction_summary": {"Transactions for Customer ID 3": 1}}"#.into(),
+            // Escapes in the strings (not borrowable: owned inside the Cow).
+            good.replace("17-Credit-x", r#"17-Cr\u00e9dit-\"x\""#),
+            good.replace("cashflow-ab", r"cash\nflow"),
+            // Unknown fields are ignored by both.
+            good.replace(r#""sequence":5"#, r#""sequence":5,"extra":[1,2]"#),
+            // Refused by both, each for its reason.
+            "not json".into(),
+            good.replace(r#""amount":12.34"#, r#""amount":-1"#),
+            good.replace(r#""amount":12.34"#, r#""amount":1.234"#),
+            good.replace(r#""amount":12.34"#, r#""amount":"12.34""#),
+            good.replace(r#""Credit","#, r#""Refund","#),
+            good.replace(r#"{"Transactions for Customer ID 17":5}"#, r#""five""#),
+            good.replace(r#"{"Transactions for Customer ID 17":5}"#, r#"{"Transactions for Customer ID 17":-5}"#),
+            good.replace(r#""17-Credit-x""#, r#""  ""#),
+            good.replace(r#""17-Credit-x""#, &format!(r#""{}""#, "x".repeat(MAX_ID_LEN + 1))),
+            good.replace(r#""account":17,"#, ""),
+            good.replace(r#""account":17"#, r#""account":-17"#),
+            good.replace("220.59", "1e300"),
+        ];
+        for case in &cases {
+            let owned = Transaction::parse(case.as_bytes());
+            let borrowed = TransactionRef::parse(case.as_bytes());
+            match (&owned, &borrowed) {
+                (Ok(o), Ok(b)) => {
+                    assert_eq!(
+                        (
+                            o.account,
+                            o.id(),
+                            o.delta(),
+                            o.new_balance,
+                            o.producer(),
+                            o.sequence,
+                            o.timestamp_ms
+                        ),
+                        (
+                            b.account,
+                            b.id(),
+                            b.delta(),
+                            b.new_balance,
+                            b.producer(),
+                            b.sequence,
+                            b.timestamp_ms
+                        ),
+                        "{case}"
+                    );
+                    assert_eq!(&b.to_owned(case.as_bytes()), o, "{case}");
+                }
+                (Err(o), Err(b)) => assert_eq!(
+                    std::mem::discriminant(o),
+                    std::mem::discriminant(b),
+                    "{case}: {o} / {b}"
+                ),
+                _ => panic!("{case}: owned {owned:?}, borrowed {borrowed:?}"),
+            }
+        }
+        // In place: the id borrows the record when it holds no escapes.
+        let b = TransactionRef::parse(good.as_bytes()).unwrap();
+        assert!(matches!(b.transaction_id, std::borrow::Cow::Borrowed(_)));
+    }
 
     const ORIGINAL: &str = r#"{
         "account": 3,
@@ -298,7 +508,13 @@ mod tests {
             let at = at % m.len();
             m[at] = byte;
             m.truncate(cut.max(1).min(m.len()));
-            let _ = Transaction::parse(&m);
+            // …and the borrowed form the calculator reads agrees, record for record.
+            let owned = Transaction::parse(&m);
+            let borrowed = TransactionRef::parse(&m);
+            proptest::prop_assert_eq!(owned.is_ok(), borrowed.is_ok());
+            if let (Ok(o), Ok(b)) = (owned, borrowed) {
+                proptest::prop_assert_eq!(b.to_owned(&m), o);
+            }
         }
     }
 }

@@ -498,6 +498,30 @@ pub fn write_records(
     p.flush(Duration::from_secs(120)).expect("flush");
 }
 
+/// `group`'s committed offsets on partitions `0..partitions` of `topic` (those committed).
+pub fn committed_offsets(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("offsets client");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .filter_map(|e| Some((e.partition(), e.offset().to_raw().filter(|o| *o >= 0)?)))
+        .collect()
+}
+
 /// Arguments for the real binary on `brokers` and `topic` (its own group prefix), then `extra`.
 pub fn server_args(brokers: &str, topic: &str, extra: &[&str]) -> Vec<String> {
     [

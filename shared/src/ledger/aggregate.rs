@@ -10,7 +10,7 @@ use super::{
 use crate::invariant::Applied;
 use crate::money::Money;
 use crate::ordering::{OrderWatch, OrderingStats};
-use crate::transaction::{AccountId, Transaction};
+use crate::transaction::{AccountId, Transaction, TxFields};
 
 /// The partitions this process holds, and the accounts' totals across them.
 #[derive(Clone, Debug)]
@@ -210,17 +210,17 @@ impl Ledger {
     }
 
     /// Applies one (already validated) transaction read at `pos`.
-    pub fn apply(&mut self, tx: &Transaction, pos: Position) -> Outcome {
+    pub fn apply(&mut self, tx: &impl TxFields, pos: Position) -> Outcome {
         self.apply_keyed(tx, pos, false)
     }
 
     /// [`apply`](Self::apply), knowing whether the record's Kafka key was its account's (for
     /// the ordering lesson's control: see [`crate::ordering::OrderingStats::keyed_violations`]).
-    pub fn apply_keyed(&mut self, tx: &Transaction, pos: Position, keyed: bool) -> Outcome {
+    pub fn apply_keyed(&mut self, tx: &impl TxFields, pos: Position, keyed: bool) -> Outcome {
         let opening = self.opening;
         let out = self.part_mut(pos.partition).apply(tx, pos.offset, opening);
         if matches!(out, Outcome::Applied { .. }) {
-            let t = self.totals.entry(tx.account).or_insert(AccountState {
+            let t = self.totals.entry(tx.account()).or_insert(AccountState {
                 balance: opening,
                 count: 0,
             });
@@ -233,13 +233,13 @@ impl Ledger {
             if t.count == 1 {
                 self.balance_sum += i128::from(before);
             }
-            self.home.insert(tx.account, pos.partition);
-            if let Some(sequence) = tx.sequence {
+            self.home.insert(tx.account(), pos.partition);
+            if let Some(sequence) = tx.sequence() {
                 self.order
-                    .applied(tx.producer_id.as_deref(), tx.account, sequence, keyed);
+                    .applied(tx.producer(), tx.account(), sequence, keyed);
             }
-            if tx.producer_id.is_some() && tx.producer_id.as_deref() == self.producer.as_deref() {
-                let e = self.own_totals.entry(tx.account).or_default();
+            if tx.producer().is_some() && tx.producer() == self.producer.as_deref() {
+                let e = self.own_totals.entry(tx.account()).or_default();
                 e.0 = e.0.saturating_add(tx.delta().minor());
                 e.1 += 1;
             }

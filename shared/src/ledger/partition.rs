@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{AccountState, LedgerStats, Outcome, id_digest};
 use crate::invariant::Own;
 use crate::money::Money;
-use crate::transaction::{AccountId, Transaction};
+use crate::transaction::{AccountId, Transaction, TxFields};
 
 /// Digests of the transaction ids at the last `width` offsets of a partition, as a map from
 /// digest to the newest offset it was seen at: a lookup and an insert a record, no per-record
@@ -45,6 +45,51 @@ impl IdWindow {
         }
     }
 
+    /// Records `digest` at `offset` unless it was seen at or after `from` (then `None` and
+    /// nothing changes): one hash probe for the check and the insert. `Some(undo)` lets the
+    /// caller take the insert back.
+    fn insert_unless_within(&mut self, digest: u64, offset: i64, from: i64) -> Option<Undo> {
+        use std::collections::hash_map::Entry;
+        let before = match self.last.entry(digest) {
+            Entry::Occupied(o) if *o.get() >= from => return None,
+            Entry::Occupied(mut o) => Some(o.insert(offset)),
+            Entry::Vacant(v) => {
+                v.insert(offset);
+                None
+            }
+        };
+        let undo = Undo {
+            digest,
+            before,
+            newest: self.newest,
+        };
+        self.newest = Some(self.newest.map_or(offset, |n| n.max(offset)));
+        Some(undo)
+    }
+
+    /// Takes back an [`insert_unless_within`](Self::insert_unless_within).
+    fn undo(&mut self, undo: Undo) {
+        match undo.before {
+            Some(o) => self.last.insert(undo.digest, o),
+            None => self.last.remove(&undo.digest),
+        };
+        self.newest = undo.newest;
+    }
+
+    /// Sweeps entries before `from` once the map holds twice the window.
+    fn sweep(&mut self, from: i64, width: i64) {
+        if self.last.len() as i64 > 2 * width + 64 {
+            self.last.retain(|_, o| *o >= from);
+        }
+    }
+
+    /// Whether `digest` was seen at or after `from` and before `offset`.
+    fn contains_before(&self, digest: u64, from: i64, offset: i64) -> bool {
+        self.last
+            .get(&digest)
+            .is_some_and(|o| *o >= from && *o < offset)
+    }
+
     /// Entries still in a window starting at `from`.
     #[cfg(test)]
     pub(super) fn len_from(&self, from: i64) -> usize {
@@ -55,6 +100,13 @@ impl IdWindow {
         self.last.clear();
         self.newest = None;
     }
+}
+
+/// What [`IdWindow::undo`] needs.
+struct Undo {
+    digest: u64,
+    before: Option<i64>,
+    newest: Option<i64>,
 }
 
 /// Two windows are equal when they know the same ids at the same offsets within `width` of
@@ -212,35 +264,37 @@ impl PartitionLedger {
     /// the account (`opening` + its net here) is what the producer's `new_balance` is checked
     /// against. A duplicate or an overflow changes nothing: the caller dead-letters the record
     /// and then records that with [`dead_letter`](Self::dead_letter).
-    pub fn apply(&mut self, tx: &Transaction, offset: i64, opening: Money) -> Outcome {
+    pub fn apply(&mut self, tx: &impl TxFields, offset: i64, opening: Money) -> Outcome {
         if offset < self.next_offset {
             self.stats.replayed += 1;
             return Outcome::Replayed;
         }
-        let digest = id_digest(&tx.transaction_id);
-        if self.is_duplicate_digest(offset, digest) {
+        let digest = id_digest(tx.id());
+        // One probe decides "duplicate" and records the id (taken back on an overflow).
+        let from = offset.saturating_sub(self.window_width);
+        let Some(undo) = self.window.insert_unless_within(digest, offset, from) else {
             return Outcome::DuplicateId;
-        }
-        let state = self.accounts.entry(tx.account).or_default();
+        };
+        let state = self.accounts.entry(tx.account()).or_default();
         let Some((net, balance)) = state
             .balance
             .checked_add(tx.delta())
             .and_then(|net| Some((net, net.checked_add(opening)?)))
         else {
             if state.count == 0 {
-                self.accounts.remove(&tx.account);
+                self.accounts.remove(&tx.account());
             }
+            self.window.undo(undo);
             return Outcome::Overflow;
         };
         state.balance = net;
         state.count += 1;
         let state = *state;
         self.next_offset = offset + 1;
-        self.remember(offset, digest);
+        self.window.sweep(from, self.window_width);
         self.stats.applied += 1;
-        self.own
-            .count(tx.producer_id.as_deref(), tx.account, tx.delta());
-        let producer_agrees = tx.new_balance.map(|nb| nb == balance);
+        self.own.count(tx.producer(), tx.account(), tx.delta());
+        let producer_agrees = tx.new_balance().map(|nb| nb == balance);
         if producer_agrees == Some(false) {
             self.stats.mismatches += 1;
         }
@@ -260,7 +314,11 @@ impl PartitionLedger {
             return false;
         }
         if let Some(tx) = refused {
-            if self.is_duplicate(offset, &tx.transaction_id) {
+            let from = offset.saturating_sub(self.window_width);
+            if self
+                .window
+                .contains_before(id_digest(&tx.transaction_id), from, offset)
+            {
                 self.stats.duplicate_ids += 1;
             } else {
                 self.stats.overflows += 1;

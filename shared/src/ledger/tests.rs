@@ -164,9 +164,17 @@ fn refuses_overflow() {
     let mut l = Ledger::new(Money::from_minor(i64::MAX - 1));
     let a = tx(1, "a", TxType::Credit, 5, None);
     assert_eq!(l.apply(&a, at(0, 0)), Outcome::Overflow);
+    // Refused twice (a restore, then the live consumer), it stays an overflow, not a duplicate
+    // of itself: the refused apply left no trace in the id window.
+    assert_eq!(l.apply(&a, at(0, 0)), Outcome::Overflow);
     assert!(l.dead_letter(at(0, 0), Some(&a)));
     assert_eq!(l.account(1).count, 0);
     assert_eq!(l.stats().overflows, 1);
+    assert_eq!(l.stats().duplicate_ids, 0);
+    // Its id is in the window now: the same transaction again is a duplicate.
+    assert_eq!(l.apply(&a, at(0, 1)), Outcome::DuplicateId);
+    assert!(l.dead_letter(at(0, 1), Some(&a)));
+    assert_eq!(l.stats().duplicate_ids, 1);
 }
 
 #[test]
@@ -480,7 +488,7 @@ fn a_copy_with_some_accounts_keeps_offsets_window_and_counters() {
             o as i64,
         );
     }
-    let mut v = p.copy_with_accounts(|a| a <= 1000);
+    let v = p.copy_with_accounts(|a| a <= 1000);
     assert_eq!(v.accounts().keys().copied().collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!((v.next_offset(), v.stats()), (p.next_offset(), p.stats()));
     // Its id window came along: a repeat of t1 is a duplicate there too.
