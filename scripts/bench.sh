@@ -21,6 +21,7 @@ only() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 
 if [ "$small" = 1 ]; then
   calc_apache=200000 calc_embedded=20000
+  export BENCH_PERF_RUNS=1
 else
   calc_apache=10000000 calc_embedded=1000000
 fi
@@ -64,11 +65,13 @@ section=$(mktemp)
   if grep -q '^ROW calculator' "$rows"; then
     echo "### Balance calculator against Kafka's own consumer"
     echo
-    echo "Records per second over a pre-filled topic (6 partitions, 1 000 accounts, ~230-byte records), all"
-    echo "three with the same fetch settings. cashflow: the release binary with snapshots on, from its first"
-    echo "resume of its paused calculator (its first fetch) until the committed offsets reach the end (in brackets: until the last is"
-    echo "applied); the perf tool: \`fetch.nMsg.sec\`; Python: confluent-kafka, \`consume(1000)\`, the same"
-    echo "arithmetic. Ratios are cashflow / peer."
+    echo "Records per second over a pre-filled topic (6 partitions, 1 000 accounts, ~230-byte records),"
+    echo "all three with the same fetch settings. cashflow: the release binary with snapshots on, its"
+    echo "calculator started paused while the topic was filled, timed from the resume (its first fetch)"
+    echo "until the group's committed offsets reach the end (in brackets: until the last record is"
+    echo "applied), balances then compared with a recomputation. kafka-consumer-perf-test: its"
+    echo "\`fetch.nMsg.sec\`, the median of three runs. Python: confluent-kafka, \`consume(1000)\`, the"
+    echo "same arithmetic, offsets stored after processing. Ratios are cashflow / peer."
     echo
     echo "| broker | records | cashflow | kafka-consumer-perf-test | ratio | Python confluent-kafka | ratio | balances exact |"
     echo "|---|---|---|---|---|---|---|---|"
