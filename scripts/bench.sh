@@ -32,7 +32,7 @@ python3 -c 'import confluent_kafka' 2>/dev/null || {
 }
 
 say "building the release binary and the benchmarks"
-cargo bench -p cashflow --no-run -q >&2
+cargo bench -p cashflow --no-run -q --bench calculator >&2
 
 say "starting the benchmark broker on 127.0.0.1:$KAFKA_PORT"
 "$here/kafka.sh" start >&2

@@ -226,11 +226,7 @@ pub async fn consume(
     let catch_up = handler.catch_up();
     let topic = settings.topic.as_str();
     let consumer: StreamConsumer<Context> = consumer_config(brokers, &settings.kafka, &group)
-        .create_with_context(Context {
-            shared: shared.clone(),
-            role,
-            member,
-        })?;
+        .create_with_context(Context::member(shared, role, member))?;
     if !until_ready(&mut ready, &token).await {
         return Ok(());
     }
@@ -279,24 +275,34 @@ pub async fn consume(
             }
             m = stream.next() => m,
         };
-        // The first record woke the loop; the rest of the batch is what is ready now.
+        // The first record woke the loop; the rest of the batch is what is ready now. (A
+        // revocation before the first record purged that partition's queued records.)
         let mut error = None;
         match first {
             Some(Ok(m)) => batch.push(m),
             Some(Err(e)) => error = Some(e),
             None => break,
         }
+        consumer.context().take_revoked();
         while error.is_none() && !batch.is_empty() && batch.len() < MAX_BATCH {
             match stream.next().now_or_never() {
                 Some(Some(Ok(m))) => batch.push(m),
                 Some(Some(Err(e))) => error = Some(e),
+                // Empty, or a rebalance (or other event) served: the batch ends there.
                 _ => break,
             }
+        }
+        // A revocation served while gathering ended the gathering; the records already taken
+        // from the revoked partitions are not this member's to handle any more.
+        let revoked = consumer.context().take_revoked();
+        if !revoked.is_empty() {
+            batch.retain(|m| !revoked.contains(&m.partition()));
         }
         if !batch.is_empty() {
             handler.batch(batch.len(), crate::state::now_ms());
         }
-        for msg in batch.drain(..) {
+        let size = batch.len();
+        for (i, msg) in batch.drain(..).enumerate() {
             let mut backoff = Duration::from_millis(200);
             let verdict = loop {
                 let (partition, until) = match handler.handle(&msg) {
@@ -313,7 +319,11 @@ pub async fn consume(
                     r = tokio::task::spawn_blocking(move || c.catch_up(partition, until)) => r,
                 };
                 match result.map_err(anyhow::Error::from).and_then(|r| r) {
-                    Ok(()) => backoff = Duration::from_millis(200),
+                    Ok(()) => {
+                        backoff = Duration::from_millis(200);
+                        // The catch-up took a while: the rest of the batch gets a fresh clock.
+                        handler.batch(size - i, crate::state::now_ms());
+                    }
                     Err(e) => {
                         warn!("{role}: catching up failed: {e:#}; retrying");
                         tokio::select! {

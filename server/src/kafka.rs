@@ -126,16 +126,31 @@ pub struct Context {
     pub role: &'static str,
     /// Which member of the balance calculator's group this client is (0: none).
     pub member: u32,
+    /// Partitions revoked since the consume loop last asked (see [`Context::take_revoked`]).
+    revoked: Arc<std::sync::Mutex<Vec<i32>>>,
 }
 
 impl Context {
     /// A client that is not one of the balance calculator's members.
     pub fn new(shared: &Arc<Shared>, role: &'static str) -> Context {
+        Context::member(shared, role, 0)
+    }
+
+    /// Member `member` of the balance calculator's group (0: another consumer).
+    pub fn member(shared: &Arc<Shared>, role: &'static str, member: u32) -> Context {
         Context {
             shared: shared.clone(),
             role,
-            member: 0,
+            member,
+            revoked: Arc::default(),
         }
+    }
+
+    /// The partitions revoked since the last call. A revocation runs inside a poll; records the
+    /// consume loop had already taken from the client for a batch are not handled if their
+    /// partition went meanwhile (their offsets were committed for the new owner without them).
+    pub fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -175,9 +190,10 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    /// Before partitions go to another member, commit what was handled: records are handled one
-    /// at a time between polls (and this runs inside a poll), so every handled record's offset
-    /// is stored and none is half-done. The new owner resumes exactly after them.
+    /// Before partitions go to another member, commit what was handled: this runs inside a
+    /// poll, between batches or in the middle of gathering one; every handled record's offset is
+    /// stored, and records of a revoked partition already gathered are dropped unhandled (see
+    /// [`Context::take_revoked`]). The new owner resumes exactly after the handled ones.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         use rdkafka::consumer::{CommitMode, Consumer};
         if let Rebalance::Revoke(tpl) = rebalance
@@ -217,6 +233,10 @@ impl ConsumerContext for Context {
             }
             Rebalance::Revoke(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(&parts);
                 info!(consumer = self.role, member = self.member, partitions = ?parts, "partitions revoked");
                 if self.member > 0 {
                     self.shared

@@ -42,8 +42,9 @@ pub enum ReadError {
     Cancelled,
 }
 
-/// A reader sharing the calculator's group id only to read the group's committed offsets; it
-/// never joins the group nor commits.
+/// A reader sharing the calculator's group id to read the group's committed offsets (and, after
+/// the start's restore, to commit the restored position: see `restore::commit_restored`); it
+/// never joins the group.
 pub fn reader(settings: &Settings, brokers: &str) -> anyhow::Result<Reader> {
     let group = format!("{}-balance", settings.group_prefix);
     let mut cfg = consumer_config(brokers, &settings.kafka, &group);

@@ -274,8 +274,6 @@ fn restorer<'a>(
     })
 }
 
-/// Restores every partition of the topic before anything is consumed or produced. Returns the
-/// producer's view of every account, or `None` if cancelled.
 /// Commits, for the calculator's group, each partition's position after the restore where it
 /// is past the group's commit: else the consumer starts at the old commit and skips, one by one,
 /// every record the restore just applied (the whole topic, on a fresh group). Everything below
@@ -290,10 +288,27 @@ fn commit_restored(
     shared: &Shared,
 ) {
     use rdkafka::consumer::CommitMode;
+    // The group's commit now, not at the restore's start: a member that came and went meanwhile
+    // may have committed further, and this must not move it back.
+    let mut asked = TopicPartitionList::new();
+    for p in wanted.keys() {
+        asked.add_partition(topic, *p);
+    }
+    let now = match consumer.committed_offsets(asked, Duration::from_secs(10)) {
+        Ok(c) => c,
+        Err(e) => {
+            info!(%e, "restored positions not committed: the group's commit is unknown");
+            return;
+        }
+    };
     let mut tpl = TopicPartitionList::new();
-    for (p, (_, commit)) in wanted {
+    for p in wanted.keys() {
+        let commit = match now.find_partition(topic, *p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => 0,
+        };
         let next = shared.ledger().next_offset(*p);
-        if next > *commit
+        if next > commit
             && let Err(e) = tpl.add_partition_offset(topic, *p, Offset::Offset(next))
         {
             warn!(partition = p, %e, "cannot commit the restored position");
@@ -310,6 +325,8 @@ fn commit_restored(
     }
 }
 
+/// Restores every partition of the topic before anything is consumed or produced. Returns the
+/// producer's view of every account, or `None` if cancelled.
 pub fn restore_all(
     settings: &Settings,
     brokers: &str,

@@ -42,6 +42,23 @@ async fn wait_applied(app: &TestApp, n: u64) -> Balances {
     app.wait_applied(n, WAIT).await
 }
 
+/// A server on `topic` that produced and applied `total` records: it, and its balances then.
+async fn filled(
+    broker: Broker,
+    topic: &str,
+    tweak: impl FnOnce(&mut Settings),
+    total: u64,
+) -> (TestApp, Balances) {
+    let app = spawn_app_with(broker, topic, tweak).await;
+    app.producer
+        .send(Command::Burst { count: total })
+        .await
+        .expect("burst");
+    wait_applied(&app, total).await;
+    let before = get(&app, "/api/balances").await;
+    (app, before)
+}
+
 /// The invariant holds with `n` records acknowledged and applied.
 async fn invariant_holds(app: &TestApp, n: u64) {
     wait_for(WAIT, "the invariant to hold", || async {
@@ -113,14 +130,8 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     let topic = unique("store");
     let dir = std::env::temp_dir().join(unique("cashflow-store"));
     let tweak = store_settings(dir.clone());
-    let app = spawn_app_with(broker, &topic, tweak.clone()).await;
     let total = 10 * N as u64 * 6;
-    app.producer
-        .send(Command::Burst { count: total })
-        .await
-        .expect("burst");
-    wait_applied(&app, total).await;
-    let before: Balances = get(&app, "/api/balances").await;
+    let (app, before) = filled(broker, &topic, tweak.clone(), total).await;
     wait_for(WAIT, "snapshots taken while running", || async {
         (app.shared.store().snapshots_written >= 6).then_some(())
     })
@@ -213,8 +224,6 @@ on_both_brokers!(
     restart_reads_state_plus_a_short_tail
 );
 
-/// A snapshot in a format this build does not know is not guessed at: that partition is
-/// replayed, the others still come from their snapshots, and the balances are exact.
 /// A new group on a full topic (another calculator's snapshots in the changelog, nothing
 /// committed): the restore applies snapshot plus tail and commits that position, so the
 /// consumer starts at the end instead of reading every record again only to skip it.
@@ -222,14 +231,7 @@ async fn a_new_group_reads_the_topic_once(broker: Broker) {
     let topic = unique("once");
     let dir = std::env::temp_dir().join(unique("cashflow-once"));
     let tweak = store_settings(dir.clone());
-    let app = spawn_app_with(broker, &topic, tweak.clone()).await;
-    let total = 5 * N as u64 * 6;
-    app.producer
-        .send(Command::Burst { count: total })
-        .await
-        .expect("burst");
-    wait_applied(&app, total).await;
-    let before: Balances = get(&app, "/api/balances").await;
+    let (app, before) = filled(broker, &topic, tweak.clone(), 5 * N as u64 * 6).await;
     app.shutdown().await;
 
     let other = |s: &mut Settings| {
@@ -264,6 +266,8 @@ on_both_brokers!(
     a_new_group_reads_the_topic_once
 );
 
+/// A snapshot in a format this build does not know is not guessed at: that partition is
+/// replayed, the others still come from their snapshots, and the balances are exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_snapshot_format_falls_back_to_replay() {
     let topic = unique("format");

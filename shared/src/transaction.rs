@@ -111,29 +111,37 @@ pub trait TxFields {
     }
 }
 
-impl TxFields for Transaction {
-    fn account(&self) -> AccountId {
-        self.account
-    }
-    fn id(&self) -> &str {
-        &self.transaction_id
-    }
-    fn tx_type(&self) -> TxType {
-        self.transaction_type
-    }
-    fn amount(&self) -> Money {
-        self.amount
-    }
-    fn new_balance(&self) -> Option<Money> {
-        self.new_balance
-    }
-    fn producer(&self) -> Option<&str> {
-        self.producer_id.as_deref()
-    }
-    fn sequence(&self) -> Option<u64> {
-        self.sequence
-    }
+/// Both forms hold the same fields under the same names.
+macro_rules! tx_fields {
+    ($t:ty) => {
+        impl TxFields for $t {
+            fn account(&self) -> AccountId {
+                self.account
+            }
+            fn id(&self) -> &str {
+                &self.transaction_id
+            }
+            fn tx_type(&self) -> TxType {
+                self.transaction_type
+            }
+            fn amount(&self) -> Money {
+                self.amount
+            }
+            fn new_balance(&self) -> Option<Money> {
+                self.new_balance
+            }
+            fn producer(&self) -> Option<&str> {
+                self.producer_id.as_deref()
+            }
+            fn sequence(&self) -> Option<u64> {
+                self.sequence
+            }
+        }
+    };
 }
+
+tx_fields!(Transaction);
+tx_fields!(TransactionRef<'_>);
 
 /// The same record as [`Transaction`], read in place: the strings borrow the record (unless
 /// they hold escapes) and `transaction_summary` is checked for its shape, not kept. The
@@ -210,30 +218,6 @@ impl TransactionRef<'_> {
             producer_id: self.producer_id.as_deref().map(str::to_owned),
             sequence: self.sequence,
         })
-    }
-}
-
-impl TxFields for TransactionRef<'_> {
-    fn account(&self) -> AccountId {
-        self.account
-    }
-    fn id(&self) -> &str {
-        &self.transaction_id
-    }
-    fn tx_type(&self) -> TxType {
-        self.transaction_type
-    }
-    fn amount(&self) -> Money {
-        self.amount
-    }
-    fn new_balance(&self) -> Option<Money> {
-        self.new_balance
-    }
-    fn producer(&self) -> Option<&str> {
-        self.producer_id.as_deref()
-    }
-    fn sequence(&self) -> Option<u64> {
-        self.sequence
     }
 }
 

@@ -275,13 +275,18 @@ impl PartitionLedger {
         let Some(undo) = self.window.insert_unless_within(digest, offset, from) else {
             return Outcome::DuplicateId;
         };
-        let state = self.accounts.entry(tx.account()).or_default();
+        let (state, inserted) = match self.accounts.entry(tx.account()) {
+            std::collections::btree_map::Entry::Occupied(o) => (o.into_mut(), false),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                (v.insert(AccountState::default()), true)
+            }
+        };
         let Some((net, balance)) = state
             .balance
             .checked_add(tx.delta())
             .and_then(|net| Some((net, net.checked_add(opening)?)))
         else {
-            if state.count == 0 {
+            if inserted {
                 self.accounts.remove(&tx.account());
             }
             self.window.undo(undo);
