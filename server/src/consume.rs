@@ -35,28 +35,37 @@ pub fn is_transient(e: &KafkaError) -> bool {
 }
 
 /// Configuration of a consumer in `group` that stores offsets only when told to
-/// (`store_offset_from_message` after processing) and auto-commits what was stored.
+/// (`store_offset_from_message` after processing) and auto-commits what was stored. What the
+/// at-least-once design depends on is fixed; the timings are defaults a user's `-X` overrides.
 pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -> ClientConfig {
     let mut cfg = base_config(brokers, extra);
     cfg.set("group.id", group)
         .set("enable.auto.commit", "true")
-        // Commits only what changed since the last one (none while idle); 4 a second keep the
-        // committed offsets, which the page shows, close behind the applied ones.
-        .set("auto.commit.interval.ms", "250")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
         .set("partition.assignment.strategy", "cooperative-sticky");
-    // librdkafka postpones a partition's next fetch by this much once its local queue is full
-    // (default 1 s): a consumer that drains the queue quickly then sits idle for most of every
-    // second. Measured (scripts/bench.sh's calculator): 246 k records/s with the default, 1.9 M
-    // with 10 ms for a client that only counts. A user's own -X setting wins.
-    if !extra.iter().any(|(k, _)| k == "fetch.queue.backoff.ms") {
-        cfg.set("fetch.queue.backoff.ms", "10");
+    for (key, value) in CONSUMER_TIMINGS {
+        if !extra.iter().any(|(k, _)| k == key) {
+            cfg.set(key, value);
+        }
     }
     cfg
 }
+
+/// Consumer timings cashflow chooses, unless the user sets them with `-X`.
+const CONSUMER_TIMINGS: [(&str, &str); 4] = [
+    // Commits only what changed since the last one (none while idle); 4 a second keep the
+    // committed offsets, which the page shows, close behind the applied ones.
+    ("auto.commit.interval.ms", "250"),
+    // A killed member's partitions move after 10 s, not librdkafka's 45.
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "1000"),
+    // librdkafka postpones a partition's next fetch by this much once its local queue is full
+    // (default 1 s): a consumer that drains the queue quickly then sits idle for most of every
+    // second. Measured (scripts/bench.sh's calculator): 246 k records/s with the default, 1.9 M
+    // with 10 ms for a client that only counts.
+    ("fetch.queue.backoff.ms", "10"),
+];
 
 /// Waits until the topic is ready; false if `token` was cancelled first (or the app is gone).
 pub async fn until_ready(ready: &mut watch::Receiver<bool>, token: &CancellationToken) -> bool {
@@ -427,5 +436,33 @@ pub async fn consume(
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_timings_win_and_the_design_does_not_give_way() {
+        let extra: Vec<(String, String)> = [
+            ("session.timeout.ms", "30000"),
+            ("auto.commit.interval.ms", "5000"),
+            ("group.id", "someone-else"),
+            ("enable.auto.offset.store", "true"),
+            ("auto.offset.reset", "latest"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = consumer_config("127.0.0.1:9092", &extra, "cashflow-balance");
+        assert_eq!(cfg.get("session.timeout.ms"), Some("30000"));
+        assert_eq!(cfg.get("auto.commit.interval.ms"), Some("5000"));
+        assert_eq!(cfg.get("group.id"), Some("cashflow-balance"));
+        assert_eq!(cfg.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(cfg.get("auto.offset.reset"), Some("earliest"));
+        // Not set by the user: cashflow's.
+        assert_eq!(cfg.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(cfg.get("heartbeat.interval.ms"), Some("1000"));
     }
 }

@@ -63,8 +63,10 @@ pub struct Cli {
     /// Prefix of the consumer group ids (<prefix>-balance, <prefix>-logger).
     #[arg(long, env = "CASHFLOW_GROUP_PREFIX", default_value = "cashflow")]
     pub group_prefix: String,
-    /// librdkafka property for every client, like kcat's -X (repeatable). In the environment:
-    /// CASHFLOW_KAFKA_PROPS="k=v,k=v" (values with commas: use --kafka-props-file).
+    /// librdkafka property for every client, like kcat's -X (repeatable). It overrides
+    /// cashflow's own timings (e.g. session.timeout.ms), not what correctness needs (group ids,
+    /// offset storing). In the environment: CASHFLOW_KAFKA_PROPS="k=v,k=v" (values with commas:
+    /// use --kafka-props-file).
     #[arg(short = 'X', value_name = "KEY=VALUE", env = "CASHFLOW_KAFKA_PROPS",
           value_delimiter = ',', value_parser = parse_kv, hide_env_values = true)]
     pub kafka: Vec<(String, String)>,
