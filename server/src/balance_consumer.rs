@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cashflow_shared::ledger::Position;
-use cashflow_shared::{Outcome, TransactionRef};
+use cashflow_shared::{Outcome, Transaction, TransactionRef};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -288,7 +288,7 @@ impl Calculator {
                 until: pos.offset,
             };
         }
-        // Read in place (no allocation on this path); a refused one is made owned.
+        // Read in place (no allocation on this path); a refused one is read again, owned.
         let payload = msg.payload().unwrap_or_default();
         let (reason, refused) = match TransactionRef::parse(payload) {
             Ok(tx) => match shared
@@ -316,11 +316,11 @@ impl Calculator {
                 Outcome::Replayed => return Verdict::Done,
                 Outcome::DuplicateId => (
                     format!("duplicate transaction_id {:?}", tx.transaction_id),
-                    Some(tx.to_owned(payload)),
+                    Transaction::parse(payload).ok(),
                 ),
                 Outcome::Overflow => (
                     format!("balance of account {} would overflow", tx.account),
-                    Some(tx.to_owned(payload)),
+                    Transaction::parse(payload).ok(),
                 ),
             },
             Err(e) => (e.to_string(), None),

@@ -293,7 +293,7 @@ pub async fn consume(
             None => break,
         }
         consumer.context().take_revoked();
-        while error.is_none() && !batch.is_empty() && batch.len() < MAX_BATCH {
+        while error.is_none() && batch.len() < MAX_BATCH {
             match stream.next().now_or_never() {
                 Some(Some(Ok(m))) => batch.push(m),
                 Some(Some(Err(e))) => error = Some(e),
@@ -400,19 +400,13 @@ pub async fn consume(
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Some(e) => {
-                batch.clear();
-                drop(stream);
-                stored.flush(&consumer, topic);
-                return Err(e.into());
-            }
+            Some(e) => return Err(e.into()),
             None => {}
         }
     }
-    // Records of an interrupted batch are not handled: their offsets are not stored.
-    batch.clear();
+    // What was handled of an interrupted batch is stored; the rest is read again next time.
     stored.flush(&consumer, topic);
-    drop(stream);
+    drop((batch, stream));
     // Letters in flight get a moment to land, so their offsets can be committed.
     if let Some(dl) = &dead_letters {
         let drained = tokio::time::timeout(Duration::from_secs(5), async {

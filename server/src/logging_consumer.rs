@@ -89,7 +89,7 @@ impl Handler for Logger {
         if self.unseen > 0 {
             self.unseen -= 1;
             self.lines.held_back(1);
-            self.shared.skip_recent(1);
+            self.shared.skip_recent();
             return Verdict::Done;
         }
         let line = describe(msg);

@@ -281,17 +281,12 @@ fn restorer<'a>(
 /// (the restore stops at the first record still to dead-letter). Kafka takes a commit from
 /// outside only while the group has no members (another instance, or the last run's member
 /// until its session ends); then the consumer skips as before.
-fn commit_restored(
-    consumer: &Reader,
-    topic: &str,
-    wanted: &BTreeMap<i32, (Option<i64>, i64)>,
-    shared: &Shared,
-) {
+fn commit_restored(consumer: &Reader, topic: &str, partitions: &[i32], shared: &Shared) {
     use rdkafka::consumer::CommitMode;
     // The group's commit now, not at the restore's start: a member that came and went meanwhile
     // may have committed further, and this must not move it back.
     let mut asked = TopicPartitionList::new();
-    for p in wanted.keys() {
+    for p in partitions {
         asked.add_partition(topic, *p);
     }
     let now = match consumer.committed_offsets(asked, Duration::from_secs(10)) {
@@ -302,7 +297,7 @@ fn commit_restored(
         }
     };
     let mut tpl = TopicPartitionList::new();
-    for p in wanted.keys() {
+    for p in partitions {
         let commit = match now.find_partition(topic, *p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => o,
             _ => 0,
@@ -387,7 +382,7 @@ pub fn restore_all(
         states.push((p, part.state));
     }
     shared.ledger().install(states);
-    commit_restored(&r.consumer, &settings.topic, &wanted, shared);
+    commit_restored(&r.consumer, &settings.topic, &partitions, shared);
     r.report(true);
     crate::state_store::log_restore(&r.progress);
     // The view applied the tail for every account; the producer keeps the generator's.

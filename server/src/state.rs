@@ -464,9 +464,9 @@ impl Shared {
         r.push_front((seq, line));
     }
 
-    /// `n` records the feed would have pushed out at once: counted, never kept.
-    pub fn skip_recent(&self, n: u64) {
-        self.recent_seq.fetch_add(n, Ordering::Relaxed);
+    /// A record the feed would have pushed out at once: counted, never kept.
+    pub fn skip_recent(&self) {
+        self.recent_seq.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Newest first.

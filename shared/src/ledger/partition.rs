@@ -18,16 +18,11 @@ pub(super) struct IdWindow {
     last: HashMap<u64, i64, rustc_hash::FxBuildHasher>,
     /// The newest offset pushed (`observe` adds only beyond it).
     pub(super) newest: Option<i64>,
-    /// The partition's window width (for equality).
+    /// The partition's window width.
     width: i64,
 }
 
 impl IdWindow {
-    /// Whether `digest` was seen at an offset at or after `from`.
-    fn contains(&self, digest: u64, from: i64) -> bool {
-        self.last.get(&digest).is_some_and(|o| *o >= from)
-    }
-
     fn new(width: i64) -> Self {
         IdWindow {
             width,
@@ -35,14 +30,12 @@ impl IdWindow {
         }
     }
 
-    /// `digest` at `offset`; `from` is where the window starts now, `width` its width.
-    fn push(&mut self, offset: i64, digest: u64, from: i64, width: i64) {
+    /// `digest` at `offset`; `from` is where the window starts now.
+    fn push(&mut self, offset: i64, digest: u64, from: i64) {
         let o = self.last.entry(digest).or_insert(offset);
         *o = (*o).max(offset);
         self.newest = Some(self.newest.map_or(offset, |n| n.max(offset)));
-        if self.last.len() as i64 > 2 * width + 64 {
-            self.last.retain(|_, o| *o >= from);
-        }
+        self.sweep(from);
     }
 
     /// Records `digest` at `offset` unless it was seen at or after `from` (then `None` and
@@ -77,8 +70,8 @@ impl IdWindow {
     }
 
     /// Sweeps entries before `from` once the map holds twice the window.
-    fn sweep(&mut self, from: i64, width: i64) {
-        if self.last.len() as i64 > 2 * width + 64 {
+    fn sweep(&mut self, from: i64) {
+        if self.last.len() as i64 > 2 * self.width + 64 {
             self.last.retain(|_, o| *o >= from);
         }
     }
@@ -235,8 +228,7 @@ impl PartitionLedger {
             return; // observed already (the window only grows at its end)
         }
         let from = self.window_start();
-        self.window
-            .push(offset, id_digest(id), from, self.window_width);
+        self.window.push(offset, id_digest(id), from);
     }
 
     /// Forgets the id window (the records it came from are being re-read).
@@ -246,18 +238,17 @@ impl PartitionLedger {
 
     /// Whether the transaction `id` at `offset` would be refused as a duplicate.
     pub fn is_duplicate(&self, offset: i64, id: &str) -> bool {
-        self.is_duplicate_digest(offset, id_digest(id))
-    }
-
-    fn is_duplicate_digest(&self, offset: i64, digest: u64) -> bool {
-        self.window
-            .contains(digest, offset.saturating_sub(self.window_width))
+        self.window.contains_before(
+            id_digest(id),
+            offset.saturating_sub(self.window_width),
+            offset,
+        )
     }
 
     /// Adds the id at `offset` (the newest record) to the window.
     fn remember(&mut self, offset: i64, digest: u64) {
         let from = (offset + 1).saturating_sub(self.window_width);
-        self.window.push(offset, digest, from, self.window_width);
+        self.window.push(offset, digest, from);
     }
 
     /// Applies one (already validated) transaction read at `offset`. The partition's view of
@@ -296,7 +287,7 @@ impl PartitionLedger {
         state.count += 1;
         let state = *state;
         self.next_offset = offset + 1;
-        self.window.sweep(from, self.window_width);
+        self.window.sweep(from);
         self.stats.applied += 1;
         self.own.count(tx.producer(), tx.account(), tx.delta());
         let producer_agrees = tx.new_balance().map(|nb| nb == balance);
@@ -319,11 +310,7 @@ impl PartitionLedger {
             return false;
         }
         if let Some(tx) = refused {
-            let from = offset.saturating_sub(self.window_width);
-            if self
-                .window
-                .contains_before(id_digest(&tx.transaction_id), from, offset)
-            {
+            if self.is_duplicate(offset, &tx.transaction_id) {
                 self.stats.duplicate_ids += 1;
             } else {
                 self.stats.overflows += 1;
