@@ -36,7 +36,12 @@ mkdir -p "$target"
 # The logs of the servers that tests start as separate processes, kept for a failing run.
 export CASHFLOW_TEST_SERVER_LOG="$target/test-servers.log" CASHFLOW_TEST_SERVER_RUST_LOG=warn,cashflow=info
 rm -f "$CASHFLOW_TEST_SERVER_LOG"
-cargo test 2>&1 | tee "$target/cargo-test.log"
+if ! cargo test 2>&1 | tee "$target/cargo-test.log"; then
+  # A failing test's message sits above its captured log and backtrace; CI shows only the tail.
+  printf '\n\033[1m== why the failing tests failed\033[0m\n' >&2
+  grep -A4 "panicked at" "$target/cargo-test.log" | grep -v '^stack backtrace' | tail -60 >&2
+  exit 1
+fi
 # Cargo's own summary lines, gathered, so one closing line states the total.
 passed=$(grep -o 'test result: ok. [0-9]* passed' "$target/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 

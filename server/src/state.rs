@@ -309,15 +309,16 @@ impl Shared {
         lock(&self.acks).not_sent();
     }
 
-    /// Kafka acknowledged this producer's record at (`partition`, `offset`).
+    /// Kafka acknowledged this producer's record at (`partition`, `offset`) as librdkafka
+    /// reports it. Returns the offset if it is real (see [`Acks::acked`]).
     pub fn acked(
         &self,
         partition: i32,
         offset: i64,
         account: cashflow_shared::AccountId,
         delta: cashflow_shared::Money,
-    ) {
-        lock(&self.acks).acked(partition, offset, account, delta);
+    ) -> Option<i64> {
+        lock(&self.acks).acked(partition, offset, account, delta)
     }
 
     /// What a snapshot of `partition` keeps of the acknowledged side (see [`Acks::cut`]).

@@ -68,17 +68,21 @@ impl ProducerContext for DeliveryContext {
                     t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
                     t.count += 1;
                 });
-                if msg.offset() < 0 {
-                    // Seen after a broker restart: the invariant counts it all the same.
+                let Some(offset) =
+                    shared.acked(msg.partition(), msg.offset(), sent.account, sent.delta)
+                else {
+                    // A retry the broker had written already (after an outage): counted, but
+                    // where it lies is unknown, so the page cannot follow it.
                     tracing::debug!(
                         partition = msg.partition(),
-                        "acknowledged without an offset"
+                        reported = msg.offset(),
+                        "acknowledged as a duplicate, without its offset"
                     );
-                }
-                shared.acked(msg.partition(), msg.offset(), sent.account, sent.delta);
+                    return;
+                };
                 shared.flow_acked(FlowDot {
                     partition: msg.partition(),
-                    offset: msg.offset(),
+                    offset,
                     account: sent.account,
                     delta: sent.delta.minor(),
                     acked_ms: crate::state::now_ms(),
