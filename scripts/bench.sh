@@ -3,7 +3,7 @@
 # folder) and the embedded broker, each figure beside its peer from the same run, as a ratio.
 #   scripts/bench.sh           the full run; writes the generated section of BENCHMARKS.md
 #   scripts/bench.sh --small   the CI version (small sizes): prints the tables, writes nothing
-# Environment: BENCH_ONLY="calculator …" runs some parts only; KAFKA_PORT (default 19292).
+# Environment: BENCH_ONLY="producer calculator …" runs some parts only; KAFKA_PORT (default 19292).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -21,9 +21,11 @@ only() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 
 if [ "$small" = 1 ]; then
   calc_apache=200000 calc_embedded=20000
+  prod_apache=50000 prod_embedded=10000 prod_loop=1000
   export BENCH_PERF_RUNS=1
 else
   calc_apache=10000000 calc_embedded=1000000
+  prod_apache=1000000 prod_embedded=200000 prod_loop=10000
 fi
 
 python3 -c 'import confluent_kafka' 2>/dev/null || {
@@ -32,7 +34,10 @@ python3 -c 'import confluent_kafka' 2>/dev/null || {
 }
 
 say "building the release binary and the benchmarks"
-cargo bench -p cashflow --no-run -q --bench calculator >&2
+benches=""
+for b in producer calculator; do only "$b" && benches="$benches --bench $b"; done
+# shellcheck disable=SC2086 # one word per bench
+cargo bench -p cashflow --no-run -q $benches >&2
 
 say "starting the benchmark broker on 127.0.0.1:$KAFKA_PORT"
 "$here/kafka.sh" start >&2
@@ -46,6 +51,10 @@ run() { # run NAME ENV… : one bench binary; its ROW lines are kept
     say "$name failed"; exit 1; }
 }
 
+if only producer; then
+  run producer BENCH_PRODUCE=$prod_apache BENCH_PRODUCE_LOOP=$prod_loop
+  run producer BENCH_PRODUCE=$prod_embedded BENCH_PRODUCE_LOOP=$prod_loop BENCH_BROKERS=embedded
+fi
 if only calculator; then
   run calculator BENCH_RECORDS=$calc_apache
   run calculator BENCH_RECORDS=$calc_embedded BENCH_BROKERS=embedded
@@ -62,6 +71,30 @@ section=$(mktemp)
   echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(($(grep MemTotal /proc/meminfo | awk '{print $2}') / 1048576)) GiB),"
   echo "release profile; Apache Kafka $(grep -m1 -o '<kafka.version>[^<]*' scripts/kafka/pom.xml | cut -d'>' -f2) (KRaft, one node, $KAFKA_HEAP heap, JVM defaults) on the same machine."
   echo
+  if grep -q '^ROW producer ' "$rows"; then
+    echo "### Producer against Kafka's own and Python's"
+    echo
+    echo "Records per second, from the first record until every delivery report is in, each producer"
+    echo "idempotent with \`acks=all\`, ~230-byte records, a fresh topic of 6 partitions. *defaults*: each"
+    echo "client at its own batching defaults (linger.ms 5 in all three; batch.size 1 MB in librdkafka,"
+    echo "16 KiB in Java); *tuned*: all at linger.ms 20, batch.size 256 KiB. cashflow: the release binary,"
+    echo "a \`burst\` of N over its WebSocket (calculator paused, logging consumer running), tuned through"
+    echo "\`set_batching\`. kafka-producer-perf-test: \`--record-size 230\`, unkeyed. Python: confluent-kafka"
+    echo "keyed by account, each transaction made (random values, JSON) as it is sent, produce without"
+    echo "waiting, one flush at the end (at most 300 000 records). Ratios are cashflow / peer."
+    echo
+    echo "| broker | settings | records | cashflow | kafka-producer-perf-test | ratio | Python batched | ratio |"
+    echo "|---|---|---|---|---|---|---|---|"
+    grep '^ROW producer ' "$rows" | sed 's/^ROW producer //'
+    echo
+    echo "The original's producer loop (produce, then flush, one message at a time; keyed \"transaction\","
+    echo "so one partition), without its sleep, against cashflow's rate at defaults above:"
+    echo
+    echo "| broker | records | Python loop | cashflow / loop |"
+    echo "|---|---|---|---|"
+    grep '^ROW producer-loop' "$rows" | sed 's/^ROW producer-loop //'
+    echo
+  fi
   if grep -q '^ROW calculator' "$rows"; then
     echo "### Balance calculator against Kafka's own consumer"
     echo
