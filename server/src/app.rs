@@ -260,10 +260,12 @@ impl App {
             tracker.clone(),
             consumers.clone(),
         ));
+        let metrics = crate::metrics::Metrics::new(shared.clone(), hub.clone(), topic_view.clone());
         let state = http::AppState {
             shared: shared.clone(),
             producer: handle.clone(),
             hub,
+            metrics,
             token: token.clone(),
             allow_origins: Arc::new(settings.allow_origins.clone()),
             presenter_token: settings.presenter_token.as_deref().map(Arc::from),

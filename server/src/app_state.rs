@@ -31,4 +31,6 @@ pub struct AppState {
     pub outages: Arc<crate::outage::Outages>,
     /// "Reset the demo".
     pub reset: Arc<crate::reset::Reset>,
+    /// What `/metrics` renders.
+    pub metrics: crate::metrics::Metrics,
 }

@@ -21,6 +21,7 @@ pub use crate::app_state::AppState;
 pub fn router(state: AppState, web_dir: &Path) -> Router {
     let api = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/api/balances", get(balances))
         .route("/api/producer", get(producer))
         .route("/api/recent", get(recent))
@@ -50,6 +51,20 @@ async fn not_built() -> impl IntoResponse {
              <a href=\"/health\">/health</a>.</p>",
         ),
     )
+}
+
+async fn metrics(State(s): State<AppState>) -> axum::response::Response {
+    match s.metrics.render() {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {

@@ -44,6 +44,11 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// Open WebSocket connections: each holds one receiver of the frames.
+    pub fn viewers(&self) -> usize {
+        self.frames.receiver_count()
+    }
+
     pub fn new(
         shared: Arc<Shared>,
         topic_view: crate::topic_view::TopicViews,

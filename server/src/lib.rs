@@ -44,6 +44,7 @@ pub mod kafka;
 pub mod kafka_ffi;
 pub mod ledger_store;
 pub mod logging_consumer;
+pub mod metrics;
 pub mod naive_calculator;
 pub mod outage;
 pub mod producer;

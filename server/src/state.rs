@@ -441,6 +441,11 @@ impl Shared {
         lock(&self.latency).summary(now_ms())
     }
 
+    /// Every produce → applied latency since start (`/metrics`).
+    pub fn latency_totals(&self) -> cashflow_shared::latency::LatencyTotals {
+        lock(&self.latency).totals().clone()
+    }
+
     /// The topic's partitions for the page: records handled on each and who owns it.
     pub fn partition_views(&self) -> Vec<PartitionView> {
         let count = self.broker().partitions as usize;

@@ -44,16 +44,41 @@ fn compute_upper(b: usize) -> i64 {
     (10.0 * 1.1f64.powi(b as i32 - 9)).ceil() as i64 - 1
 }
 
+/// Upper bounds (ms) of the histogram kept since start for `/metrics`: Prometheus computes
+/// rates and quantiles from ever-growing counts, which the window cannot give.
+pub const TOTAL_BOUNDS_MS: [i64; 15] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000,
+];
+
+/// Every latency recorded since start: how many, their sum, and how many fell in each bucket
+/// (at most [`TOTAL_BOUNDS_MS`]`[i]` and above the bound before; the last holds the rest).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LatencyTotals {
+    pub count: u64,
+    pub sum_ms: u64,
+    pub buckets: [u64; TOTAL_BOUNDS_MS.len() + 1],
+}
+
+impl LatencyTotals {
+    fn record(&mut self, ms: i64) {
+        self.count += 1;
+        self.sum_ms = self.sum_ms.saturating_add(ms as u64);
+        self.buckets[TOTAL_BOUNDS_MS.partition_point(|&b| b < ms)] += 1;
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct LatencyWindow {
     /// Per second: which second it holds (since the epoch) and its counts.
     seconds: [(i64, [u32; BUCKETS], i64); WINDOW_SECONDS],
+    totals: LatencyTotals,
 }
 
 impl Default for LatencyWindow {
     fn default() -> Self {
         LatencyWindow {
             seconds: [(i64::MIN, [0; BUCKETS], 0); WINDOW_SECONDS],
+            totals: LatencyTotals::default(),
         }
     }
 }
@@ -70,6 +95,12 @@ impl LatencyWindow {
         let b = &mut slot.1[bucket(l)];
         *b = b.saturating_add(1);
         slot.2 = slot.2.max(l);
+        self.totals.record(l);
+    }
+
+    /// Everything recorded since start.
+    pub fn totals(&self) -> &LatencyTotals {
+        &self.totals
     }
 
     pub fn summary(&self, now_ms: i64) -> LatencySummary {
@@ -113,6 +144,31 @@ impl LatencyWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_keep_every_latency_in_its_bucket() {
+        let mut w = LatencyWindow::default();
+        for (at, ms) in [
+            (0, 0),
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (4, 100),
+            (5, 101),
+            (90_000, 70_000),
+        ] {
+            w.record(at, ms);
+        }
+        let t = w.totals();
+        assert_eq!((t.count, t.sum_ms), (7, 70_207));
+        // ≤ 1: 0 and 1; ≤ 2: 2; ≤ 5: 3; ≤ 100: 100; ≤ 200: 101; above 60 000: 70 000.
+        let mut want = [0; TOTAL_BOUNDS_MS.len() + 1];
+        (want[0], want[1], want[2], want[6], want[7], want[15]) = (2, 1, 1, 1, 1, 1);
+        assert_eq!(t.buckets, want);
+        // Unlike the window, the totals do not forget.
+        assert_eq!(w.summary(200_000).count, 0);
+        assert_eq!(w.totals().count, 7);
+    }
 
     #[test]
     fn buckets_hold_their_values() {
