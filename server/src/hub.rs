@@ -26,8 +26,52 @@ use crate::state::{Shared, now_ms};
 /// How long the invariant's counts may differ with the whole topic read before it is broken.
 const STUCK_AFTER: Duration = Duration::from_secs(10);
 
-/// Frames per second at most, per viewer.
+/// Frames per second at most, per viewer (over a second; [`FRAME_BURST`] may come at once).
 pub const FRAMES_PER_SECOND: u64 = 20;
+/// Frames that may go out back to back after a quiet spell, so a change the logger and the
+/// calculator make a few ms apart reaches the page without waiting for the next slot.
+pub const FRAME_BURST: f64 = 3.0;
+/// A frame goes out this soon after a consumer's change: the other consumer's change to the
+/// same record, a moment later, usually rides along.
+const COALESCE: Duration = Duration::from_millis(3);
+/// How often the hub looks without being woken: what changes without a consumer's batch (the
+/// broker's view, the producer's status, the lessons' clocks).
+const IDLE_LOOK: Duration = Duration::from_millis(250);
+
+/// The frame rate's token bucket: [`FRAMES_PER_SECOND`] a second, [`FRAME_BURST`] at once.
+#[derive(Debug)]
+struct FrameBudget {
+    tokens: f64,
+    at: Instant,
+}
+
+impl FrameBudget {
+    fn new(now: Instant) -> Self {
+        FrameBudget {
+            tokens: FRAME_BURST,
+            at: now,
+        }
+    }
+
+    /// Takes one frame's token: how long to wait before it may go out.
+    fn take(&mut self, now: Instant) -> Duration {
+        let rate = FRAMES_PER_SECOND as f64;
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(FRAME_BURST);
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
+
+    /// The frame was not sent after all (nothing had changed).
+    fn give_back(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(FRAME_BURST);
+    }
+}
 /// Frames buffered for all viewers together; a viewer further behind gets a snapshot instead.
 pub const BROADCAST_CAPACITY: usize = 32;
 
@@ -258,10 +302,12 @@ impl Hub {
         }
     }
 
-    /// Runs until cancelled, broadcasting at most [`FRAMES_PER_SECOND`] deltas a second.
+    /// Runs until cancelled, broadcasting at most [`FRAMES_PER_SECOND`] deltas a second: woken
+    /// by the consumers' batches ([`Shared::changed`]), so a change goes out within a few ms
+    /// at classroom rates, and looking every [`IDLE_LOOK`] otherwise.
     pub async fn run(self, token: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_millis(1000 / FRAMES_PER_SECOND));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut budget = FrameBudget::new(Instant::now());
+        let mut last_lessons = Instant::now();
         let mut sent_accounts: BTreeMap<AccountId, AccountState> = BTreeMap::new();
         let mut sent_generator: Option<GeneratorStatus> = None;
         let mut sent_reachable: Option<bool> = None;
@@ -277,7 +323,6 @@ impl Hub {
         let mut outage_version = self.shared.outage.since(u64::MAX).map_or(0, |r| r.1);
         let mut lessons = cashflow_shared::lessons::Tracker::default();
         let mut lessons_epoch = self.shared.lessons_epoch();
-        let mut ticks = 0u64;
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
         let mut last_sample = Instant::now();
@@ -285,14 +330,26 @@ impl Hub {
         // (when, applied) over the last second, for the applied-per-second rate.
         let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
         loop {
-            tokio::select! {
+            let woken = tokio::select! {
                 _ = token.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = self.shared.changes() => true,
+                _ = tokio::time::sleep(IDLE_LOOK) => false,
+            };
+            let wait = budget.take(Instant::now()) + if woken { COALESCE } else { Duration::ZERO };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
             let now = Instant::now();
             let due = now.duration_since(last_sample) >= Duration::from_secs(1);
-            if due {
+            let l = self.shared.ledger();
+            // A new account is shown at once while there is room (else up to a second late).
+            if due || (shown.len() < MAX_SHOWN_ACCOUNTS && l.account_count() > shown.len()) {
                 shown = self.choose_shown();
+            }
+            if due {
                 self.notice_another_server();
                 self.notice_lost_records(&mut differs_since);
             }
@@ -304,7 +361,6 @@ impl Hub {
             for a in &dropped {
                 sent_accounts.remove(a);
             }
-            let l = self.shared.ledger();
             let changed = l.changed(&shown, &sent_accounts);
             let sample_balances = due.then(|| l.first_balances(MAX_CHARTED_ACCOUNTS as u32));
             let applied = l.stats().applied;
@@ -393,20 +449,22 @@ impl Hub {
                 n
             });
             // The lessons' checks, four times a second.
-            ticks += 1;
+            let lessons_due = now.duration_since(last_lessons) >= Duration::from_millis(250);
+            if lessons_due {
+                last_lessons = now;
+            }
             let mut restarted = false;
             if self.shared.lessons_epoch() != lessons_epoch {
                 lessons_epoch = self.shared.lessons_epoch();
                 lessons = cashflow_shared::lessons::Tracker::default();
                 restarted = true;
             }
-            let lessons = (restarted
-                || (ticks.is_multiple_of(5) && lessons.observe(&self.observe(&counters))))
-            .then(|| {
-                let l = lessons.status().clone();
-                self.shared.lessons.set(l.clone());
-                l
-            });
+            let lessons = (restarted || (lessons_due && lessons.observe(&self.observe(&counters))))
+                .then(|| {
+                    let l = lessons.status().clone();
+                    self.shared.lessons.set(l.clone());
+                    l
+                });
             let outage = self.shared.outage.since(outage_version).map(|(o, v)| {
                 outage_version = v;
                 o
@@ -430,6 +488,7 @@ impl Hub {
                 && counters == sent_counters;
             sent_counters = counters;
             if quiet || self.frames.receiver_count() == 0 {
+                budget.give_back();
                 continue;
             }
             let delta = Delta {
@@ -454,6 +513,41 @@ impl Hub {
             let _ = self
                 .frames
                 .send(ServerMsg::Delta(Box::new(delta)).to_json().into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_keep_to_their_rate_after_a_burst() {
+        let t0 = Instant::now();
+        let mut b = FrameBudget::new(t0);
+        // After a quiet spell, three go out at once; the fourth waits one slot.
+        for _ in 0..3 {
+            assert_eq!(b.take(t0), Duration::ZERO);
+        }
+        let slot = Duration::from_millis(1000 / FRAMES_PER_SECOND);
+        let wait = b.take(t0);
+        assert!(
+            wait > slot - Duration::from_millis(1) && wait <= slot,
+            "{wait:?}"
+        );
+        // Woken without pause for a second: no more than the rate (and the burst) go out.
+        let mut at = t0 + wait;
+        let mut sent = 4;
+        while at < t0 + Duration::from_secs(1) {
+            at += b.take(at).max(Duration::from_millis(1));
+            sent += 1;
+        }
+        assert!(sent <= FRAMES_PER_SECOND as usize + 4, "{sent}");
+        // A frame not sent gives its slot back.
+        let mut q = FrameBudget::new(t0);
+        for _ in 0..10 {
+            assert_eq!(q.take(t0), Duration::ZERO);
+            q.give_back();
         }
     }
 }

@@ -109,6 +109,11 @@ impl LedgerStore {
         self.read().shown_accounts(pinned, k)
     }
 
+    /// How many accounts the ledger holds.
+    pub fn account_count(&self) -> usize {
+        self.read().accounts().len()
+    }
+
     /// These accounts (those that exist).
     pub fn accounts_of(&self, accounts: &[AccountId]) -> Vec<AccountBalance> {
         let l = self.read();

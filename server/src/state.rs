@@ -53,6 +53,8 @@ pub struct Shared {
     paused: tokio::sync::watch::Sender<bool>,
     /// Produce → applied, over the last seconds.
     latency: Mutex<LatencyWindow>,
+    /// Woken by the consumers' batches; the hub waits on it.
+    changes: tokio::sync::Notify,
     /// The producer id written into every record this server produces: the one the state
     /// store names (so the invariant goes on across restarts), or a new one. Fixed once.
     producer_id: std::sync::OnceLock<String>,
@@ -118,6 +120,7 @@ impl Shared {
             group: Mutex::new(Group::new(group)),
             paused: tokio::sync::watch::Sender::new(false),
             latency: Mutex::new(LatencyWindow::default()),
+            changes: tokio::sync::Notify::new(),
             producer_id: std::sync::OnceLock::new(),
             acks: Mutex::new(Acks::default()),
             whole_topic: std::sync::atomic::AtomicBool::new(true),
@@ -435,6 +438,16 @@ impl Shared {
         for ms in latencies_ms {
             l.record(now, *ms);
         }
+    }
+
+    /// A consumer handled a batch: wakes the hub (one wake-up is kept if it is busy).
+    pub fn changed(&self) {
+        self.changes.notify_one();
+    }
+
+    /// Completes at the next [`Shared::changed`] (or at once if one came since the last).
+    pub async fn changes(&self) {
+        self.changes.notified().await
     }
 
     pub fn latency(&self) -> LatencySummary {
