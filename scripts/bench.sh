@@ -22,10 +22,13 @@ only() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 if [ "$small" = 1 ]; then
   calc_apache=200000 calc_embedded=20000
   prod_apache=50000 prod_embedded=10000 prod_loop=1000
+  latency_seconds=2 fanout_seconds=2 fanout_viewers=0,10 idle_seconds=3 accounts="2000"
   export BENCH_PERF_RUNS=1
 else
   calc_apache=10000000 calc_embedded=1000000
   prod_apache=1000000 prod_embedded=200000 prod_loop=10000
+  latency_seconds=20 fanout_seconds=10 fanout_viewers=0,10,100,1000 idle_seconds=60
+  accounts="10000 1000000"
 fi
 
 python3 -c 'import confluent_kafka' 2>/dev/null || {
@@ -35,7 +38,9 @@ python3 -c 'import confluent_kafka' 2>/dev/null || {
 
 say "building the release binary and the benchmarks"
 benches=""
-for b in producer calculator; do only "$b" && benches="$benches --bench $b"; done
+for b in producer calculator latency fanout idle accounts; do
+  only "$b" && benches="$benches --bench $b"
+done
 # shellcheck disable=SC2086 # one word per bench
 cargo bench -p cashflow --no-run -q $benches >&2
 
@@ -58,6 +63,19 @@ fi
 if only calculator; then
   run calculator BENCH_RECORDS=$calc_apache
   run calculator BENCH_RECORDS=$calc_embedded BENCH_BROKERS=embedded
+fi
+if only latency; then
+  run latency BENCH_LATENCY_SECONDS=$latency_seconds
+  run latency BENCH_LATENCY_SECONDS=$latency_seconds BENCH_BROKERS=embedded
+fi
+if only fanout; then
+  run fanout BENCH_FANOUT_SECONDS=$fanout_seconds BENCH_FANOUT_VIEWERS=$fanout_viewers
+fi
+if only idle; then
+  run idle BENCH_IDLE_SECONDS=$idle_seconds
+fi
+if only accounts; then
+  for n in $accounts; do run accounts BENCH_ACCOUNTS=$n; done
 fi
 
 commit=$(git rev-parse --short HEAD)
@@ -109,6 +127,65 @@ section=$(mktemp)
     echo "| broker | records | cashflow | kafka-consumer-perf-test | ratio | Python confluent-kafka | ratio | balances exact |"
     echo "|---|---|---|---|---|---|---|---|"
     grep '^ROW calculator' "$rows" | sed 's/^ROW calculator //'
+    echo
+  fi
+  if grep -q '^ROW latency' "$rows"; then
+    echo "### Latency: produce → the WebSocket frame that carries it"
+    echo
+    echo "The release binary generating at each rate (20 accounts, all shown), one WebSocket client"
+    echo "noting each frame's arrival; the topic read back afterwards. Balance: a frame's new count"
+    echo "for an account covers that account's records (in partition order) not carried before; each"
+    echo "one's latency is the frame's arrival minus the transaction's timestamp (set as the producer"
+    echo "makes it). Log line: arrival minus the line's record timestamp. ${latency_seconds} s per rate"
+    echo "(three times that at 1 tx/s), after 2 s of warming up. Milliseconds. Target: p99 ≤ 100."
+    echo
+    echo "| broker | tx/s | balance p50 | p99 | max | log line p50 | p99 | max | frames/s |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    grep '^ROW latency' "$rows" | sed 's/^ROW latency //'
+    echo
+  fi
+  if grep -q '^ROW fanout' "$rows"; then
+    echo "### Fan-out: viewers at 1 000 tx/s"
+    echo
+    echo "The release binary, default demo (embedded broker, 100 accounts) at 1 000 tx/s; N WebSocket"
+    echo "viewers in the bench process reading every frame. The server's CPU (user + system, from"
+    echo "\`/proc\`) over ${fanout_seconds} s, as % of one core, and what each viewer received. Target:"
+    echo "1 000 viewers cost ≤ 1 core above none."
+    echo
+    echo "| viewers | server CPU | above 0 viewers | frames/s per viewer | bytes/s per viewer |"
+    echo "|---|---|---|---|---|"
+    grep '^ROW fanout' "$rows" | sed 's/^ROW fanout //'
+    echo
+    echo "Viewers that stop reading (connected, never read) while the same load runs, resident memory"
+    echo "of the server:"
+    echo
+    echo "| stalled viewers | before (MiB) | at most (MiB) | growth (MiB) |"
+    echo "|---|---|---|---|"
+    grep '^ROW stalled' "$rows" | sed 's/^ROW stalled //'
+    echo
+  fi
+  if grep -q '^ROW idle' "$rows"; then
+    echo "### Idle cost"
+    echo
+    echo "The release binary left running with no viewer; its CPU (user + system) over the window after"
+    echo "8 s of settling, as % of one core. Target: ≤ 2 % for the default demo."
+    echo
+    echo "| setting | seconds | CPU |"
+    echo "|---|---|---|"
+    grep '^ROW idle' "$rows" | sed 's/^ROW idle //'
+    echo
+  fi
+  if grep -q '^ROW accounts' "$rows"; then
+    echo "### Memory per account"
+    echo
+    echo "N accounts, one Credit each, written by a plain producer to Apache Kafka; the release binary"
+    echo "(\`--paused\`) applies them. The ledger alone is measured with a counting allocator; the"
+    echo "server's growth is its resident memory after applying them, a viewer and every page of"
+    echo "\`/api/balances\`, less before. Target: ≤ 100 B per account beyond the ledger."
+    echo
+    echo "| accounts | ledger (B/account) | server growth (B/account) | beyond the ledger (B/account) | server RSS | applied in | largest frame (B) |"
+    echo "|---|---|---|---|---|---|---|"
+    grep '^ROW accounts' "$rows" | sed 's/^ROW accounts //'
     echo
   fi
   echo "<!-- bench:end -->"

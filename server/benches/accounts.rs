@@ -80,17 +80,6 @@ fn ledger_bytes_per_account(n: u32) -> f64 {
     bytes as f64 / f64::from(n)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 async fn get<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
     reqwest::get(url).await.ok()?.json().await.ok()
 }
@@ -116,7 +105,7 @@ async fn main() {
             .filter(|h| h.status == "ok")
     })
     .await;
-    let base = rss_kib(pid);
+    let base = common::rss_kib(pid);
     let t0 = Instant::now();
     let records = (1..=n).map(|a| (a.to_string(), tx(a, 0).to_json().into_bytes()));
     let (b, t) = (brokers.clone(), topic.clone());
@@ -134,7 +123,7 @@ async fn main() {
     )
     .await;
     let applied_in = t0.elapsed();
-    let loaded = rss_kib(pid);
+    let loaded = common::rss_kib(pid);
 
     // A viewer for 3 s, and every page of the API.
     let (mut ws, _) =
@@ -163,7 +152,7 @@ async fn main() {
             None => break,
         }
     }
-    let viewed = rss_kib(pid);
+    let viewed = common::rss_kib(pid);
     let grown = (viewed.max(loaded) - base) as f64 * 1024.0 / f64::from(n);
     println!(
         "server: RSS {base} KiB idle → {loaded} KiB with {n} accounts (applied in {:.1} s) → {viewed} KiB after a viewer and {pages} API pages",
@@ -172,6 +161,13 @@ async fn main() {
     println!(
         "server: {grown:.1} B per account in all, {:.1} B beyond the ledger; largest WebSocket frame {largest} B of {frames}, largest API page {biggest_page} B",
         grown - per_account
+    );
+    println!(
+        "ROW accounts | {n} | {per_account:.1} | {grown:.1} | {:.1} | {:.1} → {:.1} MiB | {:.1} s | {largest} |",
+        grown - per_account,
+        base as f64 / 1024.0,
+        viewed.max(loaded) as f64 / 1024.0,
+        applied_in.as_secs_f64()
     );
     server.sigterm();
     let _ = server.child.wait();

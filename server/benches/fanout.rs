@@ -31,32 +31,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The server's CPU time so far, in seconds (user + system).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-/// Resident memory in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 #[derive(Default)]
 struct Totals {
     frames: AtomicU64,
@@ -116,9 +90,9 @@ async fn main() {
             totals.frames.load(Ordering::Relaxed),
             totals.bytes.load(Ordering::Relaxed),
         );
-        let (c0, t0) = (cpu_seconds(pid), Instant::now());
+        let (c0, t0) = (common::cpu_seconds(pid), Instant::now());
         tokio::time::sleep(Duration::from_secs(seconds)).await;
-        let (c1, secs) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
+        let (c1, secs) = (common::cpu_seconds(pid), t0.elapsed().as_secs_f64());
         let frames = (totals.frames.load(Ordering::Relaxed) - f0) as f64 / secs;
         let bytes = (totals.bytes.load(Ordering::Relaxed) - b0) as f64 / secs;
         let cpu = (c1 - c0) / secs * 100.0;
@@ -141,7 +115,7 @@ async fn main() {
         }
     }
     // Ten viewers that never read: the server must not buffer for them without bound.
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
     let mut stalled = Vec::new();
     for _ in 0..10 {
         if let Ok((ws, _)) = tokio_tungstenite::connect_async(ws_url.clone()).await {
@@ -152,7 +126,7 @@ async fn main() {
     let until = Instant::now() + Duration::from_secs(seconds * 2);
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        peak = peak.max(rss_kib(pid));
+        peak = peak.max(common::rss_kib(pid));
     }
     println!(
         "10 stalled viewers over {} s: resident memory {before} KiB before, {peak} KiB at most",
