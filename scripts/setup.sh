@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what cashflow needs on a fresh machine, idempotently; a warm run takes seconds.
-#   scripts/setup.sh demo   toolchain, wasm target, trunk, wasm-bindgen, wasm-opt
-#   scripts/setup.sh test   the above plus chromium + chromedriver and the Apache Kafka jars
+#   scripts/setup.sh rust   the pinned toolchain with the wasm target, and the C build tools
+#   scripts/setup.sh page   the page's tools: wasm-bindgen-cli, wasm-opt (binaryen)
+#   scripts/setup.sh demo   rust + page: what scripts/run.sh needs (no Trunk: scripts/page.sh)
+#   scripts/setup.sh test   all of the above plus Trunk (for `trunk serve`), chromium +
+#                           chromedriver, Playwright, the Apache Kafka jars, confluent-kafka
 # Tools are installed under $CASHFLOW_TOOLS (default ~/.cache/cashflow/tools), outside the
 # checkout, so every clone on this machine (CI's too) shares them.
 set -euo pipefail
@@ -18,6 +21,17 @@ PLAYWRIGHT_VERSION=1.64.1
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
+want() { # want STEP: whether this run installs STEP (rust, page, trunk or test)
+  case "$what:$1" in
+    rust:rust | page:page | demo:rust | demo:page | test:*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+case "$what" in rust | page | demo | test) ;; *)
+  echo "usage: scripts/setup.sh rust|page|demo|test" >&2; exit 2 ;;
+esac
+
+if want rust; then
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 if ! rustup toolchain list | grep -q "^$toolchain"; then
   say "installing Rust $toolchain (once, ~1 min)"
@@ -53,11 +67,14 @@ if [ ${#apt_need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
 fi
 
-if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+fi
+
+if want trunk && [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
   say "installing trunk $TRUNK_VERSION (once, ~7 min on 2 cores)"
   cargo install --locked --root "$TOOLS" trunk --version "$TRUNK_VERSION"
 fi
 
+if want page; then
 # wasm-bindgen-cli must equal the wasm-bindgen library version in Cargo.lock.
 wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock 2>/dev/null || true)
 if [ -n "$wb" ] && [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then
@@ -69,6 +86,7 @@ fi
 if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
   say "installing wasm-opt $BINARYEN_VERSION (npm binaryen)"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null
+fi
 fi
 
 if [ "$what" = test ]; then

@@ -55,8 +55,8 @@ step "benchmark command, small (release; its own broker on 19292)"
 # peer, and the calculator's balances checked against the recomputation.
 scripts/bench.sh --small
 
-step "page build"
-trunk build --release
+step "page build (scripts/page.sh, as the demo builds it; trunk serve has its own test)"
+scripts/page.sh dist
 
 step "page logic as WebAssembly in chromium (wasm-bindgen-test)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the browser app into dist/ without Trunk, for the demo: what `trunk build --release`
+# does with Trunk.toml and web/index.html (cargo for wasm32 with the wasm-release profile,
+# wasm-bindgen --target web, wasm-opt -Oz, content-hashed names, an index.html that starts the
+# app), so a fresh machine need not compile Trunk (~7 min on 2 cores) to run the demo. Trunk
+# stays for `trunk serve`; CI builds the page both ways and runs the browser tests on this one.
+#   scripts/page.sh [OUT]    (default dist)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-dist}
+target=${CARGO_TARGET_DIR:-target}
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+cargo build -q -p cashflow-web --bin cashflow-web --target wasm32-unknown-unknown --profile wasm-release
+wasm-bindgen --target web --no-typescript --out-dir "$stage" --out-name cashflow-web \
+  "$target/wasm32-unknown-unknown/wasm-release/cashflow-web.wasm"
+# The npm binaryen that setup.sh pins (Debian's wasm-opt 108 breaks the page).
+wasm-opt -Oz --enable-reference-types --enable-bulk-memory --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+  -o "$stage/cashflow-web_bg.opt.wasm" "$stage/cashflow-web_bg.wasm"
+
+hash() { sha256sum "$1" | cut -c1-16; }
+js="cashflow-web-$(hash "$stage/cashflow-web.js").js"
+wasm="cashflow-web-$(hash "$stage/cashflow-web_bg.opt.wasm")_bg.wasm"
+css="style-$(hash web/style.css).css"
+
+mkdir -p "$out"
+rm -f "$out"/cashflow-web-*.js "$out"/cashflow-web-*_bg.wasm "$out"/style-*.css "$out/index.html"
+cp "$stage/cashflow-web.js" "$out/$js"
+cp "$stage/cashflow-web_bg.opt.wasm" "$out/$wasm"
+cp web/style.css "$out/$css"
+# web/index.html's head without Trunk's <link data-trunk> lines, then the styles and the loader.
+{
+  grep -v 'data-trunk' web/index.html | sed '/<\/head>/,$d'
+  echo "    <link rel=\"stylesheet\" href=\"/$css\" />"
+  echo "    <link rel=\"modulepreload\" href=\"/$js\" />"
+  echo "    <link rel=\"preload\" as=\"fetch\" type=\"application/wasm\" crossorigin href=\"/$wasm\" />"
+  echo "    <script type=\"module\">"
+  echo "      import init, * as bindings from \"/$js\";"
+  echo "      const wasm = await init({ module_or_path: \"/$wasm\" });"
+  echo "      window.wasmBindings = bindings;"
+  echo "      dispatchEvent(new CustomEvent(\"TrunkApplicationStarted\", { detail: { wasm } }));"
+  echo "    </script>"
+  sed -n '/<\/head>/,$p' web/index.html
+} >"$out/index.html"
+echo "[page] $out/index.html, $js, $wasm ($(($(stat -c %s "$out/$wasm") / 1024)) KiB), $css" >&2
