@@ -14,6 +14,8 @@ export KAFKA_PORT=${KAFKA_PORT:-19292}
 export KAFKA_DIR=${KAFKA_DIR:-$HOME/.cache/cashflow/kafka-bench-$KAFKA_PORT}
 export KAFKA_BENCH=1 KAFKA_HEAP=${KAFKA_HEAP:-1g}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cashflow/target}
+TOOLS=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}
+export PATH="$TOOLS/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export CASHFLOW_TEST_BROKERS=127.0.0.1:$KAFKA_PORT
 started=$(date +%s)
 say() { printf '[bench %4ss] %s\n' "$(($(date +%s) - started))" "$*" >&2; }
@@ -23,12 +25,14 @@ if [ "$small" = 1 ]; then
   calc_apache=200000 calc_embedded=20000
   prod_apache=50000 prod_embedded=10000 prod_loop=1000
   latency_seconds=2 fanout_seconds=2 fanout_viewers=0,10 idle_seconds=3 accounts="2000"
+  page_seconds=3 page_accounts="100"
   export BENCH_PERF_RUNS=1
 else
   calc_apache=10000000 calc_embedded=1000000
   prod_apache=1000000 prod_embedded=200000 prod_loop=10000
   latency_seconds=20 fanout_seconds=10 fanout_viewers=0,10,100,1000 idle_seconds=60
   accounts="10000 1000000"
+  page_seconds=120 page_accounts="10 100 1000"
 fi
 
 python3 -c 'import confluent_kafka' 2>/dev/null || {
@@ -42,7 +46,9 @@ for b in producer calculator latency fanout idle accounts; do
   only "$b" && benches="$benches --bench $b"
 done
 # shellcheck disable=SC2086 # one word per bench
-cargo bench -p cashflow --no-run -q $benches >&2
+[ -z "$benches" ] || cargo bench -p cashflow --no-run -q $benches >&2
+# The release binary the page part runs (the benches build it too).
+only page && cargo build --release -q -p cashflow >&2
 
 say "starting the benchmark broker on 127.0.0.1:$KAFKA_PORT"
 "$here/kafka.sh" start >&2
@@ -62,6 +68,8 @@ if only producer; then
 fi
 if only calculator; then
   run calculator BENCH_RECORDS=$calc_apache
+  # The same with a second member in the process (the page's "add a member"): two apply loops.
+  run calculator BENCH_RECORDS=$calc_apache BENCH_MEMBERS=2 BENCH_PYTHON=0
   run calculator BENCH_RECORDS=$calc_embedded BENCH_BROKERS=embedded
 fi
 if only latency; then
@@ -76,6 +84,24 @@ if only idle; then
 fi
 if only accounts; then
   for n in $accounts; do run accounts BENCH_ACCOUNTS=$n; done
+fi
+if only page; then
+  # The page as the demo builds it, in headless chromium against the release binary.
+  page_dist=$CARGO_TARGET_DIR/bench-page
+  say "page build for the frame-time part"
+  CARGO_TARGET_DIR=$CARGO_TARGET_DIR/page scripts/page.sh "$page_dist"
+  for n in $page_accounts; do
+    say "page frame time, $n accounts"
+    CASHFLOW_BIN=$CARGO_TARGET_DIR/release/cashflow CASHFLOW_DIST=$page_dist PERF_SHOT=$CARGO_TARGET_DIR/bench-page-$n.png \
+      node web/e2e/perf.mjs "$page_seconds" "$n" 500 | tail -1 | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+s = r["last_10s"]
+cells = [str(r["accounts"]), str(r["polylines"]), "%.0f" % s["frames"], "%.2f" % s["avg_ms"],
+         "%.2f" % s["recent_avg_ms"], "%.1f" % s["recent_max_ms"], "%.1f" % s["max_ms"]]
+print("ROW page | " + " | ".join(cells) + " |")
+' >>"$rows" || { say "page frame time failed"; exit 1; }
+  done
 fi
 
 commit=$(git rev-parse --short HEAD)
@@ -122,7 +148,9 @@ section=$(mktemp)
     echo "until the group's committed offsets reach the end (in brackets: until the last record is"
     echo "applied), balances then compared with a recomputation. kafka-consumer-perf-test: its"
     echo "\`fetch.nMsg.sec\`, the median of three runs. Python: confluent-kafka, \`consume(1000)\`, the"
-    echo "same arithmetic, offsets stored after processing. Ratios are cashflow / peer."
+    echo "same arithmetic, offsets stored after processing. Ratios are cashflow / peer. \"2 members\":"
+    echo "the calculator's group with a second member in the same process (the page's *add a member*),"
+    echo "each applying its partitions on its own task; each row has its own perf-tool runs."
     echo
     echo "| broker | records | cashflow | kafka-consumer-perf-test | ratio | Python confluent-kafka | ratio | balances exact |"
     echo "|---|---|---|---|---|---|---|---|"
@@ -186,6 +214,19 @@ section=$(mktemp)
     echo "| accounts | ledger (B/account) | server growth (B/account) | beyond the ledger (B/account) | server RSS | applied in | largest frame (B) |"
     echo "|---|---|---|---|---|---|---|"
     grep '^ROW accounts' "$rows" | sed 's/^ROW accounts //'
+    echo
+  fi
+  if grep -q '^ROW page' "$rows"; then
+    echo "### Page: script time per frame"
+    echo
+    echo "\`web/e2e/perf.mjs\`: the release binary at 500 tx/s with N accounts in the ledger (the page"
+    echo "charts at most 100), the page as \`scripts/page.sh\` builds it, in headless chromium at"
+    echo "1280×720 for ${page_seconds} s; the time from a frame's state update until its effects ran"
+    echo "(\`window.__cashflow_stats\`), over every frame and over the last 120."
+    echo
+    echo "| accounts | lines drawn | frames | mean (ms) | last 120: mean (ms) | last 120: max (ms) | worst (ms) |"
+    echo "|---|---|---|---|---|---|---|"
+    grep '^ROW page' "$rows" | sed 's/^ROW page //'
     echo
   fi
   echo "<!-- bench:end -->"

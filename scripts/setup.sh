@@ -20,6 +20,14 @@ BINARYEN_VERSION=132   # Debian's binaryen (108) builds a page that dies in the 
 PLAYWRIGHT_VERSION=1.64.1
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+# npm's errors (an unreachable registry, a certificate it does not trust) are shown, not only
+# written to its log.
+npm_install() {
+  npm install --loglevel=error --no-audit --no-fund --prefix "$TOOLS/npm" "$1" >/dev/null || {
+    say "npm could not install $1 (its error is above; NODE_EXTRA_CA_CERTS names a CA file npm should trust)"
+    exit 1
+  }
+}
 
 want() { # want STEP: whether this run installs STEP (rust, page, trunk or test)
   case "$what:$1" in
@@ -85,14 +93,14 @@ fi
 
 if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
   say "installing wasm-opt $BINARYEN_VERSION (npm binaryen)"
-  npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null
+  npm_install "binaryen@$BINARYEN_VERSION"
 fi
 fi
 
 if [ "$what" = test ]; then
   if [ "$(node -p "require('$TOOLS/npm/node_modules/playwright-core/package.json').version" 2>/dev/null)" != "$PLAYWRIGHT_VERSION" ]; then
     say "installing playwright-core $PLAYWRIGHT_VERSION (drives Debian's chromium; downloads no browser)"
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+    npm_install "playwright-core@$PLAYWRIGHT_VERSION"
   fi
   "$here/scripts/kafka.sh" fetch
   python3 -c 'import confluent_kafka' 2>/dev/null || {

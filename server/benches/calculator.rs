@@ -22,6 +22,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,13 +46,6 @@ const FETCH: [(&str, &str); 3] = [
     ("max.partition.fetch.bytes", "1048576"),
     ("fetch.min.bytes", "1"),
 ];
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The seeded generator's records, in order, handed to `each`; returns the expected balances.
 fn generate(n: u64, mut each: impl FnMut(AccountId, String)) -> BTreeMap<AccountId, i64> {
@@ -99,32 +93,6 @@ fn fill(brokers: &str, topic: &str, n: u64) -> BTreeMap<AccountId, i64> {
         t0.elapsed().as_secs_f64()
     );
     expected
-}
-
-/// Deletes `topic` and the server's topics named after it (changelog, dead letters): the next
-/// run fills a fresh one, and the disk stays bounded.
-async fn delete_topics(brokers: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let names: Vec<String> = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map(|md| {
-            md.topics()
-                .iter()
-                .map(|t| t.name().to_owned())
-                .filter(|t| t.starts_with(topic))
-                .collect()
-        })
-        .unwrap_or_default();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    if let Err(e) = admin.delete_topics(&names, &AdminOptions::new()).await {
-        eprintln!("could not delete {names:?}: {e}");
-    }
 }
 
 /// `kafka-consumer-perf-test` on the topic: records/s from its first fetch.
@@ -245,16 +213,28 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
     // The server makes the topic; its calculator joins and holds every partition, paused. The
     // records are written meanwhile, and the clock starts with the resume, its first fetch
     // (the perf tool's `fetch.nMsg.sec` leaves its group join out too).
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", url.replace("http://", "ws://")))
+            .await
+            .expect("ws");
+    // BENCH_MEMBERS=N: the calculator's group gets N members in this process (the page's "add
+    // a member"), each applying its partitions on its own task.
+    let members: usize = support::env_or("BENCH_MEMBERS", 1);
+    for _ in 1..members {
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"cmd":"add_member"}"#.into(),
+        ))
+        .await
+        .expect("add a member");
+    }
     common::wait_for(Duration::from_secs(120), "partitions assigned", || async {
         get::<cashflow_shared::api::TopicView>(&format!("{url}/api/topic"))
             .await
             .filter(|v| {
-                v.calculator
-                    .members
-                    .iter()
-                    .map(|m| m.partitions.len())
-                    .sum::<usize>()
-                    == PARTITIONS as usize
+                let m = &v.calculator.members;
+                m.len() == members
+                    && m.iter().all(|m| !m.partitions.is_empty())
+                    && m.iter().map(|m| m.partitions.len()).sum::<usize>() == PARTITIONS as usize
             })
     })
     .await;
@@ -264,10 +244,6 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
             .await
             .expect("filled")
     };
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("{}/ws", url.replace("http://", "ws://")))
-            .await
-            .expect("ws");
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         r#"{"cmd":"resume_consumption"}"#.into(),
     ))
@@ -330,56 +306,33 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
     (calc, expected)
 }
 
-/// The server hosting the embedded broker, stopped when the bench ends.
-struct Host(common::Binary);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.0.sigterm();
-        let _ = self.0.child.wait();
-    }
-}
-
 #[tokio::main]
 async fn main() {
-    let n: u64 = env_or("BENCH_RECORDS", 10_000_000);
+    let n: u64 = support::env_or("BENCH_RECORDS", 10_000_000);
     // BENCH_BROKERS=embedded: a release binary hosts the embedded broker (paused, its own
     // topic idle) and the calculator under test reads from it like any other client.
-    let wanted = std::env::var("BENCH_BROKERS").unwrap_or_else(|_| common::apache_kafka());
-    let (brokers, label, _host) = if wanted == "embedded" {
-        let host = common::Binary::start(&[
-            "--ephemeral".into(),
-            "--paused".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--embedded-listen".into(),
-            "127.0.0.1:0".into(),
-        ]);
-        (
-            host.kafka.clone(),
-            "embedded (nisshi)".to_string(),
-            Some(Host(host)),
-        )
-    } else {
-        (wanted, "Apache Kafka".to_string(), None)
+    let (brokers, label, _host) = support::broker();
+    let label = match support::env_or("BENCH_MEMBERS", 1usize) {
+        1 => label,
+        m => format!("{label}, {m} members in one process"),
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let topic = common::unique("bench-calculator");
     let (calc, expected) = cashflow(&brokers, &topic, n).await;
     // The perf tool's figure varies run to run (its JIT warming up, the broker's cache): the
     // median of three runs, each in a fresh group.
-    let mut perfs: Vec<f64> = (0..env_or("BENCH_PERF_RUNS", 3))
+    let mut perfs: Vec<f64> = (0..support::env_or("BENCH_PERF_RUNS", 3))
         .filter_map(|_| perf_tool(&root, &brokers, &topic, n))
         .collect();
     perfs.sort_by(f64::total_cmp);
     println!("kafka-consumer-perf-test runs: {perfs:.0?} records/s");
     let perf = perfs.get(perfs.len() / 2).copied();
-    let py = if env_or("BENCH_PYTHON", 1) == 1 {
+    let py = if support::env_or("BENCH_PYTHON", 1) == 1 {
         python(&root, &brokers, &topic, n)
     } else {
         None
     };
-    delete_topics(&brokers, &topic).await;
+    support::delete_topics(&brokers, &topic).await;
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let (to_commit, to_apply) = (rate(calc.committed), rate(calc.applied));
     println!(

@@ -14,6 +14,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,13 +24,6 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const RATE: u32 = 1_000;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Default)]
 struct Totals {
@@ -59,7 +53,7 @@ async fn viewer(url: String, totals: Arc<Totals>, stop: tokio_util::sync::Cancel
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let seconds: u64 = env_or("BENCH_FANOUT_SECONDS", 10);
+    let seconds: u64 = support::env_or("BENCH_FANOUT_SECONDS", 10);
     let counts: Vec<usize> = std::env::var("BENCH_FANOUT_VIEWERS")
         .unwrap_or_else(|_| "0,10,100,1000".into())
         .split(',')

@@ -10,15 +10,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn measure(args: &[&str], seconds: u64) -> f64 {
     let mut all: Vec<String> = ["--listen", "127.0.0.1:0"].map(String::from).to_vec();
@@ -36,7 +30,7 @@ fn measure(args: &[&str], seconds: u64) -> f64 {
 }
 
 fn main() {
-    let seconds: u64 = env_or("BENCH_IDLE_SECONDS", 60);
+    let seconds: u64 = support::env_or("BENCH_IDLE_SECONDS", 60);
     let apache = common::apache_kafka();
     let topic = common::unique("bench-idle");
     let embedded = ["--ephemeral", "--embedded-listen", "127.0.0.1:0"];

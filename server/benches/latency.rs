@@ -16,6 +16,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,13 +27,6 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const ACCOUNTS: u32 = 20;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -164,7 +158,7 @@ async fn run(brokers: Option<&str>, rate: u32, seconds: u64) -> (Vec<i64>, Vec<i
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = env_or("BENCH_LATENCY_SECONDS", 20);
+    let seconds: u64 = support::env_or("BENCH_LATENCY_SECONDS", 20);
     let rates: Vec<u32> = std::env::var("BENCH_LATENCY_RATES")
         .unwrap_or_else(|_| "1,10,1000,10000".into())
         .split(',')
@@ -186,7 +180,7 @@ async fn main() {
             log.len()
         );
         println!(
-            "ROW latency | {label} | {rate} | {} | {} | {} |",
+            "ROW latency | {label} | {rate} | {} | {} | {:.1} |",
             percentiles(balance),
             percentiles(log),
             frames as f64 / secs as f64

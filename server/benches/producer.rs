@@ -21,6 +21,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -37,13 +38,6 @@ const PARTITIONS: i32 = 6;
 const RECORD_SIZE: usize = 230;
 const TUNED: (u32, u32) = (20, 256 * 1024);
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn create_topic(brokers: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -56,26 +50,6 @@ async fn create_topic(brokers: &str, topic: &str) {
         .expect("create topic");
     for r in r {
         r.expect("topic created");
-    }
-}
-
-async fn delete_topics(brokers: &str, topics: &[String]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let md = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .expect("metadata");
-    let names: Vec<&str> = md
-        .topics()
-        .iter()
-        .map(|t| t.name())
-        .filter(|n| topics.iter().any(|t| n.starts_with(t.as_str())))
-        .collect();
-    if let Err(e) = admin.delete_topics(&names, &AdminOptions::new()).await {
-        eprintln!("could not delete {names:?}: {e}");
     }
 }
 
@@ -220,40 +194,13 @@ async fn cashflow(brokers: &str, topic: &str, n: u64, tuned: bool) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
-/// The server hosting the embedded broker, stopped when the bench ends.
-struct Host(common::Binary);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.0.sigterm();
-        let _ = self.0.child.wait();
-    }
-}
-
 #[tokio::main]
 async fn main() {
-    let n: u64 = env_or("BENCH_PRODUCE", 1_000_000);
-    let n_py: u64 = env_or("BENCH_PRODUCE_PY", n.min(300_000));
-    let n_loop: u64 = env_or("BENCH_PRODUCE_LOOP", 10_000);
-    let python_on = env_or("BENCH_PYTHON", 1) == 1;
-    let wanted = std::env::var("BENCH_BROKERS").unwrap_or_else(|_| common::apache_kafka());
-    let (brokers, label, _host) = if wanted == "embedded" {
-        let host = common::Binary::start(&[
-            "--ephemeral".into(),
-            "--paused".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--embedded-listen".into(),
-            "127.0.0.1:0".into(),
-        ]);
-        (
-            host.kafka.clone(),
-            "embedded (nisshi)".to_string(),
-            Some(Host(host)),
-        )
-    } else {
-        (wanted, "Apache Kafka".to_string(), None)
-    };
+    let n: u64 = support::env_or("BENCH_PRODUCE", 1_000_000);
+    let n_py: u64 = support::env_or("BENCH_PRODUCE_PY", n.min(300_000));
+    let n_loop: u64 = support::env_or("BENCH_PRODUCE_LOOP", 10_000);
+    let python_on = support::env_or("BENCH_PYTHON", 1) == 1;
+    let (brokers, label, _host) = support::broker();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let prefix = common::unique("bench-produce");
     let mut k = 0;
@@ -299,5 +246,5 @@ async fn main() {
             );
         }
     }
-    delete_topics(&brokers, &[prefix]).await;
+    support::delete_topics(&brokers, &prefix).await;
 }

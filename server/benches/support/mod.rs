@@ -1,0 +1,77 @@
+//! What the benches share beyond the tests' `common`: settings from the environment, the broker
+//! a bench runs against (`BENCH_BROKERS`), and cleaning up its topics.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+
+use super::common;
+
+/// `name` from the environment, or `default` if unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A release binary hosting the embedded broker (paused, its own topic idle), stopped when the
+/// bench ends; the clients under test reach it over TCP like any other broker.
+pub struct Host(common::Binary);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.0.sigterm();
+        let _ = self.0.child.wait();
+    }
+}
+
+/// The broker a bench runs against: `BENCH_BROKERS=embedded` (a [`Host`]), another address, or
+/// the test broker. (bootstrap servers, label, the host to keep alive).
+pub fn broker() -> (String, String, Option<Host>) {
+    let wanted = std::env::var("BENCH_BROKERS").unwrap_or_else(|_| common::apache_kafka());
+    if wanted != "embedded" {
+        return (wanted, "Apache Kafka".to_string(), None);
+    }
+    let host = common::Binary::start(&[
+        "--ephemeral".into(),
+        "--paused".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--embedded-listen".into(),
+        "127.0.0.1:0".into(),
+    ]);
+    (
+        host.kafka.clone(),
+        "embedded (nisshi)".to_string(),
+        Some(Host(host)),
+    )
+}
+
+/// Deletes every topic whose name starts with `prefix` (a bench's topics, and the server's
+/// named after them: changelog, dead letters), so the disk stays bounded.
+pub async fn delete_topics(brokers: &str, prefix: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let names: Vec<String> = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map(|md| {
+            md.topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|t| t.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Err(e) = admin.delete_topics(&names, &AdminOptions::new()).await {
+        eprintln!("could not delete {names:?}: {e}");
+    }
+}
