@@ -134,22 +134,8 @@ fn perf_tool(root: &Path, brokers: &str, topic: &str, n: u64) -> Option<f64> {
 
 /// The Python peer: (records/s, checksum).
 fn python(root: &Path, brokers: &str, topic: &str, n: u64) -> Option<(f64, i128)> {
-    let out = Command::new("python3")
-        .arg(root.join("scripts/bench/py_consumer.py"))
-        .args([brokers, topic, &n.to_string(), &OPENING.minor().to_string()])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python peer: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let args = [brokers, topic, &n.to_string(), &OPENING.minor().to_string()].map(String::from);
+    let v = support::python_peer(&root.join("scripts/bench/py_consumer.py"), &args)?;
     if v["records"].as_u64() != Some(n) {
         return None;
     }
@@ -342,7 +328,7 @@ async fn main() {
         calc.exact
     );
     let ratio = |peer: Option<f64>| {
-        peer.map_or("–".into(), |p| {
+        peer.map_or("– | –".into(), |p| {
             format!("{:.0} | {:.2}×", p, to_commit / p)
         })
     };

@@ -103,27 +103,16 @@ fn perf_tool(root: &Path, brokers: &str, topic: &str, n: u64, tuned: bool) -> Op
 
 /// The Python peer in `mode` (loop or batched): records/s.
 fn python(root: &Path, brokers: &str, topic: &str, n: u64, mode: &str, tuned: bool) -> Option<f64> {
-    let out = Command::new("python3")
-        .arg(root.join("scripts/bench/py_producer.py"))
-        .args([brokers, topic, &n.to_string(), mode])
-        .args(
-            props(tuned)
-                .iter()
-                .filter(|p| !p.starts_with("enable.") && !p.starts_with("acks")),
-        )
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "python {mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut args: Vec<String> = [brokers, topic, &n.to_string(), mode]
+        .map(String::from)
+        .to_vec();
+    // acks and idempotence are the script's own (the same as everyone's).
+    args.extend(
+        props(tuned)
+            .into_iter()
+            .filter(|p| !p.starts_with("enable.") && !p.starts_with("acks")),
+    );
+    let v = support::python_peer(&root.join("scripts/bench/py_producer.py"), &args)?;
     (v["records"].as_u64() == Some(n)).then_some(v["rate"].as_f64()?)
 }
 

@@ -75,3 +75,25 @@ pub async fn delete_topics(brokers: &str, prefix: &str) {
         eprintln!("could not delete {names:?}: {e}");
     }
 }
+
+/// Runs a Python peer (`scripts/bench/NAME` with `args`) and reads the one JSON line it prints;
+/// `None` (with its last error line printed) if it failed.
+pub fn python_peer(script: &std::path::Path, args: &[String]) -> Option<serde_json::Value> {
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
