@@ -17,9 +17,10 @@ step 1 "Rust toolchain and build tools"
 scripts/setup.sh rust
 step 2 "building the server in the background (first time: ~10 min on 2 cores; log: $target/run-server-build.log)"
 mkdir -p "$target"
-cargo build --release -p cashflow >"$target/run-server-build.log" 2>&1 &
+# Its own process group (setsid), so stopping it stops its rustc and build scripts too.
+setsid -w cargo build --release -p cashflow >"$target/run-server-build.log" 2>&1 &
 server_build=$!
-trap 'kill $server_build 2>/dev/null || true' EXIT
+trap 'kill -- -$server_build 2>/dev/null || kill $server_build 2>/dev/null || true' EXIT
 step 3 "the page's tools (wasm-bindgen-cli, wasm-opt)"
 scripts/setup.sh page
 step 4 "building the page (scripts/page.sh)"
@@ -28,7 +29,7 @@ step 5 "waiting for the server build"
 while kill -0 "$server_build" 2>/dev/null; do
   sleep 15
   kill -0 "$server_build" 2>/dev/null || break
-  line=$(grep -E '^\s+(Compiling|Finished)' "$target/run-server-build.log" | tail -1 | sed 's/^ *//')
+  line=$({ grep -E '^\s+(Compiling|Finished|Downloaded|Blocking)' "$target/run-server-build.log" || true; } | tail -1 | sed 's/^ *//')
   printf '[run 5/5, %ds] %s\n' "$(($(date +%s) - started))" "${line:-…}" >&2
 done
 if ! wait "$server_build"; then

@@ -83,6 +83,12 @@ if want trunk && [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ];
 fi
 
 if want page; then
+if ! command -v npm >/dev/null; then
+  say "apt-get install npm (for wasm-opt: npm's binaryen)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+fi
 # wasm-bindgen-cli must equal the wasm-bindgen library version in Cargo.lock.
 wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock 2>/dev/null || true)
 if [ -n "$wb" ] && [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then

@@ -307,7 +307,9 @@ impl Hub {
     /// at classroom rates, and looking every [`IDLE_LOOK`] otherwise.
     pub async fn run(self, token: CancellationToken) {
         let mut budget = FrameBudget::new(Instant::now());
-        let mut last_lessons = Instant::now();
+        // The lessons' checks keep a steady four a second whatever wakes the hub.
+        let lessons_every = Duration::from_millis(250);
+        let mut next_lessons = Instant::now() + lessons_every;
         let mut sent_accounts: BTreeMap<AccountId, AccountState> = BTreeMap::new();
         let mut sent_generator: Option<GeneratorStatus> = None;
         let mut sent_reachable: Option<bool> = None;
@@ -333,7 +335,7 @@ impl Hub {
             let woken = tokio::select! {
                 _ = token.cancelled() => return,
                 _ = self.shared.changes() => true,
-                _ = tokio::time::sleep(IDLE_LOOK) => false,
+                _ = tokio::time::sleep(IDLE_LOOK.min(next_lessons.saturating_duration_since(Instant::now()))) => false,
             };
             let wait = budget.take(Instant::now()) + if woken { COALESCE } else { Duration::ZERO };
             if !wait.is_zero() {
@@ -449,9 +451,12 @@ impl Hub {
                 n
             });
             // The lessons' checks, four times a second.
-            let lessons_due = now.duration_since(last_lessons) >= Duration::from_millis(250);
+            let lessons_due = now >= next_lessons;
             if lessons_due {
-                last_lessons = now;
+                next_lessons += lessons_every;
+                if next_lessons <= now {
+                    next_lessons = now + lessons_every;
+                }
             }
             let mut restarted = false;
             if self.shared.lessons_epoch() != lessons_epoch {
@@ -487,7 +492,12 @@ impl Hub {
                 && store.is_none()
                 && counters == sent_counters;
             sent_counters = counters;
-            if quiet || self.frames.receiver_count() == 0 {
+            // A quiet look gives its frame's slot back; with no viewer the slot is spent all the
+            // same, so the hub looks at most at the frame rate.
+            if self.frames.receiver_count() == 0 {
+                continue;
+            }
+            if quiet {
                 budget.give_back();
                 continue;
             }

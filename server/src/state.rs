@@ -324,6 +324,11 @@ impl Shared {
         lock(&self.acks).acked(partition, offset, account, delta)
     }
 
+    /// Where a delivered record that is not counted lies (see [`Acks::position`]).
+    pub fn ack_position(&self, partition: i32, offset: i64) -> Option<i64> {
+        lock(&self.acks).position(partition, offset)
+    }
+
     /// What a snapshot of `partition` keeps of the acknowledged side (see [`Acks::cut`]).
     pub fn acked_cut(&self, partition: i32, ledger_next: i64, own_applied: u64) -> AckedPartition {
         lock(&self.acks).cut(partition, ledger_next, own_applied)

@@ -144,9 +144,22 @@ pub struct Acks {
     parts: BTreeMap<i32, AckedPartition>,
     /// Per account, over the partitions: what the invariant compares.
     totals: BTreeMap<AccountId, Acked>,
-    /// Per partition, the offset librdkafka reported last within a batch acknowledged without
-    /// an offset (see [`Acks::acked`]).
+    /// Per partition, the number librdkafka reported last within a batch acknowledged without
+    /// its offsets (see [`Acks::position`]).
     unknown_run: BTreeMap<i32, i64>,
+    /// Per partition, records acknowledged without their offset: counted in `totals`, but kept
+    /// out of the snapshot's cut (they lie above its `next`, where a restart would count them
+    /// again) until a real offset in the partition shows they lie below it.
+    pending: BTreeMap<i32, BTreeMap<AccountId, Acked>>,
+    /// Partitions whose acknowledged side this process recovered from the log: recovered once
+    /// (a calculator restarting later would count the live reports since a second time).
+    restored: std::collections::BTreeSet<i32>,
+}
+
+fn add_to(map: &mut BTreeMap<AccountId, Acked>, account: AccountId, net: Money, count: u64) {
+    let t = map.entry(account).or_default();
+    t.net = t.net.checked_add(net).unwrap_or(t.net);
+    t.count += count;
 }
 
 impl Acks {
@@ -160,17 +173,31 @@ impl Acks {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Kafka acknowledged a record of this producer, at `offset` as librdkafka reports it.
-    /// Every delivery report counts: librdkafka gives each record exactly one. Returns the
-    /// record's offset if it is known.
+    /// Where a record librdkafka reported at `offset` in `partition` lies, if that is known.
+    /// Every delivery report of the producer must pass here, in order (a record not counted
+    /// too: it may sit inside a run).
     ///
     /// When a broker answers a retried batch with DUPLICATE_SEQUENCE_NUMBER (it wrote the batch
     /// before, and the answer was lost), librdkafka reports the batch delivered with base offset
-    /// -1 and numbers the records after the first from there: -1, 0, 1, … (`rd_kafka_msgq_set_metadata`
-    /// in librdkafka 2.12: `rkm_offset = base_offset++`). Those are not offsets
-    /// (the batch lies further on), so they are counted without moving the cut. Under the
-    /// idempotent producer a partition's reports come in offset order, and the batch after such
-    /// a one starts beyond its real records, so beyond the run of made-up numbers.
+    /// -1 and numbers the records after the first from there: -1, 0, 1, … (librdkafka 2.12,
+    /// `rd_kafka_msgq_set_metadata`: `rkm_offset = base_offset++`). Those are not offsets: the
+    /// batch lies further on. Under the idempotent producer a partition's reports come in
+    /// offset order, and the batch after such a one starts beyond its real records, so beyond
+    /// the run of made-up numbers.
+    pub fn position(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let made_up = offset < 0 || self.unknown_run.get(&partition) == Some(&(offset - 1));
+        if made_up {
+            self.unknown_run.insert(partition, offset.max(-1));
+            None
+        } else {
+            self.unknown_run.remove(&partition);
+            Some(offset)
+        }
+    }
+
+    /// Kafka acknowledged a record of this producer, reported at `offset`. Every delivery report
+    /// counts once (librdkafka gives each record exactly one). Returns the record's offset if
+    /// it is known ([`Acks::position`]).
     pub fn acked(
         &mut self,
         partition: i32,
@@ -179,24 +206,24 @@ impl Acks {
         delta: Money,
     ) -> Option<i64> {
         self.in_flight = self.in_flight.saturating_sub(1);
-        let made_up = if offset < 0 {
-            true
-        } else {
-            self.unknown_run.get(&partition) == Some(&(offset - 1))
-        };
-        if made_up {
-            self.unknown_run.insert(partition, offset.max(-1));
-        } else {
-            self.unknown_run.remove(&partition);
+        let known = self.position(partition, offset);
+        let part = self.parts.entry(partition).or_default();
+        match known {
+            Some(o) => {
+                // The records acknowledged without their offset came before this one.
+                for (a, t) in self.pending.remove(&partition).unwrap_or_default() {
+                    add_to(&mut part.nets, a, t.net, t.count);
+                }
+                part.count(Some(o), account, delta);
+            }
+            None => add_to(
+                self.pending.entry(partition).or_default(),
+                account,
+                delta,
+                1,
+            ),
         }
-        let known = (!made_up).then_some(offset);
-        self.parts
-            .entry(partition)
-            .or_default()
-            .count(known, account, delta);
-        let t = self.totals.entry(account).or_default();
-        t.net = t.net.checked_add(delta).unwrap_or(t.net);
-        t.count += 1;
+        add_to(&mut self.totals, account, delta, 1);
         known
     }
 
@@ -210,14 +237,19 @@ impl Acks {
     pub fn cut(&self, partition: i32, ledger_next: i64, own_applied: u64) -> AckedPartition {
         let mut cut = self.parts.get(&partition).cloned().unwrap_or_default();
         let acked: u64 = cut.nets.values().map(|t| t.count).sum();
-        if self.in_flight == 0 || (cut.next <= ledger_next && acked == own_applied) {
+        // Records whose offset is not known yet may lie anywhere above `next`.
+        let placed = !self.pending.contains_key(&partition);
+        if placed && (self.in_flight == 0 || (cut.next <= ledger_next && acked == own_applied)) {
             cut.next = cut.next.max(ledger_next);
         }
         cut
     }
 
-    /// Installs what a restart recovered for `partition`.
+    /// Installs what a restart recovered for `partition`, once in a process (see `restored`).
     pub fn restore(&mut self, partition: i32, recovered: AckedPartition) {
+        if !self.restored.insert(partition) {
+            return;
+        }
         if let Some(old) = self.parts.insert(partition, recovered) {
             for (a, t) in old.nets {
                 if let Some(total) = self.totals.get_mut(&a) {
@@ -244,6 +276,8 @@ impl Acks {
         self.parts.clear();
         self.totals.clear();
         self.unknown_run.clear();
+        self.pending.clear();
+        self.restored.clear();
     }
 }
 
@@ -393,7 +427,7 @@ mod tests {
                 count: 2
             }
         );
-        // Restoring a partition again replaces its part of the totals, not adds to it.
+        // A second restore in one process is ignored: the live reports since are complete.
         again.restore(0, recovered);
         assert_eq!(
             again.totals()[&1],
@@ -454,12 +488,48 @@ mod tests {
             44,
             "the cut moved by real offsets only"
         );
+        assert_eq!(
+            acks.cut(0, 0, 0).nets[&2].count,
+            2,
+            "placed below 43 once it came"
+        );
         // A single record answered as a duplicate (it lies at 0), then the next batch at 1: a
         // real offset, for it does not follow the -1.
         let mut fresh = Acks::default();
         assert_eq!(fresh.acked(2, -1, 1, m(1)), None);
         assert_eq!(fresh.acked(2, 1, 1, m(1)), Some(1));
         assert_eq!(fresh.totals()[&1].count, 2);
+        // An injected record (not counted) inside the run still passes through `position`.
+        let mut mixed = Acks::default();
+        assert_eq!(mixed.acked(3, -1, 1, m(1)), None);
+        assert_eq!(mixed.position(3, 0), None, "the injected one");
+        assert_eq!(mixed.acked(3, 1, 1, m(1)), None, "still made up");
+    }
+
+    /// A snapshot taken while records are known only as acknowledged keeps them out of its
+    /// cut: a restart after a crash finds them in the log above `next` and counts them once.
+    #[test]
+    fn records_without_an_offset_stay_out_of_the_cut_until_placed() {
+        let m = Money::from_minor;
+        let mut acks = Acks::default();
+        for _ in 0..3 {
+            acks.sending();
+        }
+        acks.acked(0, 9, 1, m(1));
+        acks.acked(0, -1, 2, m(10));
+        acks.acked(0, 0, 2, m(10));
+        let cut = acks.cut(0, 50, 3);
+        assert_eq!(cut.next, 10, "not raised while two records are unplaced");
+        assert_eq!(cut.nets.get(&2), None, "and not in the snapshot's counts");
+        assert_eq!(
+            acks.totals()[&2].count,
+            2,
+            "though the invariant counts them"
+        );
+        // A restart from that snapshot finds them at 10 and 11: counted once.
+        let mut recovered = cut;
+        assert!(recovered.add(10, 2, m(10)) && recovered.add(11, 2, m(10)));
+        assert_eq!(recovered.nets[&2].count, 2);
     }
 
     #[test]
