@@ -34,13 +34,20 @@ pub fn LessonPanel() -> impl IntoView {
                     on:click=move |_| { ctx.send(Command::SetRate { rate: Some(0.5) }); }>"Slow motion (0.5 tx/s)"</button>
                 <ResetButton/>
             </nav>
+            // The lesson's text and buttons change with the lesson only: made again on every
+            // frame, a button could not be clicked (it is replaced under the pointer).
             {move || {
                 let id = current.get();
-                let status = lessons().get(id).cloned();
                 view! {
                     <p class="explain">{id.explain()}</p>
                     <Actions id=id/>
                     <p class="watch">{format!("Watch: {}", id.watch())}</p>
+                }
+            }}
+            {move || {
+                let id = current.get();
+                let status = lessons().get(id).cloned();
+                view! {
                     <ul class="checks">
                         <CheckRow name=id.name() control=None case=status.as_ref().map(|s| s.experiment.clone()).unwrap_or_default()/>
                         {id.control().map(|what| view! {
@@ -119,11 +126,13 @@ fn Actions(id: LessonId) -> impl IntoView {
             }>{label}</button>
         }
     };
-    let embedded = move || {
+    // A memo: the button is made again only when the answer changes, not on every frame (a
+    // button replaced 20 times a second cannot be clicked).
+    let embedded = Memo::new(move |_| {
         ctx.version.get();
         ctx.dash
             .with_value(|d| d.topic_view.as_ref().is_none_or(|v| v.brokers.len() <= 1))
-    };
+    });
     let buttons = match id {
         LessonId::Ordering => view! {
             {button("do-keys-by-account", "Keys by account (control)", vec![Command::SetKeys { keys: KeyStrategy::ByAccount }, Command::Start])}
@@ -153,7 +162,7 @@ fn Actions(id: LessonId) -> impl IntoView {
             {button("do-poison", "Inject one of each kind", Poison::ALL.map(|poison| Command::Inject { poison }).to_vec())}
         }.into_any(),
         LessonId::Outage => view! {
-            {move || if embedded() {
+            {move || if embedded.get() {
                 button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any()
             } else {
                 view! { <span>"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any()
