@@ -54,11 +54,7 @@ async fn viewer(url: String, totals: Arc<Totals>, stop: tokio_util::sync::Cancel
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let seconds: u64 = support::env_or("BENCH_FANOUT_SECONDS", 10);
-    let counts: Vec<usize> = std::env::var("BENCH_FANOUT_VIEWERS")
-        .unwrap_or_else(|_| "0,10,100,1000".into())
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect();
+    let counts: Vec<usize> = support::env_list("BENCH_FANOUT_VIEWERS", "0,10,100,1000");
     let server = common::Binary::start(&[
         "--ephemeral".into(),
         "--listen".into(),

@@ -159,11 +159,7 @@ async fn run(brokers: Option<&str>, rate: u32, seconds: u64) -> (Vec<i64>, Vec<i
 #[tokio::main]
 async fn main() {
     let seconds: u64 = support::env_or("BENCH_LATENCY_SECONDS", 20);
-    let rates: Vec<u32> = std::env::var("BENCH_LATENCY_RATES")
-        .unwrap_or_else(|_| "1,10,1000,10000".into())
-        .split(',')
-        .filter_map(|r| r.trim().parse().ok())
-        .collect();
+    let rates: Vec<u32> = support::env_list("BENCH_LATENCY_RATES", "1,10,1000,10000");
     let wanted = std::env::var("BENCH_BROKERS").unwrap_or_else(|_| common::apache_kafka());
     let (brokers, label) = if wanted == "embedded" {
         (None, "embedded (nisshi)")

@@ -494,7 +494,7 @@ impl Hub {
             sent_counters = counters;
             // A quiet look gives its frame's slot back; with no viewer the slot is spent all the
             // same, so the hub looks at most at the frame rate.
-            if self.frames.receiver_count() == 0 {
+            if self.viewers() == 0 {
                 continue;
             }
             if quiet {

@@ -19,6 +19,15 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// A comma-separated list from the environment (`name`), or `default`'s.
+pub fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
 /// A release binary hosting the embedded broker (paused, its own topic idle), stopped when the
 /// bench ends; the clients under test reach it over TCP like any other broker.
 pub struct Host(common::Binary);
