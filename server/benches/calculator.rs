@@ -104,6 +104,7 @@ fn perf_tool(root: &Path, brokers: &str, topic: &str, n: u64) -> Option<f64> {
         .chain(["fetch.max.wait.ms=500\n".to_string()])
         .collect();
     std::fs::write(&config, props).ok()?;
+    let (busy0, started) = (support::machine_busy_seconds(), Instant::now());
     let out = Command::new(root.join("scripts/kafka.sh"))
         .args(["tool", "org.apache.kafka.tools.ConsumerPerformance"])
         .args(["--bootstrap-server", brokers, "--topic", topic])
@@ -116,14 +117,27 @@ fn perf_tool(root: &Path, brokers: &str, topic: &str, n: u64) -> Option<f64> {
     let text = String::from_utf8_lossy(&out.stdout);
     // Header "start.time, end.time, …, fetch.nMsg.sec", then one line of values.
     let mut lines = text.lines().filter(|l| l.contains(','));
-    let header: Vec<&str> = lines.next()?.split(',').map(str::trim).collect();
-    let values: Vec<&str> = lines.next()?.split(',').map(str::trim).collect();
+    let (Some(header), Some(values)) = (lines.next(), lines.next()) else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        eprintln!(
+            "perf tool printed no figures ({}):\n{text}{tail:#?}",
+            out.status
+        );
+        return None;
+    };
+    let header: Vec<&str> = header.split(',').map(str::trim).collect();
+    let values: Vec<&str> = values.split(',').map(str::trim).collect();
     let at = |name: &str| {
         header
             .iter()
             .position(|h| *h == name)
             .and_then(|i| values.get(i)?.parse::<f64>().ok())
     };
+    println!(
+        "perf tool: the machine's cores busy {:.2} on average over the whole run (JVM start and group join included)",
+        (support::machine_busy_seconds() - busy0) / started.elapsed().as_secs_f64()
+    );
     let consumed = at("data.consumed.in.nMsg")?;
     if consumed < n as f64 {
         eprintln!("perf tool read {consumed} of {n}:\n{text}");
@@ -159,6 +173,8 @@ struct Calculator {
     /// From the resume until the last record is applied.
     applied: Duration,
     exact: bool,
+    /// Cores busy meanwhile: the server's, the whole machine's.
+    cores: (f64, f64),
 }
 
 async fn get<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
@@ -236,10 +252,18 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
     .await
     .expect("resume");
     let first = Instant::now();
+    let (busy0, cpu0) = (
+        support::machine_busy_seconds(),
+        common::cpu_seconds(server.child.id()),
+    );
     // BENCH_PERF=FILE: a profile of the server while it works (`perf report -i FILE`).
     let profiler = std::env::var("BENCH_PERF").ok().map(|out| {
+        // BENCH_PERF_ARGS: what to record instead (e.g. "-e sched:sched_switch -g").
+        let what = std::env::var("BENCH_PERF_ARGS").unwrap_or_else(|_| "-F 499 -g".into());
         Command::new("perf")
-            .args(["record", "-F", "499", "-g", "-o", &out, "-p"])
+            .arg("record")
+            .args(what.split_whitespace())
+            .args(["-o", &out, "-p"])
             .arg(server.child.id().to_string())
             .args(["--", "sleep", "15"])
             .stdout(std::process::Stdio::null())
@@ -267,6 +291,11 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let all_applied = all_applied.unwrap_or(committed_at);
+    let secs = (committed_at - first).as_secs_f64();
+    let cores = (
+        (common::cpu_seconds(server.child.id()) - cpu0) / secs,
+        (support::machine_busy_seconds() - busy0) / secs,
+    );
     let mut got = BTreeMap::new();
     let mut after = 0;
     loop {
@@ -288,6 +317,7 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
         committed: committed_at - first,
         applied: all_applied - first,
         exact: got == expected,
+        cores,
     };
     (calc, expected)
 }
@@ -322,10 +352,13 @@ async fn main() {
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let (to_commit, to_apply) = (rate(calc.committed), rate(calc.applied));
     println!(
-        "cashflow: applied in {:.2} s ({to_apply:.0}/s), committed at the end in {:.2} s ({to_commit:.0}/s), balances exact: {}",
+        "cashflow: applied in {:.2} s ({to_apply:.0}/s), committed at the end in {:.2} s ({to_commit:.0}/s), balances exact: {}; cores busy: server {:.2}, machine {:.2} of {}",
         calc.applied.as_secs_f64(),
         calc.committed.as_secs_f64(),
-        calc.exact
+        calc.exact,
+        calc.cores.0,
+        calc.cores.1,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     let ratio = |peer: Option<f64>| {
         peer.map_or("– | –".into(), |p| {

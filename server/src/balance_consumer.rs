@@ -18,12 +18,13 @@
 //! resumes at that member's commit; before its first record is applied, the partition is caught
 //! up from that member's snapshot and the records after it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cashflow_shared::ledger::Position;
-use cashflow_shared::{Outcome, Transaction, TransactionRef};
+use cashflow_shared::{Money, Outcome, Transaction, TransactionRef};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +76,7 @@ pub async fn run(
         member,
         batch: Batch::default(),
         applied_now: false,
+        ahead: VecDeque::new(),
         catch_up: Arc::new(CatchUpFromKafka {
             settings: settings.clone(),
             brokers: brokers.clone(),
@@ -157,6 +159,9 @@ struct Calculator {
     batch: Batch,
     /// The record being handled was applied (not replayed, not dead-lettered).
     applied_now: bool,
+    /// The outcomes of this batch's records that [`prepare`](Handler::prepare) applied, in
+    /// order, each with its record's position.
+    ahead: VecDeque<(Position, Outcome)>,
     catch_up: Arc<CatchUpFromKafka>,
     mismatch_log: RateLimitedLog,
     malformed_log: RateLimitedLog,
@@ -198,7 +203,23 @@ impl Handler for Calculator {
 
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
         self.applied_now = false;
-        let verdict = self.decide(msg);
+        let verdict = match self.ahead.pop_front() {
+            Some((pos, outcome)) if pos == position(msg) => {
+                if matches!(outcome, Outcome::Applied { .. }) {
+                    self.applied_now = true;
+                    self.shared
+                        .flow_applied(pos.partition, pos.offset, self.member);
+                }
+                Verdict::Done
+            }
+            ahead => {
+                if ahead.is_some() {
+                    // Not the batch `prepare` saw: decide afresh from here on.
+                    self.ahead.clear();
+                }
+                self.decide(msg)
+            }
+        };
         if !matches!(verdict, Verdict::CatchUp { .. } | Verdict::Fail(_)) {
             self.count(msg);
         }
@@ -214,6 +235,66 @@ impl Handler for Calculator {
         if now_ms - self.batch.last_flush_ms >= 100 {
             self.flush();
         }
+    }
+
+    /// Applies the batch in runs of [`RUN`] records, one ledger lock a run (not two a record,
+    /// which members applying in parallel fought over), as far as records are plainly applied
+    /// or re-delivered; from the first that needs more (a dead letter, a catch-up) on,
+    /// [`handle`](Handler::handle) decides one by one. Each run is parsed before the lock is
+    /// taken, so members parse in parallel.
+    fn prepare(&mut self, batch: &[BorrowedMessage<'_>]) {
+        self.ahead.clear();
+        let shared = self.shared.clone();
+        // The test fault points count records one by one.
+        if shared.test_fail_after.load(Ordering::Relaxed) != 0
+            || shared.test_stall_after.load(Ordering::Relaxed) != 0
+        {
+            return;
+        }
+        let mut parsed = Vec::with_capacity(RUN.min(batch.len()));
+        let mut out = Vec::with_capacity(RUN.min(batch.len()));
+        for run in batch.chunks(RUN) {
+            parsed.clear();
+            out.clear();
+            parsed.extend(run.iter().map(|m| {
+                let tx = TransactionRef::parse(m.payload().unwrap_or_default()).ok();
+                let keyed = tx.as_ref().is_some_and(|t| keyed_by_account(m, t.account));
+                (position(m), tx, keyed)
+            }));
+            shared.ledger().apply_run(
+                parsed.iter().map(|(p, t, k)| (*p, t.as_ref(), *k)),
+                &mut out,
+            );
+            for ((pos, tx, _), o) in parsed.iter().zip(&out) {
+                if let (
+                    Outcome::Applied {
+                        balance,
+                        producer_agrees: Some(false),
+                        ..
+                    },
+                    Some(tx),
+                ) = (o, tx)
+                {
+                    self.mismatch(tx, *balance);
+                }
+                self.ahead.push_back((*pos, *o));
+            }
+            if out.len() < run.len() {
+                break;
+            }
+        }
+    }
+}
+
+/// Records parsed and applied under one ledger lock (see [`Calculator::prepare`]): a few dozen
+/// make the lock's cost vanish, and at most this many are parsed in vain when a run stops
+/// early (a flood of invalid records is parsed about twice, not a whole batch over).
+const RUN: usize = 64;
+
+fn position(msg: &BorrowedMessage<'_>) -> Position {
+    Position {
+        partition: msg.partition(),
+        offset: msg.offset(),
     }
 }
 
@@ -247,12 +328,17 @@ impl Calculator {
         self.shared.record_latencies(&latencies);
     }
 
+    fn mismatch(&mut self, tx: &TransactionRef<'_>, computed: Money) {
+        if self.mismatch_log.admit().0 {
+            warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
+                  %computed, "producer's new_balance disagrees with the ledger");
+        }
+    }
+
     fn decide(&mut self, msg: &BorrowedMessage<'_>) -> Verdict {
-        let shared = &self.shared;
-        let pos = Position {
-            partition: msg.partition(),
-            offset: msg.offset(),
-        };
+        let shared = self.shared.clone();
+        let shared = &shared;
+        let pos = position(msg);
         // One read of the partition's position decides both "seen" and "a gap" (a lock a
         // record fewer on the hot path).
         let next = shared.ledger().next_offset(pos.partition);
@@ -302,10 +388,7 @@ impl Calculator {
                 } => {
                     self.applied_now = true;
                     shared.flow_applied(pos.partition, pos.offset, self.member);
-                    if self.mismatch_log.admit().0 {
-                        warn!(account = tx.account, id = %tx.transaction_id, producer = ?tx.new_balance.map(|b| b.to_string()),
-                              computed = %balance, "producer's new_balance disagrees with the ledger");
-                    }
+                    self.mismatch(&tx, balance);
                     return Verdict::Done;
                 }
                 Outcome::Applied { .. } => {

@@ -134,6 +134,11 @@ pub trait Handler: Send {
     /// [`MAX_BATCH`]) are handed over one by one: `records` of them, at `now_ms` (one clock
     /// read a batch, not one a record).
     fn batch(&mut self, _records: usize, _now_ms: i64) {}
+
+    /// Called once a batch, after [`batch`](Self::batch) and before its records are handed
+    /// over: what can be decided for many records at once is decided here (the records still
+    /// come to [`handle`](Self::handle) one by one, in order).
+    fn prepare(&mut self, _batch: &[BorrowedMessage<'_>]) {}
 }
 
 /// Records handled per wake-up at most: what the client has ready is taken without waiting,
@@ -332,6 +337,7 @@ pub async fn consume(
         }
         if !batch.is_empty() {
             handler.batch(batch.len(), crate::state::now_ms());
+            handler.prepare(&batch);
         }
         let size = batch.len();
         for (i, msg) in batch.drain(..).enumerate() {

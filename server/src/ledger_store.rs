@@ -201,6 +201,15 @@ impl LedgerStore {
         self.write().apply_keyed(tx, pos, keyed)
     }
 
+    /// See [`Ledger::apply_run`]: a run of a batch under one lock, not one a record.
+    pub fn apply_run<'t, T: TxFields + 't>(
+        &self,
+        records: impl IntoIterator<Item = (Position, Option<&'t T>, bool)>,
+        out: &mut Vec<Outcome>,
+    ) {
+        self.write().apply_run(records, out)
+    }
+
     /// See [`Ledger::dead_letter_pending`].
     pub fn dead_letter_pending(&self, pos: Position, refused: Option<&Transaction>) -> bool {
         self.write().dead_letter_pending(pos, refused)

@@ -106,3 +106,23 @@ pub fn python_peer(script: &std::path::Path, args: &[String]) -> Option<serde_js
     }
     serde_json::from_slice(&out.stdout).ok()
 }
+
+/// CPU time the whole machine has spent busy so far (every core; user, system, interrupts),
+/// in seconds: what a peer and cashflow leave of the cores shows whether more threads could
+/// help.
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: f64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        .filter(|(i, _)| *i < 8 && *i != 3 && *i != 4)
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}

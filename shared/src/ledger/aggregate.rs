@@ -247,6 +247,36 @@ impl Ledger {
         out
     }
 
+    /// Handles records in consumption order the way the balance calculator decides them one
+    /// by one, as far as each is plainly handled: a record below its partition's next offset
+    /// was handled already (a re-delivery: [`Outcome::Replayed`], nothing counted); a valid one
+    /// at its partition's next offset is [applied](Self::apply_keyed). Stops, leaving the
+    /// ledger as it was, at the first record that needs more: an invalid one (`None`), one
+    /// beyond its partition's next offset (a catch-up is due), or one the ledger refuses (a
+    /// duplicate id, an overflow; both are dead letters). `out` gets the outcome of each record
+    /// handled, in order. One call for a whole batch: a caller behind a lock takes it once.
+    pub fn apply_run<'t, T: TxFields + 't>(
+        &mut self,
+        records: impl IntoIterator<Item = (Position, Option<&'t T>, bool)>,
+        out: &mut Vec<Outcome>,
+    ) {
+        for (pos, tx, keyed) in records {
+            let next = self.next_offset(pos.partition);
+            if pos.offset < next {
+                out.push(Outcome::Replayed);
+                continue;
+            }
+            let Some(tx) = tx.filter(|_| pos.offset == next) else {
+                return;
+            };
+            match self.apply_keyed(tx, pos, keyed) {
+                o @ Outcome::Applied { .. } => out.push(o),
+                // Refused without a trace (see `PartitionLedger::apply`): the caller decides it.
+                _ => return,
+            }
+        }
+    }
+
     /// See [`PartitionLedger::dead_letter`].
     pub fn dead_letter(&mut self, pos: Position, refused: Option<&Transaction>) -> bool {
         self.part_mut(pos.partition)

@@ -494,3 +494,115 @@ fn a_copy_with_some_accounts_keeps_offsets_window_and_counters() {
     // Its id window came along: a repeat of t1 is a duplicate there too.
     assert!(v.is_duplicate(4, "t1"));
 }
+
+/// A record as the calculator meets it, one by one: a re-delivery is skipped, a gap is closed
+/// (as a catch-up would, here with nothing in it), an invalid record (`None`) or a refused one
+/// is dead-lettered.
+fn one_by_one(ledger: &mut Ledger, pos: Position, t: Option<&Transaction>) {
+    let next = ledger.next_offset(pos.partition);
+    if pos.offset < next {
+        return;
+    }
+    ledger.skip_to(pos.partition, pos.offset);
+    match t {
+        Some(t) => handle(ledger, t, pos),
+        None => {
+            ledger.dead_letter(pos, None);
+        }
+    }
+}
+
+proptest! {
+    /// The calculator's batch path (`apply_run` as far as it goes, the record it stopped at
+    /// one by one, then `apply_run` again) ends in exactly the state of handling every record
+    /// one by one, with re-deliveries, gaps, invalid records and refused ones in the batches.
+    #[test]
+    fn runs_of_a_batch_equal_one_by_one(
+        txs in streams(),
+        partitions in 1i32..5,
+        batch in 1usize..40,
+        marks in prop::collection::vec(0u8..20, 200),
+    ) {
+        let logs = logs(&txs, partitions);
+        // Round-robin over the partitions; per record a mark: 0 invalid, 1 re-delivered after
+        // itself, 2 a gap before it (its offset one further), else plain.
+        let mut order: Vec<(Position, Option<&Transaction>)> = Vec::new();
+        let mut offsets = vec![0i64; logs.len()];
+        let longest = logs.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..longest {
+            for (p, log) in logs.iter().enumerate() {
+                let Some(t) = log.get(i) else { continue };
+                let mark = marks[order.len() % marks.len()];
+                if mark == 2 {
+                    offsets[p] += 1;
+                }
+                let pos = at(p as i32, offsets[p]);
+                offsets[p] += 1;
+                order.push((pos, (mark != 0).then_some(t)));
+                if mark == 1 {
+                    order.push((pos, Some(t)));
+                }
+            }
+        }
+        let mut expected = Ledger::with_id_window(Money::ZERO, 8);
+        for (pos, t) in &order {
+            one_by_one(&mut expected, *pos, *t);
+        }
+        let mut got = Ledger::with_id_window(Money::ZERO, 8);
+        for chunk in order.chunks(batch) {
+            let mut i = 0;
+            while i < chunk.len() {
+                let mut out = Vec::new();
+                got.apply_run(chunk[i..].iter().map(|(p, t)| (*p, *t, false)), &mut out);
+                let plain = |o: &Outcome| matches!(o, Outcome::Applied { .. } | Outcome::Replayed);
+                prop_assert!(out.iter().all(plain), "{:?}", out);
+                i += out.len();
+                if let Some((pos, t)) = chunk.get(i) {
+                    one_by_one(&mut got, *pos, *t);
+                    i += 1;
+                }
+            }
+        }
+        prop_assert_eq!(got.accounts(), expected.accounts());
+        prop_assert_eq!(got.stats(), expected.stats());
+        prop_assert_eq!(got.next_offsets(), expected.next_offsets());
+        prop_assert_eq!(got.totals(), expected.totals());
+    }
+}
+
+#[test]
+fn a_run_stops_before_a_gap_an_invalid_record_and_a_refused_one() {
+    let (a, b) = (
+        tx(1, "a", TxType::Credit, 5, None),
+        tx(1, "b", TxType::Credit, 7, None),
+    );
+    let mut l = Ledger::new(Money::ZERO);
+    let mut out = Vec::new();
+    // Applied, re-delivered, then offset 2 is missing: a catch-up is due before it.
+    l.apply_run(
+        [
+            (at(0, 0), Some(&a), true),
+            (at(0, 0), Some(&a), true),
+            (at(0, 2), Some(&b), true),
+        ],
+        &mut out,
+    );
+    assert!(
+        matches!(out[..], [Outcome::Applied { .. }, Outcome::Replayed]),
+        "{out:?}"
+    );
+    assert_eq!(l.next_offset(0), 1);
+    // An invalid record is the caller's (a dead letter), and so is a duplicate id.
+    out.clear();
+    l.apply_run([(at(0, 1), None::<&Transaction>, true)], &mut out);
+    l.apply_run([(at(1, 0), Some(&a), true)], &mut out);
+    let dup = tx(1, "a", TxType::Credit, 1, None);
+    l.apply_run(
+        [(at(1, 1), Some(&dup), true), (at(1, 2), Some(&b), true)],
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((l.next_offset(0), l.next_offset(1)), (1, 1));
+    assert_eq!(l.account(1).balance, Money::from_minor(10));
+    assert_eq!(l.stats().dead_lettered, 0, "refused without a trace");
+}
