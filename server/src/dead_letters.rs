@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use tracing::warn;
 
+use crate::kafka::polled::{Delivery, Futures, Polled};
 use crate::kafka::{Context, reliable_producer};
 use crate::state::Shared;
 use crate::topics::dlq_topic;
@@ -36,7 +37,7 @@ pub struct Letter {
     key: Option<Vec<u8>>,
     payload: Option<Vec<u8>>,
     /// `None` while it waits to be queued again (after an error, or a full queue).
-    delivery: Option<DeliveryFuture>,
+    delivery: Option<Delivery>,
     error: Option<KafkaError>,
     truncated: bool,
     since: Instant,
@@ -51,7 +52,7 @@ impl Letter {
 }
 
 pub struct DeadLetters {
-    producer: FutureProducer<Context>,
+    producer: Polled<Futures<Context>>,
     topic: String,
 }
 
@@ -116,7 +117,7 @@ impl DeadLetters {
         letter: &Letter,
         payload: Option<&[u8]>,
         extra: Option<(usize, &str)>,
-    ) -> Result<DeliveryFuture, KafkaError> {
+    ) -> Result<Delivery, KafkaError> {
         let mut h = headers(
             &letter.reason,
             &letter.source_topic,
@@ -143,7 +144,7 @@ impl DeadLetters {
         if let Some(p) = payload {
             record = record.payload(p);
         }
-        self.producer.send_result(record).map_err(|(e, _)| e)
+        self.producer.send_result(record)
     }
 
     /// Queues a dead letter for `msg`. Fails only when librdkafka's queue is full: settle some
@@ -181,7 +182,7 @@ impl DeadLetters {
                 letter.delivery = None;
                 match result {
                     Ok(Ok(_)) => return Some(true),
-                    Ok(Err((e, _))) => letter.error = Some(e),
+                    Ok(Err(e)) => letter.error = Some(e),
                     Err(_) => return None,
                 }
             }

@@ -11,6 +11,10 @@ use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 
+pub mod polled;
+
+use polled::{Futures, Polled};
+
 /// Property names whose values are secrets: never logged. Besides passwords, secrets and
 /// tokens: key passphrases, inline PEM keys and certificates (`ssl.key.pem`,
 /// `ssl.certificate.pem`, …), `*.key` values and the OAUTHBEARER configuration.
@@ -97,12 +101,13 @@ pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
 
 /// An idempotent producer (`acks=all`, so nothing is duplicated or reordered by retries) whose
 /// deliveries each fail after `message_timeout`; the caller decides what a failure means.
+/// Served by a task ([`polled`]); made inside a Tokio runtime.
 pub fn reliable_producer<C: ClientContext + 'static>(
     brokers: &str,
     extra: &[(String, String)],
     message_timeout: std::time::Duration,
     context: C,
-) -> Result<rdkafka::producer::FutureProducer<C>, KafkaError> {
+) -> Result<Polled<Futures<C>>, KafkaError> {
     base_config(brokers, extra)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -111,7 +116,8 @@ pub fn reliable_producer<C: ClientContext + 'static>(
             "message.timeout.ms",
             message_timeout.as_millis().to_string(),
         )
-        .create_with_context(context)
+        .create_with_context(Futures(context))
+        .map(Polled::new)
 }
 
 /// The role of the client the broker watch uses.

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Settings;
 use crate::kafka::base_config;
+use crate::kafka::polled::Polled;
 use crate::state::Shared;
 
 mod commands;
@@ -101,7 +102,7 @@ impl ProducerHandle {
 pub use crate::state::now_ms;
 
 pub struct ProducerTask {
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: Polled<DeliveryContext>,
     /// To create the producer again after a fatal error.
     config: ClientConfig,
     failed_tx: mpsc::UnboundedSender<Failed>,

@@ -23,12 +23,12 @@ use cashflow_shared::snapshot::{self, Chunk, HEAD_KEY, Head, Record, SnapshotErr
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{Settings, StoreSettings};
+use crate::kafka::polled::{Futures, Polled};
 use crate::kafka::{Context, reliable_producer};
 use crate::reader::{ReadError, Reader, read_ranges};
 use crate::state::Shared;

@@ -9,7 +9,7 @@ use cashflow_shared::{AccountId, Money};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::mpsc;
 use tracing::error;
@@ -17,6 +17,7 @@ use tracing::error;
 #[allow(unused_imports)] // named in the docs
 use super::ProducerTask;
 use crate::kafka::Context;
+use crate::kafka::polled::Polled;
 use crate::state::Shared;
 
 /// What a delivery report needs to know about its record.
@@ -112,9 +113,10 @@ pub(super) fn new_producer(
     cfg: &ClientConfig,
     shared: &Arc<Shared>,
     failed: &mpsc::UnboundedSender<Failed>,
-) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
-    cfg.create_with_context(DeliveryContext {
+) -> Result<Polled<DeliveryContext>, KafkaError> {
+    cfg.create_with_context::<_, BaseProducer<_>>(DeliveryContext {
         inner: Context::new(shared, "producer"),
         failed: failed.clone(),
     })
+    .map(Polled::new)
 }

@@ -4,7 +4,7 @@ use super::*;
 
 /// Writes snapshots of the partitions this process owns (see the module docs).
 pub struct SnapshotWriter {
-    producer: FutureProducer<Context>,
+    producer: Polled<Futures<Context>>,
     changelog: String,
     topic: String,
     shared: Arc<Shared>,
@@ -217,9 +217,7 @@ impl SnapshotWriter {
             .key(key)
             .payload(value);
         self.producer
-            .send(record, Timeout::After(Duration::from_secs(5)))
+            .send_waiting(record, Duration::from_secs(5))
             .await
-            .map(|d| (d.partition, d.offset))
-            .map_err(|(e, _)| e)
     }
 }
