@@ -17,8 +17,8 @@
 //!   [`ws`] serves them on `/ws` and takes the page's commands.
 //! - [`http`] serves `/health`, `/api/*`, `/ws` and the browser app.
 //!
-//! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration and
-//! redaction), [`topics`] (topic creation and the broker watch, which also notices a stuck
+//! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration,
+//! redaction, and producers served by a task woken by librdkafka, [`kafka::polled`]), [`topics`] (topic creation and the broker watch, which also notices a stuck
 //! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
 //! [`dead_letters`] (and [`dead_letter_view`], which reads them back for the page),
 //! [`supervise`] (tasks restarted with back-off), the lessons' extra consumers ([`replay`],

@@ -121,34 +121,35 @@ async fn serve<C: ProducerContext + 'static>(
 ) {
     loop {
         let mut served = 0u32;
-        // Polls that left the queue as long as it was: an op the event API does not take
-        // would otherwise be looked at in a busy loop; then the task looks again in 100 ms.
-        let mut stuck = 0u32;
         loop {
-            let Some(i) = inner.upgrade().filter(|_| !stop.is_cancelled()) else {
+            let Some(i) = inner.upgrade() else {
                 return;
             };
+            if stop.is_cancelled() || Arc::strong_count(&i) == 1 {
+                // The `Polled` is gone: if this is the last hold on the producer, it is
+                // destroyed off the runtime's threads (its drop flushes for up to 500 ms).
+                drop(tokio::task::spawn_blocking(move || drop(i)));
+                return;
+            }
             // SAFETY: the queue lives as long as `i`.
-            let queued = unsafe { rdsys::rd_kafka_queue_length(i.queue.0) };
-            if queued == 0 || stuck >= 3 {
+            if unsafe { rdsys::rd_kafka_queue_length(i.queue.0) } == 0 {
                 break;
             }
-            // One event per call (a zero timeout ends rust-rdkafka's loop after one look).
+            // One event per call (a zero timeout ends rust-rdkafka's loop after one look); a
+            // poll on a non-empty queue always takes its head (librdkafka serves or drops
+            // every op it pops), so this loop ends once the queue is empty.
             i.producer.poll(Duration::ZERO);
-            if unsafe { rdsys::rd_kafka_queue_length(i.queue.0) } >= queued {
-                stuck += 1;
-            }
             served += 1;
             if served.is_multiple_of(SERVE_BEFORE_YIELD) {
                 drop(i);
                 tokio::task::yield_now().await;
             }
         }
-        // A wake-up stored while serving is taken at once: nothing queued meanwhile is missed.
+        // The callback fires when the queue goes from empty to non-empty; a wake-up that came
+        // while serving is stored and taken at once, so nothing queued meanwhile is missed.
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = notify.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(100)), if stuck >= 3 => {}
         }
     }
 }
@@ -157,12 +158,14 @@ async fn serve<C: ProducerContext + 'static>(
 /// was not written.
 pub type Delivered = Result<(i32, i64), KafkaError>;
 
-/// A record's delivery to await (see [`Polled::send_result`]); `Err` if the producer was
-/// destroyed first.
+/// A record's delivery to await (see [`Polled::send_result`]). Every record taken gets its
+/// report (a purge at the producer's drop reports the record purged), so `Err` (the report
+/// dropped unserved) is not expected.
 pub type Delivery = oneshot::Receiver<Delivered>;
 
 /// A producer context that hands each delivery report to whoever awaits it, around the
 /// client context `C` (what rust-rdkafka's `FutureProducer` does, on a [`Polled`] producer).
+/// It passes on what [`Context`](crate::kafka::Context) overrides: logs and errors.
 pub struct Futures<C: ClientContext>(pub C);
 
 impl<C: ClientContext> ClientContext for Futures<C> {
