@@ -332,7 +332,7 @@ async fn main() {
         1 => label,
         m => format!("{label}, {m} members in one process"),
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = common::repo_root();
     let topic = common::unique("bench-calculator");
     let (calc, expected) = cashflow(&brokers, &topic, n).await;
     // The perf tool's figure varies run to run (its JIT warming up, the broker's cache): the

@@ -190,7 +190,7 @@ async fn main() {
     let n_loop: u64 = support::env_or("BENCH_PRODUCE_LOOP", 10_000);
     let python_on = support::env_or("BENCH_PYTHON", 1) == 1;
     let (brokers, label, _host) = support::broker();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = common::repo_root();
     let prefix = common::unique("bench-produce");
     let mut k = 0;
     let mut fresh = || {
