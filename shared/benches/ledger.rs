@@ -44,6 +44,15 @@ fn bench(c: &mut Criterion) {
                 .count()
         })
     });
+    // The borrowed form the balance calculator reads: the fast path for cashflow's own records.
+    group.bench_function("parse_ref_10k", |b| {
+        let raw: Vec<String> = txs.iter().map(|t| t.to_json()).collect();
+        b.iter(|| {
+            raw.iter()
+                .filter(|r| cashflow_shared::TransactionRef::parse(r.as_bytes()).is_ok())
+                .count()
+        })
+    });
     group.finish();
 }
 

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
 
+mod fast;
+
 /// A customer account number.
 pub type AccountId = u32;
 
@@ -194,6 +196,12 @@ impl TransactionRef<'_> {
     /// Decodes and validates one Kafka record value, with [`Transaction::parse`]'s rules and
     /// errors.
     pub fn parse(bytes: &[u8]) -> Result<TransactionRef<'_>, ParseError> {
+        if bytes.len() <= MAX_MESSAGE_BYTES
+            && let Some(tx) = fast::parse(bytes)
+        {
+            validate(&tx)?;
+            return Ok(tx);
+        }
         decode(bytes)
     }
 }
