@@ -145,7 +145,8 @@ pub struct OrderingStats {
 pub struct OrderWatch {
     /// Per producer and account: the highest sequence applied, and the highest of the records
     /// keyed by account (0: none yet; sequences start at 1).
-    highest: BTreeMap<(u64, AccountId), (u64, u64)>,
+    /// Looked up once a record: hashed, not ordered.
+    highest: rustc_hash::FxHashMap<(u64, AccountId), (u64, u64)>,
     late: BTreeMap<AccountId, u64>,
     stats: OrderingStats,
 }

@@ -21,7 +21,7 @@ pub struct Ledger {
     /// Per account: opening + the sum of its partials, and the total count.
     totals: BTreeMap<AccountId, AccountState>,
     /// The partition each account's transactions were last applied from.
-    home: BTreeMap<AccountId, i32>,
+    home: rustc_hash::FxHashMap<AccountId, i32>,
     /// Sum of `totals`' balances, kept as they change so the page's totals cost nothing.
     balance_sum: i128,
     /// This server's producer (its records are the invariant's applied side), and their nets
@@ -45,7 +45,7 @@ impl Ledger {
             window_width: window_width.max(1),
             parts: BTreeMap::new(),
             totals: BTreeMap::new(),
-            home: BTreeMap::new(),
+            home: Default::default(),
             balance_sum: 0,
             producer: None,
             own_totals: Applied::new(),
