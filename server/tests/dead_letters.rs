@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cashflow_shared::api::Balances;
-use common::{Broker, TestApp, read_topic, spawn_app, unique, wait_for};
+use common::{Broker, TestApp, read_topic, spawn_app, spawn_app_with, unique, wait_for};
 use rdkafka::ClientConfig;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -105,6 +105,78 @@ async fn apache_kafka_a_flood_of_bad_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_a_flood_of_bad_records() {
     a_flood_of_bad_records(Broker::Embedded).await;
+}
+
+/// A lone member's full batches are parsed on its thread while a helper thread applies each
+/// run (the pipeline in `balance_consumer`): with malformed records and duplicate ids inside
+/// those batches, every good record is applied exactly once, every bad one dead-lettered, and
+/// every balance is the sum of its account's good records. (Applying a run past a refused
+/// record, or runs out of order, or one twice, breaks a balance or a count.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_members_pipelined_batches_are_exact() {
+    let topic = unique("pipeline");
+    let app = spawn_app_with(Broker::Apache, &topic, |s| {
+        // The records wait in the topic, so the member reads them in full batches.
+        s.calculator_paused = true;
+    })
+    .await;
+    let opening = app.balances().await.opening_balance.minor();
+    let (n, accounts) = (30_000u32, 50u32);
+    let bad_at = |i: u32| i % 1_999 == 7;
+    // A good record's id again, 50 records later: same account, same partition, in the window.
+    let dup_at = |i: u32| {
+        i >= 50 && i % 2_503 == 11 && !bad_at(i - 50) && !(i - 50 >= 50 && (i - 50) % 2_503 == 11)
+    };
+    let mut expected: BTreeMap<u32, i64> = BTreeMap::new();
+    let (mut records, mut bad, mut dups) = (Vec::new(), 0u64, 0u64);
+    for i in 0..n {
+        let account = 1 + i % accounts;
+        let value = if bad_at(i) {
+            bad += 1;
+            format!("garbage {i}")
+        } else {
+            let of = if dup_at(i) { i - 50 } else { i };
+            let (ty, amount) = (if of % 3 == 0 { "Debit" } else { "Credit" }, 1 + of % 9);
+            if dup_at(i) {
+                dups += 1;
+            } else {
+                let delta = i64::from(amount) * 100 * if ty == "Debit" { -1 } else { 1 };
+                *expected.entry(account).or_insert(opening) += delta;
+            }
+            format!(
+                r#"{{"account":{account},"transaction_id":"pipe-{of}","transaction_type":"{ty}","amount":{amount}}}"#
+            )
+        };
+        records.push((account.to_string(), value.into_bytes()));
+    }
+    assert!(bad > 10 && dups > 10);
+    write_all(&app.brokers, &topic, &records);
+    app.shared.set_paused(false);
+    let goods = u64::from(n) - bad - dups;
+    let b = wait_for(WAIT, "every record handled", || async {
+        let b = balances(&app).await;
+        (b.stats.applied + b.malformed >= u64::from(n)).then_some(b)
+    })
+    .await;
+    assert_eq!(
+        (b.stats.applied, b.malformed, b.stats.duplicate_ids),
+        (goods, bad + dups, dups)
+    );
+    let got: BTreeMap<u32, i64> = b
+        .accounts
+        .iter()
+        .map(|a| (a.account, a.balance.minor()))
+        .collect();
+    assert_eq!(got, expected, "every balance is its good records' sum");
+    let pipelined = app
+        .shared
+        .pipelined_records
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        pipelined >= 1024,
+        "the member's full batches went through the pipeline: {pipelined} records"
+    );
+    app.shutdown().await;
 }
 
 /// A dead-letter topic that takes at most 4 KiB a record: a 10 KB bad record goes there
