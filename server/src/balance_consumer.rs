@@ -241,8 +241,7 @@ impl Handler for Calculator {
     /// which members applying in parallel fought over), as far as records are plainly applied
     /// or re-delivered; from the first that needs more (a dead letter, a catch-up) on,
     /// [`handle`](Handler::handle) decides one by one. Each run is parsed before the lock is
-    /// taken, so members parse in parallel; a lone member's large batch is pipelined (see
-    /// [`applied_runs`]).
+    /// taken, so members parse in parallel.
     fn prepare(&mut self, batch: &[BorrowedMessage<'_>]) {
         self.ahead.clear();
         let shared = self.shared.clone();
@@ -252,15 +251,18 @@ impl Handler for Calculator {
         {
             return;
         }
-        // Members applying side by side already share the cores: a helper each would
-        // oversubscribe them (measured: two members, 5 M records, 1.72 M/s without, 1.50 M with).
-        let pipelined = batch.len() >= PIPELINE_MIN && shared.with_group(|g| g.member_count()) <= 1;
-        if pipelined {
-            shared
-                .pipelined_records
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        }
-        for (parsed, out) in applied_runs(&shared, batch, pipelined) {
+        let mut parsed = Vec::with_capacity(RUN.min(batch.len()));
+        let mut out = Vec::with_capacity(RUN.min(batch.len()));
+        for run in batch.chunks(RUN) {
+            parsed.clear();
+            out.clear();
+            // Parsing is ~40 % of the consumer thread; splitting a run over rayon's pool was
+            // measured slower (the hand-off cost more than the half it saved).
+            parsed.extend(run.iter().map(parse));
+            shared.ledger().apply_run(
+                parsed.iter().map(|(p, t, k)| (*p, t.as_ref(), *k)),
+                &mut out,
+            );
             for ((pos, tx, _), o) in parsed.iter().zip(&out) {
                 if let (
                     Outcome::Applied {
@@ -275,78 +277,12 @@ impl Handler for Calculator {
                 }
                 self.ahead.push_back((*pos, *o));
             }
-        }
-    }
-}
-
-/// Parses `batch` in runs of [`RUN`] and applies each run under one ledger lock, in order, up
-/// to and including the first run that stops early (see
-/// [`Ledger::apply_run`](cashflow_shared::Ledger::apply_run)); each run with its outcomes.
-///
-/// `pipelined`: a scoped helper thread applies run k while this thread parses run k + 1
-/// (parsing is ~15 % of a lone member's thread, the ledger ~20 %; measured +5…9 % records/s).
-/// Nothing is applied out of order or past a stop: the helper applies the runs in the order
-/// sent and stops at the first that stops early. (Splitting each run's *parse* over a thread
-/// pool was measured slower: a hand-off a run.)
-fn applied_runs<'a>(
-    shared: &Shared,
-    batch: &'a [BorrowedMessage<'_>],
-    pipelined: bool,
-) -> Vec<(Vec<Parsed<'a>>, Vec<Outcome>)> {
-    let apply = |parsed: Vec<Parsed<'a>>| {
-        let mut out = Vec::with_capacity(parsed.len());
-        shared.ledger().apply_run(
-            parsed.iter().map(|(p, t, k)| (*p, t.as_ref(), *k)),
-            &mut out,
-        );
-        let stopped = out.len() < parsed.len();
-        ((parsed, out), stopped)
-    };
-    let mut done = Vec::with_capacity(batch.len().div_ceil(RUN));
-    if !pipelined {
-        for run in batch.chunks(RUN) {
-            let (r, stopped) = apply(run.iter().map(parse).collect());
-            done.push(r);
-            if stopped {
+            if out.len() < run.len() {
                 break;
             }
         }
-        return done;
     }
-    let stop = AtomicBool::new(false);
-    let (send, receive) = std::sync::mpsc::channel::<Vec<Parsed<'a>>>();
-    std::thread::scope(|s| {
-        let applier = s.spawn(|| {
-            let mut done = Vec::with_capacity(batch.len().div_ceil(RUN));
-            for parsed in receive {
-                let (r, stopped) = apply(parsed);
-                done.push(r);
-                if stopped {
-                    stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-            done
-        });
-        for run in batch.chunks(RUN) {
-            // Once a run stopped, the rest is decided one by one anyway.
-            if stop.load(Ordering::Relaxed) || send.send(run.iter().map(parse).collect()).is_err() {
-                break;
-            }
-        }
-        drop(send);
-        match applier.join() {
-            Ok(d) => done = d,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    });
-    done
 }
-
-/// Batches at least this large are parsed and applied in a pipeline (see [`applied_runs`]):
-/// below it the helper thread's start (tens of µs) costs more than the overlap saves. A lone
-/// member at full speed gets full batches ([`MAX_BATCH`](crate::consume::MAX_BATCH)).
-const PIPELINE_MIN: usize = 4 * RUN;
 
 /// A record read for [`Ledger::apply_run`](cashflow_shared::Ledger::apply_run): its position,
 /// the transaction if it is a valid one, and whether it was keyed by its account.

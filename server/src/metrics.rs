@@ -90,13 +90,6 @@ impl Collector for Sources {
         )?;
         counter(
             &mut enc,
-            "pipelined_records",
-            "Records the balance calculator parsed while a helper thread applied the ones before (a lone member's full batches).",
-            s.pipelined_records
-                .load(std::sync::atomic::Ordering::Relaxed),
-        )?;
-        counter(
-            &mut enc,
             "dead_letters",
             "Records the balance calculator sent to the dead-letter topic (malformed or refused).",
             l.dead_lettered,

@@ -93,9 +93,6 @@ pub struct Shared {
     recreations: tokio::sync::watch::Sender<u32>,
     /// Supervised tasks that stopped and wait to be started again, with the reason.
     tasks_down: Mutex<BTreeMap<String, String>>,
-    /// Records the balance calculator parsed while a helper thread applied the run before
-    /// (a lone member's full batches; see `balance_consumer`).
-    pub pipelined_records: AtomicU64,
     /// Test-only fault points: the balance calculator fails once, or stalls until shutdown,
     /// after this many records.
     pub test_fail_after: AtomicU64,
@@ -144,7 +141,6 @@ impl Shared {
             tasks_down: Mutex::new(BTreeMap::new()),
             recreations: tokio::sync::watch::Sender::new(0),
             stops: Mutex::new(VecDeque::new()),
-            pipelined_records: AtomicU64::new(0),
             test_fail_after: AtomicU64::new(0),
             test_stall_after: AtomicU64::new(0),
         }

@@ -259,11 +259,6 @@ impl Group {
     }
 
     /// A copy for the page: members, and the timeline with the open rebalance last.
-    /// Members of this process in the group.
-    pub fn member_count(&self) -> usize {
-        self.status.members.len()
-    }
-
     pub fn status(&self) -> GroupStatus {
         let mut s = self.status.clone();
         s.rebalances = self.history.iter().cloned().collect();
