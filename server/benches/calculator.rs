@@ -12,8 +12,11 @@
 //!    started with its calculator paused: from the resume (its first fetch; the group join is
 //!    left out, as the perf tool's `fetch.nMsg.sec` leaves it out) until the group's committed
 //!    offsets reach the end; then every balance is compared with the recomputation.
+//! 5. The client library's own ceiling here: a rust-rdkafka `StreamConsumer` (the one cashflow
+//!    consumes through, with cashflow's `fetch.queue.backoff.ms`) that only counts the records
+//!    and their bytes, in this process (`BENCH_COUNT_ONLY=0` leaves it out).
 //!
-//! All three read with the same fetch settings (librdkafka's and the Java client's defaults,
+//! All of them read with the same fetch settings (librdkafka's and the Java client's defaults,
 //! set explicitly: fetch.max.bytes 50 MiB, max.partition.fetch.bytes 1 MiB, wait 500 ms).
 //! Prints `ROW calculator | …` lines for `scripts/bench.sh`.
 //!
@@ -322,6 +325,40 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
     (calc, expected)
 }
 
+/// Reads the `n` records with rust-rdkafka's `StreamConsumer` in a fresh group, touching
+/// each payload and doing nothing else: records/s from the first record to the last.
+async fn count_only(brokers: &str, topic: &str, n: u64) -> Option<f64> {
+    use futures_util::StreamExt;
+    use rdkafka::Message;
+    use rdkafka::consumer::StreamConsumer;
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("group.id", common::unique("bench-count-only"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "500")
+        .set("fetch.queue.backoff.ms", "10");
+    for (k, v) in FETCH {
+        cfg.set(k, v);
+    }
+    let consumer: StreamConsumer = cfg.create().ok()?;
+    consumer.subscribe(&[topic]).ok()?;
+    let mut stream = consumer.stream();
+    let (mut seen, mut bytes, mut first) = (0u64, 0usize, None);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen < n {
+        let m = tokio::time::timeout_at(deadline.into(), stream.next())
+            .await
+            .ok()??;
+        let m = m.ok()?;
+        first.get_or_insert_with(Instant::now);
+        bytes += m.payload().map_or(0, <[u8]>::len);
+        seen += 1;
+    }
+    std::hint::black_box(bytes);
+    Some(n as f64 / first?.elapsed().as_secs_f64())
+}
+
 #[tokio::main]
 async fn main() {
     let n: u64 = support::env_or("BENCH_RECORDS", 10_000_000);
@@ -343,6 +380,15 @@ async fn main() {
     perfs.sort_by(f64::total_cmp);
     println!("kafka-consumer-perf-test runs: {perfs:.0?} records/s");
     let perf = perfs.get(perfs.len() / 2).copied();
+    if support::env_or("BENCH_COUNT_ONLY", 1) == 1 {
+        match count_only(&brokers, &topic, n).await {
+            Some(r) => println!(
+                "rust-rdkafka StreamConsumer, counting only: {r:.0} records/s ({:.2}× the perf tool)",
+                perf.map_or(f64::NAN, |p| r / p)
+            ),
+            None => println!("rust-rdkafka StreamConsumer, counting only: did not finish"),
+        }
+    }
     let py = if support::env_or("BENCH_PYTHON", 1) == 1 {
         python(&root, &brokers, &topic, n)
     } else {
