@@ -406,7 +406,8 @@ async fn main() {
     perfs.sort_by(f64::total_cmp);
     println!("kafka-consumer-perf-test runs: {perfs:.0?} records/s");
     let perf = perfs.get(perfs.len() / 2).copied();
-    let ceiling = if support::env_or("BENCH_COUNT_ONLY", 1) == 1 {
+    let count_only_on = support::env_or("BENCH_COUNT_ONLY", 1) == 1;
+    let ceiling = if count_only_on {
         count_only(&brokers, &topic, n).await
     } else {
         None
@@ -428,7 +429,7 @@ async fn main() {
         calc.cores.1,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    if support::env_or("BENCH_COUNT_ONLY", 1) == 1 {
+    if count_only_on {
         let c = ceiling.map_or("did not finish".into(), |c| format!("{c:.0}"));
         println!("rust-rdkafka StreamConsumer, counting only: {c} records/s");
         // The client library's ceiling: against the perf tool, and cashflow against it.

@@ -256,8 +256,8 @@ impl Handler for Calculator {
         for run in batch.chunks(RUN) {
             parsed.clear();
             out.clear();
-            // Parsing is ~40 % of the consumer thread; splitting a run over rayon's pool was
-            // measured slower (the hand-off cost more than the half it saved).
+            // Splitting a run's parse over rayon's pool, or applying run k on a helper thread
+            // while run k + 1 is parsed, was measured no faster (BENCHMARKS.md, parts 3 and 4).
             parsed.extend(run.iter().map(parse));
             shared.ledger().apply_run(
                 parsed.iter().map(|(p, t, k)| (*p, t.as_ref(), *k)),

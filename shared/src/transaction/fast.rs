@@ -22,11 +22,7 @@ pub(super) fn parse(bytes: &[u8]) -> Option<TransactionRef<'_>> {
     // One check of the whole record (word at a time on ASCII), then strings are sliced out
     // of it without another.
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut c = Cursor {
-        s: text,
-        b: bytes,
-        i: 0,
-    };
+    let mut c = Cursor { s: text, i: 0 };
     c.ws();
     c.eat(b'{')?;
     let mut seen = 0u16;
@@ -118,7 +114,6 @@ pub(super) fn parse(bytes: &[u8]) -> Option<TransactionRef<'_>> {
 
 struct Cursor<'a> {
     s: &'a str,
-    b: &'a [u8],
     i: usize,
 }
 
@@ -129,8 +124,12 @@ const MAX_DIGITS: usize = 18;
 const MAX_MONEY_DIGITS: usize = 13;
 
 impl<'a> Cursor<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+        self.bytes().get(self.i).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -154,9 +153,9 @@ impl<'a> Cursor<'a> {
     fn span(&mut self) -> Option<(usize, usize)> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = start + memchr::memchr(b'"', &self.b[start..])?;
+        let end = start + memchr::memchr(b'"', &self.bytes()[start..])?;
         // No early exit, so the compiler checks many bytes at a time.
-        let plain = self.b[start..end]
+        let plain = self.bytes()[start..end]
             .iter()
             .fold(true, |ok, &c| ok & (c != b'\\') & (c >= 0x20));
         if !plain {
@@ -179,8 +178,8 @@ impl<'a> Cursor<'a> {
             b"producer_id\"",
             b"sequence\"",
         ];
-        let rest = self.b.get(self.i + 1..)?;
-        if self.b[self.i] == b'"'
+        let rest = self.bytes().get(self.i + 1..)?;
+        if self.bytes()[self.i] == b'"'
             && let Some(k) = KEYS.iter().find(|k| rest.starts_with(k))
         {
             self.i += 1 + k.len();
@@ -191,7 +190,7 @@ impl<'a> Cursor<'a> {
 
     fn raw_string(&mut self) -> Option<&'a [u8]> {
         let (start, end) = self.span()?;
-        Some(&self.b[start..end])
+        Some(&self.bytes()[start..end])
     }
 
     /// The same, borrowed as text: quotes are ASCII, so both ends lie on characters.
@@ -200,9 +199,8 @@ impl<'a> Cursor<'a> {
         self.s.get(start..end)
     }
 
-    /// Decimal digits as JSON writes them (no leading zero), at most `max`; the value and the
-    /// count.
-    fn digits(&mut self, max: usize) -> Option<(u64, usize)> {
+    /// Decimal digits as JSON writes them (no leading zero), at most `max`.
+    fn digits(&mut self, max: usize) -> Option<u64> {
         let start = self.i;
         let mut v = 0u64;
         while let Some(d @ b'0'..=b'9') = self.peek() {
@@ -213,10 +211,10 @@ impl<'a> Cursor<'a> {
             }
         }
         let n = self.i - start;
-        if n == 0 || (n > 1 && self.b[start] == b'0') {
+        if n == 0 || (n > 1 && self.bytes()[start] == b'0') {
             return None;
         }
-        Some((v, n))
+        Some(v)
     }
 
     /// After a number: a fraction or exponent makes it a float, left to serde_json.
@@ -228,16 +226,20 @@ impl<'a> Cursor<'a> {
     }
 
     fn uint(&mut self) -> Option<u64> {
-        let (v, _) = self.digits(MAX_DIGITS)?;
+        let v = self.digits(MAX_DIGITS)?;
         self.integer_end()?;
         Some(v)
     }
 
-    fn int(&mut self) -> Option<i64> {
+    /// A leading minus sign, taken.
+    fn minus(&mut self) -> bool {
         let neg = self.peek() == Some(b'-');
-        if neg {
-            self.i += 1;
-        }
+        self.i += usize::from(neg);
+        neg
+    }
+
+    fn int(&mut self) -> Option<i64> {
+        let neg = self.minus();
         let v = i64::try_from(self.uint()?).ok()?;
         // serde_json reads `-0` as the float -0.0, which an integer field refuses.
         match (neg, v) {
@@ -249,11 +251,8 @@ impl<'a> Cursor<'a> {
 
     /// An amount: a whole number, or one with one or two decimals, below 1e13.
     fn money(&mut self) -> Option<Money> {
-        let neg = self.peek() == Some(b'-');
-        if neg {
-            self.i += 1;
-        }
-        let (whole, _) = self.digits(MAX_MONEY_DIGITS)?;
+        let neg = self.minus();
+        let whole = self.digits(MAX_MONEY_DIGITS)?;
         let mut cents = i64::try_from(whole).ok()? * 100;
         if self.peek() == Some(b'.') {
             self.i += 1;
