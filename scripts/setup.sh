@@ -77,9 +77,11 @@ fi
 
 fi
 
+# `cargo install` builds in a temporary folder of its own unless CARGO_TARGET_DIR is set; set,
+# the install would wait for the lock of the server build that scripts/run.sh runs beside it.
 if want trunk && [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
   say "installing trunk $TRUNK_VERSION (once, ~7 min on 2 cores)"
-  cargo install --locked --root "$TOOLS" trunk --version "$TRUNK_VERSION"
+  env -u CARGO_TARGET_DIR cargo install --locked --root "$TOOLS" trunk --version "$TRUNK_VERSION"
 fi
 
 if want page; then
@@ -94,7 +96,7 @@ wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exi
 if [ -n "$wb" ] && [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then
   say "installing wasm-bindgen-cli $wb (once, ~5 min)"
   # --locked fails: its lock file pins a webpki-roots the registry no longer has.
-  cargo install --root "$TOOLS" wasm-bindgen-cli --version "$wb" --force
+  env -u CARGO_TARGET_DIR cargo install --root "$TOOLS" wasm-bindgen-cli --version "$wb" --force
 fi
 
 if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
