@@ -138,7 +138,7 @@ async fn phase(
 ) -> (u64, Duration, usize) {
     let t0 = Instant::now();
     let (b, t) = (brokers.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || common::write_records(&b, &t, records.into_iter()))
+    tokio::task::spawn_blocking(move || common::write_records(&b, &t, records))
         .await
         .expect("written");
     common::wait_for(Duration::from_secs(600), "the phase applied", || async {
