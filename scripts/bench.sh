@@ -225,8 +225,9 @@ section=$(mktemp)
     echo "and the measured phase (N records of N new accounts). Its growth per account is the measured"
     echo "phase's peak resident memory less the control's, over N: the memory records take (fetch"
     echo "buffers the allocator keeps) is in both. The median of \`BENCH_ACCOUNTS_RUNS\` runs (each on"
-    echo "a fresh server), the runs in brackets; beside it, the same measured against the warm-up"
-    echo "instead of the control (the earlier measure). Target: ≤ 100 B per account beyond the ledger."
+    echo "a fresh server), the runs in brackets lowest first; beside it, the same against the warm-up"
+    echo "instead of the control (what the earlier measure compared with; the control now runs in"
+    echo "between). Target: ≤ 100 B per account beyond the ledger."
     echo
     echo "| accounts | ledger (B/account) | server growth (B/account) | beyond the ledger (B/account) | against the warm-up (B/account) | server RSS: warm → control → measured | applied in | largest frame (B) |"
     echo "|---|---|---|---|---|---|---|---|"

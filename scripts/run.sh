@@ -15,7 +15,7 @@ step() { printf '\033[1m[run %d/5, %ds]\033[0m %s\n' "$1" "$(($(date +%s) - star
 
 step 1 "Rust toolchain and build tools"
 scripts/setup.sh rust
-step 2 "building the server in the background (first time: ~10 min on 2 cores; log: $target/run-server-build.log)"
+step 2 "building the server in the background (first time: 10–25 min on 2 cores; log: $target/run-server-build.log)"
 mkdir -p "$target"
 # Its own process group (setsid), so stopping it stops its rustc and build scripts too.
 setsid -w cargo build --release -p cashflow >"$target/run-server-build.log" 2>&1 &

@@ -9,13 +9,17 @@
 //!    - measured: N records, one for each of N new accounts.
 //!
 //!    What an account costs is the measured phase's peak resident memory less the control's,
-//!    over N. Both phases fetch, parse and apply the same number of records of the same size,
-//!    so the memory that records rather than accounts take (librdkafka's fetch buffers, which
-//!    the allocator keeps after they are freed) is in both and cancels out. Measured against
-//!    the warm-up alone (the earlier measure, also printed) that memory was counted per account
-//!    and the figure at 1 M accounts varied from 61 to 119 B from run to run.
-//! 3. Each size runs `BENCH_ACCOUNTS_RUNS` times (default 3), each on a fresh server and topic;
-//!    the row is the median run.
+//!    over N. Both phases fetch, parse and apply the same number of records of about the same
+//!    size (the control's keys and ids are a few bytes longer, which if anything lowers the
+//!    figure), so the memory that records rather than accounts take (librdkafka's fetch
+//!    buffers, which the allocator keeps after they are freed) is in both. Measured against the
+//!    warm-up alone (the earlier measure; also printed, now with the control in between) that
+//!    memory was counted per account, and the figure at 1 M accounts was 75 to 119 B from run to
+//!    run. The API walk is not the same in both: N accounts take N / 10 000 pages of up to
+//!    0.6 MB, the control's 100 one small page; that is counted per account, as it should be.
+//!
+//! Each size runs `BENCH_ACCOUNTS_RUNS` times (at least 1; default 3), each on a fresh server and
+//! topic; the row is the median run, and the runs in brackets are lowest first.
 //!
 //! Run with:
 //!
@@ -132,7 +136,7 @@ async fn view(url: &str) -> (usize, usize, usize, usize) {
 /// or after the viewer), how long applying took, and the viewer's largest frame.
 async fn phase(
     (brokers, topic, url, pid): (&str, &str, &str, u32),
-    records: Vec<(String, Vec<u8>)>,
+    records: impl Iterator<Item = (String, Vec<u8>)> + Send + 'static,
     accounts: u64,
     applied: u64,
 ) -> (u64, Duration, usize) {
@@ -149,11 +153,16 @@ async fn phase(
     .await;
     let applied_in = t0.elapsed();
     let loaded = common::rss_kib(pid);
-    let (largest, ..) = view(url).await;
-    (loaded.max(common::rss_kib(pid)), applied_in, largest)
+    let (largest, frames, pages, biggest_page) = view(url).await;
+    let viewed = common::rss_kib(pid);
+    println!(
+        "  {accounts} accounts, {applied} applied (in {:.1} s): RSS {loaded} KiB applied, {viewed} KiB after {frames} frames (largest {largest} B) and {pages} API pages (largest {biggest_page} B)",
+        applied_in.as_secs_f64()
+    );
+    (loaded.max(viewed), applied_in, largest)
 }
 
-/// One run's figures, in bytes per account.
+/// One run's figures.
 struct Run {
     /// Peak growth over the control phase, per account, less the ledger's own.
     beyond: f64,
@@ -183,29 +192,26 @@ async fn run(n: u32, per_account: f64) -> Run {
     let at = (brokers.as_str(), topic.as_str(), url.as_str(), pid);
     // The same 100 accounts in the warm-up and the control (ids above the measured ones).
     let few = 100u32;
-    let of_few = |from: u32, count: u32| -> Vec<(String, Vec<u8>)> {
-        (from..from + count)
-            .map(|i| {
-                let a = n + 1 + i % few;
-                (a.to_string(), tx(a, i + 1).to_json().into_bytes())
-            })
-            .collect()
+    let of_few = move |from: u32, count: u32| {
+        (from..from + count).map(move |i| {
+            let a = n + 1 + i % few;
+            (a.to_string(), tx(a, i + 1).to_json().into_bytes())
+        })
     };
     let warm_records = 20_000u32;
     let applied = u64::from(warm_records);
     let (warm_kib, ..) = phase(at, of_few(0, warm_records), u64::from(few), applied).await;
     let applied = applied + u64::from(n);
     let (control_kib, ..) = phase(at, of_few(warm_records, n), u64::from(few), applied).await;
-    let records = (1..=n)
-        .map(|a| (a.to_string(), tx(a, 0).to_json().into_bytes()))
-        .collect();
+    let records = (1..=n).map(|a| (a.to_string(), tx(a, 0).to_json().into_bytes()));
     let accounts = u64::from(n + few);
     let applied = applied + u64::from(n);
     let (measured_kib, applied_in, largest) = phase(at, records, accounts, applied).await;
     server.sigterm();
     let _ = server.child.wait();
 
-    let per = |from: u64| measured_kib.saturating_sub(from) as f64 * 1024.0 / f64::from(n);
+    // Signed: a measured phase below the control shows as such rather than as nothing.
+    let per = |from: u64| (measured_kib as f64 - from as f64) * 1024.0 / f64::from(n);
     let grown = per(control_kib);
     let r = Run {
         beyond: grown - per_account,

@@ -527,10 +527,10 @@ async fn tls_settings_pass_through_to_kafka() {
 /// A burst larger than the producer's queue fills it: commands are still answered at once (a
 /// manual transaction is sent or refused, never left waiting), transactions that did not fit are
 /// taken back from the producer's view, and in the end every delivered transaction is applied
-/// with no `new_balance` disagreeing. The queue is small (2 000) and the broker acknowledges
-/// slowly (one request of at most 20 records in flight), so the queue fills on any machine:
-/// whether librdkafka's 100 000 fill depends on how fast the machine generates against how fast
-/// the embedded broker acknowledges (a slower machine's debug build did not fill it in 90 s).
+/// with no `new_balance` disagreeing. The queue is small (2 000) and the producer sends slowly
+/// (one request of at most 20 records in flight), so the queue fills on any machine: whether
+/// librdkafka's 100 000 fill depends on how fast the machine generates against how fast the
+/// embedded broker acknowledges (a slower machine's debug build did not fill it in 90 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_producer_queue_never_stalls_commands() {
     const QUEUE: u64 = 2_000;
