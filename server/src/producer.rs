@@ -146,13 +146,8 @@ pub fn create(
         .set("partitioner", "murmur2_random")
         .set("linger.ms", DEFAULT_BATCHING.0.to_string())
         .set("batch.size", DEFAULT_BATCHING.1.to_string());
-    // librdkafka's own default; a user's -X may change it (a test makes it small).
-    crate::consume::set_unless_given(
-        &mut cfg,
-        &settings.kafka,
-        "queue.buffering.max.messages",
-        "100000",
-    );
+    // The queue stays at librdkafka's 100 000 messages unless a user's -X sets it (a test
+    // makes it small).
     let (failed_tx, failed) = mpsc::unbounded_channel();
     let producer = new_producer(&cfg, &shared, &failed_tx)?;
     let generator = Generator::new(settings.generator.clone(), settings.opening_balance)
