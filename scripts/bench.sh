@@ -227,10 +227,13 @@ section=$(mktemp)
     echo "buffers the allocator keeps) is in both. The median of \`BENCH_ACCOUNTS_RUNS\` runs (each on"
     echo "a fresh server), the runs in brackets lowest first; beside it, the same against the warm-up"
     echo "instead of the control (what the earlier measure compared with; the control now runs in"
-    echo "between). Target: ≤ 100 B per account beyond the ledger."
+    echo "between). The same once settled: resident memory read until it stops falling, a few seconds"
+    echo "after the viewer (the allocator returns freed pages a second after their last use), so what"
+    echo "the server keeps rather than what its last burst of work took. Target: ≤ 100 B per account"
+    echo "beyond the ledger."
     echo
-    echo "| accounts | ledger (B/account) | server growth (B/account) | beyond the ledger (B/account) | against the warm-up (B/account) | server RSS: warm → control → measured | applied in | largest frame (B) |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| accounts | ledger (B/account) | server growth, peak (B/account) | beyond the ledger, peak (B/account) | beyond the ledger, settled (B/account) | peak against the warm-up (B/account) | server RSS, peak: warm → control → measured | settled: control → measured | applied in | largest frame (B) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     grep '^ROW accounts' "$rows" | sed 's/^ROW accounts //'
     echo
   fi

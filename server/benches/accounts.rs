@@ -18,8 +18,14 @@
 //!    run. The API walk is not the same in both: N accounts take N / 10 000 pages of up to
 //!    0.6 MB, the control's 100 one small page; that is counted per account, as it should be.
 //!
+//!    Two readings of each phase: its peak (after applying or after the viewer), and its
+//!    settled resident memory (once it stops falling, a few seconds later: mimalloc returns
+//!    freed pages to the kernel a second after their last use). The peak holds what the last
+//!    burst of work took (fetch buffers, a 0.6 MB API page, a snapshot being written) as well
+//!    as what the server keeps; the settled reading holds what it keeps.
+//!
 //! Each size runs `BENCH_ACCOUNTS_RUNS` times (at least 1; default 3), each on a fresh server and
-//! topic; the row is the median run, and the runs in brackets are lowest first.
+//! topic; each figure is the median run's, the runs in brackets lowest first.
 //!
 //! Run with:
 //!
@@ -131,15 +137,53 @@ async fn view(url: &str) -> (usize, usize, usize, usize) {
     (largest, frames, pages, biggest_page)
 }
 
+/// Resident memory once it stops falling: the allocator gives freed pages back a second after
+/// the last use (mimalloc's purge delay), so this is what the server holds rather than what its
+/// last burst of work took. Settled when 2 s of readings lie within 256 KiB; at most 20 s (then
+/// the last reading, said so).
+async fn settled_kib(pid: u32) -> u64 {
+    let mut readings = std::collections::VecDeque::new();
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        readings.push_back(common::rss_kib(pid));
+        if readings.len() > 8 {
+            readings.pop_front();
+        }
+        let (lo, hi) = (readings.iter().min(), readings.iter().max());
+        if let (Some(&lo), Some(&hi)) = (lo, hi)
+            && readings.len() == 8
+            && hi - lo <= 256
+        {
+            return readings.back().copied().unwrap_or(hi);
+        }
+        if Instant::now() > until {
+            println!("  (resident memory still moving after 20 s: {readings:?} KiB)");
+            return readings.back().copied().unwrap_or(0);
+        }
+    }
+}
+
+/// What one phase measured.
+struct Phase {
+    /// Peak resident memory, KiB: after applying or after the viewer.
+    peak_kib: u64,
+    /// Resident memory once settled after the viewer, KiB.
+    settled_kib: u64,
+    applied_in: Duration,
+    /// The viewer's largest frame.
+    largest: usize,
+}
+
 /// One phase: `records` written, then waited for until the ledger holds `accounts` accounts and
-/// has applied `applied` records, then viewed. Its peak resident memory (KiB: after applying
-/// or after the viewer), how long applying took, and the viewer's largest frame.
+/// has applied `applied` records, then viewed, then left to settle.
 async fn phase(
     (brokers, topic, url, pid): (&str, &str, &str, u32),
     records: impl Iterator<Item = (String, Vec<u8>)> + Send + 'static,
     accounts: u64,
     applied: u64,
-) -> (u64, Duration, usize) {
+) -> Phase {
     let t0 = Instant::now();
     let (b, t) = (brokers.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || common::write_records(&b, &t, records))
@@ -155,11 +199,17 @@ async fn phase(
     let loaded = common::rss_kib(pid);
     let (largest, frames, pages, biggest_page) = view(url).await;
     let viewed = common::rss_kib(pid);
+    let settled = settled_kib(pid).await;
     println!(
-        "  {accounts} accounts, {applied} applied (in {:.1} s): RSS {loaded} KiB applied, {viewed} KiB after {frames} frames (largest {largest} B) and {pages} API pages (largest {biggest_page} B)",
+        "  {accounts} accounts, {applied} applied (in {:.1} s): RSS {loaded} KiB applied, {viewed} KiB after {frames} frames (largest {largest} B) and {pages} API pages (largest {biggest_page} B), {settled} KiB settled",
         applied_in.as_secs_f64()
     );
-    (loaded.max(viewed), applied_in, largest)
+    Phase {
+        peak_kib: loaded.max(viewed),
+        settled_kib: settled,
+        applied_in,
+        largest,
+    }
 }
 
 /// One run's figures.
@@ -168,6 +218,10 @@ struct Run {
     beyond: f64,
     /// The same against the warm-up (the earlier measure).
     beyond_warm: f64,
+    /// Settled growth over the control's settled, per account, less the ledger's own.
+    beyond_settled: f64,
+    control_settled_kib: u64,
+    measured_settled_kib: u64,
     grown: f64,
     warm_kib: u64,
     control_kib: u64,
@@ -200,34 +254,42 @@ async fn run(n: u32, per_account: f64) -> Run {
     };
     let warm_records = 20_000u32;
     let applied = u64::from(warm_records);
-    let (warm_kib, ..) = phase(at, of_few(0, warm_records), u64::from(few), applied).await;
+    let warm = phase(at, of_few(0, warm_records), u64::from(few), applied).await;
     let applied = applied + u64::from(n);
-    let (control_kib, ..) = phase(at, of_few(warm_records, n), u64::from(few), applied).await;
+    let control = phase(at, of_few(warm_records, n), u64::from(few), applied).await;
     let records = (1..=n).map(|a| (a.to_string(), tx(a, 0).to_json().into_bytes()));
     let accounts = u64::from(n + few);
     let applied = applied + u64::from(n);
-    let (measured_kib, applied_in, largest) = phase(at, records, accounts, applied).await;
+    let measured = phase(at, records, accounts, applied).await;
+    let (warm_kib, control_kib, measured_kib) =
+        (warm.peak_kib, control.peak_kib, measured.peak_kib);
     server.sigterm();
     let _ = server.child.wait();
 
     // Signed: a measured phase below the control shows as such rather than as nothing.
-    let per = |from: u64| (measured_kib as f64 - from as f64) * 1024.0 / f64::from(n);
-    let grown = per(control_kib);
+    let per = |to: u64, from: u64| (to as f64 - from as f64) * 1024.0 / f64::from(n);
+    let grown = per(measured_kib, control_kib);
     let r = Run {
         beyond: grown - per_account,
-        beyond_warm: per(warm_kib) - per_account,
+        beyond_warm: per(measured_kib, warm_kib) - per_account,
+        beyond_settled: per(measured.settled_kib, control.settled_kib) - per_account,
+        control_settled_kib: control.settled_kib,
+        measured_settled_kib: measured.settled_kib,
         grown,
         warm_kib,
         control_kib,
         measured_kib,
-        applied_in,
-        largest,
+        applied_in: measured.applied_in,
+        largest: measured.largest,
     };
     println!(
-        "server: RSS {warm_kib} KiB warmed up → {control_kib} KiB after {n} records of {few} accounts → {measured_kib} KiB after {n} new accounts (applied in {:.1} s); {:.1} B per account beyond the ledger ({:.1} B against the warm-up)",
-        applied_in.as_secs_f64(),
+        "server: RSS {warm_kib} KiB warmed up → {control_kib} KiB after {n} records of {few} accounts → {measured_kib} KiB after {n} new accounts (applied in {:.1} s); {:.1} B per account beyond the ledger ({:.1} B against the warm-up); settled {} → {} KiB, {:.1} B per account beyond the ledger",
+        r.applied_in.as_secs_f64(),
         r.beyond,
         r.beyond_warm,
+        r.control_settled_kib,
+        r.measured_settled_kib,
+        r.beyond_settled,
     );
     r
 }
@@ -249,21 +311,29 @@ async fn main() {
     for _ in 0..runs {
         all.push(run(n, per_account).await);
     }
-    all.sort_by(|a, b| a.beyond.total_cmp(&b.beyond));
-    let runs_text = all
-        .iter()
-        .map(|r| format!("{:.1}", r.beyond))
-        .collect::<Vec<_>>()
-        .join(" / ");
+    // Each figure's runs, lowest first; the peak's median run gives the other columns.
+    let runs_of = |all: &mut Vec<Run>, key: fn(&Run) -> f64| {
+        all.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        all.iter()
+            .map(|r| format!("{:.1}", key(r)))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let settled_runs = runs_of(&mut all, |r| r.beyond_settled);
+    let settled = all[all.len() / 2].beyond_settled;
+    let runs_text = runs_of(&mut all, |r| r.beyond);
     let m = &all[all.len() / 2];
+    let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "ROW accounts | {n} | {per_account:.1} | {:.1} | **{:.1}** ({runs_text}) | {:.1} | {:.1} → {:.1} → {:.1} MiB | {:.1} s | {} |",
+        "ROW accounts | {n} | {per_account:.1} | {:.1} | **{:.1}** ({runs_text}) | **{settled:.1}** ({settled_runs}) | {:.1} | {:.1} → {:.1} → {:.1} MiB | {:.1} → {:.1} MiB | {:.1} s | {} |",
         m.grown,
         m.beyond,
         m.beyond_warm,
-        m.warm_kib as f64 / 1024.0,
-        m.control_kib as f64 / 1024.0,
-        m.measured_kib as f64 / 1024.0,
+        mib(m.warm_kib),
+        mib(m.control_kib),
+        mib(m.measured_kib),
+        mib(m.control_settled_kib),
+        mib(m.measured_settled_kib),
         m.applied_in.as_secs_f64(),
         m.largest,
     );

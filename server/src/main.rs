@@ -8,10 +8,12 @@ use tracing_subscriber::EnvFilter;
 
 // Rust's allocations straight to mimalloc; C's (librdkafka's, SQLite's) reach it through the
 // `override` feature's malloc.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -110,5 +112,18 @@ impl ShutdownSignals {
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Opts the process out of transparent huge pages, on kernels set to give them unasked
+/// (`/sys/kernel/mm/transparent_hugepage/enabled` = `always`, as on Fedora and RHEL): the
+/// allocator's arena is aligned for them, so each 2 MiB the server touched would be resident
+/// whole. No cost measured to the balance calculator's rate (BENCHMARKS.md, "Memory per
+/// account, part 6"). Best effort: a kernel or sandbox that refuses only leaves the default.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) with PR_SET_THP_DISABLE takes integers only and changes no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }

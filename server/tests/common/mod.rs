@@ -440,7 +440,14 @@ impl Binary {
                 .unwrap_or_else(|_| std::process::Stdio::null()),
             Err(_) => std::process::Stdio::null(),
         };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cashflow"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cashflow"));
+        // CASHFLOW_TEST_SERVER_PRELOAD=LIB preloads LIB into the servers only, not into cargo or
+        // the test: heaptrack's preload library, to profile the heap of the server a bench starts
+        // (BENCHMARKS.md, "Memory per account, part 6").
+        if let Ok(lib) = std::env::var("CASHFLOW_TEST_SERVER_PRELOAD") {
+            command.env("LD_PRELOAD", lib);
+        }
+        let mut child = command
             .args(args)
             .env(
                 "RUST_LOG",
