@@ -96,7 +96,11 @@ wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exi
 if [ -n "$wb" ] && [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb" ]; then
   say "installing wasm-bindgen-cli $wb (once, ~5 min)"
   # --locked fails: its lock file pins a webpki-roots the registry no longer has.
-  env -u CARGO_TARGET_DIR cargo install --root "$TOOLS" wasm-bindgen-cli --version "$wb" --force
+  # No TLS (--no-default-features: no rustls, ring): its test runner talks only to a local
+  # chromedriver over http. opt-level 1: it runs for seconds, builds for minutes. Together a
+  # quarter less CPU to build it (BENCHMARKS.md, "First run").
+  env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --root "$TOOLS" \
+    wasm-bindgen-cli --version "$wb" --force --no-default-features
 fi
 
 if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
