@@ -19,7 +19,7 @@
 //!    0.6 MB, the control's 100 one small page; that is counted per account, as it should be.
 //!
 //!    Two readings of each phase: its peak (after applying or after the viewer), and its
-//!    settled resident memory (once it stops falling, a few seconds later: mimalloc returns
+//!    settled resident memory (once it stops moving, a few seconds later: mimalloc returns
 //!    freed pages to the kernel a second after their last use). The peak holds what the last
 //!    burst of work took (fetch buffers, a 0.6 MB API page, a snapshot being written) as well
 //!    as what the server keeps; the settled reading holds what it keeps.
@@ -137,23 +137,26 @@ async fn view(url: &str) -> (usize, usize, usize, usize) {
     (largest, frames, pages, biggest_page)
 }
 
-/// Resident memory once it stops falling: the allocator gives freed pages back a second after
-/// the last use (mimalloc's purge delay), so this is what the server holds rather than what its
-/// last burst of work took. Settled when 2 s of readings lie within 256 KiB; at most 20 s (then
-/// the last reading, said so).
+/// Resident memory once it stops moving: the allocator gives freed pages back a second after
+/// their last use (mimalloc's purge delay), so this is what the server holds rather than what
+/// its last burst of work took. Settled when 9 readings 250 ms apart (2 s) lie within 256 KiB;
+/// at most 20 s (then the last reading, said so).
 async fn settled_kib(pid: u32) -> u64 {
+    const READINGS: usize = 9;
     let mut readings = std::collections::VecDeque::new();
     let until = Instant::now() + Duration::from_secs(20);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        readings.push_back(common::rss_kib(pid));
-        if readings.len() > 8 {
+        let kib = common::rss_kib(pid);
+        assert!(kib > 0, "the server (pid {pid}) is gone");
+        readings.push_back(kib);
+        if readings.len() > READINGS {
             readings.pop_front();
         }
         let (lo, hi) = (readings.iter().min(), readings.iter().max());
         if let (Some(&lo), Some(&hi)) = (lo, hi)
-            && readings.len() == 8
+            && readings.len() == READINGS
             && hi - lo <= 256
         {
             return readings.back().copied().unwrap_or(hi);
@@ -311,7 +314,8 @@ async fn main() {
     for _ in 0..runs {
         all.push(run(n, per_account).await);
     }
-    // Each figure's runs, lowest first; the peak's median run gives the other columns.
+    // Each figure's runs, lowest first. The settled columns come from the settled figure's
+    // median run, the others from the peak's.
     let runs_of = |all: &mut Vec<Run>, key: fn(&Run) -> f64| {
         all.sort_by(|a, b| key(a).total_cmp(&key(b)));
         all.iter()
@@ -320,7 +324,14 @@ async fn main() {
             .join(" / ")
     };
     let settled_runs = runs_of(&mut all, |r| r.beyond_settled);
-    let settled = all[all.len() / 2].beyond_settled;
+    let (settled, control_settled_kib, measured_settled_kib) = {
+        let s = &all[all.len() / 2];
+        (
+            s.beyond_settled,
+            s.control_settled_kib,
+            s.measured_settled_kib,
+        )
+    };
     let runs_text = runs_of(&mut all, |r| r.beyond);
     let m = &all[all.len() / 2];
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -332,8 +343,8 @@ async fn main() {
         mib(m.warm_kib),
         mib(m.control_kib),
         mib(m.measured_kib),
-        mib(m.control_settled_kib),
-        mib(m.measured_settled_kib),
+        mib(control_settled_kib),
+        mib(measured_settled_kib),
         m.applied_in.as_secs_f64(),
         m.largest,
     );

@@ -118,12 +118,17 @@ impl ShutdownSignals {
 /// Opts the process out of transparent huge pages, on kernels set to give them unasked
 /// (`/sys/kernel/mm/transparent_hugepage/enabled` = `always`, as on Fedora and RHEL): the
 /// allocator's arena is aligned for them, so each 2 MiB the server touched would be resident
-/// whole. No cost measured to the balance calculator's rate (BENCHMARKS.md, "Memory per
-/// account, part 6"). Best effort: a kernel or sandbox that refuses only leaves the default.
+/// whole. The balance calculator's rate showed no difference within its run-to-run spread
+/// (BENCHMARKS.md, "Memory per account, part 6"). mimalloc's `no_thp` feature only stops it
+/// asking; it does not opt the process out. Best effort: a kernel or sandbox that refuses only
+/// leaves the default.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl(2) with PR_SET_THP_DISABLE takes integers only and changes no memory.
+    // SAFETY: prctl(2) with PR_SET_THP_DISABLE reads its four arguments as unsigned longs (so
+    // they are passed as such through the variadic call; the last three must be 0) and touches
+    // no memory of ours.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        let (on, zero) = (1 as libc::c_ulong, 0 as libc::c_ulong);
+        libc::prctl(libc::PR_SET_THP_DISABLE, on, zero, zero, zero);
     }
 }
