@@ -243,12 +243,19 @@ async fn cashflow(brokers: &str, topic: &str, n: u64) -> (Calculator, BTreeMap<A
             })
     })
     .await;
+    // Closed while the topic fills: a viewer that reads nothing for 45 s is dropped, and 10 M
+    // records take longer than that on a slow machine, so the resume goes over a fresh socket.
+    drop(ws);
     let expected = {
         let (b, t) = (brokers.to_owned(), topic.to_owned());
         tokio::task::spawn_blocking(move || fill(&b, &t, n))
             .await
             .expect("filled")
     };
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", url.replace("http://", "ws://")))
+            .await
+            .expect("ws");
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         r#"{"cmd":"resume_consumption"}"#.into(),
     ))
