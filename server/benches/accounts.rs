@@ -215,22 +215,37 @@ async fn phase(
     }
 }
 
-/// One run's figures.
+/// One run: its three phases, and what an account costs beyond the ledger's own entry.
 struct Run {
-    /// Peak growth over the control phase, per account, less the ledger's own.
-    beyond: f64,
-    /// The same against the warm-up (the earlier measure).
-    beyond_warm: f64,
-    /// Settled growth over the control's settled, per account, less the ledger's own.
-    beyond_settled: f64,
-    control_settled_kib: u64,
-    measured_settled_kib: u64,
-    grown: f64,
-    warm_kib: u64,
-    control_kib: u64,
-    measured_kib: u64,
-    applied_in: Duration,
-    largest: usize,
+    warm: Phase,
+    control: Phase,
+    measured: Phase,
+    n: u32,
+    per_account: f64,
+}
+
+impl Run {
+    /// Growth from `from` to `to` (KiB), per account. Signed: a measured phase below the control
+    /// shows as such rather than as nothing.
+    fn per(&self, to: u64, from: u64) -> f64 {
+        (to as f64 - from as f64) * 1024.0 / f64::from(self.n)
+    }
+    /// Peak growth over the control's peak, per account.
+    fn grown(&self) -> f64 {
+        self.per(self.measured.peak_kib, self.control.peak_kib)
+    }
+    /// The same, less the ledger's own.
+    fn beyond(&self) -> f64 {
+        self.grown() - self.per_account
+    }
+    /// Against the warm-up (the earlier measure).
+    fn beyond_warm(&self) -> f64 {
+        self.per(self.measured.peak_kib, self.warm.peak_kib) - self.per_account
+    }
+    /// Settled growth over the control's settled, less the ledger's own.
+    fn beyond_settled(&self) -> f64 {
+        self.per(self.measured.settled_kib, self.control.settled_kib) - self.per_account
+    }
 }
 
 async fn run(n: u32, per_account: f64) -> Run {
@@ -264,35 +279,27 @@ async fn run(n: u32, per_account: f64) -> Run {
     let accounts = u64::from(n + few);
     let applied = applied + u64::from(n);
     let measured = phase(at, records, accounts, applied).await;
-    let (warm_kib, control_kib, measured_kib) =
-        (warm.peak_kib, control.peak_kib, measured.peak_kib);
     server.sigterm();
     let _ = server.child.wait();
 
-    // Signed: a measured phase below the control shows as such rather than as nothing.
-    let per = |to: u64, from: u64| (to as f64 - from as f64) * 1024.0 / f64::from(n);
-    let grown = per(measured_kib, control_kib);
     let r = Run {
-        beyond: grown - per_account,
-        beyond_warm: per(measured_kib, warm_kib) - per_account,
-        beyond_settled: per(measured.settled_kib, control.settled_kib) - per_account,
-        control_settled_kib: control.settled_kib,
-        measured_settled_kib: measured.settled_kib,
-        grown,
-        warm_kib,
-        control_kib,
-        measured_kib,
-        applied_in: measured.applied_in,
-        largest: measured.largest,
+        warm,
+        control,
+        measured,
+        n,
+        per_account,
     };
     println!(
-        "server: RSS {warm_kib} KiB warmed up → {control_kib} KiB after {n} records of {few} accounts → {measured_kib} KiB after {n} new accounts (applied in {:.1} s); {:.1} B per account beyond the ledger ({:.1} B against the warm-up); settled {} → {} KiB, {:.1} B per account beyond the ledger",
-        r.applied_in.as_secs_f64(),
-        r.beyond,
-        r.beyond_warm,
-        r.control_settled_kib,
-        r.measured_settled_kib,
-        r.beyond_settled,
+        "server: RSS {} KiB warmed up → {} KiB after {n} records of {few} accounts → {} KiB after {n} new accounts (applied in {:.1} s); {:.1} B per account beyond the ledger ({:.1} B against the warm-up); settled {} → {} KiB, {:.1} B per account beyond the ledger",
+        r.warm.peak_kib,
+        r.control.peak_kib,
+        r.measured.peak_kib,
+        r.measured.applied_in.as_secs_f64(),
+        r.beyond(),
+        r.beyond_warm(),
+        r.control.settled_kib,
+        r.measured.settled_kib,
+        r.beyond_settled(),
     );
     r
 }
@@ -323,29 +330,29 @@ async fn main() {
             .collect::<Vec<_>>()
             .join(" / ")
     };
-    let settled_runs = runs_of(&mut all, |r| r.beyond_settled);
+    let settled_runs = runs_of(&mut all, Run::beyond_settled);
     let (settled, control_settled_kib, measured_settled_kib) = {
         let s = &all[all.len() / 2];
         (
-            s.beyond_settled,
-            s.control_settled_kib,
-            s.measured_settled_kib,
+            s.beyond_settled(),
+            s.control.settled_kib,
+            s.measured.settled_kib,
         )
     };
-    let runs_text = runs_of(&mut all, |r| r.beyond);
+    let runs_text = runs_of(&mut all, Run::beyond);
     let m = &all[all.len() / 2];
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
         "ROW accounts | {n} | {per_account:.1} | {:.1} | **{:.1}** ({runs_text}) | **{settled:.1}** ({settled_runs}) | {:.1} | {:.1} → {:.1} → {:.1} MiB | {:.1} → {:.1} MiB | {:.1} s | {} |",
-        m.grown,
-        m.beyond,
-        m.beyond_warm,
-        mib(m.warm_kib),
-        mib(m.control_kib),
-        mib(m.measured_kib),
+        m.grown(),
+        m.beyond(),
+        m.beyond_warm(),
+        mib(m.warm.peak_kib),
+        mib(m.control.peak_kib),
+        mib(m.measured.peak_kib),
         mib(control_settled_kib),
         mib(measured_settled_kib),
-        m.applied_in.as_secs_f64(),
-        m.largest,
+        m.measured.applied_in.as_secs_f64(),
+        m.measured.largest,
     );
 }
