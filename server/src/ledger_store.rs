@@ -196,6 +196,11 @@ impl LedgerStore {
         self.write().apply(tx, pos)
     }
 
+    /// See [`Ledger::topic_shared_with_another_server`].
+    pub fn topic_shared_with_another_server(&self) {
+        self.write().topic_shared_with_another_server();
+    }
+
     /// See [`Ledger::apply_keyed`].
     pub fn apply_keyed(&self, tx: &impl TxFields, pos: Position, keyed: bool) -> Outcome {
         self.write().apply_keyed(tx, pos, keyed)

@@ -102,6 +102,18 @@ impl Collector for Sources {
         )?;
         counter(
             &mut enc,
+            "balance_mismatches",
+            "Transactions whose new_balance disagreed with the balance the calculator computed.",
+            l.mismatches,
+        )?;
+        counter(
+            &mut enc,
+            "balance_unchecked",
+            "Transactions whose new_balance could not be checked (their account spread over partitions by keys not by account).",
+            l.unchecked,
+        )?;
+        counter(
+            &mut enc,
             "dead_letters_failed",
             "Dead letters the dead-letter topic did not take.",
             l.dead_letter_failed,

@@ -400,7 +400,10 @@ impl Shared {
 
     /// Another cashflow server owns some partitions: the invariant is no longer checked here.
     pub fn topic_shared_with_another_server(&self) {
-        self.whole_topic.store(false, Ordering::Relaxed);
+        if !self.whole_topic.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        self.ledger.topic_shared_with_another_server();
     }
 
     /// Records of this server's producer acknowledged but not applied yet (back-pressure), when

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use super::{
-    AccountState, AccountTotals, DEFAULT_ID_WINDOW, LedgerStats, Outcome, PartitionLedger, Position,
+    AccountState, AccountTotals, BalanceCheck, DEFAULT_ID_WINDOW, LedgerStats, Outcome,
+    PartitionLedger, Position,
 };
 use crate::invariant::Applied;
 use crate::money::Money;
@@ -22,6 +23,12 @@ pub struct Ledger {
     totals: BTreeMap<AccountId, AccountState>,
     /// The partition each account's transactions were last applied from.
     home: rustc_hash::FxHashMap<AccountId, i32>,
+    /// Accounts with records in more than one partition held here: their `new_balance` is
+    /// checked against the sum of their partials (see [`BalanceCheck`]).
+    spread: rustc_hash::FxHashSet<AccountId>,
+    /// False once another server holds some of the topic's partitions: a spread account's
+    /// total is then not known here.
+    whole_topic: bool,
     /// Sum of `totals`' balances, kept as they change so the page's totals cost nothing.
     balance_sum: i128,
     /// This server's producer (its records are the invariant's applied side), and their nets
@@ -46,6 +53,8 @@ impl Ledger {
             parts: BTreeMap::new(),
             totals: BTreeMap::new(),
             home: Default::default(),
+            spread: Default::default(),
+            whole_topic: true,
             balance_sum: 0,
             producer: None,
             own_totals: Applied::new(),
@@ -218,7 +227,10 @@ impl Ledger {
     /// the ordering lesson's control: see [`crate::ordering::OrderingStats::keyed_violations`]).
     pub fn apply_keyed(&mut self, tx: &impl TxFields, pos: Position, keyed: bool) -> Outcome {
         let opening = self.opening;
-        let out = self.part_mut(pos.partition).apply(tx, pos.offset, opening);
+        let check = self.check_for(tx.account(), pos.partition, keyed);
+        let out = self
+            .part_mut(pos.partition)
+            .apply_checked(tx, pos.offset, opening, check);
         if matches!(out, Outcome::Applied { .. }) {
             let t = self.totals.entry(tx.account()).or_insert(AccountState {
                 balance: opening,
@@ -233,7 +245,13 @@ impl Ledger {
             if t.count == 1 {
                 self.balance_sum += i128::from(before);
             }
-            self.home.insert(tx.account(), pos.partition);
+            if self
+                .home
+                .insert(tx.account(), pos.partition)
+                .is_some_and(|h| h != pos.partition)
+            {
+                self.spread.insert(tx.account());
+            }
             if let Some(sequence) = tx.sequence() {
                 self.order
                     .applied(tx.producer(), tx.account(), sequence, keyed);
@@ -245,6 +263,41 @@ impl Ledger {
             }
         }
         out
+    }
+
+    /// How the `new_balance` of `account`'s record in `partition` is checked: against the
+    /// partition's view where the account lives in one partition; against the sum over
+    /// partitions where its records were spread, if this record is keyed by account (its
+    /// partition then holds every later record of the account, in order) and every partition
+    /// is held here; otherwise not at all.
+    fn check_for(&self, account: AccountId, partition: i32, keyed: bool) -> BalanceCheck {
+        let spread = self.spread.contains(&account)
+            || self.home.get(&account).is_some_and(|h| *h != partition);
+        if !spread {
+            return BalanceCheck::Against(self.opening);
+        }
+        if !keyed || !self.whole_topic {
+            return BalanceCheck::Unchecked;
+        }
+        let mut base = self.opening;
+        for (p, part) in &self.parts {
+            if *p == partition {
+                continue;
+            }
+            if let Some(s) = part.accounts.get(&account) {
+                match base.checked_add(s.balance) {
+                    Some(b) => base = b,
+                    None => return BalanceCheck::Unchecked,
+                }
+            }
+        }
+        BalanceCheck::Against(base)
+    }
+
+    /// Another server holds some of the topic's partitions: accounts spread over partitions
+    /// are no longer checked (their totals are not known here).
+    pub fn topic_shared_with_another_server(&mut self) {
+        self.whole_topic = false;
     }
 
     /// Handles records in consumption order the way the balance calculator decides them one
@@ -328,6 +381,16 @@ impl Ledger {
             if self.parts[&partition].accounts.contains_key(&a) {
                 self.home.entry(a).or_insert(partition);
             }
+            let held_in = self
+                .parts
+                .values()
+                .filter(|p| p.accounts.contains_key(&a))
+                .count();
+            if held_in > 1 {
+                self.spread.insert(a);
+            } else {
+                self.spread.remove(&a);
+            }
         }
     }
 
@@ -336,6 +399,7 @@ impl Ledger {
         self.parts.clear();
         self.totals.clear();
         self.home.clear();
+        self.spread.clear();
         self.balance_sum = 0;
         self.own_totals.clear();
         self.order.clear();

@@ -120,6 +120,22 @@ impl PartialEq for IdWindow {
 
 impl Eq for IdWindow {}
 
+/// How [`PartitionLedger::apply_checked`] checks a record's `new_balance`, which the producer
+/// computes over the whole account, while a partition holds only its own records' part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BalanceCheck {
+    /// Against `base` plus this partition's net for the account, where `base` is the opening
+    /// balance plus the account's nets in every other partition (none where records are keyed
+    /// by account, the usual case).
+    Against(Money),
+    /// Not checked, and counted in [`LedgerStats::unchecked`]: the account's records are
+    /// spread over partitions in a way the calculator cannot add up in order (not keyed by
+    /// account, or partitions held by another server).
+    Unchecked,
+    /// Not checked and not counted (see [`PartitionLedger::apply`]).
+    Skip,
+}
+
 /// The state of one partition: everything its records below `next_offset` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionLedger {
@@ -251,11 +267,25 @@ impl PartitionLedger {
         self.window.push(offset, digest, from);
     }
 
-    /// Applies one (already validated) transaction read at `offset`. The partition's view of
-    /// the account (`opening` + its net here) is what the producer's `new_balance` is checked
-    /// against. A duplicate or an overflow changes nothing: the caller dead-letters the record
-    /// and then records that with [`dead_letter`](Self::dead_letter).
+    /// Applies one (already validated) transaction read at `offset`, without checking the
+    /// producer's `new_balance` (`producer_agrees` is `None`, nothing is counted): records
+    /// read again after a restart or for a lesson, whose check ran (or could not run) live.
+    /// `balance` is `opening` plus the partition's net for the account. A duplicate or an
+    /// overflow changes nothing: the caller dead-letters the record and then records that
+    /// with [`dead_letter`](Self::dead_letter).
     pub fn apply(&mut self, tx: &impl TxFields, offset: i64, opening: Money) -> Outcome {
+        self.apply_checked(tx, offset, opening, BalanceCheck::Skip)
+    }
+
+    /// [`apply`](Self::apply), checking the producer's `new_balance` as `check` says and
+    /// counting the result (a mismatch, or a record left unchecked).
+    pub fn apply_checked(
+        &mut self,
+        tx: &impl TxFields,
+        offset: i64,
+        opening: Money,
+        check: BalanceCheck,
+    ) -> Outcome {
         if offset < self.next_offset {
             self.stats.replayed += 1;
             return Outcome::Replayed;
@@ -290,7 +320,19 @@ impl PartitionLedger {
         self.window.sweep(from);
         self.stats.applied += 1;
         self.own.count(tx.producer(), tx.account(), tx.delta());
-        let producer_agrees = tx.new_balance().map(|nb| nb == balance);
+        let (balance, producer_agrees) = match (check, tx.new_balance()) {
+            (BalanceCheck::Against(base), Some(nb)) => {
+                // `base` + this partial fits whenever the account's total does; one that
+                // does not (hostile amounts spread over partitions) cannot agree.
+                let whole = base.checked_add(net);
+                (whole.unwrap_or(balance), Some(whole == Some(nb)))
+            }
+            (BalanceCheck::Unchecked, Some(_)) => {
+                self.stats.unchecked += 1;
+                (balance, None)
+            }
+            _ => (balance, None),
+        };
         if producer_agrees == Some(false) {
             self.stats.mismatches += 1;
         }

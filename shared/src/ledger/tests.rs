@@ -606,3 +606,104 @@ fn a_run_stops_before_a_gap_an_invalid_record_and_a_refused_one() {
     assert_eq!(l.account(1).balance, Money::from_minor(10));
     assert_eq!(l.stats().dead_lettered, 0, "refused without a trace");
 }
+
+/// The keys-and-ordering lesson's random keys spread an account over partitions; the
+/// producer's `new_balance` is its whole balance. Records not keyed by account are unchecked
+/// (not mismatches) while spread, and once keys are by account again each record is checked
+/// against the sum of the partials, so mismatches stop (issue 21: 400 in 20 s, for good).
+#[test]
+fn spread_accounts_are_checked_against_their_total_once_keyed_again() {
+    let mut l = Ledger::new(Money::from_minor(10_000));
+    let mut producer = 10_000i64;
+    // The producer's view of account 7 is its whole balance.
+    let credit = |l: &mut Ledger, p: &mut i64, id: &str, pos: Position, keyed: bool, amount| {
+        *p += amount;
+        l.apply_keyed(&tx(7, id, TxType::Credit, amount, Some(*p)), pos, keyed)
+    };
+    // Keyed by account: partition 3 holds account 7.
+    credit(&mut l, &mut producer, "a", at(3, 0), true, 100);
+    credit(&mut l, &mut producer, "b", at(3, 1), true, 100);
+    // Random keys: its records land in other partitions too.
+    credit(&mut l, &mut producer, "c", at(0, 0), false, 50);
+    credit(&mut l, &mut producer, "d", at(5, 0), false, 25);
+    credit(&mut l, &mut producer, "e", at(3, 2), false, 10);
+    assert_eq!(l.stats().mismatches, 0, "{:?}", l.stats());
+    assert_eq!(
+        l.stats().unchecked,
+        3,
+        "unkeyed records of a spread account"
+    );
+    // Keys by account again: checked against the whole account, and they agree.
+    for i in 0..20 {
+        let out = credit(
+            &mut l,
+            &mut producer,
+            &format!("k{i}"),
+            at(3, 3 + i),
+            true,
+            1,
+        );
+        assert!(
+            matches!(out, Outcome::Applied { producer_agrees: Some(true), balance, .. } if balance == Money::from_minor(producer)),
+            "{out:?}"
+        );
+    }
+    assert_eq!(l.stats().mismatches, 0);
+    assert_eq!(l.stats().unchecked, 3);
+    assert_eq!(l.account(7).balance, Money::from_minor(producer));
+    // Control: a producer that is really wrong is still caught on a spread account.
+    let out = l.apply_keyed(
+        &tx(7, "wrong", TxType::Credit, 1, Some(producer + 5)),
+        at(3, 23),
+        true,
+    );
+    assert!(
+        matches!(
+            out,
+            Outcome::Applied {
+                producer_agrees: Some(false),
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(l.stats().mismatches, 1);
+}
+
+/// After a restart the partitions come back from snapshots: an account whose partials lie in
+/// several of them is known as spread, and checked against their sum.
+#[test]
+fn spread_accounts_stay_checked_against_their_total_after_a_restore() {
+    let mut live = Ledger::new(Money::ZERO);
+    live.apply_keyed(&tx(1, "a", TxType::Credit, 300, Some(300)), at(2, 0), true);
+    live.apply_keyed(&tx(1, "b", TxType::Credit, 40, Some(340)), at(4, 0), false);
+    let mut restored = Ledger::new(Money::ZERO);
+    restored.install(4, live.partition(4).cloned().expect("partition 4"));
+    restored.install(2, live.partition(2).cloned().expect("partition 2"));
+    let out = restored.apply_keyed(&tx(1, "c", TxType::Credit, 5, Some(345)), at(2, 1), true);
+    assert!(
+        matches!(
+            out,
+            Outcome::Applied {
+                producer_agrees: Some(true),
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(restored.stats().mismatches, 0);
+}
+
+/// With partitions held by another server, a spread account's total is not known here: its
+/// records are unchecked rather than flagged; an account in one partition is still checked.
+#[test]
+fn spread_accounts_are_unchecked_when_another_server_holds_partitions() {
+    let mut l = Ledger::new(Money::ZERO);
+    l.topic_shared_with_another_server();
+    l.apply_keyed(&tx(1, "a", TxType::Credit, 300, Some(300)), at(2, 0), true);
+    l.apply_keyed(&tx(1, "b", TxType::Credit, 40, Some(999)), at(4, 0), false);
+    l.apply_keyed(&tx(1, "c", TxType::Credit, 5, Some(999)), at(2, 1), true);
+    l.apply_keyed(&tx(2, "d", TxType::Credit, 5, Some(6)), at(2, 2), true);
+    let s = l.stats();
+    assert_eq!((s.mismatches, s.unchecked), (1, 2), "{s:?}");
+}
