@@ -269,7 +269,8 @@ impl Hub {
             ..GeneratorStatus::default()
         });
         let partitions = self.shared.partition_views();
-        let broker_reachable = self.shared.with_broker(|b| b.reachable);
+        let (broker_reachable, broker_embedded) =
+            self.shared.with_broker(|b| (b.reachable, b.embedded));
         let store = self.store_status();
         ServerMsg::Snapshot(Box::new(Snapshot {
             topic,
@@ -278,6 +279,7 @@ impl Hub {
             counters: self.counters(aps),
             generator,
             broker_reachable,
+            broker_embedded,
             log: self.shared.recent(SNAPSHOT_LOG_LINES),
             history,
             partitions,
@@ -298,7 +300,7 @@ impl Hub {
         StoreStatus {
             restoring: s.restoring,
             percent: s.restore.as_ref().map_or(0, |r| r.percent.floor() as u8),
-            recreated: s.recreated,
+            recreated: s.recreated.saturating_sub(s.reset_by_presenter),
         }
     }
 

@@ -107,7 +107,8 @@ pub struct StoreStatus {
     pub restoring: bool,
     /// Of the records the restore has to read, 0 to 100.
     pub percent: u8,
-    /// Times the topic was found deleted and created again, so balances started afresh.
+    /// Times the topic was found deleted and created again by someone else than the
+    /// presenter's *Reset the demo*, so balances started afresh.
     #[serde(default)]
     pub recreated: u32,
 }
@@ -120,6 +121,9 @@ pub struct Snapshot {
     pub counters: Counters,
     pub generator: GeneratorStatus,
     pub broker_reachable: bool,
+    /// The broker is the one cashflow runs itself (the outage lesson can stop it).
+    #[serde(default)]
+    pub broker_embedded: bool,
     /// Newest first.
     pub log: Vec<LogLine>,
     /// Oldest first.
@@ -302,5 +306,38 @@ mod tests {
         assert_eq!(serde_json::from_str::<ServerMsg>(&m.to_json()).unwrap(), m);
         let bad = m.to_json().replace(r#""3":7"#, r#""x":7"#);
         assert!(serde_json::from_str::<ServerMsg>(&bad).is_err());
+    }
+}
+
+/// The fragment of a presenter link before the token: `http://host:port/#presenter=TOKEN`.
+pub const PRESENTER_FRAGMENT: &str = "#presenter=";
+
+/// The token of a presenter link's fragment (`location.hash`), if it is one.
+pub fn presenter_token_in_fragment(hash: &str) -> Option<String> {
+    let token = hash.strip_prefix(PRESENTER_FRAGMENT)?;
+    (!token.is_empty() && token.len() <= 512 && token.chars().all(|c| c.is_ascii_graphic()))
+        .then(|| token.to_owned())
+}
+
+#[cfg(test)]
+mod presenter_link_tests {
+    use super::*;
+
+    #[test]
+    fn the_token_of_a_presenter_link() {
+        assert_eq!(
+            presenter_token_in_fragment("#presenter=ab12"),
+            Some("ab12".into())
+        );
+        for other in [
+            "",
+            "#",
+            "#presenter=",
+            "#other=ab",
+            "presenter=ab",
+            "#presenter=a b",
+        ] {
+            assert_eq!(presenter_token_in_fragment(other), None, "{other:?}");
+        }
     }
 }

@@ -104,8 +104,12 @@ pub fn Controls() -> impl IntoView {
         ),
         None => "—".into(),
     };
-    let input = move |sig: RwSignal<String>, testid: &'static str, kind: &'static str| {
-        view! { <input type=kind data-testid=testid prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) disabled=off/> }
+    // Text inputs, never `type="number"`: the browser reports a number field holding "0." or
+    // "-" as "", and writing that back moved the cursor, so "0.5" became "50". `inputmode`
+    // still brings up a number keyboard on a tablet; every value is parsed (and refused with a
+    // reason) on Set.
+    let input = move |sig: RwSignal<String>, testid: &'static str, mode: &'static str| {
+        view! { <input type="text" inputmode=mode autocomplete="off" data-testid=testid prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) disabled=off/> }
     };
 
     view! {
@@ -131,23 +135,23 @@ pub fn Controls() -> impl IntoView {
             </div>
             <div class="flow">
             <div class="setting">
-                <label>"Rate (tx/s)"{input(rate, "rate", "number")}</label>
-                <button disabled=off on:click=move |_| parse_or_say("rate", Rate::parse(&rate.get()).map(|r| Command::SetRate { rate: r.as_option() }).map_err(|e| e.to_string()))>"Set"</button>
+                <label>"Rate (tx/s)"{input(rate, "rate", "decimal")}</label>
+                <button data-testid="rate-set" disabled=off on:click=move |_| parse_or_say("rate", Rate::parse(&rate.get()).map(|r| Command::SetRate { rate: r.as_option() }).map_err(|e| e.to_string()))>"Set"</button>
                 <button disabled=off on:click=move |_| send(Command::SetRate { rate: None })>"Max"</button>
             </div>
             <div class="setting">
-                <label>"Accounts"{input(accounts, "accounts", "number")}</label>
-                <button disabled=off on:click=move |_| parse_or_say("accounts", accounts.get().trim().parse().map(|accounts| Command::SetAccounts { accounts }).map_err(|_| "a whole number".into()))>"Set"</button>
+                <label>"Accounts"{input(accounts, "accounts", "numeric")}</label>
+                <button data-testid="accounts-set" disabled=off on:click=move |_| parse_or_say("accounts", accounts.get().trim().parse().map(|accounts| Command::SetAccounts { accounts }).map_err(|_| "a whole number".into()))>"Set"</button>
             </div>
             <div class="setting">
-                <label>"Credits (%)"{input(credit, "credit", "number")}</label>
-                <button disabled=off on:click=move |_| parse_or_say("credits", credit.get().trim().parse().map(|credit_percent| Command::SetMix { credit_percent }).map_err(|_| "0 to 100".into()))>"Set"</button>
+                <label>"Credits (%)"{input(credit, "credit", "numeric")}</label>
+                <button data-testid="credit-set" disabled=off on:click=move |_| parse_or_say("credits", credit.get().trim().parse().map(|credit_percent| Command::SetMix { credit_percent }).map_err(|_| "0 to 100".into()))>"Set"</button>
             </div>
             </div>
             <div class="row presenter-only">
-                <label>"Amounts"{input(min, "min", "text")}</label>
-                <label>"to"{input(max, "max", "text")}</label>
-                <button disabled=off on:click=move |_| parse_or_say("amounts", (|| Ok(Command::SetAmounts { min: min.get().parse::<Money>().map_err(|e| e.to_string())?, max: max.get().parse::<Money>().map_err(|e| e.to_string())? }))())>"Set"</button>
+                <label>"Amounts"{input(min, "min", "decimal")}</label>
+                <label>"to"{input(max, "max", "decimal")}</label>
+                <button data-testid="amounts-set" disabled=off on:click=move |_| parse_or_say("amounts", (|| Ok(Command::SetAmounts { min: min.get().parse::<Money>().map_err(|e| e.to_string())?, max: max.get().parse::<Money>().map_err(|e| e.to_string())? }))())>"Set"</button>
             </div>
             <div class="row presenter-only">
                 <label title="How the producer keys its records: by account keeps each account on one partition, in order">"Keys"
@@ -161,13 +165,13 @@ pub fn Controls() -> impl IntoView {
                 </label>
             </div>
             <div class="row presenter-only">
-                <label title="Back-pressure: the producer waits while the balance calculator is this many records behind">"Max lag"{input(max_lag, "max-lag", "number")}</label>
+                <label title="Back-pressure: the producer waits while the balance calculator is this many records behind">"Max lag"{input(max_lag, "max-lag", "numeric")}</label>
                 <button data-testid="max-lag-set" disabled=off on:click=move |_| parse_or_say("max lag", max_lag.get().trim().parse().map(|n| Command::SetMaxLag { max_lag: Some(n) }).map_err(|_| "a whole number".into()))>"Set"</button>
                 <button data-testid="max-lag-off" disabled=off on:click=move |_| send(Command::SetMaxLag { max_lag: None })>"Off"</button>
             </div>
             <div class="row presenter-only">
-                <label title="How long the producer waits to fill a batch, and how large a batch may grow">"linger.ms"{input(linger, "linger", "number")}</label>
-                <label>"batch bytes"{input(batch, "batch-size", "number")}</label>
+                <label title="How long the producer waits to fill a batch, and how large a batch may grow">"linger.ms"{input(linger, "linger", "numeric")}</label>
+                <label>"batch bytes"{input(batch, "batch-size", "numeric")}</label>
                 <button data-testid="batching-set" disabled=off on:click=move |_| parse_or_say("batching", (|| Ok(Command::SetBatching {
                     linger_ms: linger.get().trim().parse().map_err(|_| "linger.ms: a whole number".to_string())?,
                     batch_size: batch.get().trim().parse().map_err(|_| "batch bytes: a whole number".to_string())?,
@@ -175,12 +179,12 @@ pub fn Controls() -> impl IntoView {
             </div>
             <fieldset>
                 <legend>"One transaction"</legend>
-                <label>"Account"{input(m_account, "manual-account", "number")}</label>
+                <label>"Account"{input(m_account, "manual-account", "numeric")}</label>
                 <select data-testid="manual-type" disabled=off on:change=move |ev| m_type.set(event_target_value(&ev))>
                     <option value="Credit">"Credit"</option>
                     <option value="Debit">"Debit"</option>
                 </select>
-                <label>"Amount"{input(m_amount, "manual-amount", "text")}</label>
+                <label>"Amount"{input(m_amount, "manual-amount", "decimal")}</label>
                 <button data-testid="manual-send" disabled=off on:click=move |_| parse_or_say("transaction", (|| {
                     let account = m_account.get().trim().parse().map_err(|_| "account: a whole number".to_string())?;
                     let transaction_type = if m_type.get() == "Debit" { TxType::Debit } else { TxType::Credit };
@@ -189,7 +193,7 @@ pub fn Controls() -> impl IntoView {
                 })())>"Send"</button>
             </fieldset>
             <div class="row presenter-only">
-                <label>"Burst of"{input(burst, "burst", "number")}</label>
+                <label>"Burst of"{input(burst, "burst", "numeric")}</label>
                 <button data-testid="burst-send" disabled=off on:click=move |_| parse_or_say("burst", burst.get().trim().parse().map(|count| Command::Burst { count }).map_err(|_| "a whole number".into()))>"Send burst"</button>
             </div>
             <p class="notice" data-testid="notice">{move || match (local_error.get(), ctx.notice.get()) {

@@ -3,6 +3,7 @@
 //! data ([`cashflow_shared::lessons`]); each lesson's control case beside its experiment.
 
 use cashflow_shared::command::Command;
+use cashflow_shared::dashboard::Notice;
 use cashflow_shared::lessons::{Case, CaseState, LessonId};
 use cashflow_shared::naive::Delivery;
 use cashflow_shared::ordering::KeyStrategy;
@@ -72,7 +73,8 @@ fn ResetButton() -> impl IntoView {
             on:click=move |_| {
                 if asked.get() {
                     asked.set(false);
-                    ctx.send(Command::ResetDemo);
+                    let topic = ctx.dash.with_value(|d| d.topic.clone());
+                    ctx.send(Command::ResetDemo { topic });
                 } else {
                     asked.set(true);
                 }
@@ -119,19 +121,42 @@ fn CheckRow(name: &'static str, control: Option<&'static str>, case: Case) -> im
 fn Actions(id: LessonId) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
+    // The ids of the commands this panel sent: an answer refusing one is shown here, beside
+    // the button, not only in the notice under the controls (below the fold).
+    let sent = StoredValue::new(std::collections::VecDeque::<u64>::new());
+    let send = move |c: Command| {
+        if let Some(id) = ctx.send(c) {
+            sent.update_value(|s| {
+                s.push_back(id);
+                if s.len() > 32 {
+                    s.pop_front();
+                }
+            });
+        }
+    };
+    let refused = move || match ctx.notice.get() {
+        Some(Notice::Error { id: Some(id), text }) if sent.with_value(|s| s.contains(&id)) => {
+            Some(text)
+        }
+        _ => None,
+    };
     let button = move |testid: &'static str, label: &'static str, commands: Vec<Command>| {
         view! {
             <button data-testid=testid disabled=off on:click=move |_| {
-                for c in &commands { ctx.send(c.clone()); }
+                for c in &commands { send(c.clone()); }
             }>{label}</button>
         }
     };
-    // A memo: the button is made again only when the answer changes, not on every frame (a
+    // Memos: a button is made again only when the answer changes, not on every frame (a
     // button replaced 20 times a second cannot be clicked).
     let embedded = Memo::new(move |_| {
         ctx.version.get();
+        ctx.dash.with_value(|d| d.broker_embedded)
+    });
+    let cluster = Memo::new(move |_| {
+        ctx.version.get();
         ctx.dash
-            .with_value(|d| d.topic_view.as_ref().is_none_or(|v| v.brokers.len() <= 1))
+            .with_value(|d| d.topic_view.as_ref().is_some_and(|v| v.brokers.len() > 1))
     });
     let buttons = match id {
         LessonId::Ordering => view! {
@@ -142,10 +167,10 @@ fn Actions(id: LessonId) -> impl IntoView {
                 // Members that fall behind and catch up apply their partitions' backlogs one
                 // after the other, as a slow or restarted consumer does: with random keys an
                 // account's later transactions then often come first.
-                ctx.send(Command::PauseConsumption);
+                send(Command::PauseConsumption);
                 leptos::task::spawn_local(async move {
                     gloo_timers::future::sleep(std::time::Duration::from_secs(2)).await;
-                    ctx.send(Command::ResumeConsumption);
+                    send(Command::ResumeConsumption);
                 });
             }>"Let the members fall behind for 2 s"</button>
         }.into_any(),
@@ -162,10 +187,10 @@ fn Actions(id: LessonId) -> impl IntoView {
             {button("do-poison", "Inject one of each kind", Poison::ALL.map(|poison| Command::Inject { poison }).to_vec())}
         }.into_any(),
         LessonId::Outage => view! {
-            {move || if embedded.get() {
-                button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any()
-            } else {
-                view! { <span>"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any()
+            {move || match (embedded.get(), cluster.get()) {
+                (true, _) => button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any(),
+                (false, true) => view! { <span class="reason" data-testid="outage-elsewhere">"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any(),
+                (false, false) => view! { <span class="reason" data-testid="outage-elsewhere">"This server uses a Kafka it does not run (--brokers), so it cannot stop it: stop that broker from its own terminal, or start cashflow without --brokers for this lesson."</span> }.into_any(),
             }}
         }.into_any(),
         LessonId::BackPressure => view! {
@@ -174,5 +199,8 @@ fn Actions(id: LessonId) -> impl IntoView {
             {button("do-max-lag-off", "Max lag off", vec![Command::SetMaxLag { max_lag: None }])}
         }.into_any(),
     };
-    view! { <div class="actions presenter-only">{buttons}</div> }
+    view! {
+        <div class="actions presenter-only">{buttons}</div>
+        <p class="lesson-error err" data-testid="lesson-error">{refused}</p>
+    }
 }

@@ -20,16 +20,11 @@ pub fn OutagePanel() -> impl IntoView {
     };
     let embedded = move || {
         ctx.version.get();
-        ctx.dash.with_value(|d| {
-            d.topic_view
-                .as_ref()
-                .map(|v| v.brokers.len() <= 1)
-                .unwrap_or(true)
-        })
+        ctx.dash.with_value(|d| d.broker_embedded)
     };
     view! {
         <div class="outage">
-            <div class="row presenter-only">
+            <div class="row presenter-only" class:hidden=move || !embedded()>
                 <label>"Stop the broker for "
                     <input type="number" data-testid="outage-seconds" min=MIN_OUTAGE_SECONDS max=MAX_OUTAGE_SECONDS
                         prop:value=move || seconds.get().to_string()
@@ -55,7 +50,7 @@ pub fn OutagePanel() -> impl IntoView {
             <p class="legend">{move || if embedded() {
                 "The producer is idempotent (acks=all): while the broker is away its sends wait and retry, and the broker drops a retry it already wrote. Nothing is lost, nothing is written twice; the invariant says so."
             } else {
-                "On a cluster, stop one broker with scripts/kafka.sh kill N: the partitions it led get new leaders from the in-sync replicas (topic panel), and nothing is lost."
+                "On a Kafka cashflow does not run (--brokers), stop a broker from its own terminal (on the 3-broker cluster: scripts/kafka.sh kill N): the partitions it led get new leaders from the in-sync replicas (topic panel), and nothing is lost."
             }}</p>
         </div>
     }

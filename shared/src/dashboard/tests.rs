@@ -33,6 +33,7 @@ fn snapshot_then_deltas() {
             ..Default::default()
         },
         broker_reachable: true,
+        broker_embedded: true,
         log: vec![],
         history: vec![sample(0, vec![100])],
         partitions: vec![PartitionView {

@@ -1,0 +1,140 @@
+// What a teacher preparing a class hits (issue 21), end to end in Debian's chromium against the
+// real server on Apache Kafka (CASHFLOW_TEST_BROKERS, as scripts/test.sh starts it; each test
+// on a topic and groups of its own).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { ARTIFACTS, freePort, openPage, startServer, stopServer } from './harness.mjs';
+
+const brokers = process.env.CASHFLOW_TEST_BROKERS ?? '127.0.0.1:19092';
+const unique = (name) => `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+/** A server on Apache Kafka, on a topic and groups no other test uses. */
+export function startOnKafka(port, extra = []) {
+  const name = unique('e2e');
+  return startServer(port, ['--brokers', brokers, '--topic', name, '--group-prefix', name, ...extra]);
+}
+
+const text = (page, sel) => page.evaluate((s) => document.querySelector(s)?.textContent ?? '', sel);
+const num = (page, sel) => page.evaluate((s) => Number(document.querySelector(s)?.textContent), sel);
+
+/** Types `value` into a field key by key, as a person does (not one `fill`). */
+async function typeInto(page, testid, value) {
+  const field = page.locator(`input[data-testid=${testid}]`);
+  await field.click();
+  await field.press('Control+a');
+  await field.press('Backspace');
+  await field.pressSequentially(value, { delay: 30 });
+  assert.equal(await field.inputValue(), value, `${testid} shows what was typed`);
+}
+
+async function noticeSays(page, re) {
+  await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('[data-testid=notice]')?.textContent ?? ''),
+    re.source, { timeout: 10000 });
+}
+
+test('number fields keep what is typed, character by character', async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const port = await freePort();
+  const server = await startOnKafka(port, ['--paused']);
+  let browser;
+  try {
+    const opened = await openPage(port);
+    browser = opened.browser;
+    const { page, errors } = opened;
+    await page.waitForSelector('[data-testid=rate-set]:not([disabled])', { timeout: 30000 });
+
+    // A fractional rate: at e51ed68 "0.5" became "50" (the cursor jumped after the ".").
+    await typeInto(page, 'rate', '0.5');
+    await page.click('[data-testid=rate-set]');
+    await page.waitForFunction(() => /· 0\.5 tx\/s ·/.test(document.querySelector('[data-testid=generator]')?.textContent ?? ''),
+      null, { timeout: 10000 });
+    await typeInto(page, 'rate', '2.5');
+    await page.click('[data-testid=rate-set]');
+    await page.waitForFunction(() => /· 2\.5 tx\/s ·/.test(document.querySelector('[data-testid=generator]')?.textContent ?? ''),
+      null, { timeout: 10000 });
+
+    // A negative rate is refused with a reason ("-5" became 5, accepted silently).
+    await typeInto(page, 'rate', '-5');
+    await page.click('[data-testid=rate-set]');
+    await noticeSays(page, /^rate: /);
+    assert.match(await text(page, '[data-testid=generator]'), /· 2\.5 tx\/s ·/, 'the rate is unchanged');
+
+    // Whole-number fields refuse a fraction rather than reading "12.5" as 512.
+    await typeInto(page, 'credit', '12.5');
+    await page.click('[data-testid=credit-set]');
+    await noticeSays(page, /^credits: 0 to 100/);
+    assert.match(await text(page, '[data-testid=generator]'), /· 50% credits ·/);
+    await typeInto(page, 'credit', '35');
+    await page.click('[data-testid=credit-set]');
+    await page.waitForFunction(() => /· 35% credits ·/.test(document.querySelector('[data-testid=generator]')?.textContent ?? ''),
+      null, { timeout: 10000 });
+
+    await typeInto(page, 'linger', '0.5');
+    await page.click('[data-testid=batching-set]');
+    await noticeSays(page, /linger\.ms: a whole number/);
+    assert.match(await text(page, '[data-testid=generator]'), /linger 5 ms/);
+
+    await typeInto(page, 'burst', '1.5');
+    await page.click('[data-testid=burst-send]');
+    await noticeSays(page, /^burst: a whole number/);
+    await typeInto(page, 'accounts', '12');
+    await page.click('[data-testid=accounts-set]');
+    await page.waitForFunction(() => /· 12 accounts ·/.test(document.querySelector('[data-testid=generator]')?.textContent ?? ''),
+      null, { timeout: 10000 });
+
+    // Amounts are money: two decimals, typed key by key.
+    await typeInto(page, 'min', '0.25');
+    await typeInto(page, 'max', '7.5');
+    await page.click('[data-testid=amounts-set]');
+    await page.waitForFunction(() => /amounts 0\.25–7\.50/.test(document.querySelector('[data-testid=generator]')?.textContent ?? ''),
+      null, { timeout: 10000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'classroom-number-fields.png') });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser?.close();
+    await stopServer(server);
+  }
+});
+
+test('after random keys, keys by account bring producer mismatches to a stop', async () => {
+  const port = await freePort();
+  const server = await startOnKafka(port, ['--rate', '40', '--accounts', '10']);
+  let browser;
+  try {
+    const opened = await openPage(port);
+    browser = opened.browser;
+    const { page, errors } = opened;
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=applied]')?.textContent) > 20, null, { timeout: 30000 });
+    await page.click('[data-testid=add-member]');
+    await page.selectOption('[data-testid=keys]', 'random');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid=ordering]')?.dataset.violations) > 0,
+      null, { timeout: 60000 });
+    await page.selectOption('[data-testid=keys]', 'by_account');
+    await page.waitForFunction(() => document.querySelector('[data-testid=ordering]')?.dataset.keys === 'by_account', null, { timeout: 10000 });
+    // Past the switch: records of both kinds that were in flight then are applied.
+    const switched = await num(page, '[data-testid=applied]');
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid=applied]')?.textContent) > n,
+      switched + 100, { timeout: 30000 });
+    // Settled: everything the producer wrote applied (the invariant holds at lag 0).
+    const settled = async () => {
+      await page.waitForFunction(() => /✓ holds/.test(document.querySelector('[data-testid=invariant]')?.textContent ?? ''),
+        null, { timeout: 30000 });
+      return { mismatches: await num(page, '[data-testid=mismatches]'), applied: await num(page, '[data-testid=applied]') };
+    };
+    const first = await settled();
+    // 20 s more of records keyed by account (800 at 40 tx/s): at e51ed68 each one mismatched.
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid=applied]')?.textContent) > n,
+      first.applied + 400, { timeout: 60000 });
+    const later = await settled();
+    assert.equal(later.mismatches, first.mismatches,
+      `keys by account again: ${later.applied - first.applied} more records applied, no more mismatches`);
+    assert.match(await text(page, '[data-testid=skipped]'), /[1-9]\d* unchecked \(not keyed by account\)/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser?.close();
+    await stopServer(server);
+  }
+});
