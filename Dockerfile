@@ -4,7 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && r
 WORKDIR /src
 COPY . .
 RUN CASHFLOW_TOOLS=/tools scripts/setup.sh demo \
- && PATH=/tools/bin:/tools/npm/node_modules/.bin:$PATH trunk build --release \
+ && PATH=/tools/bin:/tools/npm/node_modules/.bin:$PATH scripts/page.sh dist \
  && cargo build --release -p cashflow --no-default-features
 
 FROM debian:bookworm-slim

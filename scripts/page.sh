@@ -26,7 +26,7 @@ wasm="cashflow-web-$(hash "$stage/cashflow-web_bg.opt.wasm")_bg.wasm"
 css="style-$(hash web/style.css).css"
 
 mkdir -p "$out"
-rm -f "$out"/cashflow-web-*.js "$out"/cashflow-web-*_bg.wasm "$out"/style-*.css "$out/index.html"
+rm -f "$out"/cashflow-web-*.js* "$out"/cashflow-web-*_bg.wasm* "$out"/style-*.css* "$out"/index.html*
 cp "$stage/cashflow-web.js" "$out/$js"
 cp "$stage/cashflow-web_bg.opt.wasm" "$out/$wasm"
 cp web/style.css "$out/$css"
@@ -44,4 +44,6 @@ cp web/style.css "$out/$css"
   echo "    </script>"
   sed -n '/<\/head>/,$p' web/index.html
 } >"$out/index.html"
-echo "[page] $out/index.html, $js, $wasm ($(($(stat -c %s "$out/$wasm") / 1024)) KiB), $css" >&2
+# Brotli and gzip copies beside each file: the server sends them to browsers that accept them.
+node scripts/compress.mjs "$out"
+echo "[page] $out/index.html, $js, $wasm ($(($(stat -c %s "$out/$wasm") / 1024)) KiB, gzip $(($(stat -c %s "$out/$wasm.gz") / 1024)) KiB, brotli $(($(stat -c %s "$out/$wasm.br") / 1024)) KiB), $css" >&2

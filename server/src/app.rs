@@ -25,6 +25,8 @@ use crate::{http, logging_consumer, producer};
 
 pub struct App {
     pub http_addr: SocketAddr,
+    /// Who may command the demo (see [`crate::presenter`]).
+    pub controls: crate::presenter::Controls,
     /// The bootstrap servers every client uses (the embedded broker's address when embedded).
     pub brokers: String,
     pub shared: Arc<Shared>,
@@ -58,6 +60,14 @@ where
 
 impl App {
     pub async fn start(settings: Settings) -> anyhow::Result<App> {
+        // First: a server reachable from other machines never starts with open controls by
+        // accident, and a token it cannot keep is an error before anything starts.
+        let controls = crate::presenter::controls(
+            settings.listen,
+            settings.presenter_token.as_deref(),
+            settings.open_controls,
+            settings.data_dir.as_deref(),
+        )?;
         #[cfg(feature = "embedded-broker")]
         let mut embedded = None;
         let brokers = match &settings.brokers {
@@ -112,12 +122,16 @@ impl App {
         let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
             .create_with_context(Context::new(&shared, crate::kafka::ADMIN_ROLE))?;
         let spec = TopicSpec::source(&settings);
-        let (admin, sh, rt, rs, t) = (
+        let created = Arc::new(crate::created_topics::CreatedTopics::load(
+            settings.data_dir.as_deref(),
+        ));
+        let (admin, sh, rt, rs, t, cr) = (
             Arc::new(admin),
             shared.clone(),
             ready_tx,
             restored.clone(),
             token.clone(),
+            created.clone(),
         );
         supervise(
             &tracker,
@@ -132,6 +146,7 @@ impl App {
                     rt.clone(),
                     rs.clone(),
                     t.clone(),
+                    cr.clone(),
                 );
                 async move {
                     w.await;
@@ -268,7 +283,7 @@ impl App {
             metrics,
             token: token.clone(),
             allow_origins: Arc::new(settings.allow_origins.clone()),
-            presenter_token: settings.presenter_token.as_deref().map(Arc::from),
+            presenter_token: controls.token(),
             topic_view,
             calculator: calculator.clone(),
             replays: replays.clone(),
@@ -292,6 +307,7 @@ impl App {
                 replays,
                 restored: restored.clone(),
                 tracker: tracker.clone(),
+                created,
             })),
         };
         let router = http::router(state, &settings.web_dir);
@@ -306,6 +322,7 @@ impl App {
 
         let app = App {
             http_addr,
+            controls,
             brokers,
             shared,
             producer: handle,

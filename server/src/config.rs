@@ -56,6 +56,8 @@ pub struct Settings {
     pub web_dir: PathBuf,
     pub allow_origins: Vec<String>,
     pub presenter_token: Option<String>,
+    /// Every page commands, beyond loopback too (see [`crate::presenter`]).
+    pub open_controls: bool,
     pub store: StoreSettings,
     /// Retention of the topic when cashflow creates it: milliseconds and bytes per partition
     /// (-1: no limit; bytes `None`: the default of the broker in use, see `retention_bytes()`).

@@ -34,10 +34,57 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .with_state(state);
     let index = web_dir.join("index.html");
     if index.is_file() {
-        api.fallback_service(ServeDir::new(web_dir).fallback(ServeFile::new(index)))
+        // The build's brotli and gzip copies to browsers that accept them (a class of 30
+        // loading the page at once shares one Wi-Fi), and the hashed files cached for good.
+        let page = ServeDir::new(web_dir)
+            .precompressed_br()
+            .precompressed_gzip()
+            .fallback(
+                ServeFile::new(index)
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            );
+        api.fallback_service(
+            Router::new()
+                .fallback_service(page)
+                .layer(axum::middleware::map_response(cache_control)),
+        )
     } else {
         api.fallback(get(not_built))
     }
+}
+
+/// Whether a page file's name carries its content's hash (`name-<hex>.js`, `…_bg.wasm`; 16 hex
+/// digits from scripts/page.sh, a u64 without leading zeros from Trunk): a new build has new
+/// names, so such a file never changes under its name.
+pub fn is_hashed_asset(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name
+        .rsplit_once('.')
+        .map_or(name, |(stem, _)| stem)
+        .trim_end_matches("_bg");
+    stem.rsplit_once('-').is_some_and(|(_, hash)| {
+        (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+async fn cache_control(
+    uri: axum::http::Uri,
+    mut res: axum::response::Response,
+) -> axum::response::Response {
+    use axum::http::header::{CACHE_CONTROL, HeaderValue};
+    let hashed = is_hashed_asset(uri.path());
+    let value = if !res.status().is_success() {
+        return res;
+    } else if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        // index.html names the current build's files: always asked again (a 304 when same).
+        "no-cache"
+    };
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static(value));
+    res
 }
 
 async fn not_built() -> impl IntoResponse {

@@ -39,6 +39,113 @@ pub fn kill<C: ConsumerContext>(consumer: rdkafka::consumer::BaseConsumer<C>) {
     std::mem::forget(consumer);
 }
 
+/// What the broker says of one topic named in [`topic_ids`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TopicId {
+    /// Its id (base64, as Kafka's tools print it).
+    Id(String),
+    /// The topic does not exist.
+    Missing,
+}
+
+/// Each named topic's id (DescribeTopics), which names one incarnation of a topic: a topic
+/// deleted and created again under the same name has a new id. Blocks up to `timeout`.
+pub fn topic_ids(
+    client: &rdkafka::client::NativeClient,
+    names: &[&str],
+    timeout: std::time::Duration,
+) -> Result<Vec<(String, TopicId)>, String> {
+    use rdkafka_sys as sys;
+    use std::ffi::CString;
+    let names_c: Vec<CString> = names
+        .iter()
+        .map(|n| CString::new(*n).map_err(|_| format!("topic name {n:?} holds a NUL")))
+        .collect::<Result<_, _>>()?;
+    let mut ptrs: Vec<*const std::ffi::c_char> = names_c.iter().map(|n| n.as_ptr()).collect();
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let rk = client.ptr();
+    // SAFETY: `rk` is a live client for as long as `client` is borrowed. Every object created
+    // here (collection, options, queue, event) is destroyed exactly once before returning; the
+    // strings read from the result are copied before the event that owns them is destroyed.
+    unsafe {
+        let collection =
+            sys::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
+        let options = sys::rd_kafka_AdminOptions_new(
+            rk,
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+        );
+        let mut errstr = [0 as std::ffi::c_char; 256];
+        sys::rd_kafka_AdminOptions_set_request_timeout(
+            options,
+            timeout_ms,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        let queue = sys::rd_kafka_queue_new(rk);
+        sys::rd_kafka_DescribeTopics(rk, collection, options, queue);
+        // The request times out on its own (above); the extra second lets its answer arrive.
+        let event = sys::rd_kafka_queue_poll(queue, timeout_ms.saturating_add(1_000));
+        let result = if event.is_null() {
+            Err("no answer to DescribeTopics in time".to_owned())
+        } else if sys::rd_kafka_event_error(event)
+            != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            Err(cstr(sys::rd_kafka_event_error_string(event)))
+        } else {
+            let res = sys::rd_kafka_event_DescribeTopics_result(event);
+            let mut n = 0usize;
+            let descs = sys::rd_kafka_DescribeTopics_result_topics(res, &mut n);
+            let mut out = Vec::with_capacity(n);
+            let mut failed = None;
+            for i in 0..n {
+                let d = *descs.add(i);
+                let name = cstr(sys::rd_kafka_TopicDescription_name(d));
+                let err = sys::rd_kafka_TopicDescription_error(d);
+                let code = if err.is_null() {
+                    sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                } else {
+                    sys::rd_kafka_error_code(err)
+                };
+                match code {
+                    sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
+                        let id = sys::rd_kafka_TopicDescription_topic_id(d);
+                        out.push((name, TopicId::Id(cstr(sys::rd_kafka_Uuid_base64str(id)))));
+                    }
+                    sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART => {
+                        out.push((name, TopicId::Missing));
+                    }
+                    _ => {
+                        failed.get_or_insert(format!(
+                            "{name}: {}",
+                            cstr(sys::rd_kafka_error_string(err))
+                        ));
+                    }
+                }
+            }
+            failed.map_or(Ok(out), Err)
+        };
+        if !event.is_null() {
+            sys::rd_kafka_event_destroy(event);
+        }
+        sys::rd_kafka_queue_destroy(queue);
+        sys::rd_kafka_AdminOptions_destroy(options);
+        sys::rd_kafka_TopicCollection_destroy(collection);
+        result
+    }
+}
+
+/// A copy of a C string librdkafka owns ("" for NULL).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string alive for the call.
+unsafe fn cstr(p: *const std::ffi::c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: as the caller promises.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::ClientConfig;

@@ -18,7 +18,8 @@
 //! - [`http`] serves `/health`, `/api/*`, `/ws` and the browser app.
 //!
 //! Around them: [`config`] (CLI flags and environment), [`kafka`] (client configuration,
-//! redaction, and producers served by a task woken by librdkafka, [`kafka::polled`]), [`topics`] (topic creation and the broker watch, which also notices a stuck
+//! redaction, and producers served by a task woken by librdkafka, [`kafka::polled`]), [`topics`] (topic creation and the broker watch, which records what it created in
+//! [`created_topics`], which also notices a stuck
 //! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
 //! [`dead_letters`] (and [`dead_letter_view`], which reads them back for the page),
 //! [`supervise`] (tasks restarted with back-off), the lessons' extra consumers ([`replay`],
@@ -34,6 +35,7 @@ pub mod balance_consumer;
 pub mod calculator_group;
 pub mod config;
 pub mod consume;
+pub mod created_topics;
 pub mod dead_letter_view;
 pub mod dead_letters;
 #[cfg(feature = "embedded-broker")]
@@ -47,6 +49,7 @@ pub mod logging_consumer;
 pub mod metrics;
 pub mod naive_calculator;
 pub mod outage;
+pub mod presenter;
 pub mod producer;
 pub mod progress;
 pub mod reader;

@@ -73,13 +73,45 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        // The one line on stdout: scripts and tests read the address from it.
-        println!("cashflow is running at http://{}/ (Kafka: {})", app.http_addr, app.brokers);
+        // The first line on stdout: scripts and tests read the address from it. Beyond
+        // loopback it names an address others can open, never 0.0.0.0.
+        let pages = cashflow::presenter::page_urls(app.http_addr);
+        let first = pages.first().cloned().unwrap_or_else(|| format!("http://{}/", app.http_addr));
+        println!("cashflow is running at {first} (Kafka: {})", app.brokers);
+        if !app.http_addr.ip().is_loopback() {
+            print_class_addresses(&app, &pages);
+        }
         signals.recv().await;
         info!("shutting down");
         app.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Beyond loopback: the addresses students can open, and how the presenter gets the controls.
+/// Written to stdout only (the presenter's terminal), never to the log; a closed stdout is
+/// no reason to stop.
+fn print_class_addresses(app: &App, pages: &[String]) {
+    use cashflow::presenter::{Controls, presenter_link};
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "students open: {}", pages.join("  "));
+    let _ = match (&app.controls, pages.first()) {
+        (Controls::Token { token, made: true }, Some(page)) => writeln!(
+            out,
+            "presenter link (it logs the page in to the controls; keep it to yourself): {}",
+            presenter_link(page, token)
+        ),
+        (Controls::Token { .. }, _) => writeln!(
+            out,
+            "presenter: log in on the page with your presenter token"
+        ),
+        (Controls::Open, _) => writeln!(
+            out,
+            "every page that reaches this server controls the demo (--open-controls)"
+        ),
+    };
+    let _ = out.flush();
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM, registered when created.

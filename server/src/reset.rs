@@ -6,6 +6,10 @@
 //! anyone (see `Shared::start_afresh`, after which the producer is created anew: a broker
 //! forgets the idempotent producer's state with the topic); generation resumes if it was
 //! running.
+//!
+//! A reset deletes only topics this cashflow created (see [`crate::created_topics`]), and
+//! only when the command names the topic: any client may write to a topic, and a server
+//! pointed at someone else's must never empty it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +24,9 @@ use tracing::{info, warn};
 
 use crate::calculator_group::CalculatorGroup;
 use crate::config::Settings;
+use crate::created_topics::CreatedTopics;
 use crate::kafka::{ADMIN_ROLE, Context, base_config};
+use crate::kafka_ffi::{TopicId, topic_ids};
 use crate::naive_calculator::NaiveCalculator;
 use crate::producer::ProducerHandle;
 use crate::replay::Replays;
@@ -40,6 +46,8 @@ pub struct Parts {
     pub replays: Arc<Replays>,
     pub restored: RestoredView,
     pub tracker: TaskTracker,
+    /// The topics this cashflow created: the only ones a reset deletes.
+    pub created: Arc<CreatedTopics>,
 }
 
 pub struct Reset {
@@ -55,18 +63,33 @@ impl Reset {
         }
     }
 
-    /// Starts a reset, unless one (or an outage) is under way; it goes on in the background.
-    pub fn start(&self) -> Result<(), String> {
+    /// Starts a reset, unless one (or an outage) is under way, the command names another
+    /// topic than this demo's (the confirmation is checked here, not only on the page), or a
+    /// topic it would delete is not one this cashflow created; it goes on in the background.
+    pub async fn start(&self, topic: &str) -> Result<(), String> {
+        let ours = &self.parts.settings.topic;
+        if topic != ours {
+            return Err(format!(
+                "the reset names topic {topic:?}, but this demo's topic is {ours:?}: nothing was deleted"
+            ));
+        }
         if !self.parts.shared.outage.get().finished() {
             return Err("an outage is under way: reset once it is over".into());
         }
         if self.running.swap(true, Ordering::SeqCst) {
             return Err("a reset is under way".into());
         }
+        let admin = match self.admin_for_created_topics().await {
+            Ok(admin) => admin,
+            Err(e) => {
+                self.running.store(false, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
         let (parts, running) = (self.parts.clone(), self.running.clone());
         self.parts.tracker.spawn(async move {
             let was_running = parts.shared.generator().is_some_and(|g| g.running);
-            match run(&parts).await {
+            match run(&parts, admin).await {
                 Ok(()) => info!("the demo was reset: a fresh topic and groups"),
                 Err(e) => {
                     warn!("the reset failed: {e:#}");
@@ -81,6 +104,36 @@ impl Reset {
             running.store(false, Ordering::SeqCst);
         });
         Ok(())
+    }
+
+    /// An admin client, once the broker has said that every topic a reset deletes is missing
+    /// or one this cashflow created (its id is in the record of created topics).
+    async fn admin_for_created_topics(&self) -> Result<Arc<AdminClient<Context>>, String> {
+        let p = &self.parts;
+        let admin: AdminClient<Context> = base_config(&p.brokers, &p.settings.kafka)
+            .create_with_context(Context::new(&p.shared, ADMIN_ROLE))
+            .map_err(|e| format!("cannot reach the broker to reset: {e}"))?;
+        let admin = Arc::new(admin);
+        let names = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
+        let a = admin.clone();
+        let ids = tokio::task::spawn_blocking(move || {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            topic_ids(a.inner().native_client(), &names, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot tell who created the topics, so nothing was deleted: {e}"))?;
+        for (name, id) in ids {
+            if let TopicId::Id(id) = id
+                && !p.created.created(&name, &id)
+            {
+                warn!(topic = %name, id = %id, "reset refused: not a topic this cashflow created");
+                return Err(format!(
+                    "reset refused: topic {name:?} (id {id}) was not created by this cashflow, so it is not deleted (nor is anything else). For a fresh demo start cashflow with another --topic, or delete the topic yourself if it is yours."
+                ));
+            }
+        }
+        Ok(admin)
     }
 }
 
@@ -97,7 +150,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn run(p: &Parts) -> anyhow::Result<()> {
+async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> {
     let shared = &p.shared;
     let generator = shared.generator().unwrap_or_default();
     let cmd =
@@ -114,8 +167,6 @@ async fn run(p: &Parts) -> anyhow::Result<()> {
 
     let recreated = shared.store().recreated;
     let had_applied = shared.ledger().next_offsets().values().any(|n| *n > 0);
-    let admin: AdminClient<Context> = base_config(&p.brokers, &p.settings.kafka)
-        .create_with_context(Context::new(shared, ADMIN_ROLE))?;
     let topics = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -130,11 +181,7 @@ async fn run(p: &Parts) -> anyhow::Result<()> {
     }
     info!(topics = ?names, "reset: topics deleted");
     // The broker watch creates them again; the fresh topic is empty (generation is paused).
-    let (a, t, n) = (
-        Arc::new(admin),
-        p.settings.topic.clone(),
-        p.settings.partitions,
-    );
+    let (a, t, n) = (admin, p.settings.topic.clone(), p.settings.partitions);
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
         let (a, t) = (a.clone(), t.clone());
@@ -170,6 +217,14 @@ async fn run(p: &Parts) -> anyhow::Result<()> {
     } else {
         shared.start_afresh(&p.restored, "the presenter reset the demo");
     }
+    // The presenter asked for it: no warning that the topic was re-created (the page's banner
+    // is for someone else's deletion), and no stale error.
+    shared.with_store(|s| {
+        s.reset_by_presenter += s.recreated.saturating_sub(recreated);
+        s.reset_by_presenter = s.reset_by_presenter.min(s.recreated);
+        s.last_error = None;
+    });
+    shared.with_broker(|b| b.last_error = None);
     // (`start_afresh` started the lessons' checks over.)
     shared.naive.set(Default::default());
     shared.replay.set(Default::default());

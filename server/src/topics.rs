@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::created_topics::CreatedTopics;
 use crate::kafka::Context;
+use crate::kafka_ffi::TopicId;
 use crate::progress::Stall;
 use crate::state::{RestoredView, Shared};
 
@@ -121,14 +123,15 @@ pub const STUCK_KEY: &str = "balance calculator progress";
 async fn check_topics(
     admin: &Arc<AdminClient<Context>>,
     topic: &TopicSpec,
+    created: &Arc<CreatedTopics>,
 ) -> Result<usize, CheckError> {
-    let n = check_once(admin, topic).await?;
+    let n = check_once(admin, topic, created).await?;
     let dlq = TopicSpec {
         name: dlq_topic(&topic.name),
         config: topic.config.clone(),
         ..*topic
     };
-    check_once(admin, &dlq).await?;
+    check_once(admin, &dlq, created).await?;
     let changelog = TopicSpec {
         name: changelog_topic(&topic.name),
         partitions: n as i32,
@@ -142,7 +145,7 @@ async fn check_topics(
         ],
         stuck_after: topic.stuck_after,
     };
-    let m = check_once(admin, &changelog).await?;
+    let m = check_once(admin, &changelog, created).await?;
     if m != n {
         return Err(CheckError::Topic(format!(
             "{} has {m} partitions, {} has {n}: delete the changelog so it is made again",
@@ -161,12 +164,13 @@ pub async fn watch_broker(
     ready: watch::Sender<bool>,
     restored: RestoredView,
     token: CancellationToken,
+    created: Arc<CreatedTopics>,
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
     let mut stall = Stall::new(topic.stuck_after);
     loop {
-        let result = match check_topics(&admin, &topic).await {
+        let result = match check_topics(&admin, &topic, &created).await {
             // A client's own error (refused, authentication failed, TLS) says why.
             Err(CheckError::Unreachable(e)) => Err(CheckError::Unreachable(
                 shared.take_client_error().unwrap_or(e),
@@ -222,6 +226,33 @@ pub async fn watch_broker(
     }
 }
 
+/// Keeps the id of a topic cashflow just created, so a reset may delete it (and only it). A
+/// failure is logged: the topic then counts as someone else's, and a reset refuses.
+async fn record_created(admin: &Arc<AdminClient<Context>>, name: &str, created: &CreatedTopics) {
+    let (a, n) = (admin.clone(), name.to_owned());
+    let ids = tokio::task::spawn_blocking(move || {
+        crate::kafka_ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(5))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match ids.as_deref() {
+        Ok([(_, TopicId::Id(id))]) => {
+            if let Err(e) = created.record(name, id) {
+                warn!(topic = name, "{e}: a reset will not delete this topic");
+            }
+        }
+        Ok(other) => warn!(
+            topic = name,
+            "created, then described as {other:?}: a reset will not delete it"
+        ),
+        Err(e) => warn!(
+            topic = name,
+            "created, but its id is unknown ({e}): a reset will not delete it"
+        ),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum CheckError {
     #[error("broker unreachable: {0}")]
@@ -256,6 +287,7 @@ async fn partitions_of(
 async fn check_once(
     admin: &Arc<AdminClient<Context>>,
     topic: &TopicSpec,
+    created: &CreatedTopics,
 ) -> Result<usize, CheckError> {
     if let Some(n) = partitions_of(admin, &topic.name).await? {
         return Ok(n);
@@ -275,7 +307,10 @@ async fn check_once(
         .map_err(|e| CheckError::Unreachable(e.to_string()))?;
     for r in res {
         match r {
-            Ok(_) => info!(topic = %topic.name, partitions = topic.partitions, "created topic"),
+            Ok(_) => {
+                info!(topic = %topic.name, partitions = topic.partitions, "created topic");
+                record_created(admin, &topic.name, created).await;
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(CheckError::Topic(format!("{name}: {code}"))),
         }

@@ -252,7 +252,7 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
                 replay: state.replays.stop(),
             },
         }),
-        Command::ResetDemo => Some(match state.reset.start() {
+        Command::ResetDemo { topic } => Some(match state.reset.start(&topic).await {
             Ok(()) => ServerMsg::Reset { id },
             Err(message) => ServerMsg::Error { id, message },
         }),

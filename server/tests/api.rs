@@ -47,3 +47,105 @@ async fn unknown_paths_and_bad_queries_get_json_errors() {
     assert_eq!(b.accounts.len(), 0);
     app.shutdown().await;
 }
+
+/// The page's files: the build's brotli or gzip copy to a browser that accepts it, and caching
+/// for good only for files whose names carry their hash (issue 21: at e51ed68 the 754 KB wasm
+/// went uncompressed, with no cache header, to every student).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_sent_compressed_and_cached_by_hash() {
+    let web = tempfile::tempdir().expect("temp dir");
+    let wasm = "cashflow-web-0123456789abcdef_bg.wasm";
+    let index = "<!doctype html><title>cashflow</title>";
+    std::fs::write(web.path().join("index.html"), index).expect("index");
+    std::fs::write(web.path().join("index.html.gz"), b"gz-index").expect("index.gz");
+    std::fs::write(web.path().join(wasm), b"\0asm-plain").expect("wasm");
+    std::fs::write(web.path().join(format!("{wasm}.br")), b"br-wasm").expect("wasm.br");
+    std::fs::write(web.path().join(format!("{wasm}.gz")), b"gz-wasm").expect("wasm.gz");
+    let dir = web.path().to_owned();
+    let app =
+        common::spawn_app_with(Broker::Apache, &unique("page"), move |s| s.web_dir = dir).await;
+    // reqwest here decompresses nothing (no such feature): the bytes are what was sent.
+    let get = |path: &str, accept: &str| {
+        let url = format!("{}{path}", app.url);
+        let accept = accept.to_owned();
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header(reqwest::header::ACCEPT_ENCODING, accept)
+                .send()
+                .await
+                .expect("GET");
+            let h = |n: reqwest::header::HeaderName| {
+                r.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (enc, cache) = (
+                h(reqwest::header::CONTENT_ENCODING),
+                h(reqwest::header::CACHE_CONTROL),
+            );
+            (
+                r.status().as_u16(),
+                enc,
+                cache,
+                r.bytes().await.expect("body").to_vec(),
+            )
+        }
+    };
+    let path = format!("/{wasm}");
+    let (status, enc, cache, body) = get(&path, "gzip, deflate, br").await;
+    assert_eq!(
+        (status, enc.as_str(), body.as_slice()),
+        (200, "br", b"br-wasm".as_slice())
+    );
+    assert!(
+        cache.contains("immutable") && cache.contains("max-age=31536000"),
+        "{cache}"
+    );
+    let (_, enc, _, body) = get(&path, "gzip").await;
+    assert_eq!(
+        (enc.as_str(), body.as_slice()),
+        ("gzip", b"gz-wasm".as_slice())
+    );
+    let (_, enc, _, body) = get(&path, "identity").await;
+    assert_eq!(
+        (enc.as_str(), body.as_slice()),
+        ("", b"\0asm-plain".as_slice())
+    );
+    // The index names the current build's files: never cached without asking again.
+    let (status, enc, cache, body) = get("/", "gzip").await;
+    assert_eq!(
+        (status, enc.as_str(), body.as_slice()),
+        (200, "gzip", b"gz-index".as_slice())
+    );
+    assert_eq!(cache, "no-cache");
+    let (_, _, cache, body) = get("/some/route", "identity").await;
+    assert_eq!(
+        (cache.as_str(), body.as_slice()),
+        ("no-cache", index.as_bytes())
+    );
+    app.shutdown().await;
+}
+
+#[test]
+fn hashed_asset_names() {
+    use cashflow::http::is_hashed_asset;
+    for hashed in [
+        "/cashflow-web-0123456789abcdef_bg.wasm",
+        "/cashflow-web-0123456789abcdef.js",
+        "/style-fedcba9876543210.css",
+    ] {
+        assert!(is_hashed_asset(hashed), "{hashed}");
+    }
+    for plain in [
+        "/",
+        "/index.html",
+        "/style.css",
+        "/cashflow-web-123.js",
+        "/x-0123456789abcdeg.js",
+    ] {
+        assert!(!is_hashed_asset(plain), "{plain}");
+    }
+}

@@ -1,9 +1,13 @@
 //! The real binary: flag errors, an unreachable broker, graceful shutdown.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use cashflow_shared::protocol::ServerMsg;
 
 fn cashflow() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cashflow"));
@@ -361,4 +365,92 @@ async fn embedded_demo_serves_balances_and_stops_gracefully() {
     });
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// Beyond loopback (issue 21: at e51ed68 `--listen 0.0.0.0:PORT` started silently, printed
+/// `http://0.0.0.0:PORT/`, and any socket could pause, reset or stop the broker): the running
+/// line names an address others can open; a token is made once, kept in the data dir, and
+/// printed as a presenter link; a socket without it is read-only, with it a presenter; the
+/// same token after a restart; `--open-controls` opens the controls explicitly. Every
+/// connection goes through 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_controls_need_the_presenter_link() {
+    use common::ws::{reply, send};
+    use tokio_tungstenite::connect_async;
+    let brokers = common::apache_kafka();
+    let data = tempfile::tempdir().expect("temp dir");
+    let topic = common::unique("presenter");
+    let data_dir = data.path().display().to_string();
+    let args = |extra: &[&str]| {
+        common::server_args(
+            &brokers,
+            &topic,
+            &[
+                &["--listen", "0.0.0.0:0", "--paused", "--data-dir", &data_dir][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let local = |url: &str| {
+        let port = url.rsplit(':').next().expect("a port").to_owned();
+        format!("ws://127.0.0.1:{port}/ws")
+    };
+    let server = common::Binary::start(&args(&[]));
+    assert!(!server.url.contains("0.0.0.0"), "{}", server.url);
+    server.line_with("students open: http://");
+    let link = server.line_with("presenter link");
+    let token = link
+        .split_once("#presenter=")
+        .map(|(_, t)| t.trim().to_owned())
+        .unwrap_or_else(|| panic!("no token in {link:?}"));
+    assert_eq!(token.len(), 64, "{link}");
+    let kept = std::fs::read_to_string(data.path().join("presenter-token")).expect("kept");
+    assert_eq!(kept.trim(), token);
+
+    let (mut ws, _) = connect_async(local(&server.url)).await.expect("connect");
+    send(&mut ws, r#"{"cmd":"start","id":1}"#).await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => assert!(message.contains("read-only"), "{message}"),
+        other => panic!("a command without the token: {other:?}"),
+    }
+    send(&mut ws, r#"{"cmd":"login","token":"guess","id":2}"#).await;
+    assert!(matches!(reply(&mut ws).await, ServerMsg::Error { .. }));
+    send(
+        &mut ws,
+        &format!(r#"{{"cmd":"login","token":"{token}","id":3}}"#),
+    )
+    .await;
+    assert!(matches!(
+        reply(&mut ws).await,
+        ServerMsg::Presenter { id: Some(3) }
+    ));
+    send(&mut ws, r#"{"cmd":"start","id":4}"#).await;
+    let r = reply(&mut ws).await;
+    assert!(!matches!(r, ServerMsg::Error { .. }), "{r:?}");
+    drop(ws);
+    server.sigterm();
+    let mut child = server.child;
+    assert!(child.wait().expect("exit").success());
+
+    let again = common::Binary::start(&args(&[]));
+    let link = again.line_with("presenter link");
+    assert!(
+        link.ends_with(&token),
+        "the same token after a restart: {link}"
+    );
+    again.sigterm();
+    let mut child = again.child;
+    assert!(child.wait().expect("exit").success());
+
+    let open = common::Binary::start(&args(&["--open-controls"]));
+    open.line_with("controls the demo (--open-controls)");
+    let (mut ws, _) = connect_async(local(&open.url)).await.expect("connect");
+    send(&mut ws, r#"{"cmd":"pause","id":1}"#).await;
+    let r = reply(&mut ws).await;
+    assert!(!matches!(r, ServerMsg::Error { .. }), "{r:?}");
+    drop(ws);
+    open.sigterm();
+    let mut child = open.child;
+    assert!(child.wait().expect("exit").success());
 }

@@ -20,7 +20,8 @@ use common::{Broker, settled_exactly_once, spawn_app_with, unique, wait_for};
 const WAIT: Duration = Duration::from_secs(90);
 
 async fn reset_gives_a_fresh_demo(broker: Broker) {
-    let app = spawn_app_with(broker, &unique("reset"), |s| {
+    let topic = unique("reset");
+    let app = spawn_app_with(broker, &topic, |s| {
         s.generator.accounts = 20;
         s.rate = cashflow::config::Rate::PerSecond(200.0);
     })
@@ -57,12 +58,21 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
     .await;
     let failed_before = app.shared.producer().failed;
 
-    send(&mut ws, r#"{"cmd":"reset_demo","id":3}"#).await;
+    // The confirmation is the topic's name, checked by the server.
+    send(&mut ws, r#"{"cmd":"reset_demo","topic":"another","id":5}"#).await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => {
+            assert!(message.contains("nothing was deleted"), "{message}")
+        }
+        other => panic!("a reset naming another topic: {other:?}"),
+    }
+    let reset = |id: u32| format!(r#"{{"cmd":"reset_demo","topic":"{topic}","id":{id}}}"#);
+    send(&mut ws, &reset(3)).await;
     assert!(matches!(
         reply(&mut ws).await,
         ServerMsg::Reset { id: Some(3) }
     ));
-    send(&mut ws, r#"{"cmd":"reset_demo","id":4}"#).await;
+    send(&mut ws, &reset(4)).await;
     match reply(&mut ws).await {
         ServerMsg::Error { message, .. } => assert!(message.contains("under way"), "{message}"),
         other => panic!("a second reset at once: {other:?}"),
@@ -81,6 +91,11 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
         .then_some(())
     })
     .await;
+    // The presenter's own reset is no warning (issue 21: the "topic was deleted and created
+    // again" banner stayed after a deliberate reset).
+    let store = app.shared.store();
+    assert_eq!(store.reset_by_presenter, store.recreated, "{store:?}");
+    assert_eq!(store.last_error, None);
     // Generation goes on into the new topic.
     wait_for(WAIT, "records in the new topic", || async {
         (app.shared.ledger().stats().applied >= 300).then_some(())
@@ -100,3 +115,63 @@ on_both_brokers!(
     embedded_reset_gives_a_fresh_demo,
     reset_gives_a_fresh_demo
 );
+
+/// Someone else's topic (issue 21: at e51ed68 one `reset_demo` from a socket without a token
+/// left it with 0 of its 500 records): another client created it and wrote the original's
+/// records; cashflow reads it, and refuses to delete it, naming it, whatever the command says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_reset_never_deletes_a_topic_cashflow_did_not_create() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let brokers = common::apache_kafka();
+    let topic = unique("foreign");
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("admin");
+    let created = admin
+        .create_topics(
+            [&NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    common::write_records(
+        &brokers,
+        &topic,
+        (0..500).map(|i| {
+            let account = i % 5 + 1;
+            let json = format!(
+                r#"{{"account": {account}, "transaction_id": "{account}-Credit-{i}", "transaction_type": "Credit", "amount": 1, "new_balance": 1, "transaction_summary": {{"Transactions for Customer ID {account}": 1}}}}"#
+            );
+            (account.to_string(), json.into_bytes())
+        }),
+    );
+    let app = spawn_app_with(Broker::Apache, &topic, |s| s.paused = true).await;
+    app.wait_applied(500, WAIT).await;
+    let mut ws = connect(&app).await;
+    send(&mut ws, r#"{"cmd":"reset_demo","id":1}"#).await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => assert!(message.contains("topic"), "{message}"),
+        other => panic!("a reset without its confirmation: {other:?}"),
+    }
+    send(
+        &mut ws,
+        &format!(r#"{{"cmd":"reset_demo","topic":"{topic}","id":2}}"#),
+    )
+    .await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => assert!(
+            message.contains("not created by this cashflow") && message.contains(&topic),
+            "{message}"
+        ),
+        other => panic!("a reset of someone else's topic: {other:?}"),
+    }
+    assert_eq!(
+        common::read_topic(&brokers, &topic).len(),
+        500,
+        "the topic keeps every record"
+    );
+    app.shutdown().await;
+}

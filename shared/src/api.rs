@@ -100,6 +100,9 @@ pub struct StoreHealth {
     /// balances then started afresh.
     #[serde(default)]
     pub recreated: u32,
+    /// Of those, the presenter's own resets of the demo (the page warns only of the others).
+    #[serde(default)]
+    pub reset_by_presenter: u32,
 }
 
 /// How far a restore is: what it read from the changelog and from the topic.

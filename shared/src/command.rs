@@ -163,8 +163,11 @@ pub enum Command {
     /// Stops it and deletes its group and saved balances.
     StopNaive,
     /// A fresh topic and groups: generation paused and delivered, the lessons' consumers
-    /// stopped, the topic deleted and created again, every check started over.
-    ResetDemo,
+    /// stopped, the topic deleted and created again, every check started over. `topic` must
+    /// name the demo's topic: the confirmation, checked by the server.
+    ResetDemo {
+        topic: String,
+    },
     /// Stops the embedded broker for `seconds`, then starts it again (the outage lesson).
     StopBroker {
         seconds: u32,
@@ -268,7 +271,7 @@ impl Command {
             Command::StartReplay | Command::StopReplay => Target::Replay,
             Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive => Target::Naive,
             Command::StopBroker { .. } => Target::Broker,
-            Command::ResetDemo => Target::Demo,
+            Command::ResetDemo { .. } => Target::Demo,
         }
     }
 }

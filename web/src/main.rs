@@ -35,6 +35,10 @@ fn main() {
 fn App() -> impl IntoView {
     let ctx = Ctx::new();
     provide_context(ctx);
+    if let Some(token) = socket::presenter_link_token() {
+        // Sent as the first command of every connection (see `socket::session`).
+        ctx.token.set_value(Some(token));
+    }
     socket::connect(ctx);
     let large = preference("cashflow.large-text");
     let dark = preference("cashflow.dark-theme");

@@ -175,6 +175,24 @@ fn schedule_render(ctx: Ctx) {
     });
 }
 
+/// The presenter token of a presenter link (`#presenter=TOKEN`, which the server prints beyond
+/// loopback), taken out of the address bar at once so it is not left on a projected screen or
+/// in a bookmark. A fragment is never sent to a server, so the token reaches no log.
+pub fn presenter_link_token() -> Option<String> {
+    let loc = window().location();
+    let hash = loc.hash().ok()?;
+    let token = cashflow_shared::protocol::presenter_token_in_fragment(&hash)?;
+    if let (Ok(history), Ok(path), Ok(search)) = (window().history(), loc.pathname(), loc.search())
+    {
+        let _ = history.replace_state_with_url(
+            &wasm_bindgen::JsValue::NULL,
+            "",
+            Some(&format!("{path}{search}")),
+        );
+    }
+    Some(token)
+}
+
 fn ws_url() -> String {
     let loc = window().location();
     let proto = if loc.protocol().as_deref() == Ok("https:") {

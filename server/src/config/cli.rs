@@ -98,8 +98,18 @@ pub struct Cli {
     pub allow_origins: Vec<String>,
     /// When set, viewers are read-only and only a page that logs in with this token may send
     /// commands. Never logged.
+    /// Without it, a server listening beyond loopback makes a token once (kept in the data
+    /// dir) and prints a presenter link.
     #[arg(long, env = "CASHFLOW_PRESENTER_TOKEN", hide_env_values = true)]
     pub presenter_token: Option<String>,
+    /// Let every page that reaches the server command the demo, also beyond loopback, with no
+    /// presenter token (e.g. in a container whose port the host publishes on its loopback).
+    #[arg(
+        long,
+        env = "CASHFLOW_OPEN_CONTROLS",
+        conflicts_with = "presenter_token"
+    )]
+    pub open_controls: bool,
     /// The balance calculator snapshots a partition's state after this many records of it...
     #[arg(long, env = "CASHFLOW_SNAPSHOT_RECORDS", default_value_t = 50_000,
           value_parser = clap::value_parser!(i64).range(100..=100_000_000))]
@@ -214,6 +224,7 @@ impl Cli {
             web_dir: self.web_dir,
             allow_origins: self.allow_origins,
             presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
+            open_controls: self.open_controls,
             store: StoreSettings {
                 every_records: self.snapshot_records,
                 every: std::time::Duration::from_secs(self.snapshot_seconds),

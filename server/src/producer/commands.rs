@@ -102,7 +102,7 @@ impl ProducerTask {
             | Command::CrashNaive
             | Command::StopNaive
             | Command::StopBroker { .. }
-            | Command::ResetDemo
+            | Command::ResetDemo { .. }
             | Command::StopReplay => {
                 return Err(ProducerError::NotForProducer(
                     "the producer carries out generation commands only",

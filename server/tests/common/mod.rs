@@ -425,6 +425,9 @@ pub struct Binary {
     pub child: std::process::Child,
     pub url: String,
     pub kafka: String,
+    /// The lines it printed after the first (read as they come, so it never writes to a
+    /// closed pipe).
+    pub more: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Binary {
@@ -458,9 +461,16 @@ impl Binary {
             .spawn()
             .expect("spawn cashflow");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the running-at line");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        out.read_line(&mut line).expect("the running-at line");
+        let more = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = more.clone();
+        std::thread::spawn(move || {
+            for l in out.lines() {
+                let Ok(l) = l else { break };
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(l);
+            }
+        });
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -471,7 +481,35 @@ impl Binary {
             .rsplit_once("(Kafka: ")
             .map(|(_, k)| k.trim().trim_end_matches(')').to_owned())
             .unwrap_or_else(|| panic!("no Kafka address in {line:?}"));
-        Binary { child, url, kafka }
+        Binary {
+            child,
+            url,
+            kafka,
+            more,
+        }
+    }
+
+    /// The first line it printed after the running-at line that contains `what`, waiting up
+    /// to 10 s for it.
+    pub fn line_with(&self, what: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self
+                .more
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|l| l.contains(what))
+            {
+                return l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line with {what:?} in {:?}",
+                self.more.lock().unwrap_or_else(|e| e.into_inner())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, as Ctrl-C or a service manager would stop it.
