@@ -226,10 +226,25 @@ fn rewind(consumer: &StreamConsumer<Context>, topic: &str, role: &str) {
                 .collect()
         })
         .unwrap_or_default();
+    let mut start = rdkafka::TopicPartitionList::new();
     for p in assigned {
         if let Err(e) = consumer.seek(topic, p, rdkafka::Offset::Beginning, Duration::from_secs(1))
         {
             warn!(partition = p, %e, "{role}: cannot move to the new topic's beginning");
+        }
+        let _ = start.add_partition_offset(topic, p, rdkafka::Offset::Offset(0));
+    }
+    // librdkafka auto-commits a stored offset only above the one it last committed, and both
+    // marks were the old topic's: the new topic's offsets stayed below them, so nothing was
+    // committed and the broker's lag grew while every record was applied (issue 21). Storing
+    // and committing the new beginning (nothing of the new topic is handled yet, so
+    // at-least-once holds) moves both marks back.
+    if start.count() > 0 {
+        if let Err(e) = consumer.store_offsets(&start) {
+            warn!(%e, "{role}: cannot store the re-created topic's beginning");
+        }
+        if let Err(e) = consumer.commit(&start, rdkafka::consumer::CommitMode::Async) {
+            warn!(%e, "{role}: cannot commit the re-created topic's beginning");
         }
     }
     info!(%topic, "{role}: reading the re-created topic from its beginning");

@@ -107,6 +107,24 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
         "only the new topic's records: {}",
         records.len()
     );
+    // The broker's view after the reset (issue 21, bug 3: the calculator's group vanished
+    // from the groups panel, or partitions' lag grew with no committed offset while the
+    // invariant held): the calculator's group is listed, with every partition's committed
+    // offset at its end.
+    let group = format!("cashflow-{topic}-balance");
+    let view = wait_for(
+        WAIT,
+        "the calculator's group committed to the end",
+        || async {
+            let v: cashflow_shared::api::TopicView = app.get("/api/topic").await;
+            let g = v.groups.iter().find(|g| g.group == group)?;
+            let ends: std::collections::BTreeMap<i32, i64> =
+                v.partitions.iter().map(|p| (p.partition, p.end)).collect();
+            (ends.len() == 6 && g.committed == ends && g.total_lag == 0).then_some(v)
+        },
+    )
+    .await;
+    assert!(view.partitions.iter().map(|p| p.end).sum::<i64>() >= 300);
     app.shutdown().await;
 }
 

@@ -31,8 +31,8 @@ pub fn Counters() -> impl IntoView {
             </div>
             // What each counts: the calculator's counters live in its state store (all of this
             // topic's records, across restarts); the producer's are this server's run.
-            {card("applied by the balance calculator · all of this topic", "applied", Box::new(move || c().ledger.applied.to_string()))}
-            {card("delivered to Kafka by this producer · since this server started", "delivered", Box::new(move || c().delivered.to_string()))}
+            {card("applied by the calculator · the whole topic", "applied", Box::new(move || c().ledger.applied.to_string()))}
+            {card("delivered to Kafka · since this server started", "delivered", Box::new(move || c().delivered.to_string()))}
             {card("bad records → dead-letter topic", "malformed", Box::new(move || match c().ledger.dead_letter_failed {
                 0 => c().malformed.to_string(),
                 failed => format!("{} ({failed} not written)", c().malformed),
@@ -51,7 +51,7 @@ pub fn Counters() -> impl IntoView {
                 <div class="value" data-testid="mismatches">{move || { ctx.version.get(); c().ledger.mismatches.to_string() }}</div>
                 <div class="label" data-testid="skipped">{move || { ctx.version.get(); {
                     let l = c().ledger;
-                    format!("producer balance mismatches · {} unchecked (not keyed by account) · {} replays skipped", l.unchecked, l.replayed)
+                    format!("producer balance mismatches · {} unchecked · {} replays skipped", l.unchecked, l.replayed)
                 } }}</div>
             </div>
             {card("produce → applied, p50 / p99 over 10 s", "latency", Box::new(move || {
