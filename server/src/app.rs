@@ -43,6 +43,9 @@ pub struct App {
     logging: JoinHandle<()>,
     /// The balance calculator's members.
     pub calculator: Arc<CalculatorGroup>,
+    /// The writer of what the presenter set (see [`crate::kept_settings`]): stopped first at
+    /// shutdown, before generation and the members go.
+    kept: (CancellationToken, Option<JoinHandle<()>>),
     #[cfg(feature = "embedded-broker")]
     embedded: Option<Arc<crate::embedded::EmbeddedBroker>>,
 }
@@ -59,7 +62,17 @@ where
 }
 
 impl App {
-    pub async fn start(settings: Settings) -> anyhow::Result<App> {
+    pub async fn start(mut settings: Settings) -> anyhow::Result<App> {
+        // What the presenter set last time, where no flag says otherwise.
+        let kept = settings
+            .data_dir
+            .as_deref()
+            .and_then(crate::kept_settings::load)
+            .filter(|k| k.topic == settings.topic);
+        if let Some(k) = &kept {
+            crate::kept_settings::apply(k, &mut settings);
+            info!("the presenter's settings of the last run are back (a flag given now wins)");
+        }
         // First: a server reachable from other machines never starts with open controls by
         // accident, and a token it cannot keep is an error before anything starts.
         let controls = crate::presenter::controls(
@@ -252,6 +265,9 @@ impl App {
             tracker.clone(),
             consumers.clone(),
         ));
+        if let Some(k) = &kept {
+            shared.lessons.set(crate::kept_settings::lessons(k));
+        }
         let hub = Hub::new(shared.clone(), topic_view.clone(), &settings.group_prefix);
         let (h, t) = (hub.clone(), token.clone());
         supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
@@ -320,7 +336,7 @@ impl App {
             Ok(())
         });
 
-        let app = App {
+        let mut app = App {
             http_addr,
             controls,
             brokers,
@@ -335,11 +351,32 @@ impl App {
             producer_token,
             logging,
             calculator,
+            kept: (CancellationToken::new(), None),
             #[cfg(feature = "embedded-broker")]
             embedded,
         };
         if let Err(e) = app.calculator.add().await {
             anyhow::bail!("cannot start the balance calculator: {e}");
+        }
+        if let Some(k) = &kept {
+            for _ in 0..crate::kept_settings::extra_members(k) {
+                if let Err(e) = app.calculator.add().await {
+                    warn!("a member kept from the last run was not added: {e}");
+                    break;
+                }
+            }
+            if k.keys != cashflow_shared::ordering::KeyStrategy::default()
+                && let Err(e) = app
+                    .producer
+                    .send(cashflow_shared::command::Command::SetKeys { keys: k.keys })
+                    .await
+            {
+                warn!("the keys kept from the last run were not set: {e}");
+            }
+        }
+        if let Some(dir) = settings.data_dir.clone() {
+            let (t, sh) = (app.kept.0.clone(), app.shared.clone());
+            app.kept.1 = Some(tokio::spawn(crate::kept_settings::keep(sh, dir, t)));
         }
         Ok(app)
     }
@@ -368,6 +405,10 @@ impl App {
             && let Err(e) = e.resume().await
         {
             warn!("the embedded broker did not start again: {e:#}");
+        }
+        self.kept.0.cancel();
+        if let Some(k) = self.kept.1 {
+            let _ = k.await;
         }
         self.producer_token.cancel();
         let _ = self.producer_task.await;

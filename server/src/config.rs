@@ -58,6 +58,9 @@ pub struct Settings {
     pub presenter_token: Option<String>,
     /// Every page commands, beyond loopback too (see [`crate::presenter`]).
     pub open_controls: bool,
+    /// The settings the command line or the environment gave, which win over those kept from
+    /// the last run (see [`crate::kept_settings`]).
+    pub explicit: crate::kept_settings::Explicit,
     pub store: StoreSettings,
     /// Retention of the topic when cashflow creates it: milliseconds and bytes per partition
     /// (-1: no limit; bytes `None`: the default of the broker in use, see `retention_bytes()`).

@@ -325,7 +325,8 @@ impl Hub {
         let mut replay_version = self.shared.replay.since(u64::MAX).map_or(0, |r| r.1);
         let mut naive_version = self.shared.naive.since(u64::MAX).map_or(0, |r| r.1);
         let mut outage_version = self.shared.outage.since(u64::MAX).map_or(0, |r| r.1);
-        let mut lessons = cashflow_shared::lessons::Tracker::default();
+        // From the checks kept across a restart, if any (see `kept_settings`).
+        let mut lessons = cashflow_shared::lessons::Tracker::resumed(self.shared.lessons.get());
         let mut lessons_epoch = self.shared.lessons_epoch();
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;

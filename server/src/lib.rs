@@ -44,6 +44,7 @@ pub mod http;
 pub mod hub;
 pub mod kafka;
 pub mod kafka_ffi;
+pub mod kept_settings;
 pub mod ledger_store;
 pub mod logging_consumer;
 pub mod metrics;

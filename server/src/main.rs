@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use cashflow::config::Cli;
 use cashflow::{App, kafka};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     no_transparent_huge_pages();
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             // --help and --version
@@ -34,13 +37,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = match cli.into_settings() {
+    let mut settings = match cli.into_settings() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    settings.explicit = Cli::explicit(&matches);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()

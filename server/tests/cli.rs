@@ -454,3 +454,124 @@ async fn off_loopback_the_controls_need_the_presenter_link() {
     let mut child = open.child;
     assert!(child.wait().expect("exit").success());
 }
+
+/// The first snapshot a page gets from the server at `url`.
+async fn snapshot(url: &str) -> cashflow_shared::protocol::Snapshot {
+    let ws_url = format!("{}/ws", url.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("connect");
+    loop {
+        if let ServerMsg::Snapshot(s) = common::ws::next(&mut ws, Duration::from_secs(10)).await {
+            return *s;
+        }
+    }
+}
+
+/// What the presenter set survives a restart (issue 21: a restart forgot paused generation,
+/// the accounts, the members, the keys and the lessons' checks): kept in the data dir for the
+/// topic and restored at start, and a flag given now wins over what was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_presenter_set_survives_a_restart() {
+    use common::ws::{reply, send};
+    let brokers = common::apache_kafka();
+    let data = tempfile::tempdir().expect("temp dir");
+    let topic = common::unique("kept");
+    let data_dir = data.path().display().to_string();
+    let args = |extra: &[&str]| {
+        common::server_args(
+            &brokers,
+            &topic,
+            &[
+                &["--listen", "127.0.0.1:0", "--data-dir", &data_dir][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let stop = |b: common::Binary| {
+        b.sigterm();
+        let mut child = b.child;
+        assert!(child.wait().expect("exit").success());
+    };
+    let server = common::Binary::start(&args(&[]));
+    let ws_url = format!("{}/ws", server.url.replacen("http://", "ws://", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("connect");
+    for (i, cmd) in [
+        r#""cmd":"inject","poison":"not_json""#,
+        r#""cmd":"set_accounts","accounts":17"#,
+        r#""cmd":"set_keys","keys":"random""#,
+        r#""cmd":"add_member""#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        send(&mut ws, &format!("{{{cmd},\"id\":{i}}}")).await;
+        let r = reply(&mut ws).await;
+        assert!(!matches!(r, ServerMsg::Error { .. }), "{cmd}: {r:?}");
+    }
+    // The poison lesson's check turns once the calculator went on past the poison.
+    let file = data.path().join("presenter-settings.json");
+    let kept = |f: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(f).unwrap_or_default()).unwrap_or_default()
+    };
+    let poisoned = |v: &serde_json::Value| {
+        v["lessons"]["lessons"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["id"] == "poison"))
+            .is_some_and(|l| l["experiment"]["state"] == "happened")
+    };
+    common::wait_for(Duration::from_secs(60), "the poison check kept", || async {
+        poisoned(&kept(&file)).then_some(())
+    })
+    .await;
+    for (i, cmd) in [r#""cmd":"set_rate","rate":0.5"#, r#""cmd":"pause""#]
+        .iter()
+        .enumerate()
+    {
+        send(&mut ws, &format!("{{{cmd},\"id\":{}}}", 10 + i)).await;
+        let r = reply(&mut ws).await;
+        assert!(!matches!(r, ServerMsg::Error { .. }), "{cmd}: {r:?}");
+    }
+    common::wait_for(Duration::from_secs(10), "the settings kept", || async {
+        let v = kept(&file);
+        (v["running"] == false && v["rate"] == 0.5 && v["members"] == 2 && v["accounts"] == 17)
+            .then_some(())
+    })
+    .await;
+    drop(ws);
+    stop(server);
+
+    let again = common::Binary::start(&args(&[]));
+    let s = snapshot(&again.url).await;
+    assert!(!s.generator.running, "paused, as the presenter left it");
+    assert_eq!(s.generator.rate, Some(0.5));
+    assert_eq!(s.generator.settings.accounts, 17);
+    assert_eq!(
+        s.generator.keys,
+        cashflow_shared::ordering::KeyStrategy::Random
+    );
+    let poison = s
+        .lessons
+        .get(cashflow_shared::lessons::LessonId::Poison)
+        .expect("poison");
+    assert!(
+        poison.experiment.detail.starts_with("before the restart: "),
+        "{poison:?}"
+    );
+    common::wait_for(Duration::from_secs(30), "two members again", || async {
+        (snapshot(&again.url).await.group.members.len() == 2).then_some(())
+    })
+    .await;
+    stop(again);
+
+    // A flag given now wins over what was kept.
+    let flagged = common::Binary::start(&args(&["--rate", "3", "--accounts", "4"]));
+    let s = snapshot(&flagged.url).await;
+    assert_eq!(s.generator.rate, Some(3.0));
+    assert_eq!(s.generator.settings.accounts, 4);
+    assert!(!s.generator.running, "still paused: no flag said otherwise");
+    stop(flagged);
+}

@@ -14,6 +14,9 @@ use crate::ordering::KeyStrategy;
 use crate::outage::{OutageState, OutageStatus};
 use crate::replay::{ReplayState, ReplayStatus};
 
+/// How a check kept from an earlier run begins its detail.
+pub const BEFORE_RESTART: &str = "before the restart: ";
+
 /// Records that must pass under the control keys with no violation before the control counts.
 pub const CONTROL_RECORDS: u64 = 300;
 
@@ -282,6 +285,34 @@ fn caught_up(o: &Observation, target: u64) -> bool {
 }
 
 impl Tracker {
+    /// A tracker that starts from checks an earlier run settled (kept across a restart): a
+    /// settled case comes back, marked as from before the restart; one under way starts over,
+    /// since what it was counting went with the process.
+    pub fn resumed(kept: LessonsStatus) -> Tracker {
+        let mut t = Tracker::default();
+        for l in kept.lessons {
+            let now = t.status.get_mut(l.id);
+            if now.id != l.id {
+                continue;
+            }
+            let back = |c: Case| -> Case {
+                if !c.settled() {
+                    return Case::default();
+                }
+                let detail = match c.detail.strip_prefix(BEFORE_RESTART) {
+                    Some(_) => c.detail,
+                    None => format!("{BEFORE_RESTART}{}", c.detail),
+                };
+                Case { detail, ..c }
+            };
+            now.experiment = back(l.experiment);
+            if let (Some(c), Some(kept)) = (now.control.as_mut(), l.control) {
+                *c = back(kept);
+            }
+        }
+        t
+    }
+
     pub fn status(&self) -> &LessonsStatus {
         &self.status
     }
@@ -771,5 +802,52 @@ mod tests {
         (o.acked, o.own_applied) = (20, 20);
         t.observe(&o);
         assert_eq!(state(&t, LessonId::Outage).0, CaseState::Happened);
+    }
+}
+
+#[cfg(test)]
+mod resumed_tests {
+    use super::*;
+
+    #[test]
+    fn settled_checks_come_back_marked_and_running_ones_start_over() {
+        let mut kept = LessonsStatus::default();
+        for l in &mut kept.lessons {
+            match l.id {
+                LessonId::Poison => l
+                    .experiment
+                    .set(CaseState::Happened, "6 dead letters".into()),
+                LessonId::Ordering => {
+                    l.experiment.set(CaseState::Running, "120 records".into());
+                    if let Some(c) = l.control.as_mut() {
+                        c.set(CaseState::DidNotHappen, "0 out of order".into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let t = Tracker::resumed(kept);
+        let s = t.status();
+        let poison = s.get(LessonId::Poison).expect("poison");
+        assert_eq!(poison.experiment.state, CaseState::Happened);
+        assert_eq!(
+            poison.experiment.detail,
+            "before the restart: 6 dead letters"
+        );
+        let ordering = s.get(LessonId::Ordering).expect("ordering");
+        assert_eq!(ordering.experiment, Case::default());
+        assert_eq!(
+            ordering.control.as_ref().map(|c| c.state),
+            Some(CaseState::DidNotHappen)
+        );
+        // Resumed twice (two restarts): marked once.
+        let again = Tracker::resumed(s.clone());
+        assert_eq!(
+            again
+                .status()
+                .get(LessonId::Poison)
+                .map(|l| l.experiment.detail.as_str()),
+            Some("before the restart: 6 dead letters")
+        );
     }
 }

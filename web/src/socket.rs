@@ -260,6 +260,9 @@ async fn session(ctx: Ctx, ws: WebSocket) {
             first = false;
             ctx.attempt.set_value(0);
             ctx.conn.set(Conn::Open);
+            // A notice answered a command of the connection before (the server may have
+            // restarted since): it no longer says anything about this one.
+            ctx.notice.set(None);
             if let Some(token) = ctx.token.get_value() {
                 ctx.send(Command::Login { token });
             }

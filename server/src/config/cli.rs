@@ -154,6 +154,26 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Which of the settings [`crate::kept_settings`] keeps were given on the command line or
+    /// in the environment (they win over the kept ones).
+    pub fn explicit(matches: &clap::ArgMatches) -> crate::kept_settings::Explicit {
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        };
+        crate::kept_settings::Explicit {
+            rate: given("rate"),
+            paused: given("paused"),
+            accounts: given("accounts"),
+            credit_percent: given("credit_percent"),
+            amounts: given("min_amount") || given("max_amount"),
+        }
+    }
+
     pub fn into_settings(self) -> Result<Settings, String> {
         let generator = GeneratorSettings {
             accounts: self.accounts,
@@ -225,6 +245,7 @@ impl Cli {
             allow_origins: self.allow_origins,
             presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
             open_controls: self.open_controls,
+            explicit: Default::default(),
             store: StoreSettings {
                 every_records: self.snapshot_records,
                 every: std::time::Duration::from_secs(self.snapshot_seconds),
