@@ -87,6 +87,40 @@ impl LessonId {
         }
     }
 
+    /// What the presenter does, in order, and how long each step takes (at 2 tx/s, the
+    /// default, and at 20 tx/s).
+    pub fn steps(self) -> &'static [&'static str] {
+        match self {
+            LessonId::Ordering => &[
+                "Add a member: the broker rebalances, two members share the six partitions (a few seconds).",
+                "Keys by account (control): it turns once 300 records pass with none out of order, 150 s at 2 tx/s, 15 s at 20 tx/s.",
+                "Random keys, then let the members fall behind for 2 s: as they catch up, an account's later transactions are applied first and the outcome turns (a few seconds).",
+            ],
+            LessonId::Delivery => &[
+                "Start the naive consumer: it reads beside the exact calculator.",
+                "Crash it between its two steps: at at-least-once it reads its last batch again, records counted twice (seconds, with records flowing).",
+                "Switch to at-most-once and crash it again: that batch is lost. Each outcome is shown on its own.",
+                "The control turns once the exact calculator applied everything acknowledged by the crash, each once (seconds). Stop the naive consumer when done.",
+            ],
+            LessonId::Replay => &[
+                "Rebuild from the beginning: a new group reads the topic from its first offset; a classroom topic takes about a second, so watch the result line, not the group.",
+                "The outcome turns when its balances equal the live calculator's, account by account.",
+            ],
+            LessonId::Poison => &[
+                "Inject one of each kind: six records land in the dead-letter topic with their reasons within a second.",
+                "The control turns once the calculator has applied more records after them (generation running: a few seconds) and the invariant holds.",
+            ],
+            LessonId::Outage => &[
+                "Stop the broker for 10 s (only where cashflow runs the broker): generation holds while it is away.",
+                "It comes back: every transaction acknowledged is applied exactly once, and the outcome turns (about 15–20 s in all).",
+            ],
+            LessonId::BackPressure => &[
+                "Max lag 100, and pause the calculator: the producer holds once 100 records are behind, 50 s at 2 tx/s, 5 s at 20 tx/s.",
+                "Resume the calculator: the lag drains and the producer goes on; the outcome turns. Then Max lag off.",
+            ],
+        }
+    }
+
     /// What to watch while it runs.
     pub fn watch(self) -> &'static str {
         match self {
@@ -96,7 +130,9 @@ impl LessonId {
             LessonId::Delivery => {
                 "The delivery panel: records lost or read twice, and the naive balances beside the exact ones; the invariant line stays ✓."
             }
-            LessonId::Replay => "The replay bar and the replay group's lag in the groups panel.",
+            LessonId::Replay => {
+                "The replay line: records read, then its balances against the live ones (the replay's group shows in the groups panel only while it reads)."
+            }
             LessonId::Poison => {
                 "The dead-letter panel: each record with its reason and where it came from; the balances and the invariant."
             }
@@ -384,7 +420,7 @@ impl Tracker {
                 lesson.experiment.set(
                     CaseState::Running,
                     format!(
-                        "{seen} records with {} keys and {} members, none out of order yet",
+                        "{seen} records (keys: {}, {} members), none out of order yet: let the members fall behind for 2 s",
                         o.keys.label(),
                         o.members
                     ),
@@ -436,11 +472,25 @@ impl Tracker {
             return;
         }
         if n.lost + n.doubled > 0 && n.differing_accounts > 0 {
+            // Each delivery's outcome on its own: the second crash must show, though the
+            // check turned at the first.
+            let at_least_once = match n.doubled {
+                0 => "none read twice yet (crash it at at-least-once)".to_owned(),
+                d => format!("✓ {d} read twice"),
+            };
+            let at_most_once = match n.lost {
+                0 => "none lost yet (switch to at-most-once and crash it)".to_owned(),
+                l => format!("✓ {l} lost"),
+            };
             lesson.experiment.set(
                 CaseState::Happened,
                 format!(
-                    "after {} crash(es): {} records lost, {} read twice; its total is off by {} in {} accounts",
-                    n.crashes, n.lost, n.doubled, n.net_difference, n.differing_accounts
+                    "at-least-once: {at_least_once} · at-most-once: {at_most_once} · after {} crash{}, its total is off by {} in {} account{}",
+                    n.crashes,
+                    if n.crashes == 1 { "" } else { "es" },
+                    n.net_difference,
+                    n.differing_accounts,
+                    if n.differing_accounts == 1 { "" } else { "s" }
                 ),
             );
         } else if !lesson.experiment.settled() {

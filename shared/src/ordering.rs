@@ -69,7 +69,7 @@ impl KeyStrategy {
         match self {
             KeyStrategy::ByAccount => "by account",
             KeyStrategy::Constant => "one constant key",
-            KeyStrategy::Random => "random key",
+            KeyStrategy::Random => "random keys",
             KeyStrategy::None => "no key",
         }
     }

@@ -167,3 +167,41 @@ test('a lesson offers only what can work here, and says in its panel why a step 
     await stopServer(server);
   }
 });
+
+test('large text reaches tabs, buttons, chart axes and labels, and cuts no group name', async () => {
+  const port = await freePort();
+  const server = await startOnKafka(port, ['--rate', '20', '--accounts', '6']);
+  let browser;
+  try {
+    const opened = await openPage(port);
+    browser = opened.browser;
+    const { page, errors } = opened;
+    await page.check('[data-testid=large-text]');
+    await page.waitForSelector('.page.large');
+    await page.waitForSelector('[data-testid^="balance-"]', { timeout: 30000 });
+    await page.waitForFunction(() => document.querySelectorAll('.lines polyline').length > 0
+      && document.querySelectorAll('.axis').length > 0 && document.querySelectorAll('.groups .gname').length > 0,
+    null, { timeout: 30000 });
+    const sizes = await page.evaluate(() => {
+      const px = (sel) => [...document.querySelectorAll(sel)].map((e) => parseFloat(getComputedStyle(e).fontSize));
+      return {
+        tabs: px('.steps-nav button'),
+        buttons: px('.controls button, .members button, .lessons-panel .actions button'),
+        axes: px('.axis'),
+        barLabels: px('.barlabel'),
+        flow: px('.flow .flowbox text'),
+      };
+    });
+    for (const [what, list] of Object.entries(sizes)) {
+      assert.ok(list.length > 0, `${what}: none on the page`);
+      assert.ok(list.every((s) => s >= 20), `${what}: ${list.filter((s) => s < 20)} below the large size`);
+    }
+    const clipped = await page.$$eval('.groups .gname', (ns) => ns.filter((n) => n.scrollWidth > n.clientWidth + 1).map((n) => n.textContent));
+    assert.deepEqual(clipped, [], 'group names shown whole');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'classroom-large-text.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser?.close();
+    await stopServer(server);
+  }
+});

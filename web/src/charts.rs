@@ -54,10 +54,11 @@ pub fn Counters() -> impl IntoView {
                     format!("producer balance mismatches · {} unchecked · {} replays skipped", l.unchecked, l.replayed)
                 } }}</div>
             </div>
-            {card("produce → applied, p50 / p99 over 10 s", "latency", Box::new(move || {
+            // The unit in the label: "ms" alone on a second line was what a narrow card showed.
+            {card("ms, produce → applied, p50 / p99 over 10 s", "latency", Box::new(move || {
                 let l = c().latency;
                 match (l.p50_ms, l.p99_ms) {
-                    (Some(a), Some(b)) => format!("{a} / {b} ms"),
+                    (Some(a), Some(b)) => format!("{a} / {b}"),
                     _ => "–".to_owned(),
                 }
             }))}

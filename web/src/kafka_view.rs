@@ -137,23 +137,26 @@ pub fn TopicPanel() -> impl IntoView {
             let ord = d.counters.ordering;
             let keys = keys_of(d);
             let ord_class = if ord.violations > 0 { "ordering bad" } else { "ordering" };
+            // The count (since the topic began) and what the keys in force do, as two
+            // sentences: one line read "38 applied after a later one … applied in order".
             let ord_text = format!(
-                "Keys: {} · {} · {}",
+                "Keys now: {}. Out of order so far: {}.",
                 keys.label(),
                 match (ord.violations, ord.worst) {
-                    (0, _) => "no transaction applied out of order".to_owned(),
+                    (0, _) => "none".to_owned(),
                     (n, Some((a, w))) => format!(
                         "{n} transaction{} applied after a later one of the same account ({} account{}; account {a}: {w})",
                         if n == 1 { "" } else { "s" },
                         ord.accounts,
                         if ord.accounts == 1 { "" } else { "s" }
                     ),
-                    (n, None) => format!("{n} applied out of order"),
+                    (n, None) => format!("{n}"),
                 },
-                keys.explain()
             );
+            let ord_explain = keys.explain();
             view! {
                 <p class=ord_class data-testid="ordering" data-violations=ord.violations data-keys=keys.name()>{ord_text}</p>
+                <p class="legend" data-testid="keys-explain">{ord_explain}</p>
                 <p class=inv_class data-testid="invariant" data-state=format!("{:?}", inv.state)
                     title="Per account, the net Kafka acknowledged to this server's producer (delivery reports) against the net the balance calculator applied from that producer's records">
                     {format!("Producer → calculator: {}{foreign}", inv.describe())}</p>

@@ -41,6 +41,9 @@ pub fn LessonPanel() -> impl IntoView {
                 let id = current.get();
                 view! {
                     <p class="explain">{id.explain()}</p>
+                    <ol class="lesson-steps" data-testid="lesson-steps">
+                        {id.steps().iter().map(|s| view! { <li>{*s}</li> }).collect_view()}
+                    </ol>
                     <Actions id=id/>
                     <p class="watch">{format!("Watch: {}", id.watch())}</p>
                 }
