@@ -101,6 +101,7 @@ impl Reset {
                     });
                 }
             }
+            parts.shared.with_store(|s| s.resetting = false);
             running.store(false, Ordering::SeqCst);
         });
         Ok(())
@@ -166,6 +167,9 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     while p.calculator.remove().await.is_ok() {}
 
     let recreated = shared.store().recreated;
+    // From here until the reset ends, a re-created topic is the presenter's (see
+    // `Shared::start_afresh`); cleared in `start` whatever the outcome.
+    shared.with_store(|s| s.resetting = true);
     let had_applied = shared.ledger().next_offsets().values().any(|n| *n > 0);
     let topics = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -218,12 +222,9 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
         shared.start_afresh(&p.restored, "the presenter reset the demo");
     }
     // The presenter asked for it: no warning that the topic was re-created (the page's banner
-    // is for someone else's deletion), and no stale error.
-    shared.with_store(|s| {
-        s.reset_by_presenter += s.recreated.saturating_sub(recreated);
-        s.reset_by_presenter = s.reset_by_presenter.min(s.recreated);
-        s.last_error = None;
-    });
+    // is for someone else's deletion; `start_afresh` counted it as the presenter's), and no
+    // stale error.
+    shared.with_store(|s| s.last_error = None);
     shared.with_broker(|b| b.last_error = None);
     // (`start_afresh` started the lessons' checks over.)
     shared.naive.set(Default::default());

@@ -206,9 +206,14 @@ impl Shared {
         self.flow_waiting.store(0, Ordering::Relaxed);
         self.with_store(|s| {
             s.recreated += 1;
-            s.last_error = Some(format!(
-                "the topic was deleted and created again ({why}): balances started afresh"
-            ));
+            if s.resetting {
+                // The presenter's own reset: no warning.
+                s.reset_by_presenter += 1;
+            } else {
+                s.last_error = Some(format!(
+                    "the topic was deleted and created again ({why}): balances started afresh"
+                ));
+            }
         });
         restored.send_replace(Some(BTreeMap::new()));
         // The lessons' counters start over with the balances: so do their checks.

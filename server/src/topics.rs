@@ -229,28 +229,32 @@ pub async fn watch_broker(
 /// Keeps the id of a topic cashflow just created, so a reset may delete it (and only it). A
 /// failure is logged: the topic then counts as someone else's, and a reset refuses.
 async fn record_created(admin: &Arc<AdminClient<Context>>, name: &str, created: &CreatedTopics) {
-    let (a, n) = (admin.clone(), name.to_owned());
-    let ids = tokio::task::spawn_blocking(move || {
-        crate::kafka_ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(5))
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
-    match ids.as_deref() {
-        Ok([(_, TopicId::Id(id))]) => {
-            if let Err(e) = created.record(name, id) {
-                warn!(topic = name, "{e}: a reset will not delete this topic");
+    // The broker that answers may not know the new topic yet: asked again for up to 2 s.
+    let mut last = String::new();
+    for _ in 0..20 {
+        let (a, n) = (admin.clone(), name.to_owned());
+        let ids = tokio::task::spawn_blocking(move || {
+            crate::kafka_ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(5))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match ids.as_deref() {
+            Ok([(_, TopicId::Id(id))]) => {
+                if let Err(e) = created.record(name, id) {
+                    warn!(topic = name, "{e}: a reset will not delete this topic");
+                }
+                return;
             }
+            Ok(other) => last = format!("described as {other:?}"),
+            Err(e) => last = e.clone(),
         }
-        Ok(other) => warn!(
-            topic = name,
-            "created, then described as {other:?}: a reset will not delete it"
-        ),
-        Err(e) => warn!(
-            topic = name,
-            "created, but its id is unknown ({e}): a reset will not delete it"
-        ),
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    warn!(
+        topic = name,
+        "created, but its id is unknown ({last}): a reset will not delete it"
+    );
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,11 +309,12 @@ async fn check_once(
         .create_topics([&new], &opts)
         .await
         .map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    let mut ours = false;
     for r in res {
         match r {
             Ok(_) => {
                 info!(topic = %topic.name, partitions = topic.partitions, "created topic");
-                record_created(admin, &topic.name, created).await;
+                ours = true;
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(CheckError::Topic(format!("{name}: {code}"))),
@@ -318,6 +323,9 @@ async fn check_once(
     // A new topic reaches the metadata a moment after its creation is acknowledged.
     for _ in 0..20 {
         if let Some(n) = partitions_of(admin, &topic.name).await? {
+            if ours {
+                record_created(admin, &topic.name, created).await;
+            }
             return Ok(n);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

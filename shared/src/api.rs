@@ -103,6 +103,9 @@ pub struct StoreHealth {
     /// Of those, the presenter's own resets of the demo (the page warns only of the others).
     #[serde(default)]
     pub reset_by_presenter: u32,
+    /// The presenter's reset of the demo is under way: a re-created topic noticed now is its.
+    #[serde(default)]
+    pub resetting: bool,
 }
 
 /// How far a restore is: what it read from the changelog and from the topic.
