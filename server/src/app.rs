@@ -67,6 +67,7 @@ impl App {
         let kept = settings
             .data_dir
             .as_deref()
+            .filter(|_| settings.explicit.is_some())
             .and_then(crate::kept_settings::load)
             .filter(|k| k.topic == settings.topic);
         if let Some(k) = &kept {
@@ -374,7 +375,11 @@ impl App {
                 warn!("the keys kept from the last run were not set: {e}");
             }
         }
-        if let Some(dir) = settings.data_dir.clone() {
+        if let Some(dir) = settings
+            .data_dir
+            .clone()
+            .filter(|_| settings.explicit.is_some())
+        {
             let (t, sh) = (app.kept.0.clone(), app.shared.clone());
             app.kept.1 = Some(tokio::spawn(crate::kept_settings::keep(sh, dir, t)));
         }

@@ -58,9 +58,11 @@ pub struct Settings {
     pub presenter_token: Option<String>,
     /// Every page commands, beyond loopback too (see [`crate::presenter`]).
     pub open_controls: bool,
-    /// The settings the command line or the environment gave, which win over those kept from
-    /// the last run (see [`crate::kept_settings`]).
-    pub explicit: crate::kept_settings::Explicit,
+    /// `Some` where the presenter's settings are kept across restarts (the `cashflow` binary):
+    /// which of them the command line or the environment gave, so they win over the kept ones
+    /// (see [`crate::kept_settings`]). `None` (tests, an embedding program): the settings are
+    /// exactly as given, and nothing is kept.
+    pub explicit: Option<crate::kept_settings::Explicit>,
     pub store: StoreSettings,
     /// Retention of the topic when cashflow creates it: milliseconds and bytes per partition
     /// (-1: no limit; bytes `None`: the default of the broker in use, see `retention_bytes()`).

@@ -8,7 +8,8 @@
 //! or in the environment wins over what was kept ([`Explicit`]); *Reset the demo* clears the
 //! checks (the next write keeps them cleared).
 //!
-//! One writer: [`keep`] looks once a second and rewrites the file (aside, then renamed) when
+//! Only the `cashflow` binary keeps them (`Settings::explicit` is `Some`); tests and embedding
+//! programs get exactly the settings they give. One writer: [`keep`] looks once a second and rewrites the file (aside, then renamed) when
 //! anything changed.
 
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ pub fn load(data_dir: &Path) -> Option<Kept> {
 /// `settings` with what was kept, where no flag said otherwise. Values a flag would refuse
 /// are left out (the file is the user's to edit).
 pub fn apply(kept: &Kept, settings: &mut Settings) {
-    let e = settings.explicit;
+    let e = settings.explicit.unwrap_or_default();
     if !e.paused {
         settings.paused = !kept.running;
     }
@@ -221,13 +222,13 @@ mod tests {
 
         let mut s = Settings::for_tests(None, "transactions");
         s.paused = false;
-        s.explicit = Explicit {
+        s.explicit = Some(Explicit {
             rate: true,
             paused: true,
             accounts: true,
             credit_percent: false,
             amounts: false,
-        };
+        });
         let before = (s.rate, s.generator.accounts);
         apply(&kept(), &mut s);
         assert!(!s.paused, "the flags (or their environment) decided paused");

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    settings.explicit = Cli::explicit(&matches);
+    settings.explicit = Some(Cli::explicit(&matches));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()

@@ -245,7 +245,7 @@ impl Cli {
             allow_origins: self.allow_origins,
             presenter_token: self.presenter_token.filter(|t| !t.is_empty()),
             open_controls: self.open_controls,
-            explicit: Default::default(),
+            explicit: None,
             store: StoreSettings {
                 every_records: self.snapshot_records,
                 every: std::time::Duration::from_secs(self.snapshot_seconds),

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// A partition's last snapshot by this writer.
+#[derive(Clone, Copy, Debug)]
+struct Last {
+    /// The source offset it reflects.
+    next: i64,
+    /// When it was written (or last tried).
+    at: Instant,
+    /// Its acknowledged side's cut (`AckedPartition::next`): every acknowledged record of the
+    /// producer below it is in the snapshot. Below `next` when records were applied before
+    /// their delivery reports arrived; a restart then reads the topic back to it.
+    acked: i64,
+}
+
 /// Writes snapshots of the partitions this process owns (see the module docs).
 pub struct SnapshotWriter {
     producer: Polled<Futures<Context>>,
@@ -9,8 +22,8 @@ pub struct SnapshotWriter {
     topic: String,
     shared: Arc<Shared>,
     settings: StoreSettings,
-    /// Per partition: the offset of the last snapshot written and when.
-    last: BTreeMap<i32, (i64, Instant)>,
+    /// Per partition: its last snapshot by this writer.
+    last: BTreeMap<i32, Last>,
     /// The topic's re-creations seen (`StoreHealth::recreated`): each makes `last` and the
     /// snapshot marks those of a topic that is gone.
     recreated: u32,
@@ -98,8 +111,19 @@ impl SnapshotWriter {
         let long_ago = Instant::now()
             .checked_sub(self.settings.every)
             .unwrap_or_else(Instant::now);
-        let (last, at) = *self.last.entry(partition).or_insert((mark, long_ago));
-        next > last
+        let Last {
+            next: last,
+            at,
+            acked,
+        } = *self.last.entry(partition).or_insert(Last {
+            next: mark,
+            at: long_ago,
+            acked: mark,
+        });
+        // At shutdown also when the last snapshot's acknowledged side stopped short of its
+        // state (the calculator applied records before their delivery reports came back):
+        // every report is in by then, and otherwise the next start reads back to that cut.
+        (next > last || (now && acked < last))
             && (now
                 || next - last >= self.settings.every_records
                 || at.elapsed() >= self.settings.every)
@@ -115,9 +139,15 @@ impl SnapshotWriter {
         }
         let started = Instant::now();
         match self.send(partition, &state).await {
-            Ok(()) => {
-                self.last
-                    .insert(partition, (state.next_offset(), Instant::now()));
+            Ok(acked) => {
+                self.last.insert(
+                    partition,
+                    Last {
+                        next: state.next_offset(),
+                        at: Instant::now(),
+                        acked,
+                    },
+                );
                 self.shared.with_store(|s| s.snapshots_written += 1);
                 debug!(
                     topic = %self.topic,
@@ -135,15 +165,21 @@ impl SnapshotWriter {
                     s.snapshot_failures += 1;
                     s.last_error = Some(format!("snapshot of partition {partition}: {e}"));
                 });
+                let before = self.last.get(&partition).copied();
                 self.last.insert(
                     partition,
-                    (self.last.get(&partition).map_or(0, |l| l.0), Instant::now()),
+                    Last {
+                        next: before.map_or(0, |l| l.next),
+                        at: Instant::now(),
+                        acked: before.map_or(0, |l| l.acked),
+                    },
                 );
             }
         }
     }
 
-    async fn send(&self, partition: i32, state: &PartitionLedger) -> Result<(), KafkaError> {
+    /// Sends the snapshot; the acknowledged side's cut it carries (see [`Last::acked`]).
+    async fn send(&self, partition: i32, state: &PartitionLedger) -> Result<i64, KafkaError> {
         let id: u64 = rand::random();
         // The other slot than the newest head's, so that head's chunks stay intact.
         let slot = self
@@ -203,7 +239,7 @@ impl SnapshotWriter {
             .await?;
         self.shared
             .set_snapshot_mark(partition, slot, state.next_offset());
-        Ok(())
+        Ok(acked.next)
     }
 
     async fn deliver(
