@@ -322,6 +322,8 @@ pub async fn consume(
                 // The topic was deleted and created again: its new records start at the
                 // beginning, whatever position the consumer had (a broker need not say the old
                 // one is out of range).
+                in_flight.forget_offsets();
+                stored.forget();
                 rewind(&consumer, topic, role);
                 continue;
             }

@@ -40,6 +40,8 @@ struct Created {
 pub struct CreatedTopics {
     file: Option<PathBuf>,
     record: Mutex<Record>,
+    /// Created by this process, id not recorded yet (the broker did not describe it yet).
+    pending: Mutex<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,7 @@ impl CreatedTopics {
         CreatedTopics {
             file,
             record: Mutex::new(record),
+            pending: Mutex::default(),
         }
     }
 
@@ -81,12 +84,47 @@ impl CreatedTopics {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// This process created `topic`; its id is to be [recorded](Self::record).
+    pub fn pending(&self, topic: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_owned());
+    }
+
+    /// Whether `topic` was created by this process and its id not recorded yet.
+    pub fn is_pending(&self, topic: &str) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(topic)
+    }
+
     /// Cashflow created `topic`, whose id is `id`.
     pub fn record(&self, topic: &str, id: &str) -> Result<(), RecordError> {
+        if id.is_empty() {
+            return Ok(()); // no id to tell this incarnation by: not recorded, never deleted
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut r = self.lock();
+        // Another server on the same data dir may have recorded topics since this one read
+        // the file: merged, not overwritten.
+        if let Some(f) = &self.file
+            && let Ok(bytes) = std::fs::read(f)
+            && let Ok(on_disk) = serde_json::from_slice::<Record>(&bytes)
+        {
+            for c in on_disk.created {
+                if !r.created.contains(&c) {
+                    r.created.push_back(c);
+                }
+            }
+        }
         r.created.retain(|c| !(c.topic == topic && c.id == id));
         r.created.push_back(Created {
             topic: topic.to_owned(),
@@ -104,7 +142,7 @@ impl CreatedTopics {
                 std::fs::create_dir_all(dir)?;
             }
             // Written aside and renamed: a crash leaves the old record or the new, never half.
-            let tmp = file.with_extension("json.tmp");
+            let tmp = file.with_extension(format!("json.{}.tmp", std::process::id()));
             std::fs::write(&tmp, serde_json::to_vec_pretty(&*r).unwrap_or_default())?;
             std::fs::rename(&tmp, file)
         };
@@ -154,6 +192,31 @@ mod tests {
         assert!(!t.created("transactions", "AAAA"));
         t.record("transactions", "AAAA").expect("record over it");
         assert!(CreatedTopics::load(Some(dir.path())).created("transactions", "AAAA"));
+    }
+
+    #[test]
+    fn two_servers_on_one_data_dir_keep_both_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let a = CreatedTopics::load(Some(dir.path()));
+        let b = CreatedTopics::load(Some(dir.path()));
+        a.record("one", "AAAA").expect("record");
+        b.record("two", "BBBB").expect("record");
+        let again = CreatedTopics::load(Some(dir.path()));
+        assert!(again.created("one", "AAAA") && again.created("two", "BBBB"));
+    }
+
+    #[test]
+    fn pending_until_recorded_and_no_empty_ids() {
+        let t = CreatedTopics::load(None);
+        t.pending("t");
+        assert!(t.is_pending("t"));
+        t.record("t", "").expect("record");
+        assert!(
+            t.is_pending("t") && !t.created("t", ""),
+            "an empty id is no id"
+        );
+        t.record("t", "AAAA").expect("record");
+        assert!(!t.is_pending("t") && t.created("t", "AAAA"));
     }
 
     #[test]

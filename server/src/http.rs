@@ -72,11 +72,20 @@ async fn cache_control(
     uri: axum::http::Uri,
     mut res: axum::response::Response,
 ) -> axum::response::Response {
-    use axum::http::header::{CACHE_CONTROL, HeaderValue};
-    let hashed = is_hashed_asset(uri.path());
-    let value = if !res.status().is_success() {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, VARY};
+    if !res.status().is_success() {
         return res;
-    } else if hashed {
+    }
+    // The same path is sent brotli, gzip or plain by the request's Accept-Encoding: a shared
+    // cache (a school's proxy) must keep them apart.
+    res.headers_mut()
+        .insert(VARY, HeaderValue::from_static("accept-encoding"));
+    // A hashed name that is not there gets index.html (the app's fallback): never cached.
+    let html = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let value = if is_hashed_asset(uri.path()) && !html {
         "public, max-age=31536000, immutable"
     } else {
         // index.html names the current build's files: always asked again (a 304 when same).

@@ -94,11 +94,21 @@ pub fn topic_ids(
         } else {
             let res = sys::rd_kafka_event_DescribeTopics_result(event);
             let mut n = 0usize;
-            let descs = sys::rd_kafka_DescribeTopics_result_topics(res, &mut n);
+            let descs = if res.is_null() {
+                std::ptr::null_mut()
+            } else {
+                sys::rd_kafka_DescribeTopics_result_topics(res, &mut n)
+            };
+            if descs.is_null() {
+                n = 0;
+            }
             let mut out = Vec::with_capacity(n);
             let mut failed = None;
             for i in 0..n {
                 let d = *descs.add(i);
+                if d.is_null() {
+                    continue; // a topic the answer left out: not described, so not ours
+                }
                 let name = cstr(sys::rd_kafka_TopicDescription_name(d));
                 let err = sys::rd_kafka_TopicDescription_error(d);
                 let code = if err.is_null() {

@@ -89,7 +89,19 @@ fn kept_token(dir: &Path) -> Result<String, ControlsError> {
         source,
     };
     match std::fs::read_to_string(&path) {
-        Ok(t) if t.trim().len() >= 32 => return Ok(t.trim().to_owned()),
+        Ok(t) if t.trim().len() >= 32 => {
+            // Readable by its owner only, whoever loosened it since.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let meta = std::fs::metadata(&path).map_err(err)?;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(err)?;
+                }
+            }
+            return Ok(t.trim().to_owned());
+        }
         Ok(_) => {} // empty or cut short: made again
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
@@ -97,10 +109,12 @@ fn kept_token(dir: &Path) -> Result<String, ControlsError> {
     std::fs::create_dir_all(dir).map_err(err)?;
     let token = new_token();
     let tmp = path.with_extension("tmp");
+    // A leftover aside file would keep its own mode: the new one is made afresh.
+    let _ = std::fs::remove_file(&tmp);
     {
         use std::io::Write as _;
         let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp).map_err(err)?;
@@ -201,6 +215,19 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = dir.path().join(TOKEN_FILE);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+                .expect("loosen");
+            controls(addr("0.0.0.0:8080"), None, false, Some(dir.path())).expect("controls");
+            let mode = std::fs::metadata(&file)
+                .expect("token file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "tightened again: {mode:o}");
         }
         let ephemeral = controls(addr("0.0.0.0:8080"), None, false, None).expect("controls");
         assert!(ephemeral.token().is_some_and(|t| t != *token));

@@ -115,27 +115,41 @@ impl Reset {
             .create_with_context(Context::new(&p.shared, ADMIN_ROLE))
             .map_err(|e| format!("cannot reach the broker to reset: {e}"))?;
         let admin = Arc::new(admin);
-        let names = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
-        let a = admin.clone();
-        let ids = tokio::task::spawn_blocking(move || {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            topic_ids(a.inner().native_client(), &names, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot tell who created the topics, so nothing was deleted: {e}"))?;
-        for (name, id) in ids {
-            if let TopicId::Id(id) = id
-                && !p.created.created(&name, &id)
-            {
+        ours_to_delete(&admin, p).await?;
+        Ok(admin)
+    }
+}
+
+/// The topics a reset deletes (the topic and its dead-letter topic, those that exist), once the
+/// broker has described each as one this cashflow created; an error naming the first that is
+/// not. Asked when the reset is asked for, and again just before deleting.
+async fn ours_to_delete(
+    admin: &Arc<AdminClient<Context>>,
+    p: &Parts,
+) -> Result<Vec<String>, String> {
+    let names = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
+    let a = admin.clone();
+    let ids = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        topic_ids(a.inner().native_client(), &names, Duration::from_secs(10))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot tell who created the topics, so nothing was deleted: {e}"))?;
+    let mut ours = Vec::new();
+    for (name, id) in ids {
+        match id {
+            TopicId::Id(id) if p.created.created(&name, &id) => ours.push(name),
+            TopicId::Id(id) => {
                 warn!(topic = %name, id = %id, "reset refused: not a topic this cashflow created");
                 return Err(format!(
                     "reset refused: topic {name:?} (id {id}) was not created by this cashflow, so it is not deleted (nor is anything else). For a fresh demo start cashflow with another --topic, or delete the topic yourself if it is yours."
                 ));
             }
+            TopicId::Missing => {}
         }
-        Ok(admin)
     }
+    Ok(ours)
 }
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -171,14 +185,20 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     // `Shared::start_afresh`); cleared in `start` whatever the outcome.
     shared.with_store(|s| s.resetting = true);
     let had_applied = shared.ledger().next_offsets().values().any(|n| *n > 0);
-    let topics = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
+    // Asked again: someone may have deleted and created a topic of the name since.
+    let topics = ours_to_delete(&admin, p)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in admin
-        .delete_topics(&names, &opts)
-        .await
-        .context("deleting the topics")?
-    {
+    let deleted = match names.is_empty() {
+        true => Vec::new(),
+        false => admin
+            .delete_topics(&names, &opts)
+            .await
+            .context("deleting the topics")?,
+    };
+    for r in deleted {
         if let Err((t, e)) = r {
             anyhow::bail!("{t} was not deleted: {e}");
         }

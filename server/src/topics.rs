@@ -226,15 +226,18 @@ pub async fn watch_broker(
     }
 }
 
-/// Keeps the id of a topic cashflow just created, so a reset may delete it (and only it). A
-/// failure is logged: the topic then counts as someone else's, and a reset refuses.
+/// Keeps the id of a topic cashflow created (see [`CreatedTopics::pending`]), so a reset may
+/// delete it (and only it). The broker that answers may not know the new topic yet: asked a
+/// few times here, and again at the broker watch's next checks until it answers.
 async fn record_created(admin: &Arc<AdminClient<Context>>, name: &str, created: &CreatedTopics) {
-    // The broker that answers may not know the new topic yet: asked again for up to 2 s.
+    if !created.is_pending(name) {
+        return;
+    }
     let mut last = String::new();
-    for _ in 0..20 {
+    for _ in 0..5 {
         let (a, n) = (admin.clone(), name.to_owned());
         let ids = tokio::task::spawn_blocking(move || {
-            crate::kafka_ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(5))
+            crate::kafka_ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(2))
         })
         .await
         .map_err(|e| e.to_string())
@@ -253,7 +256,7 @@ async fn record_created(admin: &Arc<AdminClient<Context>>, name: &str, created: 
     }
     warn!(
         topic = name,
-        "created, but its id is unknown ({last}): a reset will not delete it"
+        "created, but its id is not known yet ({last}); asking again at the next check"
     );
 }
 
@@ -294,6 +297,9 @@ async fn check_once(
     created: &CreatedTopics,
 ) -> Result<usize, CheckError> {
     if let Some(n) = partitions_of(admin, &topic.name).await? {
+        if created.is_pending(&topic.name) {
+            record_created(admin, &topic.name, created).await;
+        }
         return Ok(n);
     }
     let mut new = NewTopic::new(
@@ -309,12 +315,12 @@ async fn check_once(
         .create_topics([&new], &opts)
         .await
         .map_err(|e| CheckError::Unreachable(e.to_string()))?;
-    let mut ours = false;
     for r in res {
         match r {
             Ok(_) => {
                 info!(topic = %topic.name, partitions = topic.partitions, "created topic");
-                ours = true;
+                // Its id is recorded once the metadata shows it, on this check or a later one.
+                created.pending(&topic.name);
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(CheckError::Topic(format!("{name}: {code}"))),
@@ -323,9 +329,7 @@ async fn check_once(
     // A new topic reaches the metadata a moment after its creation is acknowledged.
     for _ in 0..20 {
         if let Some(n) = partitions_of(admin, &topic.name).await? {
-            if ours {
-                record_created(admin, &topic.name, created).await;
-            }
+            record_created(admin, &topic.name, created).await;
             return Ok(n);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

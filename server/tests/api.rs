@@ -86,6 +86,7 @@ async fn the_page_is_sent_compressed_and_cached_by_hash() {
                 h(reqwest::header::CONTENT_ENCODING),
                 h(reqwest::header::CACHE_CONTROL),
             );
+            assert_eq!(h(reqwest::header::VARY), "accept-encoding");
             (
                 r.status().as_u16(),
                 enc,
@@ -122,6 +123,12 @@ async fn the_page_is_sent_compressed_and_cached_by_hash() {
     );
     assert_eq!(cache, "no-cache");
     let (_, _, cache, body) = get("/some/route", "identity").await;
+    assert_eq!(
+        (cache.as_str(), body.as_slice()),
+        ("no-cache", index.as_bytes())
+    );
+    // An old build's hashed name gets the index, which must not be cached for good.
+    let (_, _, cache, body) = get("/cashflow-web-fedcba9876543210_bg.wasm", "identity").await;
     assert_eq!(
         (cache.as_str(), body.as_slice()),
         ("no-cache", index.as_bytes())

@@ -26,11 +26,21 @@ pub(super) struct InFlight {
     pub(super) queue: VecDeque<Entry>,
     pub(super) letters: usize,
     bytes: usize,
+    /// Letters at the front of the queue of a topic since deleted and created again: they
+    /// settle, but their offsets (the old topic's) are not stored.
+    unstored: usize,
 }
 
 impl InFlight {
     pub(super) fn full(&self) -> bool {
         self.letters > MAX_LETTERS || self.bytes > MAX_LETTER_BYTES
+    }
+
+    /// The topic was deleted and created again: the offsets held back are the old topic's and
+    /// are never stored (the letters in flight still settle).
+    pub(super) fn forget_offsets(&mut self) {
+        self.queue.retain(|e| matches!(e, Entry::Letter(..)));
+        self.unstored = self.queue.len();
     }
 
     pub(super) fn push(&mut self, e: Entry) {
@@ -55,7 +65,11 @@ impl InFlight {
                 self.letters -= 1;
                 self.bytes -= l.bytes();
                 on_settled(written);
-                store(consumer, topic, l.partition, l.offset);
+                if self.unstored > 0 {
+                    self.unstored -= 1;
+                } else {
+                    store(consumer, topic, l.partition, l.offset);
+                }
             }
         }
         while let Some(Entry::Done(p, o)) = self.queue.front() {
@@ -75,6 +89,11 @@ pub(super) struct Stored {
 
 impl Stored {
     /// The record at `offset` of `partition` was handled (in consumption order).
+    /// Drops the offsets not stored yet (the old topic's, see [`InFlight::forget_offsets`]).
+    pub(super) fn forget(&mut self) {
+        self.pending.clear();
+    }
+
     pub(super) fn note(&mut self, partition: i32, offset: i64) {
         match self.pending.iter_mut().find(|(p, _)| *p == partition) {
             Some(e) => e.1 = e.1.max(offset),

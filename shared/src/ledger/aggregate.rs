@@ -265,12 +265,17 @@ impl Ledger {
         out
     }
 
-    /// How the `new_balance` of `account`'s record in `partition` is checked: against the
-    /// partition's view where the account lives in one partition; against the sum over
-    /// partitions where its records were spread, if this record is keyed by account (its
-    /// partition then holds every later record of the account, in order) and every partition
-    /// is held here; otherwise not at all.
+    /// How the `new_balance` of `account`'s record in `partition` is checked: a record not
+    /// keyed by account, not at all (but on a topic of one partition, where it is in order);
+    /// against the partition's view where the account lives in one partition; against the
+    /// sum over partitions where its records were spread, if every partition is held here;
+    /// otherwise not at all.
     fn check_for(&self, account: AccountId, partition: i32, keyed: bool) -> BalanceCheck {
+        // Not keyed by account on a topic of several partitions: its account's other records
+        // may sit in partitions not applied this far yet, before it is even known as spread.
+        if !keyed && self.parts.len() > 1 {
+            return BalanceCheck::Unchecked;
+        }
         let spread = self.spread.contains(&account)
             || self.home.get(&account).is_some_and(|h| *h != partition);
         if !spread {
