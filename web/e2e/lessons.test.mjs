@@ -34,7 +34,7 @@ test('keys and ordering, and poison pills, on the page', async () => {
     await page.waitForFunction((a) => Number(document.querySelector('[data-testid=applied]')?.textContent) > a + 400,
       applied, { timeout: 30000 });
     assert.equal(await dataNum(page, '[data-testid=ordering]', 'violations'), 0, 'nothing out of order by account');
-    assert.match(await page.textContent('[data-testid=ordering]'), /Keys: by account/);
+    assert.match(await page.textContent('[data-testid=ordering]'), /Keys now: by account\./);
 
     // Random keys: transactions of one account now come from several partitions.
     await page.selectOption('[data-testid=keys]', 'random');
