@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cashflow_shared::ledger::Position;
-use cashflow_shared::{Money, Outcome, Transaction, TransactionRef};
+use cashflow_shared::{Money, Outcome, RecordKey, Transaction, TransactionRef};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -285,13 +285,15 @@ impl Handler for Calculator {
 }
 
 /// A record read for [`Ledger::apply_run`](cashflow_shared::Ledger::apply_run): its position,
-/// the transaction if it is a valid one, and whether it was keyed by its account.
-type Parsed<'a> = (Position, Option<TransactionRef<'a>>, bool);
+/// the transaction if it is a valid one, and what its key was.
+type Parsed<'a> = (Position, Option<TransactionRef<'a>>, RecordKey);
 
 fn parse<'a>(m: &'a BorrowedMessage<'_>) -> Parsed<'a> {
     let tx = TransactionRef::parse(m.payload().unwrap_or_default()).ok();
-    let keyed = tx.as_ref().is_some_and(|t| keyed_by_account(m, t.account));
-    (position(m), tx, keyed)
+    let key = tx
+        .as_ref()
+        .map_or(RecordKey::Other, |t| RecordKey::of(m.key(), t.account));
+    (position(m), tx, key)
 }
 
 /// Records parsed and applied under one ledger lock (see [`Calculator::prepare`]): a few dozen
@@ -385,35 +387,37 @@ impl Calculator {
         // Read in place (no allocation on this path); a refused one is read again, owned.
         let payload = msg.payload().unwrap_or_default();
         let (reason, refused) = match TransactionRef::parse(payload) {
-            Ok(tx) => match shared
-                .ledger()
-                .apply_keyed(&tx, pos, keyed_by_account(msg, tx.account))
-            {
-                Outcome::Applied {
-                    balance,
-                    producer_agrees: Some(false),
-                    ..
-                } => {
-                    self.applied_now = true;
-                    shared.flow_applied(pos.partition, pos.offset, self.member);
-                    self.mismatch(&tx, balance);
-                    return Verdict::Done;
+            Ok(tx) => {
+                match shared
+                    .ledger()
+                    .apply_keyed(&tx, pos, RecordKey::of(msg.key(), tx.account))
+                {
+                    Outcome::Applied {
+                        balance,
+                        producer_agrees: Some(false),
+                        ..
+                    } => {
+                        self.applied_now = true;
+                        shared.flow_applied(pos.partition, pos.offset, self.member);
+                        self.mismatch(&tx, balance);
+                        return Verdict::Done;
+                    }
+                    Outcome::Applied { .. } => {
+                        self.applied_now = true;
+                        shared.flow_applied(pos.partition, pos.offset, self.member);
+                        return Verdict::Done;
+                    }
+                    Outcome::Replayed => return Verdict::Done,
+                    Outcome::DuplicateId => (
+                        format!("duplicate transaction_id {:?}", tx.transaction_id),
+                        Transaction::parse(payload).ok(),
+                    ),
+                    Outcome::Overflow => (
+                        format!("balance of account {} would overflow", tx.account),
+                        Transaction::parse(payload).ok(),
+                    ),
                 }
-                Outcome::Applied { .. } => {
-                    self.applied_now = true;
-                    shared.flow_applied(pos.partition, pos.offset, self.member);
-                    return Verdict::Done;
-                }
-                Outcome::Replayed => return Verdict::Done,
-                Outcome::DuplicateId => (
-                    format!("duplicate transaction_id {:?}", tx.transaction_id),
-                    Transaction::parse(payload).ok(),
-                ),
-                Outcome::Overflow => (
-                    format!("balance of account {} would overflow", tx.account),
-                    Transaction::parse(payload).ok(),
-                ),
-            },
+            }
             Err(e) => (e.to_string(), None),
         };
         if self.malformed_log.admit().0 {
@@ -434,12 +438,4 @@ impl Calculator {
             }),
         })
     }
-}
-
-/// Whether the record's Kafka key is its account's number, as keys by account write it.
-fn keyed_by_account(msg: &BorrowedMessage<'_>, account: cashflow_shared::AccountId) -> bool {
-    msg.key()
-        .and_then(|k| std::str::from_utf8(k).ok())
-        .and_then(|k| k.parse::<cashflow_shared::AccountId>().ok())
-        == Some(account)
 }

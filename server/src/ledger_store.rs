@@ -12,7 +12,7 @@ use cashflow_shared::api::{AccountBalance, AccountTotals, Balances};
 use cashflow_shared::invariant::Applied;
 use cashflow_shared::ledger::{AccountState, LedgerStats, PartitionLedger, Position};
 use cashflow_shared::naive::{NaiveBook, PartitionDiff, compare};
-use cashflow_shared::{AccountId, Ledger, Money, Outcome, Transaction, TxFields};
+use cashflow_shared::{AccountId, Ledger, Money, Outcome, RecordKey, Transaction, TxFields};
 
 pub struct LedgerStore {
     ledger: RwLock<Ledger>,
@@ -202,14 +202,14 @@ impl LedgerStore {
     }
 
     /// See [`Ledger::apply_keyed`].
-    pub fn apply_keyed(&self, tx: &impl TxFields, pos: Position, keyed: bool) -> Outcome {
-        self.write().apply_keyed(tx, pos, keyed)
+    pub fn apply_keyed(&self, tx: &impl TxFields, pos: Position, key: RecordKey) -> Outcome {
+        self.write().apply_keyed(tx, pos, key)
     }
 
     /// See [`Ledger::apply_run`]: a run of a batch under one lock, not one a record.
     pub fn apply_run<'t, T: TxFields + 't>(
         &self,
-        records: impl IntoIterator<Item = (Position, Option<&'t T>, bool)>,
+        records: impl IntoIterator<Item = (Position, Option<&'t T>, RecordKey)>,
         out: &mut Vec<Outcome>,
     ) {
         self.write().apply_run(records, out)

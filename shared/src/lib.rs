@@ -45,4 +45,4 @@ pub mod transaction;
 
 pub use ledger::{Ledger, Outcome};
 pub use money::Money;
-pub use transaction::{AccountId, Transaction, TransactionRef, TxFields, TxType};
+pub use transaction::{AccountId, RecordKey, Transaction, TransactionRef, TxFields, TxType};

@@ -26,6 +26,51 @@ pub type AccountId = u32;
 /// The record key the original producer puts on every message.
 pub const ORIGINAL_KEY: &str = "transaction";
 
+/// What a record's Kafka key says about where its account's records go.
+///
+/// A key that is the account's number (keys by account) or the original's one constant key
+/// sends every record of the account to one partition, where Kafka keeps them in order; any
+/// other key (random, none, a foreign producer's) may spread them over partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKey {
+    /// The account's number.
+    Account,
+    /// [`ORIGINAL_KEY`], on every record.
+    Original,
+    /// Anything else, or no key.
+    Other,
+}
+
+impl RecordKey {
+    /// Classifies the key `key` of a record of `account`.
+    pub fn of(key: Option<&[u8]>, account: AccountId) -> RecordKey {
+        match key {
+            Some(k) if k == ORIGINAL_KEY.as_bytes() => RecordKey::Original,
+            Some(k) if is_decimal_of(k, account) => RecordKey::Account,
+            _ => RecordKey::Other,
+        }
+    }
+
+    /// Whether every record of the account with this kind of key lands in one partition.
+    pub fn keeps_order(self) -> bool {
+        matches!(self, RecordKey::Account | RecordKey::Original)
+    }
+}
+
+/// Whether `key` is `account` written as keys by account write it ("17"; not "017", "+17"):
+/// another spelling hashes to another partition.
+fn is_decimal_of(key: &[u8], account: AccountId) -> bool {
+    let canonical = key.len() == 1 || key.first() != Some(&b'0');
+    let mut n: u64 = 0;
+    for &b in key {
+        if !b.is_ascii_digit() || n > u64::from(AccountId::MAX) {
+            return false;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    canonical && !key.is_empty() && n == u64::from(account)
+}
+
 /// Largest encoded message the consumers accept (bytes); anything bigger is malformed.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Largest single transaction amount accepted: 1,000,000,000.00.
@@ -299,6 +344,27 @@ pub(crate) fn test_tx(account: AccountId, id: &str, ty: TxType, amount: i64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_keys_are_classified_by_where_they_send_the_account() {
+        assert_eq!(RecordKey::of(Some(b"17"), 17), RecordKey::Account);
+        assert_eq!(RecordKey::of(Some(b"0"), 0), RecordKey::Account);
+        assert_eq!(RecordKey::of(Some(b"transaction"), 17), RecordKey::Original);
+        // Another account's number, other spellings (other partitions), junk, none.
+        for key in [
+            &b"18"[..],
+            b"017",
+            b"+17",
+            b" 17",
+            b"",
+            b"99999999999999999999017",
+            b"\xff",
+        ] {
+            assert_eq!(RecordKey::of(Some(key), 17), RecordKey::Other, "{key:?}");
+        }
+        assert_eq!(RecordKey::of(None, 17), RecordKey::Other);
+        assert!(RecordKey::Original.keeps_order() && !RecordKey::Other.keeps_order());
+    }
 
     #[test]
     fn the_borrowed_form_accepts_and_refuses_exactly_as_the_owned_one() {

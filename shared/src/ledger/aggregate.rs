@@ -11,7 +11,7 @@ use super::{
 use crate::invariant::Applied;
 use crate::money::Money;
 use crate::ordering::{OrderWatch, OrderingStats};
-use crate::transaction::{AccountId, Transaction, TxFields};
+use crate::transaction::{AccountId, RecordKey, Transaction, TxFields};
 
 /// The partitions this process holds, and the accounts' totals across them.
 #[derive(Clone, Debug)]
@@ -220,14 +220,15 @@ impl Ledger {
 
     /// Applies one (already validated) transaction read at `pos`.
     pub fn apply(&mut self, tx: &impl TxFields, pos: Position) -> Outcome {
-        self.apply_keyed(tx, pos, false)
+        self.apply_keyed(tx, pos, RecordKey::Other)
     }
 
-    /// [`apply`](Self::apply), knowing whether the record's Kafka key was its account's (for
-    /// the ordering lesson's control: see [`crate::ordering::OrderingStats::keyed_violations`]).
-    pub fn apply_keyed(&mut self, tx: &impl TxFields, pos: Position, keyed: bool) -> Outcome {
+    /// [`apply`](Self::apply), knowing what the record's Kafka key was: it decides how the
+    /// producer's balance is checked ([`check_for`](Self::check_for)) and the ordering lesson's
+    /// control ([`crate::ordering::OrderingStats::keyed_violations`]).
+    pub fn apply_keyed(&mut self, tx: &impl TxFields, pos: Position, key: RecordKey) -> Outcome {
         let opening = self.opening;
-        let check = self.check_for(tx.account(), pos.partition, keyed);
+        let check = self.check_for(tx.account(), pos.partition, key.keeps_order());
         let out = self
             .part_mut(pos.partition)
             .apply_checked(tx, pos.offset, opening, check);
@@ -253,8 +254,12 @@ impl Ledger {
                 self.spread.insert(tx.account());
             }
             if let Some(sequence) = tx.sequence() {
-                self.order
-                    .applied(tx.producer(), tx.account(), sequence, keyed);
+                self.order.applied(
+                    tx.producer(),
+                    tx.account(),
+                    sequence,
+                    key == RecordKey::Account,
+                );
             }
             if tx.producer().is_some() && tx.producer() == self.producer.as_deref() {
                 let e = self.own_totals.entry(tx.account()).or_default();
@@ -265,15 +270,17 @@ impl Ledger {
         out
     }
 
-    /// How the `new_balance` of `account`'s record in `partition` is checked: a record not
-    /// keyed by account, not at all (but on a topic of one partition, where it is in order);
+    /// How the `new_balance` of `account`'s record in `partition` is checked: a record whose
+    /// key does not keep its account in one partition (`keyed`: by account or the original's
+    /// one key), not at all (but on a topic of one partition, where it is in order);
     /// against the partition's view where the account lives in one partition; against the
     /// sum over partitions where its records were spread, if every partition is held here;
     /// otherwise not at all.
     fn check_for(&self, account: AccountId, partition: i32, keyed: bool) -> BalanceCheck {
-        // Not keyed by account on a topic of several partitions: its account's other records
+        // Keyed at random or not at all, on a topic of several partitions: its account's other records
         // may sit in partitions not applied this far yet, before it is even known as spread.
-        if !keyed && self.parts.len() > 1 {
+        let held = self.parts.len() + usize::from(!self.parts.contains_key(&partition));
+        if !keyed && held > 1 {
             return BalanceCheck::Unchecked;
         }
         let spread = self.spread.contains(&account)
@@ -315,10 +322,10 @@ impl Ledger {
     /// handled, in order. One call for a whole batch: a caller behind a lock takes it once.
     pub fn apply_run<'t, T: TxFields + 't>(
         &mut self,
-        records: impl IntoIterator<Item = (Position, Option<&'t T>, bool)>,
+        records: impl IntoIterator<Item = (Position, Option<&'t T>, RecordKey)>,
         out: &mut Vec<Outcome>,
     ) {
-        for (pos, tx, keyed) in records {
+        for (pos, tx, key) in records {
             let next = self.next_offset(pos.partition);
             if pos.offset < next {
                 out.push(Outcome::Replayed);
@@ -327,7 +334,7 @@ impl Ledger {
             let Some(tx) = tx.filter(|_| pos.offset == next) else {
                 return;
             };
-            match self.apply_keyed(tx, pos, keyed) {
+            match self.apply_keyed(tx, pos, key) {
                 o @ Outcome::Applied { .. } => out.push(o),
                 // Refused without a trace (see `PartitionLedger::apply`): the caller decides it.
                 _ => return,

@@ -1,6 +1,6 @@
 use super::*;
 use crate::transaction::TxType;
-use crate::transaction::{AccountId, Transaction};
+use crate::transaction::{AccountId, RecordKey, Transaction};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -553,7 +553,7 @@ proptest! {
             let mut i = 0;
             while i < chunk.len() {
                 let mut out = Vec::new();
-                got.apply_run(chunk[i..].iter().map(|(p, t)| (*p, *t, false)), &mut out);
+                got.apply_run(chunk[i..].iter().map(|(p, t)| (*p, *t, RecordKey::Other)), &mut out);
                 let plain = |o: &Outcome| matches!(o, Outcome::Applied { .. } | Outcome::Replayed);
                 prop_assert!(out.iter().all(plain), "{:?}", out);
                 i += out.len();
@@ -581,9 +581,9 @@ fn a_run_stops_before_a_gap_an_invalid_record_and_a_refused_one() {
     // Applied, re-delivered, then offset 2 is missing: a catch-up is due before it.
     l.apply_run(
         [
-            (at(0, 0), Some(&a), true),
-            (at(0, 0), Some(&a), true),
-            (at(0, 2), Some(&b), true),
+            (at(0, 0), Some(&a), RecordKey::Account),
+            (at(0, 0), Some(&a), RecordKey::Account),
+            (at(0, 2), Some(&b), RecordKey::Account),
         ],
         &mut out,
     );
@@ -594,11 +594,17 @@ fn a_run_stops_before_a_gap_an_invalid_record_and_a_refused_one() {
     assert_eq!(l.next_offset(0), 1);
     // An invalid record is the caller's (a dead letter), and so is a duplicate id.
     out.clear();
-    l.apply_run([(at(0, 1), None::<&Transaction>, true)], &mut out);
-    l.apply_run([(at(1, 0), Some(&a), true)], &mut out);
+    l.apply_run(
+        [(at(0, 1), None::<&Transaction>, RecordKey::Account)],
+        &mut out,
+    );
+    l.apply_run([(at(1, 0), Some(&a), RecordKey::Account)], &mut out);
     let dup = tx(1, "a", TxType::Credit, 1, None);
     l.apply_run(
-        [(at(1, 1), Some(&dup), true), (at(1, 2), Some(&b), true)],
+        [
+            (at(1, 1), Some(&dup), RecordKey::Account),
+            (at(1, 2), Some(&b), RecordKey::Account),
+        ],
         &mut out,
     );
     assert_eq!(out.len(), 1, "{out:?}");
@@ -618,7 +624,12 @@ fn spread_accounts_are_checked_against_their_total_once_keyed_again() {
     // The producer's view of account 7 is its whole balance.
     let credit = |l: &mut Ledger, p: &mut i64, id: &str, pos: Position, keyed: bool, amount| {
         *p += amount;
-        l.apply_keyed(&tx(7, id, TxType::Credit, amount, Some(*p)), pos, keyed)
+        let key = if keyed {
+            RecordKey::Account
+        } else {
+            RecordKey::Other
+        };
+        l.apply_keyed(&tx(7, id, TxType::Credit, amount, Some(*p)), pos, key)
     };
     // Keyed by account: partition 3 holds account 7.
     credit(&mut l, &mut producer, "a", at(3, 0), true, 100);
@@ -655,7 +666,7 @@ fn spread_accounts_are_checked_against_their_total_once_keyed_again() {
     let out = l.apply_keyed(
         &tx(7, "wrong", TxType::Credit, 1, Some(producer + 5)),
         at(3, 23),
-        true,
+        RecordKey::Account,
     );
     assert!(
         matches!(
@@ -675,12 +686,24 @@ fn spread_accounts_are_checked_against_their_total_once_keyed_again() {
 #[test]
 fn spread_accounts_stay_checked_against_their_total_after_a_restore() {
     let mut live = Ledger::new(Money::ZERO);
-    live.apply_keyed(&tx(1, "a", TxType::Credit, 300, Some(300)), at(2, 0), true);
-    live.apply_keyed(&tx(1, "b", TxType::Credit, 40, Some(340)), at(4, 0), false);
+    live.apply_keyed(
+        &tx(1, "a", TxType::Credit, 300, Some(300)),
+        at(2, 0),
+        RecordKey::Account,
+    );
+    live.apply_keyed(
+        &tx(1, "b", TxType::Credit, 40, Some(340)),
+        at(4, 0),
+        RecordKey::Other,
+    );
     let mut restored = Ledger::new(Money::ZERO);
     restored.install(4, live.partition(4).cloned().expect("partition 4"));
     restored.install(2, live.partition(2).cloned().expect("partition 2"));
-    let out = restored.apply_keyed(&tx(1, "c", TxType::Credit, 5, Some(345)), at(2, 1), true);
+    let out = restored.apply_keyed(
+        &tx(1, "c", TxType::Credit, 5, Some(345)),
+        at(2, 1),
+        RecordKey::Account,
+    );
     assert!(
         matches!(
             out,
@@ -700,10 +723,26 @@ fn spread_accounts_stay_checked_against_their_total_after_a_restore() {
 fn spread_accounts_are_unchecked_when_another_server_holds_partitions() {
     let mut l = Ledger::new(Money::ZERO);
     l.topic_shared_with_another_server();
-    l.apply_keyed(&tx(1, "a", TxType::Credit, 300, Some(300)), at(2, 0), true);
-    l.apply_keyed(&tx(1, "b", TxType::Credit, 40, Some(999)), at(4, 0), false);
-    l.apply_keyed(&tx(1, "c", TxType::Credit, 5, Some(999)), at(2, 1), true);
-    l.apply_keyed(&tx(2, "d", TxType::Credit, 5, Some(6)), at(2, 2), true);
+    l.apply_keyed(
+        &tx(1, "a", TxType::Credit, 300, Some(300)),
+        at(2, 0),
+        RecordKey::Account,
+    );
+    l.apply_keyed(
+        &tx(1, "b", TxType::Credit, 40, Some(999)),
+        at(4, 0),
+        RecordKey::Other,
+    );
+    l.apply_keyed(
+        &tx(1, "c", TxType::Credit, 5, Some(999)),
+        at(2, 1),
+        RecordKey::Account,
+    );
+    l.apply_keyed(
+        &tx(2, "d", TxType::Credit, 5, Some(6)),
+        at(2, 2),
+        RecordKey::Account,
+    );
     let s = l.stats();
     assert_eq!((s.mismatches, s.unchecked), (1, 2), "{s:?}");
 }
@@ -714,10 +753,22 @@ fn spread_accounts_are_unchecked_when_another_server_holds_partitions() {
 #[test]
 fn records_not_keyed_by_account_are_unchecked_on_several_partitions() {
     let mut l = Ledger::new(Money::ZERO);
-    l.apply_keyed(&tx(1, "a", TxType::Credit, 100, Some(100)), at(3, 0), true);
-    l.apply_keyed(&tx(2, "b", TxType::Credit, 100, Some(100)), at(5, 0), true);
+    l.apply_keyed(
+        &tx(1, "a", TxType::Credit, 100, Some(100)),
+        at(3, 0),
+        RecordKey::Account,
+    );
+    l.apply_keyed(
+        &tx(2, "b", TxType::Credit, 100, Some(100)),
+        at(5, 0),
+        RecordKey::Account,
+    );
     // Account 1's record at partition 0 (50) is not applied yet; this one counts it.
-    let out = l.apply_keyed(&tx(1, "c", TxType::Credit, 5, Some(155)), at(3, 1), false);
+    let out = l.apply_keyed(
+        &tx(1, "c", TxType::Credit, 5, Some(155)),
+        at(3, 1),
+        RecordKey::Other,
+    );
     assert!(
         matches!(
             out,
@@ -731,7 +782,59 @@ fn records_not_keyed_by_account_are_unchecked_on_several_partitions() {
     assert_eq!((l.stats().mismatches, l.stats().unchecked), (0, 1));
 
     let mut one = Ledger::new(Money::ZERO);
-    one.apply_keyed(&tx(1, "a", TxType::Credit, 100, Some(100)), at(0, 0), false);
-    one.apply_keyed(&tx(1, "b", TxType::Credit, 1, Some(7)), at(0, 1), false);
+    one.apply_keyed(
+        &tx(1, "a", TxType::Credit, 100, Some(100)),
+        at(0, 0),
+        RecordKey::Other,
+    );
+    one.apply_keyed(
+        &tx(1, "b", TxType::Credit, 1, Some(7)),
+        at(0, 1),
+        RecordKey::Other,
+    );
     assert_eq!((one.stats().mismatches, one.stats().unchecked), (1, 0));
+}
+
+/// The original's messages all carry one key, so every record of an account is in one
+/// partition of however many: checked (a wrong `new_balance` flagged), not unchecked like
+/// random keys (the pipeline test of the original's messages caught this on a 6-partition
+/// topic: its wrong balance went unflagged).
+#[test]
+fn the_originals_one_key_keeps_records_checked_on_several_partitions() {
+    let mut l = Ledger::new(Money::from_minor(10_000));
+    l.apply_keyed(
+        &tx(1, "a", TxType::Credit, 5, Some(10_005)),
+        at(4, 0),
+        RecordKey::Original,
+    );
+    l.apply_keyed(
+        &tx(2, "b", TxType::Credit, 5, Some(10_005)),
+        at(4, 1),
+        RecordKey::Original,
+    );
+    assert_eq!((l.stats().mismatches, l.stats().unchecked), (0, 0));
+    l.apply_keyed(
+        &tx(1, "c", TxType::Credit, 5, Some(1)),
+        at(4, 2),
+        RecordKey::Original,
+    );
+    assert_eq!((l.stats().mismatches, l.stats().unchecked), (1, 0));
+    // Control: the same records keyed at random are not checked at all.
+    let mut r = Ledger::new(Money::from_minor(10_000));
+    r.apply_keyed(
+        &tx(2, "b", TxType::Credit, 5, Some(10_005)),
+        at(0, 0),
+        RecordKey::Account,
+    );
+    r.apply_keyed(
+        &tx(1, "c", TxType::Credit, 5, Some(1)),
+        at(4, 0),
+        RecordKey::Other,
+    );
+    r.apply_keyed(
+        &tx(1, "d", TxType::Credit, 5, Some(1)),
+        at(4, 1),
+        RecordKey::Other,
+    );
+    assert_eq!((r.stats().mismatches, r.stats().unchecked), (0, 2));
 }
