@@ -3,7 +3,8 @@
 # folder) and the embedded broker, each figure beside its peer from the same run, as a ratio.
 #   scripts/bench.sh           the full run; writes the generated section of BENCHMARKS.md
 #   scripts/bench.sh --small   the CI version (small sizes): prints the tables, writes nothing
-# Environment: BENCH_ONLY="producer calculator …" runs some parts only; KAFKA_PORT (default 19292).
+# Environment: BENCH_ONLY="producer calculator …" runs some parts only (their tables are printed,
+# BENCHMARKS.md is left as it is); KAFKA_PORT (default 19292).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -25,14 +26,14 @@ if [ "$small" = 1 ]; then
   calc_apache=200000 calc_embedded=20000
   prod_apache=50000 prod_embedded=10000 prod_loop=1000
   latency_seconds=2 fanout_seconds=2 fanout_viewers=0,10 idle_seconds=3 accounts="2000"
-  page_seconds=3 page_accounts="100"
+  page_seconds=3 page_accounts="100" bandwidth_seconds=3
   export BENCH_PERF_RUNS=1 BENCH_CASHFLOW_RUNS=1 BENCH_ACCOUNTS_RUNS=1
 else
   calc_apache=10000000 calc_embedded=1000000
   prod_apache=1000000 prod_embedded=200000 prod_loop=10000
   latency_seconds=20 fanout_seconds=10 fanout_viewers=0,10,100,1000 idle_seconds=60
   accounts="10000 1000000"
-  page_seconds=120 page_accounts="10 100 1000"
+  page_seconds=120 page_accounts="10 100 1000" bandwidth_seconds=60
 fi
 
 python3 -c 'import confluent_kafka' 2>/dev/null || {
@@ -42,7 +43,7 @@ python3 -c 'import confluent_kafka' 2>/dev/null || {
 
 say "building the release binary and the benchmarks"
 benches=""
-for b in producer calculator latency fanout idle accounts; do
+for b in producer calculator latency fanout idle accounts bandwidth; do
   only "$b" && benches="$benches --bench $b"
 done
 # shellcheck disable=SC2086 # one word per bench
@@ -81,6 +82,9 @@ if only fanout; then
 fi
 if only idle; then
   run idle BENCH_IDLE_SECONDS=$idle_seconds
+fi
+if only bandwidth; then
+  run bandwidth BENCH_BANDWIDTH_SECONDS=$bandwidth_seconds
 fi
 if only accounts; then
   for n in $accounts; do run accounts BENCH_ACCOUNTS=$n; done
@@ -204,6 +208,20 @@ section=$(mktemp)
     grep '^ROW stalled' "$rows" | sed 's/^ROW stalled //'
     echo
   fi
+  if grep -q '^ROW bandwidth' "$rows"; then
+    echo "### One viewer's bytes: the page on a classroom's Wi-Fi"
+    echo
+    echo "The release binary generating at each rate over 100 accounts; one WebSocket viewer counts"
+    echo "every payload byte for ${bandwidth_seconds} s from its first snapshot (snapshots sent again"
+    echo "count too), and what each part of the deltas weighed. Peer: the records themselves (keys and"
+    echo "values written in the same window), what a client streaming the topic would receive. Targets:"
+    echo "≤ 2 kB/s at 2 tx/s, ≤ 20 kB/s at 1 000 tx/s."
+    echo
+    echo "| broker | tx/s | seconds | frames/s | viewer (kB/s) | snapshots again | the records (kB/s) | viewer / records | heaviest parts (kB/s) |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    grep '^ROW bandwidth' "$rows" | sed 's/^ROW bandwidth //'
+    echo
+  fi
   if grep -q '^ROW idle' "$rows"; then
     echo "### Idle cost"
     echo
@@ -254,7 +272,8 @@ section=$(mktemp)
   echo "<!-- bench:end -->"
 } >"$section"
 
-if [ "$small" = 1 ]; then
+if [ "$small" = 1 ] || [ -n "${BENCH_ONLY:-}" ]; then
+  # A part of the run (BENCH_ONLY) would leave the other tables out of the file: printed only.
   cat "$section"
 else
   python3 - "$section" <<'EOF'

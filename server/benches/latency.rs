@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
-use cashflow_shared::protocol::ServerMsg;
+use cashflow_shared::protocol::{AccountRow, ServerMsg};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -73,11 +73,8 @@ async fn watch(url: &str, seconds: u64) -> Seen {
             _ => continue,
         };
         seen.frames += 1;
-        for a in &d.accounts {
-            seen.counts
-                .entry(a.account)
-                .or_default()
-                .push((at, a.count));
+        for &AccountRow(account, _, count, _) in &d.accounts {
+            seen.counts.entry(account).or_default().push((at, count));
         }
         seen.log
             .extend(d.log.iter().filter_map(|l| Some(at - l.timestamp_ms?)));

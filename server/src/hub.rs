@@ -2,23 +2,29 @@
 //!
 //! It conflates: whatever the transaction rate, it reads the state at most 20 times a second,
 //! diffs it against what it sent last, serialises one delta frame and broadcasts it to every
-//! viewer. Its cost grows with viewers × frame size, not with transactions. Frames carry
-//! absolute values (balances, counters), so a viewer that missed some catches up with the
-//! next snapshot, and a frame seen twice changes nothing.
+//! viewer. Its cost grows with viewers × frame size, not with transactions.
+//!
+//! Light on a classroom's Wi-Fi: a delta carries only what changed, the busy parts at a rate
+//! the eye can use (account rows, the feed, the counters' and the group's patches: see the
+//! constants), every figure exact. A part sent as changes is a change of what the hub sent
+//! before ([`Sent`]), so a viewer joins through the hub's loop ([`Hub::join`]): its snapshot
+//! is exactly what the deltas so far add up to, and its deltas start right after it. A viewer
+//! that falls behind the broadcast joins again.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
-use cashflow_shared::api::TopicView;
-use cashflow_shared::ledger::AccountState;
+use cashflow_shared::api::{AccountBalance, LogLine, TopicView};
+use cashflow_shared::group::GroupStatus;
+use cashflow_shared::patch;
 use cashflow_shared::protocol::{
-    Counters, DELTA_LOG_LINES, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
-    MAX_SHOWN_PARTITIONS, PartitionView, SNAPSHOT_LOG_LINES, Sample, ServerMsg, Snapshot,
-    StoreStatus,
+    AccountRow, Counters, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
+    MAX_SHOWN_PARTITIONS, PartitionView, SNAPSHOT_LOG_LINES, Sample, SampleChange, ServerMsg,
+    Snapshot, StoreStatus,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::{Shared, now_ms};
@@ -34,6 +40,19 @@ pub const FRAME_BURST: f64 = 3.0;
 /// A frame goes out this soon after a consumer's change: the other consumer's change to the
 /// same record, a moment later, usually rides along.
 const COALESCE: Duration = Duration::from_millis(3);
+/// Account rows a second at most, over a burst of a full page of them: every change at
+/// classroom rates; above, every shown account about four times a second (each figure exact
+/// as of its frame). Most of a busy frame's bytes are these rows.
+const ACCOUNT_ROWS_PER_SECOND: f64 = 400.0;
+/// Log lines a second at most: the feed shows every record at classroom rates and the newest
+/// few above (the log itself has them all).
+const LOG_LINES_PER_SECOND: f64 = 8.0;
+/// The counters' patch at most this often (the lessons' checks read them at every look).
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
+/// The group's patch at most this often (its members' record counts change with every batch).
+const GROUP_EVERY: Duration = Duration::from_millis(500);
+/// Viewers joining at once, queued for the hub's loop.
+const JOINS_QUEUED: usize = 256;
 /// How often the hub looks without being woken: what changes without a consumer's batch (the
 /// broker's view, the producer's status, the lessons' clocks).
 const IDLE_LOOK: Duration = Duration::from_millis(250);
@@ -79,9 +98,10 @@ pub const BROADCAST_CAPACITY: usize = 32;
 pub struct Hub {
     frames: broadcast::Sender<Arc<str>>,
     shared: Arc<Shared>,
-    /// The accounts viewers are sent (at most [`MAX_SHOWN_ACCOUNTS`]), chosen by the hub's loop
-    /// once a second; a new viewer's snapshot shows the same ones.
-    shown: Arc<watch::Sender<Arc<[AccountId]>>>,
+    /// Viewers asking to join, answered by the loop (see [`Hub::join`]).
+    joins: mpsc::Sender<oneshot::Sender<Joined>>,
+    /// The other end, taken by [`Hub::run`].
+    joins_rx: Arc<std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Joined>>>>>,
     topic_view: crate::topic_view::TopicViews,
     /// cashflow's group prefix: its groups are shown first.
     prefix: Arc<str>,
@@ -99,11 +119,12 @@ impl Hub {
         prefix: &str,
     ) -> Hub {
         let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
-        let shown = Arc::new(watch::Sender::new(Arc::from(Vec::new())));
+        let (joins, joins_rx) = mpsc::channel(JOINS_QUEUED);
         Hub {
             frames,
             shared,
-            shown,
+            joins,
+            joins_rx: Arc::new(std::sync::Mutex::new(Some(joins_rx))),
             topic_view,
             prefix: Arc::from(prefix),
         }
@@ -111,23 +132,15 @@ impl Hub {
 
     /// Chooses the accounts to show: the generator's (up to [`MAX_SHOWN_ACCOUNTS`]), then
     /// the most active.
-    fn choose_shown(&self) -> Arc<[AccountId]> {
+    fn choose_shown(&self) -> Vec<AccountId> {
         let pinned = self
             .shared
             .generator()
             .map_or(0, |g| g.settings.accounts)
             .min(MAX_SHOWN_ACCOUNTS as u32);
-        let shown = self
-            .shared
+        self.shared
             .ledger()
-            .shown_accounts(pinned, MAX_SHOWN_ACCOUNTS);
-        let shown: Arc<[AccountId]> = Arc::from(shown);
-        self.shown.send_replace(shown.clone());
-        shown
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
-        self.frames.subscribe()
+            .shown_accounts(pinned, MAX_SHOWN_ACCOUNTS)
     }
 
     fn counters(&self, applied_per_second: f64) -> Counters {
@@ -253,39 +266,34 @@ impl Hub {
         }
     }
 
-    /// The full state, for a new viewer or one that fell behind.
-    pub fn snapshot(&self) -> ServerMsg {
-        let shown = self.shown.borrow().clone();
-        let accounts = self.shared.ledger().accounts_of(&shown);
-        let (topic, opening_balance) = (
-            self.shared.topic.clone(),
-            self.shared.ledger().opening_balance(),
-        );
-        let history = self.shared.history();
-        let aps = history.last().map(|s| s.applied_per_second).unwrap_or(0.0);
-        let generator = self.shared.generator().unwrap_or_else(|| GeneratorStatus {
-            running: false,
-            rate: None,
-            ..GeneratorStatus::default()
-        });
-        let partitions = self.shared.partition_views();
+    /// A new viewer, or one that fell behind: the snapshot of what the deltas so far add up
+    /// to, and the deltas from there. Answered by the hub's loop, between two deltas, so none
+    /// is missed or seen twice; `None` when the hub has stopped.
+    pub async fn join(&self) -> Option<Joined> {
+        let (reply, answer) = oneshot::channel();
+        self.joins.send(reply).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// The snapshot of `sent`, with the parts that are read whole every time (they are sent
+    /// whole when they change, so reading them fresh cannot leave a viewer behind).
+    fn snapshot(&self, sent: &Sent) -> ServerMsg {
         let (broker_reachable, broker_embedded) =
             self.shared.with_broker(|b| (b.reachable, b.embedded));
-        let store = self.store_status();
         ServerMsg::Snapshot(Box::new(Snapshot {
-            topic,
-            opening_balance,
-            accounts,
-            counters: self.counters(aps),
-            generator,
-            broker_reachable,
+            topic: self.shared.topic.clone(),
+            opening_balance: self.shared.ledger().opening_balance(),
+            accounts: sent.accounts.values().cloned().collect(),
+            counters: sent.counters,
+            generator: sent.generator.clone().unwrap_or_default(),
+            broker_reachable: sent.reachable.unwrap_or(broker_reachable),
             broker_embedded,
-            log: self.shared.recent(SNAPSHOT_LOG_LINES),
-            history,
-            partitions,
-            store,
-            topic_view: self.topic_view(),
-            group: self.shared.group(),
+            log: sent.log.iter().cloned().collect(),
+            history: self.shared.history(),
+            partitions: sent.partitions.clone(),
+            store: sent.store,
+            topic_view: sent.topic_view.clone(),
+            group: sent.group.clone(),
             flow: self.shared.flow_all(),
             dead_letters: self.shared.dead_letters().0,
             replay: self.shared.replay.get(),
@@ -293,6 +301,26 @@ impl Hub {
             outage: self.shared.outage.get(),
             lessons: self.shared.lessons.get(),
         }))
+    }
+
+    /// Answers `first` and every other join waiting now with one snapshot.
+    fn answer_joins(
+        &self,
+        first: oneshot::Sender<Joined>,
+        joins: &mut mpsc::Receiver<oneshot::Sender<Joined>>,
+        sent: &Sent,
+    ) {
+        let snapshot: Arc<str> = self.snapshot(sent).to_json().into();
+        let mut waiting = vec![first];
+        while let Ok(j) = joins.try_recv() {
+            waiting.push(j);
+        }
+        for reply in waiting {
+            let _ = reply.send(Joined {
+                snapshot: snapshot.clone(),
+                frames: self.frames.subscribe(),
+            });
+        }
     }
 
     fn store_status(&self) -> StoreStatus {
@@ -308,17 +336,27 @@ impl Hub {
     /// by the consumers' batches ([`Shared::changed`]), so a change goes out within a few ms
     /// at classroom rates, and looking every [`IDLE_LOOK`] otherwise.
     pub async fn run(self, token: CancellationToken) {
-        let mut budget = FrameBudget::new(Instant::now());
+        let Some(mut joins) = self
+            .joins_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let start = Instant::now();
+        let mut budget = FrameBudget::new(start);
+        let mut rows = Allowance::new(ACCOUNT_ROWS_PER_SECOND, MAX_SHOWN_ACCOUNTS as f64, start);
+        let mut lines = Allowance::new(LOG_LINES_PER_SECOND, LOG_LINES_PER_SECOND, start);
+        let mut counters_at: Option<Instant> = None;
+        let mut group_at: Option<Instant> = None;
         // The lessons' checks keep a steady four a second whatever wakes the hub.
         let lessons_every = Duration::from_millis(250);
-        let mut next_lessons = Instant::now() + lessons_every;
-        let mut sent_accounts: BTreeMap<AccountId, AccountState> = BTreeMap::new();
-        let mut sent_generator: Option<GeneratorStatus> = None;
-        let mut sent_reachable: Option<bool> = None;
-        let mut sent_partitions: Vec<PartitionView> = Vec::new();
-        let mut sent_store = StoreStatus::default();
-        let mut sent_counters = Counters::default();
-        let mut sent_group = self.shared.group();
+        let mut next_lessons = start + lessons_every;
+        let mut sent = Sent {
+            group: self.shared.group(),
+            ..Sent::default()
+        };
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
         let mut letters_version = self.shared.dead_letters().2;
@@ -330,13 +368,17 @@ impl Hub {
         let mut lessons_epoch = self.shared.lessons_epoch();
         let mut differs_since: Option<(u64, u64, Instant)> = None;
         let mut log_seq = 0u64;
-        let mut last_sample = Instant::now();
+        let mut last_sample = start;
         let mut shown = self.choose_shown();
         // (when, applied) over the last second, for the applied-per-second rate.
         let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
         loop {
             let woken = tokio::select! {
                 _ = token.cancelled() => return,
+                Some(j) = joins.recv() => {
+                    self.answer_joins(j, &mut joins, &sent);
+                    continue;
+                }
                 _ = self.shared.changes() => true,
                 _ = tokio::time::sleep(IDLE_LOOK.min(next_lessons.saturating_duration_since(Instant::now()))) => false,
             };
@@ -358,26 +400,44 @@ impl Hub {
                 self.notice_another_server();
                 self.notice_lost_records(&mut differs_since);
             }
-            let dropped: Vec<AccountId> = sent_accounts
-                .keys()
-                .filter(|a| !shown.contains(a))
-                .copied()
-                .collect();
-            for a in &dropped {
-                sent_accounts.remove(a);
+            let mut delta = Delta::default();
+
+            // The accounts and partitions, exact, at most ACCOUNT_ROWS_PER_SECOND rows a second.
+            let changed = l.changed(&shown, &sent.accounts);
+            if rows.take(changed.len() as f64, now) {
+                delta.dropped = sent
+                    .accounts
+                    .keys()
+                    .filter(|a| !shown.contains(a))
+                    .copied()
+                    .collect();
+                for a in &delta.dropped {
+                    sent.accounts.remove(a);
+                }
+                delta.accounts = changed.iter().map(AccountRow::from).collect();
+                for a in changed {
+                    sent.accounts.insert(a.account, a);
+                }
+                let partitions = self.shared.partition_views();
+                let same_ids = partitions.len() == sent.partitions.len()
+                    && partitions
+                        .iter()
+                        .zip(&sent.partitions)
+                        .all(|(a, b)| a.partition == b.partition);
+                if !same_ids {
+                    delta.partitions = Some(partitions.clone());
+                } else {
+                    delta.partitions_changed = partitions
+                        .iter()
+                        .zip(&sent.partitions)
+                        .filter(|(a, b)| a != b)
+                        .map(|(a, _)| *a)
+                        .collect();
+                }
+                sent.partitions = partitions;
             }
-            let changed = l.changed(&shown, &sent_accounts);
-            let sample_balances = due.then(|| l.first_balances(MAX_CHARTED_ACCOUNTS as u32));
+
             let applied = l.stats().applied;
-            for a in &changed {
-                sent_accounts.insert(
-                    a.account,
-                    AccountState {
-                        balance: a.balance,
-                        count: a.count,
-                    },
-                );
-            }
             window.push_back((now, applied));
             while window
                 .front()
@@ -393,63 +453,88 @@ impl Hub {
                 _ => 0.0,
             };
             let counters = self.counters((aps * 10.0).round() / 10.0);
-            let sample = sample_balances.map(|balances| {
+            if counters_at.is_none_or(|t| now.duration_since(t) >= COUNTERS_EVERY)
+                && let Some(p) = patch::diff_of(&sent.counters, &counters)
+            {
+                delta.counters = Some(p);
+                sent.counters = counters;
+                counters_at = Some(now);
+            }
+            if due {
                 last_sample = now;
                 let s = Sample {
                     t_ms: now_ms(),
-                    balances,
+                    balances: l.first_balances(MAX_CHARTED_ACCOUNTS as u32),
                     applied_per_second: counters.applied_per_second,
                 };
-                self.shared.push_sample(s.clone());
-                s
-            });
-            let (log, newest) = self.shared.recent_since(log_seq, DELTA_LOG_LINES);
-            log_seq = newest;
-            let generator = self
+                delta.sample = Some(SampleChange::between(
+                    self.shared.last_sample().as_ref(),
+                    &s,
+                ));
+                self.shared.push_sample(s);
+            }
+
+            // The feed: every line at classroom rates, the newest few a second above.
+            let room = lines.available(now).floor();
+            if room >= 1.0 {
+                let (log, newest) = self.shared.recent_since(log_seq, room as usize);
+                log_seq = newest;
+                lines.take(log.len() as f64, now);
+                for line in log.iter().rev() {
+                    sent.log.push_front(line.clone());
+                }
+                sent.log.truncate(SNAPSHOT_LOG_LINES);
+                delta.log = log;
+            }
+
+            delta.generator = self
                 .shared
                 .generator()
-                .filter(|g| sent_generator.as_ref() != Some(g));
-            if let Some(g) = &generator {
-                sent_generator = Some(g.clone());
+                .filter(|g| sent.generator.as_ref() != Some(g));
+            if let Some(g) = &delta.generator {
+                sent.generator = Some(g.clone());
             }
-            let reachable = Some(self.shared.with_broker(|b| b.reachable))
-                .filter(|r| sent_reachable != Some(*r));
-            if reachable.is_some() {
-                sent_reachable = reachable;
+            delta.broker_reachable = Some(self.shared.with_broker(|b| b.reachable))
+                .filter(|r| sent.reachable != Some(*r));
+            if delta.broker_reachable.is_some() {
+                sent.reachable = delta.broker_reachable;
             }
-            let store = Some(self.store_status()).filter(|s| *s != sent_store);
-            if let Some(s) = store {
-                sent_store = s;
+            delta.store = Some(self.store_status()).filter(|s| *s != sent.store);
+            if let Some(s) = delta.store {
+                sent.store = s;
             }
-            let partitions = Some(self.shared.partition_views()).filter(|p| *p != sent_partitions);
-            if let Some(p) = &partitions {
-                sent_partitions = p.clone();
+            if let Ok(true) = topic_views.has_changed() {
+                topic_views.mark_unchanged();
+                let view = self.topic_view();
+                delta.topic_view = patch::diff_of(
+                    &without_lag_history(&sent.topic_view),
+                    &without_lag_history(&view),
+                );
+                sent.topic_view = view;
             }
-            let topic_view = match topic_views.has_changed() {
-                Ok(true) => {
-                    topic_views.mark_unchanged();
-                    self.topic_view()
+            if group_at.is_none_or(|t| now.duration_since(t) >= GROUP_EVERY) {
+                let group = self.shared.group();
+                delta.group = patch::diff_of(&sent.group, &group);
+                if delta.group.is_some() {
+                    sent.group = group;
+                    group_at = Some(now);
                 }
-                _ => None,
-            };
-            let group = Some(self.shared.group()).filter(|g| *g != sent_group);
-            if let Some(g) = &group {
-                sent_group = g.clone();
             }
             let (flow, v) = self.shared.flow_since(flow_version);
             flow_version = v;
-            let dead_letters =
+            delta.flow = flow;
+            delta.dead_letters =
                 self.shared
                     .dead_letters_since(letters_version)
                     .map(|(letters, v)| {
                         letters_version = v;
                         letters
                     });
-            let replay = self.shared.replay.since(replay_version).map(|(r, v)| {
+            delta.replay = self.shared.replay.since(replay_version).map(|(r, v)| {
                 replay_version = v;
                 r
             });
-            let naive = self.shared.naive.since(naive_version).map(|(n, v)| {
+            delta.naive = self.shared.naive.since(naive_version).map(|(n, v)| {
                 naive_version = v;
                 n
             });
@@ -467,65 +552,101 @@ impl Hub {
                 lessons = cashflow_shared::lessons::Tracker::default();
                 restarted = true;
             }
-            let lessons = (restarted || (lessons_due && lessons.observe(&self.observe(&counters))))
-                .then(|| {
-                    let l = lessons.status().clone();
-                    self.shared.lessons.set(l.clone());
-                    l
-                });
-            let outage = self.shared.outage.since(outage_version).map(|(o, v)| {
+            delta.lessons = (restarted
+                || (lessons_due && lessons.observe(&self.observe(&counters))))
+            .then(|| {
+                let l = lessons.status().clone();
+                self.shared.lessons.set(l.clone());
+                l
+            });
+            delta.outage = self.shared.outage.since(outage_version).map(|(o, v)| {
                 outage_version = v;
                 o
             });
-            let quiet = changed.is_empty()
-                && naive.is_none()
-                && outage.is_none()
-                && lessons.is_none()
-                && flow.is_empty()
-                && dead_letters.is_none()
-                && replay.is_none()
-                && topic_view.is_none()
-                && group.is_none()
-                && dropped.is_empty()
-                && partitions.is_none()
-                && log.is_empty()
-                && sample.is_none()
-                && generator.is_none()
-                && reachable.is_none()
-                && store.is_none()
-                && counters == sent_counters;
-            sent_counters = counters;
             // A quiet look gives its frame's slot back; with no viewer the slot is spent all the
             // same, so the hub looks at most at the frame rate.
             if self.viewers() == 0 {
                 continue;
             }
-            if quiet {
+            if delta.is_empty() {
                 budget.give_back();
                 continue;
             }
-            let delta = Delta {
-                accounts: changed,
-                dropped,
-                counters,
-                log,
-                sample,
-                generator,
-                broker_reachable: reachable,
-                partitions,
-                store,
-                topic_view,
-                group,
-                flow,
-                dead_letters,
-                replay,
-                naive,
-                outage,
-                lessons,
-            };
             let _ = self
                 .frames
                 .send(ServerMsg::Delta(Box::new(delta)).to_json().into());
+        }
+    }
+}
+
+/// A view as its patches compare it: the groups' lag histories grow on both sides alike.
+fn without_lag_history(v: &Option<TopicView>) -> Option<TopicView> {
+    v.clone().map(|mut v| {
+        for g in &mut v.groups {
+            g.lag_history.clear();
+        }
+        v
+    })
+}
+
+/// A joined viewer's start: see [`Hub::join`].
+pub struct Joined {
+    pub snapshot: Arc<str>,
+    pub frames: broadcast::Receiver<Arc<str>>,
+}
+
+/// What the viewers were sent of the parts that travel as changes: the base of the next
+/// delta, and a new viewer's snapshot. A snapshot read fresh could be ahead of it, and a
+/// change against the base would then never reach that viewer (a field changed and back).
+#[derive(Default)]
+struct Sent {
+    accounts: BTreeMap<AccountId, AccountBalance>,
+    counters: Counters,
+    generator: Option<GeneratorStatus>,
+    reachable: Option<bool>,
+    partitions: Vec<PartitionView>,
+    store: StoreStatus,
+    group: GroupStatus,
+    /// As of its last patch, lag histories included.
+    topic_view: Option<TopicView>,
+    /// Newest first, at most [`SNAPSHOT_LOG_LINES`].
+    log: VecDeque<LogLine>,
+}
+
+/// A token bucket of items (rows, lines): `rate` a second, `burst` at most at once.
+#[derive(Debug)]
+struct Allowance {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+}
+
+impl Allowance {
+    fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Allowance {
+            tokens: burst,
+            rate,
+            burst,
+            at: now,
+        }
+    }
+
+    fn available(&mut self, now: Instant) -> f64 {
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        self.tokens
+    }
+
+    /// Takes `n` if there are that many (or `n` is more than a burst and the bucket is full).
+    fn take(&mut self, n: f64, now: Instant) -> bool {
+        let have = self.available(now);
+        if n <= have || have >= self.burst {
+            self.tokens -= n.min(have);
+            true
+        } else {
+            false
         }
     }
 }

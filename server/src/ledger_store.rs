@@ -123,18 +123,17 @@ impl LedgerStore {
             .collect()
     }
 
-    /// Those of `accounts` whose state differs from `sent`'s.
+    /// Those of `accounts` whose figures differ from `sent`'s.
     pub fn changed(
         &self,
         accounts: &[AccountId],
-        sent: &BTreeMap<AccountId, AccountState>,
+        sent: &BTreeMap<AccountId, AccountBalance>,
     ) -> Vec<AccountBalance> {
         let l = self.read();
         accounts
             .iter()
-            .filter_map(|a| l.accounts().get(a).map(|s| (*a, s)))
-            .filter(|(a, s)| sent.get(a) != Some(*s))
-            .map(|(a, s)| account_balance(&l, a, s))
+            .filter_map(|a| l.accounts().get(a).map(|s| account_balance(&l, *a, s)))
+            .filter(|b| sent.get(&b.account) != Some(b))
             .collect()
     }
 

@@ -539,6 +539,10 @@ impl Shared {
         h.push_back(s);
     }
 
+    pub fn last_sample(&self) -> Option<Sample> {
+        lock(&self.history).back().cloned()
+    }
+
     pub fn history(&self) -> Vec<Sample> {
         lock(&self.history).iter().cloned().collect()
     }

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
 use crate::app_state::AppState;
+use crate::hub::Joined;
 
 /// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between
 /// [`command::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
@@ -114,7 +115,6 @@ impl Bucket {
 
 async fn viewer(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let mut frames = state.hub.subscribe();
     let hello = ServerMsg::Hello {
         protocol: PROTOCOL_VERSION,
         server: format!("cashflow {}", env!("CARGO_PKG_VERSION")),
@@ -129,9 +129,17 @@ async fn viewer(socket: WebSocket, state: AppState) {
             Ok(Ok(()))
         )
     };
-    if !send(&mut sink, hello.to_json().into()).await
-        || !send(&mut sink, state.hub.snapshot().to_json().into()).await
-    {
+    if !send(&mut sink, hello.to_json().into()).await {
+        return;
+    }
+    let Some(Joined {
+        snapshot,
+        mut frames,
+    }) = state.hub.join().await
+    else {
+        return;
+    };
+    if !send(&mut sink, Utf8Bytes::from(&*snapshot)).await {
         return;
     }
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -151,7 +159,13 @@ async fn viewer(socket: WebSocket, state: AppState) {
                 Ok(f) => send(&mut sink, Utf8Bytes::from(&*f)).await,
                 Err(RecvError::Lagged(n)) => {
                     debug!(skipped = n, "viewer fell behind; sending a snapshot");
-                    send(&mut sink, state.hub.snapshot().to_json().into()).await
+                    match state.hub.join().await {
+                        Some(j) => {
+                            frames = j.frames;
+                            send(&mut sink, Utf8Bytes::from(&*j.snapshot)).await
+                        }
+                        None => false,
+                    }
                 }
                 Err(RecvError::Closed) => false,
             },

@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::Money;
+use cashflow_shared::dashboard::Dashboard;
 use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
 use common::ws::{connect, next, reply, send};
 use common::{Broker, spawn_app, unique};
@@ -33,28 +34,27 @@ async fn snapshot_then_deltas_at_most_20_a_second() {
         reply(&mut ws).await,
         ServerMsg::Ack { id: Some(1), .. }
     ));
-    // Deltas bring every applied transaction, as absolute per-account values.
-    // So do the partitions: all 6 owned by this server, their records adding up to 500.
-    let mut counts = std::collections::BTreeMap::new();
-    let mut partitions = snap.partitions.clone();
+    // The deltas, fed to the page's reducer, bring every applied transaction; so do the
+    // partitions: all 6 owned by this server, their records adding up to 500.
+    let mut page = Dashboard::default();
+    page.apply(ServerMsg::Snapshot(snap.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
     let records = |p: &[cashflow_shared::protocol::PartitionView]| -> i64 {
         p.iter().map(|p| p.records).sum()
     };
-    while counts.values().sum::<u64>() < 500 || records(&partitions) < 500 {
+    let counts = |page: &Dashboard| page.accounts.values().map(|a| a.count).sum::<u64>();
+    while counts(&page) < 500 || records(&page.partitions) < 500 {
         assert!(
             Instant::now() < deadline,
-            "deltas did not add up to 500: {counts:?} {partitions:?}"
+            "deltas did not add up to 500: {:?} {:?}",
+            page.accounts,
+            page.partitions
         );
-        if let ServerMsg::Delta(d) = next(&mut ws, Duration::from_secs(10)).await {
-            for a in d.accounts {
-                counts.insert(a.account, a.count);
-            }
-            if let Some(p) = d.partitions {
-                partitions = p;
-            }
-        }
+        let msg = next(&mut ws, Duration::from_secs(10)).await;
+        assert!(matches!(msg, ServerMsg::Delta(_)), "only deltas: {msg:?}");
+        page.apply(msg);
     }
+    let partitions = page.partitions.clone();
     assert_eq!(records(&partitions), 500);
     assert_eq!(partitions.len(), 6);
     assert!(partitions.iter().all(|p| p.owned), "{partitions:?}");
@@ -327,5 +327,100 @@ async fn with_a_presenter_token_viewers_are_read_only() {
     })
     .await;
     assert_eq!(app.shared.producer().sent, 5);
+    app.shutdown().await;
+}
+
+/// A viewer's page state, fed by its own socket on a task of its own.
+fn follow(mut ws: common::ws::Ws) -> std::sync::Arc<std::sync::Mutex<Dashboard>> {
+    use futures_util::StreamExt;
+    let page = std::sync::Arc::new(std::sync::Mutex::new(Dashboard::default()));
+    let p = page.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                let msg: ServerMsg = serde_json::from_str(&t).expect("a frame of the protocol");
+                p.lock().unwrap().apply(msg);
+            }
+        }
+    });
+    page
+}
+
+/// Where the page differs from `/api/balances` (every account is shown: 100 of them).
+fn differs(page: &Dashboard, api: &cashflow_shared::api::Balances) -> Option<String> {
+    if page.counters.ledger.applied != api.stats.applied {
+        return Some(format!(
+            "applied {} on the page, {} in the API",
+            page.counters.ledger.applied, api.stats.applied
+        ));
+    }
+    if page.accounts.len() != api.accounts.len() {
+        return Some(format!(
+            "{} accounts on the page, {} in the API",
+            page.accounts.len(),
+            api.accounts.len()
+        ));
+    }
+    for a in &api.accounts {
+        let p = page.accounts.get(&a.account)?;
+        if (p.balance, p.count) != (a.balance, a.count) {
+            return Some(format!("account {}: page {p:?}, API {a:?}", a.account));
+        }
+    }
+    let records: i64 = page.partitions.iter().map(|p| p.records).sum();
+    let next: i64 = api.next_offsets.values().sum();
+    (records != next).then(|| format!("partitions: page {records} records, API {next}"))
+}
+
+/// Light frames (changes only, busy parts at the eye's rate) still add up exactly: at
+/// 1 000 tx/s over 100 accounts, a viewer from the start and one that joins mid-stream both
+/// end with every balance, count, partition and the applied counter of `/api/balances`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_fed_by_deltas_equal_the_api_on_apache_kafka() {
+    let app = spawn_app(Broker::Apache, &unique("ws-exact")).await;
+    let mut control = connect(&app).await;
+    let early = follow(connect(&app).await);
+    for cmd in [
+        r#"{"cmd":"set_accounts","accounts":100}"#,
+        r#"{"cmd":"set_rate","rate":1000}"#,
+        r#"{"cmd":"start"}"#,
+    ] {
+        send(&mut control, cmd).await;
+        assert!(
+            matches!(reply(&mut control).await, ServerMsg::Ack { .. }),
+            "{cmd}"
+        );
+    }
+    app.wait_applied(2_000, Duration::from_secs(60)).await;
+    let late = follow(connect(&app).await);
+    app.wait_applied(5_000, Duration::from_secs(60)).await;
+    send(&mut control, r#"{"cmd":"pause"}"#).await;
+    assert!(matches!(reply(&mut control).await, ServerMsg::Ack { .. }));
+    // Everything acknowledged is applied, then both pages reach the API's figures.
+    let api = common::wait_for(
+        Duration::from_secs(60),
+        "the calculator caught up",
+        || async {
+            let p = app.producer_stats().await;
+            let b = app.balances().await;
+            (p.delivered > 0 && b.stats.applied == p.delivered).then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(api.accounts.len(), 100);
+    for (name, page) in [("early", &early), ("late", &late)] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let Some(d) = differs(&page.lock().unwrap(), &api) else {
+                break;
+            };
+            assert!(
+                Instant::now() < deadline,
+                "the {name} viewer never matched the API: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(late.lock().unwrap().snapshots, 1);
     app.shutdown().await;
 }

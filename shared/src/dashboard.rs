@@ -10,8 +10,9 @@ use crate::api::{AccountBalance, LogLine, MAX_GROUPS_ON_PAGE, TopicView};
 use crate::flow::{FlowDot, MAX_DOTS};
 use crate::group::GroupStatus;
 use crate::money::Money;
+use crate::patch;
 use crate::protocol::{
-    Counters, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS,
+    Counters, Delta, GeneratorStatus, HISTORY_SAMPLES, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS,
     PROTOCOL_VERSION, PartitionView, Sample, ServerMsg, StoreStatus,
 };
 use crate::transaction::AccountId;
@@ -151,65 +152,7 @@ impl Dashboard {
                 None
             }
             ServerMsg::Delta(d) => {
-                for a in d.dropped {
-                    self.accounts.remove(&a);
-                }
-                for a in d.accounts {
-                    self.accounts.insert(a.account, a);
-                }
-                // A server keeps this bounded; a page does too, whatever it is sent.
-                while self.accounts.len() > MAX_SHOWN_ACCOUNTS {
-                    self.accounts.pop_last();
-                }
-                self.counters = d.counters;
-                if let Some(g) = d.generator {
-                    self.generator = Some(g);
-                }
-                if let Some(r) = d.broker_reachable {
-                    self.broker_reachable = r;
-                }
-                if let Some(s) = d.store {
-                    self.store = s;
-                }
-                if d.topic_view.is_some() {
-                    self.set_topic_view(d.topic_view);
-                }
-                if let Some(g) = d.group {
-                    self.group = g;
-                }
-                for dot in d.flow {
-                    self.follow_record(dot);
-                }
-                if let Some(r) = d.replay {
-                    self.replay = r;
-                }
-                if let Some(n) = d.naive {
-                    self.naive = n;
-                }
-                if let Some(o) = d.outage {
-                    self.outage = o;
-                }
-                if let Some(l) = d.lessons {
-                    self.lessons = l;
-                }
-                if let Some(mut letters) = d.dead_letters {
-                    letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);
-                    self.dead_letters = letters;
-                }
-                if let Some(mut p) = d.partitions {
-                    p.truncate(MAX_SHOWN_PARTITIONS);
-                    self.partitions = p;
-                }
-                for line in d.log.into_iter().rev() {
-                    self.log.push_front(line);
-                }
-                self.log.truncate(LOG_CAPACITY);
-                if let Some(s) = d.sample {
-                    if self.history.len() == HISTORY_SAMPLES {
-                        self.history.pop_front();
-                    }
-                    self.history.push_back(s);
-                }
+                self.apply_delta(*d);
                 None
             }
             ServerMsg::Ack {
@@ -261,6 +204,98 @@ impl Dashboard {
             }
             ServerMsg::Error { id, message } => Some(Notice::Error { id, text: message }),
         }
+    }
+
+    fn apply_delta(&mut self, d: Delta) {
+        for a in d.dropped {
+            self.accounts.remove(&a);
+        }
+        for row in d.accounts {
+            self.accounts.insert(row.0, row.into());
+        }
+        // A server keeps this bounded; a page does too, whatever it is sent.
+        while self.accounts.len() > MAX_SHOWN_ACCOUNTS {
+            self.accounts.pop_last();
+        }
+        // A patch that does not fit leaves the part as it was, until the next snapshot.
+        if let Some(p) = &d.counters {
+            let _ = patch::apply(&mut self.counters, p);
+        }
+        if let Some(g) = d.generator {
+            self.generator = Some(g);
+        }
+        if let Some(r) = d.broker_reachable {
+            self.broker_reachable = r;
+        }
+        if let Some(s) = d.store {
+            self.store = s;
+        }
+        if let Some(p) = &d.topic_view {
+            self.patch_topic_view(p);
+        }
+        if let Some(p) = &d.group {
+            let _ = patch::apply(&mut self.group, p);
+        }
+        for dot in d.flow {
+            self.follow_record(dot);
+        }
+        if let Some(r) = d.replay {
+            self.replay = r;
+        }
+        if let Some(n) = d.naive {
+            self.naive = n;
+        }
+        if let Some(o) = d.outage {
+            self.outage = o;
+        }
+        if let Some(l) = d.lessons {
+            self.lessons = l;
+        }
+        if let Some(mut letters) = d.dead_letters {
+            letters.truncate(crate::poison::DEAD_LETTERS_SHOWN);
+            self.dead_letters = letters;
+        }
+        if let Some(mut p) = d.partitions {
+            p.truncate(MAX_SHOWN_PARTITIONS);
+            self.partitions = p;
+        }
+        for p in d.partitions_changed {
+            if let Some(v) = self
+                .partitions
+                .iter_mut()
+                .find(|v| v.partition == p.partition)
+            {
+                *v = p;
+            }
+        }
+        for line in d.log.into_iter().rev() {
+            self.log.push_front(line);
+        }
+        self.log.truncate(LOG_CAPACITY);
+        if let Some(c) = d.sample {
+            let s = c.apply(self.history.back());
+            if self.history.len() == HISTORY_SAMPLES {
+                self.history.pop_front();
+            }
+            self.history.push_back(s);
+        }
+    }
+
+    /// The broker's view, patched; a new `taken_ms` is a refresh, which adds each group's
+    /// `total_lag` to its `lag_history` (as the server's view does; the patch leaves it out).
+    fn patch_topic_view(&mut self, p: &serde_json::Value) {
+        let before = self.topic_view.as_ref().map(|v| v.taken_ms);
+        let mut view = self.topic_view.take();
+        // (Unchanged by a patch that does not fit.)
+        let _ = patch::apply(&mut view, p);
+        if let Some(v) = &mut view
+            && Some(v.taken_ms) != before
+        {
+            for g in &mut v.groups {
+                g.lag_history.push(g.total_lag);
+            }
+        }
+        self.set_topic_view(view);
     }
 
     /// A followed record, new or now applied (the same partition and offset is one record).

@@ -10,7 +10,8 @@
 //! - [`snapshot`]: the state store's changelog records (a partition's ledger in bounded chunks).
 //! - [`generator`]: random transactions, driven by any [`rand::Rng`] so tests are reproducible.
 //! - [`api`]: JSON bodies the server's HTTP API returns.
-//! - [`protocol`]: the WebSocket messages between server and page.
+//! - [`protocol`]: the WebSocket messages between server and page; [`patch`]: the JSON merge
+//!   patches its deltas carry.
 //! - [`dashboard`]: the page's state reducer; [`chart`]: chart geometry.
 //! - [`format`]: money, labels and clock times as the page writes them.
 //! - [`flow`]: the real records the page animates (every one at classroom rates, a sample above).
@@ -37,6 +38,7 @@ pub mod naive;
 pub mod ordering;
 pub mod outage;
 pub mod partitioner;
+pub mod patch;
 pub mod poison;
 pub mod protocol;
 pub mod replay;

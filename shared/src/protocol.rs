@@ -16,7 +16,7 @@ use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
 /// Bumped on any incompatible change; a page with another version is told to reload.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Most accounts whose history is charted (and sent in snapshots).
 pub const MAX_CHARTED_ACCOUNTS: usize = 100;
 /// Most accounts a page is sent (the generator's first, then the most active): a topic may
@@ -24,9 +24,8 @@ pub const MAX_CHARTED_ACCOUNTS: usize = 100;
 pub const MAX_SHOWN_ACCOUNTS: usize = 100;
 /// History kept and sent: one sample a second for 10 minutes.
 pub const HISTORY_SAMPLES: usize = 600;
-/// Log lines in a snapshot, and at most per delta.
+/// Log lines in a snapshot.
 pub const SNAPSHOT_LOG_LINES: usize = 50;
-pub const DELTA_LOG_LINES: usize = 20;
 
 /// What the producer is doing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -159,32 +158,135 @@ pub struct Snapshot {
     pub lessons: crate::lessons::LessonsStatus,
 }
 
+/// A shown account's figures in a delta, as a JSON array (`[17, 220.59, 5, 3]`): a hundred
+/// of them several times a second is most of a busy frame.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountRow(
+    pub AccountId,
+    pub Money,
+    /// Transactions applied.
+    pub u64,
+    /// The partition its records were last read from.
+    #[serde(default)]
+    pub Option<i32>,
+);
+
+impl From<&AccountBalance> for AccountRow {
+    fn from(a: &AccountBalance) -> Self {
+        AccountRow(a.account, a.balance, a.count, a.partition)
+    }
+}
+
+impl From<AccountRow> for AccountBalance {
+    fn from(AccountRow(account, balance, count, partition): AccountRow) -> Self {
+        AccountBalance {
+            account,
+            balance,
+            count,
+            partition,
+        }
+    }
+}
+
+/// A point of the charts' history as a change of the one before it: only the balances that
+/// moved (at 2 tx/s, one or two of a hundred).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleChange {
+    pub t_ms: i64,
+    pub applied_per_second: f64,
+    /// Accounts charted (`1..=len`).
+    pub len: u32,
+    /// (index into the balances, balance in minor units), for those that differ from the
+    /// previous point's (or from 0 past its end); every one when `full`.
+    pub changed: Vec<(u32, i64)>,
+    /// The point stands alone (the server's history was empty before it): no previous one
+    /// is taken from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
+}
+
+impl SampleChange {
+    /// `next` as a change of `prev`.
+    pub fn between(prev: Option<&Sample>, next: &Sample) -> SampleChange {
+        let before = |i: usize| prev.and_then(|p| p.balances.get(i)).copied();
+        SampleChange {
+            t_ms: next.t_ms,
+            applied_per_second: next.applied_per_second,
+            len: next.balances.len() as u32,
+            changed: next
+                .balances
+                .iter()
+                .enumerate()
+                .filter(|(i, b)| before(*i).unwrap_or(0) != **b || prev.is_none())
+                .map(|(i, b)| (i as u32, *b))
+                .collect(),
+            full: prev.is_none(),
+        }
+    }
+
+    /// The point this makes of `prev`; indexes past `len` (a bad frame) are ignored.
+    pub fn apply(&self, prev: Option<&Sample>) -> Sample {
+        let len = (self.len as usize).min(MAX_CHARTED_ACCOUNTS);
+        let mut balances: Vec<i64> = prev
+            .filter(|_| !self.full)
+            .map(|p| p.balances.clone())
+            .unwrap_or_default();
+        balances.resize(len, 0);
+        for &(i, b) in &self.changed {
+            if let Some(slot) = balances.get_mut(i as usize) {
+                *slot = b;
+            }
+        }
+        Sample {
+            t_ms: self.t_ms,
+            balances,
+            applied_per_second: self.applied_per_second,
+        }
+    }
+}
+
+/// What changed since the frame before, for every viewer (the hub's one base: a viewer joins
+/// with a snapshot of exactly what the earlier deltas added up to, see `server/src/hub.rs`).
+/// Busy parts come at a rate the eye can use (see the hub's constants); values are exact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
-    /// Shown accounts whose balance or count changed since the previous frame (at most
+    /// Shown accounts whose figures changed since they were last sent (at most
     /// [`MAX_SHOWN_ACCOUNTS`]).
-    pub accounts: Vec<AccountBalance>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountRow>,
     /// Accounts no longer shown (others became more active).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<AccountId>,
-    pub counters: Counters,
-    /// New log lines, newest first (at most [`DELTA_LOG_LINES`]; older ones were skipped).
+    /// The counters' changed fields: a [merge patch](crate::patch) of [`Counters`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<serde_json::Value>,
+    /// New log lines, newest first (a sample of them above a few a second).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<LogLine>,
-    pub sample: Option<Sample>,
+    /// A new point of the charts' history (once a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_reachable: Option<bool>,
-    /// All shown partitions, when any changed.
-    #[serde(default)]
+    /// All shown partitions, when which are shown changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<Vec<PartitionView>>,
+    /// Shown partitions whose figures changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions_changed: Vec<PartitionView>,
     /// When it changed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreStatus>,
-    /// When the broker was asked again (about once a second).
+    /// The broker's view's changed fields, about once a second: a [merge
+    /// patch](crate::patch::diff_of) of [`TopicView`] without the groups' `lag_history`
+    /// (each new `taken_ms` adds every group's `total_lag` to it, on the page as on the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic_view: Option<TopicView>,
-    /// When it changed.
+    pub topic_view: Option<serde_json::Value>,
+    /// The group's changed fields: a [merge patch](crate::patch::diff_of) of [`GroupStatus`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<GroupStatus>,
+    pub group: Option<serde_json::Value>,
     /// Followed records that are new or were applied since the last frame.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flow: Vec<crate::flow::FlowDot>,
@@ -203,6 +305,13 @@ pub struct Delta {
     /// When a check changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lessons: Option<crate::lessons::LessonsStatus>,
+}
+
+impl Delta {
+    /// Whether it carries nothing (no frame is sent).
+    pub fn is_empty(&self) -> bool {
+        *self == Delta::default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -299,13 +408,59 @@ mod tests {
             }],
             ..TopicView::default()
         };
+        let patch = crate::patch::diff_of(&None, &Some(view.clone()));
         let m = ServerMsg::Delta(Box::new(Delta {
-            topic_view: Some(view),
+            topic_view: patch,
             ..Delta::default()
         }));
-        assert_eq!(serde_json::from_str::<ServerMsg>(&m.to_json()).unwrap(), m);
+        let back = serde_json::from_str::<ServerMsg>(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        let ServerMsg::Delta(d) = back else {
+            unreachable!()
+        };
+        let mut got: Option<TopicView> = None;
+        crate::patch::apply(&mut got, d.topic_view.as_ref().unwrap()).unwrap();
+        assert_eq!(got, Some(view));
         let bad = m.to_json().replace(r#""3":7"#, r#""x":7"#);
-        assert!(serde_json::from_str::<ServerMsg>(&bad).is_err());
+        let ServerMsg::Delta(d) = serde_json::from_str::<ServerMsg>(&bad).unwrap() else {
+            unreachable!()
+        };
+        assert!(crate::patch::apply(&mut got, d.topic_view.as_ref().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_sample_travels_as_its_changes() {
+        let a = Sample {
+            t_ms: 1,
+            balances: vec![100, 200, 300],
+            applied_per_second: 2.0,
+        };
+        let b = Sample {
+            t_ms: 2,
+            balances: vec![100, 250, 300, 40],
+            applied_per_second: 3.0,
+        };
+        let c = SampleChange::between(Some(&a), &b);
+        assert_eq!(c.changed, vec![(1, 250), (3, 40)]);
+        assert_eq!(c.apply(Some(&a)), b);
+        let first = SampleChange::between(None, &a);
+        assert_eq!(first.apply(None), a);
+        // A point that stands alone (the server's history started over) ignores the page's.
+        let zero = Sample {
+            balances: vec![0, 0, 7],
+            ..a.clone()
+        };
+        assert_eq!(SampleChange::between(None, &zero).apply(Some(&b)), zero);
+        // Fewer accounts charted: the point is cut to its length.
+        let short = Sample {
+            t_ms: 3,
+            balances: vec![100],
+            applied_per_second: 0.0,
+        };
+        assert_eq!(
+            SampleChange::between(Some(&b), &short).apply(Some(&b)),
+            short
+        );
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::protocol::{Delta, Snapshot};
+use crate::protocol::{AccountRow, Delta, SampleChange, Snapshot};
 
 fn sample(t: i64, balances: Vec<i64>) -> Sample {
     Sample {
@@ -7,6 +7,15 @@ fn sample(t: i64, balances: Vec<i64>) -> Sample {
         balances,
         applied_per_second: 0.0,
     }
+}
+
+/// A point as the first of a history (every balance "changed").
+fn change(t: i64, balances: Vec<i64>) -> SampleChange {
+    SampleChange::between(None, &sample(t, balances))
+}
+
+fn row(account: AccountId, minor: i64, count: u64) -> AccountRow {
+    (&acct(account, minor, count)).into()
 }
 
 fn acct(account: AccountId, minor: i64, count: u64) -> AccountBalance {
@@ -60,8 +69,8 @@ fn snapshot_then_deltas() {
     assert_eq!(d.accounts[&1].balance, Money::from_minor(100));
     assert_eq!(d.store.percent, 40);
     let delta = Delta {
-        accounts: vec![acct(2, 5, 1)],
-        sample: Some(sample(1000, vec![100, 5])),
+        accounts: vec![row(2, 5, 1)],
+        sample: Some(change(1000, vec![100, 5])),
         store: Some(StoreStatus::default()),
         ..Default::default()
     };
@@ -95,7 +104,7 @@ fn snapshot_then_deltas() {
         ..acct(account, 5, 1)
     };
     let moved = Delta {
-        accounts: vec![on(1, 0), on(2, 1)],
+        accounts: vec![(&on(1, 0)).into(), (&on(2, 1)).into()],
         ..moved
     };
     d.apply(ServerMsg::Delta(Box::new(moved)));
@@ -116,7 +125,7 @@ fn dropped_accounts_leave_and_the_page_keeps_at_most_the_shown_number() {
     let mut d = Dashboard::default();
     let delta = Delta {
         accounts: (1..=MAX_SHOWN_ACCOUNTS as u32 + 30)
-            .map(|a| acct(a, 1, 1))
+            .map(|a| row(a, 1, 1))
             .collect(),
         ..Default::default()
     };
@@ -127,7 +136,7 @@ fn dropped_accounts_leave_and_the_page_keeps_at_most_the_shown_number() {
         "bounded whatever it is sent"
     );
     let delta = Delta {
-        accounts: vec![acct(5000, 1, 9)],
+        accounts: vec![row(5000, 1, 9)],
         dropped: vec![3, 4],
         ..Default::default()
     };
@@ -148,7 +157,7 @@ fn log_and_history_are_bounded() {
         };
         let delta = Delta {
             log: vec![line.clone(), line],
-            sample: Some(sample(i, vec![i])),
+            sample: Some(change(i, vec![i])),
             ..Default::default()
         };
         d.apply(ServerMsg::Delta(Box::new(delta)));
@@ -281,4 +290,63 @@ fn sparklines_span_their_box() {
     // All zero: flat on the bottom (the scale is at least 1), one point at the left.
     assert_eq!(sparkline_points(&[0.0], 120.0, 24.0), "0.0,22.0");
     assert_eq!(sparkline_points(&[], 120.0, 24.0), "");
+}
+
+/// The patched parts end exactly where the server's are, and each refresh of the broker's
+/// view adds one point to every group's lag history, as the server's view does.
+#[test]
+fn patches_bring_the_page_to_the_servers_parts() {
+    use crate::api::{GroupView, TopicView};
+    let view = |taken_ms, lag: i64, history: Vec<i64>| TopicView {
+        topic: "t".into(),
+        taken_ms,
+        groups: vec![GroupView {
+            group: "g".into(),
+            committed: [(0, 5), (3, 7)].into(),
+            lag: [(0, lag)].into(),
+            total_lag: lag,
+            lag_history: history,
+            ..GroupView::default()
+        }],
+        ..TopicView::default()
+    };
+    // What the server strips before diffing.
+    let bare = |mut v: TopicView| {
+        for g in &mut v.groups {
+            g.lag_history.clear();
+        }
+        v
+    };
+    let mut d = Dashboard::default();
+    let first = view(1, 4, vec![9, 4]);
+    let patch = crate::patch::diff_of(&None, &Some(bare(first.clone())));
+    d.apply(ServerMsg::Delta(Box::new(Delta {
+        topic_view: patch,
+        ..Delta::default()
+    })));
+    assert_eq!(d.topic_view.as_ref().unwrap().groups[0].lag_history, [4]);
+    d.topic_view = Some(first.clone());
+    let second = view(2, 6, vec![9, 4, 6]);
+    let patch = crate::patch::diff_of(&Some(bare(first)), &Some(bare(second.clone())));
+    assert!(!patch.as_ref().unwrap().to_string().contains("committed"));
+    let mut counters = Counters {
+        sent: 40,
+        ..Counters::default()
+    };
+    counters.latency.p99_ms = Some(12);
+    d.apply(ServerMsg::Delta(Box::new(Delta {
+        topic_view: patch,
+        counters: crate::patch::diff_of(&Counters::default(), &counters),
+        ..Delta::default()
+    })));
+    assert_eq!(d.topic_view, Some(second));
+    assert_eq!(d.counters, counters);
+    // A patch that does not fit changes nothing.
+    let before = d.clone();
+    d.apply(ServerMsg::Delta(Box::new(Delta {
+        counters: Some(serde_json::json!({"sent": "many"})),
+        topic_view: Some(serde_json::json!({"groups": 3})),
+        ..Delta::default()
+    })));
+    assert_eq!(d, before);
 }
