@@ -58,6 +58,18 @@ scripts/bench.sh --small
 step "page build (scripts/page.sh, as the demo builds it; trunk serve has its own test)"
 scripts/page.sh dist
 
+step "page size budget"
+# The gzipped wasm a class downloads may not grow: 306 378 B after issue 21's cuts (from 361 KiB),
+# a ratchet toward the issue's target of 150 KB (not met; see BENCHMARKS.md, "Page size").
+# Lower it when the page shrinks; raise it only with a measured reason in the same commit.
+budget=310000
+wasm_gz=$(stat -c %s dist/cashflow-web-*_bg.wasm.gz)
+echo "gzipped wasm: $wasm_gz B (budget $budget B)"
+if [ "$wasm_gz" -gt "$budget" ]; then
+  echo "the page's gzipped wasm grew past its budget: $wasm_gz > $budget B (twiggy top shows what grew)" >&2
+  exit 1
+fi
+
 step "page logic as WebAssembly in chromium (wasm-bindgen-test)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test -p cashflow-web --target wasm32-unknown-unknown 2>&1 | tee "$target/wasm-test.log"

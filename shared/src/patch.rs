@@ -72,9 +72,11 @@ pub fn apply<T: Serialize + DeserializeOwned>(
     value: &mut T,
     patch: &Value,
 ) -> Result<(), serde_json::Error> {
-    let mut v = indexed(serde_json::to_value(&*value)?);
+    // Through text, not `to_value`/`from_value`: the page reads every wire type from text
+    // already, and a reader of each from `Value` as well would double that code in its wasm.
+    let mut v = indexed(serde_json::from_str(&serde_json::to_string(&*value)?)?);
     merge(&mut v, patch);
-    *value = serde_json::from_value(unindexed(v))?;
+    *value = serde_json::from_str(&unindexed(v).to_string())?;
     Ok(())
 }
 

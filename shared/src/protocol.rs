@@ -15,6 +15,8 @@ use crate::ledger::LedgerStats;
 use crate::money::Money;
 use crate::transaction::{AccountId, Transaction};
 
+mod read;
+
 /// Bumped on any incompatible change; a page with another version is told to reload.
 pub const PROTOCOL_VERSION: u32 = 4;
 /// Most accounts whose history is charted (and sent in snapshots).
@@ -314,7 +316,9 @@ impl Delta {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A frame from the server. Written with its `type` first (serde's internally tagged form); read
+/// by [`read`]'s `Deserialize`, which needs it first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     Hello {
