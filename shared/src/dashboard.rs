@@ -54,6 +54,8 @@ pub struct Dashboard {
     pub group: GroupStatus,
     /// Real records followed (oldest first, at most [`MAX_DOTS`]).
     pub flow: VecDeque<FlowDot>,
+    /// Those of them this page was sent while they still waited in their partition.
+    flow_waiting: std::collections::BTreeSet<(i32, i64)>,
     /// The newest dead letters (newest first, at most
     /// [`DEAD_LETTERS_SHOWN`](crate::poison::DEAD_LETTERS_SHOWN)).
     pub dead_letters: Vec<crate::poison::DeadLetterView>,
@@ -140,7 +142,11 @@ impl Dashboard {
                 self.partitions.truncate(MAX_SHOWN_PARTITIONS);
                 self.set_topic_view(s.topic_view);
                 self.group = s.group;
-                self.flow = s.flow.into_iter().rev().take(MAX_DOTS).rev().collect();
+                self.flow.clear();
+                self.flow_waiting.clear();
+                for dot in s.flow.into_iter().rev().take(MAX_DOTS).rev() {
+                    self.follow_record(dot);
+                }
                 self.dead_letters = s.dead_letters;
                 self.replay = s.replay;
                 self.naive = s.naive;
@@ -298,8 +304,17 @@ impl Dashboard {
         self.set_topic_view(view);
     }
 
+    /// Whether the followed record at `partition` and `offset` was sent to this page while it
+    /// still waited in its partition (else the page first learnt of it applied).
+    pub fn flow_was_waiting(&self, partition: i32, offset: i64) -> bool {
+        self.flow_waiting.contains(&(partition, offset))
+    }
+
     /// A followed record, new or now applied (the same partition and offset is one record).
     fn follow_record(&mut self, dot: FlowDot) {
+        if dot.applied_ms.is_none() {
+            self.flow_waiting.insert((dot.partition, dot.offset));
+        }
         match self
             .flow
             .iter_mut()
@@ -307,8 +322,10 @@ impl Dashboard {
         {
             Some(d) => *d = dot,
             None => {
-                if self.flow.len() == MAX_DOTS {
-                    self.flow.pop_front();
+                if self.flow.len() == MAX_DOTS
+                    && let Some(old) = self.flow.pop_front()
+                {
+                    self.flow_waiting.remove(&(old.partition, old.offset));
                 }
                 self.flow.push_back(dot);
             }

@@ -90,6 +90,8 @@ pub struct Group {
     history: VecDeque<Rebalance>,
     /// A cause given before the callbacks it explains ("member 2 added").
     next_cause: Option<String>,
+    /// The member whose start `next_cause` names, if it is a join.
+    next_cause_member: Option<u32>,
 }
 
 impl Group {
@@ -113,12 +115,14 @@ impl Group {
             self.status.members.sort_by_key(|m| m.member);
         }
         self.next_cause = Some(cause.into());
+        self.next_cause_member = Some(member);
     }
 
     /// The next rebalance will be because of `cause` (said before the member stops, since its
     /// revocation comes while it closes).
     pub fn expect(&mut self, cause: impl Into<String>) {
         self.next_cause = Some(cause.into());
+        self.next_cause_member = None;
     }
 
     /// A member stopped (after its last revocation, if any): what it still held is revoked now.
@@ -132,6 +136,7 @@ impl Group {
             .unwrap_or_default();
         if !held.is_empty() {
             self.next_cause = Some(cause.into());
+            self.next_cause_member = None;
             self.revoked(member, &held, now_ms);
         }
         self.status.members.retain(|m| m.member != member);
@@ -154,7 +159,12 @@ impl Group {
     }
 
     fn open(&mut self, now_ms: i64) -> &mut Rebalance {
-        let cause = self.next_cause.take();
+        let cause = if self.open.rebalance.is_none() {
+            self.next_cause_member = None;
+            self.next_cause.take()
+        } else {
+            None
+        };
         self.open.rebalance.get_or_insert_with(|| Rebalance {
             started_ms: now_ms,
             ended_ms: None,
@@ -213,7 +223,19 @@ impl Group {
             m.partitions.extend_from_slice(partitions);
             m.partitions.sort_unstable();
         }
+        // A member that joined while this rebalance was open is part of it: say so, rather than
+        // list its partitions under the earlier member's cause (and give its cause to the next).
+        let joined_now = self.next_cause_member == Some(member);
+        let late_cause = if joined_now && self.open.rebalance.is_some() {
+            self.next_cause_member = None;
+            self.next_cause.take()
+        } else {
+            None
+        };
         let r = self.open(now_ms);
+        if let Some(c) = late_cause {
+            r.cause = format!("{}, {c}", r.cause);
+        }
         for mv in moves {
             r.paused_ms = r.paused_ms.max(mv.paused_ms);
             r.moves.retain(|x| x.partition != mv.partition);
@@ -332,6 +354,34 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(g.owners().len(), 6);
+    }
+
+    /// Members 2 and 3 added in quick succession join one rebalance: it names both, and member
+    /// 3's partitions are not listed under "member 2 added" alone (issue 21, bug 7).
+    #[test]
+    fn members_joining_one_rebalance_are_both_its_cause() {
+        let mut g = Group::new("g");
+        g.joined(1, "start");
+        g.assigned(1, &[0, 1, 2, 3, 4, 5], 0);
+        g.joined(2, "member 2 added");
+        g.revoked(1, &[0, 1, 2, 3, 4, 5], 100);
+        g.joined(3, "member 3 added");
+        g.assigned(1, &[0, 1], 300);
+        g.assigned(2, &[2, 3], 300);
+        g.assigned(3, &[4, 5], 300);
+        let s = g.status();
+        assert_eq!(s.rebalances.len(), 2);
+        let r = s.rebalances.last().unwrap();
+        assert_eq!(r.cause, "member 2 added, member 3 added");
+        assert_eq!(r.moves.iter().filter(|m| m.to == Some(3)).count(), 2);
+        // A later rebalance gets its own cause, not member 3's.
+        g.expect("member 3 removed");
+        g.revoked(3, &[4, 5], 1_000);
+        g.assigned(1, &[4, 5], 1_100);
+        assert_eq!(
+            g.status().rebalances.last().unwrap().cause,
+            "member 3 removed"
+        );
     }
 
     #[test]

@@ -163,7 +163,7 @@ test('large text reaches tabs, buttons, chart axes and labels, and cuts no group
       buttons: px('.controls button, .members button, .lessons-panel .actions button'),
       axes: px('.axis'),
       barLabels: px('.barlabel'),
-      flow: px('.flow .flowbox text'),
+      flow: px('.flow .boxlabel'),
     };
   });
   for (const [what, list] of Object.entries(sizes)) {
@@ -173,4 +173,42 @@ test('large text reaches tabs, buttons, chart axes and labels, and cuts no group
   const clipped = await page.$$eval('.groups .gname', (ns) => ns.filter((n) => n.scrollWidth > n.clientWidth + 1).map((n) => n.textContent));
   assert.deepEqual(clipped, [], 'group names shown whole');
   await page.screenshot({ path: path.join(ARTIFACTS, 'classroom-large-text.png'), fullPage: true });
+}));
+
+test('the record flow: labels over the dots, each dot from the producer, an account followed from the lanes', () => onKafkaPage(['--rate', '20', '--accounts', '6'], async (page) => {
+  await page.waitForSelector('svg.flow [data-testid=dot][data-applied=true]', { timeout: 30000 });
+  // Labels are drawn after (over) every dot: at 20 tx/s dots covered the offsets and members.
+  const order = await page.evaluate(() => {
+    const svg = document.querySelector('svg.flow');
+    const dots = [...svg.querySelectorAll('[data-testid=dot]')];
+    const labels = [...svg.querySelectorAll('.flowlabel')];
+    const last = dots[dots.length - 1];
+    return {
+      dots: dots.length,
+      labels: labels.length,
+      under: labels.filter((l) => last.compareDocumentPosition(l) & Node.DOCUMENT_POSITION_PRECEDING).length,
+    };
+  });
+  assert.ok(order.dots > 0 && order.labels >= 8, JSON.stringify(order));
+  assert.equal(order.under, 0, `labels drawn under dots: ${JSON.stringify(order)}`);
+  // A record applied before the page saw it wait travels the whole way: it leaves the producer
+  // (slow motion showed it appear at its lane's end).
+  await page.waitForSelector('svg.flow [data-testid=dot][data-direct=true]', { timeout: 30000 });
+  const animations = await page.$eval('svg.flow [data-testid=dot][data-direct=true]', (d) => getComputedStyle(d).animationName);
+  assert.match(animations, /^produce, consume/, animations);
+
+  // Following an account where the lanes are: a click on a dot, or its number typed.
+  // (Dots move and leave within seconds: the click is dispatched on one, in one step.)
+  const account = await page.$eval('svg.flow [data-testid=dot]', (d) => {
+    d.dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    return d.dataset.account;
+  });
+  await page.waitForFunction((a) => document.querySelector('[data-testid=following]')?.textContent.includes(`account ${a}:`), account, { timeout: 5000 });
+  await page.waitForSelector(`[data-testid=balance-${account}].followed`, { timeout: 5000 });
+  await page.click('[data-testid=unfollow]');
+  await page.waitForSelector('[data-testid=following]', { state: 'detached', timeout: 5000 });
+  await typeInto(page, 'follow-account', '3');
+  await page.waitForSelector('[data-testid=balance-3].followed', { timeout: 5000 });
+  assert.match(await text(page, '[data-testid=following]'), /following account 3:/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'classroom-flow-follow.png'), fullPage: false });
 }));

@@ -28,6 +28,11 @@ fn lanes(d: &Dashboard) -> usize {
     d.partitions.len().clamp(1, 12)
 }
 
+/// The producer's and the ledger's row: the middle of the lanes.
+fn mid_y(d: &Dashboard) -> f64 {
+    LANE_TOP + lanes(d) as f64 * LANE_GAP / 2.0 - LANE_GAP / 2.0
+}
+
 fn lane_y(p: i32) -> f64 {
     LANE_TOP + p as f64 * LANE_GAP
 }
@@ -66,14 +71,18 @@ fn lane_x(d: &Dashboard, dot: &FlowDot) -> f64 {
 
 fn dot_view(d: &Dashboard, dot: FlowDot, ctx: Ctx) -> impl IntoView + use<> {
     let followed = move || ctx.highlighted() == Some(dot.account);
+    // Applied before the page ever drew it waiting (the usual case below a few records a
+    // second): it travels the whole way, from the producer, not from its lane.
+    let direct = dot.applied_ms.is_some() && !d.flow_was_waiting(dot.partition, dot.offset);
+    let account = dot.account;
     let (colour, _) = series_style(dot.account);
     let style = format!(
         "--px: {PRODUCER_X}px; --py: {py}px; --x: {x:.1}px; --y: {y:.1}px; --mx: {MEMBER_X}px; --my: {my:.1}px; --lx: {LEDGER_X}px; --ly: {ly:.1}px",
-        py = LANE_TOP + lanes(d) as f64 * LANE_GAP / 2.0 - LANE_GAP / 2.0,
+        py = mid_y(d),
         x = lane_x(d, &dot),
         y = lane_y(dot.partition),
         my = member_y(d, dot.member),
-        ly = LANE_TOP + lanes(d) as f64 * LANE_GAP / 2.0 - LANE_GAP / 2.0,
+        ly = mid_y(d),
     );
     let kind = if dot.delta >= 0 { "Credit" } else { "Debit" };
     let title = format!(
@@ -88,8 +97,11 @@ fn dot_view(d: &Dashboard, dot: FlowDot, ctx: Ctx) -> impl IntoView + use<> {
     );
     let applied = dot.applied_ms.is_some();
     view! {
-        <g class="dot" class:applied=applied class:followed=followed style=style data-testid="dot" data-partition=dot.partition
-           data-offset=dot.offset data-account=dot.account data-applied=applied.to_string()>
+        <g class="dot" class:applied=applied class:direct=direct class:followed=followed style=style data-testid="dot" data-partition=dot.partition
+           data-offset=dot.offset data-account=dot.account data-applied=applied.to_string() data-direct=direct.to_string()
+           on:click=move |_| ctx.follow.update(|f| *f = if *f == Some(account) { None } else { Some(account) })
+           on:pointerenter=move |_| ctx.hover.set(Some(account))
+           on:pointerleave=move |_| ctx.hover.set(None)>
             <circle r="7" fill=colour stroke="#000" stroke-width="1"></circle>
             <text y="4" text-anchor="middle" class="dotlabel">{dot.account}</text>
             <title>{title}</title>
@@ -107,21 +119,44 @@ pub fn FlowView() -> impl IntoView {
             d.flow.iter().skip(skip).copied().collect::<Vec<_>>()
         })
     };
+    // The lanes' and boxes' shapes under the dots, their labels over them (with a halo), so a
+    // stream of dots never hides an offset, an owner or a member's name.
     let frame = move || {
         ctx.version.get();
         ctx.dash.with_value(|d| {
-            let n = lanes(d);
-            let h = LANE_TOP + n as f64 * LANE_GAP;
-            let lane_rows = (0..n as i32)
+            let lane_rows = (0..lanes(d) as i32)
+                .map(|p| view! {
+                    <rect class="flowlane" x=LANE_X0 y=lane_y(p) - 10.0 width=LANE_X1 - LANE_X0 height="20" rx="4"></rect>
+                })
+                .collect_view();
+            let members = d
+                .group
+                .members
+                .iter()
+                .map(|m| {
+                    let y = member_y(d, Some(m.member));
+                    view! { <rect class="flowbox" x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect> }
+                })
+                .collect_view();
+            let mid = mid_y(d);
+            view! {
+                <rect class="flowbox" x=PRODUCER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
+                <rect class="flowbox" x=LEDGER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
+                {lane_rows}
+                {members}
+            }
+        })
+    };
+    let labels = move || {
+        ctx.version.get();
+        ctx.dash.with_value(|d| {
+            let lane_labels = (0..lanes(d) as i32)
                 .map(|p| {
                     let end = lane_end(d, p);
                     let owner = d.group.owner(p).map_or("–".to_owned(), |m| format!("M{m}"));
                     view! {
-                        <g class="flowlane">
-                            <rect x=LANE_X0 y=lane_y(p) - 10.0 width=LANE_X1 - LANE_X0 height="20" rx="4"></rect>
-                            <text x=LANE_X0 - 8.0 y=lane_y(p) + 4.0 text-anchor="end" class="axis">{format!("p{p}")}</text>
-                            <text x=LANE_X1 + 6.0 y=lane_y(p) + 4.0 class="axis">{format!("{end} · {owner}")}</text>
-                        </g>
+                        <text x=LANE_X0 - 8.0 y=lane_y(p) + 4.0 text-anchor="end" class="axis flowlabel">{format!("p{p}")}</text>
+                        <text x=LANE_X1 + 6.0 y=lane_y(p) + 4.0 class="axis flowlabel" data-testid="lane-end">{format!("{end} · {owner}")}</text>
                     }
                 })
                 .collect_view();
@@ -131,20 +166,15 @@ pub fn FlowView() -> impl IntoView {
                 .iter()
                 .map(|m| {
                     let y = member_y(d, Some(m.member));
-                    view! {
-                        <g class="flowbox"><rect x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect>
-                        <text x=MEMBER_X y=y + 4.0 text-anchor="middle">{format!("member {}", m.member)}</text></g>
-                    }
+                    view! { <text x=MEMBER_X y=y + 4.0 text-anchor="middle" class="flowlabel boxlabel">{format!("member {}", m.member)}</text> }
                 })
                 .collect_view();
-            let mid = h / 2.0 - LANE_GAP / 2.0;
+            let mid = mid_y(d);
             view! {
-                <g class="flowbox"><rect x=PRODUCER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
-                    <text x=PRODUCER_X y=mid + 4.0 text-anchor="middle">"producer"</text></g>
-                <g class="flowbox"><rect x=LEDGER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
-                    <text x=LEDGER_X y=mid + 4.0 text-anchor="middle">"ledger"</text></g>
+                <text x=PRODUCER_X y=mid + 4.0 text-anchor="middle" class="flowlabel boxlabel">"producer"</text>
+                <text x=LEDGER_X y=mid + 4.0 text-anchor="middle" class="flowlabel boxlabel">"ledger"</text>
                 <text x=(LANE_X0 + LANE_X1) / 2.0 y="12" text-anchor="middle" class="axis">"topic partitions: newest offsets on the right, end offset · owner"</text>
-                {lane_rows}
+                {lane_labels}
                 {members}
             }
         })
@@ -157,6 +187,25 @@ pub fn FlowView() -> impl IntoView {
     let slow = move |_| {
         ctx.send(Command::SetRate { rate: Some(0.5) });
     };
+    // Following an account from here, beside the lanes (the bars are a screen further down):
+    // typed, or a dot clicked. The field is only read, never written back while typing.
+    let follow_typed = move |ev| {
+        let text = event_target_value(&ev);
+        let text = text.trim();
+        if text.is_empty() {
+            ctx.follow.set(None);
+        } else if let Ok(a) = text.parse() {
+            ctx.follow.set(Some(a));
+        }
+    };
+    let following = move || {
+        ctx.follow.get().map(|a| {
+            view! {
+                <span data-testid="following">{format!("following account {a}: its dots are ringed, its bars and lanes marked")}</span>
+                <button data-testid="unfollow" on:click=move |_| ctx.follow.set(None)>"stop following"</button>
+            }
+        })
+    };
     view! {
         <svg class="flow" viewBox=move || format!("0 0 {W} {}", height()) role="img"
              aria-label="records from the producer through the partitions and members into the ledger">
@@ -164,10 +213,17 @@ pub fn FlowView() -> impl IntoView {
             <For each=dots key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
                 {ctx.dash.with_value(|d| dot_view(d, dot, ctx))}
             </For>
+            {labels}
         </svg>
         <div class="legend">
             <span>"Each dot is a real record: its lane and place are the partition and offset Kafka gave it. Up to 5 a second every record is drawn; above that a sample of at most 20 a second."</span>
             <button class="presenter-only" data-testid="slow-motion" disabled=move || !ctx.can_command() on:click=slow>"Slow motion (0.5 tx/s)"</button>
+        </div>
+        <div class="legend follow">
+            <label>"Follow account " <input type="text" inputmode="numeric" size="6" data-testid="follow-account"
+                placeholder="number" on:input=follow_typed/></label>
+            <span>" or click a dot. "</span>
+            {following}
         </div>
     }
 }

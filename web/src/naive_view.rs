@@ -103,17 +103,19 @@ fn Comparison(n: NaiveStatus) -> impl IntoView {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let width = move |m: i64| format!("width: {:.1}%", m.abs() as f64 * 100.0 / scale);
+    // Bars of one scale, all starting where their column's numbers end (right-aligned,
+    // tabular figures), so rows line up.
+    let width = move |m: i64| format!("width: {:.1}px", m.abs() as f64 * 60.0 / scale);
     view! {
         <table class="naive-accounts" data-testid="naive-accounts">
-            <tr><th>"account"</th><th>"exact"</th><th>"naive"</th><th>"naive − exact"</th></tr>
+            <tr><th>"account"</th><th class="money">"exact"</th><th class="money">"naive"</th><th>"naive − exact"</th></tr>
             {n.accounts.iter().map(|a| {
                 let diff = cashflow_shared::Money::from_minor(a.naive.minor().saturating_sub(a.exact.minor()));
                 view! {
                     <tr data-account=a.account>
                         <td>{a.account}</td>
-                        <td><span class="bar exact" style=width(a.exact.minor())></span>{a.exact.to_string()}</td>
-                        <td><span class="bar naive" style=width(a.naive.minor())></span>{a.naive.to_string()}</td>
+                        <td class="money"><span class="n">{a.exact.to_string()}</span><span class="bar exact" style=width(a.exact.minor())></span></td>
+                        <td class="money"><span class="n">{a.naive.to_string()}</span><span class="bar naive" style=width(a.naive.minor())></span></td>
                         <td class="bad">{diff.to_string()}</td>
                     </tr>
                 }

@@ -350,3 +350,37 @@ fn patches_bring_the_page_to_the_servers_parts() {
     })));
     assert_eq!(d, before);
 }
+
+/// The flow draws a record from the producer unless the page saw it waiting in its partition
+/// (slow motion showed dots appearing at their lane's end); what it remembers stays bounded.
+#[test]
+fn the_page_knows_which_followed_records_it_saw_waiting() {
+    use crate::flow::{FlowDot, MAX_DOTS};
+    let dot = |offset, applied: bool| FlowDot {
+        partition: 1,
+        offset,
+        account: 3,
+        delta: 5,
+        acked_ms: 10,
+        applied_ms: applied.then_some(12),
+        member: applied.then_some(1),
+    };
+    let mut d = Dashboard::default();
+    let send = |d: &mut Dashboard, dots: Vec<FlowDot>| {
+        d.apply(ServerMsg::Delta(Box::new(Delta {
+            flow: dots,
+            ..Delta::default()
+        })))
+    };
+    send(&mut d, vec![dot(0, true)]);
+    assert!(!d.flow_was_waiting(1, 0), "first seen applied");
+    send(&mut d, vec![dot(1, false)]);
+    send(&mut d, vec![dot(1, true)]);
+    assert!(d.flow_was_waiting(1, 1), "seen waiting, then applied");
+    for o in 2..(MAX_DOTS as i64 * 3) {
+        send(&mut d, vec![dot(o, false)]);
+    }
+    assert_eq!(d.flow.len(), MAX_DOTS);
+    assert!(!d.flow_was_waiting(1, 1), "forgotten with its dot");
+    assert!(d.flow_waiting.len() <= MAX_DOTS);
+}
