@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
 use cashflow_shared::api::{AccountBalance, LogLine, TopicView};
+use cashflow_shared::dashboard::patch_topic_view;
 use cashflow_shared::group::GroupStatus;
 use cashflow_shared::patch;
 use cashflow_shared::protocol::{
@@ -92,7 +93,9 @@ impl FrameBudget {
     }
 }
 /// Frames buffered for all viewers together; a viewer further behind gets a snapshot instead.
-pub const BROADCAST_CAPACITY: usize = 32;
+/// About 13 s of frames at the full rate (most are a few hundred bytes now): time for a slow
+/// link to take in a snapshot before the frames after it overflow (and it is sent another).
+pub const BROADCAST_CAPACITY: usize = 256;
 
 #[derive(Clone)]
 pub struct Hub {
@@ -303,13 +306,24 @@ impl Hub {
         }))
     }
 
-    /// Answers `first` and every other join waiting now with one snapshot.
+    /// Answers `first` and every other join waiting now with one snapshot. The parts sent whole
+    /// when they change (the generator, the broker's reachability, the store) are brought up
+    /// to date first, for every viewer: a new one then never starts from a setting older than
+    /// the one in force (the others come within a second; they are not forced here, so joins
+    /// cannot make busy frames more frequent).
     fn answer_joins(
         &self,
         first: oneshot::Sender<Joined>,
         joins: &mut mpsc::Receiver<oneshot::Sender<Joined>>,
-        sent: &Sent,
+        sent: &mut Sent,
     ) {
+        let mut delta = Delta::default();
+        self.whole_parts(sent, &mut delta);
+        if !delta.is_empty() && self.viewers() > 0 {
+            let _ = self
+                .frames
+                .send(ServerMsg::Delta(Box::new(delta)).to_json().into());
+        }
         let snapshot: Arc<str> = self.snapshot(sent).to_json().into();
         let mut waiting = vec![first];
         while let Ok(j) = joins.try_recv() {
@@ -320,6 +334,26 @@ impl Hub {
                 snapshot: snapshot.clone(),
                 frames: self.frames.subscribe(),
             });
+        }
+    }
+
+    /// The parts sent whole when they change: into `delta` if they did, and into `sent`.
+    fn whole_parts(&self, sent: &mut Sent, delta: &mut Delta) {
+        delta.generator = self
+            .shared
+            .generator()
+            .filter(|g| sent.generator.as_ref() != Some(g));
+        if let Some(g) = &delta.generator {
+            sent.generator = Some(g.clone());
+        }
+        delta.broker_reachable =
+            Some(self.shared.with_broker(|b| b.reachable)).filter(|r| sent.reachable != Some(*r));
+        if delta.broker_reachable.is_some() {
+            sent.reachable = delta.broker_reachable;
+        }
+        delta.store = Some(self.store_status()).filter(|s| *s != sent.store);
+        if let Some(s) = delta.store {
+            sent.store = s;
         }
     }
 
@@ -372,11 +406,13 @@ impl Hub {
         let mut shown = self.choose_shown();
         // (when, applied) over the last second, for the applied-per-second rate.
         let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
+        // Joins wait for the first look: before it, `sent` is empty (a snapshot of nothing).
+        let mut primed = false;
         loop {
             let woken = tokio::select! {
                 _ = token.cancelled() => return,
-                Some(j) = joins.recv() => {
-                    self.answer_joins(j, &mut joins, &sent);
+                Some(j) = joins.recv(), if primed => {
+                    self.answer_joins(j, &mut joins, &mut sent);
                     continue;
                 }
                 _ = self.shared.changes() => true,
@@ -487,22 +523,7 @@ impl Hub {
                 delta.log = log;
             }
 
-            delta.generator = self
-                .shared
-                .generator()
-                .filter(|g| sent.generator.as_ref() != Some(g));
-            if let Some(g) = &delta.generator {
-                sent.generator = Some(g.clone());
-            }
-            delta.broker_reachable = Some(self.shared.with_broker(|b| b.reachable))
-                .filter(|r| sent.reachable != Some(*r));
-            if delta.broker_reachable.is_some() {
-                sent.reachable = delta.broker_reachable;
-            }
-            delta.store = Some(self.store_status()).filter(|s| *s != sent.store);
-            if let Some(s) = delta.store {
-                sent.store = s;
-            }
+            self.whole_parts(&mut sent, &mut delta);
             if let Ok(true) = topic_views.has_changed() {
                 topic_views.mark_unchanged();
                 let view = self.topic_view();
@@ -510,7 +531,10 @@ impl Hub {
                     &without_lag_history(&sent.topic_view),
                     &without_lag_history(&view),
                 );
-                sent.topic_view = view;
+                // The pages' rule, not the server's histories: a snapshot holds what they hold.
+                if let Some(p) = &delta.topic_view {
+                    patch_topic_view(&mut sent.topic_view, p);
+                }
             }
             if group_at.is_none_or(|t| now.duration_since(t) >= GROUP_EVERY) {
                 let group = self.shared.group();
@@ -563,6 +587,7 @@ impl Hub {
                 outage_version = v;
                 o
             });
+            primed = true;
             // A quiet look gives its frame's slot back; with no viewer the slot is spent all the
             // same, so the hub looks at most at the frame rate.
             if self.viewers() == 0 {

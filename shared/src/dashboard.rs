@@ -166,7 +166,9 @@ impl Dashboard {
                 generator,
                 transaction,
             } => {
-                self.generator = Some(generator);
+                // The generator in force comes with the deltas (compared with what the hub
+                // sent, so a reply's copy could be one the deltas never correct).
+                let _ = generator;
                 let text = match transaction {
                     Some(t) => format!(
                         "sent {} {} to account {}",
@@ -205,7 +207,8 @@ impl Dashboard {
                     if group.members.len() == 1 { "" } else { "s" },
                     if group.paused { ", paused" } else { "" }
                 );
-                self.group = group;
+                // Only said: the group comes as patches of what the hub sent (a reply's copy
+                // could hold a passing state no patch would undo).
                 Some(Notice::Ok { id, text })
             }
             ServerMsg::Error { id, message } => Some(Notice::Error { id, text: message }),
@@ -287,20 +290,9 @@ impl Dashboard {
         }
     }
 
-    /// The broker's view, patched; a new `taken_ms` is a refresh, which adds each group's
-    /// `total_lag` to its `lag_history` (as the server's view does; the patch leaves it out).
     fn patch_topic_view(&mut self, p: &serde_json::Value) {
-        let before = self.topic_view.as_ref().map(|v| v.taken_ms);
         let mut view = self.topic_view.take();
-        // (Unchanged by a patch that does not fit.)
-        let _ = patch::apply(&mut view, p);
-        if let Some(v) = &mut view
-            && Some(v.taken_ms) != before
-        {
-            for g in &mut v.groups {
-                g.lag_history.push(g.total_lag);
-            }
-        }
+        patch_topic_view(&mut view, p);
         self.set_topic_view(view);
     }
 
@@ -349,6 +341,37 @@ impl Dashboard {
     /// How many accounts the history charts (accounts 1..=n).
     pub fn charted_accounts(&self) -> usize {
         self.history.back().map(|s| s.balances.len()).unwrap_or(0)
+    }
+}
+
+/// The broker's view, patched (a patch from [`patch::diff_of`] of views without their groups'
+/// lag histories); a new `taken_ms` is a refresh, which adds each group's `total_lag` to its
+/// `lag_history`. Histories follow their group by name, wherever the list puts it. The page
+/// and the hub's record of what it sent both go through here, so a new viewer's snapshot holds
+/// the same histories as the pages already open. A patch that does not fit changes nothing.
+pub fn patch_topic_view(view: &mut Option<TopicView>, p: &serde_json::Value) {
+    let before = view.as_ref().map(|v| v.taken_ms);
+    let mut histories: BTreeMap<String, Vec<i64>> = view
+        .iter_mut()
+        .flat_map(|v| v.groups.iter_mut())
+        .map(|g| (g.group.clone(), std::mem::take(&mut g.lag_history)))
+        .collect();
+    let mut patched = view.clone();
+    let fits = patch::apply(&mut patched, p).is_ok();
+    if fits {
+        *view = patched;
+    }
+    if let Some(v) = view {
+        let refreshed = Some(v.taken_ms) != before;
+        for g in &mut v.groups {
+            g.lag_history = histories.remove(&g.group).unwrap_or_default();
+            if fits && refreshed {
+                g.lag_history.push(g.total_lag);
+            }
+            let n = g.lag_history.len();
+            g.lag_history
+                .drain(..n.saturating_sub(crate::api::LAG_HISTORY));
+        }
     }
 }
 

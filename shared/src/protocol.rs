@@ -127,7 +127,9 @@ pub struct Snapshot {
     pub broker_embedded: bool,
     /// Newest first.
     pub log: Vec<LogLine>,
-    /// Oldest first.
+    /// Oldest first; on the wire each point as a change of the one before (see
+    /// [`history_as_changes`]).
+    #[serde(with = "history_as_changes")]
     pub history: Vec<Sample>,
     /// At most [`MAX_SHOWN_PARTITIONS`], in partition order.
     #[serde(default)]
@@ -244,6 +246,37 @@ impl SampleChange {
             balances,
             applied_per_second: self.applied_per_second,
         }
+    }
+}
+
+/// A snapshot's history on the wire: each point as a [`SampleChange`] of the one before. Ten
+/// minutes of a hundred balances were ~0.4 MB in every snapshot, mostly repeats; a student
+/// joining on a slow link could fall behind the frames while it arrived and be sent another.
+pub mod history_as_changes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Sample, SampleChange};
+
+    pub fn serialize<S: Serializer>(history: &[Sample], s: S) -> Result<S::Ok, S::Error> {
+        let mut prev = None;
+        let changes: Vec<SampleChange> = history
+            .iter()
+            .map(|x| {
+                let c = SampleChange::between(prev, x);
+                prev = Some(x);
+                c
+            })
+            .collect();
+        changes.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Sample>, D::Error> {
+        let mut history: Vec<Sample> = Vec::new();
+        for c in Vec::<SampleChange>::deserialize(d)? {
+            let s = c.apply(history.last());
+            history.push(s);
+        }
+        Ok(history)
     }
 }
 
@@ -430,6 +463,44 @@ mod tests {
             unreachable!()
         };
         assert!(crate::patch::apply(&mut got, d.topic_view.as_ref().unwrap()).is_err());
+    }
+
+    /// Ten minutes of a hundred balances at 2 tx/s: the snapshot's history round-trips, in a
+    /// seventh of the bytes of every balance at every point (56 kB, not 394 kB).
+    #[test]
+    fn a_snapshots_history_travels_as_changes() {
+        #[derive(Serialize, Deserialize)]
+        struct H {
+            #[serde(with = "history_as_changes")]
+            history: Vec<Sample>,
+        }
+        let mut balances = vec![10_000i64; MAX_CHARTED_ACCOUNTS];
+        let history: Vec<Sample> = (0..HISTORY_SAMPLES as i64)
+            .map(|t| {
+                for k in 0..2 {
+                    let a = ((t * 7 + k * 31) % 100) as usize;
+                    balances[a] += if k == 0 { 250 } else { -125 };
+                }
+                Sample {
+                    t_ms: 1_765_000_000_000 + t * 1000,
+                    balances: balances.clone(),
+                    applied_per_second: 2.0,
+                }
+            })
+            .collect();
+        let text = serde_json::to_string(&H {
+            history: history.clone(),
+        })
+        .unwrap();
+        let whole = serde_json::to_string(&history).unwrap();
+        assert!(
+            text.len() * 5 < whole.len(),
+            "{} vs {}",
+            text.len(),
+            whole.len()
+        );
+        let back: H = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.history, history);
     }
 
     #[test]

@@ -384,3 +384,39 @@ fn the_page_knows_which_followed_records_it_saw_waiting() {
     assert!(!d.flow_was_waiting(1, 1), "forgotten with its dot");
     assert!(d.flow_waiting.len() <= MAX_DOTS);
 }
+
+/// Lag histories follow their group by name when another group sorts before it, and a patch
+/// that does not fit keeps them (the review found the page's histories shifted by one).
+#[test]
+fn lag_histories_follow_their_group_by_name() {
+    use crate::api::{GroupView, TopicView};
+    let group = |name: &str, lag| GroupView {
+        group: name.into(),
+        total_lag: lag,
+        ..GroupView::default()
+    };
+    let view = |taken_ms, groups| {
+        Some(TopicView {
+            topic: "t".into(),
+            taken_ms,
+            groups,
+            ..TopicView::default()
+        })
+    };
+    let mut page = None;
+    let p = crate::patch::diff_of(&None, &view(1, vec![group("cashflow-balance", 5)])).unwrap();
+    patch_topic_view(&mut page, &p);
+    let p = crate::patch::diff_of(
+        &view(1, vec![group("cashflow-balance", 5)]),
+        &view(2, vec![group("a-foreign", 9), group("cashflow-balance", 7)]),
+    )
+    .unwrap();
+    patch_topic_view(&mut page, &p);
+    let v = page.as_ref().unwrap();
+    assert_eq!(v.groups[0].group, "a-foreign");
+    assert_eq!(v.groups[0].lag_history, [9]);
+    assert_eq!(v.groups[1].lag_history, [5, 7]);
+    let before = page.clone();
+    patch_topic_view(&mut page, &serde_json::json!({"groups": 3}));
+    assert_eq!(page, before);
+}
