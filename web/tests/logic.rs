@@ -10,15 +10,20 @@ wasm_bindgen_test_configure!(run_in_browser);
 #[wasm_bindgen_test]
 fn reducer_applies_server_json() {
     let mut d = Dashboard::default();
-    let frame = r#"{"type":"delta","accounts":[{"account":3,"balance":92.5,"count":4}],
-        "counters":{"ledger":{"applied":4,"replayed":0,"duplicate_ids":0,"mismatches":0,"overflows":0},
-        "malformed":0,"sent":4,"delivered":4,"failed":0,"applied_per_second":2.0},
-        "log":[],"sample":{"t_ms":1000,"balances":[10000,10000,9250],"applied_per_second":2.0},
-        "generator":null,"broker_reachable":true}"#;
+    // Protocol 4: account rows as arrays, the counters as a merge patch, a history point as its
+    // changed balances.
+    let frame = r#"{"type":"delta","accounts":[[3,92.5,4,null]],
+        "counters":{"ledger":{"applied":4},"sent":4,"delivered":4,"applied_per_second":2.0},
+        "sample":{"t_ms":1000,"applied_per_second":2.0,"len":3,"changed":[[0,10000],[1,10000],[2,9250]],"full":true},
+        "broker_reachable":true}"#;
     let msg: ServerMsg = serde_json::from_str(frame).expect("a delta frame");
     d.apply(msg);
     assert_eq!(d.accounts[&3].balance, Money::from_minor(9250));
+    assert_eq!(d.accounts[&3].count, 4);
+    assert_eq!(d.counters.ledger.applied, 4);
+    assert_eq!(d.counters.delivered, 4);
     assert_eq!(d.history.len(), 1);
+    assert_eq!(d.history[0].balances, vec![10_000, 10_000, 9_250]);
     assert!(d.broker_reachable);
     let _ = Delta::default();
 }
