@@ -77,6 +77,9 @@ test('keys and ordering, and poison pills, on the page', async () => {
       'message too large', 'duplicate transaction_id']) {
       assert.ok(reasons.some((r) => r.includes(want)), `no dead letter says ${want}: ${reasons}`);
     }
+    // The counters come at most once a second (the letters themselves at once).
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid=dead-lettered]')?.dataset.value) === n,
+      kinds.length, { timeout: 10000 });
     assert.equal(await dataNum(page, '[data-testid=dead-lettered]', 'value'), kinds.length);
     assert.equal(await balances(), before, 'balances did not move');
     await page.locator('[data-testid=letters]').scrollIntoViewIfNeeded();
