@@ -24,12 +24,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const ACCOUNTS: u32 = 100;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[derive(Default)]
 struct Seen {
     bytes: u64,
@@ -63,7 +57,7 @@ async fn watch(url: &str, seconds: u64) -> Seen {
             // The window opens with the first snapshot.
             if kind == "snapshot" {
                 until = Some(Instant::now() + Duration::from_secs(seconds));
-                seen.from_ms = now_ms();
+                seen.from_ms = support::now_ms();
             }
             continue;
         }
@@ -78,7 +72,7 @@ async fn watch(url: &str, seconds: u64) -> Seen {
             }
         }
     }
-    seen.to_ms = now_ms();
+    seen.to_ms = support::now_ms();
     seen
 }
 

@@ -28,12 +28,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const ACCOUNTS: u32 = 20;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// What the client saw: per account, (arrival, count) of each delta; log lines' latencies.
 #[derive(Default)]
 struct Seen {
@@ -60,7 +54,7 @@ async fn watch(url: &str, seconds: u64) -> Seen {
     let until = Instant::now() + Duration::from_secs(seconds);
     while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until.into(), ws.next()).await {
         let Message::Text(text) = msg else { continue };
-        let at = now_ms();
+        let at = support::now_ms();
         let d = match serde_json::from_str::<ServerMsg>(&text) {
             Ok(ServerMsg::Delta(d)) => d,
             // Where each account stood when the client came (arrival 0: nothing to time).

@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::{Shared, now_ms};
 
+mod budget;
+use budget::{Allowance, FrameBudget};
+
 /// How long the invariant's counts may differ with the whole topic read before it is broken.
 const STUCK_AFTER: Duration = Duration::from_secs(10);
 
@@ -58,40 +61,6 @@ const JOINS_QUEUED: usize = 256;
 /// broker's view, the producer's status, the lessons' clocks).
 const IDLE_LOOK: Duration = Duration::from_millis(250);
 
-/// The frame rate's token bucket: [`FRAMES_PER_SECOND`] a second, [`FRAME_BURST`] at once.
-#[derive(Debug)]
-struct FrameBudget {
-    tokens: f64,
-    at: Instant,
-}
-
-impl FrameBudget {
-    fn new(now: Instant) -> Self {
-        FrameBudget {
-            tokens: FRAME_BURST,
-            at: now,
-        }
-    }
-
-    /// Takes one frame's token: how long to wait before it may go out.
-    fn take(&mut self, now: Instant) -> Duration {
-        let rate = FRAMES_PER_SECOND as f64;
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(FRAME_BURST);
-        self.at = now;
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / rate)
-        }
-    }
-
-    /// The frame was not sent after all (nothing had changed).
-    fn give_back(&mut self) {
-        self.tokens = (self.tokens + 1.0).min(FRAME_BURST);
-    }
-}
 /// Frames buffered for all viewers together; a viewer further behind gets a snapshot instead.
 /// About 13 s of frames at the full rate (most are a few hundred bytes now): time for a slow
 /// link to take in a snapshot before the frames after it overflow (and it is sent another).
@@ -636,77 +605,4 @@ struct Sent {
     topic_view: Option<TopicView>,
     /// Newest first, at most [`SNAPSHOT_LOG_LINES`].
     log: VecDeque<LogLine>,
-}
-
-/// A token bucket of items (rows, lines): `rate` a second, `burst` at most at once.
-#[derive(Debug)]
-struct Allowance {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    at: Instant,
-}
-
-impl Allowance {
-    fn new(rate: f64, burst: f64, now: Instant) -> Self {
-        Allowance {
-            tokens: burst,
-            rate,
-            burst,
-            at: now,
-        }
-    }
-
-    fn available(&mut self, now: Instant) -> f64 {
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        self.tokens
-    }
-
-    /// Takes `n` if there are that many (or `n` is more than a burst and the bucket is full).
-    fn take(&mut self, n: f64, now: Instant) -> bool {
-        let have = self.available(now);
-        if n <= have || have >= self.burst {
-            self.tokens -= n.min(have);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_keep_to_their_rate_after_a_burst() {
-        let t0 = Instant::now();
-        let mut b = FrameBudget::new(t0);
-        // After a quiet spell, three go out at once; the fourth waits one slot.
-        for _ in 0..3 {
-            assert_eq!(b.take(t0), Duration::ZERO);
-        }
-        let slot = Duration::from_millis(1000 / FRAMES_PER_SECOND);
-        let wait = b.take(t0);
-        assert!(
-            wait > slot - Duration::from_millis(1) && wait <= slot,
-            "{wait:?}"
-        );
-        // Woken without pause for a second: no more than the rate (and the burst) go out.
-        let mut at = t0 + wait;
-        let mut sent = 4;
-        while at < t0 + Duration::from_secs(1) {
-            at += b.take(at).max(Duration::from_millis(1));
-            sent += 1;
-        }
-        assert!(sent <= FRAMES_PER_SECOND as usize + 4, "{sent}");
-        // A frame not sent gives its slot back.
-        let mut q = FrameBudget::new(t0);
-        for _ in 0..10 {
-            assert_eq!(q.take(t0), Duration::ZERO);
-            q.give_back();
-        }
-    }
 }

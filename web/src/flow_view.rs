@@ -46,6 +46,14 @@ fn member_y(d: &Dashboard, member: Option<u32>) -> f64 {
     LANE_TOP + (i + 0.5) * span / n - LANE_GAP / 2.0
 }
 
+/// Each member of the calculator and the row of its box.
+fn member_rows(d: &Dashboard) -> impl Iterator<Item = (u32, f64)> + '_ {
+    d.group
+        .members
+        .iter()
+        .map(|m| (m.member, member_y(d, Some(m.member))))
+}
+
 /// The end offset of partition `p` as far as the page knows (the broker's view, or a newer
 /// record's offset).
 fn lane_end(d: &Dashboard, p: i32) -> i64 {
@@ -129,14 +137,8 @@ pub fn FlowView() -> impl IntoView {
                     <rect class="flowlane" x=LANE_X0 y=lane_y(p) - 10.0 width=LANE_X1 - LANE_X0 height="20" rx="4"></rect>
                 })
                 .collect_view();
-            let members = d
-                .group
-                .members
-                .iter()
-                .map(|m| {
-                    let y = member_y(d, Some(m.member));
-                    view! { <rect class="flowbox" x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect> }
-                })
+            let members = member_rows(d)
+                .map(|(_, y)| view! { <rect class="flowbox" x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect> })
                 .collect_view();
             let mid = mid_y(d);
             view! {
@@ -160,14 +162,8 @@ pub fn FlowView() -> impl IntoView {
                     }
                 })
                 .collect_view();
-            let members = d
-                .group
-                .members
-                .iter()
-                .map(|m| {
-                    let y = member_y(d, Some(m.member));
-                    view! { <text x=MEMBER_X y=y + 4.0 text-anchor="middle" class="flowlabel boxlabel">{format!("member {}", m.member)}</text> }
-                })
+            let members = member_rows(d)
+                .map(|(m, y)| view! { <text x=MEMBER_X y=y + 4.0 text-anchor="middle" class="flowlabel boxlabel">{format!("member {m}")}</text> })
                 .collect_view();
             let mid = mid_y(d);
             view! {

@@ -19,6 +19,13 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Wall-clock milliseconds since the epoch (records' and frames' timestamps).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A comma-separated list from the environment (`name`), or `default`'s.
 pub fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
     std::env::var(name)
