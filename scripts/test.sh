@@ -62,10 +62,11 @@ step "page size budget"
 # The gzipped wasm a class downloads may not grow: 306 378 B after issue 21's cuts (from 353 KiB),
 # then 313 061 B with the record flow's labels over its dots and following an account from it
 # (+6.7 KB), then 318 607 B with the review's fixes (a snapshot's history read as changes, lag
-# histories kept by group name: +5.5 KB); a ratchet toward the issue's target of 150 KB (not
-# met; see BENCHMARKS.md, "Page size"). Lower it when the page shrinks; raise it only with a
-# measured reason in the same commit.
-budget=320000
+# histories kept by group name: +5.5 KB), then 288 641 B with Leptos's erased component types
+# (.cargo/config.toml); a ratchet toward the issue's target of 150 KB (not met; see
+# BENCHMARKS.md, "Page size"). Lower it when the page shrinks; raise it only with a measured
+# reason in the same commit.
+budget=291000
 wasm_gz=$(stat -c %s dist/cashflow-web-*_bg.wasm.gz)
 echo "gzipped wasm: $wasm_gz B (budget $budget B)"
 if [ "$wasm_gz" -gt "$budget" ]; then
