@@ -35,14 +35,20 @@ HEAP=${KAFKA_HEAP:-512m}
 
 say() { printf '[kafka] %s\n' "$*" >&2; }
 
+# The classpath also goes to kafka-classpath.txt beside it: the file the cashflow binary reads
+# to run its managed broker (--kafka-classpath).
 fetch() {
+  local stable
+  stable="$(dirname "$CP_FILE")/kafka-classpath.txt"
   if [ -s "$CP_FILE" ] && tr ':' '\n' <"$CP_FILE" | while read -r j; do [ -f "$j" ] || exit 1; done; then
+    cmp -s "$CP_FILE" "$stable" || cp "$CP_FILE" "$stable"
     return 0
   fi
   say "resolving Apache Kafka jars with mvn (once)"
   mkdir -p "$(dirname "$CP_FILE")"
   mvn -q -B -f "$here/kafka/pom.xml" dependency:build-classpath -Dmdep.outputFile="$CP_FILE.tmp" >&2
   mv "$CP_FILE.tmp" "$CP_FILE"
+  cp "$CP_FILE" "$stable"
 }
 
 pid() { [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null && cat "$DIR/pid"; }

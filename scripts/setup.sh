@@ -2,9 +2,12 @@
 # Installs what cashflow needs on a fresh machine, idempotently; a warm run takes seconds.
 #   scripts/setup.sh rust   the pinned toolchain with the wasm target, and the C build tools
 #   scripts/setup.sh page   the page's tools: wasm-bindgen-cli, wasm-opt (binaryen)
-#   scripts/setup.sh demo   rust + page: what scripts/run.sh needs (no Trunk: scripts/page.sh)
+#   scripts/setup.sh kafka  Java (a headless JRE >= 17 when missing or older) and the Apache
+#                           Kafka jars, resolved with mvn: the broker cashflow runs itself
+#   scripts/setup.sh demo   rust + page + kafka: what scripts/run.sh needs (no Trunk)
 #   scripts/setup.sh test   all of the above plus Trunk (for `trunk serve`), chromium +
-#                           chromedriver, Playwright, the Apache Kafka jars, confluent-kafka
+#                           chromedriver, Playwright, confluent-kafka (in a virtual
+#                           environment: Debian's Python refuses system-wide pip installs)
 # Tools are installed under $CASHFLOW_TOOLS (default ~/.cache/cashflow/tools), outside the
 # checkout, so every clone on this machine (CI's too) shares them.
 set -euo pipefail
@@ -31,13 +34,30 @@ npm_install() {
 
 want() { # want STEP: whether this run installs STEP (rust, page, trunk or test)
   case "$what:$1" in
-    rust:rust | page:page | demo:rust | demo:page | test:*) return 0 ;;
+    rust:rust | page:page | kafka:kafka | demo:rust | demo:page | demo:kafka | test:*) return 0 ;;
     *) return 1 ;;
   esac
 }
-case "$what" in rust | page | demo | test) ;; *)
-  echo "usage: scripts/setup.sh rust|page|demo|test" >&2; exit 2 ;;
+case "$what" in rust | page | kafka | demo | test) ;; *)
+  echo "usage: scripts/setup.sh rust|page|kafka|demo|test" >&2; exit 2 ;;
 esac
+if want rust && ! command -v rustup >/dev/null; then
+  say "rustup is not on PATH: install it first (https://rustup.rs, or the system's rustup package), then run this again"
+  exit 1
+fi
+# The major version of the java on PATH (0 when there is none).
+java_major() {
+  local v
+  v=$(java -version 2>&1 | sed -n '1s/[^"]*"\([0-9][0-9.]*\).*/\1/p')
+  case "$v" in 1.*) v=${v#1.} ;; esac
+  echo "${v%%.*}" | grep -E '^[0-9]+$' || echo 0
+}
+apt_install() {
+  say "apt-get install $*"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
 
 if want rust; then
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
@@ -55,26 +75,34 @@ apt_need=()
 command -v cc >/dev/null || apt_need+=(gcc)
 command -v make >/dev/null || apt_need+=(make)
 command -v pkg-config >/dev/null || apt_need+=(pkg-config)
-# The embedded broker's TLS stack (aws-lc-sys) builds with cmake.
-command -v cmake >/dev/null || apt_need+=(cmake)
 # librdkafka's TLS (and SASL SCRAM) links the system OpenSSL.
 dpkg -s libssl-dev >/dev/null 2>&1 || apt_need+=(libssl-dev)
 if [ "$what" = test ]; then
   command -v chromium >/dev/null || apt_need+=(chromium)
   command -v chromedriver >/dev/null || apt_need+=(chromium-driver)
-  command -v java >/dev/null || apt_need+=(openjdk-17-jre-headless)
-  command -v mvn >/dev/null || apt_need+=(maven)
   # scripts/kafka.sh makes the test broker's TLS certificate with it.
   command -v openssl >/dev/null || apt_need+=(openssl)
   command -v python3 >/dev/null || apt_need+=(python3)
+  # The interop tests' client lives in a virtual environment; Debian splits venv out.
+  python3 -c 'import ensurepip' 2>/dev/null || apt_need+=(python3-venv)
 fi
 if [ ${#apt_need[@]} -gt 0 ]; then
-  say "apt-get install ${apt_need[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
+  apt_install "${apt_need[@]}"
 fi
 
+fi
+
+if want kafka; then
+  need=()
+  # The distribution's default headless JRE: 17 on Debian 12, 21 on Debian 13.
+  [ "$(java_major)" -ge 17 ] || need+=(default-jre-headless)
+  command -v mvn >/dev/null || need+=(maven)
+  if [ ${#need[@]} -gt 0 ]; then
+    apt_install "${need[@]}"
+    [ "$(java_major)" -ge 17 ] || { say "java on PATH is still older than 17: $(java -version 2>&1 | head -1)"; exit 1; }
+  fi
+  # The jars, listed in $TOOLS/kafka-classpath.txt for the cashflow binary.
+  "$here/scripts/kafka.sh" fetch
 fi
 
 # `cargo install` builds in a temporary folder of its own unless CARGO_TARGET_DIR is set; set,
@@ -114,10 +142,11 @@ if [ "$what" = test ]; then
     say "installing playwright-core $PLAYWRIGHT_VERSION (drives Debian's chromium; downloads no browser)"
     npm_install "playwright-core@$PLAYWRIGHT_VERSION"
   fi
-  "$here/scripts/kafka.sh" fetch
-  python3 -c 'import confluent_kafka' 2>/dev/null || {
-    say "installing the confluent-kafka Python client (interop tests)"
-    python3 -m pip install -q confluent-kafka
+  # scripts/test.sh and bench.sh put $TOOLS/venv/bin first on PATH, so `python3` is this one.
+  [ -x "$TOOLS/venv/bin/python3" ] || python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/python3" -c 'import confluent_kafka' 2>/dev/null || {
+    say "installing the confluent-kafka Python client into $TOOLS/venv (interop tests)"
+    "$TOOLS/venv/bin/python3" -m pip install -q confluent-kafka
   }
 fi
 say "tools ready"

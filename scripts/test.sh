@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, unit and property tests, the pipeline against Apache Kafka 4.x
-# (started here by scripts/kafka.sh) and the embedded broker, the CLI, the WebSocket bridge, the
+# (started here by scripts/kafka.sh; the managed broker's own tests start theirs), the CLI, the WebSocket bridge, the
 # Python client interop, the benchmark command at small sizes, the page build, the page logic as
 # wasm, and the page end to end in headless chromium. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${CASHFLOW_TOOLS:-$HOME/.cache/cashflow/tools}
-export PATH="$TOOLS/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export PATH="$TOOLS/bin:$TOOLS/venv/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 started=$(date +%s)
 step() { printf '\n\033[1m== %s (%ss)\033[0m\n' "$*" "$(( $(date +%s) - started ))" >&2; }
 

@@ -21,7 +21,7 @@
 //! Prints `ROW calculator | …` lines for `scripts/bench.sh`.
 //!
 //!     cargo bench -p cashflow --bench calculator                 (N = 10 000 000, Apache Kafka)
-//!     BENCH_RECORDS=1000000 BENCH_BROKERS=127.0.0.1:9092 BENCH_LABEL=embedded cargo bench …
+//!     BENCH_RECORDS=1000000 BENCH_BROKERS=127.0.0.1:9092 BENCH_LABEL=managed cargo bench …
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -369,7 +369,7 @@ async fn count_only(brokers: &str, topic: &str, n: u64) -> Option<f64> {
 #[tokio::main]
 async fn main() {
     let n: u64 = support::env_or("BENCH_RECORDS", 10_000_000);
-    // BENCH_BROKERS=embedded: a release binary hosts the embedded broker (paused, its own
+    // BENCH_BROKERS=managed: a release binary runs its managed broker (paused, its own
     // topic idle) and the calculator under test reads from it like any other client.
     let (brokers, label, _host) = support::broker();
     let label = match support::env_or("BENCH_MEMBERS", 1usize) {

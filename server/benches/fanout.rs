@@ -1,7 +1,7 @@
 //! Fan-out: what 10, 100 and 1 000 WebSocket viewers cost the server at a fixed 1 000 tx/s,
 //! and its memory with 10 viewers that stop reading.
 //!
-//! The shipped release binary runs the default demo (embedded broker, 100 accounts) at
+//! The shipped release binary runs the default demo (its managed broker, 100 accounts) at
 //! 1 000 tx/s. For each number of viewers the bench opens that many WebSockets, lets them
 //! settle, then takes the server's CPU time (`/proc/PID/stat`, user + system) over the window
 //! and counts every frame and byte each viewer receives. CPU is given as % of one core above
@@ -59,7 +59,7 @@ async fn main() {
         "--ephemeral".into(),
         "--listen".into(),
         "127.0.0.1:0".into(),
-        "--embedded-listen".into(),
+        "--kafka-listen".into(),
         "127.0.0.1:0".into(),
         "--rate".into(),
         RATE.to_string(),

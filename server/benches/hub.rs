@@ -1,5 +1,5 @@
 //! What one viewer receives from the hub: frames and bytes per second at 1 tx/s and at the
-//! maximum rate, side by side in one run (embedded broker, 10 s each).
+//! maximum rate, side by side in one run (the shared Apache Kafka, 10 s each).
 //!
 //!     cargo bench -p cashflow --bench hub
 //!     HUB_ACCOUNTS=100 HUB_SECONDS=10 cargo bench -p cashflow --bench hub
@@ -26,7 +26,7 @@ fn env(name: &str, default: u64) -> u64 {
 async fn main() {
     let accounts = env("HUB_ACCOUNTS", 100) as u32;
     let seconds = env("HUB_SECONDS", 10);
-    let app = spawn_app_with(Broker::Embedded, &unique("hub"), |s| {
+    let app = spawn_app_with(Broker::Apache, &unique("hub"), |s| {
         s.generator.accounts = accounts
     })
     .await;

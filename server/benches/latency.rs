@@ -1,6 +1,6 @@
 //! Produce → browser latency: from a transaction's timestamp (set by the producer as it makes
 //! it) until the WebSocket frame that carries it reaches a client, at 1, 10, 1 000 and
-//! 10 000 tx/s, on the embedded broker and on Apache Kafka.
+//! 10 000 tx/s, on the broker cashflow runs (managed) and on the shared Apache Kafka.
 //!
 //! The shipped release binary generates at the rate (20 accounts, so every account is shown);
 //! one WebSocket client notes when each frame arrives. Afterwards the topic is read back:
@@ -12,7 +12,7 @@
 //! Prints `ROW latency | …` lines (p50 / p99 / max, ms) for `scripts/bench.sh`.
 //!
 //!     cargo bench -p cashflow --bench latency
-//!     BENCH_LATENCY_SECONDS=5 BENCH_BROKERS=embedded cargo bench -p cashflow --bench latency
+//!     BENCH_LATENCY_SECONDS=5 BENCH_BROKERS=managed cargo bench -p cashflow --bench latency
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -83,7 +83,7 @@ async fn run(brokers: Option<&str>, rate: u32, seconds: u64) -> (Vec<i64>, Vec<i
         Some(b) => common::server_args(b, &topic, &[]),
         None => vec![
             "--ephemeral".into(),
-            "--embedded-listen".into(),
+            "--kafka-listen".into(),
             "127.0.0.1:0".into(),
         ],
     };
@@ -152,8 +152,8 @@ async fn main() {
     let seconds: u64 = support::env_or("BENCH_LATENCY_SECONDS", 20);
     let rates: Vec<u32> = support::env_list("BENCH_LATENCY_RATES", "1,10,1000,10000");
     let wanted = std::env::var("BENCH_BROKERS").unwrap_or_else(|_| common::apache_kafka());
-    let (brokers, label) = if wanted == "embedded" {
-        (None, "embedded (nisshi)")
+    let (brokers, label) = if wanted == "managed" {
+        (None, "managed Apache Kafka")
     } else {
         (Some(wanted.as_str()), "Apache Kafka")
     };

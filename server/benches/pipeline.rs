@@ -1,4 +1,4 @@
-//! End-to-end throughput, embedded broker and Apache Kafka side by side in one run:
+//! End-to-end throughput, the managed broker and the shared Apache Kafka side by side in one run:
 //! a burst of N transactions through the idempotent producer (until every delivery report is
 //! in) and through the balance calculator (until every one is applied); then N bad records from
 //! a foreign producer, timed until every one is dead-lettered; then a restart in the same group,
@@ -38,9 +38,8 @@ fn write_garbage(brokers: &str, topic: &str, n: u64) {
 }
 
 async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
-    // The embedded broker keeps its log in a folder of its own, so the restart below finds it.
-    let dir =
-        matches!(broker, Broker::Embedded).then(|| std::env::temp_dir().join(unique("bench")));
+    // The managed broker keeps its log in a folder of its own, so the restart below finds it.
+    let dir = matches!(broker, Broker::Managed).then(|| std::env::temp_dir().join(unique("bench")));
     let with_dir = |s: &mut cashflow::Settings| s.data_dir = dir.clone();
     let app = common::spawn_app_with(broker, &unique("bench"), with_dir).await;
     let start = Instant::now();
@@ -99,7 +98,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let runs = [
-        run(Broker::Embedded, "embedded (nisshi)", n).await,
+        run(Broker::Managed, "managed Apache Kafka", n).await,
         run(Broker::Apache, "Apache Kafka 4.1", n).await,
     ];
     println!("\n{n} transactions, burst, 6 partitions, idempotent producer, acks=all\n");
@@ -121,7 +120,7 @@ async fn main() {
         );
     }
     println!(
-        "\nembedded / Apache time ratio: produce {:.2}, end to end {:.2}",
+        "\nmanaged / shared Apache Kafka time ratio: produce {:.2}, end to end {:.2}",
         runs[0].produce.as_secs_f64() / runs[1].produce.as_secs_f64(),
         runs[0].end_to_end.as_secs_f64() / runs[1].end_to_end.as_secs_f64()
     );

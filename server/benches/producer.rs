@@ -17,7 +17,7 @@
 //! Prints `ROW producer | …` lines for `scripts/bench.sh`.
 //!
 //!     cargo bench -p cashflow --bench producer          (N = 1 000 000 on the test broker)
-//!     BENCH_PRODUCE=200000 BENCH_BROKERS=embedded cargo bench -p cashflow --bench producer
+//!     BENCH_PRODUCE=200000 BENCH_BROKERS=managed cargo bench -p cashflow --bench producer
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -8,7 +8,7 @@
 //! not).
 //!
 //!     cargo bench -p cashflow --bench restart
-//!     BENCH_SIZES=100000,1000000 BENCH_EMBEDDED_SIZES=20000,200000 cargo bench -p cashflow --bench restart
+//!     BENCH_SIZES=100000,1000000 BENCH_MANAGED_SIZES=20000,200000 cargo bench -p cashflow --bench restart
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -133,17 +133,17 @@ fn sizes(var: &str, default: &[i64]) -> Vec<i64> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut rows = Vec::new();
-    for n in sizes("BENCH_EMBEDDED_SIZES", &[100_000, 1_000_000]) {
+    for n in sizes("BENCH_MANAGED_SIZES", &[100_000, 1_000_000]) {
         let dir = std::env::temp_dir().join(common::unique("restart-bench"));
         let base = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
-            "--embedded-listen".into(),
+            "--kafka-listen".into(),
             "127.0.0.1:0".into(),
             "--data-dir".into(),
             dir.display().to_string(),
         ];
-        rows.push(("embedded (nisshi)", run("embedded", base, n).await));
+        rows.push(("managed Apache Kafka", run("managed", base, n).await));
         let _ = std::fs::remove_dir_all(&dir);
     }
     let brokers = common::apache_kafka();

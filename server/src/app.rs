@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 use crate::calculator_group::CalculatorGroup;
 use crate::config::Settings;
 use crate::hub::Hub;
+use crate::kafka::managed::{BrokerSetup, ManagedBroker};
 use crate::kafka::{Context, base_config};
 use crate::producer::ProducerHandle;
 use crate::state::Shared;
@@ -27,7 +28,7 @@ pub struct App {
     pub http_addr: SocketAddr,
     /// Who may command the demo (see [`crate::presenter`]).
     pub controls: crate::presenter::Controls,
-    /// The bootstrap servers every client uses (the embedded broker's address when embedded).
+    /// The bootstrap servers every client uses (the managed broker's address when managed).
     pub brokers: String,
     pub shared: Arc<Shared>,
     pub producer: ProducerHandle,
@@ -46,8 +47,8 @@ pub struct App {
     /// The writer of what the presenter set (see [`crate::kept_settings`]): stopped first at
     /// shutdown, before generation and the members go.
     kept: (CancellationToken, Option<JoinHandle<()>>),
-    #[cfg(feature = "embedded-broker")]
-    embedded: Option<Arc<crate::embedded::EmbeddedBroker>>,
+    /// The local Apache Kafka broker cashflow runs when no `--brokers` is given.
+    managed: Option<Arc<ManagedBroker>>,
 }
 
 fn spawn_logged<F>(tracker: &TaskTracker, name: &'static str, fut: F) -> JoinHandle<()>
@@ -82,26 +83,21 @@ impl App {
             settings.open_controls,
             settings.data_dir.as_deref(),
         )?;
-        #[cfg(feature = "embedded-broker")]
-        let mut embedded = None;
+        let mut managed = None;
         let brokers = match &settings.brokers {
             Some(b) => b.clone(),
             None => {
-                #[cfg(feature = "embedded-broker")]
-                {
-                    let e = crate::embedded::EmbeddedBroker::start(
-                        settings.embedded_listen,
-                        settings.data_dir.clone().map(|d| d.join("broker")),
-                    )
-                    .await?;
-                    let addr = e.addr.to_string();
-                    embedded = Some(Arc::new(e));
-                    addr
-                }
-                #[cfg(not(feature = "embedded-broker"))]
-                anyhow::bail!(
-                    "no --brokers given and this build has no embedded broker (feature \"embedded-broker\")"
-                );
+                let m = ManagedBroker::start(BrokerSetup {
+                    java: settings.java.clone(),
+                    classpath_file: settings.kafka_classpath.clone(),
+                    listen: settings.kafka_listen,
+                    dir: settings.data_dir.clone().map(|d| d.join("kafka")),
+                    heap_mb: settings.kafka_heap_mb,
+                })
+                .await?;
+                let addr = m.addr.to_string();
+                managed = Some(Arc::new(m));
+                addr
             }
         };
         info!(%brokers, topic = %settings.topic, "connecting to Kafka");
@@ -111,7 +107,7 @@ impl App {
             Ledger::with_id_window(settings.opening_balance, settings.id_window),
             BrokerHealth {
                 bootstrap_servers: brokers.clone(),
-                embedded: settings.brokers.is_none(),
+                managed: settings.brokers.is_none(),
                 ..Default::default()
             },
         ));
@@ -305,10 +301,7 @@ impl App {
             calculator: calculator.clone(),
             replays: replays.clone(),
             outages: Arc::new(crate::outage::Outages::new(
-                #[cfg(feature = "embedded-broker")]
-                embedded.clone(),
-                #[cfg(not(feature = "embedded-broker"))]
-                None,
+                managed.clone(),
                 shared.clone(),
                 tracker.clone(),
                 consumers.clone(),
@@ -353,8 +346,7 @@ impl App {
             logging,
             calculator,
             kept: (CancellationToken::new(), None),
-            #[cfg(feature = "embedded-broker")]
-            embedded,
+            managed,
         };
         if let Err(e) = app.calculator.add().await {
             anyhow::bail!("cannot start the balance calculator: {e}");
@@ -392,6 +384,11 @@ impl App {
         self.calculator.restart().await;
     }
 
+    /// The local Apache Kafka broker, when cashflow runs it (no `--brokers`).
+    pub fn managed_broker(&self) -> Option<Arc<ManagedBroker>> {
+        self.managed.clone()
+    }
+
     /// Resolves once the topic exists and the clients may use it.
     pub async fn wait_ready(&self) -> bool {
         let mut r = self.ready.clone();
@@ -402,14 +399,13 @@ impl App {
     /// consumers (each commits its offsets), so they read what the flush delivered for as long
     /// as the producer ran; then the snapshot writer's final pass, over the state they left;
     /// then the HTTP server (viewers see it all until here) and the broker watch; then the
-    /// embedded broker. Each records its stop (`Shared::stops`).
+    /// managed broker. Each records its stop (`Shared::stops`).
     pub async fn shutdown(self) {
         // An outage lesson under way ends now: the flush and the final commits need the broker.
-        #[cfg(feature = "embedded-broker")]
-        if let Some(e) = &self.embedded
-            && let Err(e) = e.resume().await
+        if let Some(m) = &self.managed
+            && let Err(e) = m.resume().await
         {
-            warn!("the embedded broker did not start again: {e:#}");
+            warn!("the Apache Kafka broker did not start again: {e:#}");
         }
         self.kept.0.cancel();
         if let Some(k) = self.kept.1 {
@@ -430,15 +426,14 @@ impl App {
         {
             warn!("some tasks did not stop within 30 s");
         }
-        #[cfg(feature = "embedded-broker")]
-        if let Some(e) = self.embedded {
-            match Arc::try_unwrap(e) {
-                Ok(e) => e.stop().await,
-                Err(e) => {
-                    e.pause().await;
+        if let Some(m) = self.managed {
+            match Arc::try_unwrap(m) {
+                Ok(m) => m.stop().await,
+                Err(m) => {
+                    m.pause().await;
                 }
             }
-            self.shared.record_stop("embedded broker stopped");
+            self.shared.record_stop("managed broker stopped");
         }
         info!("stopped");
     }

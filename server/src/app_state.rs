@@ -27,7 +27,7 @@ pub struct AppState {
     pub replays: Arc<crate::replay::Replays>,
     /// The delivery-semantics lesson's naive calculator.
     pub naive: Arc<crate::naive_calculator::NaiveCalculator>,
-    /// The outage lesson (stops the embedded broker for a while).
+    /// The outage lesson (stops the managed broker for a while).
     pub outages: Arc<crate::outage::Outages>,
     /// "Reset the demo".
     pub reset: Arc<crate::reset::Reset>,

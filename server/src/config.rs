@@ -50,8 +50,14 @@ pub struct Settings {
     pub opening_balance: Money,
     pub group_prefix: String,
     pub kafka: Vec<(String, String)>,
-    pub embedded_listen: SocketAddr,
-    /// The embedded broker's data folder; `None` is ephemeral.
+    /// The managed broker (used when `brokers` is `None`): its client port, `java`, the file
+    /// listing its jars, its heap.
+    pub kafka_listen: SocketAddr,
+    pub java: PathBuf,
+    pub kafka_classpath: PathBuf,
+    pub kafka_heap_mb: u32,
+    /// The data folder (the managed broker's log, the presenter's settings, the token);
+    /// `None` is ephemeral.
     pub data_dir: Option<PathBuf>,
     pub web_dir: PathBuf,
     pub allow_origins: Vec<String>,
@@ -87,8 +93,21 @@ pub struct StoreSettings {
     pub abort_after: Option<u32>,
 }
 
-/// Per partition on the embedded broker unless `--retention-mb` says otherwise.
-pub const EMBEDDED_RETENTION_MB: u64 = 128;
+/// Per partition on the managed broker unless `--retention-mb` says otherwise.
+pub const MANAGED_RETENTION_MB: u64 = 128;
+
+/// Where `scripts/setup.sh` lists the broker's jars: `$CASHFLOW_TOOLS/kafka-classpath.txt`,
+/// else `~/.cache/cashflow/tools/kafka-classpath.txt`.
+fn default_kafka_classpath() -> PathBuf {
+    let tools = std::env::var_os("CASHFLOW_TOOLS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cashflow/tools"))
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    tools.join("kafka-classpath.txt")
+}
 
 fn default_data_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
@@ -100,10 +119,10 @@ fn default_data_dir() -> Option<PathBuf> {
 
 impl Settings {
     /// Bytes kept per partition of a topic cashflow creates: `--retention-mb`, else
-    /// [`EMBEDDED_RETENTION_MB`] on the embedded broker and no limit on another.
+    /// [`MANAGED_RETENTION_MB`] on the managed broker and no limit on another.
     pub fn retention_bytes(&self) -> i64 {
         self.retention_bytes.unwrap_or(if self.brokers.is_none() {
-            EMBEDDED_RETENTION_MB as i64 * (1 << 20)
+            MANAGED_RETENTION_MB as i64 * (1 << 20)
         } else {
             -1
         })
@@ -115,7 +134,7 @@ impl Settings {
             "cashflow",
             "--listen",
             "127.0.0.1:0",
-            "--embedded-listen",
+            "--kafka-listen",
             "127.0.0.1:0",
             "--paused",
             "--ephemeral",

@@ -65,14 +65,6 @@ const CONSUMER_TIMINGS: [(&str, &str); 4] = [
     ("fetch.queue.backoff.ms", "10"),
 ];
 
-/// The live consumers' `fetch.wait.max.ms` on the embedded broker. Apache Kafka answers a
-/// waiting fetch as soon as a record arrives, so its wait (librdkafka's 500 ms) costs nothing;
-/// the embedded broker (nisshi 0.8) looks again after half the time left, then half of that…,
-/// so a record written just after a look waits up to half the wait, and each look reads every
-/// partition from SQLite. 100 ms keeps the page's p99 under 100 ms at classroom rates (measured:
-/// `cargo bench --bench latency`) for ~10 % of a core more while idle.
-pub const EMBEDDED_FETCH_WAIT_MS: u32 = 100;
-
 /// Sets `key` unless the user's `-X` did.
 pub fn set_unless_given(
     cfg: &mut ClientConfig,
@@ -272,11 +264,7 @@ pub async fn consume(
     let group = format!("{}-{group_suffix}", settings.group_prefix);
     let catch_up = handler.catch_up();
     let topic = settings.topic.as_str();
-    let mut cfg = consumer_config(brokers, &settings.kafka, &group);
-    if settings.brokers.is_none() {
-        let wait = EMBEDDED_FETCH_WAIT_MS.to_string();
-        set_unless_given(&mut cfg, &settings.kafka, "fetch.wait.max.ms", &wait);
-    }
+    let cfg = consumer_config(brokers, &settings.kafka, &group);
     let consumer: StreamConsumer<Context> =
         cfg.create_with_context(Context::member(shared, role, member))?;
     if !until_ready(&mut ready, &token).await {

@@ -64,8 +64,8 @@ pub async fn run(
         &format!("{}-dead-letter-view", settings.group_prefix),
     );
     cfg.set("enable.auto.commit", "false");
-    // A dead letter may reach the page a few seconds late; an idle fetch that waits long costs
-    // the embedded broker a tenth of the looks (see `consume::EMBEDDED_FETCH_WAIT_MS`).
+    // Apache Kafka answers a waiting fetch as soon as a letter arrives: a long wait costs no
+    // latency, and an idle page's fetches become rare.
     crate::consume::set_unless_given(&mut cfg, &settings.kafka, "fetch.wait.max.ms", "2000");
     let consumer: Arc<StreamConsumer<Context>> =
         Arc::new(cfg.create_with_context(Context::new(&shared, "dead-letter view"))?);

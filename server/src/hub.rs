@@ -250,8 +250,8 @@ impl Hub {
     /// The snapshot of `sent`, with the parts that are read whole every time (they are sent
     /// whole when they change, so reading them fresh cannot leave a viewer behind).
     fn snapshot(&self, sent: &Sent) -> ServerMsg {
-        let (broker_reachable, broker_embedded) =
-            self.shared.with_broker(|b| (b.reachable, b.embedded));
+        let (broker_reachable, broker_managed) =
+            self.shared.with_broker(|b| (b.reachable, b.managed));
         ServerMsg::Snapshot(Box::new(Snapshot {
             topic: self.shared.topic.clone(),
             opening_balance: self.shared.ledger().opening_balance(),
@@ -259,7 +259,7 @@ impl Hub {
             counters: sent.counters,
             generator: sent.generator.clone().unwrap_or_default(),
             broker_reachable: sent.reachable.unwrap_or(broker_reachable),
-            broker_embedded,
+            broker_managed,
             log: sent.log.iter().cloned().collect(),
             history: self.shared.history(),
             partitions: sent.partitions.clone(),

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 
+pub mod managed;
 pub mod polled;
 
 use polled::{Futures, Polled};

@@ -23,11 +23,11 @@
 //! calculator or a re-created topic), [`consume`] (the consume loop both consumers share),
 //! [`dead_letters`] (and [`dead_letter_view`], which reads them back for the page),
 //! [`supervise`] (tasks restarted with back-off), the lessons' extra consumers ([`replay`],
-//! [`naive_calculator`]), the [`outage`] lesson and the demo's [`reset`], [`embedded`] (the
-//! zero-setup in-process broker) and [`app`], which starts everything and shuts it down in
-//! order: stop generating and flush the producer, commit the consumers' offsets, take the
-//! final snapshots, stop the HTTP server, stop the embedded broker (tested in
-//! `tests/shutdown.rs`).
+//! [`naive_calculator`]), the [`outage`] lesson and the demo's [`reset`],
+//! [`kafka::managed`] (the local Apache Kafka broker cashflow runs when no `--brokers` is
+//! given) and [`app`], which starts everything and shuts it down in order: stop generating
+//! and flush the producer, commit the consumers' offsets, take the final snapshots, stop the
+//! HTTP server, stop the managed broker (tested in `tests/shutdown.rs`).
 
 pub mod app;
 pub mod app_state;
@@ -38,8 +38,6 @@ pub mod consume;
 pub mod created_topics;
 pub mod dead_letter_view;
 pub mod dead_letters;
-#[cfg(feature = "embedded-broker")]
-pub mod embedded;
 pub mod http;
 pub mod hub;
 pub mod kafka;

@@ -67,8 +67,11 @@ fn main() -> ExitCode {
         let signals = ShutdownSignals::new();
         let app = match App::start(settings).await {
             Ok(app) => app,
-            #[cfg(feature = "embedded-broker")]
-            Err(e) if e.downcast_ref::<cashflow::embedded::DataDirInUse>().is_some() => {
+            // What the user must fix (another cashflow on the data dir, Java or the jars
+            // missing): said plainly, exit code 2.
+            Err(e) if e.downcast_ref::<cashflow::kafka::managed::ManagedError>().is_some_and(|m| {
+                !matches!(m, cashflow::kafka::managed::ManagedError::NotStarted { .. })
+            }) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }

@@ -180,7 +180,7 @@ impl Drop for NaiveCalculator {
     }
 }
 
-/// Where the naive calculator keeps its file: beside the embedded broker's data, or in the
+/// Where the naive calculator keeps its file: in the data folder, or in the
 /// system's temporary folder when nothing is kept.
 fn state_dir(settings: &Settings) -> PathBuf {
     settings.data_dir.clone().map_or_else(

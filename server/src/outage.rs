@@ -1,5 +1,5 @@
-//! The outage lesson ([`cashflow_shared::outage`]): on the presenter's command the embedded
-//! broker stops for N seconds and starts again on the same address from the same data. The
+//! The outage lesson ([`cashflow_shared::outage`]): on the presenter's command the managed
+//! Apache Kafka broker stops (SIGTERM: Kafka's controlled shutdown) for N seconds and starts again on the same address from the same data. The
 //! clients are not told; they find out as they would with any broker: connections refused,
 //! the broker watch reports it unreachable, generation is held, and the producer's idempotent
 //! retries deliver what was in flight once it is back. The lesson watches the data for the
@@ -21,14 +21,10 @@ use crate::state::Shared;
 const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
 const EVERY: Duration = Duration::from_millis(100);
 
-#[cfg(feature = "embedded-broker")]
-type Embedded = Arc<crate::embedded::EmbeddedBroker>;
-/// Without the embedded broker there is nothing to stop.
-#[cfg(not(feature = "embedded-broker"))]
-type Embedded = std::convert::Infallible;
+type Managed = Arc<crate::kafka::managed::ManagedBroker>;
 
 pub struct Outages {
-    broker: Option<Embedded>,
+    broker: Option<Managed>,
     shared: Arc<Shared>,
     tracker: TaskTracker,
     token: CancellationToken,
@@ -56,7 +52,7 @@ fn counts(shared: &Shared) -> Counts {
 
 impl Outages {
     pub fn new(
-        broker: Option<Embedded>,
+        broker: Option<Managed>,
         shared: Arc<Shared>,
         tracker: TaskTracker,
         token: CancellationToken,
@@ -70,7 +66,7 @@ impl Outages {
         }
     }
 
-    /// Stops the embedded broker for `seconds`, unless an outage is under way.
+    /// Stops the managed broker for `seconds`, unless an outage is under way.
     pub fn start(&self, seconds: u32) -> Result<OutageStatus, String> {
         let _one = self.starting.lock().unwrap_or_else(|e| e.into_inner());
         if self.token.is_cancelled() {
@@ -103,14 +99,8 @@ impl Outages {
     }
 }
 
-#[cfg(not(feature = "embedded-broker"))]
-async fn run(broker: Embedded, _: &Shared, _: u32, _: CancellationToken) -> anyhow::Result<()> {
-    match broker {}
-}
-
-#[cfg(feature = "embedded-broker")]
 async fn run(
-    broker: Embedded,
+    broker: Managed,
     shared: &Shared,
     seconds: u32,
     token: CancellationToken,

@@ -7,8 +7,8 @@
 //! partition or `--snapshot-seconds` after a change, whichever comes first, and once more at
 //! shutdown. It is a consistent cut, like a Flink checkpoint: the state and the offset it
 //! reflects are copied under one read of the ledger, so "newest complete snapshot + the records
-//! after its offset, each applied once by position" is exact, with no transactions (the
-//! embedded broker has none). A crash while writing one leaves chunks without a head, which
+//! after its offset, each applied once by position" is exact, with no transactions (it works
+//! on any broker). A crash while writing one leaves chunks without a head, which
 //! readers ignore.
 //!
 //! The changelog is compacted (keys: `head`, and chunk keys alternating between two slots), so

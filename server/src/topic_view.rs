@@ -46,7 +46,7 @@ struct Asker {
     /// a busy shared broker costs one request a second, not one per group.
     known: std::collections::BTreeSet<String>,
     /// Other groups asked once whether they committed on the topic (a broker need not say
-    /// what a member is assigned: the embedded one does not), and when: asked again 15 s
+    /// what a member is assigned), and when: asked again 15 s
     /// later, at most [`PROBES`] a refresh.
     probed: BTreeMap<String, Instant>,
     /// When every group was last listed.

@@ -20,7 +20,7 @@ async fn error(url: &str) -> (u16, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_and_bad_queries_get_json_errors() {
-    let app = spawn_app(Broker::Embedded, &unique("api")).await;
+    let app = spawn_app(Broker::Apache, &unique("api")).await;
     for path in ["/api", "/api/nope", "/api/balances/7", "/api/topic/x/y"] {
         let (status, body) = error(&format!("{}{path}", app.url)).await;
         assert_eq!(status, 404, "{path}");

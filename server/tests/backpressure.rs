@@ -1,4 +1,4 @@
-//! The back-pressure and batching lesson, on Apache Kafka and on the embedded broker: with a
+//! The back-pressure and batching lesson, on Apache Kafka: with a
 //! max lag set and the calculator paused, the producer stops once the calculator is that far
 //! behind and goes on when it catches up; new batching creates the producer again (the old one
 //! flushed first), and nothing is lost or doubled across the switch (the invariant holds).
@@ -95,8 +95,7 @@ async fn back_pressure_and_batching(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_back_pressure_and_batching,
-    embedded_back_pressure_and_batching,
     back_pressure_and_batching
 );

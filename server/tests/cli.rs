@@ -36,6 +36,29 @@ fn fails_with_one_line(args: &[&str], want: &str) {
     );
 }
 
+/// Without Java or the broker's jars, the default demo (no --brokers) says what installs them,
+/// in one line, exit code 2; the local broker never listens beyond loopback.
+#[test]
+fn without_java_or_the_jars_the_error_names_the_fix() {
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--kafka-listen",
+        "127.0.0.1:0",
+        "--ephemeral",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    fails_with_one_line(
+        &with(&["--kafka-classpath", "/no/such/kafka-classpath.txt"]),
+        "scripts/setup.sh demo",
+    );
+    fails_with_one_line(&with(&["--java", "/no/such/java"]), "Java 17");
+    fails_with_one_line(&with(&["--java", "/no/such/java"]), "--brokers");
+    fails_with_one_line(&["--kafka-listen", "0.0.0.0:9092"], "loopback");
+}
+
 #[test]
 fn wrong_flags_get_one_clear_line() {
     fails_with_one_line(&["--bogus"], "--bogus");
@@ -164,7 +187,7 @@ fn kafka_props_file() {
 }
 
 /// A second server on the same data folder is refused with one line and exit code 2 (two
-/// embedded brokers on one SQLite file would both take writes); the first one is unaffected.
+/// brokers on one log folder cannot both run); the first one is unaffected.
 #[tokio::test]
 async fn one_server_per_data_folder() {
     let dir = std::env::temp_dir().join(format!("cashflow-lock-{}", std::process::id()));
@@ -172,7 +195,7 @@ async fn one_server_per_data_folder() {
         vec![
             "--listen".to_string(),
             "127.0.0.1:0".into(),
-            "--embedded-listen".into(),
+            "--kafka-listen".into(),
             "127.0.0.1:0".into(),
             "--paused".into(),
             "--data-dir".into(),
@@ -320,12 +343,12 @@ async fn unreachable_broker_is_reported_quickly() {
 }
 
 #[tokio::test]
-async fn embedded_demo_serves_balances_and_stops_gracefully() {
+async fn managed_demo_serves_balances_and_stops_gracefully() {
     let mut child = cashflow()
         .args([
             "--listen",
             "127.0.0.1:0",
-            "--embedded-listen",
+            "--kafka-listen",
             "127.0.0.1:0",
             "--rate",
             "200",

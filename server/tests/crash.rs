@@ -302,22 +302,18 @@ async fn survives_repeated_kill_9() {
     child.wait().expect("reaped");
 }
 
-/// The zero-setup demo (embedded broker, its log on disk) killed with SIGKILL while producing:
-/// the relaunch, on the same data folder, shows at least every balance seen before the kill and
-/// exactly the topic's recomputation.
+/// The default demo (the managed Apache Kafka broker, its log on disk) killed with SIGKILL
+/// while producing: the relaunch, on the same data folder (its broker waits for the old JVM to
+/// finish stopping), shows at least every balance seen before the kill and exactly the topic's
+/// recomputation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_demo_survives_kill_9() {
+async fn managed_demo_survives_kill_9() {
     let dir = std::env::temp_dir().join(unique("cashflow-data"));
     let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "--listen",
-            "127.0.0.1:0",
-            "--embedded-listen",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a: Vec<String> = ["--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         a.extend(["--data-dir".to_string(), dir.display().to_string()]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
@@ -354,7 +350,7 @@ async fn embedded_demo_survives_kill_9() {
     }
     assert_eq!(b.stats.mismatches, 0);
     println!(
-        "embedded: {} applied before SIGKILL, {} records after; balances served {recovery:?} after the relaunch",
+        "managed broker: {} applied before SIGKILL, {} records after; balances served {recovery:?} after the relaunch",
         before.stats.applied,
         records.len()
     );

@@ -102,11 +102,6 @@ async fn apache_kafka_a_flood_of_bad_records() {
     a_flood_of_bad_records(Broker::Apache).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_flood_of_bad_records() {
-    a_flood_of_bad_records(Broker::Embedded).await;
-}
-
 /// Full batches (the records wait in the topic) with malformed records and duplicate ids
 /// inside: the calculator applies each batch in runs under one ledger lock up to the first
 /// record that needs more, then one by one (`Calculator::prepare`). Every good record is applied

@@ -1,4 +1,4 @@
-//! The delivery-semantics lesson on Apache Kafka and on the embedded broker, driven as the page
+//! The delivery-semantics lesson on Apache Kafka, driven as the page
 //! drives it: the naive calculator is crashed under load between its two steps, once
 //! at-least-once (it counts the batch twice) and once at-most-once (it loses the batch). It
 //! ends with a different total than the exact calculator, whose balances stay equal to the
@@ -184,8 +184,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_naive_consumer_loses_or_doubles,
-    embedded_naive_consumer_loses_or_doubles,
     naive_consumer_loses_or_doubles
 );

@@ -17,7 +17,7 @@ use common::{Broker, read_topic, spawn_app_with, unique, wait_for};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dot_is_a_real_record() {
     let topic = unique("flow");
-    let app = spawn_app_with(Broker::Embedded, &topic, |s| {
+    let app = spawn_app_with(Broker::Apache, &topic, |s| {
         s.rate = cashflow::config::Rate::PerSecond(3.0);
         s.generator.accounts = 5;
     })

@@ -1,6 +1,6 @@
-"""Another Kafka client against the embedded broker: Python's confluent-kafka (librdkafka 2.3+).
+"""Another Kafka client against cashflow's own broker: Python's confluent-kafka.
 
-Starts the real `cashflow` binary with its embedded broker, then, as the original project's
+Starts the real `cashflow` binary with its managed Apache Kafka broker (no --brokers), then, as the original project's
 Python scripts would: consumes our topic and reads every record with the original's field
 names, produces records exactly as the original producer writes them (all keyed
 "transaction"), and checks the balance calculator applied them. Exits non-zero on failure.
@@ -35,7 +35,7 @@ def wait(what, check, limit=DEADLINE_S):
 
 def main():
     proc = subprocess.Popen(
-        [sys.argv[1], "--listen", "127.0.0.1:0", "--embedded-listen", "127.0.0.1:0", "--rate", "100", "--ephemeral"],
+        [sys.argv[1], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--rate", "100", "--ephemeral"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

@@ -1,5 +1,5 @@
 //! The balance calculator as a group of members inside one server, driven the way the page
-//! drives it (WebSocket commands), on Apache Kafka and on the embedded broker: "add member"
+//! drives it (WebSocket commands), on Apache Kafka: "add member"
 //! makes the broker rebalance so two members own every partition exactly once, "remove" gives
 //! them back; three cycles under load leave balances equal to a recomputation from the topic.
 //! Pausing stops fetching (lag grows while the producer writes), resuming drains it.
@@ -240,18 +240,13 @@ async fn members_on_apache_kafka() {
     members_rebalance_and_balances_stay_exact(Broker::Apache).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_on_the_embedded_broker() {
-    members_rebalance_and_balances_stay_exact(Broker::Embedded).await;
-}
-
 /// A record that carries this server's producer id but was never acknowledged to its producer
 /// (forged by another client) makes the counts differ for good once the calculator has read the
 /// whole topic: the invariant reports it broken rather than "catching up" forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_record_breaks_the_invariant() {
     let topic = unique("forged");
-    let app = spawn_app_with(Broker::Embedded, &topic, |_| {}).await;
+    let app = spawn_app_with(Broker::Apache, &topic, |_| {}).await;
     app.producer
         .send(Command::Burst { count: 50 })
         .await

@@ -36,7 +36,7 @@ fn sum(s: &BTreeMap<String, f64>, name: &str) -> (f64, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_tell_what_happened() {
-    let app = spawn_app(Broker::Embedded, &unique("metrics")).await;
+    let app = spawn_app(Broker::Apache, &unique("metrics")).await;
     app.producer
         .send(Command::Burst { count: 200 })
         .await

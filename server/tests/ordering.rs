@@ -1,4 +1,4 @@
-//! The keys-and-ordering lesson, on Apache Kafka and on the embedded broker: with one constant
+//! The keys-and-ordering lesson, on Apache Kafka: with one constant
 //! key (the original's) every record lands on one partition; keyed by account, two calculator
 //! members apply no transaction out of order; with random keys the same two members do (each
 //! generated record carries its account's sequence number, and the calculator counts those
@@ -155,8 +155,4 @@ async fn keys_decide_ordering(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
-    apache_kafka_keys_decide_ordering,
-    embedded_keys_decide_ordering,
-    keys_decide_ordering
-);
+on_apache_kafka!(apache_kafka_keys_decide_ordering, keys_decide_ordering);

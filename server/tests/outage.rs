@@ -1,4 +1,4 @@
-//! The outage lesson on the embedded broker, driven as the page drives it: "stop the broker for
+//! The outage lesson on the managed Apache Kafka broker, driven as the page drives it: "stop the broker for
 //! N seconds" under load. Generation is held while it is away, and afterwards every transaction
 //! is in the topic exactly once, the balances equal the recomputation and the invariant holds;
 //! the lesson reports its recovery time. On an external broker the command is refused with the
@@ -17,9 +17,9 @@ use common::{Broker, settled_exactly_once, spawn_app_with, unique, wait_for};
 const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_broker_outage_loses_and_doubles_nothing() {
+async fn managed_broker_outage_loses_and_doubles_nothing() {
     let topic = unique("outage");
-    let app = spawn_app_with(Broker::Embedded, &topic, |s| {
+    let app = spawn_app_with(Broker::Managed, &topic, |s| {
         s.generator.accounts = 20;
         s.rate = cashflow::config::Rate::PerSecond(200.0);
     })
@@ -57,7 +57,7 @@ async fn embedded_broker_outage_loses_and_doubles_nothing() {
     assert_eq!((o.failed, o.duplicates), (0, 0), "{o:?}");
     assert!(o.delivered_since > 0 && o.back_ms > o.started_ms, "{o:?}");
     println!(
-        "embedded outage of {} s: {} in flight when it came back, recovered in {} ms",
+        "managed broker outage of {} s: {} in flight when it came back, recovered in {} ms",
         o.seconds, o.in_flight_at_back, o.recovery_ms
     );
 

@@ -1,4 +1,4 @@
-//! The whole pipeline against real brokers: Apache Kafka 4.x (KRaft) and the embedded one.
+//! The whole pipeline against Apache Kafka 4.x (KRaft).
 
 mod common;
 
@@ -126,10 +126,10 @@ async fn balances_match_deliveries(broker: Broker) {
     );
     assert_eq!(b.next_offsets.len(), partitions.len());
     // Old records go (balances come from the state store's snapshots): a week, and on the
-    // embedded broker at most 128 MiB per partition; the changelog is compacted.
+    // managed broker at most 128 MiB per partition; the changelog is compacted.
     let bytes = match broker {
         Broker::Apache | Broker::Cluster => "-1",
-        Broker::Embedded => "134217728",
+        Broker::Managed => "134217728",
     };
     for t in [topic.clone(), format!("{topic}.dlq")] {
         for (key, want) in [("retention.ms", "604800000"), ("retention.bytes", bytes)] {
@@ -149,9 +149,8 @@ async fn balances_match_deliveries(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_balances_match_deliveries,
-    embedded_balances_match_deliveries,
     balances_match_deliveries
 );
 
@@ -185,9 +184,8 @@ async fn restart_resumes_from_commits(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_restart_resumes_from_commits,
-    embedded_restart_resumes_from_commits,
     restart_resumes_from_commits
 );
 
@@ -262,9 +260,8 @@ async fn accepts_the_originals_messages(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_accepts_the_originals_messages,
-    embedded_accepts_the_originals_messages,
     accepts_the_originals_messages
 );
 
@@ -272,7 +269,7 @@ on_both_brokers!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_messages_carry_the_originals_fields() {
     let topic = unique("fields");
-    let app = spawn_app(Broker::Embedded, &topic).await;
+    let app = spawn_app(Broker::Apache, &topic).await;
     app.producer
         .send(Command::Burst { count: 50 })
         .await
@@ -298,7 +295,7 @@ async fn our_messages_carry_the_originals_fields() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_transaction_changes_one_balance_exactly() {
     let topic = unique("manual");
-    let app = spawn_app(Broker::Embedded, &topic).await;
+    let app = spawn_app(Broker::Apache, &topic).await;
     let st = app
         .producer
         .send(Command::Manual {
@@ -433,9 +430,8 @@ async fn malformed_records_go_to_the_dead_letter_topic(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_malformed_records_go_to_the_dead_letter_topic,
-    embedded_malformed_records_go_to_the_dead_letter_topic,
     malformed_records_go_to_the_dead_letter_topic
 );
 
@@ -536,7 +532,7 @@ async fn a_full_producer_queue_never_stalls_commands() {
     const QUEUE: u64 = 2_000;
     const BURST: u64 = 20_000;
     let topic = unique("fullqueue");
-    let app = common::spawn_app_with(Broker::Embedded, &topic, |s| {
+    let app = common::spawn_app_with(Broker::Apache, &topic, |s| {
         s.kafka.extend(props(&[
             ("queue.buffering.max.messages", &QUEUE.to_string()),
             ("max.in.flight.requests.per.connection", "1"),
@@ -628,9 +624,8 @@ async fn a_failed_calculator_is_restarted(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_a_failed_calculator_is_restarted,
-    embedded_a_failed_calculator_is_restarted,
     a_failed_calculator_is_restarted
 );
 

@@ -1,4 +1,4 @@
-//! The poison-pill lesson, on Apache Kafka and on the embedded broker, driven as the page
+//! The poison-pill lesson, on Apache Kafka, driven as the page
 //! drives it (WebSocket commands): every kind of malformed record, and the last transaction
 //! sent again with the same id and key, goes to the dead-letter topic; `/api/dead-letters`
 //! reads each back with its reason and source position; balances do not move, the invariant
@@ -120,8 +120,7 @@ async fn poison_goes_to_the_dead_letter_topic(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_poison_goes_to_the_dead_letter_topic,
-    embedded_poison_goes_to_the_dead_letter_topic,
     poison_goes_to_the_dead_letter_topic
 );

@@ -1,4 +1,4 @@
-//! The replay lesson on Apache Kafka and on the embedded broker, driven as the page drives it:
+//! The replay lesson on Apache Kafka, driven as the page drives it:
 //! a fresh calculator in a group of its own reads the topic from its log start and converges,
 //! partition by partition, to the live balances (at the same offsets); once over, its group is
 //! deleted. It converges while the producer keeps writing too (it chases the live calculator).
@@ -94,8 +94,4 @@ async fn replay_converges(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
-    apache_kafka_replay_converges,
-    embedded_replay_converges,
-    replay_converges
-);
+on_apache_kafka!(apache_kafka_replay_converges, replay_converges);

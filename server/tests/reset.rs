@@ -1,4 +1,4 @@
-//! "Reset the demo" on Apache Kafka and on the embedded broker, driven as the page drives it:
+//! "Reset the demo" on Apache Kafka, driven as the page drives it:
 //! after lessons have run (a second member, random keys, the naive consumer, a poison pill), a
 //! reset gives a fresh, empty topic, one member, keys by account, no naive consumer, every
 //! check back to "not run", and generation resumes: the balances are then exactly those of the
@@ -128,9 +128,8 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_reset_gives_a_fresh_demo,
-    embedded_reset_gives_a_fresh_demo,
     reset_gives_a_fresh_demo
 );
 

@@ -218,9 +218,8 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_restart_reads_state_plus_a_short_tail,
-    embedded_restart_reads_state_plus_a_short_tail,
     restart_reads_state_plus_a_short_tail
 );
 
@@ -260,9 +259,8 @@ async fn a_new_group_reads_the_topic_once(broker: Broker) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     apache_kafka_a_new_group_reads_the_topic_once,
-    embedded_a_new_group_reads_the_topic_once,
     a_new_group_reads_the_topic_once
 );
 
@@ -482,7 +480,7 @@ async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
     let p: ProducerStats = get(&app, "/api/producer").await;
     let delivered = p.delivered - before.delivered;
     assert!(delivered >= 500, "the second burst got through: {p:?}");
-    if matches!(broker, Broker::Embedded) {
+    if matches!(broker, Broker::Managed) {
         assert!(
             p.replaced + p.reconfigured >= 1,
             "a new producer took over (made afresh when the re-creation was noticed, or after a fatal error): {p:?}"
@@ -514,9 +512,8 @@ async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     a_topic_recreated_while_running_starts_afresh_on_apache_kafka,
-    a_topic_recreated_while_running_starts_afresh_on_the_embedded_broker,
     a_topic_recreated_while_running_starts_afresh
 );
 
@@ -617,9 +614,8 @@ async fn a_restart_skips_the_gaps_retention_leaves(broker: Broker) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     a_restart_skips_the_gaps_retention_leaves_on_apache_kafka,
-    a_restart_skips_the_gaps_retention_leaves_on_the_embedded_broker,
     a_restart_skips_the_gaps_retention_leaves
 );
 

@@ -102,7 +102,7 @@ async fn topic_view_shows_offsets_groups_and_lag(broker: Broker) {
         (offsets_in
             && balance.total_lag == 0
             && f.committed == committed
-            && (f.members.len() == 1 || matches!(broker, Broker::Embedded)))
+            && (f.members.len() == 1 || matches!(broker, Broker::Managed)))
         .then_some(v)
     })
     .await;
@@ -146,9 +146,8 @@ async fn topic_view_shows_offsets_groups_and_lag(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     topic_view_on_apache_kafka,
-    topic_view_on_the_embedded_broker,
     topic_view_shows_offsets_groups_and_lag
 );
 
@@ -186,8 +185,7 @@ async fn accounts_live_where_murmur2_says(broker: Broker) {
     app.shutdown().await;
 }
 
-on_both_brokers!(
+on_apache_kafka!(
     accounts_live_where_murmur2_says_on_apache_kafka,
-    accounts_live_where_murmur2_says_on_the_embedded_broker,
     accounts_live_where_murmur2_says
 );

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_deltas_at_most_20_a_second() {
-    let app = spawn_app(Broker::Embedded, &unique("ws")).await;
+    let app = spawn_app(Broker::Apache, &unique("ws")).await;
     let mut ws = connect(&app).await;
     assert!(matches!(
         next(&mut ws, Duration::from_secs(5)).await,
@@ -92,7 +92,7 @@ async fn snapshot_then_deltas_at_most_20_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_commands_get_errors_and_the_socket_stays_usable() {
-    let app = spawn_app(Broker::Embedded, &unique("ws-bad")).await;
+    let app = spawn_app(Broker::Apache, &unique("ws-bad")).await;
     let mut ws = connect(&app).await;
     next(&mut ws, Duration::from_secs(5)).await;
     next(&mut ws, Duration::from_secs(5)).await;
@@ -186,7 +186,7 @@ async fn bad_commands_get_errors_and_the_socket_stays_usable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_floods_are_rate_limited() {
-    let app = spawn_app(Broker::Embedded, &unique("ws-flood")).await;
+    let app = spawn_app(Broker::Apache, &unique("ws-flood")).await;
     let mut ws = connect(&app).await;
     next(&mut ws, Duration::from_secs(5)).await;
     next(&mut ws, Duration::from_secs(5)).await;
@@ -207,7 +207,7 @@ async fn command_floods_are_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_viewer_does_not_stop_others() {
-    let app = spawn_app(Broker::Embedded, &unique("ws-stall")).await;
+    let app = spawn_app(Broker::Apache, &unique("ws-stall")).await;
     let _stalled = connect(&app).await; // never read
     let mut live = connect(&app).await;
     next(&mut live, Duration::from_secs(5)).await;
@@ -233,7 +233,7 @@ async fn a_stalled_viewer_does_not_stop_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_origins_are_refused() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let app = spawn_app(Broker::Embedded, &unique("ws-origin")).await;
+    let app = spawn_app(Broker::Apache, &unique("ws-origin")).await;
     let url = format!("ws://{}/ws", app.http_addr);
     let mut evil = url.as_str().into_client_request().expect("request");
     evil.headers_mut()
@@ -285,7 +285,7 @@ async fn foreign_origins_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_presenter_token_viewers_are_read_only() {
-    let app = common::spawn_app_with(Broker::Embedded, &unique("ws-token"), |s| {
+    let app = common::spawn_app_with(Broker::Apache, &unique("ws-token"), |s| {
         s.presenter_token = Some("s3cret-token".into())
     })
     .await;

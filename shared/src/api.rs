@@ -132,7 +132,8 @@ pub struct RestoreProgress {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerHealth {
     pub bootstrap_servers: String,
-    pub embedded: bool,
+    /// cashflow runs this broker itself (no `--brokers`): the outage lesson can stop it.
+    pub managed: bool,
     pub reachable: bool,
     pub topic_ready: bool,
     pub last_error: Option<String>,
@@ -157,7 +158,7 @@ pub struct TopicView {
     /// When the broker was asked (ms since the epoch); 0 before the first answer.
     pub taken_ms: i64,
     pub partitions: Vec<PartitionOffsets>,
-    /// The cluster's brokers by id (one on the embedded broker).
+    /// The cluster's brokers by id (one on the managed broker).
     #[serde(default)]
     pub brokers: Vec<i32>,
     /// Every consumer group with a member assigned to the topic or an offset committed on it,

@@ -168,7 +168,7 @@ pub enum Command {
     ResetDemo {
         topic: String,
     },
-    /// Stops the embedded broker for `seconds`, then starts it again (the outage lesson).
+    /// Stops the managed broker for `seconds`, then starts it again (the outage lesson).
     StopBroker {
         seconds: u32,
     },
@@ -192,7 +192,7 @@ pub enum Target {
     Replay,
     /// The delivery-semantics lesson's naive calculator.
     Naive,
-    /// The embedded broker (the outage lesson).
+    /// The managed broker (the outage lesson).
     Broker,
     /// The whole demo (its reset).
     Demo,

@@ -33,8 +33,8 @@ pub struct Dashboard {
     pub counters: Counters,
     pub generator: Option<GeneratorStatus>,
     pub broker_reachable: bool,
-    /// See [`crate::protocol::Snapshot::broker_embedded`].
-    pub broker_embedded: bool,
+    /// See [`crate::protocol::Snapshot::broker_managed`].
+    pub broker_managed: bool,
     pub store: StoreStatus,
     /// Newest first, at most [`LOG_CAPACITY`].
     pub log: VecDeque<LogLine>,
@@ -128,7 +128,7 @@ impl Dashboard {
                 self.counters = s.counters;
                 self.generator = Some(s.generator);
                 self.broker_reachable = s.broker_reachable;
-                self.broker_embedded = s.broker_embedded;
+                self.broker_managed = s.broker_managed;
                 self.store = s.store;
                 self.log = s.log.into_iter().take(LOG_CAPACITY).collect();
                 self.history = s

@@ -1,5 +1,5 @@
-//! The outage lesson: the embedded broker is stopped for a few seconds. Generation is held
-//! while it is away (what was in flight waits in the producer), and once it is back every
+//! The outage lesson: the Apache Kafka broker cashflow runs is stopped (SIGTERM) for a few
+//! seconds. Generation is held while it is away (what was in flight waits in the producer), and once it is back every
 //! transaction is delivered exactly once: the idempotent producer's retries are not written
 //! twice, and the invariant (each acknowledged transaction applied once) holds again. The page
 //! shows the outage as it happens and how long recovery took.

@@ -124,7 +124,7 @@ pub struct Snapshot {
     pub broker_reachable: bool,
     /// The broker is the one cashflow runs itself (the outage lesson can stop it).
     #[serde(default)]
-    pub broker_embedded: bool,
+    pub broker_managed: bool,
     /// Newest first.
     pub log: Vec<LogLine>,
     /// Oldest first; on the wire each point as a change of the one before (see

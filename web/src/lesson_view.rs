@@ -152,9 +152,9 @@ fn Actions(id: LessonId) -> impl IntoView {
     };
     // Memos: a button is made again only when the answer changes, not on every frame (a
     // button replaced 20 times a second cannot be clicked).
-    let embedded = Memo::new(move |_| {
+    let managed = Memo::new(move |_| {
         ctx.version.get();
-        ctx.dash.with_value(|d| d.broker_embedded)
+        ctx.dash.with_value(|d| d.broker_managed)
     });
     let cluster = Memo::new(move |_| {
         ctx.version.get();
@@ -190,7 +190,7 @@ fn Actions(id: LessonId) -> impl IntoView {
             {button("do-poison", "Inject one of each kind", Poison::ALL.map(|poison| Command::Inject { poison }).to_vec())}
         }.into_any(),
         LessonId::Outage => view! {
-            {move || match (embedded.get(), cluster.get()) {
+            {move || match (managed.get(), cluster.get()) {
                 (true, _) => button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any(),
                 (false, true) => view! { <span class="reason" data-testid="outage-elsewhere">"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any(),
                 (false, false) => view! { <span class="reason" data-testid="outage-elsewhere">"This server uses a Kafka it does not run (--brokers), so it cannot stop it: stop that broker from its own terminal, or start cashflow without --brokers for this lesson."</span> }.into_any(),

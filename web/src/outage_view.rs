@@ -1,4 +1,4 @@
-//! The outage lesson's panel: stop the embedded broker for a few seconds and watch generation
+//! The outage lesson's panel: stop the Apache Kafka broker cashflow runs for a few seconds and watch generation
 //! hold, then every transaction delivered exactly once; on a cluster, the leaders and in-sync
 //! replicas in the topic panel move instead.
 
@@ -18,13 +18,13 @@ pub fn OutagePanel() -> impl IntoView {
         ctx.version.get();
         ctx.dash.with_value(|d| d.outage.clone())
     };
-    let embedded = move || {
+    let managed = move || {
         ctx.version.get();
-        ctx.dash.with_value(|d| d.broker_embedded)
+        ctx.dash.with_value(|d| d.broker_managed)
     };
     view! {
         <div class="outage">
-            <div class="row presenter-only" class:hidden=move || !embedded()>
+            <div class="row presenter-only" class:hidden=move || !managed()>
                 <label>"Stop the broker for "
                     <input type="number" data-testid="outage-seconds" min=MIN_OUTAGE_SECONDS max=MAX_OUTAGE_SECONDS
                         prop:value=move || seconds.get().to_string()
@@ -47,7 +47,7 @@ pub fn OutagePanel() -> impl IntoView {
                         data-held=o.held.to_string()>{o.describe()}</p>
                 }
             }}
-            <p class="legend">{move || if embedded() {
+            <p class="legend">{move || if managed() {
                 "The producer is idempotent (acks=all): while the broker is away its sends wait and retry, and the broker drops a retry it already wrote. Nothing is lost, nothing is written twice; the invariant says so."
             } else {
                 "On a Kafka cashflow does not run (--brokers), stop a broker from its own terminal (on the 3-broker cluster: scripts/kafka.sh kill N): the partitions it led get new leaders from the in-sync replicas (topic panel), and nothing is lost."

@@ -35,7 +35,7 @@ pub fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
         .collect()
 }
 
-/// A release binary hosting the embedded broker (paused, its own topic idle), stopped when the
+/// A release binary running its managed broker (paused, its own topic idle), stopped when the
 /// bench ends; the clients under test reach it over TCP like any other broker.
 pub struct Host(common::Binary);
 
@@ -46,11 +46,11 @@ impl Drop for Host {
     }
 }
 
-/// The broker a bench runs against: `BENCH_BROKERS=embedded` (a [`Host`]), another address, or
+/// The broker a bench runs against: `BENCH_BROKERS=managed` (a [`Host`]), another address, or
 /// the test broker. (bootstrap servers, label, the host to keep alive).
 pub fn broker() -> (String, String, Option<Host>) {
     let wanted = std::env::var("BENCH_BROKERS").unwrap_or_else(|_| common::apache_kafka());
-    if wanted != "embedded" {
+    if wanted != "managed" {
         return (wanted, "Apache Kafka".to_string(), None);
     }
     let host = common::Binary::start(&[
@@ -58,12 +58,12 @@ pub fn broker() -> (String, String, Option<Host>) {
         "--paused".into(),
         "--listen".into(),
         "127.0.0.1:0".into(),
-        "--embedded-listen".into(),
+        "--kafka-listen".into(),
         "127.0.0.1:0".into(),
     ]);
     (
         host.kafka.clone(),
-        "embedded (nisshi)".to_string(),
+        "managed Apache Kafka".to_string(),
         Some(Host(host)),
     )
 }

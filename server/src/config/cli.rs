@@ -9,14 +9,16 @@ use cashflow_shared::generator::GeneratorSettings;
 use clap::Parser;
 
 use super::{
-    Rate, Settings, StoreSettings, default_data_dir, parse_kv, parse_money, parse_props_file,
+    Rate, Settings, StoreSettings, default_data_dir, default_kafka_classpath, parse_kv,
+    parse_money, parse_props_file,
 };
 
 /// A bank simulated on Kafka, shown live in the browser.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "cashflow", version, about)]
 pub struct Cli {
-    /// Kafka bootstrap servers (host:port,...). Without it an embedded broker is started.
+    /// Kafka bootstrap servers (host:port,...). Without it cashflow runs a local Apache Kafka
+    /// broker itself (Java and the jars from `scripts/setup.sh demo`).
     #[arg(long, env = "CASHFLOW_BROKERS")]
     pub brokers: Option<String>,
     /// Topic the transactions go to.
@@ -74,18 +76,31 @@ pub struct Cli {
     /// hold commas and `=`. Applied before -X.
     #[arg(long, env = "CASHFLOW_KAFKA_PROPS_FILE", value_name = "PATH")]
     pub kafka_props_file: Option<PathBuf>,
-    /// Where the embedded broker listens (the next free port if taken).
+    /// Where the local Apache Kafka broker takes clients (the next free port if taken; a
+    /// loopback address).
     #[arg(
         long,
-        env = "CASHFLOW_EMBEDDED_LISTEN",
-        default_value = "127.0.0.1:9092"
+        env = "CASHFLOW_KAFKA_LISTEN",
+        default_value = "127.0.0.1:9092",
+        alias = "embedded-listen"
     )]
-    pub embedded_listen: SocketAddr,
-    /// Where the embedded broker keeps its log (SQLite), so a restart loses nothing.
-    /// Default: $XDG_DATA_HOME/cashflow or ~/.local/share/cashflow.
+    pub kafka_listen: SocketAddr,
+    /// The `java` (17 or newer) that runs the local broker.
+    #[arg(long, env = "CASHFLOW_JAVA", default_value = "java")]
+    pub java: PathBuf,
+    /// The file listing the local broker's jars (written by `scripts/setup.sh`). Default:
+    /// $CASHFLOW_TOOLS/kafka-classpath.txt or ~/.cache/cashflow/tools/kafka-classpath.txt.
+    #[arg(long, env = "CASHFLOW_KAFKA_CLASSPATH", value_name = "FILE")]
+    pub kafka_classpath: Option<PathBuf>,
+    /// The local broker's JVM heap, in MiB.
+    #[arg(long, env = "CASHFLOW_KAFKA_HEAP_MB", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(128..=65_536))]
+    pub kafka_heap_mb: u32,
+    /// Where the local broker keeps its log (`kafka/`) and cashflow what the presenter set,
+    /// so a restart loses nothing. Default: $XDG_DATA_HOME/cashflow or ~/.local/share/cashflow.
     #[arg(long, env = "CASHFLOW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Keep the embedded broker's log in a temporary folder, removed at exit.
+    /// Keep the local broker's log in a temporary folder, removed at exit.
     #[arg(long, env = "CASHFLOW_EPHEMERAL")]
     pub ephemeral: bool,
     /// Folder with the built browser app (Trunk's output).
@@ -123,7 +138,7 @@ pub struct Cli {
     #[arg(long, env = "CASHFLOW_RETENTION_HOURS", default_value_t = 168)]
     pub retention_hours: u64,
     /// Megabytes of records kept per partition when cashflow creates the topic (older ones are
-    /// deleted); 0 for no size limit. Default: 128 on the embedded broker, none otherwise.
+    /// deleted); 0 for no size limit. Default: 128 on the local broker, none otherwise.
     #[arg(long, env = "CASHFLOW_RETENTION_MB")]
     pub retention_mb: Option<u64>,
     /// A transaction id equal to one within this many earlier offsets of the same partition is
@@ -195,7 +210,16 @@ impl Cli {
             ));
         }
         if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
-            return Err("--brokers is empty; leave it out to use the embedded broker".into());
+            return Err(
+                "--brokers is empty; leave it out to run a local Apache Kafka broker".into(),
+            );
+        }
+        if !self.kafka_listen.ip().is_loopback() {
+            return Err(format!(
+                "--kafka-listen {}: the local broker takes clients on loopback only (it has no \
+                 authentication); give other machines --brokers of a secured cluster",
+                self.kafka_listen
+            ));
         }
         let mut kafka = match &self.kafka_props_file {
             Some(path) => {
@@ -233,12 +257,15 @@ impl Cli {
             opening_balance: self.opening_balance,
             group_prefix: self.group_prefix,
             kafka,
-            embedded_listen: self.embedded_listen,
+            kafka_listen: self.kafka_listen,
+            java: self.java,
+            kafka_classpath: self.kafka_classpath.unwrap_or_else(default_kafka_classpath),
+            kafka_heap_mb: self.kafka_heap_mb,
             data_dir: if self.ephemeral {
                 None
             } else {
                 Some(self.data_dir.or_else(default_data_dir).ok_or(
-                    "no home folder for the embedded broker's data: give --data-dir or --ephemeral",
+                    "no home folder for the data (the local broker's log): give --data-dir or --ephemeral",
                 )?)
             },
             web_dir: self.web_dir,

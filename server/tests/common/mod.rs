@@ -20,8 +20,9 @@ pub mod ws;
 pub enum Broker {
     /// Apache Kafka 4.x in KRaft mode, started by scripts/kafka.sh (once per test binary).
     Apache,
-    /// The in-process broker each app starts for itself.
-    Embedded,
+    /// The local Apache Kafka broker each app starts and supervises for itself (no
+    /// `--brokers`): only the tests of the managed broker itself use it.
+    Managed,
     /// The 3-broker Apache Kafka cluster of `scripts/kafka.sh cluster` (the test starts it).
     Cluster,
 }
@@ -156,7 +157,7 @@ pub async fn spawn_app_with(
     let _ = tracing_subscriber_init();
     let brokers = match broker {
         Broker::Apache => Some(apache_kafka()),
-        Broker::Embedded => None,
+        Broker::Managed => None,
         Broker::Cluster => Some(cluster_brokers()),
     };
     let mut settings = Settings::for_tests(brokers, topic);
@@ -589,18 +590,14 @@ pub fn server_args(brokers: &str, topic: &str, extra: &[&str]) -> Vec<String> {
     .collect()
 }
 
-/// One test per broker for a scenario `async fn(Broker)`.
+/// A test of a scenario `async fn(Broker)` on the shared Apache Kafka (the scenarios take the
+/// broker so the managed and cluster tests can run them too).
 #[macro_export]
-macro_rules! on_both_brokers {
-    ($apache:ident, $embedded:ident, $scenario:ident) => {
+macro_rules! on_apache_kafka {
+    ($apache:ident, $scenario:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $apache() {
             $scenario(Broker::Apache).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $embedded() {
-            $scenario(Broker::Embedded).await;
         }
     };
 }

@@ -42,7 +42,7 @@ fn snapshot_then_deltas() {
             ..Default::default()
         },
         broker_reachable: true,
-        broker_embedded: true,
+        broker_managed: true,
         log: vec![],
         history: vec![sample(0, vec![100])],
         partitions: vec![PartitionView {

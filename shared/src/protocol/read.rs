@@ -200,7 +200,7 @@ mod tests {
                 counters: Default::default(),
                 generator: Default::default(),
                 broker_reachable: true,
-                broker_embedded: false,
+                broker_managed: false,
                 log: vec![],
                 history: vec![Sample {
                     t_ms: 1,
