@@ -90,9 +90,11 @@ pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
         // Topics are created explicitly (with the right partition count), never by a
         // metadata request.
         .set("allow.auto.create.topics", "false")
-        // Reconnect quickly in a demo, but do not hammer an absent broker.
+        // Reconnect quickly in a demo (a broker back from the outage lesson is found within a
+        // second, not after librdkafka's 10 s back-off), but do not hammer an absent broker:
+        // one attempt a second per client.
         .set("reconnect.backoff.ms", "100")
-        .set("reconnect.backoff.max.ms", "5000")
+        .set("reconnect.backoff.max.ms", "1000")
         .set_log_level(RDKafkaLogLevel::Warning);
     for (k, v) in extra {
         cfg.set(k, v);

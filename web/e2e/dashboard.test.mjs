@@ -1,5 +1,5 @@
 // End to end in Debian's chromium (headless, driven by playwright-core) against the real
-// server with its embedded broker. Run by scripts/test.sh:
+// server with the broker it runs itself. Run by scripts/test.sh:
 //   CASHFLOW_BIN=target/debug/cashflow CASHFLOW_DIST=dist node --test web/e2e/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

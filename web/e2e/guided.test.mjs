@@ -1,4 +1,4 @@
-// The guided lesson panel, end to end in chromium against the real server: on the embedded
+// The guided lesson panel, end to end in chromium against the real server: on the managed
 // broker, on Apache Kafka (CASHFLOW_TEST_BROKERS, one broker cashflow does not run: the outage
 // lesson says how to run it instead of offering a button), or on the brokers in
 // CASHFLOW_E2E_BROKERS (e.g. the 3-broker cluster, whose broker the caller kills). Every lesson
@@ -15,10 +15,10 @@ const LESSONS = ['ordering', 'delivery', 'replay', 'poison', 'outage', 'back_pre
 const state = (page, testid) => page.evaluate((t) => document.querySelector(`[data-testid=${t}]`)?.dataset.state ?? '', testid);
 const waitState = (page, testid, want, timeout = 60000) => page.waitForFunction(
   ([t, w]) => document.querySelector(`[data-testid=${t}]`)?.dataset.state === w, [testid, want], { timeout });
-/** Walks every lesson; `kafka`: where (`embedded`, `apache`: one broker it does not run,
+/** Walks every lesson; `kafka`: where (`managed`, `apache`: one broker it does not run,
  * `cluster`: brokers the caller kills one of). */
 async function walk(kafka, brokers) {
-  const suffix = kafka === 'embedded' ? '' : `-${kafka}`;
+  const suffix = kafka === 'managed' ? '' : `-${kafka}`;
   const shot = async (page, name) => {
     await page.locator('[data-testid=lessons]').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, `guided-${name}${suffix}.png`) });
@@ -86,10 +86,10 @@ async function walk(kafka, brokers) {
     await waitState(page, 'control-poison', 'DidNotHappen');
     await shot(page, 'poison');
 
-    // 5. Outage (embedded: from the page; on a cluster the test's caller kills a broker; on a
+    // 5. Outage (managed: from the page; on a cluster the test's caller kills a broker; on a
     // broker cashflow does not run, the lesson says so and offers no button).
     await page.click('[data-testid=lesson-outage]');
-    if (kafka === 'embedded') {
+    if (kafka === 'managed') {
       await page.click('[data-testid=do-outage]');
     } else if (kafka === 'cluster') {
       console.log('kill a broker now: scripts/kafka.sh kill N');
@@ -146,7 +146,7 @@ async function walk(kafka, brokers) {
   }
 }
 
-test('every lesson of the guided panel turns ✓ from the data (embedded broker)', () => walk('embedded'));
+test('every lesson of the guided panel turns ✓ from the data (the broker cashflow runs)', () => walk('managed'));
 
 test('every lesson of the guided panel turns ✓ from the data (Apache Kafka)', () =>
   walk('apache', process.env.CASHFLOW_TEST_BROKERS ?? '127.0.0.1:19092'));

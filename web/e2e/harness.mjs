@@ -1,5 +1,5 @@
 // What the end-to-end tests share: chromium (playwright-core from the project's tools) and
-// the real server binary on a free port with its embedded broker.
+// the real server binary on a free port with the Apache Kafka broker it runs itself.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -27,7 +27,7 @@ export function freePort() {
 export function startServer(port, extra = []) {
   // `extra` may override the defaults' --rate and --accounts (clap refuses a flag twice).
   const defaults = [['--rate', '20'], ['--accounts', '6']].filter(([flag]) => !extra.includes(flag)).flat();
-  const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--embedded-listen', '127.0.0.1:0',
+  const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--kafka-listen', '127.0.0.1:0',
     ...defaults, '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });

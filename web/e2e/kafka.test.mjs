@@ -1,4 +1,4 @@
-// The Kafka panels end to end in Debian's chromium against the real server (embedded broker):
+// The Kafka panels end to end in Debian's chromium against the real server (the Apache Kafka broker it runs itself):
 // pausing the calculator makes the broker's lag rise, resuming drains it; adding a member
 // makes the broker rebalance and the page shows the new owners; an account followed from its
 // bar sits on the partition murmur2 says, which is where the server read it from.

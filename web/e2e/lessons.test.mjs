@@ -1,11 +1,11 @@
-// The lessons built so far, end to end in chromium against the real server (embedded broker):
+// The lessons built so far, end to end in chromium against the real server (the Apache Kafka broker it runs itself):
 // keys and ordering (by account: nothing out of order with two members; random keys: the
 // ordering line counts transactions applied out of order), and poison pills (each injected
 // kind appears in the dead-letter panel, read back from the dead-letter topic, with its
 // reason, and the balances do not move), and replay (a fresh group rebuilds the balances from
 // the log start and converges to the live ones), and delivery semantics (the naive consumer,
 // crashed between its two steps, counts a batch twice or loses it), and an outage of the
-// embedded broker (held, then everything delivered exactly once).
+// managed broker (held, then everything delivered exactly once).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -116,7 +116,7 @@ test('keys and ordering, and poison pills, on the page', async () => {
     await page.click('[data-testid=stop-naive]');
     await page.waitForFunction(() => document.querySelector('[data-testid=naive]')?.dataset.state === 'Off', null, { timeout: 30000 });
 
-    // Outage: the embedded broker stops for 8 s; generation is held, then everything is
+    // Outage: the managed broker stops for 8 s; generation is held, then everything is
     // delivered exactly once.
     await page.fill('[data-testid=outage-seconds]', '8');
     await page.click('[data-testid=stop-broker]');

@@ -1,5 +1,5 @@
 // Render cost per animation frame with many accounts and a long history (a benchmark, not a
-// test). Starts the server with the embedded broker, opens the page in headless chromium, and
+// test). Starts the server with the broker it runs itself, opens the page in headless chromium, and
 // prints window.__cashflow_stats (script time from the frame's state bump until its effects ran)
 // after the history has filled for SECONDS.
 //   node web/e2e/perf.mjs [SECONDS=600] [ACCOUNTS=100] [RATE=500]
@@ -11,7 +11,7 @@ const [seconds = 600, accounts = 100, rate = 500] = process.argv.slice(2).map(Nu
 const modules = process.env.CASHFLOW_NODE_MODULES ?? path.join(process.env.HOME, '.cache/cashflow/tools/npm/node_modules');
 const { chromium } = createRequire(path.join(modules, 'noop.js'))('playwright-core');
 const BIN = process.env.CASHFLOW_BIN ?? 'target/release/cashflow';
-const server = spawn(BIN, ['--listen', '127.0.0.1:0', '--embedded-listen', '127.0.0.1:0', '--rate', String(rate),
+const server = spawn(BIN, ['--listen', '127.0.0.1:0', '--kafka-listen', '127.0.0.1:0', '--rate', String(rate),
   '--accounts', String(accounts), '--ephemeral', '--web-dir', process.env.CASHFLOW_DIST ?? 'dist'], { stdio: ['ignore', 'pipe', 'ignore'] });
 const url = await new Promise((resolve) => server.stdout.on('data', (d) => {
   const m = String(d).match(/(http:\/\/\S+?)\/? /); if (m) resolve(m[1]);
