@@ -51,10 +51,11 @@ pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -
 }
 
 /// Consumer timings cashflow chooses, unless the user sets them with `-X`.
-const CONSUMER_TIMINGS: [(&str, &str); 4] = [
-    // Commits only what changed since the last one (none while idle); 4 a second keep the
-    // committed offsets, which the page shows, close behind the applied ones.
-    ("auto.commit.interval.ms", "250"),
+const CONSUMER_TIMINGS: [(&str, &str); 5] = [
+    // Commits only what changed since the last one (none while idle); once a second, as often
+    // as the page's topic view asks for them (4 a second were a sixth of an idle demo's broker
+    // work: BENCHMARKS.md, "The managed broker at idle").
+    ("auto.commit.interval.ms", "1000"),
     // A killed member's partitions move after 10 s, not librdkafka's 45.
     ("session.timeout.ms", "10000"),
     ("heartbeat.interval.ms", "1000"),
@@ -63,6 +64,10 @@ const CONSUMER_TIMINGS: [(&str, &str); 4] = [
     // second. Measured (scripts/bench.sh's calculator): 246 k records/s with the default, 1.9 M
     // with 10 ms for a client that only counts.
     ("fetch.queue.backoff.ms", "10"),
+    // Apache Kafka answers a waiting fetch as soon as a record arrives, so a long wait costs no
+    // latency; an idle consumer then asks once every 2 s instead of twice a second (librdkafka's
+    // 500 ms), a quarter of the requests an idle demo's broker answers.
+    ("fetch.wait.max.ms", "2000"),
 ];
 
 /// Sets `key` unless the user's `-X` did.

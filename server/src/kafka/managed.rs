@@ -283,6 +283,15 @@ group.initial.rebalance.delay.ms=0
 log.segment.bytes=16777216
 log.retention.check.interval.ms=30000
 log.cleaner.backoff.ms=5000
+# Idle cost (BENCHMARKS.md, \"The managed broker at idle\"): every request thread and network
+# thread wakes ~3 times a second with nothing to do, and KRaft writes a no-op metadata record
+# every 500 ms by default. A demo's load needs few threads.
+num.network.threads=1
+num.io.threads=2
+background.threads=2
+num.recovery.threads.per.data.dir=1
+log.cleaner.threads=1
+metadata.max.idle.interval.ms=5000
 ",
             data = data.display()
         );
