@@ -171,3 +171,36 @@ mod tests {
         assert_eq!(super::member_id(&c), None);
     }
 }
+
+/// Each partition's end offset (as the client's isolation level sees it: the last stable
+/// offset for read_committed) in one ListOffsets request per broker, from any client handle
+/// (rust-rdkafka offers `offsets_for_times` on consumers only). `fetch_watermarks` sends two
+/// requests per partition. Blocks up to `timeout`.
+pub fn end_offsets(
+    client: &rdkafka::client::NativeClient,
+    topic: &str,
+    partitions: i32,
+    timeout: std::time::Duration,
+) -> rdkafka::error::KafkaResult<std::collections::BTreeMap<i32, i64>> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::End)?;
+    }
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `client` is a live handle for the call; `tpl` is a valid list we own, which
+    // rd_kafka_offsets_for_times updates in place (each element's offset, or its error).
+    let code = unsafe { rdkafka_sys::rd_kafka_offsets_for_times(client.ptr(), tpl.ptr(), ms) };
+    if code != rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::from(code)));
+    }
+    Ok(tpl
+        .elements_for_topic(topic)
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if e.error().is_ok() => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}

@@ -1,7 +1,6 @@
 //! The topics cashflow uses and the broker watch: creates the topic, its dead-letter topic and
 //! the state store's changelog once the broker is reachable, and keeps `/health` current.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,14 +76,20 @@ async fn check_progress(
     let applied = shared.ledger().next_offsets();
     let (a, t) = (admin.clone(), topic.to_owned());
     let ends = tokio::task::spawn_blocking(move || {
-        (0..partitions as i32)
-            .map(|p| {
-                Ok((
-                    p,
-                    a.inner().fetch_watermarks(&t, p, Duration::from_secs(3))?.1,
-                ))
-            })
-            .collect::<Result<BTreeMap<i32, i64>, KafkaError>>()
+        let ends = crate::kafka_ffi::end_offsets(
+            a.inner().native_client(),
+            &t,
+            partitions as i32,
+            Duration::from_secs(3),
+        )?;
+        // Every partition answered, or the check waits for the next round.
+        if ends.len() == partitions {
+            Ok(ends)
+        } else {
+            Err(KafkaError::MetadataFetch(
+                rdkafka::error::RDKafkaErrorCode::UnknownPartition,
+            ))
+        }
     })
     .await;
     let Ok(Ok(ends)) = ends else {
