@@ -156,22 +156,6 @@ unsafe fn cstr(p: *const std::ffi::c_char) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use rdkafka::ClientConfig;
-    use rdkafka::consumer::BaseConsumer;
-
-    #[test]
-    fn a_consumer_that_never_joined_has_no_member_id() {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("group.id", "cashflow-ffi-test")
-            .set("bootstrap.servers", "127.0.0.1:9")
-            .create()
-            .expect("consumer");
-        assert_eq!(super::member_id(&c), None);
-    }
-}
-
 /// Each partition's end offset (as the client's isolation level sees it: the last stable
 /// offset for read_committed) in one ListOffsets request per broker, from any client handle
 /// (rust-rdkafka offers `offsets_for_times` on consumers only). `fetch_watermarks` sends two
@@ -203,4 +187,20 @@ pub fn end_offsets(
             _ => None,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::BaseConsumer;
+
+    #[test]
+    fn a_consumer_that_never_joined_has_no_member_id() {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("group.id", "cashflow-ffi-test")
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .create()
+            .expect("consumer");
+        assert_eq!(super::member_id(&c), None);
+    }
 }
