@@ -333,7 +333,14 @@ metadata.max.idle.interval.ms=5000
         let id = match std::fs::read_to_string(&id_file) {
             Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
             _ => {
-                let id = cluster_id(rand::random());
+                // As Kafka's Uuid.randomUuid: never one starting with "-", which its tools'
+                // argument parser would read as an option.
+                let id = loop {
+                    let id = cluster_id(rand::random());
+                    if !id.starts_with('-') {
+                        break id;
+                    }
+                };
                 std::fs::write(&id_file, &id)?;
                 id
             }
@@ -341,7 +348,9 @@ metadata.max.idle.interval.ms=5000
         info!(dir = %self.dir.display(), "formatting the local Apache Kafka broker's storage");
         let out = self
             .java("kafka.tools.StorageTool")
-            .args(["format", "-t", &id, "-c"])
+            .arg("format")
+            .arg(format!("--cluster-id={id}"))
+            .arg("-c")
             .arg(self.props())
             .output()
             .map_err(|e| {
@@ -719,6 +728,8 @@ mod tests {
         // Kafka's Uuid.toString of these bytes (base64url, no padding).
         assert_eq!(cluster_id([0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
         assert_eq!(cluster_id([255; 16]), "_____________________w");
+        // 0xF8 starts with six 1 bits minus one: "-" (62) first, which Kafka never makes.
+        assert!(cluster_id([0xF8; 16]).starts_with('-'));
         let id = cluster_id(rand::random());
         assert_eq!(id.len(), 22);
         assert!(
