@@ -51,7 +51,7 @@ pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -
 }
 
 /// Consumer timings cashflow chooses, unless the user sets them with `-X`.
-const CONSUMER_TIMINGS: [(&str, &str); 5] = [
+const CONSUMER_TIMINGS: [(&str, &str); 4] = [
     // Commits only what changed since the last one (none while idle); once a second, as often
     // as the page's topic view asks for them (4 a second were a sixth of an idle demo's broker
     // work: BENCHMARKS.md, "The managed broker at idle").
@@ -64,10 +64,9 @@ const CONSUMER_TIMINGS: [(&str, &str); 5] = [
     // second. Measured (scripts/bench.sh's calculator): 246 k records/s with the default, 1.9 M
     // with 10 ms for a client that only counts.
     ("fetch.queue.backoff.ms", "10"),
-    // Apache Kafka answers a waiting fetch as soon as a record arrives, so a long wait costs no
-    // latency; an idle consumer then asks once every 2 s instead of twice a second (librdkafka's
-    // 500 ms), a quarter of the requests an idle demo's broker answers.
-    ("fetch.wait.max.ms", "2000"),
+    // librdkafka's fetch.wait.max.ms (500 ms) stays: 2 000 ms saved little at idle and the small
+    // latency bench then saw single records wait 0.7–1.8 s at 1 and 10 tx/s (BENCHMARKS.md,
+    // "The managed Apache Kafka broker").
 ];
 
 /// Sets `key` unless the user's `-X` did.

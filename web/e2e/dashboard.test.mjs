@@ -110,7 +110,9 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     assert.ok(await page.isDisabled('[data-testid=pause]'), 'still read-only after a wrong token');
     await page.fill('[data-testid=token]', 'class-of-2026');
     await page.click('[data-testid=login]');
-    await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 10000 });
+    // Pause is enabled once logged in *and* generating: a server starting its own broker in a
+    // loaded CI run was not generating yet 10 s after the page opened (seen once).
+    await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 30000 });
     assert.ok(await page.isVisible('[data-testid=do-keys-by-account]'), 'lesson buttons shown to the presenter');
     await page.click('[data-testid=pause]');
     const paused = () => page.waitForFunction(() => /^paused/.test(document.querySelector('[data-testid=generator]').textContent),
