@@ -523,6 +523,11 @@ fn supervise(
                         child = Some(c);
                     }),
                 };
+                if r.is_err() {
+                    // Not paused any more: the supervisor keeps trying, as after a crash.
+                    backoff = Duration::from_secs(1);
+                    retry_at = Some(Instant::now() + backoff);
+                }
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
