@@ -156,21 +156,23 @@ unsafe fn cstr(p: *const std::ffi::c_char) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
-/// Each partition's end offset (as the client's isolation level sees it: the last stable
-/// offset for read_committed) in one ListOffsets request per broker, from any client handle
-/// (rust-rdkafka offers `offsets_for_times` on consumers only). `fetch_watermarks` sends two
-/// requests per partition. Blocks up to `timeout`.
-pub fn end_offsets(
+/// Each partition's first (`Offset::Beginning`) or end (`Offset::End`: the last stable offset
+/// for a read_committed client) offset, in one ListOffsets request per broker, from any client
+/// handle (rust-rdkafka offers `offsets_for_times` on consumers only). `fetch_watermarks` sends
+/// two requests per partition. A partition that did not answer is left out. Blocks up to
+/// `timeout`.
+pub fn list_offsets(
     client: &rdkafka::client::NativeClient,
     topic: &str,
     partitions: i32,
+    which: rdkafka::Offset,
     timeout: std::time::Duration,
 ) -> rdkafka::error::KafkaResult<std::collections::BTreeMap<i32, i64>> {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::{Offset, TopicPartitionList};
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::End)?;
+        tpl.add_partition_offset(topic, p, which)?;
     }
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: `client` is a live handle for the call; `tpl` is a valid list we own, which

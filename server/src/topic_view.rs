@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::kafka::{Context, base_config};
+use crate::kafka_ffi::list_offsets;
 use crate::state::Shared;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -57,31 +58,6 @@ struct Asker {
     last: Option<(Instant, BTreeMap<i32, i64>)>,
 }
 
-/// Every partition's first (`Offset::Beginning`) or end (`Offset::End`: the last stable
-/// offset, as read_committed clients see it) offset, in one ListOffsets request per broker;
-/// `fetch_watermarks` asks twice per partition (12 requests a second for 6 partitions, most
-/// of an idle broker's work: BENCHMARKS.md, "The managed broker at idle").
-fn list_offsets(
-    client: &BaseConsumer<Context>,
-    topic: &str,
-    partitions: i32,
-    which: Offset,
-) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, which)?;
-    }
-    let found = client.offsets_for_times(tpl, TIMEOUT)?;
-    Ok(found
-        .elements_for_topic(topic)
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect())
-}
-
 /// A client that never joins a group: committed offsets are fetched by group id alone.
 fn client(
     settings: &Settings,
@@ -117,8 +93,9 @@ impl Asker {
         let now = Instant::now();
         let mut partitions = Vec::with_capacity(count as usize);
         let mut ends = BTreeMap::new();
-        let starts = list_offsets(&self.admin, &topic, count, Offset::Beginning)?;
-        let latest = list_offsets(&self.admin, &topic, count, Offset::End)?;
+        let native = self.admin.client().native_client();
+        let starts = list_offsets(native, &topic, count, Offset::Beginning, TIMEOUT)?;
+        let latest = list_offsets(native, &topic, count, Offset::End, TIMEOUT)?;
         for p in 0..count {
             let (log_start, end) = match (starts.get(&p), latest.get(&p)) {
                 (Some(s), Some(e)) => (*s, *e),

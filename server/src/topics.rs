@@ -76,10 +76,11 @@ async fn check_progress(
     let applied = shared.ledger().next_offsets();
     let (a, t) = (admin.clone(), topic.to_owned());
     let ends = tokio::task::spawn_blocking(move || {
-        let ends = crate::kafka_ffi::end_offsets(
+        let ends = crate::kafka_ffi::list_offsets(
             a.inner().native_client(),
             &t,
             partitions as i32,
+            rdkafka::Offset::End,
             Duration::from_secs(3),
         )?;
         // Every partition answered, or the check waits for the next round.
