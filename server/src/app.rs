@@ -93,9 +93,10 @@ impl App {
                     listen: settings.kafka_listen,
                     dir: settings.data_dir.clone().map(|d| d.join("kafka")),
                     heap_mb: settings.kafka_heap_mb,
+                    nodes: settings.local_brokers,
                 })
                 .await?;
-                let addr = m.addr.to_string();
+                let addr = m.bootstrap();
                 managed = Some(Arc::new(m));
                 addr
             }

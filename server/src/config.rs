@@ -56,6 +56,8 @@ pub struct Settings {
     pub java: PathBuf,
     pub kafka_classpath: PathBuf,
     pub kafka_heap_mb: u32,
+    /// Nodes of the managed broker: 1, or 3 (a cluster).
+    pub local_brokers: u8,
     /// The data folder (the managed broker's log, the presenter's settings, the token);
     /// `None` is ephemeral.
     pub data_dir: Option<PathBuf>,

@@ -57,6 +57,9 @@ impl Outages {
         tracker: TaskTracker,
         token: CancellationToken,
     ) -> Self {
+        if let Some(b) = broker.clone() {
+            tracker.spawn(mirror_nodes(b, shared.clone(), token.clone()));
+        }
         Outages {
             broker,
             shared,
@@ -82,6 +85,7 @@ impl Outages {
             state: OutageState::Down,
             seconds,
             started_ms: crate::state::now_ms(),
+            nodes: broker.nodes(),
             ..OutageStatus::default()
         };
         self.shared.outage.set(status.clone());
@@ -96,6 +100,63 @@ impl Outages {
             }
         });
         Ok(status)
+    }
+
+    /// Stops node `node` of the cluster cashflow runs (the replication lesson), unless that
+    /// would leave two of three down or an outage is under way.
+    pub async fn stop_node(&self, node: u8) -> Result<OutageStatus, String> {
+        let broker = self.cluster()?;
+        broker.stop_node(node).await?;
+        info!(node, "replication lesson: node stopped");
+        Ok(self.mirror(&broker))
+    }
+
+    /// Starts node `node` again, once it serves clients.
+    pub async fn start_node(&self, node: u8) -> Result<OutageStatus, String> {
+        let broker = self.cluster()?;
+        broker.start_node(node).await?;
+        info!(node, "replication lesson: node started again");
+        Ok(self.mirror(&broker))
+    }
+
+    fn cluster(&self) -> Result<Managed, String> {
+        if self.token.is_cancelled() {
+            return Err("the server is stopping".into());
+        }
+        let Some(broker) = self.broker.clone() else {
+            return Err("this server uses a Kafka it does not run (--brokers): stop one of its brokers from its own terminal (scripts/kafka.sh kill N on the 3-broker cluster)".into());
+        };
+        if !self.shared.outage.get().finished() {
+            return Err("an outage is under way".into());
+        }
+        Ok(broker)
+    }
+
+    fn mirror(&self, broker: &Managed) -> OutageStatus {
+        let nodes = broker.nodes();
+        self.shared.outage.with(|o| {
+            if o.nodes != nodes {
+                o.nodes = nodes;
+            }
+            o.clone()
+        })
+    }
+}
+
+/// Keeps the nodes in the lesson's status as the supervisors see them (a node that died, one
+/// starting again), four times a second; the status changes only when they do.
+async fn mirror_nodes(broker: Managed, shared: Arc<Shared>, token: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let nodes = broker.nodes();
+        if shared.outage.get().nodes != nodes {
+            shared.outage.with(|o| o.nodes = nodes);
+        }
     }
 }
 
@@ -122,11 +183,14 @@ async fn run(
         }
     }
     // Started again even at shutdown: the consumers' final commits need it.
+    let starting = Instant::now();
     broker.resume().await?;
+    let start_ms = starting.elapsed().as_millis() as u64;
     let back = Instant::now();
     let at_back = counts(shared);
     shared.outage.with(|o| {
         o.state = OutageState::Recovering;
+        o.start_ms = start_ms;
         o.back_ms = crate::state::now_ms();
         o.in_flight_at_back = at_back
             .sent

@@ -274,6 +274,14 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
             Ok(outage) => ServerMsg::Outage { id, outage },
             Err(message) => ServerMsg::Error { id, message },
         }),
+        Command::StopNode { node } => Some(match state.outages.stop_node(node).await {
+            Ok(outage) => ServerMsg::Outage { id, outage },
+            Err(message) => ServerMsg::Error { id, message },
+        }),
+        Command::StartNode { node } => Some(match state.outages.start_node(node).await {
+            Ok(outage) => ServerMsg::Outage { id, outage },
+            Err(message) => ServerMsg::Error { id, message },
+        }),
         c if c.target() == Target::Naive => Some(match c {
             Command::StartNaive { delivery } => match state.naive.start(delivery) {
                 Ok(naive) => ServerMsg::Naive { id, naive },

@@ -1,9 +1,10 @@
-//! The replication lesson on a 3-broker Apache Kafka cluster (replication factor 3,
-//! min.insync.replicas=2), started for this test alone: under load, the broker leading
-//! partition 0 is killed with SIGKILL. The topic view shows its partitions get new leaders from
-//! the in-sync replicas, and nothing is lost or written twice: every transaction sent is in the
-//! topic once, the balances equal the recomputation and the invariant holds. The broker is then
-//! started again and rejoins every partition's in-sync replicas.
+//! The replication lesson on the 3-node Apache Kafka cluster cashflow runs itself
+//! (`--local-brokers 3`: replication factor 3, min.insync.replicas=2), driven as the presenter
+//! drives it, over the WebSocket: under load, the node leading partition 0 is stopped. Its
+//! partitions get new leaders from the in-sync replicas, a second node's stop is refused (the
+//! KRaft quorum), nothing is lost or written twice, and the node, started again, rejoins every
+//! partition's in-sync replicas. Then another node is killed with SIGKILL, as a crash: cashflow
+//! starts it again by itself, and still nothing is lost.
 
 mod common;
 
@@ -11,47 +12,59 @@ use std::time::{Duration, Instant};
 
 use cashflow_shared::api::TopicView;
 use cashflow_shared::command::Command;
-use common::{Broker, TestApp, repo_root, settled_exactly_once, spawn_app_with, unique, wait_for};
+use cashflow_shared::outage::NodeState;
+use cashflow_shared::protocol::ServerMsg;
+use common::ws::{connect, reply, send};
+use common::{Broker, TestApp, settled_exactly_once, spawn_app_with, unique, wait_for};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn kafka(args: &[&str]) {
-    let ok = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/kafka.sh"))
-        .args(args)
-        .status()
-        .expect("scripts/kafka.sh")
-        .success();
-    assert!(ok, "scripts/kafka.sh {args:?} failed");
-}
-
-/// Stops the cluster when the test ends, passed or not.
-struct Cluster;
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        kafka(&["cluster", "stop"]);
-    }
-}
 
 async fn view(app: &TestApp) -> TopicView {
     app.get("/api/topic").await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_killed_mid_run_moves_leaders_and_loses_nothing() {
-    let cluster = tokio::task::spawn_blocking(|| {
-        kafka(&["cluster", "fresh"]);
-        Cluster
+/// Waits until every partition has a leader other than `gone` and `gone` is in no ISR.
+async fn led_without(app: &TestApp, gone: i32) -> TopicView {
+    wait_for(WAIT, "new leaders from the in-sync replicas", || async {
+        let v = view(app).await;
+        (v.partitions.len() == 6
+            && v.partitions
+                .iter()
+                .all(|p| p.leader > 0 && p.leader != gone && !p.isr.contains(&gone)))
+        .then_some(v)
     })
     .await
-    .expect("cluster");
-    let app = spawn_app_with(Broker::Cluster, &unique("cluster"), |s| {
+}
+
+async fn back_in_every_isr(app: &TestApp, node: i32) {
+    wait_for(WAIT, "the node back in every ISR", || async {
+        let v = view(app).await;
+        (v.partitions.len() == 6 && v.partitions.iter().all(|p| p.isr.contains(&node)))
+            .then_some(())
+    })
+    .await;
+}
+
+async fn deliveries_go_on(app: &TestApp) {
+    let then = app.shared.producer().delivered;
+    wait_for(WAIT, "deliveries to go on", || async {
+        (app.shared.producer().delivered > then + 400).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_presenter_stops_a_leader_node_and_nothing_is_lost() {
+    let app = spawn_app_with(Broker::Managed, &unique("cluster"), |s| {
+        s.local_brokers = 3;
         s.replication_factor = 3;
+        s.kafka_heap_mb = 256;
         s.generator.accounts = 20;
         s.rate = cashflow::config::Rate::PerSecond(200.0);
     })
     .await;
+    let broker = app.managed_broker().expect("cashflow runs the cluster");
+    assert_eq!(app.brokers.split(',').count(), 3, "{}", app.brokers);
     app.producer.send(Command::Start).await.expect("start");
     app.wait_applied(300, WAIT).await;
     let before = wait_for(
@@ -75,22 +88,42 @@ async fn a_leader_killed_mid_run_moves_leaders_and_loses_nothing() {
         .filter(|p| p.leader == victim)
         .map(|p| p.partition)
         .collect();
-    let killed = Instant::now();
-    let n = victim.to_string();
-    tokio::task::spawn_blocking(move || kafka(&["kill", &n]))
-        .await
-        .expect("kill");
-    let moved = wait_for(WAIT, "new leaders from the in-sync replicas", || async {
-        let v = view(&app).await;
-        (v.partitions.len() == 6
-            && v.partitions
-                .iter()
-                .all(|p| p.leader > 0 && p.leader != victim)
-            && v.partitions.iter().all(|p| !p.isr.contains(&victim)))
-        .then_some(v)
-    })
+
+    // Stopped from the page, as the presenter does.
+    let mut ws = connect(&app).await;
+    let stopped = Instant::now();
+    send(
+        &mut ws,
+        &format!(r#"{{"cmd":"stop_node","node":{victim},"id":1}}"#),
+    )
     .await;
-    let moved_after = killed.elapsed();
+    match reply(&mut ws).await {
+        ServerMsg::Outage { outage, .. } => {
+            let n = &outage.nodes[victim as usize - 1];
+            assert_eq!(n.state, NodeState::Stopped, "{outage:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(broker.node_pid(victim as u8), None, "its JVM has exited");
+    // A second node while one is down: refused, with the reason.
+    let other = if victim == 3 { 1 } else { victim + 1 };
+    send(
+        &mut ws,
+        &format!(r#"{{"cmd":"stop_node","node":{other},"id":2}}"#),
+    )
+    .await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => {
+            assert!(message.contains("quorum"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        broker.node_pid(other as u8).is_some(),
+        "node {other} still runs"
+    );
+    let moved = led_without(&app, victim).await;
+    let moved_after = stopped.elapsed();
     for p in &led {
         let now = &moved.partitions[*p as usize];
         assert!(
@@ -99,37 +132,60 @@ async fn a_leader_killed_mid_run_moves_leaders_and_loses_nothing() {
             now.leader
         );
     }
-    // Producing goes on with two in-sync replicas (min.insync.replicas=2).
-    let delivered_then = app.shared.producer().delivered;
-    wait_for(WAIT, "deliveries to go on", || async {
-        (app.shared.producer().delivered > delivered_then + 400).then_some(())
+    // Producing goes on with two in-sync replicas (min.insync.replicas=2), and the lesson's
+    // check turns from the data.
+    deliveries_go_on(&app).await;
+    wait_for(WAIT, "the outage lesson's check", || async {
+        let l = app.shared.lessons.get();
+        let o = l.get(cashflow_shared::lessons::LessonId::Outage)?;
+        (o.experiment.state == cashflow_shared::lessons::CaseState::Happened).then_some(())
     })
     .await;
+
+    // Started again from the page: it catches up and rejoins every in-sync replica set.
+    let started = Instant::now();
+    send(
+        &mut ws,
+        &format!(r#"{{"cmd":"start_node","node":{victim},"id":3}}"#),
+    )
+    .await;
+    match reply(&mut ws).await {
+        ServerMsg::Outage { outage, .. } => {
+            let n = &outage.nodes[victim as usize - 1];
+            assert_eq!(n.state, NodeState::Running, "{outage:?}");
+            assert!(n.start_ms > 0, "{n:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    back_in_every_isr(&app, victim).await;
+    let rejoined_after = started.elapsed();
+
+    // A crash: node `other` killed with SIGKILL; cashflow starts it again by itself.
+    let pid = broker.node_pid(other as u8).expect("running");
+    // SAFETY: a plain kill(2) of the JVM this test's cashflow started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_for(WAIT, "the killed node started again", || async {
+        broker
+            .node_pid(other as u8)
+            .filter(|p| *p != pid)
+            .map(|_| ())
+    })
+    .await;
+    assert_eq!(broker.restarts(), 1);
+    back_in_every_isr(&app, other).await;
+    deliveries_go_on(&app).await;
+
     let records = settled_exactly_once(&app, 0).await;
     let delivered = app.shared.producer().delivered;
     assert_eq!(records.len() as u64, delivered, "none lost");
-
-    // Back: it catches up and rejoins every partition's in-sync replicas.
-    let revived = Instant::now();
-    let n = victim.to_string();
-    tokio::task::spawn_blocking(move || kafka(&["revive", &n]))
-        .await
-        .expect("revive");
-    wait_for(WAIT, "the broker back in every ISR", || async {
-        let v = view(&app).await;
-        v.partitions
-            .iter()
-            .all(|p| p.isr.contains(&victim))
-            .then_some(())
-    })
-    .await;
     println!(
-        "3-broker cluster: broker {victim} (leader of {led:?}) killed; leaders moved after {:.1} s; \
-         {} transactions, 0 lost, 0 written twice; back in every ISR {:.1} s after its restart",
+        "3-node cluster run by cashflow: node {victim} (leader of {led:?}) stopped from the page; \
+         leaders moved after {:.1} s; started again, back in every ISR after {:.1} s; node \
+         {other} killed and restarted by cashflow; {delivered} transactions, 0 lost, 0 written \
+         twice",
         moved_after.as_secs_f64(),
-        delivered,
-        revived.elapsed().as_secs_f64()
+        rejoined_after.as_secs_f64(),
     );
+    drop(broker);
     app.shutdown().await;
-    drop(cluster);
 }

@@ -28,8 +28,8 @@ async fn a_killed_broker_is_started_again_and_balances_stay_exact() {
     })
     .await;
     let broker = app.managed_broker().expect("cashflow runs the broker");
-    assert_eq!(app.brokers, broker.addr.to_string());
-    assert!(broker.addr.ip().is_loopback(), "{}", broker.addr);
+    assert_eq!(app.brokers, broker.addr().to_string());
+    assert!(broker.addr().ip().is_loopback(), "{}", broker.addr());
     let first = broker.pid().expect("the JVM runs");
     app.producer.send(Command::Start).await.expect("start");
     app.wait_applied(300, WAIT).await;

@@ -56,6 +56,25 @@ async fn managed_broker_outage_loses_and_doubles_nothing() {
     .await;
     assert_eq!((o.failed, o.duplicates), (0, 0), "{o:?}");
     assert!(o.delivered_since > 0 && o.back_ms > o.started_ms, "{o:?}");
+    // The JVM's start time is measured and shown; one node, running again.
+    assert!(o.start_ms > 0, "{o:?}");
+    assert!(
+        o.describe().contains("its JVM started in"),
+        "{}",
+        o.describe()
+    );
+    let nodes = wait_for(WAIT, "the node shown running", || async {
+        let n = app.shared.outage.get().nodes;
+        (n.len() == 1 && n[0].state == cashflow_shared::outage::NodeState::Running).then_some(n)
+    })
+    .await;
+    assert_eq!(nodes[0].addr, app.brokers);
+    // One node: the replication lesson's buttons refuse, naming the outage instead.
+    send(&mut ws, r#"{"cmd":"stop_node","node":1,"id":4}"#).await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => assert!(message.contains("one node only"), "{message}"),
+        other => panic!("{other:?}"),
+    }
     println!(
         "managed broker outage of {} s: {} in flight when it came back, recovered in {} ms",
         o.seconds, o.in_flight_at_back, o.recovery_ms
@@ -82,6 +101,12 @@ async fn an_external_broker_is_not_stopped_from_the_page() {
         }
         other => panic!("{other:?}"),
     }
+    send(&mut ws, r#"{"cmd":"stop_node","node":2,"id":2}"#).await;
+    match reply(&mut ws).await {
+        ServerMsg::Error { message, .. } => assert!(message.contains("--brokers"), "{message}"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(app.shared.outage.get().state, OutageState::Idle);
+    assert!(app.shared.outage.get().nodes.is_empty());
     app.shutdown().await;
 }

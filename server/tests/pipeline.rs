@@ -128,7 +128,7 @@ async fn balances_match_deliveries(broker: Broker) {
     // Old records go (balances come from the state store's snapshots): a week, and on the
     // managed broker at most 128 MiB per partition; the changelog is compacted.
     let bytes = match broker {
-        Broker::Apache | Broker::Cluster => "-1",
+        Broker::Apache => "-1",
         Broker::Managed => "134217728",
     };
     for t in [topic.clone(), format!("{topic}.dlq")] {

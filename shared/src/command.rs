@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::generator::{MAX_ACCOUNTS, SettingsError};
 use crate::money::Money;
 use crate::ordering::KeyStrategy;
-use crate::outage::{MAX_OUTAGE_SECONDS, MIN_OUTAGE_SECONDS};
+use crate::outage::{MAX_LOCAL_NODES, MAX_OUTAGE_SECONDS, MIN_OUTAGE_SECONDS};
 use crate::poison::Poison;
 use crate::transaction::{AccountId, MAX_AMOUNT, TxType};
 
@@ -50,6 +50,8 @@ pub enum CommandError {
     BatchSize(u32),
     #[error("an outage lasts {MIN_OUTAGE_SECONDS} to {MAX_OUTAGE_SECONDS} seconds, got {0}")]
     OutageSeconds(u32),
+    #[error("cashflow runs nodes 1 to {MAX_LOCAL_NODES}, got node {0}")]
+    Node(u8),
     #[error(transparent)]
     Settings(#[from] SettingsError),
 }
@@ -172,6 +174,15 @@ pub enum Command {
     StopBroker {
         seconds: u32,
     },
+    /// Stops one node of the 3-node cluster cashflow runs (`--local-brokers 3`) until
+    /// [`Command::StartNode`]: its partitions' leaders move to in-sync replicas (the
+    /// replication lesson). Refused while another node is down (the KRaft quorum).
+    StopNode {
+        node: u8,
+    },
+    StartNode {
+        node: u8,
+    },
     /// One more member in the balance calculator's group (the broker rebalances).
     AddMember,
     /// One member fewer (the newest leaves; the first stays).
@@ -245,6 +256,11 @@ impl Command {
             {
                 Err(CommandError::OutageSeconds(*seconds))
             }
+            Command::StopNode { node } | Command::StartNode { node }
+                if !(1..=MAX_LOCAL_NODES).contains(node) =>
+            {
+                Err(CommandError::Node(*node))
+            }
             _ => Ok(()),
         }
     }
@@ -270,7 +286,9 @@ impl Command {
             | Command::ResumeConsumption => Target::Calculator,
             Command::StartReplay | Command::StopReplay => Target::Replay,
             Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive => Target::Naive,
-            Command::StopBroker { .. } => Target::Broker,
+            Command::StopBroker { .. } | Command::StopNode { .. } | Command::StartNode { .. } => {
+                Target::Broker
+            }
             Command::ResetDemo { .. } => Target::Demo,
         }
     }
@@ -426,6 +444,8 @@ mod tests {
                 Command::StopBroker { seconds: 0 },
                 "an outage lasts 1 to 120 seconds",
             ),
+            (Command::StopNode { node: 0 }, "nodes 1 to 3, got node 0"),
+            (Command::StartNode { node: 4 }, "nodes 1 to 3, got node 4"),
             (
                 Command::SetMaxLag { max_lag: Some(0) },
                 "max lag must be between 1",

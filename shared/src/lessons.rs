@@ -113,6 +113,7 @@ impl LessonId {
             LessonId::Outage => &[
                 "Stop the broker for 10 s (only where cashflow runs the broker): generation holds while it is away.",
                 "It comes back: every transaction acknowledged is applied exactly once, and the outcome turns (about 15–20 s in all).",
+                "On three nodes (cashflow --local-brokers 3): stop node 2; the partitions it led get new leaders from their in-sync replicas, generation goes on, and the outcome turns within seconds. A second node cannot be stopped meanwhile. Start node 2: it rejoins every partition's in-sync replicas.",
             ],
             LessonId::BackPressure => &[
                 "Max lag 100, and pause the calculator: the producer holds once 100 records are behind, 50 s at 2 tx/s, 5 s at 20 tx/s.",
@@ -137,7 +138,7 @@ impl LessonId {
                 "The dead-letter panel: each record with its reason and where it came from; the balances and the invariant."
             }
             LessonId::Outage => {
-                "The broker badge, the generator line (held), then the outage line; on a cluster the leaders (L) and in-sync replicas in the topic lanes."
+                "The broker badge, the generator line (held), then the outage line; on three nodes the node rows, and the leaders (L) and in-sync replicas in the topic lanes."
             }
             LessonId::BackPressure => {
                 "The calculator's lag in the topic lanes and the generator line (held: the calculator is behind)."

@@ -10,6 +10,77 @@ use serde::{Deserialize, Serialize};
 pub const MIN_OUTAGE_SECONDS: u32 = 1;
 pub const MAX_OUTAGE_SECONDS: u32 = 120;
 
+/// The most nodes cashflow runs itself (`--local-brokers`): one, or three for replication.
+pub const MAX_LOCAL_NODES: u8 = 3;
+
+/// Where one node of the Apache Kafka cashflow runs is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Its JVM is starting (or starting again) and does not serve clients yet.
+    #[default]
+    Starting,
+    Running,
+    /// Stopped on purpose (the presenter, or the outage): it stays stopped until asked.
+    Stopped,
+    /// It died unasked; cashflow starts it again.
+    Restarting,
+}
+
+/// One node (broker and controller in one JVM) of the Apache Kafka cashflow runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalNode {
+    /// Its `node.id`, 1 to 3.
+    pub id: u8,
+    /// Its client address.
+    pub addr: String,
+    pub state: NodeState,
+    /// How long its JVM took to serve clients the last time it started (ms; 0 before).
+    pub start_ms: u64,
+    /// Times it was started again after it died unasked.
+    pub restarts: u64,
+}
+
+/// Whether node `id` may be stopped on purpose: it exists and runs, and, on a cluster, every
+/// other node runs, because a KRaft quorum of three controllers needs two of them (a second
+/// node down would stop the whole cluster, not teach replication). One node alone is stopped
+/// by the outage instead ([`crate::command::Command::StopBroker`]).
+pub fn may_stop_node(nodes: &[LocalNode], id: u8) -> Result<(), String> {
+    let Some(node) = nodes.iter().find(|n| n.id == id) else {
+        return Err(format!(
+            "there is no node {id}: cashflow runs {} node(s) (start it with --local-brokers 3 for the cluster)",
+            nodes.len()
+        ));
+    };
+    if nodes.len() < 3 {
+        return Err(
+            "one node only: stop it with \"Stop the broker\" (an outage), or start cashflow with --local-brokers 3 to stop one of three".into(),
+        );
+    }
+    if node.state != NodeState::Running {
+        return Err(format!("node {id} is not running ({:?})", node.state).to_lowercase());
+    }
+    if let Some(other) = nodes
+        .iter()
+        .find(|n| n.id != id && n.state != NodeState::Running)
+    {
+        return Err(format!(
+            "node {} is down already: with two of three nodes down the KRaft controllers lose their quorum (two of three must run) and the whole cluster stops; start node {} first",
+            other.id, other.id
+        ));
+    }
+    Ok(())
+}
+
+/// Whether node `id` may be started: it exists and was stopped on purpose.
+pub fn may_start_node(nodes: &[LocalNode], id: u8) -> Result<(), String> {
+    match nodes.iter().find(|n| n.id == id) {
+        None => Err(format!("there is no node {id}")),
+        Some(n) if n.state == NodeState::Stopped => Ok(()),
+        Some(n) => Err(format!("node {id} is not stopped ({:?})", n.state).to_lowercase()),
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutageState {
@@ -47,6 +118,12 @@ pub struct OutageStatus {
     pub duplicates: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// How long the broker's JVM took to serve clients again after the outage (ms).
+    #[serde(default)]
+    pub start_ms: u64,
+    /// The nodes cashflow runs, as they are now (empty on a Kafka it does not run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<LocalNode>,
 }
 
 impl OutageStatus {
@@ -64,12 +141,14 @@ impl OutageStatus {
                 }
             ),
             OutageState::Recovering => format!(
-                "the broker is back: {} transactions were waiting in the producer; delivering them and catching up",
+                "the broker is back (its JVM started in {:.1} s): {} transactions were waiting in the producer; delivering them and catching up",
+                self.start_ms as f64 / 1000.0,
                 self.in_flight_at_back
             ),
             OutageState::Recovered => format!(
-                "✓ recovered {:.1} s after the broker came back: {} delivered since the outage began, {} lost, {} written twice; every acknowledged transaction applied exactly once",
+                "✓ recovered {:.1} s after the broker came back (its JVM started in {:.1} s): {} delivered since the outage began, {} lost, {} written twice; every acknowledged transaction applied exactly once",
                 self.recovery_ms as f64 / 1000.0,
+                self.start_ms as f64 / 1000.0,
                 self.delivered_since,
                 self.failed,
                 self.duplicates
@@ -114,5 +193,40 @@ mod tests {
         };
         let back: crate::protocol::ServerMsg = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(back, m);
+    }
+
+    fn cluster(states: [NodeState; 3]) -> Vec<LocalNode> {
+        (1..=3)
+            .zip(states)
+            .map(|(id, state)| LocalNode {
+                id,
+                addr: format!("127.0.0.1:909{id}"),
+                state,
+                ..LocalNode::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_second_node_down_is_refused_with_the_reason() {
+        use NodeState::*;
+        let all = cluster([Running, Running, Running]);
+        assert_eq!(may_stop_node(&all, 2), Ok(()));
+        let one_down = cluster([Running, Stopped, Running]);
+        let e = may_stop_node(&one_down, 3).expect_err("a second node");
+        assert!(e.contains("node 2 is down") && e.contains("quorum"), "{e}");
+        assert!(may_stop_node(&one_down, 2).is_err(), "stopped already");
+        // A node that died and is starting again counts as down too.
+        let restarting = cluster([Restarting, Running, Running]);
+        assert!(may_stop_node(&restarting, 2).is_err());
+        assert!(may_stop_node(&all, 4).is_err());
+        // One node: the outage stops it, not a node button.
+        assert!(may_stop_node(&all[..1], 1).is_err());
+        assert_eq!(may_start_node(&one_down, 2), Ok(()));
+        assert!(may_start_node(&one_down, 1).is_err(), "running");
+        assert!(
+            may_start_node(&restarting, 1).is_err(),
+            "cashflow restarts it"
+        );
     }
 }

@@ -191,7 +191,12 @@ fn Actions(id: LessonId) -> impl IntoView {
         }.into_any(),
         LessonId::Outage => view! {
             {move || match (managed.get(), cluster.get()) {
-                (true, _) => button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any(),
+                (true, true) => view! {
+                    {button("do-stop-node", "Stop node 2", vec![Command::Start, Command::StopNode { node: 2 }])}
+                    {button("do-start-node", "Start node 2", vec![Command::StartNode { node: 2 }])}
+                    {button("do-outage", "Stop all three for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }])}
+                }.into_any(),
+                (true, false) => button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any(),
                 (false, true) => view! { <span class="reason" data-testid="outage-elsewhere">"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any(),
                 (false, false) => view! { <span class="reason" data-testid="outage-elsewhere">"This server uses a Kafka it does not run (--brokers), so it cannot stop it: stop that broker from its own terminal, or start cashflow without --brokers for this lesson."</span> }.into_any(),
             }}

@@ -3,7 +3,10 @@
 //! replicas in the topic panel move instead.
 
 use cashflow_shared::command::Command;
-use cashflow_shared::outage::{MAX_OUTAGE_SECONDS, MIN_OUTAGE_SECONDS, OutageState};
+use cashflow_shared::outage::{
+    LocalNode, MAX_OUTAGE_SECONDS, MIN_OUTAGE_SECONDS, NodeState, OutageState, may_start_node,
+    may_stop_node,
+};
 use leptos::prelude::*;
 
 use crate::socket::Ctx;
@@ -22,6 +25,11 @@ pub fn OutagePanel() -> impl IntoView {
         ctx.version.get();
         ctx.dash.with_value(|d| d.broker_managed)
     };
+    // A memo: the node rows (and their buttons) are made again only when a node changes.
+    let nodes = Memo::new(move |_| {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.outage.nodes.clone())
+    });
     view! {
         <div class="outage">
             <div class="row presenter-only" class:hidden=move || !managed()>
@@ -33,6 +41,7 @@ pub fn OutagePanel() -> impl IntoView {
                 <button data-testid="stop-broker" disabled=move || off() || !outage().finished()
                     on:click=move |_| { ctx.send(Command::StopBroker { seconds: seconds.get() }); }>"Stop the broker"</button>
             </div>
+            {move || (nodes.get().len() > 1).then(|| view! { <NodeRows nodes/> })}
             {move || {
                 let o = outage();
                 let class = match o.state {
@@ -47,11 +56,54 @@ pub fn OutagePanel() -> impl IntoView {
                         data-held=o.held.to_string()>{o.describe()}</p>
                 }
             }}
-            <p class="legend">{move || if managed() {
+            <p class="legend">{move || if nodes.get().len() > 1 {
+                "Three nodes, each broker and controller; every partition has three replicas and a write needs two in sync (acks=all, min.insync.replicas=2). Stop one node: the partitions it led get new leaders (L in the topic lanes) from their in-sync replicas, and nothing is lost. A second node cannot be stopped while one is down: the controllers need two of three for their quorum."
+            } else if managed() {
                 "The producer is idempotent (acks=all): while the broker is away its sends wait and retry, and the broker drops a retry it already wrote. Nothing is lost, nothing is written twice; the invariant says so."
             } else {
                 "On a Kafka cashflow does not run (--brokers), stop a broker from its own terminal (on the 3-broker cluster: scripts/kafka.sh kill N): the partitions it led get new leaders from the in-sync replicas (topic panel), and nothing is lost."
             }}</p>
         </div>
+    }
+}
+
+/// One row per node of the cluster cashflow runs: its address and state, and the presenter's
+/// stop/start buttons, disabled with the reason where the quorum rule refuses.
+#[component]
+fn NodeRows(nodes: Memo<Vec<LocalNode>>) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    let off = move || !ctx.can_command();
+    move || {
+        let all = nodes.get();
+        all.iter()
+            .map(|n| {
+                let id = n.id;
+                let stop = may_stop_node(&all, id);
+                let start = may_start_node(&all, id);
+                let state = match n.state {
+                    NodeState::Running => format!("running (started in {:.1} s)", n.start_ms as f64 / 1000.0),
+                    NodeState::Starting => "starting".into(),
+                    NodeState::Stopped => "stopped".into(),
+                    NodeState::Restarting => "died: starting it again".into(),
+                };
+                let class = if n.state == NodeState::Running { "node" } else { "node down" };
+                let why = stop.clone().err().unwrap_or_default();
+                view! {
+                    <div class=class data-testid=format!("node-{id}") data-state=format!("{:?}", n.state)>
+                        <b>{format!("Node {id}")}</b>
+                        <span class="addr">{n.addr.clone()}</span>
+                        <span>{state}</span>
+                        <span class="presenter-only">
+                            <button data-testid=format!("stop-node-{id}") title=why
+                                disabled=move || off() || stop.is_err()
+                                on:click=move |_| { ctx.send(Command::StopNode { node: id }); }>{format!("Stop node {id}")}</button>
+                            <button data-testid=format!("start-node-{id}")
+                                disabled=move || off() || start.is_err()
+                                on:click=move |_| { ctx.send(Command::StartNode { node: id }); }>{format!("Start node {id}")}</button>
+                        </span>
+                    </div>
+                }
+            })
+            .collect_view()
     }
 }

@@ -28,10 +28,11 @@ pub struct Cli {
     #[arg(long, env = "CASHFLOW_PARTITIONS", default_value_t = 6,
           value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
-    /// Replication factor of the topic when cashflow creates it.
-    #[arg(long, env = "CASHFLOW_REPLICATION_FACTOR", default_value_t = 1,
+    /// Replication factor of the topics when cashflow creates them. Default: the number of
+    /// local brokers (1 or 3) without --brokers, 1 with it.
+    #[arg(long, env = "CASHFLOW_REPLICATION_FACTOR",
           value_parser = clap::value_parser!(i32).range(1..=16))]
-    pub replication_factor: i32,
+    pub replication_factor: Option<i32>,
     /// Address of the HTTP server (page, API, WebSocket).
     #[arg(long, env = "CASHFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -92,10 +93,16 @@ pub struct Cli {
     /// $CASHFLOW_TOOLS/kafka-classpath.txt or ~/.cache/cashflow/tools/kafka-classpath.txt.
     #[arg(long, env = "CASHFLOW_KAFKA_CLASSPATH", value_name = "FILE")]
     pub kafka_classpath: Option<PathBuf>,
-    /// The local broker's JVM heap, in MiB.
-    #[arg(long, env = "CASHFLOW_KAFKA_HEAP_MB", default_value_t = 512,
+    /// How many Apache Kafka nodes cashflow runs without --brokers: 1, or 3 for the
+    /// replication lesson (each broker and controller, the topics replicated three times,
+    /// min.insync.replicas=2; the page stops and starts a node).
+    #[arg(long, env = "CASHFLOW_LOCAL_BROKERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub local_brokers: u8,
+    /// Each local broker's JVM heap, in MiB. Default: 512 for one node, 384 each for three.
+    #[arg(long, env = "CASHFLOW_KAFKA_HEAP_MB",
           value_parser = clap::value_parser!(u32).range(128..=65_536))]
-    pub kafka_heap_mb: u32,
+    pub kafka_heap_mb: Option<u32>,
     /// Where the local broker keeps its log (`kafka/`) and cashflow what the presenter set,
     /// so a restart loses nothing. Default: $XDG_DATA_HOME/cashflow or ~/.local/share/cashflow.
     #[arg(long, env = "CASHFLOW_DATA_DIR")]
@@ -214,6 +221,27 @@ impl Cli {
                 "--brokers is empty; leave it out to run a local Apache Kafka broker".into(),
             );
         }
+        if self.local_brokers == 2 {
+            return Err(
+                "--local-brokers 2: run 1, or 3 (a KRaft quorum of two controllers stops when either does)".into(),
+            );
+        }
+        if self.brokers.is_some() && self.local_brokers != 1 {
+            return Err(
+                "--local-brokers runs brokers itself; leave it out with --brokers (that cluster's brokers are its own)".into(),
+            );
+        }
+        let replication_factor = match (self.replication_factor, &self.brokers) {
+            (Some(r), None) if r > i32::from(self.local_brokers) => {
+                return Err(format!(
+                    "--replication-factor {r} needs {r} brokers; cashflow runs {} (--local-brokers 3 for three)",
+                    self.local_brokers
+                ));
+            }
+            (Some(r), _) => r,
+            (None, None) => i32::from(self.local_brokers),
+            (None, Some(_)) => 1,
+        };
         if !self.kafka_listen.ip().is_loopback() {
             return Err(format!(
                 "--kafka-listen {}: the local broker takes clients on loopback only (it has no \
@@ -248,7 +276,7 @@ impl Cli {
             brokers: self.brokers,
             topic: self.topic,
             partitions: self.partitions,
-            replication_factor: self.replication_factor,
+            replication_factor,
             listen: self.listen,
             rate: self.rate,
             paused: self.paused,
@@ -260,7 +288,12 @@ impl Cli {
             kafka_listen: self.kafka_listen,
             java: self.java,
             kafka_classpath: self.kafka_classpath.unwrap_or_else(default_kafka_classpath),
-            kafka_heap_mb: self.kafka_heap_mb,
+            kafka_heap_mb: self.kafka_heap_mb.unwrap_or(if self.local_brokers > 1 {
+                384
+            } else {
+                512
+            }),
+            local_brokers: self.local_brokers,
             data_dir: if self.ephemeral {
                 None
             } else {

@@ -102,6 +102,8 @@ impl ProducerTask {
             | Command::CrashNaive
             | Command::StopNaive
             | Command::StopBroker { .. }
+            | Command::StopNode { .. }
+            | Command::StartNode { .. }
             | Command::ResetDemo { .. }
             | Command::StopReplay => {
                 return Err(ProducerError::NotForProducer(

@@ -23,20 +23,6 @@ pub enum Broker {
     /// The local Apache Kafka broker each app starts and supervises for itself (no
     /// `--brokers`): only the tests of the managed broker itself use it.
     Managed,
-    /// The 3-broker Apache Kafka cluster of `scripts/kafka.sh cluster` (the test starts it).
-    Cluster,
-}
-
-/// Bootstrap servers of the 3-broker cluster.
-pub fn cluster_brokers() -> String {
-    let base: u16 = std::env::var("CLUSTER_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(29190);
-    (1..=3)
-        .map(|n| format!("127.0.0.1:{}", base + n))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The repository's root. Cargo sets `CARGO_MANIFEST_DIR` when it runs a test or a bench too;
@@ -158,7 +144,6 @@ pub async fn spawn_app_with(
     let brokers = match broker {
         Broker::Apache => Some(apache_kafka()),
         Broker::Managed => None,
-        Broker::Cluster => Some(cluster_brokers()),
     };
     let mut settings = Settings::for_tests(brokers, topic);
     tweak(&mut settings);

@@ -1,7 +1,6 @@
 //! One node of the managed broker: its configuration, its storage formatted once, its JVM
 //! spawned (from the supervisor thread) and awaited until it serves clients.
 
-use super::prepare::cluster_id;
 use super::*;
 
 /// How long a start may take before cashflow gives up (a first start formats and creates the
@@ -38,8 +37,15 @@ pub(super) struct Node {
     pub(super) java: PathBuf,
     pub(super) classpath: String,
     pub(super) dir: PathBuf,
+    /// Its `node.id` (1 to `of`), and how many nodes the cluster has.
+    pub(super) id: u8,
+    pub(super) of: u8,
     pub(super) addr: SocketAddr,
     pub(super) controller: SocketAddr,
+    /// `controller.quorum.voters`: every node's controller, `1@host:port,…`.
+    pub(super) voters: String,
+    /// The cluster id its storage is formatted with (the same on every node).
+    pub(super) cluster: String,
     pub(super) heap_mb: u32,
 }
 
@@ -55,11 +61,14 @@ impl Node {
     /// The broker's configuration, written at every start (the ports may differ).
     pub(super) fn write_config(&self) -> anyhow::Result<()> {
         let (addr, ctl, data) = (self.addr, self.controller, self.dir.join("data"));
+        let (id, voters, replicas) = (self.id, &self.voters, self.of);
+        // Writes are acknowledged by two replicas of three on a cluster (one may be down).
+        let min_isr = if self.of > 1 { 2 } else { 1 };
         let props = format!(
             "\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@{ctl}
+node.id={id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://{addr},CONTROLLER://{ctl}
 advertised.listeners=PLAINTEXT://{addr}
 controller.listener.names=CONTROLLER
@@ -68,12 +77,15 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={data}
 num.partitions=1
 auto.create.topics.enable=false
-# One node: the internal topics have one replica.
-offsets.topic.replication.factor=1
+# The internal topics have a replica on every node (up to three).
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
 # Both rebalance protocols: the classic one, and KIP-848's consumer protocol for its lesson.
 group.coordinator.rebalance.protocols=classic,consumer
 # A class sees a new member's partitions at once, not after 3 s.
@@ -129,22 +141,7 @@ metadata.max.idle.interval.ms=5000
         if self.dir.join("data/meta.properties").exists() {
             return Ok(());
         }
-        let id_file = self.dir.join("cluster.id");
-        let id = match std::fs::read_to_string(&id_file) {
-            Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-            _ => {
-                // As Kafka's Uuid.randomUuid: never one starting with "-", which its tools'
-                // argument parser would read as an option.
-                let id = loop {
-                    let id = cluster_id(rand::random());
-                    if !id.starts_with('-') {
-                        break id;
-                    }
-                };
-                std::fs::write(&id_file, &id)?;
-                id
-            }
-        };
+        let id = &self.cluster;
         info!(dir = %self.dir.display(), "formatting the local Apache Kafka broker's storage");
         let out = self
             .java("kafka.tools.StorageTool")

@@ -93,18 +93,45 @@ pub(super) fn lock_dir(dir: &Path) -> anyhow::Result<File> {
     }
 }
 
-/// `wanted`, or a free port on the same address when it is taken.
-pub(super) fn pick_addr(wanted: SocketAddr) -> anyhow::Result<SocketAddr> {
-    match TcpListener::bind(wanted) {
-        Ok(l) => Ok(l.local_addr()?),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let l = TcpListener::bind(SocketAddr::new(wanted.ip(), 0))?;
-            let addr = l.local_addr()?;
-            info!(wanted = %wanted, using = %addr, "port taken; the broker uses a free one");
-            Ok(addr)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot listen on {wanted}")),
+/// Each of `wanted`, or a free port on the same address where it is taken; all different
+/// (every one is held until all are chosen).
+pub(super) fn pick_addrs(wanted: &[SocketAddr]) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut held = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let l = match TcpListener::bind(w) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let l = TcpListener::bind(SocketAddr::new(w.ip(), 0))?;
+                info!(wanted = %w, using = %l.local_addr()?, "port taken; the broker uses a free one");
+                l
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {w}")),
+        };
+        held.push(l);
     }
+    held.iter()
+        .map(|l| l.local_addr().map_err(Into::into))
+        .collect()
+}
+
+/// The cluster id kept in `dir/cluster.id`, made the first time. As Kafka's
+/// `Uuid.randomUuid`: never one starting with "-", which its tools' argument parser would
+/// read as an option.
+pub(super) fn cluster_id_in(dir: &Path) -> anyhow::Result<String> {
+    let file = dir.join("cluster.id");
+    if let Ok(s) = std::fs::read_to_string(&file)
+        && !s.trim().is_empty()
+    {
+        return Ok(s.trim().to_owned());
+    }
+    let id = loop {
+        let id = cluster_id(rand::random());
+        if !id.starts_with('-') {
+            break id;
+        }
+    };
+    std::fs::write(&file, &id).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(id)
 }
 
 #[cfg(test)]
