@@ -63,10 +63,11 @@ step "page size budget"
 # then 313 061 B with the record flow's labels over its dots and following an account from it
 # (+6.7 KB), then 318 607 B with the review's fixes (a snapshot's history read as changes, lag
 # histories kept by group name: +5.5 KB), then 288 641 B with Leptos's erased component types
-# (.cargo/config.toml); a ratchet toward the issue's target of 150 KB (not met; see
-# BENCHMARKS.md, "Page size"). Lower it when the page shrinks; raise it only with a measured
-# reason in the same commit.
-budget=291000
+# (.cargo/config.toml), then 295 744 B with the replication lesson's node rows, their wire
+# type and the badge naming the Kafka (issue 22: +7.1 KB); a ratchet toward the issue's target
+# of 150 KB (not met; see BENCHMARKS.md, "Page size"). Lower it when the page shrinks; raise it
+# only with a measured reason in the same commit.
+budget=297000
 wasm_gz=$(stat -c %s dist/cashflow-web-*_bg.wasm.gz)
 echo "gzipped wasm: $wasm_gz B (budget $budget B)"
 if [ "$wasm_gz" -gt "$budget" ]; then

@@ -27,6 +27,18 @@ pub enum NodeState {
     Restarting,
 }
 
+impl NodeState {
+    /// The word the page and the refusals use.
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeState::Starting => "starting",
+            NodeState::Running => "running",
+            NodeState::Stopped => "stopped",
+            NodeState::Restarting => "restarting",
+        }
+    }
+}
+
 /// One node (broker and controller in one JVM) of the Apache Kafka cashflow runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalNode {
@@ -39,6 +51,21 @@ pub struct LocalNode {
     pub start_ms: u64,
     /// Times it was started again after it died unasked.
     pub restarts: u64,
+}
+
+/// Which Kafka the page is connected to, for its status badge: the one cashflow runs (its
+/// address, or its nodes) or one given with `--brokers`.
+pub fn describe_kafka(managed: bool, nodes: &[LocalNode]) -> String {
+    match (managed, nodes) {
+        (false, _) => "Kafka given with --brokers".into(),
+        (true, []) => "Apache Kafka run by cashflow".into(),
+        (true, [one]) => format!("Apache Kafka run by cashflow · {}", one.addr),
+        (true, all) => format!(
+            "Apache Kafka run by cashflow · {} of {} nodes running",
+            all.iter().filter(|n| n.state == NodeState::Running).count(),
+            all.len()
+        ),
+    }
 }
 
 /// Whether node `id` may be stopped on purpose: it exists and runs, and, on a cluster, every
@@ -58,7 +85,7 @@ pub fn may_stop_node(nodes: &[LocalNode], id: u8) -> Result<(), String> {
         );
     }
     if node.state != NodeState::Running {
-        return Err(format!("node {id} is not running ({:?})", node.state).to_lowercase());
+        return Err(format!("node {id} is not running ({})", node.state.label()));
     }
     if let Some(other) = nodes
         .iter()
@@ -77,7 +104,7 @@ pub fn may_start_node(nodes: &[LocalNode], id: u8) -> Result<(), String> {
     match nodes.iter().find(|n| n.id == id) {
         None => Err(format!("there is no node {id}")),
         Some(n) if n.state == NodeState::Stopped => Ok(()),
-        Some(n) => Err(format!("node {id} is not stopped ({:?})", n.state).to_lowercase()),
+        Some(n) => Err(format!("node {id} is not stopped ({})", n.state.label())),
     }
 }
 
@@ -205,6 +232,21 @@ mod tests {
                 ..LocalNode::default()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_badge_names_the_kafka() {
+        use NodeState::*;
+        assert_eq!(describe_kafka(false, &[]), "Kafka given with --brokers");
+        let all = cluster([Running, Stopped, Running]);
+        assert_eq!(
+            describe_kafka(true, &all[..1]),
+            "Apache Kafka run by cashflow · 127.0.0.1:9091"
+        );
+        assert_eq!(
+            describe_kafka(true, &all),
+            "Apache Kafka run by cashflow · 2 of 3 nodes running"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ export function startServer(port, extra = []) {
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
   proc.logTail = () => log.slice(-4000);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60000);
     proc.stdout.on('data', (d) => {
       const m = /(http:\/\/\S+?)\/? \(Kafka: (\S+)\)/.exec(String(d));
       if (m) { proc.kafka = m[2]; }

@@ -138,15 +138,18 @@ fn Status() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let text = move || {
         ctx.version.get();
-        let (broker, store) = ctx.dash.with_value(|d| (d.broker_reachable, d.store));
+        let (broker, store, kafka) = ctx.dash.with_value(|d| {
+            let kafka = cashflow_shared::outage::describe_kafka(d.broker_managed, &d.outage.nodes);
+            (d.broker_reachable, d.store, kafka)
+        });
         match ctx.conn.get() {
             Conn::Connecting => ("connecting", "connecting…".to_owned()),
-            Conn::Open if !broker => ("warn", "connected · broker unreachable".to_owned()),
+            Conn::Open if !broker => ("warn", format!("connected · {kafka} · unreachable")),
             Conn::Open if store.restoring => (
                 "warn",
                 format!("connected · restoring balances {}%", store.percent),
             ),
-            Conn::Open => ("ok", "connected".to_owned()),
+            Conn::Open => ("ok", format!("connected · {kafka}")),
             Conn::Retrying { in_secs, attempt } => (
                 "bad",
                 format!("disconnected · retry {attempt} in {in_secs:.1} s"),

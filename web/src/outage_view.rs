@@ -72,34 +72,35 @@ pub fn OutagePanel() -> impl IntoView {
 #[component]
 fn NodeRows(nodes: Memo<Vec<LocalNode>>) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
-    let off = move || !ctx.can_command();
     move || {
         let all = nodes.get();
         all.iter()
             .map(|n| {
                 let id = n.id;
-                let stop = may_stop_node(&all, id);
-                let start = may_start_node(&all, id);
+                let why = may_stop_node(&all, id).err();
+                let (can_stop, can_start) = (why.is_none(), may_start_node(&all, id).is_ok());
                 let state = match n.state {
                     NodeState::Running => format!("running (started in {:.1} s)", n.start_ms as f64 / 1000.0),
                     NodeState::Starting => "starting".into(),
                     NodeState::Stopped => "stopped".into(),
                     NodeState::Restarting => "died: starting it again".into(),
                 };
-                let class = if n.state == NodeState::Running { "node" } else { "node down" };
-                let why = stop.clone().err().unwrap_or_default();
+                let send = move |c: Command| {
+                    ctx.send(c);
+                };
                 view! {
-                    <div class=class data-testid=format!("node-{id}") data-state=format!("{:?}", n.state)>
-                        <b>{format!("Node {id}")}</b>
+                    <div class="node" class:down=n.state != NodeState::Running
+                        data-testid=format!("node-{id}") data-state=format!("{:?}", n.state)>
+                        <b>"Node " {id}</b>
                         <span class="addr">{n.addr.clone()}</span>
                         <span>{state}</span>
                         <span class="presenter-only">
-                            <button data-testid=format!("stop-node-{id}") title=why
-                                disabled=move || off() || stop.is_err()
-                                on:click=move |_| { ctx.send(Command::StopNode { node: id }); }>{format!("Stop node {id}")}</button>
+                            <button data-testid=format!("stop-node-{id}") title=why.unwrap_or_default()
+                                disabled=move || !ctx.can_command() || !can_stop
+                                on:click=move |_| send(Command::StopNode { node: id })>"Stop node " {id}</button>
                             <button data-testid=format!("start-node-{id}")
-                                disabled=move || off() || start.is_err()
-                                on:click=move |_| { ctx.send(Command::StartNode { node: id }); }>{format!("Start node {id}")}</button>
+                                disabled=move || !ctx.can_command() || !can_start
+                                on:click=move |_| send(Command::StartNode { node: id })>"Start node " {id}</button>
                         </span>
                     </div>
                 }
