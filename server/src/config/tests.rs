@@ -42,3 +42,35 @@ fn settings_are_checked() {
             .contains("no.such.property")
     );
 }
+
+#[test]
+fn local_brokers_are_one_or_three_and_set_the_replication() {
+    let settings = |args: &[&str]| {
+        let mut all = vec!["cashflow", "--ephemeral"];
+        all.extend(args);
+        Cli::parse_from(all).into_settings()
+    };
+    let one = settings(&[]).expect("defaults");
+    assert_eq!(
+        (one.local_brokers, one.replication_factor, one.kafka_heap_mb),
+        (1, 1, 512)
+    );
+    let three = settings(&["--local-brokers", "3"]).expect("three");
+    assert_eq!(
+        (
+            three.local_brokers,
+            three.replication_factor,
+            three.kafka_heap_mb
+        ),
+        (3, 3, 384)
+    );
+    let e = settings(&["--local-brokers", "2"]).expect_err("two");
+    assert!(e.contains("quorum"), "{e}");
+    let e = settings(&["--local-brokers", "3", "--brokers", "k:9092"]).expect_err("with --brokers");
+    assert!(e.contains("--brokers"), "{e}");
+    let e = settings(&["--replication-factor", "3"]).expect_err("one node, three replicas");
+    assert!(e.contains("--local-brokers 3"), "{e}");
+    let ext = settings(&["--brokers", "k:9092"]).expect("external");
+    assert_eq!(ext.replication_factor, 1);
+    assert!(Cli::try_parse_from(["cashflow", "--local-brokers", "4"]).is_err());
+}
