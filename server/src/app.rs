@@ -231,6 +231,12 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
         let (view_tx, topic_view) = crate::topic_view::channel();
+        let hub = Hub::new(shared.clone(), topic_view.clone(), &settings.group_prefix);
+        let topic_demand = {
+            let h = hub.clone();
+            crate::topic_view::Demand::new(move || h.viewers())
+        };
+        let demand = topic_demand.clone();
         let (s, b, sh, r, t) = (
             settings.clone(),
             brokers.clone(),
@@ -250,6 +256,7 @@ impl App {
                     sh.clone(),
                     r.clone(),
                     view_tx.clone(),
+                    demand.clone(),
                     t.clone(),
                 )
             },
@@ -266,7 +273,6 @@ impl App {
         if let Some(k) = &kept {
             shared.lessons.set(crate::kept_settings::lessons(k));
         }
-        let hub = Hub::new(shared.clone(), topic_view.clone(), &settings.group_prefix);
         let (h, t) = (hub.clone(), token.clone());
         supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
             let run = h.clone().run(t.clone());
@@ -299,6 +305,7 @@ impl App {
             allow_origins: Arc::new(settings.allow_origins.clone()),
             presenter_token: controls.token(),
             topic_view,
+            topic_demand,
             calculator: calculator.clone(),
             replays: replays.clone(),
             outages: Arc::new(crate::outage::Outages::new(

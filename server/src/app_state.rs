@@ -19,8 +19,9 @@ pub struct AppState {
     /// Page origins allowed besides the server's own.
     pub allow_origins: Arc<Vec<String>>,
     pub presenter_token: Option<Arc<str>>,
-    /// The topic as the broker sees it (`crate::topic_view`).
+    /// The topic as the broker sees it (`crate::topic_view`), and who asks for it.
     pub topic_view: crate::topic_view::TopicViews,
+    pub topic_demand: crate::topic_view::Demand,
     /// The balance calculator's members (added, removed, paused from the page).
     pub calculator: Arc<crate::calculator_group::CalculatorGroup>,
     /// The replay lesson's calculator.

@@ -110,6 +110,7 @@ async fn not_built() -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AppState>) -> axum::response::Response {
+    s.topic_demand.asked();
     match s.metrics.render() {
         Ok(text) => (
             [(
@@ -216,6 +217,7 @@ async fn balances(
 
 /// The topic's partitions and the groups reading it, as of the last refresh (about a second).
 async fn topic(State(s): State<AppState>) -> Json<TopicView> {
+    s.topic_demand.asked();
     Json((**s.topic_view.borrow()).clone())
 }
 

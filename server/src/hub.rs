@@ -177,8 +177,9 @@ impl Hub {
         // Only against ends the broker reported a moment ago: during an outage the last view
         // is stale (records acknowledged since are beyond its ends) and nothing can be fetched,
         // which is no loss.
+        // (Unwatched, the view is refreshed every 5 s: at most about that old.)
         let fresh = view.error.is_none()
-            && now_ms() - view.taken_ms < 5_000
+            && now_ms() - view.taken_ms < 8_000
             && self.shared.with_broker(|b| b.reachable);
         let read_all = view.taken_ms > 0
             && fresh

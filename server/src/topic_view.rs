@@ -24,6 +24,14 @@ use crate::kafka_ffi::list_offsets;
 use crate::state::Shared;
 
 const EVERY: Duration = Duration::from_secs(1);
+/// How often the view is refreshed while nobody watches it (no page open, no one reading
+/// `/api/topic` or `/metrics`): an idle demo asks the broker little.
+const UNWATCHED_EVERY: Duration = Duration::from_secs(5);
+/// A reader of `/api/topic` or `/metrics` keeps the view fresh this long.
+const ASKED_HOLDS: Duration = Duration::from_secs(10);
+/// Up to this many groups on the broker, each refresh lists and describes them all in two
+/// requests (fewer than describing the known ones one by one).
+const LIST_ALL_UP_TO: usize = 8;
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// Unknown groups asked about per refresh, and how long an answer "not on this topic" holds.
 const PROBES: usize = 4;
@@ -33,6 +41,36 @@ const LIST_EVERY: Duration = Duration::from_secs(5);
 
 /// The view's readers' end.
 pub type TopicViews = watch::Receiver<Arc<TopicView>>;
+
+/// Whether anyone watches the view: the page's viewers (counted by the hub), or a reader of
+/// `/api/topic` or `/metrics` lately. Unwatched, it is refreshed every [`UNWATCHED_EVERY`].
+#[derive(Clone)]
+pub struct Demand {
+    viewers: Arc<dyn Fn() -> usize + Send + Sync>,
+    /// When the view was last read over HTTP (ms since the epoch).
+    asked_ms: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Demand {
+    pub fn new(viewers: impl Fn() -> usize + Send + Sync + 'static) -> Demand {
+        Demand {
+            viewers: Arc::new(viewers),
+            asked_ms: Arc::default(),
+        }
+    }
+
+    /// Someone read the view over HTTP: keep it fresh for a while.
+    pub fn asked(&self) {
+        self.asked_ms
+            .store(crate::state::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn watched(&self) -> bool {
+        let since =
+            crate::state::now_ms() - self.asked_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (self.viewers)() > 0 || since < ASKED_HOLDS.as_millis() as i64
+    }
+}
 
 /// Blocking clients: one to ask about the topic and list groups, and one per group (kept, at
 /// most [`MAX_GROUPS_SHOWN`]) to fetch its committed offsets without joining it.
@@ -50,8 +88,11 @@ struct Asker {
     /// what a member is assigned), and when: asked again 15 s
     /// later, at most [`PROBES`] a refresh.
     probed: BTreeMap<String, Instant>,
-    /// When every group was last listed.
-    listed: Option<Instant>,
+    /// When every group was last listed, and how many there were.
+    listed: Option<(Instant, usize)>,
+    /// Each partition's log start and when it was asked: it moves only when retention deletes
+    /// a segment, so it is asked every [`LIST_EVERY`], not every refresh.
+    starts: Option<(Instant, BTreeMap<i32, i64>)>,
     /// Each shown group's total lag at the last refreshes.
     lag_history: BTreeMap<String, std::collections::VecDeque<i64>>,
     /// End offsets at the previous refresh, for records/s.
@@ -94,8 +135,22 @@ impl Asker {
         let mut partitions = Vec::with_capacity(count as usize);
         let mut ends = BTreeMap::new();
         let native = self.admin.client().native_client();
-        let starts = list_offsets(native, &topic, count, Offset::Beginning, TIMEOUT)?;
         let latest = list_offsets(native, &topic, count, Offset::End, TIMEOUT)?;
+        let fresh = self.starts.as_ref().is_some_and(|(at, s)| {
+            at.elapsed() < LIST_EVERY
+                && s.len() == count as usize
+                && s.iter()
+                    .all(|(p, start)| latest.get(p).is_some_and(|e| e >= start))
+        });
+        if !fresh {
+            let s = list_offsets(native, &topic, count, Offset::Beginning, TIMEOUT)?;
+            self.starts = Some((now, s));
+        }
+        let starts = self
+            .starts
+            .as_ref()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
         for p in 0..count {
             let (log_start, end) = match (starts.get(&p), latest.get(&p)) {
                 (Some(s), Some(e)) => (*s, *e),
@@ -126,10 +181,13 @@ impl Asker {
         // Listing groups describes every group on the broker: on one with many (a shared
         // cluster, a long-lived test broker) that is done every LIST_EVERY, to find new ones;
         // in between only the groups already known are described.
-        let listing = self.listed.is_none_or(|at| at.elapsed() >= LIST_EVERY);
+        let listing = self
+            .listed
+            .is_none_or(|(at, n)| n <= LIST_ALL_UP_TO || at.elapsed() >= LIST_EVERY);
         let described = if listing {
-            self.listed = Some(Instant::now());
-            describe(self.admin.fetch_group_list(None, TIMEOUT)?.groups(), &topic)
+            let all = self.admin.fetch_group_list(None, TIMEOUT)?;
+            self.listed = Some((Instant::now(), all.groups().len()));
+            describe(all.groups(), &topic)
         } else {
             let mut d = Vec::new();
             for name in self.known.iter().take(MAX_GROUPS_SHOWN) {
@@ -288,6 +346,7 @@ pub async fn run(
     shared: Arc<Shared>,
     mut ready: watch::Receiver<bool>,
     view: watch::Sender<Arc<TopicView>>,
+    demand: Demand,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     if !crate::consume::until_ready(&mut ready, &token).await {
@@ -302,16 +361,22 @@ pub async fn run(
         known: Default::default(),
         probed: BTreeMap::new(),
         listed: None,
+        starts: None,
         last: None,
         lag_history: BTreeMap::new(),
     };
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut asked: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
+        if !demand.watched() && asked.is_some_and(|t| t.elapsed() < UNWATCHED_EVERY) {
+            continue;
+        }
+        asked = Some(Instant::now());
         let (back, result) = tokio::task::spawn_blocking(move || {
             let r = asker.ask();
             (asker, r)
