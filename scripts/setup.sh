@@ -108,8 +108,11 @@ fi
 # `cargo install` builds in a temporary folder of its own unless CARGO_TARGET_DIR is set; set,
 # the install would wait for the lock of the server build that scripts/run.sh runs beside it.
 if want trunk && [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
-  say "installing trunk $TRUNK_VERSION (once, ~7 min on 2 cores)"
-  env -u CARGO_TARGET_DIR cargo install --locked --root "$TOOLS" trunk --version "$TRUNK_VERSION"
+  say "installing trunk $TRUNK_VERSION (once, a few minutes on 2 cores)"
+  # opt-level 1 as wasm-bindgen-cli below (it runs for seconds, builds for minutes), and no
+  # update check (Trunk.toml says offline = true); Trunk insists on one TLS stack: rustls.
+  env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --locked \
+    --root "$TOOLS" trunk --version "$TRUNK_VERSION" --no-default-features --features rustls
 fi
 
 if want page; then
