@@ -13,6 +13,15 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 cargo build -q -p cashflow-web --bin cashflow-web --target wasm32-unknown-unknown --profile wasm-release
+# Nothing changed since the last build into OUT (the same wasm from cargo, the same page files
+# and scripts): the page there is current, and a warm start of the demo skips the ~15 s of
+# wasm-bindgen, wasm-opt and compression.
+built="$target/wasm32-unknown-unknown/wasm-release/cashflow-web.wasm"
+stamp=$(cat "$built" web/index.html web/style.css "$0" scripts/compress.mjs | sha256sum | cut -c1-32)
+if [ -f "$out/index.html" ] && [ "$(cat "$out/.built-from" 2>/dev/null)" = "$stamp" ]; then
+  echo "[page] $out is current" >&2
+  exit 0
+fi
 wasm-bindgen --target web --no-typescript --out-dir "$stage" --out-name cashflow-web \
   "$target/wasm32-unknown-unknown/wasm-release/cashflow-web.wasm"
 # The npm binaryen that setup.sh pins (Debian's wasm-opt 108 breaks the page).
@@ -46,4 +55,5 @@ cp web/style.css "$out/$css"
 } >"$out/index.html"
 # Brotli and gzip copies beside each file: the server sends them to browsers that accept them.
 node scripts/compress.mjs "$out"
+echo "$stamp" >"$out/.built-from"
 echo "[page] $out/index.html, $js, $wasm ($(($(stat -c %s "$out/$wasm") / 1024)) KiB, gzip $(($(stat -c %s "$out/$wasm.gz") / 1024)) KiB, brotli $(($(stat -c %s "$out/$wasm.br") / 1024)) KiB), $css" >&2
