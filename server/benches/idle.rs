@@ -5,8 +5,11 @@
 //! on the shared Apache Kafka (the server alone; the broker is someone else's).
 //! Prints `ROW idle | …` lines for `scripts/bench.sh`.
 //!
-//!     cargo bench -p cashflow --bench idle            (60 s per setting)
-//!     BENCH_IDLE_SECONDS=10 cargo bench -p cashflow --bench idle
+//!     cargo bench -p cashflow --bench idle            (120 s warm-up, then 60 s per setting)
+//!     BENCH_IDLE_SECONDS=10 BENCH_IDLE_WARMUP=8 cargo bench -p cashflow --bench idle
+//!
+//! The warm-up is the "60 s measured after 2 minutes": before that the JVM's JIT is
+//! still compiling the broker's hot paths, which doubles its share.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -32,13 +35,13 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 /// % of one core: cashflow, and its children (the managed broker).
-fn measure(args: &[&str], seconds: u64) -> (f64, f64) {
+fn measure(args: &[&str], warmup: u64, seconds: u64) -> (f64, f64) {
     let mut all: Vec<String> = ["--listen", "127.0.0.1:0"].map(String::from).to_vec();
     all.extend(args.iter().map(|a| a.to_string()));
     let mut server = common::Binary::start(&all);
     let pid = server.child.id();
-    // Started, restored, the first rebalance done.
-    std::thread::sleep(Duration::from_secs(8));
+    // Started, restored, the first rebalance done; the broker's JIT settled.
+    std::thread::sleep(Duration::from_secs(warmup));
     let kids = children(pid);
     let total = |ps: &[u32]| ps.iter().map(|p| common::cpu_seconds(*p)).sum::<f64>();
     let (c0, k0, t0) = (common::cpu_seconds(pid), total(&kids), Instant::now());
@@ -53,6 +56,7 @@ fn measure(args: &[&str], seconds: u64) -> (f64, f64) {
 
 fn main() {
     let seconds: u64 = support::env_or("BENCH_IDLE_SECONDS", 60);
+    let warmup: u64 = support::env_or("BENCH_IDLE_WARMUP", 120);
     let apache = common::apache_kafka();
     let topic = common::unique("bench-idle");
     let managed = ["--ephemeral", "--kafka-listen", "127.0.0.1:0"];
@@ -80,7 +84,7 @@ fn main() {
         ),
     ];
     for (label, args) in runs {
-        let (cpu, broker) = measure(&args, seconds);
+        let (cpu, broker) = measure(&args, warmup, seconds);
         let total = cpu + broker;
         println!(
             "{label}: cashflow {cpu:.1} % + its broker {broker:.1} % = {total:.1} % of a core over {seconds} s"
