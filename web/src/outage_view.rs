@@ -93,14 +93,14 @@ fn NodeRows(nodes: Memo<Vec<LocalNode>>) -> impl IntoView {
                         data-testid=format!("node-{id}") data-state=format!("{:?}", n.state)>
                         <b>"Node " {id}</b>
                         <span class="addr">{n.addr.clone()}</span>
-                        <span>{state}</span>
+                        <span class="state">{state}</span>
                         <span class="presenter-only">
                             <button data-testid=format!("stop-node-{id}") title=why.unwrap_or_default()
                                 disabled=move || !ctx.can_command() || !can_stop
-                                on:click=move |_| send(Command::StopNode { node: id })>"Stop node " {id}</button>
+                                on:click=move |_| send(Command::StopNode { node: id })>"Stop"</button>
                             <button data-testid=format!("start-node-{id}")
                                 disabled=move || !ctx.can_command() || !can_start
-                                on:click=move |_| send(Command::StartNode { node: id })>"Start node " {id}</button>
+                                on:click=move |_| send(Command::StartNode { node: id })>"Start"</button>
                         </span>
                     </div>
                 }

@@ -157,8 +157,13 @@ impl ManagedBroker {
             n => dir.join(format!("cluster-{n}")),
         };
         let ip = setup.listen.ip();
+        // Port 0 asks for free ports, for every node (not 1 and 2 above it).
+        let port = |i: u16| match setup.listen.port() {
+            0 => 0,
+            p => p.saturating_add(i),
+        };
         let mut wanted: Vec<SocketAddr> = (0..u16::from(setup.nodes))
-            .map(|i| SocketAddr::new(ip, setup.listen.port().saturating_add(i)))
+            .map(|i| SocketAddr::new(ip, port(i)))
             .collect();
         wanted.extend((0..setup.nodes).map(|_| SocketAddr::new(ip, 0)));
         let ports = pick_addrs(&wanted)?;
