@@ -112,7 +112,17 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     await page.click('[data-testid=login]');
     // Pause is enabled once logged in *and* generating: a server starting its own broker in a
     // loaded CI run was not generating yet 10 s after the page opened (seen once).
-    await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 30000 });
+    try {
+      await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 30000 });
+    } catch (e) {
+      // Seen twice in clean-clone CI runs (never by hand): say what the page showed, so the
+      // cause can be found, and fail.
+      const shown = await page.evaluate(() => ['status', 'generator', 'notice', 'login'].map((t) =>
+        `${t}: ${document.querySelector(`[data-testid=${t}]`)?.textContent}`).join(' | '));
+      console.log(`PAUSE NOT ENABLED 30 s after login (${shown})\nserver log:\n${server.logTail()}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'presenter-login-pause.png') });
+      throw e;
+    }
     assert.ok(await page.isVisible('[data-testid=do-keys-by-account]'), 'lesson buttons shown to the presenter');
     await page.click('[data-testid=pause]');
     const paused = () => page.waitForFunction(() => /^paused/.test(document.querySelector('[data-testid=generator]').textContent),
