@@ -113,13 +113,13 @@ test('with a presenter token, the page is read-only until the presenter logs in'
     // Pause is enabled once logged in *and* generating: a server starting its own broker in a
     // loaded CI run was not generating yet 10 s after the page opened (seen once).
     try {
-      await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 30000 });
+      await page.waitForSelector('[data-testid=pause]:not([disabled])', { timeout: 60000 });
     } catch (e) {
       // Seen twice in clean-clone CI runs (never by hand): say what the page showed, so the
       // cause can be found, and fail.
       const shown = await page.evaluate(() => ['status', 'generator', 'notice', 'login'].map((t) =>
         `${t}: ${document.querySelector(`[data-testid=${t}]`)?.textContent}`).join(' | '));
-      console.log(`PAUSE NOT ENABLED 30 s after login (${shown})\nserver log:\n${server.logTail()}`);
+      console.log(`PAUSE NOT ENABLED 60 s after login (${shown})\nserver log:\n${server.logTail()}`);
       await page.screenshot({ path: path.join(ARTIFACTS, 'presenter-login-pause.png') });
       throw e;
     }
