@@ -72,15 +72,7 @@ impl Outages {
     /// Stops the managed broker for `seconds`, unless an outage is under way.
     pub fn start(&self, seconds: u32) -> Result<OutageStatus, String> {
         let _one = self.starting.lock().unwrap_or_else(|e| e.into_inner());
-        if self.token.is_cancelled() {
-            return Err("the server is stopping".into());
-        }
-        let Some(broker) = self.broker.clone() else {
-            return Err("this server uses an external broker: stop one of its brokers instead (scripts/kafka.sh kill N on the 3-broker cluster)".into());
-        };
-        if !self.shared.outage.get().finished() {
-            return Err("an outage is under way".into());
-        }
+        let broker = self.managed()?;
         let status = OutageStatus {
             state: OutageState::Down,
             seconds,
@@ -105,7 +97,7 @@ impl Outages {
     /// Stops node `node` of the cluster cashflow runs (the replication lesson), unless that
     /// would leave two of three down or an outage is under way.
     pub async fn stop_node(&self, node: u8) -> Result<OutageStatus, String> {
-        let broker = self.cluster()?;
+        let broker = self.managed()?;
         broker.stop_node(node).await?;
         info!(node, "replication lesson: node stopped");
         Ok(self.mirror(&broker))
@@ -113,13 +105,15 @@ impl Outages {
 
     /// Starts node `node` again, once it serves clients.
     pub async fn start_node(&self, node: u8) -> Result<OutageStatus, String> {
-        let broker = self.cluster()?;
+        let broker = self.managed()?;
         broker.start_node(node).await?;
         info!(node, "replication lesson: node started again");
         Ok(self.mirror(&broker))
     }
 
-    fn cluster(&self) -> Result<Managed, String> {
+    /// The broker cashflow runs, unless the server is stopping, uses `--brokers`, or an
+    /// outage is under way.
+    fn managed(&self) -> Result<Managed, String> {
         if self.token.is_cancelled() {
             return Err("the server is stopping".into());
         }
