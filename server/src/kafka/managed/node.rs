@@ -31,6 +31,12 @@ logger.broker.name = kafka.server.BrokerServer
 logger.broker.level = info
 ";
 
+/// With `CASHFLOW_KAFKA_REQUEST_LOG` set: one line per request ("Completed request:…").
+const REQUEST_LOG4J2: &str = "\
+logger.request.name = kafka.request.logger
+logger.request.level = debug
+";
+
 /// One broker node: everything needed to start its JVM again.
 #[derive(Clone)]
 pub(super) struct Node {
@@ -109,7 +115,15 @@ metadata.max.idle.interval.ms=5000
         );
         std::fs::write(self.props(), props)
             .with_context(|| format!("cannot write {}", self.props().display()))?;
-        std::fs::write(self.dir.join("log4j2.properties"), LOG4J2)?;
+        // Every request the broker answers, to its log: how BENCHMARKS.md counted where an
+        // idle demo's requests come from (a diagnostic, never on by default).
+        let request_log = std::env::var_os("CASHFLOW_KAFKA_REQUEST_LOG").is_some();
+        let log4j = if request_log {
+            format!("{LOG4J2}{REQUEST_LOG4J2}")
+        } else {
+            LOG4J2.to_owned()
+        };
+        std::fs::write(self.dir.join("log4j2.properties"), log4j)?;
         Ok(())
     }
 
