@@ -4,7 +4,8 @@
 #   scripts/bench.sh           the full run; writes the generated section of BENCHMARKS.md
 #   scripts/bench.sh --small   the CI version (small sizes): prints the tables, writes nothing
 # Environment: BENCH_ONLY="producer calculator …" runs some parts only (their tables are printed,
-# BENCHMARKS.md is left as it is); KAFKA_PORT (default 19292).
+# BENCHMARKS.md is left as it is); KAFKA_PORT (default 19292); BENCH_PROFILE (release; dev for
+# --small); BENCH_PAGE_DIST, a page already built by scripts/page.sh (else built here).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -28,26 +29,32 @@ if [ "$small" = 1 ]; then
   latency_seconds=2 fanout_seconds=2 fanout_viewers=0,10 idle_seconds=3 idle_warmup=8 accounts="2000"
   page_seconds=3 page_accounts="100" bandwidth_seconds=3
   export BENCH_PERF_RUNS=1 BENCH_CASHFLOW_RUNS=1 BENCH_ACCOUNTS_RUNS=1
+  # The small run proves the command works, its figures are not kept: the dev profile, whose
+  # dependencies `cargo test` has just built, instead of 3 minutes of release builds in CI.
+  profile=${BENCH_PROFILE:-dev}
 else
   calc_apache=10000000 calc_managed=1000000
   prod_apache=1000000 prod_managed=200000 prod_loop=10000
   latency_seconds=20 fanout_seconds=10 fanout_viewers=0,10,100,1000 idle_seconds=60 idle_warmup=120
   accounts="10000 1000000"
   page_seconds=120 page_accounts="10 100 1000" bandwidth_seconds=60
+  profile=${BENCH_PROFILE:-release}
 fi
+# Where cargo puts that profile's binaries.
+bin_dir=$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")
 
 # The Python peer's client (confluent-kafka) is in $TOOLS/venv (scripts/setup.sh test).
 python3 -c 'import confluent_kafka' 2>/dev/null || say "no confluent-kafka (scripts/setup.sh test installs it): the Python peers are left out"
 
-say "building the release binary and the benchmarks"
+say "building the $profile binary and the benchmarks"
 benches=""
 for b in producer calculator latency fanout idle accounts bandwidth; do
   only "$b" && benches="$benches --bench $b"
 done
 # shellcheck disable=SC2086 # one word per bench
-[ -z "$benches" ] || cargo bench -p cashflow --no-run -q $benches >&2
-# The release binary the page part runs (the benches build it too).
-only page && cargo build --release -q -p cashflow >&2
+[ -z "$benches" ] || cargo bench -p cashflow --profile "$profile" --no-run -q $benches >&2
+# The binary the page part runs (the benches build it too).
+only page && cargo build --profile "$profile" -q -p cashflow >&2
 
 say "starting the benchmark broker on 127.0.0.1:$KAFKA_PORT"
 "$here/kafka.sh" start >&2
@@ -57,7 +64,7 @@ rows=$(mktemp)
 run() { # run NAME ENV… : one bench binary; its ROW lines are kept
   local name=$1; shift
   say "$name ${*}"
-  env "$@" cargo bench -p cashflow -q --bench "$name" 2>&1 | tee -a /dev/stderr | grep '^ROW ' >>"$rows" || {
+  env "$@" cargo bench -p cashflow --profile "$profile" -q --bench "$name" 2>&1 | tee -a /dev/stderr | grep '^ROW ' >>"$rows" || {
     say "$name failed"; exit 1; }
 }
 
@@ -88,13 +95,15 @@ if only accounts; then
   for n in $accounts; do run accounts BENCH_ACCOUNTS=$n; done
 fi
 if only page; then
-  # The page as the demo builds it, in headless chromium against the release binary.
-  page_dist=$CARGO_TARGET_DIR/bench-page
-  say "page build for the frame-time part"
-  CARGO_TARGET_DIR=$CARGO_TARGET_DIR/page scripts/page.sh "$page_dist"
+  # The page as the demo builds it, in headless chromium against the binary.
+  page_dist=${BENCH_PAGE_DIST:-$CARGO_TARGET_DIR/bench-page}
+  if [ -z "${BENCH_PAGE_DIST:-}" ]; then
+    say "page build for the frame-time part"
+    CARGO_TARGET_DIR=$CARGO_TARGET_DIR/page scripts/page.sh "$page_dist"
+  fi
   for n in $page_accounts; do
     say "page frame time, $n accounts"
-    CASHFLOW_BIN=$CARGO_TARGET_DIR/release/cashflow CASHFLOW_DIST=$page_dist PERF_SHOT=$CARGO_TARGET_DIR/bench-page-$n.png \
+    CASHFLOW_BIN=$bin_dir/cashflow CASHFLOW_DIST=$page_dist PERF_SHOT=$CARGO_TARGET_DIR/bench-page-$n.png \
       node web/e2e/perf.mjs "$page_seconds" "$n" 500 | tail -1 | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
@@ -115,7 +124,7 @@ section=$(mktemp)
   echo
   echo "\`scripts/bench.sh\` on $(date -u +%Y-%m-%d), commit \`$commit\`, $(nproc) cores"
   echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(($(grep MemTotal /proc/meminfo | awk '{print $2}') / 1048576)) GiB),"
-  echo "release profile; Apache Kafka $(grep -m1 -o '<kafka.version>[^<]*' scripts/kafka/pom.xml | cut -d'>' -f2) (KRaft, one node, $KAFKA_HEAP heap, JVM defaults) on the same machine."
+  echo "$profile profile; Apache Kafka $(grep -m1 -o '<kafka.version>[^<]*' scripts/kafka/pom.xml | cut -d'>' -f2) (KRaft, one node, $KAFKA_HEAP heap, JVM defaults) on the same machine."
   echo
   if grep -q '^ROW producer ' "$rows"; then
     echo "### Producer against Kafka's own and Python's"

@@ -5,6 +5,8 @@
 #   scripts/kafka.sh fresh    stop it, delete its data, start it empty (the test suite: every
 #                             test topic ever made would otherwise stay, and a restart of a
 #                             broker holding ten thousand partitions takes minutes)
+#   scripts/kafka.sh clean    stop it and delete its data (the suite's broker-restart tests'
+#                             own broker, which they start themselves)
 #   scripts/kafka.sh stop     stop it (SIGTERM, then SIGKILL after 20 s)
 #   scripts/kafka.sh status   "running on 127.0.0.1:PORT" or "stopped" (exit 1)
 #   scripts/kafka.sh kill     SIGKILL (crash tests)
@@ -263,8 +265,9 @@ case "${1:-}" in
   tool) shift; fetch; KAFKA_BENCH=1 HEAP=${KAFKA_TOOL_HEAP:-1g} java_run "$@" ;;
   start) start ;;
   fresh) stop TERM; rm -rf "$DIR/data"; start ;;
+  clean) stop TERM; rm -rf "$DIR/data" ;;
   stop) stop TERM ;;
   kill) if [ -n "${2:-}" ]; then check_node "$2"; node_stop "$2" KILL; else stop KILL; fi ;;
   status) if p=$(pid); then echo "running on 127.0.0.1:$PORT (pid $p)"; else echo stopped; exit 1; fi ;;
-  *) echo "usage: $0 fetch|start|fresh|stop|kill [N]|status|cluster start|fresh|stop|status|revive N" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|fresh|clean|stop|kill [N]|status|cluster start|fresh|stop|status|revive N" >&2; exit 2 ;;
 esac

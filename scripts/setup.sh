@@ -5,7 +5,8 @@
 #   scripts/setup.sh kafka  Java (a headless JRE >= 17 when missing or older) and the Apache
 #                           Kafka jars, resolved with mvn: the broker cashflow runs itself
 #   scripts/setup.sh demo   rust + page + kafka: what scripts/run.sh needs (no Trunk)
-#   scripts/setup.sh test   all of the above plus Trunk (for `trunk serve`), chromium +
+#   scripts/setup.sh test   all of the above plus Trunk (for `trunk serve`), cargo-nextest
+#                           (runs the Rust tests several at a time), chromium +
 #                           chromedriver, Playwright, confluent-kafka (in a virtual
 #                           environment: Debian's Python refuses system-wide pip installs)
 # Tools are installed under $CASHFLOW_TOOLS (default ~/.cache/cashflow/tools), outside the
@@ -19,6 +20,7 @@ mkdir -p "$TOOLS/bin"
 export PATH="$TOOLS/bin:$TOOLS/npm/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 TRUNK_VERSION=0.22.1
+NEXTEST_VERSION=0.9.133
 BINARYEN_VERSION=132   # Debian's binaryen (108) builds a page that dies in the browser
 PLAYWRIGHT_VERSION=1.64.1
 
@@ -113,6 +115,12 @@ if want trunk && [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ];
   # update check (Trunk.toml says offline = true); Trunk insists on one TLS stack: rustls.
   env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --locked \
     --root "$TOOLS" trunk --version "$TRUNK_VERSION" --no-default-features --features rustls
+fi
+
+if want test && [ "$(cargo-nextest nextest --version 2>/dev/null | head -1 | cut -d' ' -f1-2)" != "cargo-nextest $NEXTEST_VERSION" ]; then
+  say "installing cargo-nextest $NEXTEST_VERSION (once, a few minutes on 2 cores)"
+  env -u CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --locked \
+    --root "$TOOLS" cargo-nextest --version "$NEXTEST_VERSION"
 fi
 
 if want page; then

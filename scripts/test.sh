@@ -17,7 +17,11 @@ step "Apache Kafka"
 # Empty at every run: the data of earlier runs (thousands of test topics) would grow without
 # bound and slow the broker's own restarts in the broker-restart tests.
 scripts/kafka.sh fresh
-trap 'scripts/kafka.sh stop' EXIT
+# The broker-restart tests' own broker (they stop and start it, beside the shared one): they
+# start it; its data goes at every run, like the shared one's.
+export RESTART_KAFKA_PORT=${RESTART_KAFKA_PORT:-19492}
+KAFKA_PORT=$RESTART_KAFKA_PORT scripts/kafka.sh clean
+trap 'scripts/kafka.sh stop; KAFKA_PORT=$RESTART_KAFKA_PORT scripts/kafka.sh stop' EXIT
 export CASHFLOW_TEST_BROKERS=127.0.0.1:${KAFKA_PORT:-19092}
 
 step "cargo fmt --check"
@@ -36,24 +40,23 @@ mkdir -p "$target"
 # The logs of the servers that tests start as separate processes, kept for a failing run.
 export CASHFLOW_TEST_SERVER_LOG="$target/test-servers.log" CASHFLOW_TEST_SERVER_RUST_LOG=warn,cashflow=info
 rm -f "$CASHFLOW_TEST_SERVER_LOG"
-if ! cargo test 2>&1 | tee "$target/cargo-test.log"; then
+# Several tests at a time, each a process of its own (.config/nextest.toml says which wait for
+# which); then the doc tests, which nextest leaves to cargo.
+if ! cargo nextest run --no-fail-fast 2>&1 | tee "$target/cargo-test.log"; then
   # A failing test's message sits above its captured log and backtrace; CI shows only the tail.
   printf '\n\033[1m== why the failing tests failed\033[0m\n' >&2
   grep -A4 "panicked at" "$target/cargo-test.log" | grep -v '^stack backtrace' | tail -60 >&2
   exit 1
 fi
-# Cargo's own summary lines, gathered, so one closing line states the total.
-passed=$(grep -o 'test result: ok. [0-9]* passed' "$target/cargo-test.log" | awk '{s+=$4} END {print s+0}')
+cargo test --doc 2>&1 | tee "$target/doc-test.log"
+# The summaries, gathered, so one closing line states the total.
+passed=$(sed -n 's/.* tests\{0,1\} run: \([0-9]*\) passed.*/\1/p' "$target/cargo-test.log" | tail -1)
+passed=$((${passed:-0} + $(grep -o 'test result: ok. [0-9]* passed' "$target/doc-test.log" | awk '{s+=$4} END {print s+0}')))
 
 step "Python client interop (confluent-kafka)"
 # The cashflow binary cargo test just built (a separate `cargo build` would resolve features
 # differently and rebuild every dependency).
 python3 server/tests/interop.py "$target/debug/cashflow"
-
-step "benchmark command, small (release; its own broker on 19292)"
-# The command that writes BENCHMARKS.md, at small sizes, so it cannot rot: each figure beside its
-# peer, and the calculator's balances checked against the recomputation.
-scripts/bench.sh --small
 
 step "page build (scripts/page.sh, as the demo builds it; trunk serve has its own test)"
 scripts/page.sh dist
@@ -74,6 +77,11 @@ if [ "$wasm_gz" -gt "$budget" ]; then
   echo "the page's gzipped wasm grew past its budget: $wasm_gz > $budget B (twiggy top shows what grew)" >&2
   exit 1
 fi
+
+step "benchmark command, small (dev profile; its own broker on 19292)"
+# The command that writes BENCHMARKS.md, at small sizes, so it cannot rot: each figure beside its
+# peer, and the calculator's balances checked against the recomputation. The page just built.
+BENCH_PAGE_DIST=dist scripts/bench.sh --small
 
 step "page logic as WebAssembly in chromium (wasm-bindgen-test)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -1,8 +1,9 @@
 //! Broker faults against Apache Kafka: the broker stopped, or killed with SIGKILL, mid-run and
 //! started again (the idempotent producer delivers everything exactly once, the consumers resume,
 //! the balances stay exact, and the page is told of the outage and the recovery); and the broker
-//! absent when the server starts. Alone in their test binary, because they stop the shared test
-//! broker; one at a time, for the same reason.
+//! absent when the server starts. On a broker of their own (scripts/kafka.sh on
+//! `RESTART_KAFKA_PORT`, default 19492), so the other tests, which run beside them, keep the
+//! shared one; one at a time, because they stop it.
 
 mod common;
 
@@ -14,16 +15,28 @@ use cashflow::{App, Settings};
 use cashflow_shared::command::Command;
 use cashflow_shared::protocol::ServerMsg;
 use cashflow_shared::{Money, Transaction, TxType};
-use common::{
-    Broker, TestApp, apache_kafka, read_topic, repo_root, spawn_app_with, unique, wait_for,
-};
+use common::{Broker, TestApp, read_topic, repo_root, spawn_app_with, unique, wait_for};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
+
+/// The port of the broker these tests stop and start (scripts/kafka.sh stops it at the end of
+/// scripts/test.sh).
+fn port() -> String {
+    std::env::var("RESTART_KAFKA_PORT").unwrap_or_else(|_| "19492".into())
+}
+
+/// Bootstrap servers of this binary's own broker, started if it is not running.
+fn own_kafka() -> String {
+    kafka("start");
+    format!("127.0.0.1:{}", port())
+}
 
 fn kafka(cmd: &str) {
     let ok = std::process::Command::new("bash")
         .arg(repo_root().join("scripts/kafka.sh"))
         .arg(cmd)
+        .env("KAFKA_PORT", port())
+        .env_remove("KAFKA_DIR")
         .status()
         .expect("scripts/kafka.sh")
         .success();
@@ -38,7 +51,8 @@ async fn kafka_async(cmd: &'static str) {
 
 const RATE: f64 = 500.0;
 
-/// The tests of this binary stop the one test broker: they take turns.
+/// The tests of this binary stop their broker: they take turns (when run as one process; run by
+/// scripts/test.sh, each is a process of its own, kept apart by `.config/nextest.toml`).
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What a viewer of the page was told about the broker, in order (changes only).
@@ -98,7 +112,11 @@ async fn broker_killed_and_started_mid_run() {
 
 async fn outage_mid_run(how: &'static str) {
     let _turn = BROKER.lock().await;
+    let brokers = tokio::task::spawn_blocking(own_kafka)
+        .await
+        .expect("scripts/kafka.sh");
     let app = spawn_app_with(Broker::Apache, &unique("outage"), |s| {
+        s.brokers = Some(brokers);
         s.rate = cashflow::config::Rate::PerSecond(RATE)
     })
     .await;
@@ -212,7 +230,9 @@ async fn outage_mid_run(how: &'static str) {
 async fn broker_absent_at_start_then_appears() {
     let _turn = BROKER.lock().await;
     let _ = common::tracing_subscriber_init();
-    let brokers = apache_kafka();
+    let brokers = tokio::task::spawn_blocking(own_kafka)
+        .await
+        .expect("scripts/kafka.sh");
     kafka_async("stop").await;
     let mut settings = Settings::for_tests(Some(brokers), &unique("late"));
     settings.rate = cashflow::config::Rate::PerSecond(200.0);
