@@ -22,6 +22,17 @@ if [ -f "$out/index.html" ] && [ "$(cat "$out/.built-from" 2>/dev/null)" = "$sta
   echo "[page] $out is current" >&2
   exit 0
 fi
+# The same page built before into another folder (another clone: CI's are fresh each run) is
+# kept beside cargo's output: copied, not built again.
+cache="$target/page-cache/$stamp"
+clear_out() { mkdir -p "$out"; rm -f "$out"/cashflow-web-*.js* "$out"/cashflow-web-*_bg.wasm* "$out"/style-*.css* "$out"/index.html*; }
+if [ -f "$cache/index.html" ]; then
+  clear_out
+  cp "$cache"/* "$out"/
+  echo "$stamp" >"$out/.built-from"
+  echo "[page] $out from the build of the same sources in $cache" >&2
+  exit 0
+fi
 wasm-bindgen --target web --no-typescript --out-dir "$stage" --out-name cashflow-web \
   "$target/wasm32-unknown-unknown/wasm-release/cashflow-web.wasm"
 # The npm binaryen that setup.sh pins (Debian's wasm-opt 108 breaks the page).
@@ -34,8 +45,7 @@ js="cashflow-web-$(hash "$stage/cashflow-web.js").js"
 wasm="cashflow-web-$(hash "$stage/cashflow-web_bg.opt.wasm")_bg.wasm"
 css="style-$(hash web/style.css).css"
 
-mkdir -p "$out"
-rm -f "$out"/cashflow-web-*.js* "$out"/cashflow-web-*_bg.wasm* "$out"/style-*.css* "$out"/index.html*
+clear_out
 cp "$stage/cashflow-web.js" "$out/$js"
 cp "$stage/cashflow-web_bg.opt.wasm" "$out/$wasm"
 cp web/style.css "$out/$css"
@@ -56,4 +66,7 @@ cp web/style.css "$out/$css"
 # Brotli and gzip copies beside each file: the server sends them to browsers that accept them.
 node scripts/compress.mjs "$out"
 echo "$stamp" >"$out/.built-from"
+# Only the newest build is kept.
+rm -rf "$target/page-cache" && mkdir -p "$cache"
+cp "$out"/index.html* "$out/$js"* "$out/$wasm"* "$out/$css"* "$cache"/
 echo "[page] $out/index.html, $js, $wasm ($(($(stat -c %s "$out/$wasm") / 1024)) KiB, gzip $(($(stat -c %s "$out/$wasm.gz") / 1024)) KiB, brotli $(($(stat -c %s "$out/$wasm.br") / 1024)) KiB), $css" >&2

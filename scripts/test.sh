@@ -89,8 +89,10 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 wasm=$(grep -o 'test result: ok. [0-9]* passed' "$target/wasm-test.log" | awk '{s+=$4} END {print s+0}')
 
 step "browser end to end (chromium headless)"
+# Two test files at a time (each test starts its own server and browser, and mostly waits on
+# them): 261 s one at a time in a clean-clone CI run.
 CASHFLOW_BIN="$target/debug/cashflow" CASHFLOW_DIST=dist CASHFLOW_ARTIFACTS="$target/e2e" \
-  CASHFLOW_NODE_MODULES="$TOOLS/npm/node_modules" node --test web/e2e/ 2>&1 | tee "$target/e2e.log"
+  CASHFLOW_NODE_MODULES="$TOOLS/npm/node_modules" node --test --test-concurrency=2 web/e2e/ 2>&1 | tee "$target/e2e.log"
 e2e=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$target/e2e.log")
 echo "screenshots: $target/e2e/"
 
