@@ -48,7 +48,8 @@ sample "cashflow ($cf)" "$cf"
 wait $!
 cat "$log.jvm"; rm -f "$log.jvm"
 if [ "${REQUESTS:-0}" = 1 ]; then
-  tail -n +"$((lines_before + 1))" "$broker_log" | python3 -c '
+  # REQUESTS_OUT=FILE keeps the lines themselves (which client, which topic).
+  tail -n +"$((lines_before + 1))" "$broker_log" | tee "${REQUESTS_OUT:-/dev/null}" | python3 -c '
 import collections, re, sys
 names = {0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
          9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat",

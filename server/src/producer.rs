@@ -180,6 +180,20 @@ pub fn create(
 }
 
 impl ProducerTask {
+    /// How long the generator sleeps before its next step: 10 ms at high rates, in a burst or
+    /// at Max; at a low rate until the next transaction is due (at most a second, so an
+    /// unreachable broker or a lag hold is noticed), not 100 empty wake-ups a second (half an
+    /// idle demo's wake-ups of cashflow's threads).
+    fn next_step(&self) -> Duration {
+        const STEP: Duration = Duration::from_millis(10);
+        match self.rate {
+            Rate::PerSecond(r) if self.burst == 0 && r > 0.0 => {
+                Duration::from_secs_f64(((1.0 - self.credit) / r).clamp(0.0, 1.0)).max(STEP)
+            }
+            _ => STEP,
+        }
+    }
+
     pub async fn run(
         mut self,
         mut commands: Commands,
@@ -218,11 +232,10 @@ impl ProducerTask {
             let result = self.handle(cmd);
             let _ = reply.send(result);
         }
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();
         let mut recreations = self.shared.recreations();
         loop {
+            let next = last + self.next_step();
             tokio::select! {
                 biased;
                 _ = token.cancelled() => break,
@@ -249,7 +262,8 @@ impl ProducerTask {
                     }
                     None => break,
                 },
-                now = tick.tick(), if self.running || self.burst > 0 => {
+                () = tokio::time::sleep_until(next), if self.running || self.burst > 0 => {
+                    let now = tokio::time::Instant::now();
                     let dt = now.duration_since(last).as_secs_f64();
                     last = now;
                     // While the broker is unreachable generation is held (what is already in

@@ -4,8 +4,8 @@
 //! Partition `p` of the topic is snapshotted to partition `p` of the changelog (the format is
 //! in [`cashflow_shared::snapshot`]): chunks of accounts, then a head that says which offset of
 //! the topic the snapshot reflects. A snapshot is taken every `--snapshot-records` records of a
-//! partition or `--snapshot-seconds` after a change, whichever comes first, and once more at
-//! shutdown. It is a consistent cut, like a Flink checkpoint: the state and the offset it
+//! partition, and of every partition that changed at each round of `--snapshot-seconds` (one
+//! clock for all, so their writes go out together), and once more at shutdown. It is a consistent cut, like a Flink checkpoint: the state and the offset it
 //! reflects are copied under one read of the ledger, so "newest complete snapshot + the records
 //! after its offset, each applied once by position" is exact, with no transactions (it works
 //! on any broker). A crash while writing one leaves chunks without a head, which

@@ -136,7 +136,7 @@ pub struct Cli {
     #[arg(long, env = "CASHFLOW_SNAPSHOT_RECORDS", default_value_t = 50_000,
           value_parser = clap::value_parser!(i64).range(100..=100_000_000))]
     pub snapshot_records: i64,
-    /// ...or this many seconds after its last snapshot, if it changed since.
+    /// ...and every partition that changed since its last snapshot every this many seconds.
     #[arg(long, env = "CASHFLOW_SNAPSHOT_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub snapshot_seconds: u64,

@@ -7,8 +7,6 @@ use super::*;
 struct Last {
     /// The source offset it reflects.
     next: i64,
-    /// When it was written (or last tried).
-    at: Instant,
     /// Its acknowledged side's cut (`AckedPartition::next`): every acknowledged record of the
     /// producer below it is in the snapshot. Below `next` when records were applied before
     /// their delivery reports arrived; a restart then reads the topic back to it.
@@ -58,6 +56,8 @@ impl SnapshotWriter {
     pub async fn run(mut self, token: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the last time round began (none yet: the first tick is one).
+        let mut round: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -85,29 +85,25 @@ impl SnapshotWriter {
             if owned.is_empty() {
                 owned = self.shared.ledger().partition_ids().into_iter().collect();
             }
+            // Time rounds are one clock for all partitions, each partition's records its own
+            // trigger: the partitions a round finds changed are written at once (at 2 tx/s
+            // over six partitions: one batch of requests a round, not six spread over it).
+            let by_time = round.is_none_or(|r| r.elapsed() >= self.settings.every);
             let due: Vec<i32> = owned
-                .iter()
-                .copied()
-                .filter(|&p| self.due(p, false))
+                .into_iter()
+                .filter(|&p| self.due(p, by_time, false))
                 .collect();
-            if !due.is_empty() {
-                // The partitions that changed and are halfway due come along, and all are
-                // written at once: their records share produce requests, and from then on the
-                // partitions fall due together (at 2 tx/s over six partitions: two produce
-                // requests every interval instead of twelve, the broker's idle work).
-                let along = owned
-                    .into_iter()
-                    .filter(|p| !due.contains(p) && self.halfway(*p));
-                let all: Vec<i32> = due.iter().copied().chain(along).collect();
-                self.write_all(&all).await;
+            if by_time {
+                round = Some(Instant::now());
             }
+            self.write_all(&due).await;
         }
         let held: Vec<i32> = self
             .shared
             .ledger()
             .partition_ids()
             .into_iter()
-            .filter(|&p| self.due(p, true))
+            .filter(|&p| self.due(p, true, true))
             .collect();
         let written = held.len();
         self.write_all(&held).await;
@@ -115,38 +111,23 @@ impl SnapshotWriter {
         self.shared.record_stop("final snapshots written");
     }
 
-    fn due(&mut self, partition: i32, now: bool) -> bool {
+    /// Whether `partition` is due: it changed since its last snapshot by this writer, and it is
+    /// a time round, or enough records came, or cashflow is stopping (`now`).
+    fn due(&mut self, partition: i32, by_time: bool, now: bool) -> bool {
         let next = self.shared.ledger().next_offset(partition);
+        // A partition not snapshotted by this process yet counts from its newest snapshot: if a
+        // restart read a tail, the first round writes it, and the next restart need not read
+        // it again.
         let mark = self.shared.snapshot_mark(partition).map_or(0, |m| m.1);
-        // A partition not snapshotted by this process yet is due at once if it moved past its
-        // newest snapshot (a restart read a tail): the next restart then need not read it again.
-        let long_ago = Instant::now()
-            .checked_sub(self.settings.every)
-            .unwrap_or_else(Instant::now);
-        let Last {
-            next: last,
-            at,
-            acked,
-        } = *self.last.entry(partition).or_insert(Last {
+        let Last { next: last, acked } = *self.last.entry(partition).or_insert(Last {
             next: mark,
-            at: long_ago,
             acked: mark,
         });
         // At shutdown also when the last snapshot's acknowledged side stopped short of its
         // state (the calculator applied records before their delivery reports came back):
         // every report is in by then, and otherwise the next start reads back to that cut.
         (next > last || (now && acked < last))
-            && (now
-                || next - last >= self.settings.every_records
-                || at.elapsed() >= self.settings.every)
-    }
-
-    /// Whether `partition` changed since its last snapshot, half an interval ago or more.
-    fn halfway(&self, partition: i32) -> bool {
-        let next = self.shared.ledger().next_offset(partition);
-        self.last
-            .get(&partition)
-            .is_some_and(|l| next > l.next && l.at.elapsed() >= self.settings.every / 2)
+            && (now || by_time || next - last >= self.settings.every_records)
     }
 
     /// Writes a snapshot of each of `partitions`, all at once (each one's chunks, then its
@@ -184,7 +165,6 @@ impl SnapshotWriter {
                     partition,
                     Last {
                         next: state.next_offset(),
-                        at: Instant::now(),
                         acked,
                     },
                 );
@@ -199,21 +179,13 @@ impl SnapshotWriter {
                 );
             }
             Err(e) => {
-                // Retried at the next tick; the previous snapshot still stands.
+                // Tried again at the next time round (or its records' trigger); the previous
+                // snapshot still stands.
                 warn!(partition, "snapshot not written: {e}");
                 self.shared.with_store(|s| {
                     s.snapshot_failures += 1;
                     s.last_error = Some(format!("snapshot of partition {partition}: {e}"));
                 });
-                let before = self.last.get(&partition).copied();
-                self.last.insert(
-                    partition,
-                    Last {
-                        next: before.map_or(0, |l| l.next),
-                        at: Instant::now(),
-                        acked: before.map_or(0, |l| l.acked),
-                    },
-                );
             }
         }
     }
@@ -240,27 +212,46 @@ impl SnapshotWriter {
             self.settings.chunk_accounts,
         );
         let total = chunks.len();
-        let mut first_chunk = -1;
-        // Sent one after another: the idempotent producer keeps them in order anyway, and a
-        // snapshot is small next to the records it stands for.
-        for (i, (key, value)) in chunks.iter().enumerate() {
-            let (_, offset) = self.deliver(partition, key.as_bytes(), value).await?;
-            if i == 0 {
-                first_chunk = offset;
+        let first_chunk = match self.settings.abort_after {
+            None => {
+                // All queued at once and then awaited: the chunks of a partition leave in one
+                // request, not one request each (at idle, most of the changelog's requests).
+                // Only the head waits for all of them.
+                let sent = futures_util::future::join_all(
+                    chunks
+                        .iter()
+                        .map(|(key, value)| self.deliver(partition, key.as_bytes(), value)),
+                )
+                .await;
+                let mut first = i64::MAX;
+                for d in sent {
+                    // The lowest offset: a queue that was full may have let a later chunk in
+                    // first, and readers read from here to the head.
+                    first = first.min(d?.1);
+                }
+                if first == i64::MAX { -1 } else { first }
             }
-            if let Some(k) = self.settings.abort_after
-                && i + 1 == k as usize
-                && total > k as usize
-            {
-                warn!(
-                    partition,
-                    written = i + 1,
-                    of = total,
-                    "test fault point: aborting mid-snapshot"
-                );
-                std::process::abort();
+            Some(k) => {
+                // The test fault point: one after another, and abort after the k-th.
+                let mut first = -1;
+                for (i, (key, value)) in chunks.iter().enumerate() {
+                    let (_, offset) = self.deliver(partition, key.as_bytes(), value).await?;
+                    if i == 0 {
+                        first = offset;
+                    }
+                    if i + 1 == k as usize && total > k as usize {
+                        warn!(
+                            partition,
+                            written = i + 1,
+                            of = total,
+                            "test fault point: aborting mid-snapshot"
+                        );
+                        std::process::abort();
+                    }
+                }
+                first
             }
-        }
+        };
         let head = Head {
             format: snapshot::FORMAT,
             id,
