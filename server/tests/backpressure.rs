@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const MAX_LAG: u64 = 300;
 
 fn held(app: &TestApp) -> bool {
-    app.shared.generator().is_some_and(|g| g.held_by_lag)
+    app.generator().is_some_and(|g| g.held_by_lag)
 }
 
 async fn back_pressure_and_batching(broker: Broker) {
@@ -43,7 +43,7 @@ async fn back_pressure_and_batching(broker: Broker) {
     let mut worst = 0;
     for _ in 0..10 {
         tick.tick().await;
-        worst = worst.max(app.shared.own_lag());
+        worst = worst.max(app.own_lag());
         assert!(held(&app));
     }
     println!("{broker:?}: held at lag {worst} (max {MAX_LAG})");
@@ -53,10 +53,10 @@ async fn back_pressure_and_batching(broker: Broker) {
     );
 
     // The calculator catches up: the producer goes on.
-    let delivered = app.shared.producer().delivered;
+    let delivered = app.producer_counts().delivered;
     app.calculator.set_paused(false);
     wait_for(WAIT, "the producer to go on", || async {
-        (!held(&app) && app.shared.producer().delivered > delivered + 500).then_some(())
+        (!held(&app) && app.producer_counts().delivered > delivered + 500).then_some(())
     })
     .await;
 
@@ -71,24 +71,24 @@ async fn back_pressure_and_batching(broker: Broker) {
         .expect("batching");
     assert_eq!((status.linger_ms, status.batch_size), (50, 65_536));
     wait_for(WAIT, "the producer to be created again", || async {
-        let p = app.shared.producer();
+        let p = app.producer_counts();
         (p.reconfigured == 1).then_some(())
     })
     .await;
-    let delivered = app.shared.producer().delivered;
+    let delivered = app.producer_counts().delivered;
     wait_for(WAIT, "deliveries with the new batching", || async {
-        (app.shared.producer().delivered > delivered + 500).then_some(())
+        (app.producer_counts().delivered > delivered + 500).then_some(())
     })
     .await;
     app.producer.send(Command::Pause).await.expect("pause");
     let p = wait_for(WAIT, "every record delivered", || async {
-        let p = app.shared.producer();
+        let p = app.producer_counts();
         (p.sent == p.delivered + p.failed).then_some(p)
     })
     .await;
     assert_eq!(p.failed, 0);
     wait_for(WAIT, "the invariant to hold over every record", || async {
-        let i = app.shared.invariant();
+        let i = app.invariant();
         (i.state == InvariantState::Holds && i.acked == p.delivered).then_some(())
     })
     .await;

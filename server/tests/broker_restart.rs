@@ -124,7 +124,7 @@ async fn outage_mid_run(how: &'static str) {
     wait_for(
         Duration::from_secs(60),
         "some transactions applied",
-        || async { (app.shared.ledger().stats().applied > 500).then_some(()) },
+        || async { (app.stats().applied > 500).then_some(()) },
     )
     .await;
 
@@ -137,14 +137,14 @@ async fn outage_mid_run(how: &'static str) {
     )
     .await;
     wait_for(Duration::from_secs(10), "generation to be held", || async {
-        app.shared.producer().held.then_some(())
+        app.producer_counts().held.then_some(())
     })
     .await;
-    let sent_during_outage = app.shared.producer().sent;
+    let sent_during_outage = app.producer_counts().sent;
     let down = std::time::Instant::now();
     kafka_async("start").await;
     // Held while the broker was starting: far fewer sent than the rate would have produced.
-    let sent_while_starting = app.shared.producer().sent - sent_during_outage;
+    let sent_while_starting = app.producer_counts().sent - sent_during_outage;
     let unheld = (down.elapsed().as_secs_f64() * RATE) as u64;
     assert!(
         sent_while_starting < unheld / 2,
@@ -153,16 +153,16 @@ async fn outage_mid_run(how: &'static str) {
 
     // Keep producing a little after the broker is back, then stop and let everything settle.
     wait_for(Duration::from_secs(90), "production to resume", || async {
-        (app.shared.producer().delivered > sent_during_outage + 200).then_some(())
+        (app.producer_counts().delivered > sent_during_outage + 200).then_some(())
     })
     .await;
-    assert!(!app.shared.producer().held, "generation resumed");
+    assert!(!app.producer_counts().held, "generation resumed");
     app.producer.send(Command::Pause).await.expect("pause");
     let (sent, delivered) = wait_for(
         Duration::from_secs(120),
         "every delivery report",
         || async {
-            let p = app.shared.producer().clone();
+            let p = app.producer_counts().clone();
             (p.delivered + p.failed == p.sent).then_some((p.sent, p.delivered))
         },
     )
@@ -171,10 +171,10 @@ async fn outage_mid_run(how: &'static str) {
         delivered,
         sent,
         "nothing failed: {:?}",
-        app.shared.producer().last_error
+        app.producer_counts().last_error
     );
 
-    let records = read_topic(&app.brokers, &app.shared.topic);
+    let records = read_topic(&app.brokers, app.topic());
     // Duplicates first, each with where it lies: a record written twice (the idempotent
     // producer's retry not recognised across the broker's restart) is told apart from a
     // miscount of deliveries.
@@ -204,7 +204,7 @@ async fn outage_mid_run(how: &'static str) {
         Duration::from_secs(120),
         "the calculator to apply everything",
         || async {
-            let b = app.shared.balances(0, 10_000);
+            let b = app.ledger_balances(0, 10_000);
             (b.stats.applied == delivered).then_some(b)
         },
     )
@@ -216,7 +216,7 @@ async fn outage_mid_run(how: &'static str) {
         .map(|a| (a.account, (a.balance.minor(), a.count)))
         .collect();
     assert_eq!(got, expected);
-    assert_eq!(app.shared.ledger().stats().mismatches, 0);
+    assert_eq!(app.stats().mismatches, 0);
     wait_for(
         Duration::from_secs(30),
         "the page to be told of the outage and the recovery",
@@ -275,7 +275,7 @@ async fn broker_absent_at_start_then_appears() {
     })
     .await;
     wait_for(Duration::from_secs(60), "transactions applied", || async {
-        (app.shared.ledger().stats().applied > 200).then_some(())
+        (app.stats().applied > 200).then_some(())
     })
     .await;
     wait_for(Duration::from_secs(10), "the page told", || async {
@@ -283,7 +283,7 @@ async fn broker_absent_at_start_then_appears() {
     })
     .await;
     assert_eq!(viewer.told(), [false, true], "told once, no flicker");
-    assert_eq!(app.shared.ledger().stats().mismatches, 0);
-    assert_eq!(app.shared.producer().failed, 0);
+    assert_eq!(app.stats().mismatches, 0);
+    assert_eq!(app.producer_counts().failed, 0);
     app.shutdown().await;
 }

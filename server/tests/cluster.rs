@@ -46,9 +46,9 @@ async fn back_in_every_isr(app: &TestApp, node: i32) {
 }
 
 async fn deliveries_go_on(app: &TestApp) {
-    let then = app.shared.producer().delivered;
+    let then = app.producer_counts().delivered;
     wait_for(WAIT, "deliveries to go on", || async {
-        (app.shared.producer().delivered > then + 400).then_some(())
+        (app.producer_counts().delivered > then + 400).then_some(())
     })
     .await;
 }
@@ -150,7 +150,7 @@ async fn the_presenter_stops_a_leader_node_and_nothing_is_lost() {
     // check turns from the data.
     deliveries_go_on(&app).await;
     wait_for(WAIT, "the outage lesson's check", || async {
-        let l = app.shared.lessons.get();
+        let l = app.lessons();
         let o = l.get(cashflow_shared::lessons::LessonId::Outage)?;
         (o.experiment.state == cashflow_shared::lessons::CaseState::Happened).then_some(())
     })
@@ -190,7 +190,7 @@ async fn the_presenter_stops_a_leader_node_and_nothing_is_lost() {
     deliveries_go_on(&app).await;
 
     let records = settled_exactly_once(&app, 0).await;
-    let delivered = app.shared.producer().delivered;
+    let delivered = app.producer_counts().delivered;
     assert_eq!(records.len() as u64, delivered, "none lost");
     println!(
         "3-node cluster run by cashflow: node {victim} (leader of {led:?}) stopped from the page; \

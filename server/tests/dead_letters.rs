@@ -145,7 +145,7 @@ async fn full_batches_with_bad_records_inside_stay_exact() {
     }
     assert!(bad > 10 && dups > 10);
     write_all(&app.brokers, &topic, &records);
-    app.shared.set_paused(false);
+    app.set_paused(false);
     let goods = u64::from(n) - bad - dups;
     let b = wait_for(WAIT, "every record handled", || async {
         let b = balances(&app).await;

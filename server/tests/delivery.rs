@@ -29,7 +29,7 @@ async fn naive(ws: &mut Ws, cmd: &str) -> NaiveStatus {
 /// crash.
 async fn running(app: &TestApp, crashes: u32, batches: u64) -> NaiveStatus {
     wait_for(WAIT, "the naive calculator to run", || async {
-        let n = app.shared.naive.get();
+        let n = app.naive();
         assert!(
             !matches!(n.state, NaiveState::Failed | NaiveState::Off),
             "{n:?}"
@@ -90,7 +90,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     // during the rebalance that follows the restart). The restarted member gets its
     // partitions back one fetch at a time, so its first batches may hold only part of it.
     let after = wait_for(WAIT, "the crashed batch to be read again", || async {
-        let n = app.shared.naive.get();
+        let n = app.naive();
         assert_eq!(n.lost, 0, "at-least-once loses nothing: {n:?}");
         (n.doubled >= batch).then_some(n)
     })
@@ -110,7 +110,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     let lost = after.last_crash.map_or(0, |c| c.batch);
     // Each partition's loss is known once the restarted member has it assigned.
     let after = wait_for(WAIT, "the crashed batch to be skipped", || async {
-        let n = app.shared.naive.get();
+        let n = app.naive();
         assert!(n.lost <= lost, "only the crashed batch is lost: {n:?}");
         (n.lost == lost).then_some(n)
     })
@@ -122,8 +122,8 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     // exactly what was doubled and lost, the exact one equals the recomputation.
     app.producer.send(Command::Pause).await.expect("pause");
     let delivered = wait_for(WAIT, "the exact calculator to catch up", || async {
-        let p = app.shared.producer();
-        let applied = app.shared.ledger().stats().applied;
+        let p = app.producer_counts();
+        let applied = app.stats().applied;
         (p.sent == p.delivered && applied == p.delivered && applied > 0).then_some(p.delivered)
     })
     .await;
@@ -131,15 +131,15 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
         WAIT,
         "every partition to be compared at its end",
         || async {
-            let n = app.shared.naive.get();
-            let ends = app.shared.ledger().next_offsets();
+            let n = app.naive();
+            let ends = app.next_offsets();
             (n.compared == 6 && n.partitions == 6 && ends.values().sum::<i64>() == delivered as i64)
                 .then_some(n)
         },
     )
     .await;
     let n = wait_for(WAIT, "the comparison at the ends", || async {
-        let m = app.shared.naive.get();
+        let m = app.naive();
         (m.batches == n.batches
             && m.count_difference == m.doubled as i64 - m.lost as i64
             && m.doubled == doubled)
@@ -160,7 +160,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
         .map(|a| (a.account, (a.balance.minor(), a.count)))
         .collect();
     assert_eq!(exact, recompute(&records), "the exact calculator is exact");
-    let i = app.shared.invariant();
+    let i = app.invariant();
     assert_eq!(i.state, InvariantState::Holds, "{i:?}");
     println!(
         "{broker:?}: at-least-once crash doubled {doubled} (batch {batch}), at-most-once crash lost {lost}; naive total off by {} over {} accounts",
@@ -171,7 +171,7 @@ async fn naive_consumer_loses_or_doubles(broker: Broker) {
     let stopped = naive(&mut ws, r#"{"cmd":"stop_naive","id":4}"#).await;
     assert_eq!(stopped.group, started.group);
     wait_for(WAIT, "the naive calculator to stop", || async {
-        (app.shared.naive.get().state == NaiveState::Off).then_some(())
+        (app.naive().state == NaiveState::Off).then_some(())
     })
     .await;
     if matches!(broker, Broker::Apache) {

@@ -43,7 +43,7 @@ async fn every_dot_is_a_real_record() {
         Duration::from_secs(30),
         "the producer to settle",
         || async {
-            let p = app.shared.producer();
+            let p = app.producer_counts();
             (p.sent == p.delivered + p.failed).then_some(p.delivered)
         },
     )
@@ -63,7 +63,7 @@ async fn every_dot_is_a_real_record() {
             .unwrap_or_else(|| panic!("dot {pos:?} is not a record in the topic"));
         assert_eq!(tx.account, d.account, "{pos:?}");
         assert_eq!(tx.delta().minor(), d.delta, "{pos:?}");
-        assert_eq!(tx.producer_id.as_deref(), Some(app.shared.producer_id()));
+        assert_eq!(tx.producer_id.as_deref(), Some(app.producer_id()));
         if d.applied_ms.is_some() {
             assert_eq!(d.member, Some(1), "applied by the only member");
         }

@@ -8,10 +8,12 @@ names, produces records exactly as the original producer writes them (all keyed
 usage: python3 interop.py path/to/cashflow
 """
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -34,9 +36,12 @@ def wait(what, check, limit=DEADLINE_S):
 
 
 def main():
+    # The server's log is kept to say why, should a check fail.
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [sys.argv[1], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--rate", "100", "--ephemeral"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=log, text=True,
+        env={**os.environ, "RUST_LOG": "warn,cashflow=info"},
     )
     try:
         line = proc.stdout.readline()
@@ -115,9 +120,21 @@ def main():
         assert g["total_lag"] == sum(end - committed.get(p, 0) for p, end in ends.items())
         checks += 1
 
-        groups = admin.list_consumer_groups(request_timeout=10).result()
-        names = {g.group_id for g in groups.valid}
-        assert {"cashflow-balance", "cashflow-logger"} <= names, names
+        # Both of cashflow's groups are listed by the broker (seen once in CI without the
+        # logger's: waited for, and the server's log shown if it never comes).
+        def both_groups():
+            groups = admin.list_consumer_groups(request_timeout=10).result()
+            names = {g.group_id for g in groups.valid}
+            return names if {"cashflow-balance", "cashflow-logger"} <= names else None
+        try:
+            wait("cashflow's two groups listed by the broker", both_groups, limit=30)
+        except SystemExit:
+            groups = admin.list_consumer_groups(request_timeout=10).result()
+            health = urllib.request.urlopen(f"{url}/health", timeout=5).read().decode()
+            log.seek(0)
+            print(f"groups listed: {sorted(g.group_id for g in groups.valid)}\n/health: {health}\n"
+                  f"server log (last lines):\n{''.join(log.readlines()[-40:])}", file=sys.stderr)
+            raise
         checks += 1
         del p, admin  # close our clients before the broker goes away
     finally:

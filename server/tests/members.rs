@@ -30,7 +30,7 @@ async fn command(ws: &mut Ws, cmd: &str) -> GroupStatus {
 /// Waits until the calculator has `n` members that between them own every partition once.
 async fn wait_members(app: &TestApp, n: usize) -> GroupStatus {
     wait_for(WAIT, &format!("{n} members owning all 6"), || async {
-        let g = app.shared.group();
+        let g = app.group();
         let mut all: Vec<i32> = g
             .members
             .iter()
@@ -57,7 +57,6 @@ async fn broker_agrees(app: &TestApp, group: &GroupStatus) {
             .map(|m| (m.member_id.clone(), m.partitions.clone()))
             .collect();
         let mut ours: Vec<(String, Vec<i32>)> = app
-            .shared
             .group()
             .members
             .iter()
@@ -86,7 +85,7 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
     let mut ws = connect(&app).await;
 
     for cycle in 0..3 {
-        let before = app.shared.ledger().stats().applied;
+        let before = app.stats().applied;
         command(&mut ws, "add_member").await;
         let two = wait_members(&app, 2).await;
         if matches!(broker, Broker::Apache) {
@@ -94,13 +93,12 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
         }
         // Both members apply live records.
         wait_for(WAIT, "both members to apply records", || async {
-            let g = app.shared.group();
-            (g.members.iter().all(|m| m.records > 0)
-                && app.shared.ledger().stats().applied > before + 200)
+            let g = app.group();
+            (g.members.iter().all(|m| m.records > 0) && app.stats().applied > before + 200)
                 .then_some(())
         })
         .await;
-        let g = app.shared.group();
+        let g = app.group();
         let added = g
             .rebalances
             .iter()
@@ -156,7 +154,7 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
         WAIT,
         "the invariant to fall behind while paused",
         || async {
-            let i = app.shared.invariant();
+            let i = app.invariant();
             (i.lag > 300).then_some(i)
         },
     )
@@ -168,12 +166,12 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
     })
     .await;
     assert!(v.invariant.lag > 0, "{:?}", v.invariant);
-    let applied_paused = app.shared.ledger().stats().applied;
+    let applied_paused = app.stats().applied;
     let resumed = command(&mut ws, "resume_consumption").await;
     assert!(!resumed.paused);
     app.producer.send(Command::Pause).await.expect("pause");
     let delivered = wait_for(WAIT, "the producer to settle", || async {
-        let p = app.shared.producer();
+        let p = app.producer_counts();
         (p.sent == p.delivered + p.failed).then_some(p.delivered)
     })
     .await;
@@ -199,7 +197,7 @@ async fn members_rebalance_and_balances_stay_exact(broker: Broker) {
     // The invariant holds: every acknowledged record of this run's producer applied, the nets
     // equal account by account.
     let v: TopicView = app.get("/api/topic").await;
-    let inv = app.shared.invariant();
+    let inv = app.invariant();
     assert_eq!(inv.state, InvariantState::Holds, "{inv:?}");
     assert_eq!(
         (inv.acked, inv.applied, inv.foreign_records),
@@ -253,12 +251,12 @@ async fn a_forged_record_breaks_the_invariant() {
         .expect("burst");
     app.wait_applied(50, WAIT).await;
     wait_for(WAIT, "the invariant to hold", || async {
-        (app.shared.invariant().state == InvariantState::Holds).then_some(())
+        (app.invariant().state == InvariantState::Holds).then_some(())
     })
     .await;
     let forged = format!(
         r#"{{"account": 1, "transaction_id": "1-Credit-forged", "transaction_type": "Credit", "amount": 5, "producer_id": "{}"}}"#,
-        app.shared.producer_id()
+        app.producer_id()
     );
     common::raw_producer(&app.brokers)
         .send(
@@ -270,7 +268,7 @@ async fn a_forged_record_breaks_the_invariant() {
         .await
         .expect("forged record");
     let inv = wait_for(WAIT, "the invariant to break", || async {
-        let i = app.shared.invariant();
+        let i = app.invariant();
         (i.state == InvariantState::Broken).then_some(i)
     })
     .await;

@@ -41,7 +41,7 @@ async fn metrics_tell_what_happened() {
         .send(Command::Burst { count: 200 })
         .await
         .expect("burst");
-    let (brokers, topic) = (app.brokers.clone(), app.shared.topic.clone());
+    let (brokers, topic) = (app.brokers.clone(), app.topic().to_owned());
     tokio::task::spawn_blocking(move || {
         common::write_records(
             &brokers,
@@ -56,7 +56,7 @@ async fn metrics_tell_what_happened() {
         common::ws::connect(&app).await,
     ];
     let url = format!("{}/metrics", app.url);
-    let group = app.shared.group().group;
+    let group = app.group().group;
     let text = wait_for(Duration::from_secs(60), "metrics to catch up", || async {
         let r = reqwest::get(&url).await.ok()?;
         let kind = r
@@ -69,7 +69,7 @@ async fn metrics_tell_what_happened() {
         let s = samples(&text);
         let lag = format!(
             "cashflow_consumer_lag{{topic=\"{}\",group=\"{group}\"",
-            app.shared.topic
+            app.topic()
         );
         let calculator_lag: Vec<f64> = s
             .iter()

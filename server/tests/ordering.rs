@@ -27,9 +27,9 @@ async fn keys(app: &TestApp, keys: KeyStrategy) {
 /// Waits until the calculator has applied everything delivered so far.
 async fn caught_up(app: &TestApp) -> u64 {
     wait_for(WAIT, "the calculator to catch up", || async {
-        let delivered = app.shared.producer().delivered;
-        let applied = app.shared.ledger().stats().applied;
-        (delivered > 0 && applied == delivered && app.shared.producer().sent == delivered)
+        let delivered = app.producer_counts().delivered;
+        let applied = app.stats().applied;
+        (delivered > 0 && applied == delivered && app.producer_counts().sent == delivered)
             .then_some(applied)
     })
     .await
@@ -63,31 +63,29 @@ async fn keys_decide_ordering(broker: Broker) {
             .iter()
             .all(|r| r.key.as_deref() == Some(b"transaction".as_slice()))
     );
-    assert_eq!(app.shared.ledger().ordering().violations, 0);
+    assert_eq!(app.ordering().violations, 0);
 
     // Keyed by account, two members sharing the work under load: none out of order.
     keys(&app, KeyStrategy::ByAccount).await;
     app.calculator.add().await.expect("a second member");
     wait_for(WAIT, "two members with partitions", || async {
-        let g = app.shared.group();
+        let g = app.group();
         (g.members.len() == 2 && g.members.iter().all(|m| !m.partitions.is_empty())).then_some(())
     })
     .await;
     app.producer.send(Command::Start).await.expect("start");
     wait_for(WAIT, "both members to apply by-account records", || async {
-        let g = app.shared.group();
-        (g.members.iter().all(|m| m.records > 100)
-            && app.shared.ledger().ordering().checked > 2_000)
-            .then_some(())
+        let g = app.group();
+        (g.members.iter().all(|m| m.records > 100) && app.ordering().checked > 2_000).then_some(())
     })
     .await;
-    let by_account = app.shared.ledger().ordering();
+    let by_account = app.ordering();
     assert_eq!(by_account.violations, 0, "{by_account:?}");
 
     // Random keys, the same members: an account's records now come from several partitions.
     keys(&app, KeyStrategy::Random).await;
     let late = wait_for(WAIT, "transactions applied out of order", || async {
-        let o = app.shared.ledger().ordering();
+        let o = app.ordering();
         (o.violations > 0).then_some(o)
     })
     .await;
@@ -121,12 +119,12 @@ async fn keys_decide_ordering(broker: Broker) {
     // whatever the random-keyed records did.
     keys(&app, KeyStrategy::ByAccount).await;
     app.producer.send(Command::Start).await.expect("start");
-    let before = app.shared.ledger().ordering();
+    let before = app.ordering();
     wait_for(WAIT, "more by-account records applied", || async {
-        (app.shared.ledger().ordering().checked > before.checked + 2_000).then_some(())
+        (app.ordering().checked > before.checked + 2_000).then_some(())
     })
     .await;
-    let after = app.shared.ledger().ordering();
+    let after = app.ordering();
     assert!(after.violations > 0, "{after:?}");
     assert_eq!(after.keyed_violations, 0, "{after:?}");
 
@@ -136,16 +134,16 @@ async fn keys_decide_ordering(broker: Broker) {
     // one mismatch a record, for good).
     app.producer.send(Command::Pause).await.expect("pause");
     caught_up(&app).await;
-    let settled = app.shared.ledger().stats();
+    let settled = app.stats();
     assert!(settled.unchecked > 0, "{settled:?}");
     app.producer.send(Command::Start).await.expect("start");
     wait_for(WAIT, "more by-account records applied", || async {
-        (app.shared.ledger().stats().applied > settled.applied + 2_000).then_some(())
+        (app.stats().applied > settled.applied + 2_000).then_some(())
     })
     .await;
     app.producer.send(Command::Pause).await.expect("pause");
     caught_up(&app).await;
-    let later = app.shared.ledger().stats();
+    let later = app.stats();
     assert_eq!(
         (later.mismatches, later.unchecked),
         (settled.mismatches, settled.unchecked),

@@ -45,11 +45,11 @@ async fn managed_broker_outage_loses_and_doubles_nothing() {
         other => panic!("{other:?}"),
     }
     wait_for(WAIT, "generation to be held", || async {
-        app.shared.outage.get().held.then_some(())
+        app.outage().held.then_some(())
     })
     .await;
     let o = wait_for(WAIT, "the lesson to see the recovery", || async {
-        let o = app.shared.outage.get();
+        let o = app.outage();
         assert_ne!(o.state, OutageState::Failed, "{o:?}");
         (o.state == OutageState::Recovered).then_some(o)
     })
@@ -64,7 +64,7 @@ async fn managed_broker_outage_loses_and_doubles_nothing() {
         o.describe()
     );
     let nodes = wait_for(WAIT, "the node shown running", || async {
-        let n = app.shared.outage.get().nodes;
+        let n = app.outage().nodes;
         (n.len() == 1 && n[0].state == cashflow_shared::outage::NodeState::Running).then_some(n)
     })
     .await;
@@ -84,7 +84,7 @@ async fn managed_broker_outage_loses_and_doubles_nothing() {
     let records = settled_exactly_once(&app, 0).await;
     assert_eq!(
         records.len() as u64,
-        app.shared.producer().delivered,
+        app.producer_counts().delivered,
         "none lost"
     );
     app.shutdown().await;
@@ -106,7 +106,7 @@ async fn an_external_broker_is_not_stopped_from_the_page() {
         ServerMsg::Error { message, .. } => assert!(message.contains("--brokers"), "{message}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(app.shared.outage.get().state, OutageState::Idle);
-    assert!(app.shared.outage.get().nodes.is_empty());
+    assert_eq!(app.outage().state, OutageState::Idle);
+    assert!(app.outage().nodes.is_empty());
     app.shutdown().await;
 }

@@ -24,7 +24,7 @@ async fn wait_applied(app: &TestApp, n: u64) -> Balances {
 
 async fn wait_delivered(app: &TestApp, n: u64) {
     wait_for(WAIT, &format!("{n} delivered"), || async {
-        let p = app.shared.producer().clone();
+        let p = app.producer_counts().clone();
         assert_eq!(p.failed, 0, "deliveries failed: {:?}", p.last_error);
         (p.delivered >= n).then_some(())
     })
@@ -33,7 +33,7 @@ async fn wait_delivered(app: &TestApp, n: u64) {
 
 /// The calculator's balances equal opening + what the producer saw acknowledged.
 fn assert_reconciles(app: &TestApp, b: &Balances) {
-    let p = app.shared.producer().clone();
+    let p = app.producer_counts().clone();
     let by_account: BTreeMap<_, _> = b
         .accounts
         .iter()
@@ -220,7 +220,7 @@ async fn accepts_the_originals_messages(broker: Broker) {
     // topic when it starts are read by the restore, which does not check `new_balance` (a CI
     // run once wrote all 62 before the restore, which then read them: no mismatch flagged).
     wait_for(WAIT, "the calculator restored", || async {
-        (!app.shared.store().restoring).then_some(())
+        (!app.store().restoring).then_some(())
     })
     .await;
     let producer = common::raw_producer(&app.brokers);
@@ -552,7 +552,7 @@ async fn a_full_producer_queue_never_stalls_commands() {
         .await
         .expect("burst");
     wait_for(WAIT, "the queue to fill", || async {
-        let p = app.shared.producer().clone();
+        let p = app.producer_counts().clone();
         (p.sent.saturating_sub(p.delivered) >= QUEUE * 9 / 10).then_some(())
     })
     .await;
@@ -584,7 +584,7 @@ async fn a_full_producer_queue_never_stalls_commands() {
         Duration::from_secs(300),
         "everything delivered and applied",
         || async {
-            let p = app.shared.producer().clone();
+            let p = app.producer_counts().clone();
             let b = balances(&app).await;
             (p.sent == p.delivered && b.stats.applied == p.delivered && p.sent >= BURST)
                 .then_some(b)

@@ -6,36 +6,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cashflow_shared::Transaction;
 use cashflow_shared::command::Command;
-use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::poison::{DeadLetters, Poison};
 use cashflow_shared::protocol::ServerMsg;
 use common::ws::{connect, reply, send};
-use common::{Broker, TestApp, read_topic, spawn_app_with, unique, wait_for};
+use common::{Broker, by_account, read_topic, spawn_app_with, unique, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn by_account(app: &TestApp) -> BTreeMap<u32, (i64, u64)> {
-    app.shared
-        .ledger()
-        .balances(0, 1_000)
-        .accounts
-        .iter()
-        .map(|a| (a.account, (a.balance.minor(), a.count)))
-        .collect()
-}
-
-async fn invariant_holds(app: &TestApp, n: u64) {
-    wait_for(WAIT, &format!("the invariant to hold at {n}"), || async {
-        let i = app.shared.invariant();
-        (i.state == InvariantState::Holds && i.acked == n && i.applied == n).then_some(())
-    })
-    .await;
-}
 
 async fn poison_goes_to_the_dead_letter_topic(broker: Broker) {
     let topic = unique("poison");
@@ -48,8 +28,8 @@ async fn poison_goes_to_the_dead_letter_topic(broker: Broker) {
         .send(Command::Burst { count: 50 })
         .await
         .expect("burst");
-    invariant_holds(&app, 50).await;
-    let before = by_account(&app);
+    app.invariant_holds(50, WAIT).await;
+    let before = by_account(&app.balances().await);
 
     let mut ws = connect(&app).await;
     for (i, p) in Poison::ALL.into_iter().enumerate() {
@@ -105,8 +85,12 @@ async fn poison_goes_to_the_dead_letter_topic(broker: Broker) {
             assert_eq!(first.key, original.key);
         }
     }
-    assert_eq!(by_account(&app), before, "balances did not move");
-    let stats = app.shared.ledger().stats();
+    assert_eq!(
+        by_account(&app.balances().await),
+        before,
+        "balances did not move"
+    );
+    let stats = app.stats();
     assert_eq!(stats.dead_lettered, Poison::ALL.len() as u64);
     assert_eq!(stats.duplicate_ids, 1);
 
@@ -116,7 +100,7 @@ async fn poison_goes_to_the_dead_letter_topic(broker: Broker) {
         .send(Command::Burst { count: 20 })
         .await
         .expect("burst");
-    invariant_holds(&app, 70).await;
+    app.invariant_holds(70, WAIT).await;
     app.shutdown().await;
 }
 

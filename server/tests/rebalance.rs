@@ -21,34 +21,29 @@ async fn partitions_moving_between_instances_are_caught_up_before_applying() {
     .await;
     a.producer.send(Command::Start).await.expect("start");
     wait_for(Duration::from_secs(60), "A to apply records", || async {
-        (a.shared.ledger().stats().applied > 300).then_some(())
+        (a.stats().applied > 300).then_some(())
     })
     .await;
 
     // B: same topic and group, generating nothing. Everything it applies beyond what the topic
     // held when it started comes from partitions the group gave it.
-    let at_b_start = a.shared.producer().sent;
+    let at_b_start = a.producer_counts().sent;
     let b = spawn_app(Broker::Apache, &topic).await;
     wait_for(
         Duration::from_secs(60),
         "B to own partitions and apply records live",
-        || async { (b.shared.ledger().stats().applied > at_b_start + 400).then_some(()) },
+        || async { (b.stats().applied > at_b_start + 400).then_some(()) },
     )
     .await;
     // The two split the partitions between them (what the page shows as owned).
     wait_for(Duration::from_secs(30), "the partitions split", || async {
-        let (pa, pb) = (a.shared.assigned(), b.shared.assigned());
+        let (pa, pb) = (a.assigned(), b.assigned());
         (!pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && pa.len() + pb.len() == 6)
             .then_some(())
     })
     .await;
-    assert!(
-        b.shared
-            .partition_views()
-            .iter()
-            .any(|p| p.owned && p.records > 0)
-    );
-    let b_stats = b.shared.ledger().stats();
+    assert!(b.partition_views().iter().any(|p| p.owned && p.records > 0));
+    let b_stats = b.stats();
     assert_eq!(
         b_stats.mismatches, 0,
         "B computes what the producer computed"
@@ -57,23 +52,23 @@ async fn partitions_moving_between_instances_are_caught_up_before_applying() {
     b.shutdown().await;
 
     wait_for(Duration::from_secs(30), "A to own all 6 again", || async {
-        (a.shared.assigned().len() == 6).then_some(())
+        (a.assigned().len() == 6).then_some(())
     })
     .await;
-    let sent = a.shared.producer().sent;
+    let sent = a.producer_counts().sent;
     wait_for(Duration::from_secs(60), "A to produce more", || async {
-        (a.shared.producer().delivered > sent + 400).then_some(())
+        (a.producer_counts().delivered > sent + 400).then_some(())
     })
     .await;
     a.producer.send(Command::Pause).await.expect("pause");
     wait_for(Duration::from_secs(60), "every delivery report", || async {
-        let p = a.shared.producer().clone();
+        let p = a.producer_counts().clone();
         (p.delivered + p.failed == p.sent).then_some(())
     })
     .await;
-    assert_eq!(a.shared.producer().failed, 0);
+    assert_eq!(a.producer_counts().failed, 0);
 
-    let records = read_topic(&a.brokers, &a.shared.topic);
+    let records = read_topic(&a.brokers, a.topic());
     let mut ends = BTreeMap::new();
     for r in &records {
         ends.insert(r.partition, r.offset + 1);
@@ -82,16 +77,15 @@ async fn partitions_moving_between_instances_are_caught_up_before_applying() {
         Duration::from_secs(60),
         "A to handle every record",
         || async {
-            let l = a.shared.ledger();
+            let next = a.next_offsets();
             ends.iter()
-                .all(|(p, end)| l.next_offset(*p) == *end)
+                .all(|(p, end)| next.get(p).copied().unwrap_or(0) == *end)
                 .then_some(())
         },
     )
     .await;
     let got: BTreeMap<u32, (i64, u64)> = a
-        .shared
-        .balances(0, 10_000)
+        .ledger_balances(0, 10_000)
         .accounts
         .iter()
         .map(|b| (b.account, (b.balance.minor(), b.count)))
@@ -101,7 +95,7 @@ async fn partitions_moving_between_instances_are_caught_up_before_applying() {
         common::recompute(&records),
         "A's balances equal the topic's"
     );
-    let stats = a.shared.ledger().stats();
+    let stats = a.stats();
     assert_eq!(
         stats.applied,
         records.len() as u64,

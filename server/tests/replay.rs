@@ -23,7 +23,7 @@ async fn start(ws: &mut Ws) -> ServerMsg {
 
 async fn converged(app: &TestApp, group: &str) -> ReplayStatus {
     wait_for(WAIT, "the replay to converge", || async {
-        let r = app.shared.replay.get();
+        let r = app.replay();
         assert_eq!(r.group, group);
         assert!(
             !matches!(r.state, ReplayState::Failed | ReplayState::Partial),

@@ -52,11 +52,11 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
         .await
         .expect("inject");
     wait_for(WAIT, "the poison lesson to turn", || async {
-        let l = app.shared.lessons.get();
+        let l = app.lessons();
         (l.get(LessonId::Poison)?.experiment.state == CaseState::Happened).then_some(())
     })
     .await;
-    let failed_before = app.shared.producer().failed;
+    let failed_before = app.producer_counts().failed;
 
     // The confirmation is the topic's name, checked by the server.
     send(&mut ws, r#"{"cmd":"reset_demo","topic":"another","id":5}"#).await;
@@ -78,13 +78,13 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
         other => panic!("a second reset at once: {other:?}"),
     }
     wait_for(WAIT, "the fresh demo", || async {
-        let g = app.shared.generator()?;
-        let l = app.shared.lessons.get();
-        (app.shared.store().recreated >= 1
+        let g = app.generator()?;
+        let l = app.lessons();
+        (app.store().recreated >= 1
             && g.running
             && g.keys == KeyStrategy::ByAccount
-            && app.shared.naive.get().state == NaiveState::Off
-            && app.shared.group().members.len() == 1
+            && app.naive().state == NaiveState::Off
+            && app.group().members.len() == 1
             && l.lessons
                 .iter()
                 .all(|l| l.experiment.state != CaseState::Happened))
@@ -93,12 +93,12 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
     .await;
     // The presenter's own reset is no warning (issue 21: the "topic was deleted and created
     // again" banner stayed after a deliberate reset).
-    let store = app.shared.store();
+    let store = app.store();
     assert_eq!(store.reset_by_presenter, store.recreated, "{store:?}");
     assert_eq!(store.last_error, None);
     // Generation goes on into the new topic.
     wait_for(WAIT, "records in the new topic", || async {
-        (app.shared.ledger().stats().applied >= 300).then_some(())
+        (app.stats().applied >= 300).then_some(())
     })
     .await;
     let records = settled_exactly_once(&app, failed_before).await;

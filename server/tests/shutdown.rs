@@ -17,12 +17,10 @@ async fn stops_in_order(broker: Broker) {
     common::wait_for(
         std::time::Duration::from_secs(60),
         "something applied",
-        || async { (app.shared.ledger().stats().applied > 0).then_some(()) },
+        || async { (app.stats().applied > 0).then_some(()) },
     )
     .await;
-    let shared = app.shared.clone();
-    app.shutdown().await;
-    let stops = shared.stops();
+    let stops = app.shutdown_stops().await;
     let at = |what: &str| {
         stops
             .iter()

@@ -14,7 +14,9 @@ use cashflow_shared::api::{Balances, Health, ProducerStats, RestoreProgress};
 use cashflow_shared::command::Command;
 use cashflow_shared::invariant::InvariantState;
 use cashflow_shared::protocol::ServerMsg;
-use common::{Broker, TestApp, apache_kafka, read_topic, spawn_app_with, unique, wait_for};
+use common::{
+    Broker, TestApp, apache_kafka, by_account, read_topic, spawn_app_with, unique, wait_for,
+};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, FutureRecord, Producer, ThreadedProducer};
 
@@ -57,22 +59,6 @@ async fn filled(
     wait_applied(&app, total).await;
     let before = get(&app, "/api/balances").await;
     (app, before)
-}
-
-/// The invariant holds with `n` records acknowledged and applied.
-async fn invariant_holds(app: &TestApp, n: u64) {
-    wait_for(WAIT, "the invariant to hold", || async {
-        let inv = app.shared.invariant();
-        (inv.state == InvariantState::Holds && inv.acked == n && inv.applied == n).then_some(())
-    })
-    .await;
-}
-
-fn by_account(b: &Balances) -> BTreeMap<u32, (i64, u64)> {
-    b.accounts
-        .iter()
-        .map(|a| (a.account, (a.balance.minor(), a.count)))
-        .collect()
 }
 
 /// Settings for the store tests: small snapshots intervals so a modest topic is many of them.
@@ -133,11 +119,11 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     let total = 10 * N as u64 * 6;
     let (app, before) = filled(broker, &topic, tweak.clone(), total).await;
     wait_for(WAIT, "snapshots taken while running", || async {
-        (app.shared.store().snapshots_written >= 6).then_some(())
+        (app.store().snapshots_written >= 6).then_some(())
     })
     .await;
-    invariant_holds(&app, total).await;
-    let producer = app.shared.producer_id().to_owned();
+    app.invariant_holds(total, WAIT).await;
+    let producer = app.producer_id().to_owned();
     let brokers = app.brokers.clone();
     app.shutdown().await;
 
@@ -160,12 +146,8 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
     assert_eq!(after.stats.applied, before.stats.applied);
     // The invariant goes on too: the same producer, and both sides as the last run left them
     // (restored, not recounted from zero), before anything new is produced.
-    assert_eq!(
-        app.shared.producer_id(),
-        producer,
-        "the producer id is kept"
-    );
-    let inv = app.shared.invariant();
+    assert_eq!(app.producer_id(), producer, "the producer id is kept");
+    let inv = app.invariant();
     assert_eq!(
         (inv.state, inv.acked, inv.applied, inv.foreign_records),
         (InvariantState::Holds, total, total, 0),
@@ -177,7 +159,7 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
         .await
         .expect("burst");
     let b = wait_applied(&app, total + 600).await;
-    invariant_holds(&app, total + 600).await;
+    app.invariant_holds(total + 600, WAIT).await;
     let records = read_topic(&app.brokers, &topic);
     let expected = common::recompute(&records);
     assert_eq!(by_account(&b), expected);
@@ -206,8 +188,8 @@ async fn restart_reads_state_plus_a_short_tail(broker: Broker) {
         let again: Balances = get(&app, "/api/balances").await;
         assert_eq!(by_account(&again), expected);
         // Without the store the last run's producer is not known: its records are foreign.
-        let inv = app.shared.invariant();
-        assert_ne!(app.shared.producer_id(), producer);
+        let inv = app.invariant();
+        assert_ne!(app.producer_id(), producer);
         assert_eq!(
             (inv.state, inv.acked, inv.foreign_records),
             (InvariantState::Idle, 0, records.len() as u64),
@@ -241,7 +223,7 @@ async fn a_new_group_reads_the_topic_once(broker: Broker) {
     restored(&app).await;
     let group = format!("cashflow-{topic}-other-balance");
     wait_for(WAIT, "the calculator to hold every partition", || async {
-        let g = app.shared.group();
+        let g = app.group();
         (g.members.iter().map(|m| m.partitions.len()).sum::<usize>() == 6).then_some(())
     })
     .await;
@@ -365,7 +347,7 @@ async fn restore_finishes_at_transaction_markers() {
     wait_for(
         Duration::from_secs(30),
         "the producer to produce again",
-        || async { (app.shared.producer().delivered > 0).then_some(()) },
+        || async { (app.producer_counts().delivered > 0).then_some(()) },
     )
     .await;
     println!(

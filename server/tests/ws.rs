@@ -176,9 +176,7 @@ async fn bad_commands_get_errors_and_the_socket_stays_usable() {
     common::wait_for(
         Duration::from_secs(30),
         "the manual transaction applied",
-        || async {
-            (app.shared.ledger().account(4).balance == Money::from_minor(10_250)).then_some(())
-        },
+        || async { (app.account(4).balance == Money::from_minor(10_250)).then_some(()) },
     )
     .await;
     app.shutdown().await;
@@ -323,10 +321,10 @@ async fn with_a_presenter_token_viewers_are_read_only() {
     send(&mut other, r#"{"cmd":"pause"}"#).await;
     assert!(matches!(reply(&mut other).await, ServerMsg::Error { .. }));
     common::wait_for(Duration::from_secs(30), "the burst applied", || async {
-        (app.shared.ledger().stats().applied == 5).then_some(())
+        (app.stats().applied == 5).then_some(())
     })
     .await;
-    assert_eq!(app.shared.producer().sent, 5);
+    assert_eq!(app.producer_counts().sent, 5);
     app.shutdown().await;
 }
 
