@@ -115,16 +115,6 @@ impl App {
         if settings.calculator_paused {
             shared.set_paused(true);
         }
-        if let Some(n) = settings.test_fail_calculator_after {
-            shared
-                .test_fail_after
-                .store(n, std::sync::atomic::Ordering::Relaxed);
-        }
-        if let Some(n) = settings.test_stall_calculator_after {
-            shared
-                .test_stall_after
-                .store(n, std::sync::atomic::Ordering::Relaxed);
-        }
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);

@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cashflow_shared::ledger::Position;
@@ -38,6 +38,45 @@ use crate::state::Shared;
 
 pub use crate::state::RestoredView;
 
+/// Test-only fault points, from `--test-fail-calculator-after` and
+/// `--test-stall-calculator-after`: the calculator fails once, or stalls until shutdown, after
+/// this many records (0: never). One set for the calculator's group, kept by it across its
+/// members' restarts (so "once" stays once).
+#[derive(Debug, Default)]
+pub struct FaultPoints {
+    fail_after: AtomicU64,
+    stall_after: AtomicU64,
+}
+
+impl FaultPoints {
+    pub fn new(settings: &Settings) -> FaultPoints {
+        FaultPoints {
+            fail_after: AtomicU64::new(settings.test_fail_calculator_after.unwrap_or(0)),
+            stall_after: AtomicU64::new(settings.test_stall_calculator_after.unwrap_or(0)),
+        }
+    }
+
+    /// Whether a fault is still to come (records are then counted one by one).
+    fn armed(&self) -> bool {
+        self.fail_after.load(Ordering::Relaxed) != 0
+            || self.stall_after.load(Ordering::Relaxed) != 0
+    }
+
+    /// Counts one record; whether it is the one to fail at.
+    fn fail_now(&self) -> bool {
+        self.fail_after
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            == Ok(1)
+    }
+
+    /// Counts one record; whether it is the one to stall at.
+    fn stall_now(&self) -> bool {
+        self.stall_after
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            == Ok(1)
+    }
+}
+
 /// Member `member` of the calculator: member 1 first restores the state (once: a member
 /// restarted by its supervisor, or any other member, waits for `restore_done` instead), then
 /// each consumes.
@@ -51,6 +90,7 @@ pub async fn run(
     restored: RestoredView,
     member: u32,
     restore_done: watch::Sender<bool>,
+    faults: Arc<FaultPoints>,
 ) -> anyhow::Result<()> {
     if !crate::consume::until_ready(&mut ready, &token).await {
         return Ok(());
@@ -73,6 +113,7 @@ pub async fn run(
     let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
     let calculator = Calculator {
         shared: shared.clone(),
+        faults,
         member,
         batch: Batch::default(),
         applied_now: false,
@@ -155,6 +196,7 @@ const BATCH: usize = 1024;
 /// The balance calculator's decisions, record by record.
 struct Calculator {
     shared: Arc<Shared>,
+    faults: Arc<FaultPoints>,
     member: u32,
     batch: Batch,
     /// The record being handled was applied (not replayed, not dead-lettered).
@@ -246,9 +288,7 @@ impl Handler for Calculator {
         self.ahead.clear();
         let shared = self.shared.clone();
         // The test fault points count records one by one.
-        if shared.test_fail_after.load(Ordering::Relaxed) != 0
-            || shared.test_stall_after.load(Ordering::Relaxed) != 0
-        {
+        if self.faults.armed() {
             return;
         }
         let mut parsed = Vec::with_capacity(RUN.min(batch.len()));
@@ -355,21 +395,12 @@ impl Calculator {
         if pos.offset < next {
             return Verdict::Done; // re-delivered after a restart: already applied or dead-lettered
         }
-        if let Ok(left) =
-            shared
-                .test_fail_after
-                .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            && left == 1
-        {
+        if self.faults.fail_now() {
             return Verdict::Fail(anyhow::anyhow!(
                 "test fault point: the balance calculator fails once"
             ));
         }
-        if let Ok(1) =
-            shared
-                .test_stall_after
-                .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-        {
+        if self.faults.stall_now() {
             // Test fault point: a catch-up that never ends (until shutdown).
             self.catch_up.stall.store(true, Ordering::Relaxed);
             return Verdict::CatchUp {

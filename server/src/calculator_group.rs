@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::balance_consumer;
+use crate::balance_consumer::{self, FaultPoints};
 use crate::config::Settings;
 use crate::state::{RestoredView, Shared, now_ms};
 use crate::supervise::supervise;
@@ -39,6 +39,8 @@ pub struct CalculatorGroup {
     members: Mutex<Vec<Member>>,
     /// Set once member 1 restored the ledger; the other members wait for it.
     restore_done: watch::Sender<bool>,
+    /// The test fault points, shared by the members and kept across their restarts.
+    faults: Arc<FaultPoints>,
 }
 
 impl CalculatorGroup {
@@ -52,6 +54,7 @@ impl CalculatorGroup {
         parent: CancellationToken,
     ) -> CalculatorGroup {
         CalculatorGroup {
+            faults: Arc::new(FaultPoints::new(&settings)),
             settings,
             brokers,
             shared,
@@ -76,7 +79,7 @@ impl CalculatorGroup {
 
     fn spawn(&self, number: u32) -> Member {
         let token = self.parent.child_token();
-        let (s, b, sh, r, v, t, d) = (
+        let (s, b, sh, r, v, t, d, f) = (
             self.settings.clone(),
             self.brokers.clone(),
             self.shared.clone(),
@@ -84,6 +87,7 @@ impl CalculatorGroup {
             self.restored.clone(),
             token.clone(),
             self.restore_done.clone(),
+            self.faults.clone(),
         );
         let name = if number == 1 {
             "balance calculator".to_owned()
@@ -105,6 +109,7 @@ impl CalculatorGroup {
                     v.clone(),
                     number,
                     d.clone(),
+                    f.clone(),
                 )
             },
         );

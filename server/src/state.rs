@@ -93,10 +93,6 @@ pub struct Shared {
     recreations: tokio::sync::watch::Sender<u32>,
     /// Supervised tasks that stopped and wait to be started again, with the reason.
     tasks_down: Mutex<BTreeMap<String, String>>,
-    /// Test-only fault points: the balance calculator fails once, or stalls until shutdown,
-    /// after this many records.
-    pub test_fail_after: AtomicU64,
-    pub test_stall_after: AtomicU64,
 }
 
 // A panic while a lock was held leaves plain data behind, still consistent field by field:
@@ -141,8 +137,6 @@ impl Shared {
             tasks_down: Mutex::new(BTreeMap::new()),
             recreations: tokio::sync::watch::Sender::new(0),
             stops: Mutex::new(VecDeque::new()),
-            test_fail_after: AtomicU64::new(0),
-            test_stall_after: AtomicU64::new(0),
         }
     }
 
