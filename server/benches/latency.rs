@@ -107,8 +107,29 @@ async fn run(brokers: Option<&str>, rate: u32, seconds: u64) -> (Vec<i64>, Vec<i
         Some(b) => (b.to_owned(), topic),
         None => (server.kafka.clone(), "transactions".to_owned()),
     };
-    // A second of warming up (connections, the group's first assignment) is left out.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Warming up is left out: until both consumer groups are stable with every partition
+    // assigned (on a new broker a group's first join can take seconds, and the records of
+    // those seconds reached the page late: 1.3–2.1 s, once in a few runs), then a second.
+    let url = server.url.clone();
+    common::wait_for(Duration::from_secs(60), "both groups assigned", || async {
+        let v: cashflow_shared::api::TopicView = reqwest::get(format!("{url}/api/topic"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let ready = |suffix: &str| {
+            v.groups.iter().any(|g| {
+                g.group.ends_with(suffix)
+                    && g.state == "Stable"
+                    && g.members.iter().map(|m| m.partitions.len()).sum::<usize>()
+                        == v.partitions.len()
+            })
+        };
+        (!v.partitions.is_empty() && ready("-logger") && ready("-balance")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let seen = watch(&server.url, seconds).await;
     let records = tokio::task::spawn_blocking(move || common::read_topic(&brokers, &topic))
         .await
