@@ -26,7 +26,7 @@ only() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 if [ "$small" = 1 ]; then
   calc_apache=200000 calc_managed=20000
   prod_apache=50000 prod_managed=10000 prod_loop=1000
-  latency_seconds=2 fanout_seconds=2 fanout_viewers=0,10 idle_seconds=3 idle_warmup=8 accounts="2000"
+  latency_seconds=2 latency_rates=10,10000 fanout_seconds=2 fanout_viewers=0,10 idle_seconds=3 idle_warmup=3 accounts="2000"
   page_seconds=3 page_accounts="100" bandwidth_seconds=3
   export BENCH_PERF_RUNS=1 BENCH_CASHFLOW_RUNS=1 BENCH_ACCOUNTS_RUNS=1
   # The small run proves the command works, its figures are not kept: the dev profile, whose
@@ -35,7 +35,7 @@ if [ "$small" = 1 ]; then
 else
   calc_apache=10000000 calc_managed=1000000
   prod_apache=1000000 prod_managed=200000 prod_loop=10000
-  latency_seconds=20 fanout_seconds=10 fanout_viewers=0,10,100,1000 idle_seconds=60 idle_warmup=120
+  latency_seconds=20 latency_rates=1,10,1000,10000 fanout_seconds=10 fanout_viewers=0,10,100,1000 idle_seconds=60 idle_warmup=120
   accounts="10000 1000000"
   page_seconds=120 page_accounts="10 100 1000" bandwidth_seconds=60
   profile=${BENCH_PROFILE:-release}
@@ -79,8 +79,8 @@ if only calculator; then
   run calculator BENCH_RECORDS=$calc_managed BENCH_BROKERS=managed
 fi
 if only latency; then
-  run latency BENCH_LATENCY_SECONDS=$latency_seconds
-  run latency BENCH_LATENCY_SECONDS=$latency_seconds BENCH_BROKERS=managed
+  run latency BENCH_LATENCY_SECONDS=$latency_seconds BENCH_LATENCY_RATES=$latency_rates
+  run latency BENCH_LATENCY_SECONDS=$latency_seconds BENCH_LATENCY_RATES=$latency_rates BENCH_BROKERS=managed
 fi
 if only fanout; then
   run fanout BENCH_FANOUT_SECONDS=$fanout_seconds BENCH_FANOUT_VIEWERS=$fanout_viewers

@@ -70,7 +70,7 @@ pub struct Settings {
     /// which of them the command line or the environment gave, so they win over the kept ones
     /// (see [`crate::kept_settings`]). `None` (tests, an embedding program): the settings are
     /// exactly as given, and nothing is kept.
-    pub explicit: Option<crate::kept_settings::Explicit>,
+    pub explicit: Option<Explicit>,
     pub store: StoreSettings,
     /// Retention of the topic when cashflow creates it: milliseconds and bytes per partition
     /// (-1: no limit; bytes `None`: the default of the broker in use, see `retention_bytes()`).
@@ -87,6 +87,17 @@ pub struct Settings {
 }
 
 /// When the balance calculator snapshots its state (see `state_store`).
+/// Which of the settings [`crate::kept_settings`] keeps the command line (or the environment)
+/// set, so they win over the kept ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Explicit {
+    pub rate: bool,
+    pub paused: bool,
+    pub accounts: bool,
+    pub credit_percent: bool,
+    pub amounts: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct StoreSettings {
     pub every_records: i64,

@@ -5,7 +5,7 @@
 //! generation running or paused, its rate, accounts, credit share and amounts, the producer's
 //! keys, the calculator's members and the lessons' checks. They come back when cashflow starts
 //! again on the same topic (another topic is another demo); a flag given on the command line
-//! or in the environment wins over what was kept ([`Explicit`]); *Reset the demo* clears the
+//! or in the environment wins over what was kept ([`Explicit`](crate::config::Explicit)); *Reset the demo* clears the
 //! checks (the next write keeps them cleared).
 //!
 //! Only the `cashflow` binary keeps them (`Settings::explicit` is `Some`); tests and embedding
@@ -46,16 +46,6 @@ pub struct Kept {
     /// The topic the checks are about.
     pub topic: String,
     pub lessons: LessonsStatus,
-}
-
-/// Which of the kept settings the command line (or the environment) set, so they win.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Explicit {
-    pub rate: bool,
-    pub paused: bool,
-    pub accounts: bool,
-    pub credit_percent: bool,
-    pub amounts: bool,
 }
 
 /// What was kept in `data_dir`, if anything readable (an unreadable file is reported and
@@ -177,6 +167,7 @@ pub async fn keep(shared: Arc<Shared>, data_dir: PathBuf, token: CancellationTok
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Explicit;
     use cashflow_shared::lessons::{CaseState, LessonId};
 
     fn kept() -> Kept {

@@ -20,13 +20,16 @@ pub fn Controls() -> impl IntoView {
     let local_error = RwSignal::new(None::<String>);
     let off = move || !ctx.can_command();
     let token = field("");
-    let needs_login = move || {
+    // A memo: the login row is built when it becomes needed and stays, not once a frame (a
+    // presenter typing the token while the row was rebuilt lost the keystrokes: an e2e test
+    // then sent the wrong token again).
+    let needs_login = Memo::new(move |_| {
         ctx.version.get();
         ctx.connected()
             && ctx
                 .dash
                 .with_value(|d| d.presenter_required && !d.presenter)
-    };
+    });
     let send = move |c: Command| {
         local_error.set(None);
         if ctx.send(c).is_none() {
@@ -116,7 +119,7 @@ pub fn Controls() -> impl IntoView {
         <div class="controls">
             <p class="state" data-testid="generator">{describe}</p>
             {move || (!ctx.connected()).then(|| view! { <p class="reason">"Disconnected: the controls come back when the server does."</p> })}
-            {move || needs_login().then(|| view! {
+            {move || needs_login.get().then(|| view! {
                 <div class="row login">
                     <p class="reason">"Read-only: the presenter logs in to send commands."</p>
                     <label>"Presenter token"

@@ -178,7 +178,7 @@ pub struct Cli {
 impl Cli {
     /// Which of the settings [`crate::kept_settings`] keeps were given on the command line or
     /// in the environment (they win over the kept ones).
-    pub fn explicit(matches: &clap::ArgMatches) -> crate::kept_settings::Explicit {
+    pub fn explicit(matches: &clap::ArgMatches) -> super::Explicit {
         let given = |id: &str| {
             matches!(
                 matches.value_source(id),
@@ -187,7 +187,7 @@ impl Cli {
                 )
             )
         };
-        crate::kept_settings::Explicit {
+        super::Explicit {
             rate: given("rate"),
             paused: given("paused"),
             accounts: given("accounts"),
