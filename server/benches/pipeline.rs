@@ -48,7 +48,7 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
         .await
         .expect("burst");
     wait_for(Duration::from_secs(600), "deliveries", || async {
-        let p = app.shared.producer();
+        let p = app.shared.producer().stats();
         assert_eq!(p.failed, 0);
         (p.delivered >= n).then_some(())
     })
@@ -59,7 +59,7 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     })
     .await;
     let end_to_end = start.elapsed();
-    let topic = app.shared.topic.clone();
+    let topic = app.shared.topic().to_owned();
     let start = Instant::now();
     write_garbage(&app.brokers, &topic, n);
     wait_for(Duration::from_secs(600), "dead-lettered", || async {
@@ -72,7 +72,7 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     let start = Instant::now();
     let again = common::spawn_app_with(broker, &topic, with_dir).await;
     wait_for(Duration::from_secs(600), "restored", || async {
-        (!again.shared.store().restoring && again.shared.ledger().stats().applied >= n)
+        (!again.shared.store().health().restoring && again.shared.ledger().stats().applied >= n)
             .then_some(())
     })
     .await;

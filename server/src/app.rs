@@ -113,7 +113,7 @@ impl App {
             },
         ));
         if settings.calculator_paused {
-            shared.set_paused(true);
+            shared.group().set_paused(true);
         }
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -261,8 +261,26 @@ impl App {
             consumers.clone(),
         ));
         if let Some(k) = &kept {
-            shared.lessons.set(crate::kept_settings::lessons(k));
+            shared
+                .lessons()
+                .checks()
+                .set(crate::kept_settings::lessons(k));
         }
+        // (After the kept checks: the monitor's lesson tracker resumes from them.)
+        let (sh, v, t) = (shared.clone(), topic_view.clone(), token.clone());
+        supervise(
+            &tracker,
+            shared.clone(),
+            "monitor",
+            token.clone(),
+            move || {
+                let run = crate::monitor::Monitor::new(sh.clone(), v.clone()).run(t.clone());
+                async move {
+                    run.await;
+                    Ok(())
+                }
+            },
+        );
         let (h, t) = (hub.clone(), token.clone());
         supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
             let run = h.clone().run(t.clone());
@@ -324,7 +342,7 @@ impl App {
             axum::serve(listener, router)
                 .with_graceful_shutdown(http_token.cancelled_owned())
                 .await?;
-            sh.record_stop("http server stopped");
+            sh.health().record_stop("http server stopped");
             Ok(())
         });
 
@@ -431,7 +449,7 @@ impl App {
                     m.pause().await;
                 }
             }
-            self.shared.record_stop("managed broker stopped");
+            self.shared.health().record_stop("managed broker stopped");
         }
         info!("stopped");
     }

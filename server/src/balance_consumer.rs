@@ -152,7 +152,7 @@ async fn restore(
     token: &CancellationToken,
     restored: &RestoredView,
 ) -> anyhow::Result<bool> {
-    shared.with_store(|s| s.restoring = true);
+    shared.store().set_restoring(true);
     let mut backoff = Duration::from_millis(500);
     let view = loop {
         let (s, b, sh, t) = (
@@ -166,7 +166,7 @@ async fn restore(
             Ok(None) => return Ok(false),
             Err(e) => {
                 warn!("restoring from Kafka failed: {e:#}; retrying");
-                shared.with_store(|s| s.last_error = Some(format!("restore: {e:#}")));
+                shared.store().set_error(format!("restore: {e:#}"));
             }
         }
         tokio::select! {
@@ -175,7 +175,7 @@ async fn restore(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     };
-    shared.with_store(|s| s.restoring = false);
+    shared.store().set_restoring(false);
     restored.send_replace(Some(view));
     Ok(true)
 }
@@ -250,7 +250,8 @@ impl Handler for Calculator {
                 if matches!(outcome, Outcome::Applied { .. }) {
                     self.applied_now = true;
                     self.shared
-                        .flow_applied(pos.partition, pos.offset, self.member);
+                        .flow()
+                        .applied(pos.partition, pos.offset, Some(self.member));
                 }
                 Verdict::Done
             }
@@ -374,8 +375,7 @@ impl Calculator {
         }
         let (n, latencies) = (b.records, std::mem::take(&mut b.latencies));
         b.records = 0;
-        self.shared.with_group(|g| g.count_records(self.member, n));
-        self.shared.record_latencies(&latencies);
+        self.shared.group().applied(self.member, n, &latencies);
     }
 
     fn mismatch(&mut self, tx: &TransactionRef<'_>, computed: Money) {
@@ -429,13 +429,17 @@ impl Calculator {
                         ..
                     } => {
                         self.applied_now = true;
-                        shared.flow_applied(pos.partition, pos.offset, self.member);
+                        shared
+                            .flow()
+                            .applied(pos.partition, pos.offset, Some(self.member));
                         self.mismatch(&tx, balance);
                         return Verdict::Done;
                     }
                     Outcome::Applied { .. } => {
                         self.applied_now = true;
-                        shared.flow_applied(pos.partition, pos.offset, self.member);
+                        shared
+                            .flow()
+                            .applied(pos.partition, pos.offset, Some(self.member));
                         return Verdict::Done;
                     }
                     Outcome::Replayed => return Verdict::Done,

@@ -18,7 +18,7 @@ use tracing::info;
 
 use crate::balance_consumer::{self, FaultPoints};
 use crate::config::Settings;
-use crate::state::{RestoredView, Shared, now_ms};
+use crate::state::{RestoredView, Shared};
 use crate::supervise::supervise;
 
 struct Member {
@@ -69,7 +69,7 @@ impl CalculatorGroup {
 
     /// Most members: one per partition (more would sit idle).
     fn max_members(&self) -> usize {
-        let p = self.shared.broker().partitions;
+        let p = self.shared.health().broker().partitions;
         if p > 0 {
             p as usize
         } else {
@@ -141,7 +141,7 @@ impl CalculatorGroup {
         } else {
             format!("member {number} added")
         };
-        self.shared.with_group(|g| g.joined(number, cause));
+        self.shared.group().joined(number, &cause);
         info!(member = number, "balance calculator member added");
         members.push(self.spawn(number));
         Ok(number)
@@ -165,11 +165,10 @@ impl CalculatorGroup {
     }
 
     async fn stop(&self, m: Member, cause: &str) {
-        self.shared.with_group(|g| g.expect(cause));
+        self.shared.group().expect(cause);
         m.token.cancel();
         let _ = m.task.await;
-        self.shared
-            .with_group(|g| g.left(m.number, cause, now_ms()));
+        self.shared.group().left(m.number, cause);
         info!(member = m.number, "balance calculator member stopped");
     }
 
@@ -197,6 +196,6 @@ impl CalculatorGroup {
     /// Stops (or resumes) fetching on every member; they stay in the group.
     pub fn set_paused(&self, paused: bool) {
         info!(paused, "balance calculator fetching");
-        self.shared.set_paused(paused);
+        self.shared.group().set_paused(paused);
     }
 }

@@ -279,7 +279,7 @@ pub async fn consume(
     consumer.subscribe(&[topic])?;
     info!(%group, %topic, "{role} started");
     let mut recreated = shared.recreations();
-    let mut paused = shared.paused();
+    let mut paused = shared.group().paused();
     paused.mark_unchanged();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -469,7 +469,7 @@ pub async fn consume(
         }
     }
     close_consumer(consumer, role).await;
-    shared.record_stop(format!("{role} committed"));
+    shared.health().record_stop(format!("{role} committed"));
     match failure {
         Some(e) => Err(e),
         None => Ok(()),

@@ -92,7 +92,7 @@ pub async fn run(
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
             m = consumer.recv() => match m {
-                Ok(m) => shared.dead_letter_read(view(&m)),
+                Ok(m) => shared.feed().dead_letter_read(view(&m)),
                 // Reported through the client context; the consumer goes on by itself.
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             },

@@ -125,9 +125,9 @@ async fn metrics(State(s): State<AppState>) -> axum::response::Response {
 }
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
-    let broker = s.shared.broker();
-    let store = s.shared.store();
-    let tasks_down = s.shared.tasks_down();
+    let broker = s.shared.health().broker();
+    let store = s.shared.store().health();
+    let tasks_down = s.shared.health().tasks_down();
     let working = broker.reachable && broker.topic_ready && tasks_down.is_empty();
     let ok = working && !store.restoring;
     let body = Health {
@@ -222,7 +222,7 @@ async fn topic(State(s): State<AppState>) -> Json<TopicView> {
 }
 
 async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {
-    Json(s.shared.producer())
+    Json(s.shared.producer().stats())
 }
 
 #[derive(Deserialize)]
@@ -232,7 +232,7 @@ struct RecentQuery {
 
 /// `GET /api/dead-letters`: the newest records of the dead-letter topic, read back from it.
 async fn dead_letters(State(s): State<AppState>) -> Json<cashflow_shared::poison::DeadLetters> {
-    let (newest, read, _) = s.shared.dead_letters();
+    let (newest, read, _) = s.shared.feed().dead_letters();
     Json(cashflow_shared::poison::DeadLetters { read, newest })
 }
 
@@ -240,5 +240,5 @@ async fn recent(
     State(s): State<AppState>,
     q: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Json<Vec<LogLine>>, ApiError> {
-    Ok(Json(s.shared.recent(query(q)?.limit.unwrap_or(100))))
+    Ok(Json(s.shared.feed().recent(query(q)?.limit.unwrap_or(100))))
 }

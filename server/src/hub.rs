@@ -21,20 +21,16 @@ use cashflow_shared::dashboard::patch_topic_view;
 use cashflow_shared::group::GroupStatus;
 use cashflow_shared::patch;
 use cashflow_shared::protocol::{
-    AccountRow, Counters, Delta, GeneratorStatus, MAX_CHARTED_ACCOUNTS, MAX_SHOWN_ACCOUNTS,
-    MAX_SHOWN_PARTITIONS, PartitionView, SNAPSHOT_LOG_LINES, Sample, SampleChange, ServerMsg,
-    Snapshot, StoreStatus,
+    AccountRow, Counters, Delta, GeneratorStatus, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS,
+    PartitionView, SNAPSHOT_LOG_LINES, Sample, SampleChange, ServerMsg, Snapshot, StoreStatus,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
 
 mod budget;
 use budget::{Allowance, FrameBudget};
-
-/// How long the invariant's counts may differ with the whole topic read before it is broken.
-const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 /// Frames per second at most, per viewer (over a second; [`FRAME_BURST`] may come at once).
 pub const FRAMES_PER_SECOND: u64 = 20;
@@ -107,6 +103,7 @@ impl Hub {
     fn choose_shown(&self) -> Vec<AccountId> {
         let pinned = self
             .shared
+            .producer()
             .generator()
             .map_or(0, |g| g.settings.accounts)
             .min(MAX_SHOWN_ACCOUNTS as u32);
@@ -118,86 +115,18 @@ impl Hub {
     fn counters(&self, applied_per_second: f64) -> Counters {
         let ledger = self.shared.ledger().stats();
         // Only the counters: the producer's stats also hold a map per account.
-        let (sent, delivered, failed) = self
-            .shared
-            .with_producer(|p| (p.sent, p.delivered, p.failed));
+        let p = self.shared.producer().counts();
         Counters {
             ledger,
             totals: self.shared.ledger().totals(),
             malformed: ledger.dead_lettered,
-            sent,
-            delivered,
-            failed,
+            sent: p.sent,
+            delivered: p.delivered,
+            failed: p.failed,
             applied_per_second,
-            latency: self.shared.latency(),
+            latency: self.shared.group().latency(),
             invariant: self.shared.invariant(),
             ordering: self.shared.ledger().ordering(),
-        }
-    }
-
-    /// Once the calculator's own rebalances have settled for a while, some partitions are still
-    /// not its members' and the broker lists a member of the group that is not one of them,
-    /// another cashflow server has those partitions: the invariant cannot be checked from here
-    /// any more. (Missing owners alone are not enough: a sole member waiting out a broker
-    /// outage owns nothing for a while too.)
-    fn notice_another_server(&self) {
-        let partitions = self.shared.with_broker(|b| b.partitions) as usize;
-        let ours = self.shared.group();
-        let settled = ours
-            .rebalances
-            .last()
-            .and_then(|r| r.ended_ms)
-            .is_some_and(|t| now_ms() - t > 5_000);
-        if partitions == 0 || !settled || self.shared.assigned().len() >= partitions {
-            return;
-        }
-        let foreign = self
-            .topic_view
-            .borrow()
-            .groups
-            .iter()
-            .find(|g| g.group == ours.group)
-            .is_some_and(|g| {
-                g.members
-                    .iter()
-                    .any(|m| !ours.members.iter().any(|o| o.member_id == m.member_id))
-            });
-        if foreign {
-            self.shared.topic_shared_with_another_server();
-        }
-    }
-
-    /// The invariant's counts differ, stay the same, and the calculator has read every
-    /// partition to the end the broker reported: after [`STUCK_AFTER`] of that it is no longer
-    /// lag but a record acknowledged and never applied (or the reverse), and the invariant says
-    /// so. (While records flow, the counts change every second and this never fires.)
-    fn notice_lost_records(&self, since: &mut Option<(u64, u64, Instant)>) {
-        let view = self.topic_view.borrow().clone();
-        let next = self.shared.ledger().next_offsets();
-        // Only against ends the broker reported a moment ago: during an outage the last view
-        // is stale (records acknowledged since are beyond its ends) and nothing can be fetched,
-        // which is no loss.
-        // (Unwatched, the view is refreshed every 5 s: at most about that old.)
-        let fresh = view.error.is_none()
-            && now_ms() - view.taken_ms < 8_000
-            && self.shared.with_broker(|b| b.reachable);
-        let read_all = view.taken_ms > 0
-            && fresh
-            && !self.shared.is_paused()
-            && view
-                .partitions
-                .iter()
-                .all(|p| next.get(&p.partition).copied().unwrap_or(0) >= p.end);
-        let inv = self.shared.invariant();
-        let same = since.is_some_and(|(a, b, _)| (a, b) == (inv.acked, inv.applied));
-        if !read_all || inv.lag == 0 {
-            *since = None;
-            self.shared.set_invariant_stuck(false);
-        } else if !same {
-            *since = Some((inv.acked, inv.applied, Instant::now()));
-            self.shared.set_invariant_stuck(false);
-        } else if since.is_some_and(|(_, _, t)| t.elapsed() >= STUCK_AFTER) {
-            self.shared.set_invariant_stuck(true);
         }
     }
 
@@ -205,38 +134,6 @@ impl Hub {
     fn topic_view(&self) -> Option<TopicView> {
         let v = self.topic_view.borrow().clone();
         (v.taken_ms > 0).then(|| v.for_page(&self.prefix, MAX_SHOWN_PARTITIONS))
-    }
-
-    /// What the guided lessons' checks are fed.
-    /// (From this frame's `counters`, not computed again: the invariant walks every account.)
-    fn observe(&self, c: &Counters) -> cashflow_shared::lessons::Observation {
-        let g = self.shared.generator().unwrap_or_default();
-        let v = self.topic_view.borrow().clone();
-        cashflow_shared::lessons::Observation {
-            keys: g.keys,
-            members: self.shared.group().members.len(),
-            applied: c.ledger.applied,
-            violations: c.ordering.violations,
-            keyed_violations: c.ordering.keyed_violations,
-            invariant: c.invariant.state,
-            acked: c.invariant.acked,
-            own_applied: c.invariant.applied,
-            in_flight: c.sent.saturating_sub(c.delivered + c.failed),
-            naive: self.shared.naive.get(),
-            replay: self.shared.replay.get(),
-            dead_lettered: c.ledger.dead_lettered,
-            outage: self.shared.outage.get(),
-            brokers: v.brokers.len(),
-            replicas: v
-                .partitions
-                .iter()
-                .map(|p| p.replicas.len())
-                .max()
-                .unwrap_or(0),
-            all_led: !v.partitions.is_empty() && v.partitions.iter().all(|p| p.leader >= 0),
-            max_lag: g.max_lag,
-            held_by_lag: g.held_by_lag,
-        }
     }
 
     /// A new viewer, or one that fell behind: the snapshot of what the deltas so far add up
@@ -251,28 +148,31 @@ impl Hub {
     /// The snapshot of `sent`, with the parts that are read whole every time (they are sent
     /// whole when they change, so reading them fresh cannot leave a viewer behind).
     fn snapshot(&self, sent: &Sent) -> ServerMsg {
-        let (broker_reachable, broker_managed) =
-            self.shared.with_broker(|b| (b.reachable, b.managed));
+        let broker = self.shared.health().broker();
+        let lessons = self.shared.lessons();
         ServerMsg::Snapshot(Box::new(Snapshot {
-            topic: self.shared.topic.clone(),
+            topic: self.shared.topic().to_owned(),
             opening_balance: self.shared.ledger().opening_balance(),
             accounts: sent.accounts.values().cloned().collect(),
             counters: sent.counters,
             generator: sent.generator.clone().unwrap_or_default(),
-            broker_reachable: sent.reachable.unwrap_or(broker_reachable),
-            broker_managed,
+            broker_reachable: sent.reachable.unwrap_or(broker.reachable),
+            broker_managed: broker.managed,
             log: sent.log.iter().cloned().collect(),
-            history: self.shared.history(),
+            history: self
+                .shared
+                .feed()
+                .history_upto(sent.sample.as_ref().map_or(0, |(seq, _)| *seq)),
             partitions: sent.partitions.clone(),
             store: sent.store,
             topic_view: sent.topic_view.clone(),
             group: sent.group.clone(),
-            flow: self.shared.flow_all(),
-            dead_letters: self.shared.dead_letters().0,
-            replay: self.shared.replay.get(),
-            naive: self.shared.naive.get(),
-            outage: self.shared.outage.get(),
-            lessons: self.shared.lessons.get(),
+            flow: self.shared.flow().all(),
+            dead_letters: self.shared.feed().dead_letters().0,
+            replay: lessons.replay().get(),
+            naive: lessons.naive().get(),
+            outage: lessons.outage().get(),
+            lessons: lessons.checks().get(),
         }))
     }
 
@@ -311,13 +211,14 @@ impl Hub {
     fn whole_parts(&self, sent: &mut Sent, delta: &mut Delta) {
         delta.generator = self
             .shared
+            .producer()
             .generator()
             .filter(|g| sent.generator.as_ref() != Some(g));
         if let Some(g) = &delta.generator {
             sent.generator = Some(g.clone());
         }
         delta.broker_reachable =
-            Some(self.shared.with_broker(|b| b.reachable)).filter(|r| sent.reachable != Some(*r));
+            Some(self.shared.health().reachable()).filter(|r| sent.reachable != Some(*r));
         if delta.broker_reachable.is_some() {
             sent.reachable = delta.broker_reachable;
         }
@@ -328,7 +229,7 @@ impl Hub {
     }
 
     fn store_status(&self) -> StoreStatus {
-        let s = self.shared.store();
+        let s = self.shared.store().health();
         StoreStatus {
             restoring: s.restoring,
             percent: s.restore.as_ref().map_or(0, |r| r.percent.floor() as u8),
@@ -354,25 +255,20 @@ impl Hub {
         let mut lines = Allowance::new(LOG_LINES_PER_SECOND, LOG_LINES_PER_SECOND, start);
         let mut counters_at: Option<Instant> = None;
         let mut group_at: Option<Instant> = None;
-        // The lessons' checks keep a steady four a second whatever wakes the hub.
-        let lessons_every = Duration::from_millis(250);
-        let mut next_lessons = start + lessons_every;
         let mut sent = Sent {
-            group: self.shared.group(),
+            group: self.shared.group().status(),
             ..Sent::default()
         };
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
-        let mut letters_version = self.shared.dead_letters().2;
-        let mut replay_version = self.shared.replay.since(u64::MAX).map_or(0, |r| r.1);
-        let mut naive_version = self.shared.naive.since(u64::MAX).map_or(0, |r| r.1);
-        let mut outage_version = self.shared.outage.since(u64::MAX).map_or(0, |r| r.1);
-        // From the checks kept across a restart, if any (see `kept_settings`).
-        let mut lessons = cashflow_shared::lessons::Tracker::resumed(self.shared.lessons.get());
-        let mut lessons_epoch = self.shared.lessons_epoch();
-        let mut differs_since: Option<(u64, u64, Instant)> = None;
+        let lessons = self.shared.lessons();
+        let mut letters_version = self.shared.feed().dead_letters().2;
+        let mut replay_version = lessons.replay().version();
+        let mut naive_version = lessons.naive().version();
+        let mut outage_version = lessons.outage().version();
+        let mut checks_version = lessons.checks().version();
         let mut log_seq = 0u64;
-        let mut last_sample = start;
+        let mut last_shown = start;
         let mut shown = self.choose_shown();
         // (when, applied) over the last second, for the applied-per-second rate.
         let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
@@ -386,7 +282,7 @@ impl Hub {
                     continue;
                 }
                 _ = self.shared.changes() => true,
-                _ = tokio::time::sleep(IDLE_LOOK.min(next_lessons.saturating_duration_since(Instant::now()))) => false,
+                _ = tokio::time::sleep(IDLE_LOOK) => false,
             };
             let wait = budget.take(Instant::now()) + if woken { COALESCE } else { Duration::ZERO };
             if !wait.is_zero() {
@@ -396,15 +292,13 @@ impl Hub {
                 }
             }
             let now = Instant::now();
-            let due = now.duration_since(last_sample) >= Duration::from_secs(1);
             let l = self.shared.ledger();
             // A new account is shown at once while there is room (else up to a second late).
-            if due || (shown.len() < MAX_SHOWN_ACCOUNTS && l.account_count() > shown.len()) {
+            if now.duration_since(last_shown) >= Duration::from_secs(1)
+                || (shown.len() < MAX_SHOWN_ACCOUNTS && l.account_count() > shown.len())
+            {
                 shown = self.choose_shown();
-            }
-            if due {
-                self.notice_another_server();
-                self.notice_lost_records(&mut differs_since);
+                last_shown = now;
             }
             let mut delta = Delta::default();
 
@@ -466,24 +360,25 @@ impl Hub {
                 sent.counters = counters;
                 counters_at = Some(now);
             }
-            if due {
-                last_sample = now;
-                let s = Sample {
-                    t_ms: now_ms(),
-                    balances: l.first_balances(MAX_CHARTED_ACCOUNTS as u32),
-                    applied_per_second: counters.applied_per_second,
-                };
+            // The charts' newest point (the monitor adds one a second), as a change of the
+            // point sent before it.
+            if let Some((seq, s)) = self.shared.feed().newest_sample()
+                && sent
+                    .sample
+                    .as_ref()
+                    .is_none_or(|(sent_seq, _)| *sent_seq != seq)
+            {
                 delta.sample = Some(SampleChange::between(
-                    self.shared.last_sample().as_ref(),
+                    sent.sample.as_ref().map(|(_, s)| s),
                     &s,
                 ));
-                self.shared.push_sample(s);
+                sent.sample = Some((seq, s));
             }
 
             // The feed: every line at classroom rates, the newest few a second above.
             let room = lines.available(now).floor();
             if room >= 1.0 {
-                let (log, newest) = self.shared.recent_since(log_seq, room as usize);
+                let (log, newest) = self.shared.feed().recent_since(log_seq, room as usize);
                 log_seq = newest;
                 lines.take(log.len() as f64, now);
                 for line in log.iter().rev() {
@@ -507,53 +402,37 @@ impl Hub {
                 }
             }
             if group_at.is_none_or(|t| now.duration_since(t) >= GROUP_EVERY) {
-                let group = self.shared.group();
+                let group = self.shared.group().status();
                 delta.group = patch::diff_of(&sent.group, &group);
                 if delta.group.is_some() {
                     sent.group = group;
                     group_at = Some(now);
                 }
             }
-            let (flow, v) = self.shared.flow_since(flow_version);
+            let (flow, v) = self.shared.flow().since(flow_version);
             flow_version = v;
             delta.flow = flow;
             delta.dead_letters =
                 self.shared
+                    .feed()
                     .dead_letters_since(letters_version)
                     .map(|(letters, v)| {
                         letters_version = v;
                         letters
                     });
-            delta.replay = self.shared.replay.since(replay_version).map(|(r, v)| {
+            delta.replay = lessons.replay().since(replay_version).map(|(r, v)| {
                 replay_version = v;
                 r
             });
-            delta.naive = self.shared.naive.since(naive_version).map(|(n, v)| {
+            delta.naive = lessons.naive().since(naive_version).map(|(n, v)| {
                 naive_version = v;
                 n
             });
-            // The lessons' checks, four times a second.
-            let lessons_due = now >= next_lessons;
-            if lessons_due {
-                next_lessons += lessons_every;
-                if next_lessons <= now {
-                    next_lessons = now + lessons_every;
-                }
-            }
-            let mut restarted = false;
-            if self.shared.lessons_epoch() != lessons_epoch {
-                lessons_epoch = self.shared.lessons_epoch();
-                lessons = cashflow_shared::lessons::Tracker::default();
-                restarted = true;
-            }
-            delta.lessons = (restarted
-                || (lessons_due && lessons.observe(&self.observe(&counters))))
-            .then(|| {
-                let l = lessons.status().clone();
-                self.shared.lessons.set(l.clone());
-                l
+            delta.lessons = lessons.checks().since(checks_version).map(|(c, v)| {
+                checks_version = v;
+                c
             });
-            delta.outage = self.shared.outage.since(outage_version).map(|(o, v)| {
+            delta.outage = lessons.outage().since(outage_version).map(|(o, v)| {
                 outage_version = v;
                 o
             });
@@ -606,4 +485,6 @@ struct Sent {
     topic_view: Option<TopicView>,
     /// Newest first, at most [`SNAPSHOT_LOG_LINES`].
     log: VecDeque<LogLine>,
+    /// The charts' newest point sent, and its number in the history.
+    sample: Option<(u64, Sample)>,
 }

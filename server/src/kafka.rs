@@ -182,20 +182,12 @@ impl ClientContext for Context {
             Some(RDKafkaErrorCode::AllBrokersDown)
         );
         // "All brokers down" is the consequence; keep the cause for the broker watch.
-        if !all_down {
-            self.shared.set_client_error(reason.to_owned());
-        }
-        self.shared.with_broker(|b| {
-            if !all_down {
-                b.last_error = Some(reason.to_owned());
-            }
-            // Only the broker watch's own client decides reachability: the others (consumers
-            // still in reconnect back-off after the broker is back) would report stale outages
-            // and make the page's badge flicker.
-            if self.role == ADMIN_ROLE && all_down {
-                b.reachable = false;
-            }
-        });
+        // Only the broker watch's own client decides reachability: the others (consumers
+        // still in reconnect back-off after the broker is back) would report stale outages
+        // and make the page's badge flicker.
+        self.shared
+            .health()
+            .client_error(reason, all_down, self.role == ADMIN_ROLE);
     }
 }
 
@@ -219,7 +211,6 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         use rdkafka::consumer::Consumer;
-        let now = crate::state::now_ms();
         match rebalance {
             // Cooperative rebalancing reports many empty steps; only changes are worth a line.
             Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) if tpl.count() == 0 => {}
@@ -229,16 +220,13 @@ impl ConsumerContext for Context {
                 if self.member > 0 {
                     // Paused by the presenter: what arrives stays paused too (fetching stops
                     // for the whole group, its members stay in it).
-                    if self.shared.is_paused()
+                    if self.shared.group().is_paused()
                         && let Err(e) = consumer.pause(tpl)
                     {
                         warn!(member = self.member, %e, "cannot pause the assigned partitions");
                     }
                     let id = crate::kafka_ffi::member_id(consumer).unwrap_or_default();
-                    self.shared.with_group(|g| {
-                        g.set_member_id(self.member, id);
-                        g.assigned(self.member, &parts, now);
-                    });
+                    self.shared.group().assigned_to(self.member, id, &parts);
                 }
             }
             Rebalance::Revoke(tpl) => {
@@ -249,8 +237,7 @@ impl ConsumerContext for Context {
                     .extend(&parts);
                 info!(consumer = self.role, member = self.member, partitions = ?parts, "partitions revoked");
                 if self.member > 0 {
-                    self.shared
-                        .with_group(|g| g.revoked(self.member, &parts, now));
+                    self.shared.group().revoked(self.member, &parts);
                 }
             }
             Rebalance::Error(e) => warn!(consumer = self.role, %e, "rebalance failed"),

@@ -104,7 +104,7 @@ pub fn extra_members(kept: &Kept) -> u32 {
 }
 
 fn now(shared: &Shared) -> Option<Kept> {
-    let g = shared.generator()?;
+    let g = shared.producer().generator()?;
     Some(Kept {
         running: g.running,
         rate: g.rate,
@@ -113,9 +113,9 @@ fn now(shared: &Shared) -> Option<Kept> {
         min_amount: g.settings.min_amount,
         max_amount: g.settings.max_amount,
         keys: g.keys,
-        members: (shared.group().members.len() as u32).max(1),
-        topic: shared.topic.clone(),
-        lessons: shared.lessons.get(),
+        members: (shared.group().status().members.len() as u32).max(1),
+        topic: shared.topic().to_owned(),
+        lessons: shared.lessons().checks().get(),
     })
 }
 

@@ -46,6 +46,7 @@ pub mod kept_settings;
 pub mod ledger_store;
 pub mod logging_consumer;
 pub mod metrics;
+pub mod monitor;
 pub mod naive_calculator;
 pub mod outage;
 pub mod presenter;

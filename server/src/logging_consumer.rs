@@ -89,7 +89,7 @@ impl Handler for Logger {
         if self.unseen > 0 {
             self.unseen -= 1;
             self.lines.held_back(1);
-            self.shared.skip_recent();
+            self.shared.feed().skip_recent();
             return Verdict::Done;
         }
         let line = describe(msg);
@@ -100,7 +100,7 @@ impl Handler for Logger {
         if show {
             info!(target: "cashflow::transactions", "p{}@{} {}", line.partition, line.offset, line.text);
         }
-        self.shared.push_recent(line);
+        self.shared.feed().push_recent(line);
         Verdict::Done
     }
 }

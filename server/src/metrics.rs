@@ -70,7 +70,8 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt::Re
 impl Collector for Sources {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let s = &self.shared;
-        let (sent, delivered, failed) = s.with_producer(|p| (p.sent, p.delivered, p.failed));
+        let p = s.producer().counts();
+        let (sent, delivered, failed) = (p.sent, p.delivered, p.failed);
         let mut m = enc.encode_descriptor(
             "produced_records",
             "Transactions of this server's producer: handed to librdkafka (sent), acknowledged by Kafka (delivered), or lost (failed).",
@@ -119,7 +120,7 @@ impl Collector for Sources {
             l.dead_letter_failed,
         )?;
 
-        let t = s.latency_totals();
+        let t = s.group().latency_totals();
         let unit = Unit::Seconds;
         // Not cumulative: the encoder adds them up.
         let buckets: Vec<(f64, u64)> = TOTAL_BOUNDS_MS
@@ -151,7 +152,7 @@ impl Collector for Sources {
             &mut enc,
             "broker_reachable",
             "1 if the broker answered the last check.",
-            i64::from(s.broker().reachable),
+            i64::from(s.health().reachable()),
         )?;
 
         // What the broker says (refreshed about once a second).

@@ -106,12 +106,12 @@ impl NaiveCalculator {
         let mut running = self.control();
         if let Some(c) = running.as_ref().filter(|c| !c.token.is_cancelled()) {
             c.set_delivery(delivery);
-            return Ok(self.shared.naive.with(|n| {
+            return Ok(self.shared.lessons().naive().update(|n| {
                 n.delivery = delivery;
                 n.clone()
             }));
         }
-        if self.shared.store().restoring {
+        if self.shared.store().health().restoring {
             return Err(
                 "the exact calculator is still restoring its balances: try again in a moment"
                     .into(),
@@ -135,7 +135,10 @@ impl NaiveCalculator {
             group: group.clone(),
             ..NaiveStatus::default()
         };
-        self.shared.naive.with(|n| *n = status.clone());
+        self.shared
+            .lessons()
+            .naive()
+            .update(|n| *n = status.clone());
         let lesson = Lesson {
             settings: self.settings.clone(),
             brokers: self.brokers.clone(),
@@ -152,7 +155,7 @@ impl NaiveCalculator {
         match self.control().as_ref().filter(|c| !c.token.is_cancelled()) {
             Some(c) => {
                 c.crash.store(true, Ordering::Relaxed);
-                Ok(self.shared.naive.with(|n| {
+                Ok(self.shared.lessons().naive().update(|n| {
                     n.crash_armed = true;
                     n.clone()
                 }))
@@ -166,7 +169,7 @@ impl NaiveCalculator {
         if let Some(c) = self.control().take() {
             c.token.cancel();
         }
-        self.shared.naive.get()
+        self.shared.lessons().naive().get()
     }
 }
 
@@ -227,7 +230,10 @@ impl Lesson {
         };
         info!(group = %this.group, "naive calculator started");
         while failure.is_none() {
-            this.shared.naive.with(|n| n.state = NaiveState::Starting);
+            this.shared
+                .lessons()
+                .naive()
+                .update(|n| n.state = NaiveState::Starting);
             let (t, c, s, mut cov) = (
                 this.clone(),
                 control.clone(),
@@ -250,7 +256,7 @@ impl Lesson {
                 Ok(Exit::Stopped) => break,
                 Ok(Exit::Crashed(batch)) => {
                     warn!(group = %this.group, batch, "naive calculator crashed (on purpose); restarting");
-                    this.shared.naive.with(|n| {
+                    this.shared.lessons().naive().update(|n| {
                         n.state = NaiveState::Crashed;
                         n.crash_armed = false;
                         n.crashes += 1;
@@ -280,7 +286,7 @@ impl Lesson {
         }
         // Only if empty (another server's lesson may use the folder).
         let _ = std::fs::remove_dir(&this.path);
-        this.shared.naive.with(|n| {
+        this.shared.lessons().naive().update(|n| {
             // A newer run may have started meanwhile: its status is its own.
             if n.group != this.group {
                 return;
@@ -394,7 +400,7 @@ impl Lesson {
                         self.commit(&consumer, &next);
                     }
                 }
-                self.shared.naive.with(|s| {
+                self.shared.lessons().naive().update(|s| {
                     s.batches += 1;
                     s.applied += n;
                 });
@@ -524,7 +530,7 @@ impl Lesson {
             }
         }
         let opening = ledger.opening_balance();
-        self.shared.naive.with(|s| {
+        self.shared.lessons().naive().update(|s| {
             s.state = NaiveState::Running;
             s.delivery = control.delivery();
             s.crash_armed = control.crash.load(Ordering::Relaxed);

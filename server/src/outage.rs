@@ -32,22 +32,11 @@ pub struct Outages {
     starting: Mutex<()>,
 }
 
-/// The producer's counts the lesson follows.
-#[derive(Clone, Copy)]
-struct Counts {
-    sent: u64,
-    delivered: u64,
-    failed: u64,
-    held: bool,
-}
+use crate::state::producer::Counts;
 
+/// The producer's counts the lesson follows.
 fn counts(shared: &Shared) -> Counts {
-    shared.with_producer(|p| Counts {
-        sent: p.sent,
-        delivered: p.delivered,
-        failed: p.failed,
-        held: p.held,
-    })
+    shared.producer().counts()
 }
 
 impl Outages {
@@ -80,12 +69,12 @@ impl Outages {
             nodes: broker.nodes(),
             ..OutageStatus::default()
         };
-        self.shared.outage.set(status.clone());
+        self.shared.lessons().outage().set(status.clone());
         let (shared, token) = (self.shared.clone(), self.token.clone());
         self.tracker.spawn(async move {
             if let Err(e) = run(broker, &shared, seconds, token).await {
                 warn!("outage lesson: {e:#}");
-                shared.outage.with(|o| {
+                shared.lessons().outage().update(|o| {
                     o.state = OutageState::Failed;
                     o.note = format!("{e:#}");
                 });
@@ -120,7 +109,7 @@ impl Outages {
         let Some(broker) = self.broker.clone() else {
             return Err("this server uses a Kafka it does not run (--brokers): stop one of its brokers from its own terminal (scripts/kafka.sh kill N on the 3-broker cluster)".into());
         };
-        if !self.shared.outage.get().finished() {
+        if !self.shared.lessons().outage().get().finished() {
             return Err("an outage is under way".into());
         }
         Ok(broker)
@@ -128,7 +117,7 @@ impl Outages {
 
     fn mirror(&self, broker: &Managed) -> OutageStatus {
         let nodes = broker.nodes();
-        self.shared.outage.with(|o| {
+        self.shared.lessons().outage().update(|o| {
             if o.nodes != nodes {
                 o.nodes = nodes;
             }
@@ -148,8 +137,8 @@ async fn mirror_nodes(broker: Managed, shared: Arc<Shared>, token: CancellationT
             _ = tick.tick() => {}
         }
         let nodes = broker.nodes();
-        if shared.outage.get().nodes != nodes {
-            shared.outage.with(|o| o.nodes = nodes);
+        if shared.lessons().outage().get().nodes != nodes {
+            shared.lessons().outage().update(|o| o.nodes = nodes);
         }
     }
 }
@@ -172,8 +161,8 @@ async fn run(
             _ = tick.tick() => {}
         }
         let held = counts(shared).held;
-        if held && !shared.outage.get().held {
-            shared.outage.with(|o| o.held = true);
+        if held && !shared.lessons().outage().get().held {
+            shared.lessons().outage().update(|o| o.held = true);
         }
     }
     // Started again even at shutdown: the consumers' final commits need it.
@@ -182,7 +171,7 @@ async fn run(
     let start_ms = starting.elapsed().as_millis() as u64;
     let back = Instant::now();
     let at_back = counts(shared);
-    shared.outage.with(|o| {
+    shared.lessons().outage().update(|o| {
         o.state = OutageState::Recovering;
         o.start_ms = start_ms;
         o.back_ms = crate::state::now_ms();
@@ -217,7 +206,7 @@ async fn run(
         }
         let broken = invariant.state == InvariantState::Broken;
         let done = target.is_some_and(|t| invariant.applied >= t) && !broken;
-        shared.outage.with(|o| {
+        shared.lessons().outage().update(|o| {
             o.delivered_since = now.delivered.saturating_sub(before.delivered);
             o.failed = failed;
             o.duplicates = duplicates;
@@ -243,11 +232,11 @@ async fn run(
                 };
             }
         });
-        if shared.outage.get().finished() {
+        if shared.lessons().outage().get().finished() {
             break;
         }
     }
-    let o = shared.outage.get();
+    let o = shared.lessons().outage().get();
     info!(state = ?o.state, recovery_ms = o.recovery_ms, "outage lesson over");
     Ok(())
 }

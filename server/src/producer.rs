@@ -217,7 +217,7 @@ impl ProducerTask {
             if !matches!(cmd, Command::Manual { .. }) {
                 let result = self.handle(cmd);
                 let _ = reply.send(result);
-            } else if self.shared.broker().topic_ready {
+            } else if self.shared.health().broker().topic_ready {
                 // The restore follows the topic closely: answer once it is done.
                 pending = Some((cmd, reply));
             } else {
@@ -269,8 +269,8 @@ impl ProducerTask {
                     // While the broker is unreachable generation is held (what is already in
                     // librdkafka's bounded queue waits there and is delivered on reconnection),
                     // so an outage does not pile up transactions nobody can see.
-                    let reachable = self.shared.with_broker(|b| b.reachable);
-                    let was_held = self.shared.with_producer(|p| std::mem::replace(&mut p.held, !reachable));
+                    let reachable = self.shared.health().reachable();
+                    let was_held = self.shared.producer().set_held(!reachable);
                     if reachable == was_held {
                         if reachable {
                             info!("broker reachable: generation resumed");

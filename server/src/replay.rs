@@ -60,7 +60,7 @@ impl Replays {
     /// Starts a replay, unless one runs.
     pub fn start(&self) -> Result<ReplayStatus, String> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shared.replay.get().state == ReplayState::Running {
+        if self.shared.lessons().replay().get().state == ReplayState::Running {
             return Err("a replay is running already".into());
         }
         let token = self.app.child_token();
@@ -76,7 +76,7 @@ impl Replays {
             started_ms: crate::state::now_ms(),
             ..ReplayStatus::default()
         };
-        self.shared.replay.set(status.clone());
+        self.shared.lessons().replay().set(status.clone());
         let (s, b, sh) = (
             self.settings.clone(),
             self.brokers.clone(),
@@ -87,7 +87,7 @@ impl Replays {
                 Ok(state) => state,
                 Err(e) => {
                     warn!(%group, "replay failed: {e:#}");
-                    sh.replay.with(|r| {
+                    sh.lessons().replay().update(|r| {
                         r.state = ReplayState::Failed;
                         r.note = format!("{e:#}");
                     });
@@ -110,7 +110,7 @@ impl Replays {
         {
             t.cancel();
         }
-        self.shared.replay.get()
+        self.shared.lessons().replay().get()
     }
 }
 
@@ -171,7 +171,7 @@ async fn run(
             (*p, s)
         })
         .collect();
-    shared.replay.with(|r| {
+    shared.lessons().replay().update(|r| {
         r.total = marks.values().map(|(lo, hi)| (hi - lo).max(0) as u64).sum();
         r.from = marks.iter().map(|(p, (lo, _))| (*p, *lo)).collect();
         r.partitions = marks.len() as u32;
@@ -226,7 +226,7 @@ async fn run(
                 } else {
                     None
                 };
-                shared.replay.with(|r| {
+                shared.lessons().replay().update(|r| {
                     r.read = read;
                     r.ms = started.elapsed().as_millis() as u64;
                     r.matched = matched.len() as u32;
@@ -249,7 +249,7 @@ async fn run(
             },
         }
     };
-    shared.replay.with(|r| {
+    shared.lessons().replay().update(|r| {
         r.state = state;
         r.read = read;
         r.ms = started.elapsed().as_millis() as u64;

@@ -73,7 +73,7 @@ impl Reset {
                 "the reset names topic {topic:?}, but this demo's topic is {ours:?}: nothing was deleted"
             ));
         }
-        if !self.parts.shared.outage.get().finished() {
+        if !self.parts.shared.lessons().outage().get().finished() {
             return Err("an outage is under way: reset once it is over".into());
         }
         if self.running.swap(true, Ordering::SeqCst) {
@@ -88,7 +88,11 @@ impl Reset {
         };
         let (parts, running) = (self.parts.clone(), self.running.clone());
         self.parts.tracker.spawn(async move {
-            let was_running = parts.shared.generator().is_some_and(|g| g.running);
+            let was_running = parts
+                .shared
+                .producer()
+                .generator()
+                .is_some_and(|g| g.running);
             match run(&parts, admin).await {
                 Ok(()) => info!("the demo was reset: a fresh topic and groups"),
                 Err(e) => {
@@ -96,12 +100,13 @@ impl Reset {
                     if was_running {
                         let _ = parts.producer.send(Command::Start).await;
                     }
-                    parts.shared.with_broker(|b| {
-                        b.last_error = Some(format!("the reset of the demo failed: {e:#}"))
-                    });
+                    parts
+                        .shared
+                        .health()
+                        .set_error(format!("the reset of the demo failed: {e:#}"));
                 }
             }
-            parts.shared.with_store(|s| s.resetting = false);
+            parts.shared.store().set_resetting(false);
             running.store(false, Ordering::SeqCst);
         });
         Ok(())
@@ -167,12 +172,12 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()>
 
 async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> {
     let shared = &p.shared;
-    let generator = shared.generator().unwrap_or_default();
+    let generator = shared.producer().generator().unwrap_or_default();
     let cmd =
         |c: Command| async move { p.producer.send(c).await.map_err(|e| anyhow::anyhow!("{e}")) };
     cmd(Command::Pause).await?;
     until("the producer's deliveries", || {
-        shared.with_producer(|s| s.delivered + s.failed >= s.sent)
+        shared.producer().counts().in_flight() == 0
     })
     .await?;
     p.naive.stop();
@@ -180,10 +185,10 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     p.calculator.set_paused(false);
     while p.calculator.remove().await.is_ok() {}
 
-    let recreated = shared.store().recreated;
+    let recreated = shared.store().health().recreated;
     // From here until the reset ends, a re-created topic is the presenter's (see
     // `Shared::start_afresh`); cleared in `start` whatever the outcome.
-    shared.with_store(|s| s.resetting = true);
+    shared.store().set_resetting(true);
     let had_applied = shared.ledger().next_offsets().values().any(|n| *n > 0);
     // Asked again: someone may have deleted and created a topic of the name since.
     let topics = ours_to_delete(&admin, p)
@@ -235,7 +240,7 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     // With nothing applied it has nothing to notice, and it is done here.
     if had_applied {
         until("the re-created topic to be noticed", || {
-            shared.store().recreated > recreated
+            shared.store().health().recreated > recreated
         })
         .await?;
     } else {
@@ -244,12 +249,12 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     // The presenter asked for it: no warning that the topic was re-created (the page's banner
     // is for someone else's deletion; `start_afresh` counted it as the presenter's), and no
     // stale error.
-    shared.with_store(|s| s.last_error = None);
-    shared.with_broker(|b| b.last_error = None);
+    shared.store().clear_error();
+    shared.health().clear_error();
     // (`start_afresh` started the lessons' checks over.)
-    shared.naive.set(Default::default());
-    shared.replay.set(Default::default());
-    shared.outage.set(Default::default());
+    shared.lessons().naive().set(Default::default());
+    shared.lessons().replay().set(Default::default());
+    shared.lessons().outage().set(Default::default());
     cmd(Command::SetKeys {
         keys: KeyStrategy::ByAccount,
     })

@@ -93,7 +93,7 @@ impl Restorer<'_> {
                 .fetch_watermarks(topic, *p, Duration::from_secs(10))?;
             let snapshot = loaded.remove(p).flatten();
             if let Some((h, _)) = &snapshot {
-                self.shared.set_snapshot_mark(*p, h.slot, h.next_offset);
+                self.shared.store().set_mark(*p, h.slot, h.next_offset);
             }
             // A state ahead of the topic's end belongs to an earlier topic of the same name,
             // deleted and created again: the new topic starts afresh.
@@ -198,13 +198,7 @@ impl Restorer<'_> {
             );
         }
         if recreated.get() {
-            self.shared.with_store(|s| {
-                s.recreated += 1;
-                s.last_error = Some(
-                    "the topic was deleted and created again: balances of its partitions started afresh"
-                        .into(),
-                );
-            });
+            self.shared.store().partitions_recreated();
         }
         Ok(parts)
     }
@@ -255,7 +249,7 @@ fn publish(shared: &Shared, p: &mut RestoreProgress, started: Instant, done: boo
     } else {
         (p.source_records as f64 * 100.0 / p.source_total as f64).min(100.0)
     };
-    shared.with_store(|s| s.restore = Some(p.clone()));
+    shared.store().restore_progress(p.clone());
 }
 
 fn restorer<'a>(
@@ -377,7 +371,7 @@ pub fn restore_all(
             // Every one of the producer's records below the end was just counted: the next
             // restart need not read them again.
             acked.next = acked.next.max(part.end);
-            shared.restore_acked(p, acked);
+            shared.acks().restore(p, acked);
         }
         states.push((p, part.state));
     }

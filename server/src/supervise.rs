@@ -53,16 +53,16 @@ where
                 backoff = FIRST_BACKOFF;
             }
             error!("{name} stopped: {why}; restarting in {backoff:?}");
-            shared.set_task_down(&name, Some(why));
+            shared.health().set_task_down(&name, Some(why));
             tokio::select! {
                 _ = token.cancelled() => {
                     // Stopped on purpose (e.g. a member removed) while waiting: not down.
-                    shared.set_task_down(&name, None);
+                    shared.health().set_task_down(&name, None);
                     return;
                 }
                 _ = tokio::time::sleep(backoff) => {}
             }
-            shared.set_task_down(&name, None);
+            shared.health().set_task_down(&name, None);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     })
@@ -118,7 +118,7 @@ mod tests {
         );
         let down = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                if let Some(why) = shared.tasks_down().get("flaky").cloned() {
+                if let Some(why) = shared.health().tasks_down().get("flaky").cloned() {
                     return why;
                 }
                 tokio::task::yield_now().await;
@@ -128,7 +128,7 @@ mod tests {
         .expect("named as down");
         assert!(down.contains("panicked: first run fails"), "{down}");
         tokio::time::timeout(Duration::from_secs(5), async {
-            while runs.load(Ordering::SeqCst) < 2 || !shared.tasks_down().is_empty() {
+            while runs.load(Ordering::SeqCst) < 2 || !shared.health().tasks_down().is_empty() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -152,7 +152,7 @@ mod tests {
             || async { anyhow::bail!("always fails") },
         );
         tokio::time::timeout(Duration::from_secs(5), async {
-            while !shared.tasks_down().contains_key("failing") {
+            while !shared.health().tasks_down().contains_key("failing") {
                 tokio::task::yield_now().await;
             }
         })
@@ -160,6 +160,10 @@ mod tests {
         .expect("named as down");
         token.cancel();
         handle.await.expect("supervisor ends");
-        assert!(shared.tasks_down().is_empty(), "{:?}", shared.tasks_down());
+        assert!(
+            shared.health().tasks_down().is_empty(),
+            "{:?}",
+            shared.health().tasks_down()
+        );
     }
 }

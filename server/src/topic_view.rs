@@ -385,13 +385,18 @@ pub async fn run(
         asker = back;
         match result {
             Ok(mut v) => {
-                v.calculator = asker.shared.group();
-                v.latency = asker.shared.latency();
+                v.calculator = asker.shared.group().status();
+                v.latency = asker.shared.group().latency();
                 v.invariant = asker.shared.invariant();
                 v.ordering = asker.shared.ledger().ordering();
-                v.keys = asker.shared.generator().map(|g| g.keys).unwrap_or_default();
-                v.replay = asker.shared.replay.get();
-                v.naive = asker.shared.naive.get();
+                v.keys = asker
+                    .shared
+                    .producer()
+                    .generator()
+                    .map(|g| g.keys)
+                    .unwrap_or_default();
+                v.replay = asker.shared.lessons().replay().get();
+                v.naive = asker.shared.lessons().naive().get();
                 view.send_replace(Arc::new(v));
             }
             Err(e) => view.send_modify(|v| {

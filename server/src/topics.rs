@@ -67,8 +67,8 @@ async fn check_progress(
     partitions: usize,
     stall: &mut Stall,
 ) {
-    if shared.store().restoring {
-        shared.set_task_down(STUCK_KEY, None);
+    if shared.store().health().restoring {
+        shared.health().set_task_down(STUCK_KEY, None);
         return;
     }
     // Read before the ends: an offset applied now is below the end now, and ends only grow,
@@ -110,15 +110,15 @@ async fn check_progress(
     }
     let next = shared.ledger().next_offsets();
     // Paused by the presenter, the calculator is meant to stand still while lag grows.
-    let why = if shared.is_paused() {
+    let why = if shared.group().is_paused() {
         None
     } else {
-        stall.check(Instant::now(), &ends, &next, &shared.assigned())
+        stall.check(Instant::now(), &ends, &next, &shared.group().assigned())
     };
     if let Some(why) = &why {
         warn!(topic, "balance calculator {why}");
     }
-    shared.set_task_down(STUCK_KEY, why);
+    shared.health().set_task_down(STUCK_KEY, why);
 }
 
 /// The `tasks_down` entry of a stuck balance calculator.
@@ -191,23 +191,20 @@ pub async fn watch_broker(
             match check_topics(&admin, &topic, &created, all || checks.is_multiple_of(5)).await {
                 // A client's own error (refused, authentication failed, TLS) says why.
                 Err(CheckError::Unreachable(e)) => Err(CheckError::Unreachable(
-                    shared.take_client_error().unwrap_or(e),
+                    shared.health().take_client_error().unwrap_or(e),
                 )),
                 other => other,
             };
         let ok = result.is_ok();
         checks += 1;
         all = !ok;
-        shared.with_broker(|b| {
-            b.reachable = ok || matches!(result, Err(CheckError::Topic(_)));
-            match &result {
-                Ok(partitions) => {
-                    b.topic_ready = true;
-                    b.partitions = *partitions as u32;
-                }
-                Err(e) => b.last_error = Some(e.to_string()),
-            }
-        });
+        shared.health().checked(
+            ok || matches!(result, Err(CheckError::Topic(_))),
+            result
+                .as_ref()
+                .map(|p| *p as u32)
+                .map_err(|e| e.to_string()),
+        );
         if let Ok(partitions) = &result
             && !*ready.borrow()
         {
@@ -216,7 +213,7 @@ pub async fn watch_broker(
         match result {
             Ok(partitions) => {
                 if warned {
-                    info!(brokers = %shared.broker().bootstrap_servers, "broker reachable again");
+                    info!(brokers = %shared.health().broker().bootstrap_servers, "broker reachable again");
                     warned = false;
                 }
                 ready.send_replace(true);
@@ -233,7 +230,7 @@ pub async fn watch_broker(
             }
             Err(e) => {
                 if !warned {
-                    warn!(brokers = %shared.broker().bootstrap_servers, "{e}; retrying with back-off");
+                    warn!(brokers = %shared.health().broker().bootstrap_servers, "{e}; retrying with back-off");
                     warned = true;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));

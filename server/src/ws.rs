@@ -328,7 +328,7 @@ async fn calculator_command(command: &Command, state: &AppState, id: Option<u64>
     match done {
         Ok(()) => ServerMsg::Calculator {
             id,
-            group: state.shared.group(),
+            group: state.shared.group().status(),
         },
         Err(message) => ServerMsg::Error { id, message },
     }

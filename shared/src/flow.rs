@@ -100,7 +100,9 @@ impl Flow {
     }
 
     /// The calculator applied the record at (`partition`, `offset`).
-    pub fn applied(&mut self, partition: i32, offset: i64, member: u32, now_ms: i64) {
+    /// (`member` is `None` when the record was applied before it was followed and its
+    /// partition has no owner here any more.)
+    pub fn applied(&mut self, partition: i32, offset: i64, member: Option<u32>, now_ms: i64) {
         if let Some(i) = self
             .dots
             .iter()
@@ -108,7 +110,7 @@ impl Flow {
         {
             self.version += 1;
             self.dots[i].applied_ms = Some(now_ms);
-            self.dots[i].member = Some(member);
+            self.dots[i].member = member;
             self.changed[i] = self.version;
         }
     }
@@ -190,7 +192,7 @@ mod tests {
         assert_eq!(new.len(), 2);
         assert_eq!(new[1].member, Some(2), "applied before its delivery report");
         assert!(f.waiting(3, 3));
-        f.applied(3, 3, 1, 10);
+        f.applied(3, 3, Some(1), 10);
         assert!(!f.waiting(3, 3));
         let (changed, v2) = f.since(v);
         assert_eq!(changed.len(), 1);
@@ -200,7 +202,7 @@ mod tests {
         );
         assert!(f.since(v2).0.is_empty());
         // Applying an unknown record changes nothing.
-        f.applied(5, 99, 1, 11);
+        f.applied(5, 99, Some(1), 11);
         assert!(f.since(v2).0.is_empty());
     }
 }

@@ -10,11 +10,10 @@ use super::{Done, ProducerError, ProducerTask, now_ms};
 impl ProducerTask {
     /// Makes the current settings visible to the API and the hub.
     pub(super) fn publish_status(&self) {
-        self.shared.with_producer(|p| {
-            p.running = self.running;
-            p.rate = self.rate.as_option();
-        });
-        self.shared.set_generator(self.status());
+        self.shared
+            .producer()
+            .set_running(self.running, self.rate.as_option());
+        self.shared.producer().set_generator(self.status());
     }
 
     fn status(&self) -> GeneratorStatus {

@@ -59,7 +59,7 @@ impl ProducerContext for DeliveryContext {
             match result {
                 // Not counted, but it may sit inside a run of made-up offsets.
                 Ok(msg) => {
-                    shared.ack_position(msg.partition(), msg.offset());
+                    shared.acks().position(msg.partition(), msg.offset());
                 }
                 Err((e, _)) => error!(error = %e, "an injected record was not delivered"),
             }
@@ -67,14 +67,11 @@ impl ProducerContext for DeliveryContext {
         }
         match result {
             Ok(msg) => {
-                shared.with_producer(|p| {
-                    p.delivered += 1;
-                    let t = p.delivered_by_account.entry(sent.account).or_default();
-                    t.net = t.net.checked_add(sent.delta).unwrap_or(t.net);
-                    t.count += 1;
-                });
+                shared.producer().delivered(sent.account, sent.delta);
                 let Some(offset) =
-                    shared.acked(msg.partition(), msg.offset(), sent.account, sent.delta)
+                    shared
+                        .acks()
+                        .acked(msg.partition(), msg.offset(), sent.account, sent.delta)
                 else {
                     // A retry the broker had written already (after an outage): counted, but
                     // where it lies is unknown, so the page cannot follow it.
@@ -96,11 +93,8 @@ impl ProducerContext for DeliveryContext {
                 });
             }
             Err((e, msg)) => {
-                shared.acks_not_sent();
-                shared.with_producer(|p| {
-                    p.failed += 1;
-                    p.last_error = Some(e.to_string());
-                });
+                shared.acks().not_sent();
+                shared.producer().failed(e.to_string());
                 let _ = self.failed.send((sent.account, sent.delta, sent.epoch));
                 let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
                 error!(account = sent.account, key = %key, error = %e, "delivery failed: transaction lost");

@@ -24,25 +24,22 @@ impl ProducerTask {
             record = record.key(key);
         }
         // Counted as on its way before librdkafka has it: its delivery report may come first.
-        self.shared.acks_sending();
+        self.shared.acks().sending();
         match self.producer.send(record) {
             Ok(()) => {
-                self.shared.with_producer(|p| p.sent += 1);
+                self.shared.producer().sent();
                 self.last_sent = Some((key, tx));
                 true
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                self.shared.acks_not_sent();
+                self.shared.acks().not_sent();
                 self.generator.unrecord(tx.account, tx.delta());
                 false
             }
             Err((e, _)) => {
-                self.shared.acks_not_sent();
+                self.shared.acks().not_sent();
                 self.generator.unrecord(tx.account, tx.delta());
-                self.shared.with_producer(|p| {
-                    p.failed += 1;
-                    p.last_error = Some(e.to_string());
-                });
+                self.shared.producer().failed(e.to_string());
                 error!(id = %tx.transaction_id, error = %e, "could not enqueue transaction");
                 true
             }
@@ -96,10 +93,7 @@ impl ProducerTask {
             }
         };
         warn!(%code, %reason, "the producer hit a fatal error: a new producer takes over");
-        self.shared.with_producer(|p| {
-            p.replaced += 1;
-            p.last_error = Some(format!("fatal producer error, producer replaced: {reason}"));
-        });
+        self.shared.producer().replaced(&reason);
         let old = std::mem::replace(&mut self.producer, fresh);
         // Dropping purges its queue and waits briefly for the reports: off the async thread.
         let _ = tokio::task::spawn_blocking(move || drop(old)).await;
@@ -110,10 +104,7 @@ impl ProducerTask {
     pub(super) fn lag_holds(&mut self) -> bool {
         // Records on their way count too: acknowledged later, they would take the lag past the
         // limit by as many as are in flight (hundreds at 1 000 tx/s while the broker is slow).
-        let in_flight = self
-            .shared
-            .with_producer(|p| p.sent.saturating_sub(p.delivered + p.failed))
-            as i64;
+        let in_flight = self.shared.producer().counts().in_flight() as i64;
         let held = self.max_lag.is_some_and(|max| {
             self.shared
                 .backpressure_lag()
@@ -152,7 +143,7 @@ impl ProducerTask {
         .await;
         self.config = config;
         self.made_with = self.batching;
-        self.shared.with_producer(|p| p.reconfigured += 1);
+        self.shared.producer().reconfigured();
         info!(
             linger_ms = linger,
             batch_size = batch,
@@ -168,7 +159,7 @@ impl ProducerTask {
             (r, producer.in_flight_count())
         })
         .await;
-        let p = shared.producer();
+        let p = shared.producer().stats();
         match flushed {
             Ok((Ok(()), _)) => info!(
                 sent = p.sent,
@@ -179,6 +170,6 @@ impl ProducerTask {
             Ok((Err(e), left)) => warn!(%e, undelivered = left, "producer flush incomplete"),
             Err(e) => warn!(%e, "producer flush task failed"),
         }
-        shared.record_stop("producer flushed");
+        shared.health().record_stop("producer flushed");
     }
 }

@@ -65,7 +65,7 @@ impl SnapshotWriter {
                 _ = tick.tick() => {}
             }
             let (restoring, recreated) = {
-                let s = self.shared.store();
+                let s = self.shared.store().health();
                 (s.restoring, s.recreated)
             };
             if restoring {
@@ -76,12 +76,12 @@ impl SnapshotWriter {
                 // way when it was found re-created leaves no mark behind either.
                 self.recreated = recreated;
                 self.last.clear();
-                self.shared.clear_snapshot_marks();
+                self.shared.store().clear_marks();
             }
             // Until the group assigns partitions (after a crash that waits out the dead
             // member's session), the restored ones are this process's: snapshotting them then
             // spares the next restart the tail this one just read.
-            let mut owned: Vec<i32> = self.shared.assigned().into_iter().collect();
+            let mut owned: Vec<i32> = self.shared.group().assigned().into_iter().collect();
             if owned.is_empty() {
                 owned = self.shared.ledger().partition_ids().into_iter().collect();
             }
@@ -108,7 +108,7 @@ impl SnapshotWriter {
         let written = held.len();
         self.write_all(&held).await;
         debug!(topic = %self.topic, partitions = written, "final snapshots written");
-        self.shared.record_stop("final snapshots written");
+        self.shared.health().record_stop("final snapshots written");
     }
 
     /// Whether `partition` is due: it changed since its last snapshot by this writer, and it is
@@ -118,7 +118,7 @@ impl SnapshotWriter {
         // A partition not snapshotted by this process yet counts from its newest snapshot: if a
         // restart read a tail, the first round writes it, and the next restart need not read
         // it again.
-        let mark = self.shared.snapshot_mark(partition).map_or(0, |m| m.1);
+        let mark = self.shared.store().mark(partition).map_or(0, |m| m.1);
         let Last { next: last, acked } = *self.last.entry(partition).or_insert(Last {
             next: mark,
             acked: mark,
@@ -168,7 +168,7 @@ impl SnapshotWriter {
                         acked,
                     },
                 );
-                self.shared.with_store(|s| s.snapshots_written += 1);
+                self.shared.store().snapshot_written();
                 debug!(
                     topic = %self.topic,
                     partition,
@@ -182,10 +182,9 @@ impl SnapshotWriter {
                 // Tried again at the next time round (or its records' trigger); the previous
                 // snapshot still stands.
                 warn!(partition, "snapshot not written: {e}");
-                self.shared.with_store(|s| {
-                    s.snapshot_failures += 1;
-                    s.last_error = Some(format!("snapshot of partition {partition}: {e}"));
-                });
+                self.shared
+                    .store()
+                    .snapshot_failed(format!("snapshot of partition {partition}: {e}"));
             }
         }
     }
@@ -196,13 +195,15 @@ impl SnapshotWriter {
         // The other slot than the newest head's, so that head's chunks stay intact.
         let slot = self
             .shared
-            .snapshot_mark(partition)
+            .store()
+            .mark(partition)
             .map_or(0, |m| 1 - m.0.min(1));
         // The acknowledged side after the ledger's cut (see `Acks::cut`).
         let own_applied = state.own().applied.values().map(|(_, n)| n).sum();
         let acked = self
             .shared
-            .acked_cut(partition, state.next_offset(), own_applied);
+            .acks()
+            .cut(partition, state.next_offset(), own_applied);
         let mark = snapshot::ProducerMark::of(state, &acked);
         let chunks = snapshot::encode_chunks(
             state,
@@ -269,7 +270,8 @@ impl SnapshotWriter {
         self.deliver(partition, HEAD_KEY, &snapshot::encode_head(&head))
             .await?;
         self.shared
-            .set_snapshot_mark(partition, slot, state.next_offset());
+            .store()
+            .set_mark(partition, slot, state.next_offset());
         Ok(acked.next)
     }
 

@@ -111,7 +111,7 @@ impl TestApp {
     pub async fn shutdown_stops(self) -> Vec<String> {
         let shared = self.app.shared.clone();
         self.app.shutdown().await;
-        shared.stops()
+        shared.health().stops()
     }
 }
 
@@ -119,7 +119,7 @@ impl TestApp {
 /// state, so the state's shape can change behind them.
 impl TestApp {
     pub fn topic(&self) -> &str {
-        &self.shared.topic
+        self.shared.topic()
     }
 
     /// The balance calculator's counters (applied, duplicates, mismatches, …).
@@ -148,7 +148,7 @@ impl TestApp {
 
     /// The producer's counters (sent, delivered, failed, held, …), as `/api/producer` has them.
     pub fn producer_counts(&self) -> ProducerStats {
-        self.shared.producer()
+        self.shared.producer().stats()
     }
 
     pub fn producer_id(&self) -> &str {
@@ -156,7 +156,7 @@ impl TestApp {
     }
 
     pub fn generator(&self) -> Option<GeneratorStatus> {
-        self.shared.generator()
+        self.shared.producer().generator()
     }
 
     pub fn invariant(&self) -> InvariantStatus {
@@ -169,7 +169,7 @@ impl TestApp {
     }
 
     pub fn group(&self) -> GroupStatus {
-        self.shared.group()
+        self.shared.group().status()
     }
 
     /// The page's partition lanes: each partition's ends, owner and what this app applied.
@@ -179,32 +179,32 @@ impl TestApp {
 
     /// The partitions the calculator's group gave this app.
     pub fn assigned(&self) -> BTreeSet<i32> {
-        self.shared.assigned()
+        self.shared.group().assigned()
     }
 
     pub fn store(&self) -> StoreHealth {
-        self.shared.store()
+        self.shared.store().health()
     }
 
     /// Pauses or resumes the consumers (what the page's pause of consumption does).
     pub fn set_paused(&self, paused: bool) {
-        self.shared.set_paused(paused)
+        self.shared.group().set_paused(paused)
     }
 
     pub fn naive(&self) -> NaiveStatus {
-        self.shared.naive.get()
+        self.shared.lessons().naive().get()
     }
 
     pub fn outage(&self) -> OutageStatus {
-        self.shared.outage.get()
+        self.shared.lessons().outage().get()
     }
 
     pub fn replay(&self) -> ReplayStatus {
-        self.shared.replay.get()
+        self.shared.lessons().replay().get()
     }
 
     pub fn lessons(&self) -> LessonsStatus {
-        self.shared.lessons.get()
+        self.shared.lessons().checks().get()
     }
 }
 
