@@ -13,21 +13,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::calculator_group::CalculatorGroup;
 use crate::config::Settings;
-use crate::hub::Hub;
+use crate::http;
+use crate::http::hub::Hub;
 use crate::kafka::managed::{BrokerSetup, ManagedBroker};
+use crate::kafka::topics::{TopicSpec, watch_broker};
 use crate::kafka::{Context, base_config};
-use crate::producer::ProducerHandle;
+use crate::pipeline::calculator_group::CalculatorGroup;
+use crate::pipeline::producer::ProducerHandle;
+use crate::pipeline::{logging_consumer, producer};
 use crate::state::Shared;
 use crate::supervise::supervise;
-use crate::topics::{TopicSpec, watch_broker};
-use crate::{http, logging_consumer, producer};
 
 pub struct App {
     pub http_addr: SocketAddr,
-    /// Who may command the demo (see [`crate::presenter`]).
-    pub controls: crate::presenter::Controls,
+    /// Who may command the demo (see [`crate::http::presenter`]).
+    pub controls: crate::http::presenter::Controls,
     /// The bootstrap servers every client uses (the managed broker's address when managed).
     pub brokers: String,
     pub shared: Arc<Shared>,
@@ -44,7 +45,7 @@ pub struct App {
     logging: JoinHandle<()>,
     /// The balance calculator's members.
     pub calculator: Arc<CalculatorGroup>,
-    /// The writer of what the presenter set (see [`crate::kept_settings`]): stopped first at
+    /// The writer of what the presenter set (see [`crate::config::kept`]): stopped first at
     /// shutdown, before generation and the members go.
     kept: (CancellationToken, Option<JoinHandle<()>>),
     /// The local Apache Kafka broker cashflow runs when no `--brokers` is given.
@@ -69,15 +70,15 @@ impl App {
             .data_dir
             .as_deref()
             .filter(|_| settings.explicit.is_some())
-            .and_then(crate::kept_settings::load)
+            .and_then(crate::config::kept::load)
             .filter(|k| k.topic == settings.topic);
         if let Some(k) = &kept {
-            crate::kept_settings::apply(k, &mut settings);
+            crate::config::kept::apply(k, &mut settings);
             info!("the presenter's settings of the last run are back (a flag given now wins)");
         }
         // First: a server reachable from other machines never starts with open controls by
         // accident, and a token it cannot keep is an error before anything starts.
-        let controls = crate::presenter::controls(
+        let controls = crate::http::presenter::controls(
             settings.listen,
             settings.presenter_token.as_deref(),
             settings.open_controls,
@@ -123,7 +124,7 @@ impl App {
         let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
             .create_with_context(Context::new(&shared, crate::kafka::ADMIN_ROLE))?;
         let spec = TopicSpec::source(&settings);
-        let created = Arc::new(crate::created_topics::CreatedTopics::load(
+        let created = Arc::new(crate::kafka::created_topics::CreatedTopics::load(
             settings.data_dir.as_deref(),
         ));
         let (admin, sh, rt, rs, t, cr) = (
@@ -169,7 +170,7 @@ impl App {
             "snapshot writer",
             snapshots_token.clone(),
             move || {
-                let writer = crate::state_store::SnapshotWriter::new(&s, &b, sh.clone());
+                let writer = crate::store::changelog::SnapshotWriter::new(&s, &b, sh.clone());
                 let t = t.clone();
                 async move {
                     writer?.run(t).await;
@@ -212,7 +213,13 @@ impl App {
             "dead-letter view",
             token.clone(),
             move || {
-                crate::dead_letter_view::run(s.clone(), b.clone(), sh.clone(), r.clone(), t.clone())
+                crate::pipeline::dead_letter_view::run(
+                    s.clone(),
+                    b.clone(),
+                    sh.clone(),
+                    r.clone(),
+                    t.clone(),
+                )
             },
         );
 
@@ -220,11 +227,11 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
-        let (view_tx, topic_view) = crate::topic_view::channel();
+        let (view_tx, topic_view) = crate::kafka::topic_view::channel();
         let hub = Hub::new(shared.clone(), topic_view.clone(), &settings.group_prefix);
         let topic_demand = {
             let h = hub.clone();
-            crate::topic_view::Demand::new(move || h.viewers())
+            crate::kafka::topic_view::Demand::new(move || h.viewers())
         };
         let demand = topic_demand.clone();
         let (s, b, sh, r, t) = (
@@ -240,7 +247,7 @@ impl App {
             "topic view",
             token.clone(),
             move || {
-                crate::topic_view::run(
+                crate::kafka::topic_view::run(
                     s.clone(),
                     b.clone(),
                     sh.clone(),
@@ -264,7 +271,7 @@ impl App {
             shared
                 .lessons()
                 .checks()
-                .set(crate::kept_settings::lessons(k));
+                .set(crate::config::kept::lessons(k));
         }
         // (After the kept checks: the monitor's lesson tracker resumes from them.)
         let (sh, v, t) = (shared.clone(), topic_view.clone(), token.clone());
@@ -289,21 +296,22 @@ impl App {
                 Ok(())
             }
         });
-        let replays = Arc::new(crate::replay::Replays::new(
+        let replays = Arc::new(crate::lessons::replay::Replays::new(
             settings.clone(),
             brokers.clone(),
             shared.clone(),
             tracker.clone(),
             consumers.clone(),
         ));
-        let naive = Arc::new(crate::naive_calculator::NaiveCalculator::new(
+        let naive = Arc::new(crate::lessons::naive_calculator::NaiveCalculator::new(
             settings.clone(),
             brokers.clone(),
             shared.clone(),
             tracker.clone(),
             consumers.clone(),
         ));
-        let metrics = crate::metrics::Metrics::new(shared.clone(), hub.clone(), topic_view.clone());
+        let metrics =
+            crate::http::metrics::Metrics::new(shared.clone(), hub.clone(), topic_view.clone());
         let state = http::AppState {
             shared: shared.clone(),
             producer: handle.clone(),
@@ -316,7 +324,7 @@ impl App {
             topic_demand,
             calculator: calculator.clone(),
             replays: replays.clone(),
-            outages: Arc::new(crate::outage::Outages::new(
+            outages: Arc::new(crate::lessons::outage::Outages::new(
                 managed.clone(),
                 shared.clone(),
                 tracker.clone(),
@@ -368,7 +376,7 @@ impl App {
             anyhow::bail!("cannot start the balance calculator: {e}");
         }
         if let Some(k) = &kept {
-            for _ in 0..crate::kept_settings::extra_members(k) {
+            for _ in 0..crate::config::kept::extra_members(k) {
                 if let Err(e) = app.calculator.add().await {
                     warn!("a member kept from the last run was not added: {e}");
                     break;
@@ -389,7 +397,7 @@ impl App {
             .filter(|_| settings.explicit.is_some())
         {
             let (t, sh) = (app.kept.0.clone(), app.shared.clone());
-            app.kept.1 = Some(tokio::spawn(crate::kept_settings::keep(sh, dir, t)));
+            app.kept.1 = Some(tokio::spawn(crate::config::kept::keep(sh, dir, t)));
         }
         Ok(app)
     }

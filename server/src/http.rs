@@ -16,7 +16,13 @@ use cashflow_shared::api::{
 use serde::Deserialize;
 use tower_http::services::{ServeDir, ServeFile};
 
-pub use crate::app_state::AppState;
+pub mod app_state;
+pub mod hub;
+pub mod metrics;
+pub mod presenter;
+pub mod ws;
+
+pub use app_state::AppState;
 
 pub fn router(state: AppState, web_dir: &Path) -> Router {
     let api = Router::new()
@@ -30,7 +36,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         // Any other API path is a JSON 404, not the page's HTML.
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
-        .route("/ws", get(crate::ws::handler))
+        .route("/ws", get(crate::http::ws::handler))
         .with_state(state);
     let index = web_dir.join("index.html");
     if index.is_file() {
@@ -115,7 +121,7 @@ async fn metrics(State(s): State<AppState>) -> axum::response::Response {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,
-                crate::metrics::CONTENT_TYPE,
+                crate::http::metrics::CONTENT_TYPE,
             )],
             text,
         )

@@ -11,8 +11,13 @@ use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 
+pub mod created_topics;
+pub mod ffi;
 pub mod managed;
 pub mod polled;
+pub mod reader;
+pub mod topic_view;
+pub mod topics;
 
 use polled::{Futures, Polled};
 
@@ -225,7 +230,7 @@ impl ConsumerContext for Context {
                     {
                         warn!(member = self.member, %e, "cannot pause the assigned partitions");
                     }
-                    let id = crate::kafka_ffi::member_id(consumer).unwrap_or_default();
+                    let id = crate::kafka::ffi::member_id(consumer).unwrap_or_default();
                     self.shared.group().assigned_to(self.member, id, &parts);
                 }
             }

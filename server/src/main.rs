@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         };
         // The first line on stdout: scripts and tests read the address from it. Beyond
         // loopback it names an address others can open, never 0.0.0.0.
-        let pages = cashflow::presenter::page_urls(app.http_addr);
+        let pages = cashflow::http::presenter::page_urls(app.http_addr);
         let first = pages.first().cloned().unwrap_or_else(|| format!("http://{}/", app.http_addr));
         println!("cashflow is running at {first} (Kafka: {})", app.brokers);
         if !app.http_addr.ip().is_loopback() {
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
 /// Written to stdout only (the presenter's terminal), never to the log; a closed stdout is
 /// no reason to stop.
 fn print_class_addresses(app: &App, pages: &[String]) {
-    use cashflow::presenter::{Controls, presenter_link};
+    use cashflow::http::presenter::{Controls, presenter_link};
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "students open: {}", pages.join("  "));

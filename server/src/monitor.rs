@@ -1,7 +1,7 @@
 //! The monitor: looks at the shared state four times a second and writes what follows from
 //! it — the guided lessons' checks, a point of the charts' history each second, and, also each
 //! second, whether another cashflow server shares the topic and whether the invariant's gap is
-//! stuck. It is the one writer of those; the hub ([`crate::hub`]) only reads them.
+//! stuck. It is the one writer of those; the hub ([`crate::http::hub`]) only reads them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +10,8 @@ use cashflow_shared::lessons::{Observation, Tracker};
 use cashflow_shared::protocol::{MAX_CHARTED_ACCOUNTS, Sample};
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka::topic_view::TopicViews;
 use crate::state::{Shared, now_ms};
-use crate::topic_view::TopicViews;
 
 /// How often the lessons' checks look (a steady four a second, whatever else happens).
 const LOOK_EVERY: Duration = Duration::from_millis(250);
@@ -65,8 +65,7 @@ impl Monitor {
                 tracker = Tracker::default();
                 lessons.checks().set(tracker.status().clone());
                 wrote = true;
-            }
-            if tracker.observe(&self.observe()) {
+            } else if tracker.observe(&self.observe()) {
                 lessons.checks().set(tracker.status().clone());
                 wrote = true;
             }

@@ -7,7 +7,7 @@
 //! forgets the idempotent producer's state with the topic); generation resumes if it was
 //! running.
 //!
-//! A reset deletes only topics this cashflow created (see [`crate::created_topics`]), and
+//! A reset deletes only topics this cashflow created (see [`crate::kafka::created_topics`]), and
 //! only when the command names the topic: any client may write to a topic, and a server
 //! pointed at someone else's must never empty it.
 
@@ -22,16 +22,16 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::calculator_group::CalculatorGroup;
 use crate::config::Settings;
-use crate::created_topics::CreatedTopics;
+use crate::kafka::created_topics::CreatedTopics;
+use crate::kafka::ffi::{TopicId, topic_ids};
+use crate::kafka::topics::dlq_topic;
 use crate::kafka::{ADMIN_ROLE, Context, base_config};
-use crate::kafka_ffi::{TopicId, topic_ids};
-use crate::naive_calculator::NaiveCalculator;
-use crate::producer::ProducerHandle;
-use crate::replay::Replays;
+use crate::lessons::naive_calculator::NaiveCalculator;
+use crate::lessons::replay::Replays;
+use crate::pipeline::calculator_group::CalculatorGroup;
+use crate::pipeline::producer::ProducerHandle;
 use crate::state::{RestoredView, Shared};
-use crate::topics::dlq_topic;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -170,6 +170,13 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()>
     Ok(())
 }
 
+fn clear_lesson_runs(shared: &Shared) {
+    let lessons = shared.lessons();
+    lessons.naive().set(Default::default());
+    lessons.replay().set(Default::default());
+    lessons.outage().set(Default::default());
+}
+
 async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> {
     let shared = &p.shared;
     let generator = shared.producer().generator().unwrap_or_default();
@@ -182,6 +189,9 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     .await?;
     p.naive.stop();
     p.replays.stop();
+    // The lessons' runs are forgotten before the topic goes: the checks start over when the
+    // re-created topic is noticed, and must not find the old runs then.
+    clear_lesson_runs(shared);
     p.calculator.set_paused(false);
     while p.calculator.remove().await.is_ok() {}
 
@@ -251,10 +261,10 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     // stale error.
     shared.store().clear_error();
     shared.health().clear_error();
-    // (`start_afresh` started the lessons' checks over.)
-    shared.lessons().naive().set(Default::default());
-    shared.lessons().replay().set(Default::default());
-    shared.lessons().outage().set(Default::default());
+    // Again (a run stopping may have written its status since), and the checks over once more
+    // with them (`start_afresh` did, before this).
+    clear_lesson_runs(shared);
+    shared.lessons().reset_checks();
     cmd(Command::SetKeys {
         keys: KeyStrategy::ByAccount,
     })

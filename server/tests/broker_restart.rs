@@ -259,7 +259,7 @@ async fn broker_absent_at_start_then_appears() {
     assert!(
         manual
             .as_ref()
-            .is_err_and(|e| *e == cashflow::producer::ProducerError::NotRestored),
+            .is_err_and(|e| *e == cashflow::pipeline::producer::ProducerError::NotRestored),
         "{manual:?}"
     );
 

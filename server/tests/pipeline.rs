@@ -566,7 +566,7 @@ async fn a_full_producer_queue_never_stalls_commands() {
         match tokio::time::timeout(Duration::from_secs(2), app.producer.send(manual)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                assert_eq!(e, cashflow::producer::ProducerError::QueueFull);
+                assert_eq!(e, cashflow::pipeline::producer::ProducerError::QueueFull);
                 refused += 1;
             }
             Err(_) => panic!("a manual transaction waited over 2 s for a full queue"),
@@ -656,7 +656,10 @@ async fn a_stuck_calculator_is_reported() {
         let r = reqwest::get(&health).await.ok()?;
         let code = r.status().as_u16();
         let h: cashflow_shared::api::Health = r.json().await.ok()?;
-        let why = h.tasks_down.get(cashflow::topics::STUCK_KEY).cloned()?;
+        let why = h
+            .tasks_down
+            .get(cashflow::kafka::topics::STUCK_KEY)
+            .cloned()?;
         assert_eq!((code, h.status.as_str()), (503, "degraded"));
         Some(why)
     })

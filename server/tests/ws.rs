@@ -78,7 +78,7 @@ async fn snapshot_then_deltas_at_most_20_a_second() {
     let secs = start.elapsed().as_secs_f64();
     // Frames queued before the window (a busy test machine reads late) count too: allow the
     // hub's whole buffer on top. A hub that sent a frame per transaction would send thousands.
-    let bound = 20.0 * secs + 2.0 + cashflow::hub::BROADCAST_CAPACITY as f64;
+    let bound = 20.0 * secs + 2.0 + cashflow::http::hub::BROADCAST_CAPACITY as f64;
     assert!(
         deltas as f64 <= bound,
         "{deltas} deltas in {secs:.2} s (bound {bound:.0})"

@@ -63,7 +63,7 @@ pub struct Cli {
     /// Balance every account opens with (the original uses 100).
     #[arg(long, env = "CASHFLOW_OPENING_BALANCE", default_value = "100", value_parser = parse_money)]
     pub opening_balance: Money,
-    /// Prefix of the consumer group ids (<prefix>-balance, <prefix>-logger).
+    /// Prefix of the consumer group ids (`<prefix>-balance`, `<prefix>-logger`).
     #[arg(long, env = "CASHFLOW_GROUP_PREFIX", default_value = "cashflow")]
     pub group_prefix: String,
     /// librdkafka property for every client, like kcat's -X (repeatable). It overrides
@@ -176,7 +176,7 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Which of the settings [`crate::kept_settings`] keeps were given on the command line or
+    /// Which of the settings [`crate::config::kept`] keeps were given on the command line or
     /// in the environment (they win over the kept ones).
     pub fn explicit(matches: &clap::ArgMatches) -> super::Explicit {
         let given = |id: &str| {

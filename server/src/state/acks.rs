@@ -2,8 +2,8 @@
 //! partition (the applied side is in the ledger, see [`cashflow_shared::invariant`]), and what
 //! the invariant can still promise.
 //!
-//! Written by the producer ([`crate::producer`]: sending, delivery reports), the restore
-//! ([`crate::restore`]: the acknowledged side a snapshot kept) and the monitor
+//! Written by the producer ([`crate::pipeline::producer`]: sending, delivery reports), the restore
+//! ([`crate::store::restore`]: the acknowledged side a snapshot kept) and the monitor
 //! ([`crate::monitor`]: whether the topic is shared, whether a gap is stuck).
 
 use std::sync::Mutex;

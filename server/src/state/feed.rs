@@ -1,9 +1,9 @@
 //! What the page's feeds show: the logging consumer's recent lines, the charted history and
 //! the newest dead letters. Every collection here is bounded.
 //!
-//! Written by the logging consumer ([`crate::logging_consumer`]: lines), the monitor
+//! Written by the logging consumer ([`crate::pipeline::logging_consumer`]: lines), the monitor
 //! ([`crate::monitor`]: a sample a second) and the dead-letter reader
-//! ([`crate::dead_letter_view`]).
+//! ([`crate::pipeline::dead_letter_view`]).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

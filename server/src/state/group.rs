@@ -1,9 +1,9 @@
 //! The balance calculator's group as this server runs it: members, who owns which partition,
 //! the rebalances, whether the presenter paused it, and produce → applied latency.
 //!
-//! Written by the calculator group ([`crate::calculator_group`]: members joining and leaving,
+//! Written by the calculator group ([`crate::pipeline::calculator_group`]: members joining and leaving,
 //! pausing), its members' rebalance callbacks ([`crate::kafka`]) and batches
-//! ([`crate::balance_consumer`]).
+//! ([`crate::pipeline::balance_consumer`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

@@ -1,6 +1,6 @@
 //! The broker's and the tasks' health: what `/health` and the page's badge say.
 //!
-//! Written by the broker watch ([`crate::topics`]: reachability, the topic, its partitions),
+//! Written by the broker watch ([`crate::kafka::topics`]: reachability, the topic, its partitions),
 //! the Kafka clients' error callback ([`crate::kafka`]: the latest error and, for the watch's own
 //! client, "all brokers down"), [`crate::supervise`] (tasks down) and the shutdown (stops).
 

@@ -1,7 +1,7 @@
 //! The lessons' statuses the page shows: each lesson's latest run and the guided checks.
 //!
-//! Each status has one writer: the replay lesson ([`crate::replay`]), the delivery lesson's
-//! naive calculator ([`crate::naive_calculator`]), the outage lesson ([`crate::outage`]) and
+//! Each status has one writer: the replay lesson ([`crate::lessons::replay`]), the delivery lesson's
+//! naive calculator ([`crate::lessons::naive_calculator`]), the outage lesson ([`crate::lessons::outage`]) and
 //! the monitor's lesson tracker ([`crate::monitor`], the checks); the demo's reset sets them
 //! back once their tasks have stopped.
 

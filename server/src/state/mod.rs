@@ -37,7 +37,7 @@ use cashflow_shared::protocol::{MAX_SHOWN_PARTITIONS, PartitionView};
 use cashflow_shared::{AccountId, Ledger};
 use tokio::sync::{Notify, watch};
 
-use crate::ledger_store::LedgerStore;
+use crate::store::ledger::LedgerStore;
 
 pub use feed::RECENT_CAPACITY;
 pub use lessons::Versioned;

@@ -1,8 +1,8 @@
 //! What this server's producer did (`/api/producer`, the page's counters) and the generator's
 //! settings as the page shows them.
 //!
-//! Written by the producer actor ([`crate::producer`]) and its delivery reports
-//! ([`crate::producer::delivery`], on librdkafka's thread).
+//! Written by the producer actor ([`crate::pipeline::producer`]) and its delivery reports
+//! (`producer::delivery`, on librdkafka's thread).
 
 use std::sync::Mutex;
 

@@ -1,8 +1,8 @@
 //! The balance calculator's state store as `/health` and the page show it: its restore, its
 //! snapshots, re-creations of the topic, and each partition's newest snapshot.
 //!
-//! Written by the calculator's restore ([`crate::restore`], [`crate::balance_consumer`]), the
-//! snapshot writer ([`crate::state_store::writer`]) and the demo's reset ([`crate::reset`]).
+//! Written by the calculator's restore ([`crate::store::restore`], [`crate::pipeline::balance_consumer`]), the
+//! snapshot writer (`store::changelog::writer`) and the demo's reset ([`crate::reset`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

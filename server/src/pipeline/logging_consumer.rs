@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Settings;
-use crate::consume::{Handler, RateLimitedLog, Role, Verdict, consume};
+use crate::pipeline::consume::{Handler, RateLimitedLog, Role, Verdict, consume};
 use crate::state::{RECENT_CAPACITY, Shared};
 
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {

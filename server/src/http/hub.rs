@@ -7,7 +7,7 @@
 //! Light on a classroom's Wi-Fi: a delta carries only what changed, the busy parts at a rate
 //! the eye can use (account rows, the feed, the counters' and the group's patches: see the
 //! constants), every figure exact. A part sent as changes is a change of what the hub sent
-//! before ([`Sent`]), so a viewer joins through the hub's loop ([`Hub::join`]): its snapshot
+//! before (`Sent`), so a viewer joins through the hub's loop ([`Hub::join`]): its snapshot
 //! is exactly what the deltas so far add up to, and its deltas start right after it. A viewer
 //! that falls behind the broadcast joins again.
 
@@ -70,7 +70,7 @@ pub struct Hub {
     joins: mpsc::Sender<oneshot::Sender<Joined>>,
     /// The other end, taken by [`Hub::run`].
     joins_rx: Arc<std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Joined>>>>>,
-    topic_view: crate::topic_view::TopicViews,
+    topic_view: crate::kafka::topic_view::TopicViews,
     /// cashflow's group prefix: its groups are shown first.
     prefix: Arc<str>,
 }
@@ -83,7 +83,7 @@ impl Hub {
 
     pub fn new(
         shared: Arc<Shared>,
-        topic_view: crate::topic_view::TopicViews,
+        topic_view: crate::kafka::topic_view::TopicViews,
         prefix: &str,
     ) -> Hub {
         let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -239,7 +239,7 @@ impl Hub {
 
     /// Runs until cancelled, broadcasting at most [`FRAMES_PER_SECOND`] deltas a second: woken
     /// by the consumers' batches ([`Shared::changed`]), so a change goes out within a few ms
-    /// at classroom rates, and looking every [`IDLE_LOOK`] otherwise.
+    /// at classroom rates, and looking every `IDLE_LOOK` otherwise.
     pub async fn run(self, token: CancellationToken) {
         let Some(mut joins) = self
             .joins_rx

@@ -3,7 +3,7 @@
 //! balances to a file and commits its offsets to Kafka as two separate steps, in the order the
 //! presenter chose (at-most-once: commit first; at-least-once: save first). "Crash" kills it
 //! between the two steps of its next batch with records, as a killed process dies: no commit,
-//! no LeaveGroup ([`kafka_ffi::kill`](crate::kafka_ffi::kill)). It then restarts from its file
+//! no LeaveGroup ([`kafka_ffi::kill`](crate::kafka::ffi::kill)). It then restarts from its file
 //! and its committed offsets, and the page shows what that cost.
 //!
 //! It starts from a copy of the exact calculator's balances at the offsets they cover, so it
@@ -32,8 +32,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::consume::{RateLimitedLog, consumer_config};
 use crate::kafka::Context;
+use crate::pipeline::consume::{RateLimitedLog, consumer_config};
 use crate::state::Shared;
 
 const ROLE: &str = "naive calculator";
@@ -384,7 +384,7 @@ impl Lesson {
                     Delivery::AtMostOnce => {
                         self.commit(&consumer, &next);
                         if crash {
-                            crate::kafka_ffi::kill(consumer);
+                            crate::kafka::ffi::kill(consumer);
                             return Ok(Exit::Crashed(n));
                         }
                         self.apply(&batch, &mut book, &mut positions, coverage);
@@ -394,7 +394,7 @@ impl Lesson {
                         self.apply(&batch, &mut book, &mut positions, coverage);
                         lines = self.save(&mut book, lines)?;
                         if crash {
-                            crate::kafka_ffi::kill(consumer);
+                            crate::kafka::ffi::kill(consumer);
                             return Ok(Exit::Crashed(n));
                         }
                         self.commit(&consumer, &next);

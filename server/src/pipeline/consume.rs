@@ -1,6 +1,6 @@
 //! The consume loop both consumers share: at-least-once (an offset is stored only after its
 //! record is handled, and auto-commit commits only stored offsets), with dead letters
-//! pipelined (see [`dead_letters`](crate::dead_letters)) and catch-ups run on the blocking
+//! pipelined (see [`dead_letters`](crate::pipeline::dead_letters)) and catch-ups run on the blocking
 //! pool; a final commit at shutdown, as rust-rdkafka's `at_least_once` example and vector's
 //! Kafka source do.
 
@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::dead_letters::DeadLetters;
 use crate::kafka::{Context, base_config};
+use crate::pipeline::dead_letters::DeadLetters;
 use crate::state::Shared;
 
 mod in_flight;

@@ -19,8 +19,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::consume::consumer_config;
 use crate::kafka::Context;
+use crate::pipeline::consume::consumer_config;
 use crate::state::Shared;
 
 /// A replay gives up after this long (a topic growing faster than it reads).

@@ -17,8 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
-use crate::app_state::AppState;
-use crate::hub::Joined;
+use crate::http::app_state::AppState;
+use crate::http::hub::Joined;
 
 /// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between
 /// [`command::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::kafka::ffi::list_offsets;
 use crate::kafka::{Context, base_config};
-use crate::kafka_ffi::list_offsets;
 use crate::state::Shared;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -43,7 +43,7 @@ const LIST_EVERY: Duration = Duration::from_secs(5);
 pub type TopicViews = watch::Receiver<Arc<TopicView>>;
 
 /// Whether anyone watches the view: the page's viewers (counted by the hub), or a reader of
-/// `/api/topic` or `/metrics` lately. Unwatched, it is refreshed every [`UNWATCHED_EVERY`].
+/// `/api/topic` or `/metrics` lately. Unwatched, it is refreshed every `UNWATCHED_EVERY`.
 #[derive(Clone)]
 pub struct Demand {
     viewers: Arc<dyn Fn() -> usize + Send + Sync>,
@@ -349,7 +349,7 @@ pub async fn run(
     demand: Demand,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    if !crate::consume::until_ready(&mut ready, &token).await {
+    if !crate::pipeline::consume::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     let mut asker = Asker {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use tracing::warn;
 
-use crate::dead_letters::{DeadLetters, Letter};
+use crate::pipeline::dead_letters::{DeadLetters, Letter};
 
 /// Dead letters in flight beyond which the loop waits for the oldest.
 const MAX_LETTERS: usize = 10_000;

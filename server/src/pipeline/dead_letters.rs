@@ -19,9 +19,9 @@ use rdkafka::producer::FutureRecord;
 use tracing::warn;
 
 use crate::kafka::polled::{Delivery, Futures, Polled};
+use crate::kafka::topics::dlq_topic;
 use crate::kafka::{Context, reliable_producer};
 use crate::state::Shared;
-use crate::topics::dlq_topic;
 
 /// Bytes of a payload kept when the whole record is too large for the dead-letter topic.
 pub const TRUNCATED_BYTES: usize = 1024;

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::balance_consumer::{self, FaultPoints};
 use crate::config::Settings;
+use crate::pipeline::balance_consumer::{self, FaultPoints};
 use crate::state::{RestoredView, Shared};
 use crate::supervise::supervise;
 

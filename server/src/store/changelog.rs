@@ -29,10 +29,10 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Settings, StoreSettings};
 use crate::kafka::polled::{Futures, Polled};
+use crate::kafka::reader::{ReadError, Reader, read_ranges};
+use crate::kafka::topics::changelog_topic;
 use crate::kafka::{Context, reliable_producer};
-use crate::reader::{ReadError, Reader, read_ranges};
 use crate::state::Shared;
-use crate::topics::changelog_topic;
 
 mod writer;
 

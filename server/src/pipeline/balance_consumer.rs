@@ -1,6 +1,6 @@
 //! The balance calculator (group `<prefix>-balance`): the authority for balances.
 //!
-//! At start it restores its state ([`restore`](crate::restore): newest snapshot plus the tail
+//! At start it restores its state ([`restore`](crate::store::restore): newest snapshot plus the tail
 //! of the topic), then consumes. Each record is applied to the shared
 //! [`Ledger`](cashflow_shared::Ledger), which computes balances itself and flags a producer
 //! whose `new_balance` disagrees; a record that is not a valid transaction, or that the ledger
@@ -8,10 +8,10 @@
 //! An offset is stored only after its record is handled, and auto-commit commits only stored
 //! offsets, so a restart resumes at or before the first unhandled record; the ledger skips what
 //! it already holds by position, so nothing counts twice. The state itself is persisted by the
-//! [`state_store`](crate::state_store)'s snapshots, not by the commits.
+//! [`state_store`](crate::store::changelog)'s snapshots, not by the commits.
 //!
 //! Inside one server the calculator is a group of 1…N members (see
-//! [`calculator_group`](crate::calculator_group)), each its own Kafka consumer applying to the
+//! [`calculator_group`](crate::pipeline::calculator_group)), each its own Kafka consumer applying to the
 //! one ledger; member 1 restores the state before any member consumes.
 //!
 //! Several instances may share the group. A partition that comes (back) from another member
@@ -31,10 +31,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::Settings;
-use crate::consume::{CatchUp, DeadLetter, Handler, RateLimitedLog, Role, Verdict, consume};
-use crate::dead_letters::DeadLetters;
-use crate::restore::{catch_up, restore_all};
+use crate::pipeline::consume::{
+    CatchUp, DeadLetter, Handler, RateLimitedLog, Role, Verdict, consume,
+};
+use crate::pipeline::dead_letters::DeadLetters;
 use crate::state::Shared;
+use crate::store::restore::{catch_up, restore_all};
 
 pub use crate::state::RestoredView;
 
@@ -92,7 +94,7 @@ pub async fn run(
     restore_done: watch::Sender<bool>,
     faults: Arc<FaultPoints>,
 ) -> anyhow::Result<()> {
-    if !crate::consume::until_ready(&mut ready, &token).await {
+    if !crate::pipeline::consume::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     if member == 1 && !*restore_done.borrow() {

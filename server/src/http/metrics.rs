@@ -16,9 +16,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::hub::Hub;
+use crate::http::hub::Hub;
+use crate::kafka::topic_view::TopicViews;
 use crate::state::Shared;
-use crate::topic_view::TopicViews;
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

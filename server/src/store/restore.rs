@@ -2,7 +2,7 @@
 //! partition that arrives from another member of the group ("catch-up").
 //!
 //! Each partition starts from the best state at hand: the newest complete snapshot in the
-//! changelog ([`state_store`](crate::state_store)) or the state this process already holds,
+//! changelog ([`state_store`](crate::store::changelog)) or the state this process already holds,
 //! whichever reflects more. From a snapshot, the records of the id window just before its offset
 //! are read again (ids only: duplicates are decided per partition within that window), then the
 //! tail after it is applied, each record once by position. So a restart reads at most the window
@@ -37,10 +37,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::reader::{ReadError, Reader, read_ranges, reader};
+use crate::kafka::reader::{ReadError, Reader, read_ranges, reader};
+use crate::kafka::topics::changelog_topic;
 use crate::state::Shared;
-use crate::state_store::load_latest;
-use crate::topics::changelog_topic;
+use crate::store::changelog::load_latest;
 use cashflow_shared::generator::MAX_ACCOUNTS;
 
 mod catch_up;
@@ -378,7 +378,7 @@ pub fn restore_all(
     shared.ledger().install(states);
     commit_restored(&r.consumer, &settings.topic, &partitions, shared);
     r.report(true);
-    crate::state_store::log_restore(&r.progress);
+    crate::store::changelog::log_restore(&r.progress);
     // The view applied the tail for every account; the producer keeps the generator's.
     Ok(Some(
         view.accounts()

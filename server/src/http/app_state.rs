@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
-use crate::producer::ProducerHandle;
+use crate::http::hub::Hub;
+use crate::pipeline::producer::ProducerHandle;
 use crate::state::Shared;
 
 #[derive(Clone)]
@@ -19,19 +19,19 @@ pub struct AppState {
     /// Page origins allowed besides the server's own.
     pub allow_origins: Arc<Vec<String>>,
     pub presenter_token: Option<Arc<str>>,
-    /// The topic as the broker sees it (`crate::topic_view`), and who asks for it.
-    pub topic_view: crate::topic_view::TopicViews,
-    pub topic_demand: crate::topic_view::Demand,
+    /// The topic as the broker sees it (`crate::kafka::topic_view`), and who asks for it.
+    pub topic_view: crate::kafka::topic_view::TopicViews,
+    pub topic_demand: crate::kafka::topic_view::Demand,
     /// The balance calculator's members (added, removed, paused from the page).
-    pub calculator: Arc<crate::calculator_group::CalculatorGroup>,
+    pub calculator: Arc<crate::pipeline::calculator_group::CalculatorGroup>,
     /// The replay lesson's calculator.
-    pub replays: Arc<crate::replay::Replays>,
+    pub replays: Arc<crate::lessons::replay::Replays>,
     /// The delivery-semantics lesson's naive calculator.
-    pub naive: Arc<crate::naive_calculator::NaiveCalculator>,
+    pub naive: Arc<crate::lessons::naive_calculator::NaiveCalculator>,
     /// The outage lesson (stops the managed broker for a while).
-    pub outages: Arc<crate::outage::Outages>,
+    pub outages: Arc<crate::lessons::outage::Outages>,
     /// "Reset the demo".
     pub reset: Arc<crate::reset::Reset>,
     /// What `/metrics` renders.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::http::metrics::Metrics,
 }

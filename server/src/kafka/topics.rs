@@ -10,10 +10,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::created_topics::CreatedTopics;
 use crate::kafka::Context;
-use crate::kafka_ffi::TopicId;
-use crate::progress::Stall;
+use crate::kafka::created_topics::CreatedTopics;
+use crate::kafka::ffi::TopicId;
+use crate::pipeline::progress::Stall;
 use crate::state::{RestoredView, Shared};
 
 /// The dead-letter topic of `topic`: records that are not transactions go there, with the reason
@@ -76,7 +76,7 @@ async fn check_progress(
     let applied = shared.ledger().next_offsets();
     let (a, t) = (admin.clone(), topic.to_owned());
     let ends = tokio::task::spawn_blocking(move || {
-        let ends = crate::kafka_ffi::list_offsets(
+        let ends = crate::kafka::ffi::list_offsets(
             a.inner().native_client(),
             &t,
             partitions as i32,
@@ -254,7 +254,7 @@ async fn record_created(admin: &Arc<AdminClient<Context>>, name: &str, created: 
     for _ in 0..5 {
         let (a, n) = (admin.clone(), name.to_owned());
         let ids = tokio::task::spawn_blocking(move || {
-            crate::kafka_ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(2))
+            crate::kafka::ffi::topic_ids(a.inner().native_client(), &[&n], Duration::from_secs(2))
         })
         .await
         .map_err(|e| e.to_string())
