@@ -31,6 +31,10 @@ step "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 cargo clippy -p cashflow-web --target wasm32-unknown-unknown -- -D warnings
 
+step "cargo doc"
+# The crate docs are the map of the code (server/src/lib.rs): their links must resolve.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p cashflow -p cashflow-shared
+
 step "shared crate on wasm32"
 cargo build -p cashflow-shared --target wasm32-unknown-unknown
 

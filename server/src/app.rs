@@ -45,7 +45,7 @@ pub struct App {
     logging: JoinHandle<()>,
     /// The balance calculator's members.
     pub calculator: Arc<CalculatorGroup>,
-    /// The writer of what the presenter set (see [`crate::config::kept`]): stopped first at
+    /// The writer of what the presenter set (see [`crate::kept`]): stopped first at
     /// shutdown, before generation and the members go.
     kept: (CancellationToken, Option<JoinHandle<()>>),
     /// The local Apache Kafka broker cashflow runs when no `--brokers` is given.
@@ -70,10 +70,10 @@ impl App {
             .data_dir
             .as_deref()
             .filter(|_| settings.explicit.is_some())
-            .and_then(crate::config::kept::load)
+            .and_then(crate::kept::load)
             .filter(|k| k.topic == settings.topic);
         if let Some(k) = &kept {
-            crate::config::kept::apply(k, &mut settings);
+            crate::kept::apply(k, &mut settings);
             info!("the presenter's settings of the last run are back (a flag given now wins)");
         }
         // First: a server reachable from other machines never starts with open controls by
@@ -268,10 +268,7 @@ impl App {
             consumers.clone(),
         ));
         if let Some(k) = &kept {
-            shared
-                .lessons()
-                .checks()
-                .set(crate::config::kept::lessons(k));
+            shared.lessons().checks().set(crate::kept::lessons(k));
         }
         // (After the kept checks: the monitor's lesson tracker resumes from them.)
         let (sh, v, t) = (shared.clone(), topic_view.clone(), token.clone());
@@ -376,7 +373,7 @@ impl App {
             anyhow::bail!("cannot start the balance calculator: {e}");
         }
         if let Some(k) = &kept {
-            for _ in 0..crate::config::kept::extra_members(k) {
+            for _ in 0..crate::kept::extra_members(k) {
                 if let Err(e) = app.calculator.add().await {
                     warn!("a member kept from the last run was not added: {e}");
                     break;
@@ -397,7 +394,7 @@ impl App {
             .filter(|_| settings.explicit.is_some())
         {
             let (t, sh) = (app.kept.0.clone(), app.shared.clone());
-            app.kept.1 = Some(tokio::spawn(crate::config::kept::keep(sh, dir, t)));
+            app.kept.1 = Some(tokio::spawn(crate::kept::keep(sh, dir, t)));
         }
         Ok(app)
     }

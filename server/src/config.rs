@@ -8,7 +8,7 @@ use cashflow_shared::generator::GeneratorSettings;
 use clap::Parser;
 
 mod cli;
-pub mod kept;
+pub mod properties;
 
 pub use cli::Cli;
 
@@ -69,7 +69,7 @@ pub struct Settings {
     pub open_controls: bool,
     /// `Some` where the presenter's settings are kept across restarts (the `cashflow` binary):
     /// which of them the command line or the environment gave, so they win over the kept ones
-    /// (see [`crate::config::kept`]). `None` (tests, an embedding program): the settings are
+    /// (see [`crate::kept`]). `None` (tests, an embedding program): the settings are
     /// exactly as given, and nothing is kept.
     pub explicit: Option<Explicit>,
     pub store: StoreSettings,
@@ -88,7 +88,7 @@ pub struct Settings {
 }
 
 /// When the balance calculator snapshots its state (see `state_store`).
-/// Which of the settings [`crate::config::kept`] keeps the command line (or the environment)
+/// Which of the settings [`crate::kept`] keeps the command line (or the environment)
 /// set, so they win over the kept ones.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Explicit {

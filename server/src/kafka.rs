@@ -15,77 +15,12 @@ pub mod created_topics;
 pub mod ffi;
 pub mod managed;
 pub mod polled;
+pub mod progress;
 pub mod reader;
 pub mod topic_view;
 pub mod topics;
 
 use polled::{Futures, Polled};
-
-/// Property names whose values are secrets: never logged. Besides passwords, secrets and
-/// tokens: key passphrases, inline PEM keys and certificates (`ssl.key.pem`,
-/// `ssl.certificate.pem`, …), `*.key` values and the OAUTHBEARER configuration.
-pub fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passphrase",
-        "secret",
-        "token",
-        "sasl.oauthbearer.config",
-        "key.pem",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-        || k.ends_with(".pem")
-        || k.ends_with(".key")
-}
-
-/// `-X` properties as they may be logged.
-pub fn describe_properties(props: &[(String, String)]) -> String {
-    props
-        .iter()
-        .map(|(k, v)| {
-            if is_secret(k) {
-                format!("{k}=***")
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Checks `-X` properties with librdkafka itself, so a typo fails at start with its name: each
-/// one alone for unknown names and bad values, then all together, since some only make sense
-/// together (`security.protocol=sasl_ssl` needs its `sasl.mechanism`).
-pub fn validate_properties(props: &[(String, String)]) -> Result<(), String> {
-    let mut all = ClientConfig::new();
-    all.set("group.id", "cashflow-validate");
-    for (k, v) in props {
-        let mut cfg = ClientConfig::new();
-        cfg.set("group.id", "cashflow-validate").set(k, v);
-        if let Err(e @ KafkaError::ClientConfig(..)) = cfg.create::<BaseConsumer>() {
-            let shown = if is_secret(k) { "***" } else { v.as_str() };
-            return Err(format!("-X {k}={shown}: {}", kafka_reason(&e)));
-        }
-        all.set(k, v);
-    }
-    match all.create::<BaseConsumer>() {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "-X {}: {}",
-            describe_properties(props),
-            kafka_reason(&e)
-        )),
-    }
-}
-
-fn kafka_reason(e: &KafkaError) -> String {
-    match e {
-        KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
-        other => other.to_string(),
-    }
-}
 
 /// Base configuration for every client: bootstrap servers plus the `-X` passthrough.
 pub fn base_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
@@ -275,69 +210,79 @@ pub async fn delete_group(
     }
 }
 
+/// Configuration of a consumer in `group` that stores offsets only when told to
+/// (`store_offset_from_message` after processing) and auto-commits what was stored. What the
+/// at-least-once design depends on is fixed; the timings are defaults a user's `-X` overrides.
+pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -> ClientConfig {
+    let mut cfg = base_config(brokers, extra);
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    for (key, value) in CONSUMER_TIMINGS {
+        set_unless_given(&mut cfg, extra, key, value);
+    }
+    cfg
+}
+
+/// Consumer timings cashflow chooses, unless the user sets them with `-X`.
+const CONSUMER_TIMINGS: [(&str, &str); 4] = [
+    // Commits only what changed since the last one (none while idle); once a second, as often
+    // as the page's topic view asks for them (4 a second were a sixth of an idle demo's broker
+    // work: BENCHMARKS.md, "The managed broker at idle").
+    ("auto.commit.interval.ms", "1000"),
+    // A killed member's partitions move after 10 s, not librdkafka's 45.
+    ("session.timeout.ms", "10000"),
+    // A member learns of a rebalance (a member added in the ordering lesson) at its next
+    // heartbeat: within 2 s. Each heartbeat is a request to the broker, idle or not.
+    ("heartbeat.interval.ms", "2000"),
+    // librdkafka postpones a partition's next fetch by this much once its local queue is full
+    // (default 1 s): a consumer that drains the queue quickly then sits idle for most of every
+    // second. Measured (scripts/bench.sh's calculator): 246 k records/s with the default, 1.9 M
+    // with 10 ms for a client that only counts.
+    ("fetch.queue.backoff.ms", "10"),
+    // librdkafka's fetch.wait.max.ms (500 ms) stays: 2 000 ms saved little at idle and the small
+    // latency bench then saw single records wait 0.7–1.8 s at 1 and 10 tx/s (BENCHMARKS.md,
+    // "The managed Apache Kafka broker").
+];
+
+/// Sets `key` unless the user's `-X` did.
+pub fn set_unless_given(
+    cfg: &mut ClientConfig,
+    extra: &[(String, String)],
+    key: &str,
+    value: &str,
+) {
+    if !extra.iter().any(|(k, _)| k == key) {
+        cfg.set(key, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn props(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn secrets_are_redacted() {
-        let shown = describe_properties(&props(&[
-            ("sasl.username", "teacher"),
-            ("sasl.password", "p1"),
-            ("ssl.key.password", "p2"),
-            ("ssl.keystore.password", "p3"),
-            ("sasl.oauthbearer.client.secret", "p4"),
-            ("sasl.oauthbearer.config", "principal=x p5"),
-            ("ssl.key.pem", "p6"),
-            ("SASL.PASSWORD", "p7"),
-            ("ssl.key.passphrase", "p8"),
-            ("ssl.certificate.pem", "p9"),
-            ("ssl_engine.key", "p10"),
-            ("linger.ms", "5"),
-        ]));
-        for n in 1..=10 {
-            assert!(!shown.contains(&format!("p{n}")), "p{n} shown in {shown}");
-        }
-        assert!(shown.contains("sasl.username=teacher"));
-        assert!(shown.contains("sasl.password=***"));
-        assert!(shown.contains("linger.ms=5"));
-    }
-
-    #[test]
-    fn properties_are_checked_alone_and_together() {
-        assert!(validate_properties(&props(&[("linger.ms", "5")])).is_ok());
-        let e = validate_properties(&props(&[("linger.ms", "soon")])).unwrap_err();
-        assert!(e.contains("linger.ms"), "{e}");
-        let sasl = props(&[
-            ("security.protocol", "sasl_plaintext"),
-            ("sasl.mechanism", "PLAIN"),
-            ("sasl.username", "u"),
-            ("sasl.password", "secret-value"),
-        ]);
-        assert!(validate_properties(&sasl).is_ok());
-        // TLS and SCRAM are built in (librdkafka with OpenSSL).
-        let tls = props(&[
-            ("security.protocol", "sasl_ssl"),
-            ("sasl.mechanism", "SCRAM-SHA-512"),
-            ("sasl.username", "u"),
-            ("sasl.password", "p"),
-            ("ssl.endpoint.identification.algorithm", "https"),
-        ]);
-        assert_eq!(validate_properties(&tls), Ok(()));
-        let e = validate_properties(
-            &sasl[..1]
-                .iter()
-                .chain(&sasl[3..])
-                .cloned()
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_err();
-        assert!(!e.contains("secret-value"), "{e}");
+    fn a_users_timings_win_and_the_design_does_not_give_way() {
+        let extra: Vec<(String, String)> = [
+            ("session.timeout.ms", "30000"),
+            ("auto.commit.interval.ms", "5000"),
+            ("group.id", "someone-else"),
+            ("enable.auto.offset.store", "true"),
+            ("auto.offset.reset", "latest"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = consumer_config("127.0.0.1:9092", &extra, "cashflow-balance");
+        assert_eq!(cfg.get("session.timeout.ms"), Some("30000"));
+        assert_eq!(cfg.get("auto.commit.interval.ms"), Some("5000"));
+        assert_eq!(cfg.get("group.id"), Some("cashflow-balance"));
+        assert_eq!(cfg.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(cfg.get("auto.offset.reset"), Some("earliest"));
+        // Not set by the user: cashflow's.
+        assert_eq!(cfg.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(cfg.get("heartbeat.interval.ms"), Some("2000"));
     }
 }

@@ -5,11 +5,12 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`config`] | settings from defaults, environment and flags; what the presenter set, kept across restarts ([`config::kept`]) |
-//! | [`kafka`] | client configuration and callbacks, the topics and the broker watch ([`kafka::topics`]), the topic as the broker sees it ([`kafka::topic_view`]), the managed broker ([`kafka::managed`]) |
+//! | [`config`] | settings from defaults, environment and flags; the `-X` passthrough, checked and redacted ([`config::properties`]) |
+//! | [`kafka`] | client configuration and callbacks, the topics and the broker watch ([`kafka::topics`], [`kafka::progress`]), the topic as the broker sees it ([`kafka::topic_view`]), the managed broker ([`kafka::managed`]) |
 //! | [`pipeline`] | the producer, the logging consumer, the balance calculator and its group, the consume loop they share, dead letters |
-//! | [`store`] | the calculator's state: the ledger, its changelog snapshots, the restore |
-//! | [`state`] | what the tasks share with the HTTP server: small stores, one lock each, domain verbs |
+//! | [`store`] | the calculator's state store on Kafka: its changelog snapshots and the restore from them |
+//! | [`state`] | what the tasks share with the HTTP server: the ledger ([`state::ledger`]) and small stores, one lock each, domain verbs |
+//! | [`kept`] | what the presenter set, kept in the data dir across restarts |
 //! | [`monitor`] | derives what follows from the state (history, the invariant's flags, the lessons' checks) |
 //! | [`http`] | `/health`, the JSON API, `/metrics`, `/ws` and the hub that feeds it, the presenter's token |
 //! | [`lessons`] | the lessons that run clients or brokers of their own (delivery, replay, outage) |
@@ -19,7 +20,7 @@
 //!
 //! A record's way: [`pipeline::producer`] writes it keyed by account; [`pipeline::logging_consumer`]
 //! logs it into the feed; a member of the balance calculator ([`pipeline::balance_consumer`])
-//! applies it to the ledger ([`store::ledger`]) and stores its offset only after;
+//! applies it to the ledger ([`state::ledger`]) and stores its offset only after;
 //! [`store::changelog`] snapshots the partition; [`http::hub`] sends the change to every page
 //! in its next frame.
 
@@ -27,6 +28,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod kept;
 pub mod lessons;
 pub mod monitor;
 pub mod pipeline;

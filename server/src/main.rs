@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use cashflow::config::Cli;
-use cashflow::{App, kafka};
+use cashflow::App;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         if !settings.kafka.is_empty() {
-            info!(properties = %kafka::describe_properties(&settings.kafka), "librdkafka properties from -X");
+            info!(properties = %cashflow::config::properties::describe_properties(&settings.kafka), "librdkafka properties from -X");
         }
         // Listen before starting, so a signal during start-up still means a graceful stop.
         let signals = ShutdownSignals::new();

@@ -6,12 +6,11 @@
 //! - [`logging_consumer`] (its own group) logs every transaction and keeps a bounded feed of
 //!   recent ones.
 //! - [`balance_consumer`] (its own group, run as 1…N members by [`calculator_group`]) is the
-//!   authority for balances: it applies records to the ledger ([`crate::store`]), checks the
+//!   authority for balances: it applies records to the ledger ([`crate::state::ledger`]), checks the
 //!   producer's `new_balance`, and stores each offset only after its record is applied.
 //! - [`consume`] is the consume loop both consumers share (at-least-once, in-order dead-letter
 //!   settling, a final commit); [`dead_letters`] writes what cannot be applied to
-//!   `<topic>.dlq` and [`dead_letter_view`] reads it back for the page; [`progress`] notices a
-//!   calculator that has records to read and handles none.
+//!   `<topic>.dlq` and [`dead_letter_view`] reads it back for the page.
 
 pub mod balance_consumer;
 pub mod calculator_group;
@@ -20,4 +19,3 @@ pub mod dead_letter_view;
 pub mod dead_letters;
 pub mod logging_consumer;
 pub mod producer;
-pub mod progress;

@@ -13,7 +13,7 @@
 //! - [`protocol`]: the WebSocket messages between server and page; [`patch`]: the JSON merge
 //!   patches its deltas carry.
 //! - [`dashboard`]: the page's state reducer; [`chart`]: chart geometry.
-//! - [`format`]: money, labels and clock times as the page writes them.
+//! - [`format`](mod@format): money, labels and clock times as the page writes them.
 //! - [`flow`]: the real records the page animates (every one at classroom rates, a sample above).
 //! - [`group`]: the calculator's consumer group: owners and the rebalance timeline.
 //! - [`invariant`]: the producer's acknowledged nets against the calculator's applied ones.

@@ -350,7 +350,7 @@ impl Delta {
 }
 
 /// A frame from the server. Written with its `type` first (serde's internally tagged form); read
-/// by [`read`]'s `Deserialize`, which needs it first.
+/// by `read`'s `Deserialize`, which needs it first.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {

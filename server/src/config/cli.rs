@@ -176,7 +176,7 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Which of the settings [`crate::config::kept`] keeps were given on the command line or
+    /// Which of the settings [`crate::kept`] keeps were given on the command line or
     /// in the environment (they win over the kept ones).
     pub fn explicit(matches: &clap::ArgMatches) -> super::Explicit {
         let given = |id: &str| {
@@ -259,7 +259,7 @@ impl Cli {
             None => Vec::new(),
         };
         kafka.extend(self.kafka);
-        crate::kafka::validate_properties(&kafka)?;
+        crate::config::properties::validate_properties(&kafka)?;
         let limit = |v: u64, unit: u64, flag: &str| match v {
             0 => Ok(-1),
             v => v

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Settings;
-use crate::pipeline::consume::consumer_config;
+use crate::kafka::consumer_config;
 
 /// The reader's client context: reaching a partition's end is how a read finishes, not an
 /// error worth a log line; other errors surface through `poll`.

@@ -349,7 +349,7 @@ pub async fn run(
     demand: Demand,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    if !crate::pipeline::consume::until_ready(&mut ready, &token).await {
+    if !crate::kafka::topics::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     let mut asker = Asker {

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::kafka::Context;
 use crate::kafka::created_topics::CreatedTopics;
 use crate::kafka::ffi::TopicId;
-use crate::pipeline::progress::Stall;
+use crate::kafka::progress::Stall;
 use crate::state::{RestoredView, Shared};
 
 /// The dead-letter topic of `topic`: records that are not transactions go there, with the reason
@@ -355,4 +355,12 @@ async fn check_once(
     Err(CheckError::Topic(
         "created, but not in the metadata after 2 s".into(),
     ))
+}
+
+/// Waits until the topic is ready; false if `token` was cancelled first (or the app is gone).
+pub async fn until_ready(ready: &mut watch::Receiver<bool>, token: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = token.cancelled() => false,
+        r = ready.wait_for(|r| *r) => r.is_ok(),
+    }
 }

@@ -33,7 +33,8 @@ use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::kafka::Context;
-use crate::pipeline::consume::{RateLimitedLog, consumer_config};
+use crate::kafka::consumer_config;
+use crate::pipeline::consume::RateLimitedLog;
 use crate::state::Shared;
 
 const ROLE: &str = "naive calculator";

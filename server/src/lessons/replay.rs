@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::kafka::Context;
-use crate::pipeline::consume::consumer_config;
+use crate::kafka::consumer_config;
 use crate::state::Shared;
 
 /// A replay gives up after this long (a topic growing faster than it reads).

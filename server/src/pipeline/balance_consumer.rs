@@ -94,7 +94,7 @@ pub async fn run(
     restore_done: watch::Sender<bool>,
     faults: Arc<FaultPoints>,
 ) -> anyhow::Result<()> {
-    if !crate::pipeline::consume::until_ready(&mut ready, &token).await {
+    if !crate::kafka::topics::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     if member == 1 && !*restore_done.borrow() {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -16,7 +15,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::kafka::{Context, base_config};
+use crate::kafka::topics::until_ready;
+use crate::kafka::{Context, consumer_config};
 use crate::pipeline::dead_letters::DeadLetters;
 use crate::state::Shared;
 
@@ -32,63 +32,6 @@ pub fn is_transient(e: &KafkaError) -> bool {
         e,
         KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal) | KafkaError::ClientCreation(_)
     ) && !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal))
-}
-
-/// Configuration of a consumer in `group` that stores offsets only when told to
-/// (`store_offset_from_message` after processing) and auto-commits what was stored. What the
-/// at-least-once design depends on is fixed; the timings are defaults a user's `-X` overrides.
-pub fn consumer_config(brokers: &str, extra: &[(String, String)], group: &str) -> ClientConfig {
-    let mut cfg = base_config(brokers, extra);
-    cfg.set("group.id", group)
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky");
-    for (key, value) in CONSUMER_TIMINGS {
-        set_unless_given(&mut cfg, extra, key, value);
-    }
-    cfg
-}
-
-/// Consumer timings cashflow chooses, unless the user sets them with `-X`.
-const CONSUMER_TIMINGS: [(&str, &str); 4] = [
-    // Commits only what changed since the last one (none while idle); once a second, as often
-    // as the page's topic view asks for them (4 a second were a sixth of an idle demo's broker
-    // work: BENCHMARKS.md, "The managed broker at idle").
-    ("auto.commit.interval.ms", "1000"),
-    // A killed member's partitions move after 10 s, not librdkafka's 45.
-    ("session.timeout.ms", "10000"),
-    // A member learns of a rebalance (a member added in the ordering lesson) at its next
-    // heartbeat: within 2 s. Each heartbeat is a request to the broker, idle or not.
-    ("heartbeat.interval.ms", "2000"),
-    // librdkafka postpones a partition's next fetch by this much once its local queue is full
-    // (default 1 s): a consumer that drains the queue quickly then sits idle for most of every
-    // second. Measured (scripts/bench.sh's calculator): 246 k records/s with the default, 1.9 M
-    // with 10 ms for a client that only counts.
-    ("fetch.queue.backoff.ms", "10"),
-    // librdkafka's fetch.wait.max.ms (500 ms) stays: 2 000 ms saved little at idle and the small
-    // latency bench then saw single records wait 0.7–1.8 s at 1 and 10 tx/s (BENCHMARKS.md,
-    // "The managed Apache Kafka broker").
-];
-
-/// Sets `key` unless the user's `-X` did.
-pub fn set_unless_given(
-    cfg: &mut ClientConfig,
-    extra: &[(String, String)],
-    key: &str,
-    value: &str,
-) {
-    if !extra.iter().any(|(k, _)| k == key) {
-        cfg.set(key, value);
-    }
-}
-
-/// Waits until the topic is ready; false if `token` was cancelled first (or the app is gone).
-pub async fn until_ready(ready: &mut watch::Receiver<bool>, token: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = token.cancelled() => false,
-        r = ready.wait_for(|r| *r) => r.is_ok(),
-    }
 }
 
 /// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
@@ -473,33 +416,5 @@ pub async fn consume(
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_users_timings_win_and_the_design_does_not_give_way() {
-        let extra: Vec<(String, String)> = [
-            ("session.timeout.ms", "30000"),
-            ("auto.commit.interval.ms", "5000"),
-            ("group.id", "someone-else"),
-            ("enable.auto.offset.store", "true"),
-            ("auto.offset.reset", "latest"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let cfg = consumer_config("127.0.0.1:9092", &extra, "cashflow-balance");
-        assert_eq!(cfg.get("session.timeout.ms"), Some("30000"));
-        assert_eq!(cfg.get("auto.commit.interval.ms"), Some("5000"));
-        assert_eq!(cfg.get("group.id"), Some("cashflow-balance"));
-        assert_eq!(cfg.get("enable.auto.offset.store"), Some("false"));
-        assert_eq!(cfg.get("auto.offset.reset"), Some("earliest"));
-        // Not set by the user: cashflow's.
-        assert_eq!(cfg.get("fetch.queue.backoff.ms"), Some("10"));
-        assert_eq!(cfg.get("heartbeat.interval.ms"), Some("2000"));
     }
 }

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::kafka::Context;
+use crate::kafka::consumer_config;
 use crate::kafka::topics::dlq_topic;
-use crate::pipeline::consume::consumer_config;
 use crate::state::Shared;
 
 /// One record of the dead-letter topic as the panel shows it.
@@ -54,7 +54,7 @@ pub async fn run(
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
-    if !crate::pipeline::consume::until_ready(&mut ready, &token).await {
+    if !crate::kafka::topics::until_ready(&mut ready, &token).await {
         return Ok(());
     }
     let topic = dlq_topic(&settings.topic);
@@ -66,12 +66,7 @@ pub async fn run(
     cfg.set("enable.auto.commit", "false");
     // Apache Kafka answers a waiting fetch as soon as a letter arrives: a long wait costs no
     // latency, and an idle page's fetches become rare.
-    crate::pipeline::consume::set_unless_given(
-        &mut cfg,
-        &settings.kafka,
-        "fetch.wait.max.ms",
-        "2000",
-    );
+    crate::kafka::set_unless_given(&mut cfg, &settings.kafka, "fetch.wait.max.ms", "2000");
     let consumer: Arc<StreamConsumer<Context>> =
         Arc::new(cfg.create_with_context(Context::new(&shared, "dead-letter view"))?);
     // Where to start: a few letters before each partition's end (blocking calls, off the

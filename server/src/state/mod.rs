@@ -23,6 +23,7 @@ pub mod feed;
 pub mod flow;
 pub mod group;
 pub mod health;
+pub mod ledger;
 pub mod lessons;
 pub mod producer;
 pub mod store;
@@ -37,7 +38,7 @@ use cashflow_shared::protocol::{MAX_SHOWN_PARTITIONS, PartitionView};
 use cashflow_shared::{AccountId, Ledger};
 use tokio::sync::{Notify, watch};
 
-use crate::store::ledger::LedgerStore;
+use crate::state::ledger::LedgerStore;
 
 pub use feed::RECENT_CAPACITY;
 pub use lessons::Versioned;

@@ -224,7 +224,7 @@ impl Ledger {
     }
 
     /// [`apply`](Self::apply), knowing what the record's Kafka key was: it decides how the
-    /// producer's balance is checked ([`check_for`](Self::check_for)) and the ordering lesson's
+    /// producer's balance is checked (`check_for`) and the ordering lesson's
     /// control ([`crate::ordering::OrderingStats::keyed_violations`]).
     pub fn apply_keyed(&mut self, tx: &impl TxFields, pos: Position, key: RecordKey) -> Outcome {
         let opening = self.opening;

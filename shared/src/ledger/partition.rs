@@ -207,7 +207,7 @@ impl PartitionLedger {
         }
     }
 
-    /// Dead letters decided and not yet acknowledged (see [`Ledger::dead_letter_pending`]).
+    /// Dead letters decided and not yet acknowledged (see [`crate::Ledger::dead_letter_pending`]).
     pub fn unconfirmed(&self) -> u32 {
         self.unconfirmed
     }
