@@ -228,7 +228,34 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
         let (view_tx, topic_view) = crate::kafka::topic_view::channel();
-        let hub = Hub::new(shared.clone(), topic_view.clone(), &settings.group_prefix);
+        let lessons = Arc::new(crate::lessons::Lessons::new(vec![
+            Arc::new(crate::lessons::naive_calculator::NaiveCalculator::new(
+                settings.clone(),
+                brokers.clone(),
+                shared.clone(),
+                tracker.clone(),
+                consumers.clone(),
+            )),
+            Arc::new(crate::lessons::replay::Replays::new(
+                settings.clone(),
+                brokers.clone(),
+                shared.clone(),
+                tracker.clone(),
+                consumers.clone(),
+            )),
+            Arc::new(crate::lessons::outage::Outages::new(
+                managed.clone(),
+                shared.clone(),
+                tracker.clone(),
+                consumers.clone(),
+            )),
+        ]));
+        let hub = Hub::new(
+            shared.clone(),
+            lessons.clone(),
+            topic_view.clone(),
+            &settings.group_prefix,
+        );
         let topic_demand = {
             let h = hub.clone();
             crate::kafka::topic_view::Demand::new(move || h.viewers())
@@ -293,20 +320,6 @@ impl App {
                 Ok(())
             }
         });
-        let replays = Arc::new(crate::lessons::replay::Replays::new(
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            tracker.clone(),
-            consumers.clone(),
-        ));
-        let naive = Arc::new(crate::lessons::naive_calculator::NaiveCalculator::new(
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            tracker.clone(),
-            consumers.clone(),
-        ));
         let metrics =
             crate::http::metrics::Metrics::new(shared.clone(), hub.clone(), topic_view.clone());
         let state = http::AppState {
@@ -320,22 +333,14 @@ impl App {
             topic_view,
             topic_demand,
             calculator: calculator.clone(),
-            replays: replays.clone(),
-            outages: Arc::new(crate::lessons::outage::Outages::new(
-                managed.clone(),
-                shared.clone(),
-                tracker.clone(),
-                consumers.clone(),
-            )),
-            naive: naive.clone(),
+            lessons: lessons.clone(),
             reset: Arc::new(crate::reset::Reset::new(crate::reset::Parts {
                 settings: settings.clone(),
                 brokers: brokers.clone(),
                 shared: shared.clone(),
                 producer: handle.clone(),
                 calculator: calculator.clone(),
-                naive,
-                replays,
+                lessons,
                 restored: restored.clone(),
                 tracker: tracker.clone(),
                 created,

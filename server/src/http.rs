@@ -33,6 +33,7 @@ pub fn router(state: AppState, web_dir: &Path) -> Router {
         .route("/api/recent", get(recent))
         .route("/api/topic", get(topic))
         .route("/api/dead-letters", get(dead_letters))
+        .route("/api/lessons", get(lessons))
         // Any other API path is a JSON 404, not the page's HTML.
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
@@ -234,6 +235,13 @@ async fn producer(State(s): State<AppState>) -> Json<ProducerStats> {
 #[derive(Deserialize)]
 struct RecentQuery {
     limit: Option<usize>,
+}
+
+/// `GET /api/lessons`: every lesson of the panel, its texts and its checks now.
+async fn lessons(State(s): State<AppState>) -> Json<Vec<crate::lessons::Listed>> {
+    Json(crate::lessons::Lessons::listed(
+        &s.shared.lessons().checks().get(),
+    ))
 }
 
 /// `GET /api/dead-letters`: the newest records of the dead-letter topic, read back from it.

@@ -1,4 +1,7 @@
-//! The lessons that run Kafka clients or brokers of their own, on the presenter's command:
+//! The lessons that run Kafka clients or brokers of their own, on the presenter's command,
+//! each a [`Lesson`], gathered in [`Lessons`] (the one dispatcher: the WebSocket's commands,
+//! the hub's frames, the demo's reset and `GET /api/lessons` go through it and name no
+//! lesson):
 //!
 //! - [`naive_calculator`]: delivery semantics, a deliberately naive calculator beside the exact
 //!   one.
@@ -6,9 +9,161 @@
 //!   live one.
 //! - [`outage`]: the managed broker (or one node of three) stopped and started again.
 //!
-//! Their statuses live in [`crate::state::lessons`]; the guided checks in
-//! [`cashflow_shared::lessons`], fed by [`crate::monitor`].
+//! The other lessons (ordering, poison pills, back-pressure) use the pipeline's own commands
+//! (keys, members, injected records, a maximum lag) and have no module here. Every lesson's
+//! texts and checks are in [`cashflow_shared::lessons`], fed by [`crate::monitor`]; their
+//! statuses live in [`crate::state::lessons`].
 
 pub mod naive_calculator;
 pub mod outage;
 pub mod replay;
+
+use std::sync::Arc;
+
+use cashflow_shared::command::Command;
+use cashflow_shared::lessons::{LessonId, LessonStatus, Text};
+use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+/// A lesson with machinery of its own in the server.
+pub trait Lesson: Send + Sync {
+    /// Its row of the lesson panel.
+    fn id(&self) -> LessonId;
+
+    /// Whether `command` is one of this lesson's.
+    fn takes(&self, command: &Command) -> bool;
+
+    /// Carries out one of its commands ([`takes`](Self::takes)): the reply for the page.
+    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg>;
+
+    /// Its status, in a new viewer's snapshot.
+    fn show(&self, snapshot: &mut Snapshot);
+
+    /// Its status in `delta` if it changed since version `seen` (then `seen` moves on).
+    fn changes(&self, seen: &mut u64, delta: &mut Delta);
+
+    /// Why the demo's reset must wait, if it must (e.g. a broker is down).
+    fn holds_reset(&self) -> Option<String> {
+        None
+    }
+
+    /// Stops what it runs (the demo's reset, before the topic goes).
+    fn stop(&self) {}
+
+    /// Forgets its last run (the demo's reset).
+    fn forget(&self);
+}
+
+/// Every lesson with a module here, in the panel's order.
+pub struct Lessons {
+    all: Vec<Arc<dyn Lesson>>,
+}
+
+/// A lesson as `GET /api/lessons` lists it: its texts and its checks now.
+#[derive(Serialize)]
+pub struct Listed {
+    pub id: LessonId,
+    #[serde(flatten)]
+    pub text: TextView,
+    pub status: Option<LessonStatus>,
+    pub done: bool,
+}
+
+/// [`Text`] as JSON.
+#[derive(Serialize)]
+pub struct TextView {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub explain: &'static str,
+    pub steps: &'static [&'static str],
+    pub watch: &'static str,
+    pub control: Option<&'static str>,
+}
+
+impl From<&'static Text> for TextView {
+    fn from(t: &'static Text) -> Self {
+        TextView {
+            name: t.name,
+            title: t.title,
+            explain: t.explain,
+            steps: t.steps,
+            watch: t.watch,
+            control: t.control,
+        }
+    }
+}
+
+impl Lessons {
+    pub fn new(mut all: Vec<Arc<dyn Lesson>>) -> Lessons {
+        all.sort_by_key(|l| l.id() as usize);
+        Lessons { all }
+    }
+
+    /// Whether `command` is some lesson's.
+    pub fn takes(&self, command: &Command) -> bool {
+        self.all.iter().any(|l| l.takes(command))
+    }
+
+    /// The reply to `command` if a lesson takes it (`None`: not a lesson's command).
+    pub async fn command(&self, id: Option<u64>, command: Command) -> Option<ServerMsg> {
+        let lesson = self.all.iter().find(|l| l.takes(&command))?;
+        Some(lesson.command(id, command).await)
+    }
+
+    /// Every lesson's status, into a new viewer's snapshot.
+    pub fn show(&self, snapshot: &mut Snapshot) {
+        for l in &self.all {
+            l.show(snapshot);
+        }
+    }
+
+    /// The versions of every lesson's status now, to start [`changes`](Self::changes) from.
+    pub fn seen_now(&self) -> Vec<u64> {
+        let mut seen = vec![0; self.all.len()];
+        self.changes(&mut seen, &mut Delta::default());
+        seen
+    }
+
+    /// Every lesson's status that changed since `seen`, into `delta`.
+    pub fn changes(&self, seen: &mut [u64], delta: &mut Delta) {
+        for (l, seen) in self.all.iter().zip(seen.iter_mut()) {
+            l.changes(seen, delta);
+        }
+    }
+
+    /// Why the demo's reset must wait, if some lesson says so.
+    pub fn hold_reset(&self) -> Option<String> {
+        self.all.iter().find_map(|l| l.holds_reset())
+    }
+
+    /// Stops what every lesson runs.
+    pub fn stop(&self) {
+        for l in &self.all {
+            l.stop();
+        }
+    }
+
+    /// Every lesson forgets its last run.
+    pub fn forget(&self) {
+        for l in &self.all {
+            l.forget();
+        }
+    }
+
+    /// Every lesson of the panel (those without a module here too), with `checks`' status.
+    pub fn listed(checks: &cashflow_shared::lessons::LessonsStatus) -> Vec<Listed> {
+        cashflow_shared::lessons::LESSONS
+            .iter()
+            .map(|l| {
+                let status = checks.get(l.id).cloned();
+                Listed {
+                    id: l.id,
+                    text: l.text.into(),
+                    done: status.as_ref().is_some_and(|s| s.done()),
+                    status,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-use cashflow::config::Cli;
 use cashflow::App;
+use cashflow::config::Cli;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::info;
 use tracing_subscriber::EnvFilter;

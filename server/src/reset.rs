@@ -27,8 +27,7 @@ use crate::kafka::created_topics::CreatedTopics;
 use crate::kafka::ffi::{TopicId, topic_ids};
 use crate::kafka::topics::dlq_topic;
 use crate::kafka::{ADMIN_ROLE, Context, base_config};
-use crate::lessons::naive_calculator::NaiveCalculator;
-use crate::lessons::replay::Replays;
+use crate::lessons::Lessons;
 use crate::pipeline::calculator_group::CalculatorGroup;
 use crate::pipeline::producer::ProducerHandle;
 use crate::state::{RestoredView, Shared};
@@ -42,8 +41,7 @@ pub struct Parts {
     pub shared: Arc<Shared>,
     pub producer: ProducerHandle,
     pub calculator: Arc<CalculatorGroup>,
-    pub naive: Arc<NaiveCalculator>,
-    pub replays: Arc<Replays>,
+    pub lessons: Arc<Lessons>,
     pub restored: RestoredView,
     pub tracker: TaskTracker,
     /// The topics this cashflow created: the only ones a reset deletes.
@@ -63,7 +61,7 @@ impl Reset {
         }
     }
 
-    /// Starts a reset, unless one (or an outage) is under way, the command names another
+    /// Starts a reset, unless one is under way or a lesson holds it (an outage under way), the command names another
     /// topic than this demo's (the confirmation is checked here, not only on the page), or a
     /// topic it would delete is not one this cashflow created; it goes on in the background.
     pub async fn start(&self, topic: &str) -> Result<(), String> {
@@ -73,8 +71,8 @@ impl Reset {
                 "the reset names topic {topic:?}, but this demo's topic is {ours:?}: nothing was deleted"
             ));
         }
-        if !self.parts.shared.lessons().outage().get().finished() {
-            return Err("an outage is under way: reset once it is over".into());
+        if let Some(why) = self.parts.lessons.hold_reset() {
+            return Err(why);
         }
         if self.running.swap(true, Ordering::SeqCst) {
             return Err("a reset is under way".into());
@@ -170,13 +168,6 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()>
     Ok(())
 }
 
-fn clear_lesson_runs(shared: &Shared) {
-    let lessons = shared.lessons();
-    lessons.naive().set(Default::default());
-    lessons.replay().set(Default::default());
-    lessons.outage().set(Default::default());
-}
-
 async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> {
     let shared = &p.shared;
     let generator = shared.producer().generator().unwrap_or_default();
@@ -187,11 +178,10 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
         shared.producer().counts().in_flight() == 0
     })
     .await?;
-    p.naive.stop();
-    p.replays.stop();
+    p.lessons.stop();
     // The lessons' runs are forgotten before the topic goes: the checks start over when the
     // re-created topic is noticed, and must not find the old runs then.
-    clear_lesson_runs(shared);
+    p.lessons.forget();
     p.calculator.set_paused(false);
     while p.calculator.remove().await.is_ok() {}
 
@@ -263,7 +253,7 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     shared.health().clear_error();
     // Again (a run stopping may have written its status since), and the checks over once more
     // with them (`start_afresh` did, before this).
-    clear_lesson_runs(shared);
+    p.lessons.forget();
     shared.lessons().reset_checks();
     cmd(Command::SetKeys {
         keys: KeyStrategy::ByAccount,

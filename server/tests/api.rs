@@ -19,6 +19,38 @@ async fn error(url: &str) -> (u16, serde_json::Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lessons_are_listed_in_the_panels_order_with_their_checks() {
+    let app = spawn_app(Broker::Apache, &unique("api-lessons")).await;
+    let listed: Vec<serde_json::Value> = app.get("/api/lessons").await;
+    let names: Vec<&str> = listed.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ordering",
+            "delivery",
+            "replay",
+            "poison",
+            "outage",
+            "back_pressure"
+        ]
+    );
+    for l in &listed {
+        assert_eq!(l["id"], l["name"], "{l}");
+        assert!(l["title"].as_str().is_some_and(|t| !t.is_empty()), "{l}");
+        assert!(l["steps"].as_array().is_some_and(|s| !s.is_empty()), "{l}");
+        assert_eq!(l["status"]["experiment"]["state"], "not_run", "{l}");
+        assert_eq!(l["done"], false, "{l}");
+        // A control case where the lesson has one, and its status beside it.
+        assert_eq!(
+            l["control"].is_null(),
+            l["status"]["control"].is_null(),
+            "{l}"
+        );
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_and_bad_queries_get_json_errors() {
     let app = spawn_app(Broker::Apache, &unique("api")).await;
     for path in ["/api", "/api/nope", "/api/balances/7", "/api/topic/x/y"] {

@@ -56,6 +56,16 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
         (l.get(LessonId::Poison)?.experiment.state == CaseState::Happened).then_some(())
     })
     .await;
+    // The same, as `GET /api/lessons` lists it.
+    let listed: Vec<serde_json::Value> = app.get("/api/lessons").await;
+    let poison = listed
+        .iter()
+        .find(|l| l["name"] == "poison")
+        .expect("the poison lesson listed");
+    assert_eq!(
+        poison["status"]["experiment"]["state"], "happened",
+        "{poison}"
+    );
     let failed_before = app.producer_counts().failed;
 
     // The confirmation is the topic's name, checked by the server.
@@ -91,6 +101,13 @@ async fn reset_gives_a_fresh_demo(broker: Broker) {
         .then_some(())
     })
     .await;
+    let listed: Vec<serde_json::Value> = app.get("/api/lessons").await;
+    assert!(
+        listed
+            .iter()
+            .all(|l| l["status"]["experiment"]["state"] != "happened"),
+        "{listed:?}"
+    );
     // The presenter's own reset is no warning (issue 21: the "topic was deleted and created
     // again" banner stayed after a deliberate reset).
     let store = app.store();

@@ -24,12 +24,8 @@ pub struct AppState {
     pub topic_demand: crate::kafka::topic_view::Demand,
     /// The balance calculator's members (added, removed, paused from the page).
     pub calculator: Arc<crate::pipeline::calculator_group::CalculatorGroup>,
-    /// The replay lesson's calculator.
-    pub replays: Arc<crate::lessons::replay::Replays>,
-    /// The delivery-semantics lesson's naive calculator.
-    pub naive: Arc<crate::lessons::naive_calculator::NaiveCalculator>,
-    /// The outage lesson (stops the managed broker for a while).
-    pub outages: Arc<crate::lessons::outage::Outages>,
+    /// The lessons with machinery of their own (their commands go to them).
+    pub lessons: Arc<crate::lessons::Lessons>,
     /// "Reset the demo".
     pub reset: Arc<crate::reset::Reset>,
     /// What `/metrics` renders.

@@ -71,6 +71,8 @@ pub struct Hub {
     /// The other end, taken by [`Hub::run`].
     joins_rx: Arc<std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<Joined>>>>>,
     topic_view: crate::kafka::topic_view::TopicViews,
+    /// The lessons with statuses of their own.
+    lessons: Arc<crate::lessons::Lessons>,
     /// cashflow's group prefix: its groups are shown first.
     prefix: Arc<str>,
 }
@@ -83,6 +85,7 @@ impl Hub {
 
     pub fn new(
         shared: Arc<Shared>,
+        lessons: Arc<crate::lessons::Lessons>,
         topic_view: crate::kafka::topic_view::TopicViews,
         prefix: &str,
     ) -> Hub {
@@ -94,6 +97,7 @@ impl Hub {
             joins,
             joins_rx: Arc::new(std::sync::Mutex::new(Some(joins_rx))),
             topic_view,
+            lessons,
             prefix: Arc::from(prefix),
         }
     }
@@ -149,8 +153,7 @@ impl Hub {
     /// whole when they change, so reading them fresh cannot leave a viewer behind).
     fn snapshot(&self, sent: &Sent) -> ServerMsg {
         let broker = self.shared.health().broker();
-        let lessons = self.shared.lessons();
-        ServerMsg::Snapshot(Box::new(Snapshot {
+        let mut snapshot = Snapshot {
             topic: self.shared.topic().to_owned(),
             opening_balance: self.shared.ledger().opening_balance(),
             accounts: sent.accounts.values().cloned().collect(),
@@ -169,11 +172,14 @@ impl Hub {
             group: sent.group.clone(),
             flow: self.shared.flow().all(),
             dead_letters: self.shared.feed().dead_letters().0,
-            replay: lessons.replay().get(),
-            naive: lessons.naive().get(),
-            outage: lessons.outage().get(),
-            lessons: lessons.checks().get(),
-        }))
+            // Each lesson's own status is its to show.
+            replay: Default::default(),
+            naive: Default::default(),
+            outage: Default::default(),
+            lessons: self.shared.lessons().checks().get(),
+        };
+        self.lessons.show(&mut snapshot);
+        ServerMsg::Snapshot(Box::new(snapshot))
     }
 
     /// Answers `first` and every other join waiting now with one snapshot. The parts sent whole
@@ -261,12 +267,10 @@ impl Hub {
         };
         let mut topic_views = self.topic_view.clone();
         let mut flow_version = 0u64;
-        let lessons = self.shared.lessons();
+        let checks = self.shared.lessons().checks();
         let mut letters_version = self.shared.feed().dead_letters().2;
-        let mut replay_version = lessons.replay().version();
-        let mut naive_version = lessons.naive().version();
-        let mut outage_version = lessons.outage().version();
-        let mut checks_version = lessons.checks().version();
+        let mut lessons_seen = self.lessons.seen_now();
+        let mut checks_version = checks.version();
         let mut log_seq = 0u64;
         let mut last_shown = start;
         let mut shown = self.choose_shown();
@@ -420,21 +424,10 @@ impl Hub {
                         letters_version = v;
                         letters
                     });
-            delta.replay = lessons.replay().since(replay_version).map(|(r, v)| {
-                replay_version = v;
-                r
-            });
-            delta.naive = lessons.naive().since(naive_version).map(|(n, v)| {
-                naive_version = v;
-                n
-            });
-            delta.lessons = lessons.checks().since(checks_version).map(|(c, v)| {
+            self.lessons.changes(&mut lessons_seen, &mut delta);
+            delta.lessons = checks.since(checks_version).map(|(c, v)| {
                 checks_version = v;
                 c
-            });
-            delta.outage = lessons.outage().since(outage_version).map(|(o, v)| {
-                outage_version = v;
-                o
             });
             primed = true;
             // A quiet look gives its frame's slot back; with no viewer the slot is spent all the

@@ -247,6 +247,9 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
             message: e.to_string(),
         });
     }
+    if state.lessons.takes(&command) {
+        return state.lessons.command(id, command).await;
+    }
     match command {
         Command::Login { .. } => None, // answered above
         Command::Hello { protocol } if protocol == PROTOCOL_VERSION => None,
@@ -256,45 +259,9 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
             ),
         }),
         c if c.target() == Target::Calculator => Some(calculator_command(&c, state, id).await),
-        c if c.target() == Target::Replay => Some(match c {
-            Command::StartReplay => match state.replays.start() {
-                Ok(replay) => ServerMsg::Replay { id, replay },
-                Err(message) => ServerMsg::Error { id, message },
-            },
-            _ => ServerMsg::Replay {
-                id,
-                replay: state.replays.stop(),
-            },
-        }),
         Command::ResetDemo { topic } => Some(match state.reset.start(&topic).await {
             Ok(()) => ServerMsg::Reset { id },
             Err(message) => ServerMsg::Error { id, message },
-        }),
-        Command::StopBroker { seconds } => Some(match state.outages.start(seconds) {
-            Ok(outage) => ServerMsg::Outage { id, outage },
-            Err(message) => ServerMsg::Error { id, message },
-        }),
-        Command::StopNode { node } => Some(match state.outages.stop_node(node).await {
-            Ok(outage) => ServerMsg::Outage { id, outage },
-            Err(message) => ServerMsg::Error { id, message },
-        }),
-        Command::StartNode { node } => Some(match state.outages.start_node(node).await {
-            Ok(outage) => ServerMsg::Outage { id, outage },
-            Err(message) => ServerMsg::Error { id, message },
-        }),
-        c if c.target() == Target::Naive => Some(match c {
-            Command::StartNaive { delivery } => match state.naive.start(delivery) {
-                Ok(naive) => ServerMsg::Naive { id, naive },
-                Err(message) => ServerMsg::Error { id, message },
-            },
-            Command::CrashNaive => match state.naive.crash() {
-                Ok(naive) => ServerMsg::Naive { id, naive },
-                Err(message) => ServerMsg::Error { id, message },
-            },
-            _ => ServerMsg::Naive {
-                id,
-                naive: state.naive.stop(),
-            },
         }),
         c => Some(match state.producer.send(c).await {
             Ok((generator, transaction)) => ServerMsg::Ack {

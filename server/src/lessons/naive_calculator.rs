@@ -12,6 +12,9 @@
 //! balances are compared with the exact ones partition by partition whenever both have read a
 //! partition to the same offset.
 
+use cashflow_shared::command::Command;
+use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
+use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -565,6 +568,56 @@ fn load(file: &Path) -> anyhow::Result<(NaiveBook, usize)> {
     }
     let n = entries.len();
     Ok((NaiveBook::from_entries(entries), n))
+}
+
+impl crate::lessons::Lesson for NaiveCalculator {
+    fn id(&self) -> cashflow_shared::lessons::LessonId {
+        cashflow_shared::lessons::LessonId::Delivery
+    }
+
+    fn takes(&self, command: &Command) -> bool {
+        matches!(
+            command,
+            Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive
+        )
+    }
+
+    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
+        let reply = match command {
+            Command::StartNaive { delivery } => match self.start(delivery) {
+                Ok(naive) => ServerMsg::Naive { id, naive },
+                Err(message) => ServerMsg::Error { id, message },
+            },
+            Command::CrashNaive => match self.crash() {
+                Ok(naive) => ServerMsg::Naive { id, naive },
+                Err(message) => ServerMsg::Error { id, message },
+            },
+            _ => ServerMsg::Naive {
+                id,
+                naive: NaiveCalculator::stop(self),
+            },
+        };
+        Box::pin(std::future::ready(reply))
+    }
+
+    fn show(&self, snapshot: &mut Snapshot) {
+        snapshot.naive = self.shared.lessons().naive().get();
+    }
+
+    fn changes(&self, seen: &mut u64, delta: &mut Delta) {
+        delta.naive = self.shared.lessons().naive().since(*seen).map(|(n, v)| {
+            *seen = v;
+            n
+        });
+    }
+
+    fn stop(&self) {
+        NaiveCalculator::stop(self);
+    }
+
+    fn forget(&self) {
+        self.shared.lessons().naive().set(Default::default());
+    }
 }
 
 #[cfg(test)]

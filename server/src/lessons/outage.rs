@@ -6,6 +6,9 @@
 //! outcome: every send acknowledged (none failed), no record refused as a duplicate, and the
 //! invariant holding again; the time from the broker's return to that is the recovery time.
 
+use cashflow_shared::command::Command;
+use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
+use futures_util::future::BoxFuture;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -239,4 +242,52 @@ async fn run(
     let o = shared.lessons().outage().get();
     info!(state = ?o.state, recovery_ms = o.recovery_ms, "outage lesson over");
     Ok(())
+}
+
+impl crate::lessons::Lesson for Outages {
+    fn id(&self) -> cashflow_shared::lessons::LessonId {
+        cashflow_shared::lessons::LessonId::Outage
+    }
+
+    fn takes(&self, command: &Command) -> bool {
+        matches!(
+            command,
+            Command::StopBroker { .. } | Command::StopNode { .. } | Command::StartNode { .. }
+        )
+    }
+
+    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
+        Box::pin(async move {
+            let done = match command {
+                Command::StopBroker { seconds } => self.start(seconds),
+                Command::StopNode { node } => self.stop_node(node).await,
+                Command::StartNode { node } => self.start_node(node).await,
+                other => Err(format!("not an outage command: {other:?}")),
+            };
+            match done {
+                Ok(outage) => ServerMsg::Outage { id, outage },
+                Err(message) => ServerMsg::Error { id, message },
+            }
+        })
+    }
+
+    fn show(&self, snapshot: &mut Snapshot) {
+        snapshot.outage = self.shared.lessons().outage().get();
+    }
+
+    fn changes(&self, seen: &mut u64, delta: &mut Delta) {
+        delta.outage = self.shared.lessons().outage().since(*seen).map(|(o, v)| {
+            *seen = v;
+            o
+        });
+    }
+
+    fn holds_reset(&self) -> Option<String> {
+        (!self.shared.lessons().outage().get().finished())
+            .then(|| "an outage is under way: reset once it is over".into())
+    }
+
+    fn forget(&self) {
+        self.shared.lessons().outage().set(Default::default());
+    }
 }

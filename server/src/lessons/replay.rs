@@ -5,6 +5,9 @@
 //! equals the live calculator once both have handled the same offsets. Once converged (or
 //! stopped) the consumer leaves and its group is deleted, so nothing of it stays behind.
 
+use cashflow_shared::command::Command;
+use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
+use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -260,4 +263,47 @@ async fn run(
     // Leave the group (a blocking close) so it can be deleted.
     tokio::task::spawn_blocking(move || drop(consumer)).await?;
     Ok(state)
+}
+
+impl crate::lessons::Lesson for Replays {
+    fn id(&self) -> cashflow_shared::lessons::LessonId {
+        cashflow_shared::lessons::LessonId::Replay
+    }
+
+    fn takes(&self, command: &Command) -> bool {
+        matches!(command, Command::StartReplay | Command::StopReplay)
+    }
+
+    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
+        let reply = match command {
+            Command::StartReplay => match self.start() {
+                Ok(replay) => ServerMsg::Replay { id, replay },
+                Err(message) => ServerMsg::Error { id, message },
+            },
+            _ => ServerMsg::Replay {
+                id,
+                replay: self.stop(),
+            },
+        };
+        Box::pin(std::future::ready(reply))
+    }
+
+    fn show(&self, snapshot: &mut Snapshot) {
+        snapshot.replay = self.shared.lessons().replay().get();
+    }
+
+    fn changes(&self, seen: &mut u64, delta: &mut Delta) {
+        delta.replay = self.shared.lessons().replay().since(*seen).map(|(r, v)| {
+            *seen = v;
+            r
+        });
+    }
+
+    fn stop(&self) {
+        Replays::stop(self);
+    }
+
+    fn forget(&self) {
+        self.shared.lessons().replay().set(Default::default());
+    }
 }
