@@ -55,6 +55,18 @@ pub trait Lesson: Send + Sync {
     fn forget(&self);
 }
 
+/// The reply to a lesson's command: `ok`'s frame with what it did, or the error saying why not.
+pub fn reply<T>(
+    id: Option<u64>,
+    done: Result<T, String>,
+    ok: impl FnOnce(Option<u64>, T) -> ServerMsg,
+) -> ServerMsg {
+    match done {
+        Ok(v) => ok(id, v),
+        Err(message) => ServerMsg::Error { id, message },
+    }
+}
+
 /// Every lesson with a module here, in the panel's order.
 pub struct Lessons {
     all: Vec<Arc<dyn Lesson>>,
@@ -65,33 +77,9 @@ pub struct Lessons {
 pub struct Listed {
     pub id: LessonId,
     #[serde(flatten)]
-    pub text: TextView,
+    pub text: &'static Text,
     pub status: Option<LessonStatus>,
     pub done: bool,
-}
-
-/// [`Text`] as JSON.
-#[derive(Serialize)]
-pub struct TextView {
-    pub name: &'static str,
-    pub title: &'static str,
-    pub explain: &'static str,
-    pub steps: &'static [&'static str],
-    pub watch: &'static str,
-    pub control: Option<&'static str>,
-}
-
-impl From<&'static Text> for TextView {
-    fn from(t: &'static Text) -> Self {
-        TextView {
-            name: t.name,
-            title: t.title,
-            explain: t.explain,
-            steps: t.steps,
-            watch: t.watch,
-            control: t.control,
-        }
-    }
 }
 
 impl Lessons {
@@ -159,7 +147,7 @@ impl Lessons {
                 let status = checks.get(l.id).cloned();
                 Listed {
                     id: l.id,
-                    text: l.text.into(),
+                    text: l.text,
                     done: status.as_ref().is_some_and(|s| s.done()),
                     status,
                 }

@@ -17,10 +17,7 @@ mod controls;
 mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
-mod lesson_view;
-mod naive_view;
-mod outage_view;
-mod replay_view;
+mod lessons;
 mod socket;
 
 use leptos::prelude::*;
@@ -62,7 +59,7 @@ fn App() -> impl IntoView {
             <Reload/>
             <Recreated/>
             <charts::Counters/>
-            <lesson_view::LessonPanel/>
+            <lessons::LessonPanel/>
             <main>
                 <section class="panel lines">
                     <h2>"Balances over time"</h2>
@@ -84,18 +81,7 @@ fn App() -> impl IntoView {
                     <h2>"Record flow · real records, their partition and offset"</h2>
                     <flow_view::FlowView/>
                 </section>
-                <section class="panel">
-                    <h2>"Replay · rebuild the balances from the log"</h2>
-                    <replay_view::ReplayPanel/>
-                </section>
-                <section class="panel">
-                    <h2>"Delivery semantics · a naive consumer beside the exact one"</h2>
-                    <naive_view::NaivePanel/>
-                </section>
-                <section class="panel">
-                    <h2>"Outage · the broker goes away"</h2>
-                    <outage_view::OutagePanel/>
-                </section>
+                <lessons::LessonPanels/>
                 <section class="panel">
                     <h2>"Dead letters · poison pills and duplicates"</h2>
                     <dead_letter_view::DeadLetterPanel/>

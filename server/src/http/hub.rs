@@ -425,10 +425,7 @@ impl Hub {
                         letters
                     });
             self.lessons.changes(&mut lessons_seen, &mut delta);
-            delta.lessons = checks.since(checks_version).map(|(c, v)| {
-                checks_version = v;
-                c
-            });
+            delta.lessons = checks.changed_since(&mut checks_version);
             primed = true;
             // A quiet look gives its frame's slot back; with no viewer the slot is spent all the
             // same, so the hub looks at most at the frame rate.

@@ -583,21 +583,13 @@ impl crate::lessons::Lesson for NaiveCalculator {
     }
 
     fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
-        let reply = match command {
-            Command::StartNaive { delivery } => match self.start(delivery) {
-                Ok(naive) => ServerMsg::Naive { id, naive },
-                Err(message) => ServerMsg::Error { id, message },
-            },
-            Command::CrashNaive => match self.crash() {
-                Ok(naive) => ServerMsg::Naive { id, naive },
-                Err(message) => ServerMsg::Error { id, message },
-            },
-            _ => ServerMsg::Naive {
-                id,
-                naive: NaiveCalculator::stop(self),
-            },
+        let done = match command {
+            Command::StartNaive { delivery } => self.start(delivery),
+            Command::CrashNaive => self.crash(),
+            _ => Ok(NaiveCalculator::stop(self)),
         };
-        Box::pin(std::future::ready(reply))
+        let naive = |id, naive| ServerMsg::Naive { id, naive };
+        Box::pin(std::future::ready(crate::lessons::reply(id, done, naive)))
     }
 
     fn show(&self, snapshot: &mut Snapshot) {
@@ -605,10 +597,7 @@ impl crate::lessons::Lesson for NaiveCalculator {
     }
 
     fn changes(&self, seen: &mut u64, delta: &mut Delta) {
-        delta.naive = self.shared.lessons().naive().since(*seen).map(|(n, v)| {
-            *seen = v;
-            n
-        });
+        delta.naive = self.shared.lessons().naive().changed_since(seen);
     }
 
     fn stop(&self) {

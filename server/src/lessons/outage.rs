@@ -264,10 +264,7 @@ impl crate::lessons::Lesson for Outages {
                 Command::StartNode { node } => self.start_node(node).await,
                 other => Err(format!("not an outage command: {other:?}")),
             };
-            match done {
-                Ok(outage) => ServerMsg::Outage { id, outage },
-                Err(message) => ServerMsg::Error { id, message },
-            }
+            crate::lessons::reply(id, done, |id, outage| ServerMsg::Outage { id, outage })
         })
     }
 
@@ -276,10 +273,7 @@ impl crate::lessons::Lesson for Outages {
     }
 
     fn changes(&self, seen: &mut u64, delta: &mut Delta) {
-        delta.outage = self.shared.lessons().outage().since(*seen).map(|(o, v)| {
-            *seen = v;
-            o
-        });
+        delta.outage = self.shared.lessons().outage().changed_since(seen);
     }
 
     fn holds_reset(&self) -> Option<String> {

@@ -275,17 +275,12 @@ impl crate::lessons::Lesson for Replays {
     }
 
     fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
-        let reply = match command {
-            Command::StartReplay => match self.start() {
-                Ok(replay) => ServerMsg::Replay { id, replay },
-                Err(message) => ServerMsg::Error { id, message },
-            },
-            _ => ServerMsg::Replay {
-                id,
-                replay: self.stop(),
-            },
+        let done = match command {
+            Command::StartReplay => self.start(),
+            _ => Ok(self.stop()),
         };
-        Box::pin(std::future::ready(reply))
+        let replay = |id, replay| ServerMsg::Replay { id, replay };
+        Box::pin(std::future::ready(crate::lessons::reply(id, done, replay)))
     }
 
     fn show(&self, snapshot: &mut Snapshot) {
@@ -293,10 +288,7 @@ impl crate::lessons::Lesson for Replays {
     }
 
     fn changes(&self, seen: &mut u64, delta: &mut Delta) {
-        delta.replay = self.shared.lessons().replay().since(*seen).map(|(r, v)| {
-            *seen = v;
-            r
-        });
+        delta.replay = self.shared.lessons().replay().changed_since(seen);
     }
 
     fn stop(&self) {

@@ -86,6 +86,13 @@ impl<T: Clone> Versioned<T> {
         lock(&self.inner).1
     }
 
+    /// It, if it changed since version `seen` (which then moves on to its version now).
+    pub fn changed_since(&self, seen: &mut u64) -> Option<T> {
+        let (value, version) = self.since(*seen)?;
+        *seen = version;
+        Some(value)
+    }
+
     /// It and its version, if the version is not `seen`.
     pub fn since(&self, seen: u64) -> Option<(T, u64)> {
         let v = lock(&self.inner);

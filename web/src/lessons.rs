@@ -1,13 +1,20 @@
 //! The guided lesson panel: one lesson at a time, with what it is about, the buttons that run
 //! it (the presenter's only), what to watch, and its checks, which the server turns from the
 //! data ([`cashflow_shared::lessons`]); each lesson's control case beside its experiment.
+//!
+//! Each lesson is a module of its own (its buttons, and its panel where it has one), listed in
+//! [`LESSONS`]; the texts and checks are the shared crate's.
+
+mod back_pressure;
+mod delivery;
+mod ordering;
+mod outage;
+mod poison;
+mod replay;
 
 use cashflow_shared::command::Command;
 use cashflow_shared::dashboard::Notice;
 use cashflow_shared::lessons::{Case, CaseState, LessonId};
-use cashflow_shared::naive::Delivery;
-use cashflow_shared::ordering::KeyStrategy;
-use cashflow_shared::poison::Poison;
 use leptos::prelude::*;
 
 use crate::socket::Ctx;
@@ -119,94 +126,101 @@ fn CheckRow(name: &'static str, control: Option<&'static str>, case: Case) -> im
     }
 }
 
-/// The buttons that run a lesson (hidden for read-only students).
+/// A lesson on the page: its buttons, and its panel where it has one.
+struct Lesson {
+    id: LessonId,
+    actions: fn(Buttons) -> AnyView,
+    panel: Option<Panel>,
+}
+
+/// A lesson's own panel on the page: its heading and its view.
+struct Panel {
+    heading: &'static str,
+    view: fn() -> AnyView,
+}
+
+/// Every lesson, in the panel's order (the shared crate's [`cashflow_shared::lessons::LESSONS`]).
+const LESSONS: [Lesson; 6] = [
+    ordering::LESSON,
+    delivery::LESSON,
+    replay::LESSON,
+    poison::LESSON,
+    outage::LESSON,
+    back_pressure::LESSON,
+];
+
+/// The panels of the lessons that have one, each in its section.
 #[component]
-fn Actions(id: LessonId) -> impl IntoView {
-    let ctx = expect_context::<Ctx>();
-    let off = move || !ctx.can_command();
-    // The ids of the commands this panel sent: an answer refusing one is shown here, beside
-    // the button, not only in the notice under the controls (below the fold).
-    let sent = StoredValue::new(std::collections::VecDeque::<u64>::new());
-    let send = move |c: Command| {
-        if let Some(id) = ctx.send(c) {
-            sent.update_value(|s| {
+pub fn LessonPanels() -> impl IntoView {
+    let mut panels = Vec::new();
+    for p in LESSONS.iter().filter_map(|l| l.panel.as_ref()) {
+        panels.push(view! {
+            <section class="panel">
+                <h2>{p.heading}</h2>
+                {(p.view)()}
+            </section>
+        });
+    }
+    panels
+}
+
+/// What a lesson's buttons are made with: each sends its commands and remembers their ids, so
+/// an answer refusing one is shown beside the buttons.
+#[derive(Clone, Copy)]
+struct Buttons {
+    ctx: Ctx,
+    sent: StoredValue<std::collections::VecDeque<u64>>,
+}
+
+impl Buttons {
+    fn off(self) -> impl Fn() -> bool + Copy {
+        move || !self.ctx.can_command()
+    }
+
+    fn send(self, c: Command) {
+        if let Some(id) = self.ctx.send(c) {
+            self.sent.update_value(|s| {
                 s.push_back(id);
                 if s.len() > 32 {
                     s.pop_front();
                 }
             });
         }
+    }
+
+    /// A button that sends `commands`, in order.
+    fn button(
+        self,
+        testid: &'static str,
+        label: &'static str,
+        commands: &'static [Command],
+    ) -> AnyView {
+        view! {
+            <button data-testid=testid disabled=self.off() on:click=move |_| {
+                for c in commands { self.send(c.clone()); }
+            }>{label}</button>
+        }
+        .into_any()
+    }
+}
+
+/// The buttons that run a lesson (hidden for read-only students).
+#[component]
+fn Actions(id: LessonId) -> impl IntoView {
+    let ctx = expect_context::<Ctx>();
+    // The ids of the commands this panel sent: an answer refusing one is shown here, beside
+    // the button, not only in the notice under the controls (below the fold).
+    let b = Buttons {
+        ctx,
+        sent: StoredValue::new(std::collections::VecDeque::new()),
     };
     let refused = move || match ctx.notice.get() {
-        Some(Notice::Error { id: Some(id), text }) if sent.with_value(|s| s.contains(&id)) => {
+        Some(Notice::Error { id: Some(id), text }) if b.sent.with_value(|s| s.contains(&id)) => {
             Some(text)
         }
         _ => None,
     };
-    let button = move |testid: &'static str, label: &'static str, commands: Vec<Command>| {
-        view! {
-            <button data-testid=testid disabled=off on:click=move |_| {
-                for c in &commands { send(c.clone()); }
-            }>{label}</button>
-        }
-    };
-    // Memos: a button is made again only when the answer changes, not on every frame (a
-    // button replaced 20 times a second cannot be clicked).
-    let managed = Memo::new(move |_| {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.broker_managed)
-    });
-    let cluster = Memo::new(move |_| {
-        ctx.version.get();
-        ctx.dash
-            .with_value(|d| d.topic_view.as_ref().is_some_and(|v| v.brokers.len() > 1))
-    });
-    let buttons = match id {
-        LessonId::Ordering => view! {
-            {button("do-keys-by-account", "Keys by account (control)", vec![Command::SetKeys { keys: KeyStrategy::ByAccount }, Command::Start])}
-            {button("do-add-member", "Add a member", vec![Command::AddMember])}
-            {button("do-keys-random", "Random keys", vec![Command::SetKeys { keys: KeyStrategy::Random }, Command::Start])}
-            <button data-testid="do-fall-behind" disabled=off on:click=move |_| {
-                // Members that fall behind and catch up apply their partitions' backlogs one
-                // after the other, as a slow or restarted consumer does: with random keys an
-                // account's later transactions then often come first.
-                send(Command::PauseConsumption);
-                leptos::task::spawn_local(async move {
-                    gloo_timers::future::sleep(std::time::Duration::from_secs(2)).await;
-                    send(Command::ResumeConsumption);
-                });
-            }>"Let the members fall behind for 2 s"</button>
-        }.into_any(),
-        LessonId::Delivery => view! {
-            {button("do-naive-alo", "Start the naive consumer (at-least-once)", vec![Command::Start, Command::StartNaive { delivery: Delivery::AtLeastOnce }])}
-            {button("do-naive-amo", "Switch to at-most-once", vec![Command::StartNaive { delivery: Delivery::AtMostOnce }])}
-            {button("do-naive-crash", "Crash it between its two steps", vec![Command::CrashNaive])}
-            {button("do-naive-stop", "Stop it", vec![Command::StopNaive])}
-        }.into_any(),
-        LessonId::Replay => view! {
-            {button("do-replay", "Rebuild from the beginning", vec![Command::StartReplay])}
-        }.into_any(),
-        LessonId::Poison => view! {
-            {button("do-poison", "Inject one of each kind", Poison::ALL.map(|poison| Command::Inject { poison }).to_vec())}
-        }.into_any(),
-        LessonId::Outage => view! {
-            {move || match (managed.get(), cluster.get()) {
-                (true, true) => view! {
-                    {button("do-stop-node", "Stop node 2", vec![Command::Start, Command::StopNode { node: 2 }])}
-                    {button("do-start-node", "Start node 2", vec![Command::StartNode { node: 2 }])}
-                    {button("do-outage", "Stop all three for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }])}
-                }.into_any(),
-                (true, false) => button("do-outage", "Stop the broker for 10 s", vec![Command::Start, Command::StopBroker { seconds: 10 }]).into_any(),
-                (false, true) => view! { <span class="reason" data-testid="outage-elsewhere">"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any(),
-                (false, false) => view! { <span class="reason" data-testid="outage-elsewhere">"This server uses a Kafka it does not run (--brokers), so it cannot stop it: stop that broker from its own terminal, or start cashflow without --brokers for this lesson."</span> }.into_any(),
-            }}
-        }.into_any(),
-        LessonId::BackPressure => view! {
-            {button("do-max-lag", "Max lag 100, and pause the calculator", vec![Command::Start, Command::SetMaxLag { max_lag: Some(100) }, Command::PauseConsumption])}
-            {button("do-resume", "Resume the calculator", vec![Command::ResumeConsumption])}
-            {button("do-max-lag-off", "Max lag off", vec![Command::SetMaxLag { max_lag: None }])}
-        }.into_any(),
-    };
+    let buttons = LESSONS.iter().find(|l| l.id == id).map(|l| (l.actions)(b));
     view! {
         <div class="actions presenter-only">{buttons}</div>
         <p class="lesson-error err" data-testid="lesson-error">{refused}</p>

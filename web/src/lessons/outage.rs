@@ -3,16 +3,58 @@
 //! replicas in the topic panel move instead.
 
 use cashflow_shared::command::Command;
+use cashflow_shared::lessons::LessonId;
 use cashflow_shared::outage::{
     LocalNode, MAX_OUTAGE_SECONDS, MIN_OUTAGE_SECONDS, NodeState, OutageState, may_start_node,
     may_stop_node,
 };
 use leptos::prelude::*;
 
+use super::{Buttons, Lesson, Panel};
 use crate::socket::Ctx;
 
+pub(super) const LESSON: Lesson = Lesson {
+    id: LessonId::Outage,
+    actions,
+    panel: Some(Panel {
+        heading: "Outage · the broker goes away",
+        view: || view! { <OutagePanel/> }.into_any(),
+    }),
+};
+
+/// What the presenter can do here: stop the broker cashflow runs (one node, or all three for a
+/// while), or, on a Kafka it does not run, where to do it instead.
+fn actions(b: Buttons) -> AnyView {
+    let ctx = b.ctx;
+    // Memos: the buttons are made again only when the answer changes, not on every frame (a
+    // button replaced 20 times a second cannot be clicked).
+    let managed = Memo::new(move |_| {
+        ctx.version.get();
+        ctx.dash.with_value(|d| d.broker_managed)
+    });
+    let cluster = Memo::new(move |_| {
+        ctx.version.get();
+        ctx.dash
+            .with_value(|d| d.topic_view.as_ref().is_some_and(|v| v.brokers.len() > 1))
+    });
+    const STOP_10_S: &[Command] = &[Command::Start, Command::StopBroker { seconds: 10 }];
+    view! {
+        {move || match (managed.get(), cluster.get()) {
+            (true, true) => view! {
+                {b.button("do-stop-node", "Stop node 2", &[Command::Start, Command::StopNode { node: 2 }])}
+                {b.button("do-start-node", "Start node 2", &[Command::StartNode { node: 2 }])}
+                {b.button("do-outage", "Stop all three for 10 s", STOP_10_S)}
+            }.into_any(),
+            (true, false) => b.button("do-outage", "Stop the broker for 10 s", STOP_10_S),
+            (false, true) => view! { <span class="reason" data-testid="outage-elsewhere">"On the cluster: scripts/kafka.sh kill N (then revive N) in a terminal."</span> }.into_any(),
+            (false, false) => view! { <span class="reason" data-testid="outage-elsewhere">"This server uses a Kafka it does not run (--brokers), so it cannot stop it: stop that broker from its own terminal, or start cashflow without --brokers for this lesson."</span> }.into_any(),
+        }}
+    }
+    .into_any()
+}
+
 #[component]
-pub fn OutagePanel() -> impl IntoView {
+fn OutagePanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
     // Long enough for the broker watch (a check every 2 s, each with its time-out) to see it.

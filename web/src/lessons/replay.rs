@@ -2,13 +2,32 @@
 //! and watch it converge to the live balances, partition by partition.
 
 use cashflow_shared::command::Command;
+use cashflow_shared::lessons::LessonId;
 use cashflow_shared::replay::ReplayState;
 use leptos::prelude::*;
 
+use super::{Buttons, Lesson, Panel};
 use crate::socket::Ctx;
 
+pub(super) const LESSON: Lesson = Lesson {
+    id: LessonId::Replay,
+    actions,
+    panel: Some(Panel {
+        heading: "Replay · rebuild the balances from the log",
+        view: || view! { <ReplayPanel/> }.into_any(),
+    }),
+};
+
+fn actions(b: Buttons) -> AnyView {
+    b.button(
+        "do-replay",
+        "Rebuild from the beginning",
+        &[Command::StartReplay],
+    )
+}
+
 #[component]
-pub fn ReplayPanel() -> impl IntoView {
+fn ReplayPanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
     let replay = move || {

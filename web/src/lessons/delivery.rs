@@ -4,10 +4,40 @@
 //! the exact ones.
 
 use cashflow_shared::command::Command;
+use cashflow_shared::lessons::LessonId;
 use cashflow_shared::naive::{Delivery, NaiveState, NaiveStatus};
 use leptos::prelude::*;
 
+use super::{Buttons, Lesson, Panel};
 use crate::socket::Ctx;
+
+pub(super) const LESSON: Lesson = Lesson {
+    id: LessonId::Delivery,
+    actions,
+    panel: Some(Panel {
+        heading: "Delivery semantics · a naive consumer beside the exact one",
+        view: || view! { <NaivePanel/> }.into_any(),
+    }),
+};
+
+fn actions(b: Buttons) -> AnyView {
+    const ALO: &[Command] = &[
+        Command::Start,
+        Command::StartNaive {
+            delivery: Delivery::AtLeastOnce,
+        },
+    ];
+    const AMO: &[Command] = &[Command::StartNaive {
+        delivery: Delivery::AtMostOnce,
+    }];
+    view! {
+        {b.button("do-naive-alo", "Start the naive consumer (at-least-once)", ALO)}
+        {b.button("do-naive-amo", "Switch to at-most-once", AMO)}
+        {b.button("do-naive-crash", "Crash it between its two steps", &[Command::CrashNaive])}
+        {b.button("do-naive-stop", "Stop it", &[Command::StopNaive])}
+    }
+    .into_any()
+}
 
 fn delivery_name(d: Delivery) -> &'static str {
     match d {
@@ -17,7 +47,7 @@ fn delivery_name(d: Delivery) -> &'static str {
 }
 
 #[component]
-pub fn NaivePanel() -> impl IntoView {
+fn NaivePanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
     let naive = move || {
