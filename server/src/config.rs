@@ -10,7 +10,7 @@ use clap::Parser;
 mod cli;
 pub mod properties;
 
-pub use cli::Cli;
+pub use cli::{Cli, FlagError};
 
 /// Transactions per second the producer aims for.
 pub use cashflow_shared::command::Rate;

@@ -26,6 +26,27 @@ use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
+/// Why a lesson refused a command (the page shows it beside the lesson's buttons).
+#[derive(Debug, thiserror::Error)]
+pub enum LessonError {
+    #[error("the server is stopping")]
+    Stopping,
+    #[error(
+        "this server uses a Kafka it does not run (--brokers): stop one of its brokers from its own terminal (scripts/kafka.sh kill N on the 3-broker cluster)"
+    )]
+    NotManaged,
+    #[error("an outage is under way")]
+    OutageUnderWay,
+    #[error("a replay is running already")]
+    ReplayRunning,
+    #[error("the exact calculator is still restoring its balances: try again in a moment")]
+    Restoring,
+    #[error("the naive calculator is not running: start it first")]
+    NaiveNotRunning,
+    #[error(transparent)]
+    Node(#[from] crate::kafka::managed::NodeError),
+}
+
 /// A lesson with machinery of its own in the server.
 pub trait Lesson: Send + Sync {
     /// Its row of the lesson panel.
@@ -44,7 +65,7 @@ pub trait Lesson: Send + Sync {
     fn changes(&self, seen: &mut u64, delta: &mut Delta);
 
     /// Why the demo's reset must wait, if it must (e.g. a broker is down).
-    fn holds_reset(&self) -> Option<String> {
+    fn holds_reset(&self) -> Option<LessonError> {
         None
     }
 
@@ -58,12 +79,15 @@ pub trait Lesson: Send + Sync {
 /// The reply to a lesson's command: `ok`'s frame with what it did, or the error saying why not.
 pub fn reply<T>(
     id: Option<u64>,
-    done: Result<T, String>,
+    done: Result<T, LessonError>,
     ok: impl FnOnce(Option<u64>, T) -> ServerMsg,
 ) -> ServerMsg {
     match done {
         Ok(v) => ok(id, v),
-        Err(message) => ServerMsg::Error { id, message },
+        Err(e) => ServerMsg::Error {
+            id,
+            message: e.to_string(),
+        },
     }
 }
 
@@ -121,7 +145,7 @@ impl Lessons {
     }
 
     /// Why the demo's reset must wait, if some lesson says so.
-    pub fn hold_reset(&self) -> Option<String> {
+    pub fn hold_reset(&self) -> Option<LessonError> {
         self.all.iter().find_map(|l| l.holds_reset())
     }
 

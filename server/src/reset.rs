@@ -34,6 +34,27 @@ use crate::state::{RestoredView, Shared};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// Why the demo's reset was refused; nothing was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    #[error(
+        "the reset names topic {named:?}, but this demo's topic is {ours:?}: nothing was deleted"
+    )]
+    OtherTopic { named: String, ours: String },
+    #[error("{0}: reset once it is over")]
+    Held(crate::lessons::LessonError),
+    #[error("a reset is under way")]
+    UnderWay,
+    #[error("cannot reach the broker to reset: {0}")]
+    Unreachable(String),
+    #[error("cannot tell who created the topics, so nothing was deleted: {0}")]
+    Unknown(String),
+    #[error(
+        "reset refused: topic {topic:?} (id {id}) was not created by this cashflow, so it is not deleted (nor is anything else). For a fresh demo start cashflow with another --topic, or delete the topic yourself if it is yours."
+    )]
+    NotOurs { topic: String, id: String },
+}
+
 /// What a reset needs to reach.
 pub struct Parts {
     pub settings: Settings,
@@ -64,18 +85,19 @@ impl Reset {
     /// Starts a reset, unless one is under way or a lesson holds it (an outage under way), the command names another
     /// topic than this demo's (the confirmation is checked here, not only on the page), or a
     /// topic it would delete is not one this cashflow created; it goes on in the background.
-    pub async fn start(&self, topic: &str) -> Result<(), String> {
+    pub async fn start(&self, topic: &str) -> Result<(), ResetError> {
         let ours = &self.parts.settings.topic;
         if topic != ours {
-            return Err(format!(
-                "the reset names topic {topic:?}, but this demo's topic is {ours:?}: nothing was deleted"
-            ));
+            return Err(ResetError::OtherTopic {
+                named: topic.to_owned(),
+                ours: ours.clone(),
+            });
         }
         if let Some(why) = self.parts.lessons.hold_reset() {
-            return Err(why);
+            return Err(ResetError::Held(why));
         }
         if self.running.swap(true, Ordering::SeqCst) {
-            return Err("a reset is under way".into());
+            return Err(ResetError::UnderWay);
         }
         let admin = match self.admin_for_created_topics().await {
             Ok(admin) => admin,
@@ -112,11 +134,11 @@ impl Reset {
 
     /// An admin client, once the broker has said that every topic a reset deletes is missing
     /// or one this cashflow created (its id is in the record of created topics).
-    async fn admin_for_created_topics(&self) -> Result<Arc<AdminClient<Context>>, String> {
+    async fn admin_for_created_topics(&self) -> Result<Arc<AdminClient<Context>>, ResetError> {
         let p = &self.parts;
         let admin: AdminClient<Context> = base_config(&p.brokers, &p.settings.kafka)
             .create_with_context(Context::new(&p.shared, ADMIN_ROLE))
-            .map_err(|e| format!("cannot reach the broker to reset: {e}"))?;
+            .map_err(|e| ResetError::Unreachable(e.to_string()))?;
         let admin = Arc::new(admin);
         ours_to_delete(&admin, p).await?;
         Ok(admin)
@@ -129,7 +151,7 @@ impl Reset {
 async fn ours_to_delete(
     admin: &Arc<AdminClient<Context>>,
     p: &Parts,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ResetError> {
     let names = [p.settings.topic.clone(), dlq_topic(&p.settings.topic)];
     let a = admin.clone();
     let ids = tokio::task::spawn_blocking(move || {
@@ -137,17 +159,18 @@ async fn ours_to_delete(
         topic_ids(a.inner().native_client(), &names, Duration::from_secs(10))
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot tell who created the topics, so nothing was deleted: {e}"))?;
+    .map_err(|e| ResetError::Unknown(e.to_string()))?
+    .map_err(|e| ResetError::Unknown(e.to_string()))?;
     let mut ours = Vec::new();
     for (name, id) in ids {
         match id {
             TopicId::Id(id) if p.created.created(&name, &id) => ours.push(name),
             TopicId::Id(id) => {
                 warn!(topic = %name, id = %id, "reset refused: not a topic this cashflow created");
-                return Err(format!(
-                    "reset refused: topic {name:?} (id {id}) was not created by this cashflow, so it is not deleted (nor is anything else). For a fresh demo start cashflow with another --topic, or delete the topic yourself if it is yours."
-                ));
+                return Err(ResetError::NotOurs {
+                    topic: name,
+                    id: id.to_string(),
+                });
             }
             TopicId::Missing => {}
         }

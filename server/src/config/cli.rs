@@ -175,6 +175,42 @@ pub struct Cli {
     pub test_fail_calculator_after: Option<u64>,
 }
 
+/// Why the flags (and environment) do not make settings: said at start, before anything runs.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error(transparent)]
+    Generator(#[from] cashflow_shared::generator::SettingsError),
+    #[error("--topic {0:?}: use 1-200 of a-z A-Z 0-9 . _ -")]
+    Topic(String),
+    #[error("--brokers is empty; leave it out to run a local Apache Kafka broker")]
+    EmptyBrokers,
+    #[error(
+        "--local-brokers 2: run 1, or 3 (a KRaft quorum of two controllers stops when either does)"
+    )]
+    TwoLocalBrokers,
+    #[error(
+        "--local-brokers runs brokers itself; leave it out with --brokers (that cluster's brokers are its own)"
+    )]
+    LocalBrokersWithBrokers,
+    #[error(
+        "--replication-factor {factor} needs {factor} brokers; cashflow runs {local} (--local-brokers 3 for three)"
+    )]
+    ReplicationFactor { factor: i32, local: u8 },
+    #[error(
+        "--kafka-listen {0}: the local broker takes clients on loopback only (it has no authentication); give other machines --brokers of a secured cluster"
+    )]
+    KafkaListen(std::net::SocketAddr),
+    #[error("--kafka-props-file {path}: {reason}")]
+    PropsFile { path: String, reason: String },
+    /// librdkafka refused a `-X` property (its reason, secrets redacted).
+    #[error("{0}")]
+    Properties(String),
+    #[error("{flag} {value} is too large")]
+    TooLarge { flag: &'static str, value: u64 },
+    #[error("no home folder for the data (the local broker's log): give --data-dir or --ephemeral")]
+    NoDataDir,
+}
+
 impl Cli {
     /// Which of the settings [`crate::kept`] keeps were given on the command line or
     /// in the environment (they win over the kept ones).
@@ -196,14 +232,14 @@ impl Cli {
         }
     }
 
-    pub fn into_settings(self) -> Result<Settings, String> {
+    pub fn into_settings(self) -> Result<Settings, FlagError> {
         let generator = GeneratorSettings {
             accounts: self.accounts,
             credit_percent: self.credit_percent,
             min_amount: self.min_amount,
             max_amount: self.max_amount,
         };
-        generator.validate().map_err(|e| e.to_string())?;
+        generator.validate()?;
         if self.topic.is_empty()
             || self.topic.len() > 200
             || !self
@@ -211,61 +247,50 @@ impl Cli {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         {
-            return Err(format!(
-                "--topic {:?}: use 1-200 of a-z A-Z 0-9 . _ -",
-                self.topic
-            ));
+            return Err(FlagError::Topic(self.topic));
         }
         if self.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
-            return Err(
-                "--brokers is empty; leave it out to run a local Apache Kafka broker".into(),
-            );
+            return Err(FlagError::EmptyBrokers);
         }
         if self.local_brokers == 2 {
-            return Err(
-                "--local-brokers 2: run 1, or 3 (a KRaft quorum of two controllers stops when either does)".into(),
-            );
+            return Err(FlagError::TwoLocalBrokers);
         }
         if self.brokers.is_some() && self.local_brokers != 1 {
-            return Err(
-                "--local-brokers runs brokers itself; leave it out with --brokers (that cluster's brokers are its own)".into(),
-            );
+            return Err(FlagError::LocalBrokersWithBrokers);
         }
         let replication_factor = match (self.replication_factor, &self.brokers) {
             (Some(r), None) if r > i32::from(self.local_brokers) => {
-                return Err(format!(
-                    "--replication-factor {r} needs {r} brokers; cashflow runs {} (--local-brokers 3 for three)",
-                    self.local_brokers
-                ));
+                return Err(FlagError::ReplicationFactor {
+                    factor: r,
+                    local: self.local_brokers,
+                });
             }
             (Some(r), _) => r,
             (None, None) => i32::from(self.local_brokers),
             (None, Some(_)) => 1,
         };
         if !self.kafka_listen.ip().is_loopback() {
-            return Err(format!(
-                "--kafka-listen {}: the local broker takes clients on loopback only (it has no \
-                 authentication); give other machines --brokers of a secured cluster",
-                self.kafka_listen
-            ));
+            return Err(FlagError::KafkaListen(self.kafka_listen));
         }
         let mut kafka = match &self.kafka_props_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--kafka-props-file {}: {e}", path.display()))?;
-                parse_props_file(&text)
-                    .map_err(|e| format!("--kafka-props-file {}: {e}", path.display()))?
+                let props_file = |reason: String| FlagError::PropsFile {
+                    path: path.display().to_string(),
+                    reason,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| props_file(e.to_string()))?;
+                parse_props_file(&text).map_err(props_file)?
             }
             None => Vec::new(),
         };
         kafka.extend(self.kafka);
-        crate::config::properties::validate_properties(&kafka)?;
-        let limit = |v: u64, unit: u64, flag: &str| match v {
+        crate::config::properties::validate_properties(&kafka).map_err(FlagError::Properties)?;
+        let limit = |v: u64, unit: u64, flag: &'static str| match v {
             0 => Ok(-1),
             v => v
                 .checked_mul(unit)
                 .and_then(|x| i64::try_from(x).ok())
-                .ok_or(format!("{flag} {v} is too large")),
+                .ok_or(FlagError::TooLarge { flag, value: v }),
         };
         let retention_ms = limit(self.retention_hours, 3_600_000, "--retention-hours")?;
         let retention_bytes = self
@@ -297,9 +322,11 @@ impl Cli {
             data_dir: if self.ephemeral {
                 None
             } else {
-                Some(self.data_dir.or_else(default_data_dir).ok_or(
-                    "no home folder for the data (the local broker's log): give --data-dir or --ephemeral",
-                )?)
+                Some(
+                    self.data_dir
+                        .or_else(default_data_dir)
+                        .ok_or(FlagError::NoDataDir)?,
+                )
             },
             web_dir: self.web_dir,
             allow_origins: self.allow_origins,

@@ -32,13 +32,19 @@ fn props_files_carry_commas() {
 #[test]
 fn settings_are_checked() {
     let bad = Cli::parse_from(["cashflow", "--min-amount", "5", "--max-amount", "1"]);
-    assert!(bad.into_settings().unwrap_err().contains("amounts"));
+    assert!(
+        bad.into_settings()
+            .unwrap_err()
+            .to_string()
+            .contains("amounts")
+    );
     let bad = Cli::parse_from(["cashflow", "--topic", "no spaces"]);
     assert!(bad.into_settings().is_err());
     let bad = Cli::parse_from(["cashflow", "-X", "no.such.property=1"]);
     assert!(
         bad.into_settings()
             .unwrap_err()
+            .to_string()
             .contains("no.such.property")
     );
 }
@@ -64,11 +70,17 @@ fn local_brokers_are_one_or_three_and_set_the_replication() {
         ),
         (3, 3, 384)
     );
-    let e = settings(&["--local-brokers", "2"]).expect_err("two");
+    let e = settings(&["--local-brokers", "2"])
+        .expect_err("two")
+        .to_string();
     assert!(e.contains("quorum"), "{e}");
-    let e = settings(&["--local-brokers", "3", "--brokers", "k:9092"]).expect_err("with --brokers");
+    let e = settings(&["--local-brokers", "3", "--brokers", "k:9092"])
+        .expect_err("with --brokers")
+        .to_string();
     assert!(e.contains("--brokers"), "{e}");
-    let e = settings(&["--replication-factor", "3"]).expect_err("one node, three replicas");
+    let e = settings(&["--replication-factor", "3"])
+        .expect_err("one node, three replicas")
+        .to_string();
     assert!(e.contains("--local-brokers 3"), "{e}");
     let ext = settings(&["--brokers", "k:9092"]).expect("external");
     assert_eq!(ext.replication_factor, 1);

@@ -261,7 +261,10 @@ async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<Se
         c if c.target() == Target::Calculator => Some(calculator_command(&c, state, id).await),
         Command::ResetDemo { topic } => Some(match state.reset.start(&topic).await {
             Ok(()) => ServerMsg::Reset { id },
-            Err(message) => ServerMsg::Error { id, message },
+            Err(e) => ServerMsg::Error {
+                id,
+                message: e.to_string(),
+            },
         }),
         c => Some(match state.producer.send(c).await {
             Ok((generator, transaction)) => ServerMsg::Ack {
@@ -297,7 +300,10 @@ async fn calculator_command(command: &Command, state: &AppState, id: Option<u64>
             id,
             group: state.shared.group().status(),
         },
-        Err(message) => ServerMsg::Error { id, message },
+        Err(e) => ServerMsg::Error {
+            id,
+            message: e.to_string(),
+        },
     }
 }
 

@@ -44,6 +44,18 @@ mod prepare;
 use node::Node;
 use prepare::{check_java, cluster_id_in, lock_dir, pick_addrs, read_classpath};
 
+/// Why a node of the cluster cashflow runs was not stopped or started.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The quorum rule (or the node's state) says no, and why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("there is no node {0}")]
+    NoSuchNode(u8),
+    #[error("{0}")]
+    NotStarted(String),
+}
+
 /// How long a stopping broker gets after SIGTERM before SIGKILL.
 const STOP_WITHIN: Duration = Duration::from_secs(20);
 /// How often the supervisor looks at its child.
@@ -321,20 +333,22 @@ impl ManagedBroker {
 
     /// Stops node `id` of a cluster and keeps it stopped until [`start_node`](Self::start_node);
     /// refused where [`may_stop_node`] says so.
-    pub async fn stop_node(&self, id: u8) -> Result<(), String> {
+    pub async fn stop_node(&self, id: u8) -> Result<(), NodeError> {
         let _one = self.presenter.lock().await;
-        may_stop_node(&self.nodes(), id)?;
-        let node = self.node(id).ok_or("no such node")?;
+        may_stop_node(&self.nodes(), id).map_err(NodeError::Refused)?;
+        let node = self.node(id).ok_or(NodeError::NoSuchNode(id))?;
         node.pause().await;
         Ok(())
     }
 
     /// Starts node `id` again once it was stopped on purpose, when it serves clients.
-    pub async fn start_node(&self, id: u8) -> Result<(), String> {
+    pub async fn start_node(&self, id: u8) -> Result<(), NodeError> {
         let _one = self.presenter.lock().await;
-        may_start_node(&self.nodes(), id)?;
-        let node = self.node(id).ok_or("no such node")?;
-        node.resume().await.map_err(|e| format!("{e:#}"))
+        may_start_node(&self.nodes(), id).map_err(NodeError::Refused)?;
+        let node = self.node(id).ok_or(NodeError::NoSuchNode(id))?;
+        node.resume()
+            .await
+            .map_err(|e| NodeError::NotStarted(format!("{e:#}")))
     }
 
     /// Stops every node for good and waits until each JVM has exited.

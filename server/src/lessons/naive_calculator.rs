@@ -15,6 +15,8 @@
 use cashflow_shared::command::Command;
 use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
+
+use crate::lessons::LessonError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -106,7 +108,7 @@ impl NaiveCalculator {
     }
 
     /// Starts it with `delivery`, or switches the running one to it.
-    pub fn start(&self, delivery: Delivery) -> Result<NaiveStatus, String> {
+    pub fn start(&self, delivery: Delivery) -> Result<NaiveStatus, LessonError> {
         let mut running = self.control();
         if let Some(c) = running.as_ref().filter(|c| !c.token.is_cancelled()) {
             c.set_delivery(delivery);
@@ -116,10 +118,7 @@ impl NaiveCalculator {
             }));
         }
         if self.shared.store().health().restoring {
-            return Err(
-                "the exact calculator is still restoring its balances: try again in a moment"
-                    .into(),
-            );
+            return Err(LessonError::Restoring);
         }
         let control = Arc::new(Control {
             token: self.app.child_token(),
@@ -155,7 +154,7 @@ impl NaiveCalculator {
     }
 
     /// Arms a crash between the two steps of its next batch with records.
-    pub fn crash(&self) -> Result<NaiveStatus, String> {
+    pub fn crash(&self) -> Result<NaiveStatus, LessonError> {
         match self.control().as_ref().filter(|c| !c.token.is_cancelled()) {
             Some(c) => {
                 c.crash.store(true, Ordering::Relaxed);
@@ -164,7 +163,7 @@ impl NaiveCalculator {
                     n.clone()
                 }))
             }
-            None => Err("the naive calculator is not running: start it first".into()),
+            None => Err(LessonError::NaiveNotRunning),
         }
     }
 

@@ -9,6 +9,8 @@
 use cashflow_shared::command::Command;
 use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
+
+use crate::lessons::LessonError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,7 +64,7 @@ impl Outages {
     }
 
     /// Stops the managed broker for `seconds`, unless an outage is under way.
-    pub fn start(&self, seconds: u32) -> Result<OutageStatus, String> {
+    pub fn start(&self, seconds: u32) -> Result<OutageStatus, LessonError> {
         let _one = self.starting.lock().unwrap_or_else(|e| e.into_inner());
         let broker = self.managed()?;
         let status = OutageStatus {
@@ -88,7 +90,7 @@ impl Outages {
 
     /// Stops node `node` of the cluster cashflow runs (the replication lesson), unless that
     /// would leave two of three down or an outage is under way.
-    pub async fn stop_node(&self, node: u8) -> Result<OutageStatus, String> {
+    pub async fn stop_node(&self, node: u8) -> Result<OutageStatus, LessonError> {
         let broker = self.managed()?;
         broker.stop_node(node).await?;
         info!(node, "replication lesson: node stopped");
@@ -96,7 +98,7 @@ impl Outages {
     }
 
     /// Starts node `node` again, once it serves clients.
-    pub async fn start_node(&self, node: u8) -> Result<OutageStatus, String> {
+    pub async fn start_node(&self, node: u8) -> Result<OutageStatus, LessonError> {
         let broker = self.managed()?;
         broker.start_node(node).await?;
         info!(node, "replication lesson: node started again");
@@ -105,15 +107,15 @@ impl Outages {
 
     /// The broker cashflow runs, unless the server is stopping, uses `--brokers`, or an
     /// outage is under way.
-    fn managed(&self) -> Result<Managed, String> {
+    fn managed(&self) -> Result<Managed, LessonError> {
         if self.token.is_cancelled() {
-            return Err("the server is stopping".into());
+            return Err(LessonError::Stopping);
         }
         let Some(broker) = self.broker.clone() else {
-            return Err("this server uses a Kafka it does not run (--brokers): stop one of its brokers from its own terminal (scripts/kafka.sh kill N on the 3-broker cluster)".into());
+            return Err(LessonError::NotManaged);
         };
         if !self.shared.lessons().outage().get().finished() {
-            return Err("an outage is under way".into());
+            return Err(LessonError::OutageUnderWay);
         }
         Ok(broker)
     }
@@ -262,7 +264,8 @@ impl crate::lessons::Lesson for Outages {
                 Command::StopBroker { seconds } => self.start(seconds),
                 Command::StopNode { node } => self.stop_node(node).await,
                 Command::StartNode { node } => self.start_node(node).await,
-                other => Err(format!("not an outage command: {other:?}")),
+                // (`takes` lets only the three above through.)
+                _ => Err(LessonError::OutageUnderWay),
             };
             crate::lessons::reply(id, done, |id, outage| ServerMsg::Outage { id, outage })
         })
@@ -276,9 +279,8 @@ impl crate::lessons::Lesson for Outages {
         delta.outage = self.shared.lessons().outage().changed_since(seen);
     }
 
-    fn holds_reset(&self) -> Option<String> {
-        (!self.shared.lessons().outage().get().finished())
-            .then(|| "an outage is under way: reset once it is over".into())
+    fn holds_reset(&self) -> Option<LessonError> {
+        (!self.shared.lessons().outage().get().finished()).then_some(LessonError::OutageUnderWay)
     }
 
     fn forget(&self) {

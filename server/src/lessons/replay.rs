@@ -8,6 +8,8 @@
 use cashflow_shared::command::Command;
 use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
+
+use crate::lessons::LessonError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,10 +63,10 @@ impl Replays {
     }
 
     /// Starts a replay, unless one runs.
-    pub fn start(&self) -> Result<ReplayStatus, String> {
+    pub fn start(&self) -> Result<ReplayStatus, LessonError> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if self.shared.lessons().replay().get().state == ReplayState::Running {
-            return Err("a replay is running already".into());
+            return Err(LessonError::ReplayRunning);
         }
         let token = self.app.child_token();
         *running = Some(token.clone());

@@ -27,6 +27,15 @@ struct Member {
     task: JoinHandle<()>,
 }
 
+/// Why a member was not added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("the group already has {0} members, one per partition: another would get none")]
+    Full(usize),
+    #[error("the calculator keeps at least one member")]
+    LastMember,
+}
+
 pub struct CalculatorGroup {
     settings: Settings,
     brokers: String,
@@ -121,17 +130,14 @@ impl CalculatorGroup {
     }
 
     /// Starts one more member (the lowest free number); the group rebalances.
-    pub async fn add(&self) -> Result<u32, String> {
+    pub async fn add(&self) -> Result<u32, GroupError> {
         let mut members = self.members.lock().await;
         self.add_locked(&mut members)
     }
 
-    fn add_locked(&self, members: &mut Vec<Member>) -> Result<u32, String> {
+    fn add_locked(&self, members: &mut Vec<Member>) -> Result<u32, GroupError> {
         if members.len() >= self.max_members() {
-            return Err(format!(
-                "the group already has {} members, one per partition: another would get none",
-                members.len()
-            ));
+            return Err(GroupError::Full(members.len()));
         }
         let number = (1..)
             .find(|n| !members.iter().any(|m| m.number == *n))
@@ -150,14 +156,14 @@ impl CalculatorGroup {
     /// Stops the newest member (it commits and leaves the group, which rebalances); the first
     /// member stays. The members' lock is held until it has stopped, so a concurrent add
     /// cannot take its number while it leaves.
-    pub async fn remove(&self) -> Result<u32, String> {
+    pub async fn remove(&self) -> Result<u32, GroupError> {
         let mut members = self.members.lock().await;
         if members.len() <= 1 {
-            return Err("the calculator keeps at least one member".into());
+            return Err(GroupError::LastMember);
         }
         members.sort_by_key(|m| m.number);
         let Some(m) = members.pop() else {
-            return Err("no member to remove".into());
+            return Err(GroupError::LastMember);
         };
         let number = m.number;
         self.stop(m, &format!("member {number} removed")).await;
