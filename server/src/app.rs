@@ -63,6 +63,46 @@ where
     })
 }
 
+/// What the tasks are made from, cloned for each start and restart of one.
+#[derive(Clone)]
+struct Deps {
+    settings: Settings,
+    brokers: String,
+    shared: Arc<Shared>,
+    /// Set once the topic exists and the clients may use it.
+    ready: watch::Receiver<bool>,
+}
+
+/// Starts supervised tasks (see [`supervise`]) from [`Deps`].
+struct Tasks {
+    tracker: TaskTracker,
+    deps: Deps,
+}
+
+impl Tasks {
+    /// Runs `make(deps, token)` as the task `name`, started again whenever it fails, until
+    /// `token` is cancelled.
+    fn supervise<F, Fut>(
+        &self,
+        name: &'static str,
+        token: &CancellationToken,
+        make: F,
+    ) -> JoinHandle<()>
+    where
+        F: Fn(Deps, CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (deps, t) = (self.deps.clone(), token.clone());
+        supervise(
+            &self.tracker,
+            self.deps.shared.clone(),
+            name,
+            token.clone(),
+            move || make(deps.clone(), t.clone()),
+        )
+    }
+}
+
 impl App {
     pub async fn start(mut settings: Settings) -> anyhow::Result<App> {
         // What the presenter set last time, where no flag says otherwise.
@@ -120,6 +160,15 @@ impl App {
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);
         let (restored, restored_rx) = watch::channel(None);
+        let tasks = Tasks {
+            tracker: tracker.clone(),
+            deps: Deps {
+                settings: settings.clone(),
+                brokers: brokers.clone(),
+                shared: shared.clone(),
+                ready: ready.clone(),
+            },
+        };
 
         let admin: AdminClient<Context> = base_config(&brokers, &settings.kafka)
             .create_with_context(Context::new(&shared, crate::kafka::ADMIN_ROLE))?;
@@ -127,57 +176,32 @@ impl App {
         let created = Arc::new(crate::kafka::created_topics::CreatedTopics::load(
             settings.data_dir.as_deref(),
         ));
-        let (admin, sh, rt, rs, t, cr) = (
-            Arc::new(admin),
-            shared.clone(),
-            ready_tx,
-            restored.clone(),
-            token.clone(),
-            created.clone(),
-        );
-        supervise(
-            &tracker,
-            shared.clone(),
-            "broker watch",
-            token.clone(),
-            move || {
-                let w = watch_broker(
-                    admin.clone(),
-                    sh.clone(),
-                    spec.clone(),
-                    rt.clone(),
-                    rs.clone(),
-                    t.clone(),
-                    cr.clone(),
-                );
-                async move {
-                    w.await;
-                    Ok(())
-                }
-            },
-        );
+        let (admin, rs, cr) = (Arc::new(admin), restored.clone(), created.clone());
+        tasks.supervise("broker watch", &token, move |d, t| {
+            let w = watch_broker(
+                admin.clone(),
+                d.shared,
+                spec.clone(),
+                ready_tx.clone(),
+                rs.clone(),
+                t,
+                cr.clone(),
+            );
+            async move {
+                w.await;
+                Ok(())
+            }
+        });
 
         let snapshots_token = token.child_token();
-        let (s, b, sh, t) = (
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            snapshots_token.clone(),
-        );
-        let writer = supervise(
-            &tracker,
-            shared.clone(),
-            "snapshot writer",
-            snapshots_token.clone(),
-            move || {
-                let writer = crate::store::changelog::SnapshotWriter::new(&s, &b, sh.clone());
-                let t = t.clone();
-                async move {
-                    writer?.run(t).await;
-                    Ok(())
-                }
-            },
-        );
+        let writer = tasks.supervise("snapshot writer", &snapshots_token, |d, t| {
+            let writer =
+                crate::store::changelog::SnapshotWriter::new(&d.settings, &d.brokers, d.shared);
+            async move {
+                writer?.run(t).await;
+                Ok(())
+            }
+        });
 
         let (task, handle, commands) = producer::create(&settings, &brokers, shared.clone())?;
         // The producer has its own token: at shutdown it stops (and flushes) first.
@@ -185,43 +209,13 @@ impl App {
         let producer_task = tracker.spawn(task.run(commands, restored_rx, producer_token.clone()));
 
         let consumers = token.child_token();
-        let (s, b, sh, r, t) = (
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            ready.clone(),
-            consumers.clone(),
-        );
-        let logging = supervise(
-            &tracker,
-            shared.clone(),
-            "logging consumer",
-            consumers.clone(),
-            move || logging_consumer::run(s.clone(), b.clone(), sh.clone(), r.clone(), t.clone()),
-        );
+        let logging = tasks.supervise("logging consumer", &consumers, |d, t| {
+            logging_consumer::run(d.settings, d.brokers, d.shared, d.ready, t)
+        });
 
-        let (s, b, sh, r, t) = (
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            ready.clone(),
-            token.clone(),
-        );
-        supervise(
-            &tracker,
-            shared.clone(),
-            "dead-letter view",
-            token.clone(),
-            move || {
-                crate::pipeline::dead_letter_view::run(
-                    s.clone(),
-                    b.clone(),
-                    sh.clone(),
-                    r.clone(),
-                    t.clone(),
-                )
-            },
-        );
+        tasks.supervise("dead-letter view", &token, |d, t| {
+            crate::pipeline::dead_letter_view::run(d.settings, d.brokers, d.shared, d.ready, t)
+        });
 
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -261,30 +255,10 @@ impl App {
             crate::kafka::topic_view::Demand::new(move || h.viewers())
         };
         let demand = topic_demand.clone();
-        let (s, b, sh, r, t) = (
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
-            ready.clone(),
-            token.clone(),
-        );
-        supervise(
-            &tracker,
-            shared.clone(),
-            "topic view",
-            token.clone(),
-            move || {
-                crate::kafka::topic_view::run(
-                    s.clone(),
-                    b.clone(),
-                    sh.clone(),
-                    r.clone(),
-                    view_tx.clone(),
-                    demand.clone(),
-                    t.clone(),
-                )
-            },
-        );
+        tasks.supervise("topic view", &token, move |d, t| {
+            let (view, demand) = (view_tx.clone(), demand.clone());
+            crate::kafka::topic_view::run(d.settings, d.brokers, d.shared, d.ready, view, demand, t)
+        });
         let calculator = Arc::new(CalculatorGroup::new(
             settings.clone(),
             brokers.clone(),
@@ -298,23 +272,17 @@ impl App {
             shared.lessons().checks().set(crate::kept::lessons(k));
         }
         // (After the kept checks: the monitor's lesson tracker resumes from them.)
-        let (sh, v, t) = (shared.clone(), topic_view.clone(), token.clone());
-        supervise(
-            &tracker,
-            shared.clone(),
-            "monitor",
-            token.clone(),
-            move || {
-                let run = crate::monitor::Monitor::new(sh.clone(), v.clone()).run(t.clone());
-                async move {
-                    run.await;
-                    Ok(())
-                }
-            },
-        );
-        let (h, t) = (hub.clone(), token.clone());
-        supervise(&tracker, shared.clone(), "hub", token.clone(), move || {
-            let run = h.clone().run(t.clone());
+        let views = topic_view.clone();
+        tasks.supervise("monitor", &token, move |d, t| {
+            let run = crate::monitor::Monitor::new(d.shared, views.clone()).run(t);
+            async move {
+                run.await;
+                Ok(())
+            }
+        });
+        let h = hub.clone();
+        tasks.supervise("hub", &token, move |_, t| {
+            let run = h.clone().run(t);
             async move {
                 run.await;
                 Ok(())
