@@ -18,8 +18,7 @@ use futures_util::future::BoxFuture;
 
 use crate::lessons::LessonError;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use cashflow_shared::Transaction;
 use cashflow_shared::naive::{
-    BookEntry, Coverage, Crash, Delivery, NaiveBook, NaiveState, NaiveStatus, PartitionDiff,
+    Coverage, Crash, Delivery, NaiveBook, NaiveState, NaiveStatus, PartitionDiff,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -42,13 +41,14 @@ use crate::kafka::consumer_config;
 use crate::pipeline::consume::RateLimitedLog;
 use crate::state::Shared;
 
+mod book_file;
+use book_file::BookFile;
+
 const ROLE: &str = "naive calculator";
 /// A batch is what arrives within this long (or [`MAX_BATCH`] records): long enough that a
 /// crash at classroom rates catches a few records between the two steps.
 const BATCH: Duration = Duration::from_secs(1);
 const MAX_BATCH: usize = 5_000;
-/// The saved file is rewritten whole once it holds this many times more lines than accounts.
-const REWRITE_FACTOR: usize = 4;
 
 /// What the presenter's commands reach while the lesson runs.
 struct Control {
@@ -213,8 +213,9 @@ enum Exit {
 }
 
 impl Lesson {
-    fn file(&self) -> PathBuf {
-        self.path.join(format!("{}.jsonl", self.group))
+    /// Its file: `<group>.jsonl` in its folder.
+    fn file(&self) -> BookFile {
+        BookFile::new(&self.path, &self.group)
     }
 
     async fn run(self, control: Arc<Control>) {
@@ -224,7 +225,7 @@ impl Lesson {
         let mut seed = Some(offsets);
         let saved = {
             let t = this.clone();
-            tokio::task::spawn_blocking(move || t.save_whole(&book)).await
+            tokio::task::spawn_blocking(move || t.file().rewrite(&book)).await
         };
         let mut failure = match saved {
             Ok(Ok(())) => None,
@@ -284,8 +285,8 @@ impl Lesson {
             &this.group,
         )
         .await;
-        if let Err(e) = std::fs::remove_file(this.file()) {
-            warn!(file = %this.file().display(), %e, "cannot remove the naive calculator's file");
+        if let Err(e) = this.file().remove() {
+            warn!(file = %this.file(), %e, "cannot remove the naive calculator's file");
         }
         // Only if empty (another server's lesson may use the folder).
         let _ = std::fs::remove_dir(&this.path);
@@ -336,7 +337,7 @@ impl Lesson {
             }
         }
         consumer.subscribe(&[topic])?;
-        let (mut book, mut lines) = load(&self.file())?;
+        let (mut book, mut lines) = self.file().load()?;
         let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
         // Partitions whose committed offset was looked up since they were assigned.
         let mut known: BTreeSet<i32> = BTreeSet::new();
@@ -391,11 +392,11 @@ impl Lesson {
                             return Ok(Exit::Crashed(n));
                         }
                         self.apply(&batch, &mut book, &mut positions, coverage);
-                        lines = self.save(&mut book, lines)?;
+                        lines = self.file().append(&mut book, lines)?;
                     }
                     Delivery::AtLeastOnce => {
                         self.apply(&batch, &mut book, &mut positions, coverage);
-                        lines = self.save(&mut book, lines)?;
+                        lines = self.file().append(&mut book, lines)?;
                         if crash {
                             crate::kafka::ffi::kill(consumer);
                             return Ok(Exit::Crashed(n));
@@ -473,50 +474,6 @@ impl Lesson {
         }
     }
 
-    /// Appends the accounts the batch changed to the file (the newest line for an account
-    /// wins when it is read back), rewriting it whole when it has grown too long.
-    fn save(&self, book: &mut NaiveBook, lines: usize) -> anyhow::Result<usize> {
-        let changed = book.take_changed();
-        std::fs::create_dir_all(&self.path)
-            .with_context(|| format!("creating {}", self.path.display()))?;
-        if lines + changed.len() > REWRITE_FACTOR * book.len() + 1024 {
-            self.save_whole(book)?;
-            return Ok(book.len());
-        }
-        let file = self.file();
-        let mut out = std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&file)
-                .with_context(|| format!("opening {}", file.display()))?,
-        );
-        for e in &changed {
-            serde_json::to_writer(&mut out, e)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        Ok(lines + changed.len())
-    }
-
-    /// Writes every account to a new file and renames it over the old one.
-    fn save_whole(&self, book: &NaiveBook) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.path)
-            .with_context(|| format!("creating {}", self.path.display()))?;
-        let file = self.file();
-        let tmp = file.with_extension("tmp");
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
-        );
-        for e in book.entries() {
-            serde_json::to_writer(&mut out, &e)?;
-            out.write_all(b"\n")?;
-        }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, &file).with_context(|| format!("replacing {}", file.display()))?;
-        Ok(())
-    }
-
     /// Compares with the exact calculator where both stand at the same offset, and publishes.
     fn publish(
         &self,
@@ -545,28 +502,6 @@ impl Lesson {
             });
         });
     }
-}
-
-/// Reads the saved file back: each line one account's state, the newest line winning. A torn
-/// last line (a crash while writing) is dropped.
-fn load(file: &Path) -> anyhow::Result<(NaiveBook, usize)> {
-    let f = match std::fs::File::open(file) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((NaiveBook::default(), 0)),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", file.display())),
-    };
-    let mut entries = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
-        match serde_json::from_str::<BookEntry>(&line?) {
-            Ok(e) => entries.push(e),
-            Err(e) => {
-                warn!(file = %file.display(), %e, "{ROLE}: a torn line in its file; the rest is ignored");
-                break;
-            }
-        }
-    }
-    let n = entries.len();
-    Ok((NaiveBook::from_entries(entries), n))
 }
 
 impl crate::lessons::Lesson for NaiveCalculator {
@@ -605,33 +540,5 @@ impl crate::lessons::Lesson for NaiveCalculator {
 
     fn forget(&self) {
         self.shared.lessons().naive().set(Default::default());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_file_is_read_back_newest_line_first_and_a_torn_tail_is_dropped() {
-        let dir = std::env::temp_dir().join(format!("cashflow-naive-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("book.jsonl");
-        std::fs::write(
-            &file,
-            "{\"p\":0,\"a\":1,\"s\":{\"balance\":5.00,\"count\":1}}\n\
-             {\"p\":0,\"a\":1,\"s\":{\"balance\":7.50,\"count\":2}}\n\
-             {\"p\":1,\"a\":2,\"s\":{\"bal",
-        )
-        .unwrap();
-        let (book, lines) = load(&file).unwrap();
-        assert_eq!(lines, 2);
-        assert_eq!(
-            book.balance(1, cashflow_shared::Money::ZERO),
-            cashflow_shared::Money::from_minor(750)
-        );
-        assert_eq!(book.len(), 1);
-        assert_eq!(load(&dir.join("absent")).unwrap().1, 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
