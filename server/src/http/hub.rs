@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use cashflow_shared::AccountId;
 use cashflow_shared::api::{AccountBalance, LogLine, TopicView};
-use cashflow_shared::dashboard::patch_topic_view;
 use cashflow_shared::group::GroupStatus;
-use cashflow_shared::patch;
 use cashflow_shared::protocol::{
-    AccountRow, Counters, Delta, GeneratorStatus, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS,
-    PartitionView, SNAPSHOT_LOG_LINES, Sample, SampleChange, ServerMsg, Snapshot, StoreStatus,
+    Counters, Delta, GeneratorStatus, MAX_SHOWN_ACCOUNTS, MAX_SHOWN_PARTITIONS, PartitionView,
+    Sample, ServerMsg, Snapshot, StoreStatus,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use crate::state::Shared;
 
 mod budget;
-use budget::{Allowance, FrameBudget};
+mod look;
+use budget::FrameBudget;
+use look::Look;
 
 /// Frames per second at most, per viewer (over a second; [`FRAME_BURST`] may come at once).
 pub const FRAMES_PER_SECOND: u64 = 20;
@@ -257,25 +257,11 @@ impl Hub {
         };
         let start = Instant::now();
         let mut budget = FrameBudget::new(start);
-        let mut rows = Allowance::new(ACCOUNT_ROWS_PER_SECOND, MAX_SHOWN_ACCOUNTS as f64, start);
-        let mut lines = Allowance::new(LOG_LINES_PER_SECOND, LOG_LINES_PER_SECOND, start);
-        let mut counters_at: Option<Instant> = None;
-        let mut group_at: Option<Instant> = None;
         let mut sent = Sent {
             group: self.shared.group().status(),
             ..Sent::default()
         };
-        let mut topic_views = self.topic_view.clone();
-        let mut flow_version = 0u64;
-        let checks = self.shared.lessons().checks();
-        let mut letters_version = self.shared.feed().dead_letters().2;
-        let mut lessons_seen = self.lessons.seen_now();
-        let mut checks_version = checks.version();
-        let mut log_seq = 0u64;
-        let mut last_shown = start;
-        let mut shown = self.choose_shown();
-        // (when, applied) over the last second, for the applied-per-second rate.
-        let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
+        let mut look = Look::new(&self, start);
         // Joins wait for the first look: before it, `sent` is empty (a snapshot of nothing).
         let mut primed = false;
         loop {
@@ -295,137 +281,7 @@ impl Hub {
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            let now = Instant::now();
-            let l = self.shared.ledger();
-            // A new account is shown at once while there is room (else up to a second late).
-            if now.duration_since(last_shown) >= Duration::from_secs(1)
-                || (shown.len() < MAX_SHOWN_ACCOUNTS && l.account_count() > shown.len())
-            {
-                shown = self.choose_shown();
-                last_shown = now;
-            }
-            let mut delta = Delta::default();
-
-            // The accounts and partitions, exact, at most ACCOUNT_ROWS_PER_SECOND rows a second.
-            let changed = l.changed(&shown, &sent.accounts);
-            if rows.take(changed.len() as f64, now) {
-                delta.dropped = sent
-                    .accounts
-                    .keys()
-                    .filter(|a| !shown.contains(a))
-                    .copied()
-                    .collect();
-                for a in &delta.dropped {
-                    sent.accounts.remove(a);
-                }
-                delta.accounts = changed.iter().map(AccountRow::from).collect();
-                for a in changed {
-                    sent.accounts.insert(a.account, a);
-                }
-                let partitions = self.shared.partition_views();
-                let same_ids = partitions.len() == sent.partitions.len()
-                    && partitions
-                        .iter()
-                        .zip(&sent.partitions)
-                        .all(|(a, b)| a.partition == b.partition);
-                if !same_ids {
-                    delta.partitions = Some(partitions.clone());
-                } else {
-                    delta.partitions_changed = partitions
-                        .iter()
-                        .zip(&sent.partitions)
-                        .filter(|(a, b)| a != b)
-                        .map(|(a, _)| *a)
-                        .collect();
-                }
-                sent.partitions = partitions;
-            }
-
-            let applied = l.stats().applied;
-            window.push_back((now, applied));
-            while window
-                .front()
-                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
-            {
-                window.pop_front();
-            }
-            let aps = match (window.front(), window.back()) {
-                (Some((t0, a0)), Some((t1, a1))) if t1 > t0 => {
-                    // (Applied drops to 0 when a re-created topic starts the balances afresh.)
-                    a1.saturating_sub(*a0) as f64 / t1.duration_since(*t0).as_secs_f64()
-                }
-                _ => 0.0,
-            };
-            let counters = self.counters((aps * 10.0).round() / 10.0);
-            if counters_at.is_none_or(|t| now.duration_since(t) >= COUNTERS_EVERY)
-                && let Some(p) = patch::diff_of(&sent.counters, &counters)
-            {
-                delta.counters = Some(p);
-                sent.counters = counters;
-                counters_at = Some(now);
-            }
-            // The charts' newest point (the monitor adds one a second), as a change of the
-            // point sent before it.
-            if let Some((seq, s)) = self.shared.feed().newest_sample()
-                && sent
-                    .sample
-                    .as_ref()
-                    .is_none_or(|(sent_seq, _)| *sent_seq != seq)
-            {
-                delta.sample = Some(SampleChange::between(
-                    sent.sample.as_ref().map(|(_, s)| s),
-                    &s,
-                ));
-                sent.sample = Some((seq, s));
-            }
-
-            // The feed: every line at classroom rates, the newest few a second above.
-            let room = lines.available(now).floor();
-            if room >= 1.0 {
-                let (log, newest) = self.shared.feed().recent_since(log_seq, room as usize);
-                log_seq = newest;
-                lines.take(log.len() as f64, now);
-                for line in log.iter().rev() {
-                    sent.log.push_front(line.clone());
-                }
-                sent.log.truncate(SNAPSHOT_LOG_LINES);
-                delta.log = log;
-            }
-
-            self.whole_parts(&mut sent, &mut delta);
-            if let Ok(true) = topic_views.has_changed() {
-                topic_views.mark_unchanged();
-                let view = self.topic_view();
-                delta.topic_view = patch::diff_of(
-                    &without_lag_history(&sent.topic_view),
-                    &without_lag_history(&view),
-                );
-                // The pages' rule, not the server's histories: a snapshot holds what they hold.
-                if let Some(p) = &delta.topic_view {
-                    patch_topic_view(&mut sent.topic_view, p);
-                }
-            }
-            if group_at.is_none_or(|t| now.duration_since(t) >= GROUP_EVERY) {
-                let group = self.shared.group().status();
-                delta.group = patch::diff_of(&sent.group, &group);
-                if delta.group.is_some() {
-                    sent.group = group;
-                    group_at = Some(now);
-                }
-            }
-            let (flow, v) = self.shared.flow().since(flow_version);
-            flow_version = v;
-            delta.flow = flow;
-            delta.dead_letters =
-                self.shared
-                    .feed()
-                    .dead_letters_since(letters_version)
-                    .map(|(letters, v)| {
-                        letters_version = v;
-                        letters
-                    });
-            self.lessons.changes(&mut lessons_seen, &mut delta);
-            delta.lessons = checks.changed_since(&mut checks_version);
+            let delta = look.delta(&self, &mut sent, Instant::now());
             primed = true;
             // A quiet look gives its frame's slot back; with no viewer the slot is spent all the
             // same, so the hub looks at most at the frame rate.
