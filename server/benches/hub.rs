@@ -50,7 +50,7 @@ async fn main() {
             tokio::time::timeout(settle.saturating_duration_since(Instant::now()), ws.next()).await
         {
         }
-        let applied0 = app.shared.ledger().stats().applied;
+        let applied0 = app.stats().applied;
         let (mut frames, mut bytes, mut largest) = (0u64, 0u64, 0usize);
         let start = Instant::now();
         let end = start + Duration::from_secs(seconds);
@@ -64,7 +64,7 @@ async fn main() {
             }
         }
         let secs = start.elapsed().as_secs_f64();
-        let applied = (app.shared.ledger().stats().applied - applied0) as f64 / secs;
+        let applied = (app.stats().applied - applied0) as f64 / secs;
         println!(
             "| {label} | {applied:.0} | {:.1} | {:.0} | {largest} |",
             frames as f64 / secs,

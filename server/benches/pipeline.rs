@@ -48,22 +48,22 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
         .await
         .expect("burst");
     wait_for(Duration::from_secs(600), "deliveries", || async {
-        let p = app.shared.producer().stats();
+        let p = app.producer_counts();
         assert_eq!(p.failed, 0);
         (p.delivered >= n).then_some(())
     })
     .await;
     let produce = start.elapsed();
     wait_for(Duration::from_secs(600), "applied", || async {
-        (app.shared.ledger().stats().applied >= n).then_some(())
+        (app.stats().applied >= n).then_some(())
     })
     .await;
     let end_to_end = start.elapsed();
-    let topic = app.shared.topic().to_owned();
+    let topic = app.topic().to_owned();
     let start = Instant::now();
     write_garbage(&app.brokers, &topic, n);
     wait_for(Duration::from_secs(600), "dead-lettered", || async {
-        (app.shared.ledger().stats().dead_lettered >= n).then_some(())
+        (app.stats().dead_lettered >= n).then_some(())
     })
     .await;
     let dead_letters = start.elapsed();
@@ -72,8 +72,7 @@ async fn run(broker: Broker, name: &'static str, n: u64) -> Run {
     let start = Instant::now();
     let again = common::spawn_app_with(broker, &topic, with_dir).await;
     wait_for(Duration::from_secs(600), "restored", || async {
-        (!again.shared.store().health().restoring && again.shared.ledger().stats().applied >= n)
-            .then_some(())
+        (!again.store().restoring && again.stats().applied >= n).then_some(())
     })
     .await;
     let restore = start.elapsed();
