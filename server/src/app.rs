@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cashflow_shared::Ledger;
 use cashflow_shared::api::BrokerHealth;
@@ -11,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::http;
@@ -23,7 +22,6 @@ use crate::pipeline::calculator_group::CalculatorGroup;
 use crate::pipeline::producer::ProducerHandle;
 use crate::pipeline::{logging_consumer, producer};
 use crate::state::Shared;
-use crate::supervise::supervise;
 
 pub struct App {
     pub http_addr: SocketAddr,
@@ -52,56 +50,9 @@ pub struct App {
     managed: Option<Arc<ManagedBroker>>,
 }
 
-fn spawn_logged<F>(tracker: &TaskTracker, name: &'static str, fut: F) -> JoinHandle<()>
-where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    tracker.spawn(async move {
-        if let Err(e) = fut.await {
-            error!("{name} stopped: {e:#}");
-        }
-    })
-}
-
-/// What the tasks are made from, cloned for each start and restart of one.
-#[derive(Clone)]
-struct Deps {
-    settings: Settings,
-    brokers: String,
-    shared: Arc<Shared>,
-    /// Set once the topic exists and the clients may use it.
-    ready: watch::Receiver<bool>,
-}
-
-/// Starts supervised tasks (see [`supervise`]) from [`Deps`].
-struct Tasks {
-    tracker: TaskTracker,
-    deps: Deps,
-}
-
-impl Tasks {
-    /// Runs `make(deps, token)` as the task `name`, started again whenever it fails, until
-    /// `token` is cancelled.
-    fn supervise<F, Fut>(
-        &self,
-        name: &'static str,
-        token: &CancellationToken,
-        make: F,
-    ) -> JoinHandle<()>
-    where
-        F: Fn(Deps, CancellationToken) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let (deps, t) = (self.deps.clone(), token.clone());
-        supervise(
-            &self.tracker,
-            self.deps.shared.clone(),
-            name,
-            token.clone(),
-            move || make(deps.clone(), t.clone()),
-        )
-    }
-}
+mod shutdown;
+mod tasks;
+use tasks::{Deps, Tasks, spawn_logged};
 
 impl App {
     pub async fn start(mut settings: Settings) -> anyhow::Result<App> {
@@ -387,48 +338,5 @@ impl App {
     pub async fn wait_ready(&self) -> bool {
         let mut r = self.ready.clone();
         r.wait_for(|v| *v).await.is_ok()
-    }
-
-    /// Graceful shutdown, in order: stop generating and flush the producer; then stop the
-    /// consumers (each commits its offsets), so they read what the flush delivered for as long
-    /// as the producer ran; then the snapshot writer's final pass, over the state they left;
-    /// then the HTTP server (viewers see it all until here) and the broker watch; then the
-    /// managed broker. Each records its stop (`Shared::stops`).
-    pub async fn shutdown(self) {
-        // An outage lesson under way ends now: the flush and the final commits need the broker.
-        if let Some(m) = &self.managed
-            && let Err(e) = m.resume().await
-        {
-            warn!("the Apache Kafka broker did not start again: {e:#}");
-        }
-        self.kept.0.cancel();
-        if let Some(k) = self.kept.1 {
-            let _ = k.await;
-        }
-        self.producer_token.cancel();
-        let _ = self.producer_task.await;
-        self.consumers.cancel();
-        let _ = self.logging.await;
-        self.calculator.stop_all().await;
-        self.snapshots.0.cancel();
-        let _ = self.snapshots.1.await;
-        self.token.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(30), self.tracker.wait())
-            .await
-            .is_err()
-        {
-            warn!("some tasks did not stop within 30 s");
-        }
-        if let Some(m) = self.managed {
-            match Arc::try_unwrap(m) {
-                Ok(m) => m.stop().await,
-                Err(m) => {
-                    m.pause().await;
-                }
-            }
-            self.shared.health().record_stop("managed broker stopped");
-        }
-        info!("stopped");
     }
 }
