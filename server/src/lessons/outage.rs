@@ -264,8 +264,9 @@ impl crate::lessons::Lesson for Outages {
                 Command::StopBroker { seconds } => self.start(seconds),
                 Command::StopNode { node } => self.stop_node(node).await,
                 Command::StartNode { node } => self.start_node(node).await,
-                // (`takes` lets only the three above through.)
-                _ => Err(LessonError::OutageUnderWay),
+                // (`takes` lets only the three above through: any other gets the outage as
+                // it is.)
+                _ => Ok(self.shared.lessons().outage().get()),
             };
             crate::lessons::reply(id, done, |id, outage| ServerMsg::Outage { id, outage })
         })
