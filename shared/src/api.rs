@@ -143,7 +143,7 @@ pub struct BrokerHealth {
 }
 
 /// One line of the logging consumer's feed (`GET /api/recent`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogLine {
     pub partition: i32,
     pub offset: i64,

@@ -39,7 +39,7 @@ pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
 }
 
 /// An axis from `lo` to `hi` in steps of `step`, all "nice" numbers (1, 2, 5 × 10^k).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Scale {
     pub lo: i64,
     pub hi: i64,

@@ -16,7 +16,7 @@ pub const REBALANCES_KEPT: usize = 16;
 pub const REBALANCE_GIVE_UP_MS: i64 = 60_000;
 
 /// One member of the calculator's group, numbered from 1 in the order they were added.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberInfo {
     pub member: u32,
     /// The id the broker gave it (empty until it joined).

@@ -121,7 +121,7 @@ impl Poison {
 pub const DEAD_LETTERS_SHOWN: usize = 20;
 
 /// One record of the dead-letter topic, as the dead-letter panel shows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeadLetterView {
     /// Its offset in the dead-letter topic's partition `dlq_partition`.
     pub dlq_partition: i32,

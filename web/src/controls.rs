@@ -1,92 +1,159 @@
 //! Generator commands. Inputs are parsed here (exact money) and validated with the same
 //! [`Command::validate`] the server applies again, so a bad value is refused before it is sent;
 //! every command's ack or error is shown under the controls.
+//!
+//! Each row is a small component; what they share (sending, the panel's own error line) is a
+//! [`Say`] in the context, and the generator's status one memo they read.
 
 use cashflow_shared::command::{Command, Rate};
 use cashflow_shared::dashboard::Notice;
 use cashflow_shared::ordering::KeyStrategy;
+use cashflow_shared::protocol::GeneratorStatus;
 use cashflow_shared::{Money, TxType};
 use leptos::prelude::*;
 
 use crate::socket::Ctx;
 
+/// Sends the panel's commands and says why one was not sent.
+#[derive(Clone, Copy)]
+struct Say {
+    ctx: Ctx,
+    local_error: RwSignal<Option<String>>,
+    generator: Memo<Option<GeneratorStatus>>,
+}
+
+impl Say {
+    fn send(self, c: Command) {
+        self.local_error.set(None);
+        if self.ctx.send(c).is_none() {
+            self.local_error.set(Some("not connected".into()));
+        }
+    }
+
+    /// Sends `r`'s command once [`Command::validate`] takes it; else says why, naming `what`.
+    fn parse_or_say(self, what: &str, r: Result<Command, String>) {
+        match r.and_then(|c| c.validate().map(|()| c).map_err(|e| e.to_string())) {
+            Ok(c) => self.send(c),
+            Err(e) => self.local_error.set(Some(format!("{what}: {e}"))),
+        }
+    }
+
+    fn off(self) -> impl Fn() -> bool + Copy + Send + Sync + 'static {
+        move || !self.ctx.can_command()
+    }
+
+    fn running(self) -> bool {
+        self.generator
+            .with(|g| g.as_ref().is_some_and(|g| g.running))
+    }
+}
+
 fn field(initial: &str) -> RwSignal<String> {
     RwSignal::new(initial.to_owned())
+}
+
+/// A text input, never `type="number"`: the browser reports a number field holding "0." or
+/// "-" as "", and writing that back moved the cursor, so "0.5" became "50". `inputmode` still
+/// brings up a number keyboard on a tablet; every value is parsed (and refused with a reason)
+/// on Set.
+fn input(
+    say: Say,
+    sig: RwSignal<String>,
+    testid: &'static str,
+    mode: &'static str,
+) -> impl IntoView {
+    view! { <input type="text" inputmode=mode autocomplete="off" data-testid=testid prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) disabled=say.off()/> }
+}
+
+/// The inputs the server's settings fill in whenever a (re)connection brings them.
+#[derive(Clone, Copy)]
+struct Filled {
+    rate: RwSignal<String>,
+    accounts: RwSignal<String>,
+    credit: RwSignal<String>,
+    min: RwSignal<String>,
+    max: RwSignal<String>,
+}
+
+impl Filled {
+    fn new(ctx: Ctx) -> Filled {
+        let f = Filled {
+            rate: field("2"),
+            accounts: field("5"),
+            credit: field("50"),
+            min: field("1"),
+            max: field("20"),
+        };
+        // Once per snapshot (a connection's first message), when it has the generator: what
+        // the presenter types is not overwritten by the frames after it.
+        let fresh = ctx.select(|d| {
+            d.generator
+                .as_ref()
+                .map(|g| (d.snapshots, g.settings.clone(), g.rate))
+        });
+        let filled_for = StoredValue::new(0u64);
+        Effect::new(move |_| {
+            let Some((snapshots, s, rate)) = fresh.get() else {
+                return;
+            };
+            if filled_for.get_value() == snapshots {
+                return;
+            }
+            filled_for.set_value(snapshots);
+            f.rate
+                .set(rate.map(|r| r.to_string()).unwrap_or_else(|| "max".into()));
+            f.accounts.set(s.accounts.to_string());
+            f.credit.set(s.credit_percent.to_string());
+            f.min.set(s.min_amount.to_string());
+            f.max.set(s.max_amount.to_string());
+        });
+        f
+    }
 }
 
 #[component]
 pub fn Controls() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
-    let local_error = RwSignal::new(None::<String>);
-    let off = move || !ctx.can_command();
-    let token = field("");
-    // A memo: the login row is built when it becomes needed and stays, not once a frame (a
-    // presenter typing the token while the row was rebuilt lost the keystrokes: an e2e test
-    // then sent the wrong token again).
-    let needs_login = Memo::new(move |_| {
-        ctx.version.get();
-        ctx.connected()
-            && ctx
-                .dash
-                .with_value(|d| d.presenter_required && !d.presenter)
-    });
-    let send = move |c: Command| {
-        local_error.set(None);
-        if ctx.send(c).is_none() {
-            local_error.set(Some("not connected".into()));
-        }
+    let say = Say {
+        ctx,
+        local_error: RwSignal::new(None),
+        generator: ctx.select(|d| d.generator.clone()),
     };
-    let parse_or_say = move |what: &str, r: Result<Command, String>| match r
-        .and_then(|c| c.validate().map(|()| c).map_err(|e| e.to_string()))
-    {
-        Ok(c) => send(c),
-        Err(e) => local_error.set(Some(format!("{what}: {e}"))),
-    };
+    provide_context(say);
+    let f = Filled::new(ctx);
+    view! {
+        <div class="controls">
+            <GeneratorLine/>
+            {move || (!ctx.connected()).then(|| view! { <p class="reason">"Disconnected: the controls come back when the server does."</p> })}
+            <LoginRow/>
+            <StartPause/>
+            <div class="flow">
+                <RateSetting rate=f.rate/>
+                <NumberSetting label="Accounts" testid="accounts" value=f.accounts what="accounts"
+                    make=|t| t.trim().parse().map(|accounts| Command::SetAccounts { accounts }).map_err(|_| "a whole number".into())/>
+                <NumberSetting label="Credits (%)" testid="credit" value=f.credit what="credits"
+                    make=|t| t.trim().parse().map(|credit_percent| Command::SetMix { credit_percent }).map_err(|_| "0 to 100".into())/>
+            </div>
+            <Amounts min=f.min max=f.max/>
+            <Keys/>
+            <MaxLag/>
+            <Batching/>
+            <OneTransaction/>
+            <Burst/>
+            <NoticeLine/>
+        </div>
+    }
+}
 
-    let rate = field("2");
-    let accounts = field("5");
-    let credit = field("50");
-    let min = field("1");
-    let max = field("20");
-    let m_account = field("1");
-    let m_type = field("Credit");
-    let m_amount = field("10.00");
-    let burst = field("100");
-    let max_lag = field("1000");
-    let linger = field("5");
-    let batch = field("1000000");
-
-    let generator = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.generator.clone())
-    };
-    let running = move || generator().is_some_and(|g| g.running);
-    // Fill the inputs with the server's settings whenever a (re)connection brings them.
-    let filled_for = StoredValue::new(0u64);
-    Effect::new(move |_| {
-        ctx.version.get();
-        let (snapshots, g) = ctx.dash.with_value(|d| (d.snapshots, d.generator.clone()));
-        if let Some(g) = g.filter(|_| filled_for.get_value() != snapshots) {
-            filled_for.set_value(snapshots);
-            rate.set(
-                g.rate
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "max".into()),
-            );
-            accounts.set(g.settings.accounts.to_string());
-            credit.set(g.settings.credit_percent.to_string());
-            min.set(g.settings.min_amount.to_string());
-            max.set(g.settings.max_amount.to_string());
-        }
-    });
-    let broker_reachable = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.broker_reachable)
-    };
-    let describe = move || match generator() {
+/// What the generator does now, in one line.
+#[component]
+fn GeneratorLine() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let reachable = say.ctx.select(|d| d.broker_reachable);
+    let describe = move || match say.generator.get() {
         Some(g) => format!(
             "{} · {} · {} accounts · {}% credits · amounts {}–{} · linger {} ms, batches ≤ {} B",
-            match (g.running, broker_reachable(), g.held_by_lag) {
+            match (g.running, reachable.get(), g.held_by_lag) {
                 (true, true, false) => "running".to_owned(),
                 (true, true, true) => format!(
                     "running, held: the calculator is {} or more records behind",
@@ -107,104 +174,252 @@ pub fn Controls() -> impl IntoView {
         ),
         None => "—".into(),
     };
-    // Text inputs, never `type="number"`: the browser reports a number field holding "0." or
-    // "-" as "", and writing that back moved the cursor, so "0.5" became "50". `inputmode`
-    // still brings up a number keyboard on a tablet; every value is parsed (and refused with a
-    // reason) on Set.
-    let input = move |sig: RwSignal<String>, testid: &'static str, mode: &'static str| {
-        view! { <input type="text" inputmode=mode autocomplete="off" data-testid=testid prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev)) disabled=off/> }
-    };
+    view! { <p class="state" data-testid="generator">{describe}</p> }
+}
 
-    view! {
-        <div class="controls">
-            <p class="state" data-testid="generator">{describe}</p>
-            {move || (!ctx.connected()).then(|| view! { <p class="reason">"Disconnected: the controls come back when the server does."</p> })}
-            {move || needs_login.get().then(|| view! {
-                <div class="row login">
-                    <p class="reason">"Read-only: the presenter logs in to send commands."</p>
-                    <label>"Presenter token"
-                        <input type="password" data-testid="token" prop:value=move || token.get() on:input=move |ev| token.set(event_target_value(&ev))/>
-                    </label>
-                    <button data-testid="login" on:click=move |_| {
-                        let t = token.get();
-                        ctx.token.set_value(Some(t.clone()));
-                        send(Command::Login { token: t });
-                    }>"Log in"</button>
-                </div>
-            })}
-            <div class="row presenter-only">
-                <button data-testid="start" disabled=move || off() || running() on:click=move |_| send(Command::Start)>"Start"</button>
-                <button data-testid="pause" disabled=move || off() || !running() on:click=move |_| send(Command::Pause)>"Pause"</button>
-            </div>
-            <div class="flow">
-            <div class="setting">
-                <label>"Rate (tx/s)"{input(rate, "rate", "decimal")}</label>
-                <button data-testid="rate-set" disabled=off on:click=move |_| parse_or_say("rate", Rate::parse(&rate.get()).map(|r| Command::SetRate { rate: r.as_option() }).map_err(|e| e.to_string()))>"Set"</button>
-                <button disabled=off on:click=move |_| send(Command::SetRate { rate: None })>"Max"</button>
-            </div>
-            <div class="setting">
-                <label>"Accounts"{input(accounts, "accounts", "numeric")}</label>
-                <button data-testid="accounts-set" disabled=off on:click=move |_| parse_or_say("accounts", accounts.get().trim().parse().map(|accounts| Command::SetAccounts { accounts }).map_err(|_| "a whole number".into()))>"Set"</button>
-            </div>
-            <div class="setting">
-                <label>"Credits (%)"{input(credit, "credit", "numeric")}</label>
-                <button data-testid="credit-set" disabled=off on:click=move |_| parse_or_say("credits", credit.get().trim().parse().map(|credit_percent| Command::SetMix { credit_percent }).map_err(|_| "0 to 100".into()))>"Set"</button>
-            </div>
-            </div>
-            <div class="row presenter-only">
-                <label>"Amounts"{input(min, "min", "decimal")}</label>
-                <label>"to"{input(max, "max", "decimal")}</label>
-                <button data-testid="amounts-set" disabled=off on:click=move |_| parse_or_say("amounts", (|| Ok(Command::SetAmounts { min: min.get().parse::<Money>().map_err(|e| e.to_string())?, max: max.get().parse::<Money>().map_err(|e| e.to_string())? }))())>"Set"</button>
-            </div>
-            <div class="row presenter-only">
-                <label title="How the producer keys its records: by account keeps each account on one partition, in order">"Keys"
-                    <select data-testid="keys" disabled=off
-                        prop:value=move || generator().map_or(KeyStrategy::default(), |g| g.keys).name()
-                        on:change=move |ev| if let Some(keys) = KeyStrategy::from_name(&event_target_value(&ev)) {
-                            send(Command::SetKeys { keys });
-                        }>
-                        {KeyStrategy::ALL.map(|k| view! { <option value=k.name()>{k.label()}</option> }).collect_view()}
-                    </select>
+/// The presenter's login, while the server wants one and this page has none.
+#[component]
+fn LoginRow() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let ctx = say.ctx;
+    let token = field("");
+    // A memo: the login row is built when it becomes needed and stays, not once a frame (a
+    // presenter typing the token while the row was rebuilt lost the keystrokes: an e2e test
+    // then sent the wrong token again).
+    let wanted = ctx.select(|d| d.presenter_required && !d.presenter);
+    let needs_login = Memo::new(move |_| ctx.connected() && wanted.get());
+    move || {
+        needs_login.get().then(|| view! {
+            <div class="row login">
+                <p class="reason">"Read-only: the presenter logs in to send commands."</p>
+                <label>"Presenter token"
+                    <input type="password" data-testid="token" prop:value=move || token.get() on:input=move |ev| token.set(event_target_value(&ev))/>
                 </label>
+                <button data-testid="login" on:click=move |_| {
+                    let t = token.get();
+                    ctx.token.set_value(Some(t.clone()));
+                    say.send(Command::Login { token: t });
+                }>"Log in"</button>
             </div>
-            <div class="row presenter-only">
-                <label title="Back-pressure: the producer waits while the balance calculator is this many records behind">"Max lag"{input(max_lag, "max-lag", "numeric")}</label>
-                <button data-testid="max-lag-set" disabled=off on:click=move |_| parse_or_say("max lag", max_lag.get().trim().parse().map(|n| Command::SetMaxLag { max_lag: Some(n) }).map_err(|_| "a whole number".into()))>"Set"</button>
-                <button data-testid="max-lag-off" disabled=off on:click=move |_| send(Command::SetMaxLag { max_lag: None })>"Off"</button>
-            </div>
-            <div class="row presenter-only">
-                <label title="How long the producer waits to fill a batch, and how large a batch may grow">"linger.ms"{input(linger, "linger", "numeric")}</label>
-                <label>"batch bytes"{input(batch, "batch-size", "numeric")}</label>
-                <button data-testid="batching-set" disabled=off on:click=move |_| parse_or_say("batching", (|| Ok(Command::SetBatching {
-                    linger_ms: linger.get().trim().parse().map_err(|_| "linger.ms: a whole number".to_string())?,
-                    batch_size: batch.get().trim().parse().map_err(|_| "batch bytes: a whole number".to_string())?,
-                }))())>"Set"</button>
-            </div>
-            <fieldset>
-                <legend>"One transaction"</legend>
-                <label>"Account"{input(m_account, "manual-account", "numeric")}</label>
-                <select data-testid="manual-type" disabled=off on:change=move |ev| m_type.set(event_target_value(&ev))>
-                    <option value="Credit">"Credit"</option>
-                    <option value="Debit">"Debit"</option>
-                </select>
-                <label>"Amount"{input(m_amount, "manual-amount", "decimal")}</label>
-                <button data-testid="manual-send" disabled=off on:click=move |_| parse_or_say("transaction", (|| {
-                    let account = m_account.get().trim().parse().map_err(|_| "account: a whole number".to_string())?;
-                    let transaction_type = if m_type.get() == "Debit" { TxType::Debit } else { TxType::Credit };
-                    let amount = m_amount.get().parse::<Money>().map_err(|e| e.to_string())?;
-                    Ok(Command::Manual { account, transaction_type, amount })
-                })())>"Send"</button>
-            </fieldset>
-            <div class="row presenter-only">
-                <label>"Burst of"{input(burst, "burst", "numeric")}</label>
-                <button data-testid="burst-send" disabled=off on:click=move |_| parse_or_say("burst", burst.get().trim().parse().map(|count| Command::Burst { count }).map_err(|_| "a whole number".into()))>"Send burst"</button>
-            </div>
-            <p class="notice" data-testid="notice">{move || match (local_error.get(), ctx.notice.get()) {
-                (Some(e), _) => view! { <span class="err">{e}</span> }.into_any(),
-                (None, Some(Notice::Error { text, .. })) => view! { <span class="err">{text}</span> }.into_any(),
-                (None, Some(Notice::Ok { text, .. })) => view! { <span class="ok">{text}</span> }.into_any(),
-                (None, None) => ().into_any(),
-            }}</p>
+        })
+    }
+}
+
+#[component]
+fn StartPause() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let off = say.off();
+    view! {
+        <div class="row presenter-only">
+            <button data-testid="start" disabled=move || off() || say.running() on:click=move |_| say.send(Command::Start)>"Start"</button>
+            <button data-testid="pause" disabled=move || off() || !say.running() on:click=move |_| say.send(Command::Pause)>"Pause"</button>
         </div>
+    }
+}
+
+#[component]
+fn RateSetting(rate: RwSignal<String>) -> impl IntoView {
+    let say = expect_context::<Say>();
+    let set = move |_| {
+        let r = Rate::parse(&rate.get())
+            .map(|r| Command::SetRate {
+                rate: r.as_option(),
+            })
+            .map_err(|e| e.to_string());
+        say.parse_or_say("rate", r)
+    };
+    view! {
+        <div class="setting">
+            <label>"Rate (tx/s)"{input(say, rate, "rate", "decimal")}</label>
+            <button data-testid="rate-set" disabled=say.off() on:click=set>"Set"</button>
+            <button disabled=say.off() on:click=move |_| say.send(Command::SetRate { rate: None })>"Max"</button>
+        </div>
+    }
+}
+
+/// One whole-number setting: its input, and a Set button sending what `make` makes of it.
+#[component]
+fn NumberSetting(
+    label: &'static str,
+    testid: &'static str,
+    value: RwSignal<String>,
+    what: &'static str,
+    make: fn(&str) -> Result<Command, String>,
+) -> impl IntoView {
+    let say = expect_context::<Say>();
+    view! {
+        <div class="setting">
+            <label>{label}{input(say, value, testid, "numeric")}</label>
+            <button data-testid=format!("{testid}-set") disabled=say.off()
+                on:click=move |_| say.parse_or_say(what, make(&value.get()))>"Set"</button>
+        </div>
+    }
+}
+
+#[component]
+fn Amounts(min: RwSignal<String>, max: RwSignal<String>) -> impl IntoView {
+    let say = expect_context::<Say>();
+    let set = move |_| {
+        let parse = |s: RwSignal<String>| s.get().parse::<Money>().map_err(|e| e.to_string());
+        let r = parse(min).and_then(|min| {
+            Ok(Command::SetAmounts {
+                min,
+                max: parse(max)?,
+            })
+        });
+        say.parse_or_say("amounts", r)
+    };
+    view! {
+        <div class="row presenter-only">
+            <label>"Amounts"{input(say, min, "min", "decimal")}</label>
+            <label>"to"{input(say, max, "max", "decimal")}</label>
+            <button data-testid="amounts-set" disabled=say.off() on:click=set>"Set"</button>
+        </div>
+    }
+}
+
+#[component]
+fn Keys() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let keys = move || {
+        say.generator
+            .with(|g| g.as_ref().map_or(KeyStrategy::default(), |g| g.keys))
+    };
+    view! {
+        <div class="row presenter-only">
+            <label title="How the producer keys its records: by account keeps each account on one partition, in order">"Keys"
+                <select data-testid="keys" disabled=say.off()
+                    prop:value=move || keys().name()
+                    on:change=move |ev| if let Some(keys) = KeyStrategy::from_name(&event_target_value(&ev)) {
+                        say.send(Command::SetKeys { keys });
+                    }>
+                    {KeyStrategy::ALL.map(|k| view! { <option value=k.name()>{k.label()}</option> }).collect_view()}
+                </select>
+            </label>
+        </div>
+    }
+}
+
+#[component]
+fn MaxLag() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let max_lag = field("1000");
+    let set = move |_| {
+        let r = max_lag
+            .get()
+            .trim()
+            .parse()
+            .map(|n| Command::SetMaxLag { max_lag: Some(n) })
+            .map_err(|_| "a whole number".into());
+        say.parse_or_say("max lag", r)
+    };
+    view! {
+        <div class="row presenter-only">
+            <label title="Back-pressure: the producer waits while the balance calculator is this many records behind">"Max lag"{input(say, max_lag, "max-lag", "numeric")}</label>
+            <button data-testid="max-lag-set" disabled=say.off() on:click=set>"Set"</button>
+            <button data-testid="max-lag-off" disabled=say.off() on:click=move |_| say.send(Command::SetMaxLag { max_lag: None })>"Off"</button>
+        </div>
+    }
+}
+
+#[component]
+fn Batching() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let (linger, batch) = (field("5"), field("1000000"));
+    let set = move |_| {
+        let whole = |s: RwSignal<String>, what: &str| {
+            s.get()
+                .trim()
+                .parse()
+                .map_err(|_| format!("{what}: a whole number"))
+        };
+        let r = whole(linger, "linger.ms").and_then(|linger_ms| {
+            Ok(Command::SetBatching {
+                linger_ms,
+                batch_size: whole(batch, "batch bytes")?,
+            })
+        });
+        say.parse_or_say("batching", r)
+    };
+    view! {
+        <div class="row presenter-only">
+            <label title="How long the producer waits to fill a batch, and how large a batch may grow">"linger.ms"{input(say, linger, "linger", "numeric")}</label>
+            <label>"batch bytes"{input(say, batch, "batch-size", "numeric")}</label>
+            <button data-testid="batching-set" disabled=say.off() on:click=set>"Set"</button>
+        </div>
+    }
+}
+
+#[component]
+fn OneTransaction() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let (account, kind, amount) = (field("1"), field("Credit"), field("10.00"));
+    let set = move |_| {
+        let r = account
+            .get()
+            .trim()
+            .parse()
+            .map_err(|_| "account: a whole number".to_string())
+            .and_then(|account| {
+                let transaction_type = if kind.get() == "Debit" {
+                    TxType::Debit
+                } else {
+                    TxType::Credit
+                };
+                let amount = amount.get().parse::<Money>().map_err(|e| e.to_string())?;
+                Ok(Command::Manual {
+                    account,
+                    transaction_type,
+                    amount,
+                })
+            });
+        say.parse_or_say("transaction", r)
+    };
+    view! {
+        <fieldset>
+            <legend>"One transaction"</legend>
+            <label>"Account"{input(say, account, "manual-account", "numeric")}</label>
+            <select data-testid="manual-type" disabled=say.off() on:change=move |ev| kind.set(event_target_value(&ev))>
+                <option value="Credit">"Credit"</option>
+                <option value="Debit">"Debit"</option>
+            </select>
+            <label>"Amount"{input(say, amount, "manual-amount", "decimal")}</label>
+            <button data-testid="manual-send" disabled=say.off() on:click=set>"Send"</button>
+        </fieldset>
+    }
+}
+
+#[component]
+fn Burst() -> impl IntoView {
+    let say = expect_context::<Say>();
+    let burst = field("100");
+    let set = move |_| {
+        let r = burst
+            .get()
+            .trim()
+            .parse()
+            .map(|count| Command::Burst { count })
+            .map_err(|_| "a whole number".into());
+        say.parse_or_say("burst", r)
+    };
+    view! {
+        <div class="row presenter-only">
+            <label>"Burst of"{input(say, burst, "burst", "numeric")}</label>
+            <button data-testid="burst-send" disabled=say.off() on:click=set>"Send burst"</button>
+        </div>
+    }
+}
+
+/// The answer to the last command: this panel's own refusal first, else the server's.
+#[component]
+fn NoticeLine() -> impl IntoView {
+    let say = expect_context::<Say>();
+    view! {
+        <p class="notice" data-testid="notice">{move || match (say.local_error.get(), say.ctx.notice.get()) {
+            (Some(e), _) => view! { <span class="err">{e}</span> }.into_any(),
+            (None, Some(Notice::Error { text, .. })) => view! { <span class="err">{text}</span> }.into_any(),
+            (None, Some(Notice::Ok { text, .. })) => view! { <span class="ok">{text}</span> }.into_any(),
+            (None, None) => ().into_any(),
+        }}</p>
     }
 }

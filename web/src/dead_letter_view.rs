@@ -7,21 +7,15 @@ use cashflow_shared::dashboard::clock;
 use cashflow_shared::poison::Poison;
 use leptos::prelude::*;
 
-use crate::socket::Ctx;
+use crate::socket::{Ctx, numbered};
 
 #[component]
 pub fn DeadLetterPanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
     let kind = RwSignal::new(Poison::NotJson);
-    let letters = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.dead_letters.clone())
-    };
-    let dead_lettered = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.counters.ledger.dead_lettered)
-    };
+    let letters = ctx.select(|d| numbered(d.dead_letters.iter().cloned()));
+    let dead_lettered = ctx.select(|d| d.counters.ledger.dead_lettered);
     view! {
         <div class="dead-letters">
             <div class="row presenter-only">
@@ -31,18 +25,19 @@ pub fn DeadLetterPanel() -> impl IntoView {
                 </select>
                 <button data-testid="inject" disabled=off
                     on:click=move |_| { ctx.send(Command::Inject { poison: kind.get() }); }>"Inject"</button>
-                <span class="pnum" data-testid="dead-lettered" data-value=dead_lettered>
-                    {move || format!("{} dead-lettered", dead_lettered())}</span>
+                <span class="pnum" data-testid="dead-lettered" data-value=move || dead_lettered.get()>
+                    {move || format!("{} dead-lettered", dead_lettered.get())}</span>
             </div>
             <ol class="letters" data-testid="letters">
-                {move || letters().into_iter().map(|l| view! {
+                // Keyed by the letter: a new one is added, the ones shown stay.
+                <For each=move || letters.get() key=|l| l.clone() children=|(l, _)| view! {
                     <li data-testid="letter" data-partition=l.partition data-offset=l.offset title=l.preview.clone()>
                         <span class="when">{clock(l.timestamp_ms)}</span>
                         <span class="why">{l.reason.clone()}</span>
                         <span class="where">{format!("p{} @ {} · {} B", l.partition, l.offset, l.bytes)}</span>
                         <code class="preview">{l.preview.clone()}</code>
                     </li>
-                }).collect_view()}
+                }/>
             </ol>
             <p class="legend">"A record the calculator cannot apply (not a transaction, or a transaction id seen moments ago on its partition) goes to the dead-letter topic untouched, with the reason in its headers; balances do not move and the consumer goes on. These are read back from that topic."</p>
         </div>

@@ -117,69 +117,88 @@ fn dot_view(d: &Dashboard, dot: FlowDot, ctx: Ctx) -> impl IntoView + use<> {
     }
 }
 
+/// Where the boxes and lanes stand: redrawn when a lane or a member comes or goes.
+#[derive(Clone, Debug, PartialEq)]
+struct Layout {
+    lanes: usize,
+    /// Each member and the row of its box.
+    members: Vec<(u32, f64)>,
+    mid: f64,
+    height: f64,
+}
+
+fn layout_of(d: &Dashboard) -> Layout {
+    Layout {
+        lanes: lanes(d),
+        members: member_rows(d).collect(),
+        mid: mid_y(d),
+        height: LANE_TOP + lanes(d) as f64 * LANE_GAP + 4.0,
+    }
+}
+
 #[component]
 pub fn FlowView() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
-    let dots = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| {
-            let skip = d.flow.len().saturating_sub(DRAWN);
-            d.flow.iter().skip(skip).copied().collect::<Vec<_>>()
-        })
-    };
+    let dots = ctx.select(|d| {
+        let skip = d.flow.len().saturating_sub(DRAWN);
+        d.flow.iter().skip(skip).copied().collect::<Vec<_>>()
+    });
+    let layout = ctx.select(layout_of);
+    // Each lane's "end offset · owner", which changes on most frames: a text of its own.
+    let ends = ctx.select(|d| {
+        (0..lanes(d) as i32)
+            .map(|p| {
+                let owner = d.group.owner(p).map_or("–".to_owned(), |m| format!("M{m}"));
+                format!("{} · {owner}", lane_end(d, p))
+            })
+            .collect::<Vec<_>>()
+    });
     // The lanes' and boxes' shapes under the dots, their labels over them (with a halo), so a
     // stream of dots never hides an offset, an owner or a member's name.
     let frame = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| {
-            let lane_rows = (0..lanes(d) as i32)
-                .map(|p| view! {
-                    <rect class="flowlane" x=LANE_X0 y=lane_y(p) - 10.0 width=LANE_X1 - LANE_X0 height="20" rx="4"></rect>
-                })
-                .collect_view();
-            let members = member_rows(d)
-                .map(|(_, y)| view! { <rect class="flowbox" x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect> })
-                .collect_view();
-            let mid = mid_y(d);
-            view! {
-                <rect class="flowbox" x=PRODUCER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
-                <rect class="flowbox" x=LEDGER_X - 40.0 y=mid - 14.0 width="80" height="28" rx="5"></rect>
-                {lane_rows}
-                {members}
-            }
-        })
+        let l = layout.get();
+        let lane_rows = (0..l.lanes as i32)
+            .map(|p| view! {
+                <rect class="flowlane" x=LANE_X0 y=lane_y(p) - 10.0 width=LANE_X1 - LANE_X0 height="20" rx="4"></rect>
+            })
+            .collect_view();
+        let members = l
+            .members
+            .iter()
+            .map(|(_, y)| view! { <rect class="flowbox" x=MEMBER_X - 40.0 y=y - 12.0 width="80" height="24" rx="5"></rect> })
+            .collect_view();
+        view! {
+            <rect class="flowbox" x=PRODUCER_X - 40.0 y=l.mid - 14.0 width="80" height="28" rx="5"></rect>
+            <rect class="flowbox" x=LEDGER_X - 40.0 y=l.mid - 14.0 width="80" height="28" rx="5"></rect>
+            {lane_rows}
+            {members}
+        }
     };
     let labels = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| {
-            let lane_labels = (0..lanes(d) as i32)
-                .map(|p| {
-                    let end = lane_end(d, p);
-                    let owner = d.group.owner(p).map_or("–".to_owned(), |m| format!("M{m}"));
-                    view! {
-                        <text x=LANE_X0 - 8.0 y=lane_y(p) + 4.0 text-anchor="end" class="axis flowlabel">{format!("p{p}")}</text>
-                        <text x=LANE_X1 + 6.0 y=lane_y(p) + 4.0 class="axis flowlabel" data-testid="lane-end">{format!("{end} · {owner}")}</text>
-                    }
-                })
-                .collect_view();
-            let members = member_rows(d)
-                .map(|(m, y)| view! { <text x=MEMBER_X y=y + 4.0 text-anchor="middle" class="flowlabel boxlabel">{format!("member {m}")}</text> })
-                .collect_view();
-            let mid = mid_y(d);
-            view! {
-                <text x=PRODUCER_X y=mid + 4.0 text-anchor="middle" class="flowlabel boxlabel">"producer"</text>
-                <text x=LEDGER_X y=mid + 4.0 text-anchor="middle" class="flowlabel boxlabel">"ledger"</text>
-                <text x=(LANE_X0 + LANE_X1) / 2.0 y="12" text-anchor="middle" class="axis">"topic partitions: newest offsets on the right, end offset · owner"</text>
-                {lane_labels}
-                {members}
-            }
-        })
+        let l = layout.get();
+        let lane_labels = (0..l.lanes as i32)
+            .map(|p| {
+                let end = move || ends.with(|e| e.get(p as usize).cloned().unwrap_or_default());
+                view! {
+                    <text x=LANE_X0 - 8.0 y=lane_y(p) + 4.0 text-anchor="end" class="axis flowlabel">{format!("p{p}")}</text>
+                    <text x=LANE_X1 + 6.0 y=lane_y(p) + 4.0 class="axis flowlabel" data-testid="lane-end">{end}</text>
+                }
+            })
+            .collect_view();
+        let members = l
+            .members
+            .iter()
+            .map(|(m, y)| view! { <text x=MEMBER_X y=y + 4.0 text-anchor="middle" class="flowlabel boxlabel">{format!("member {m}")}</text> })
+            .collect_view();
+        view! {
+            <text x=PRODUCER_X y=l.mid + 4.0 text-anchor="middle" class="flowlabel boxlabel">"producer"</text>
+            <text x=LEDGER_X y=l.mid + 4.0 text-anchor="middle" class="flowlabel boxlabel">"ledger"</text>
+            <text x=(LANE_X0 + LANE_X1) / 2.0 y="12" text-anchor="middle" class="axis">"topic partitions: newest offsets on the right, end offset · owner"</text>
+            {lane_labels}
+            {members}
+        }
     };
-    let height = move || {
-        ctx.version.get();
-        ctx.dash
-            .with_value(|d| LANE_TOP + lanes(d) as f64 * LANE_GAP + 4.0)
-    };
+    let height = move || layout.with(|l| l.height);
     let slow = move |_| {
         ctx.send(Command::SetRate { rate: Some(0.5) });
     };
@@ -206,8 +225,8 @@ pub fn FlowView() -> impl IntoView {
         <svg class="flow" viewBox=move || format!("0 0 {W} {}", height()) role="img"
              aria-label="records from the producer through the partitions and members into the ledger">
             {frame}
-            <For each=dots key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
-                {ctx.dash.with_value(|d| dot_view(d, dot, ctx))}
+            <For each=move || dots.get() key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
+                {ctx.read(|d| dot_view(d, dot, ctx))}
             </For>
             {labels}
         </svg>

@@ -23,10 +23,7 @@ use crate::socket::Ctx;
 pub fn LessonPanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let current = RwSignal::new(LessonId::Ordering);
-    let lessons = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.lessons.clone())
-    };
+    let lessons = ctx.select(|d| d.lessons.clone());
     view! {
         <section class="panel lessons-panel" data-testid="lessons">
             <h2>"Lessons · each check turns from the data, not from a click"</h2>
@@ -34,8 +31,8 @@ pub fn LessonPanel() -> impl IntoView {
                 {LessonId::ALL.map(|id| view! {
                     <button data-testid=format!("lesson-{}", id.name())
                         class:current=move || current.get() == id
-                        class:done=move || lessons().get(id).is_some_and(|l| l.done())
-                        data-done=move || lessons().get(id).is_some_and(|l| l.done()).to_string()
+                        class:done=move || lessons.with(|l| l.get(id).is_some_and(|l| l.done()))
+                        data-done=move || lessons.with(|l| l.get(id).is_some_and(|l| l.done())).to_string()
                         on:click=move |_| current.set(id)>{id.title()}</button>
                 }).collect_view()}
                 <button class="presenter-only" data-testid="lesson-slow-motion" disabled=move || !ctx.can_command()
@@ -57,7 +54,7 @@ pub fn LessonPanel() -> impl IntoView {
             }}
             {move || {
                 let id = current.get();
-                let status = lessons().get(id).cloned();
+                let status = lessons.with(|l| l.get(id).cloned());
                 view! {
                     <ul class="checks">
                         <CheckRow name=id.name() control=None case=status.as_ref().map(|s| s.experiment.clone()).unwrap_or_default()/>
@@ -83,7 +80,7 @@ fn ResetButton() -> impl IntoView {
             on:click=move |_| {
                 if asked.get() {
                     asked.set(false);
-                    let topic = ctx.dash.with_value(|d| d.topic.clone());
+                    let topic = ctx.read(|d| d.topic.clone());
                     ctx.send(Command::ResetDemo { topic });
                 } else {
                     asked.set(true);

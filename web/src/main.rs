@@ -122,19 +122,23 @@ fn preference(key: &'static str) -> RwSignal<bool> {
 #[component]
 fn Status() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
+    let broker = ctx.select(|d| {
+        let kafka = cashflow_shared::outage::describe_kafka(d.broker_managed, &d.outage.nodes);
+        (
+            d.broker_reachable,
+            d.store.restoring,
+            d.store.percent,
+            kafka,
+        )
+    });
     let text = move || {
-        ctx.version.get();
-        let (broker, store, kafka) = ctx.dash.with_value(|d| {
-            let kafka = cashflow_shared::outage::describe_kafka(d.broker_managed, &d.outage.nodes);
-            (d.broker_reachable, d.store, kafka)
-        });
+        let (reachable, restoring, percent, kafka) = broker.get();
         match ctx.conn.get() {
             Conn::Connecting => ("connecting", "connecting…".to_owned()),
-            Conn::Open if !broker => ("warn", format!("connected · {kafka} · unreachable")),
-            Conn::Open if store.restoring => (
-                "warn",
-                format!("connected · restoring balances {}%", store.percent),
-            ),
+            Conn::Open if !reachable => ("warn", format!("connected · {kafka} · unreachable")),
+            Conn::Open if restoring => {
+                ("warn", format!("connected · restoring balances {percent}%"))
+            }
             Conn::Open => ("ok", format!("connected · {kafka}")),
             Conn::Retrying { in_secs, attempt } => (
                 "bad",
@@ -149,11 +153,10 @@ fn Status() -> impl IntoView {
 
 #[component]
 fn Reload() -> impl IntoView {
-    let ctx = expect_context::<Ctx>();
+    let reload = expect_context::<Ctx>().select(|d| d.reload.clone());
     move || {
-        ctx.version.get();
-        ctx.dash
-            .with_value(|d| d.reload.clone())
+        reload
+            .get()
             .map(|r| view! { <div class="reload">{r}" "<a href="">"Reload"</a></div> })
     }
 }
@@ -161,10 +164,9 @@ fn Reload() -> impl IntoView {
 /// Says so when the topic was deleted and created again: the balances started afresh.
 #[component]
 fn Recreated() -> impl IntoView {
-    let ctx = expect_context::<Ctx>();
+    let recreated = expect_context::<Ctx>().select(|d| d.store.recreated);
     move || {
-        ctx.version.get();
-        let n = ctx.dash.with_value(|d| d.store.recreated);
+        let n = recreated.get();
         (n > 0).then(|| {
             let times = if n == 1 { String::new() } else { format!(" ({n} times)") };
             view! {
@@ -177,20 +179,22 @@ fn Recreated() -> impl IntoView {
     }
 }
 
+/// Lines shown at most, newest first.
+const LOG_SHOWN: usize = 60;
+
 #[component]
 fn LogFeed() -> impl IntoView {
-    let ctx = expect_context::<Ctx>();
+    let lines =
+        expect_context::<Ctx>().select(|d| socket::numbered(d.log.iter().take(LOG_SHOWN).cloned()));
+    // Keyed by the whole line: a frame adds the new lines' items and drops the oldest, and the
+    // lines still shown stay as they were.
     view! {
         <ol class="log" data-testid="log">
-            {move || {
-                ctx.version.get();
-                ctx.dash.with_value(|d| {
-                    d.log.iter().take(60).map(|l| {
-                        let malformed = l.text.starts_with("skipped");
-                        view! { <li class:malformed=malformed><span class="pos">{format!("p{}@{}", l.partition, l.offset)}</span>" "{l.text.clone()}</li> }
-                    }).collect_view()
-                })
-            }}
+            <For each=move || lines.get() key=|l| l.clone() children=|(l, _)| view! {
+                <li class:malformed=l.text.starts_with("skipped")>
+                    <span class="pos">{format!("p{}@{}", l.partition, l.offset)}</span>" "{l.text.clone()}
+                </li>
+            }/>
         </ol>
     }
 }

@@ -23,15 +23,19 @@ pub enum Conn {
 }
 
 /// Everything the views share. `dash` is not reactive: messages update it freely and bump
-/// `version` at most once per animation frame, which is what the views track.
+/// `frame` at most once per animation frame. Views never read either: each takes the part it
+/// shows as a memo ([`Ctx::select`]), recomputed once a frame, so a view is redrawn only when
+/// its part changed, not whenever any message arrived.
 #[derive(Clone, Copy)]
 pub struct Ctx {
-    pub dash: StoredValue<Dashboard>,
-    pub version: RwSignal<u64>,
+    dash: StoredValue<Dashboard>,
+    frame: RwSignal<u64>,
     /// Bumped only when the charted history changes (a new sample about once a second, or a
-    /// snapshot), so the line chart, the costliest view, redraws once a second, not 20 times.
-    pub history_version: RwSignal<u64>,
+    /// snapshot): what [`Ctx::select_history`] recomputes on.
+    history: RwSignal<u64>,
     history_dirty: StoredValue<bool>,
+    /// This page may send commands (no login needed, or logged in).
+    presenter: Memo<bool>,
     pub conn: RwSignal<Conn>,
     /// The account whose path (key → partition → member) the page highlights: pinned by a
     /// click or tap, or shown while the pointer is over its bar.
@@ -51,11 +55,17 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new() -> Ctx {
+        let dash = StoredValue::new(Dashboard::default());
+        let frame = RwSignal::new(0);
         Ctx {
-            dash: StoredValue::new(Dashboard::default()),
-            version: RwSignal::new(0),
-            history_version: RwSignal::new(0),
+            dash,
+            frame,
+            history: RwSignal::new(0),
             history_dirty: StoredValue::new(false),
+            presenter: Memo::new(move |_| {
+                frame.track();
+                dash.with_value(|d| d.presenter)
+            }),
             conn: RwSignal::new(Conn::Connecting),
             follow: RwSignal::new(None),
             hover: RwSignal::new(None),
@@ -69,6 +79,41 @@ impl Ctx {
         }
     }
 
+    /// One part of the dashboard, as a memo: `part` runs once a frame (after messages came),
+    /// and what reads the memo runs again only when the part is not what it was.
+    pub fn select<T>(&self, part: impl Fn(&Dashboard) -> T + Send + Sync + 'static) -> Memo<T>
+    where
+        T: PartialEq + Send + Sync + 'static,
+    {
+        let (dash, frame) = (self.dash, self.frame);
+        Memo::new(move |_| {
+            frame.track();
+            dash.with_value(&part)
+        })
+    }
+
+    /// [`Ctx::select`] for what is drawn from the charted history: `part` runs only when a
+    /// sample arrived (about once a second), not on every frame.
+    pub fn select_history<T>(
+        &self,
+        part: impl Fn(&Dashboard) -> T + Send + Sync + 'static,
+    ) -> Memo<T>
+    where
+        T: PartialEq + Send + Sync + 'static,
+    {
+        let (dash, history) = (self.dash, self.history);
+        Memo::new(move |_| {
+            history.track();
+            dash.with_value(&part)
+        })
+    }
+
+    /// Reads the dashboard as it is now, tracking nothing: for event handlers, and for views
+    /// made once from a record that does not change.
+    pub fn read<T>(&self, f: impl FnOnce(&Dashboard) -> T) -> T {
+        self.dash.with_value(f)
+    }
+
     /// The account highlighted now: the one under the pointer, else the pinned one.
     pub fn highlighted(&self) -> Option<cashflow_shared::AccountId> {
         self.hover.get().or_else(|| self.follow.get())
@@ -77,16 +122,12 @@ impl Ctx {
     /// Whether this page may command (a presenter, or no presenter token on the server):
     /// presenter-only actions are hidden otherwise.
     pub fn is_presenter(&self) -> bool {
-        self.version.get();
-        self.dash.with_value(|d| d.presenter)
+        self.presenter.get()
     }
 
     /// Connected and allowed to send commands.
     pub fn can_command(&self) -> bool {
-        self.connected() && {
-            self.version.get();
-            self.dash.with_value(|d| d.presenter)
-        }
+        self.connected() && self.presenter.get()
     }
 
     pub fn connected(&self) -> bool {
@@ -107,6 +148,19 @@ impl Ctx {
             .and_then(|mut tx| tx.try_send(text).ok())
             .map(|_| id)
     }
+}
+
+/// Each item with the number of equal items before it: keys for a `<For>` keyed by value,
+/// unique even where a line was shown twice (a record a consumer read again).
+pub fn numbered<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> Vec<(T, u32)> {
+    let mut seen = std::collections::HashMap::<T, u32>::new();
+    items
+        .map(|item| {
+            let n = seen.entry(item.clone()).or_insert(0);
+            *n += 1;
+            (item, *n - 1)
+        })
+        .collect()
 }
 
 /// Render time per frame: all-time and over the last [`FrameStats::RECENT`] frames.
@@ -154,10 +208,10 @@ fn schedule_render(ctx: Ctx) {
     request_animation_frame(move || {
         ctx.dirty.set_value(false);
         let t0 = now_ms();
-        ctx.version.update(|v| *v += 1);
+        ctx.frame.update(|v| *v += 1);
         if ctx.history_dirty.get_value() {
             ctx.history_dirty.set_value(false);
-            ctx.history_version.update(|v| *v += 1);
+            ctx.history.update(|v| *v += 1);
         }
         // Effects run as microtasks queued by the update; this one is queued after them.
         leptos::task::spawn_local(async move {

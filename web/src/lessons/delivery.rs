@@ -50,11 +50,11 @@ fn delivery_name(d: Delivery) -> &'static str {
 fn NaivePanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
-    let naive = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.naive.clone())
-    };
-    let running = move || !matches!(naive().state, NaiveState::Off | NaiveState::Failed);
+    let naive = ctx.select(|d| d.naive.clone());
+    // A memo: the buttons are made again when it changes, not whenever a count does.
+    let running = Memo::new(move |_| {
+        naive.with(|n| !matches!(n.state, NaiveState::Off | NaiveState::Failed))
+    });
     let chosen = RwSignal::new(Delivery::AtLeastOnce);
     view! {
         <div class="naive">
@@ -64,14 +64,14 @@ fn NaivePanel() -> impl IntoView {
                         let d = if event_target_value(&ev) == "at_most_once" { Delivery::AtMostOnce } else { Delivery::AtLeastOnce };
                         chosen.set(d);
                         // Switching a running one takes effect from its next batch.
-                        if running() { ctx.send(Command::StartNaive { delivery: d }); }
+                        if running.get() { ctx.send(Command::StartNaive { delivery: d }); }
                     }>
                     <option value="at_least_once" selected=move || chosen.get() == Delivery::AtLeastOnce>"at-least-once (commit after saving)"</option>
                     <option value="at_most_once" selected=move || chosen.get() == Delivery::AtMostOnce>"at-most-once (commit before saving)"</option>
                 </select>
-                {move || if running() {
+                {move || if running.get() {
                     view! {
-                        <button data-testid="crash-naive" disabled=move || off() || naive().crash_armed
+                        <button data-testid="crash-naive" disabled=move || off() || naive.with(|n| n.crash_armed)
                             on:click=move |_| { ctx.send(Command::CrashNaive); }>"Crash the naive consumer"</button>
                         <button data-testid="stop-naive" disabled=off
                             on:click=move |_| { ctx.send(Command::StopNaive); }>"Stop"</button>
@@ -84,7 +84,7 @@ fn NaivePanel() -> impl IntoView {
                 }}
             </div>
             {move || {
-                let n = naive();
+                let n = naive.get();
                 let class = if n.lost > 0 || n.doubled > 0 || n.differing_accounts > 0 { "invariant bad" } else { "invariant" };
                 view! {
                     <p class=class data-testid="naive" data-state=format!("{:?}", n.state)

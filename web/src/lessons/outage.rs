@@ -28,15 +28,8 @@ fn actions(b: Buttons) -> AnyView {
     let ctx = b.ctx;
     // Memos: the buttons are made again only when the answer changes, not on every frame (a
     // button replaced 20 times a second cannot be clicked).
-    let managed = Memo::new(move |_| {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.broker_managed)
-    });
-    let cluster = Memo::new(move |_| {
-        ctx.version.get();
-        ctx.dash
-            .with_value(|d| d.topic_view.as_ref().is_some_and(|v| v.brokers.len() > 1))
-    });
+    let managed = ctx.select(|d| d.broker_managed);
+    let cluster = ctx.select(|d| d.topic_view.as_ref().is_some_and(|v| v.brokers.len() > 1));
     const STOP_10_S: &[Command] = &[Command::Start, Command::StopBroker { seconds: 10 }];
     view! {
         {move || match (managed.get(), cluster.get()) {
@@ -59,33 +52,24 @@ fn OutagePanel() -> impl IntoView {
     let off = move || !ctx.can_command();
     // Long enough for the broker watch (a check every 2 s, each with its time-out) to see it.
     let seconds = RwSignal::new(10u32);
-    let outage = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.outage.clone())
-    };
-    let managed = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.broker_managed)
-    };
+    let outage = ctx.select(|d| d.outage.clone());
+    let managed = ctx.select(|d| d.broker_managed);
     // A memo: the node rows (and their buttons) are made again only when a node changes.
-    let nodes = Memo::new(move |_| {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.outage.nodes.clone())
-    });
+    let nodes = ctx.select(|d| d.outage.nodes.clone());
     view! {
         <div class="outage">
-            <div class="row presenter-only" class:hidden=move || !managed()>
+            <div class="row presenter-only" class:hidden=move || !managed.get()>
                 <label>"Stop the broker for "
                     <input type="number" data-testid="outage-seconds" min=MIN_OUTAGE_SECONDS max=MAX_OUTAGE_SECONDS
                         prop:value=move || seconds.get().to_string()
                         on:change=move |ev| if let Ok(s) = event_target_value(&ev).parse() { seconds.set(s) }/>
                     " s"</label>
-                <button data-testid="stop-broker" disabled=move || off() || !outage().finished()
+                <button data-testid="stop-broker" disabled=move || off() || !outage.with(|o| o.finished())
                     on:click=move |_| { ctx.send(Command::StopBroker { seconds: seconds.get() }); }>"Stop the broker"</button>
             </div>
             {move || (nodes.get().len() > 1).then(|| view! { <NodeRows nodes/> })}
             {move || {
-                let o = outage();
+                let o = outage.get();
                 let class = match o.state {
                     OutageState::Recovered => "invariant ok",
                     OutageState::Failed => "invariant bad",
@@ -100,7 +84,7 @@ fn OutagePanel() -> impl IntoView {
             }}
             <p class="legend">{move || if nodes.get().len() > 1 {
                 "Three nodes, each broker and controller; every partition has three replicas and a write needs two in sync (acks=all, min.insync.replicas=2). Stop one node: the partitions it led get new leaders (L in the topic lanes) from their in-sync replicas, and nothing is lost. A second node cannot be stopped while one is down: the controllers need two of three for their quorum."
-            } else if managed() {
+            } else if managed.get() {
                 "The producer is idempotent (acks=all): while the broker is away its sends wait and retry, and the broker drops a retry it already wrote. Nothing is lost, nothing is written twice; the invariant says so."
             } else {
                 "On a Kafka cashflow does not run (--brokers), stop a broker from its own terminal (on the 3-broker cluster: scripts/kafka.sh kill N): the partitions it led get new leaders from the in-sync replicas (topic panel), and nothing is lost."

@@ -30,22 +30,20 @@ fn actions(b: Buttons) -> AnyView {
 fn ReplayPanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
-    let replay = move || {
-        ctx.version.get();
-        ctx.dash.with_value(|d| d.replay.clone())
-    };
-    let running = move || replay().state == ReplayState::Running;
+    let replay = ctx.select(|d| d.replay.clone());
+    // A memo: the buttons are made again when it changes, not whenever a count does.
+    let running = Memo::new(move |_| replay.with(|r| r.state == ReplayState::Running));
     view! {
         <div class="replay">
             <div class="row presenter-only">
-                {move || if running() {
+                {move || if running.get() {
                     view! { <button data-testid="stop-replay" disabled=off on:click=move |_| { ctx.send(Command::StopReplay); }>"Stop"</button> }.into_any()
                 } else {
                     view! { <button data-testid="start-replay" disabled=off on:click=move |_| { ctx.send(Command::StartReplay); }>"Rebuild from the beginning"</button> }.into_any()
                 }}
             </div>
             {move || {
-                let r = replay();
+                let r = replay.get();
                 let pct = if r.total == 0 { 0.0 } else { (r.read as f64 * 100.0 / r.total as f64).min(100.0) };
                 let class = match r.state {
                     ReplayState::Converged => "invariant ok",
