@@ -71,10 +71,12 @@ step "page size budget"
 # (+6.7 KB), then 318 607 B with the review's fixes (a snapshot's history read as changes, lag
 # histories kept by group name: +5.5 KB), then 288 641 B with Leptos's erased component types
 # (.cargo/config.toml), then 295 744 B with the replication lesson's node rows, their wire
-# type and the badge naming the Kafka (issue 22: +7.1 KB); a ratchet toward the issue's target
-# of 150 KB (not met; see BENCHMARKS.md, "Page size"). Lower it when the page shrinks; raise it
-# only with a measured reason in the same commit.
-budget=297000
+# type and the badge naming the Kafka (issue 22: +7.1 KB), then 318 872 B with the views reading
+# per-part memos and keyed lists (issue 23: +22 KB for a frame 2.6 times faster at 100 accounts,
+# BENCHMARKS.md "Page: script time per frame"); a ratchet toward issue 21's target of 150 KB (not
+# met; see BENCHMARKS.md, "Page size"). Lower it when the page shrinks; raise it only with a
+# measured reason in the same commit.
+budget=320000
 wasm_gz=$(stat -c %s dist/cashflow-web-*_bg.wasm.gz)
 echo "gzipped wasm: $wasm_gz B (budget $budget B)"
 if [ "$wasm_gz" -gt "$budget" ]; then

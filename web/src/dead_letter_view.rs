@@ -4,17 +4,17 @@
 
 use cashflow_shared::command::Command;
 use cashflow_shared::dashboard::clock;
-use cashflow_shared::poison::Poison;
+use cashflow_shared::poison::{DeadLetterView, Poison};
 use leptos::prelude::*;
 
-use crate::socket::{Ctx, numbered};
+use crate::socket::Ctx;
 
 #[component]
 pub fn DeadLetterPanel() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let off = move || !ctx.can_command();
     let kind = RwSignal::new(Poison::NotJson);
-    let letters = ctx.select(|d| numbered(d.dead_letters.iter().cloned()));
+    let letters = ctx.select(|d| d.dead_letters.clone());
     let dead_lettered = ctx.select(|d| d.counters.ledger.dead_lettered);
     view! {
         <div class="dead-letters">
@@ -30,16 +30,20 @@ pub fn DeadLetterPanel() -> impl IntoView {
             </div>
             <ol class="letters" data-testid="letters">
                 // Keyed by the letter: a new one is added, the ones shown stay.
-                <For each=move || letters.get() key=|l| l.clone() children=|(l, _)| view! {
-                    <li data-testid="letter" data-partition=l.partition data-offset=l.offset title=l.preview.clone()>
-                        <span class="when">{clock(l.timestamp_ms)}</span>
-                        <span class="why">{l.reason.clone()}</span>
-                        <span class="where">{format!("p{} @ {} · {} B", l.partition, l.offset, l.bytes)}</span>
-                        <code class="preview">{l.preview.clone()}</code>
-                    </li>
-                }/>
+                {crate::list::each(letters, |l| letter(l).into_any())}
             </ol>
             <p class="legend">"A record the calculator cannot apply (not a transaction, or a transaction id seen moments ago on its partition) goes to the dead-letter topic untouched, with the reason in its headers; balances do not move and the consumer goes on. These are read back from that topic."</p>
         </div>
+    }
+}
+
+fn letter(l: DeadLetterView) -> impl IntoView {
+    view! {
+        <li data-testid="letter" data-partition=l.partition data-offset=l.offset title=l.preview.clone()>
+            <span class="when">{clock(l.timestamp_ms)}</span>
+            <span class="why">{l.reason.clone()}</span>
+            <span class="where">{format!("p{} @ {} · {} B", l.partition, l.offset, l.bytes)}</span>
+            <code class="preview">{l.preview.clone()}</code>
+        </li>
     }
 }

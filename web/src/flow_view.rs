@@ -225,9 +225,12 @@ pub fn FlowView() -> impl IntoView {
         <svg class="flow" viewBox=move || format!("0 0 {W} {}", height()) role="img"
              aria-label="records from the producer through the partitions and members into the ledger">
             {frame}
-            <For each=move || dots.get() key=|d| (d.partition, d.offset, d.applied_ms.is_some()) let:dot>
-                {ctx.read(|d| dot_view(d, dot, ctx))}
-            </For>
+            {crate::list::keyed(Box::new(move || dots.with(|dots| {
+                dots.iter().map(|&dot| {
+                    let key = (dot.partition, dot.offset, dot.applied_ms.is_some());
+                    crate::list::row(&key, move || ctx.read(|d| dot_view(d, dot, ctx)).into_any())
+                }).collect()
+            })))}
             {labels}
         </svg>
         <div class="legend">

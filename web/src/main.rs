@@ -18,6 +18,7 @@ mod dead_letter_view;
 mod flow_view;
 mod kafka_view;
 mod lessons;
+mod list;
 mod socket;
 
 use leptos::prelude::*;
@@ -184,17 +185,17 @@ const LOG_SHOWN: usize = 60;
 
 #[component]
 fn LogFeed() -> impl IntoView {
-    let lines =
-        expect_context::<Ctx>().select(|d| socket::numbered(d.log.iter().take(LOG_SHOWN).cloned()));
-    // Keyed by the whole line: a frame adds the new lines' items and drops the oldest, and the
-    // lines still shown stay as they were.
-    view! {
-        <ol class="log" data-testid="log">
-            <For each=move || lines.get() key=|l| l.clone() children=|(l, _)| view! {
-                <li class:malformed=l.text.starts_with("skipped")>
-                    <span class="pos">{format!("p{}@{}", l.partition, l.offset)}</span>" "{l.text.clone()}
-                </li>
-            }/>
-        </ol>
-    }
+    let lines = expect_context::<Ctx>()
+        .select(|d| d.log.iter().take(LOG_SHOWN).cloned().collect::<Vec<_>>());
+    // Keyed by the whole line: a frame adds the new lines and drops the oldest.
+    let line = |l: cashflow_shared::api::LogLine| {
+        let malformed = l.text.starts_with("skipped");
+        view! {
+            <li class:malformed=malformed>
+                <span class="pos">{format!("p{}@{}", l.partition, l.offset)}</span>" "{l.text}
+            </li>
+        }
+        .into_any()
+    };
+    view! { <ol class="log" data-testid="log">{list::each(lines, line)}</ol> }
 }

@@ -12,6 +12,12 @@ use gloo_net::websocket::Message;
 use gloo_net::websocket::futures::WebSocket;
 use leptos::prelude::*;
 
+mod frames;
+mod part;
+
+use frames::{FrameStats, schedule_render};
+pub use part::Part;
+
 /// Commands queued for the socket at most; a page cannot pile frames up.
 const OUTBOX: usize = 32;
 
@@ -24,7 +30,7 @@ pub enum Conn {
 
 /// Everything the views share. `dash` is not reactive: messages update it freely and bump
 /// `frame` at most once per animation frame. Views never read either: each takes the part it
-/// shows as a memo ([`Ctx::select`]), recomputed once a frame, so a view is redrawn only when
+/// shows as a [`Part`] ([`Ctx::select`]), computed again once a frame, so a view is redrawn only when
 /// its part changed, not whenever any message arrived.
 #[derive(Clone, Copy)]
 pub struct Ctx {
@@ -79,17 +85,13 @@ impl Ctx {
         }
     }
 
-    /// One part of the dashboard, as a memo: `part` runs once a frame (after messages came),
-    /// and what reads the memo runs again only when the part is not what it was.
-    pub fn select<T>(&self, part: impl Fn(&Dashboard) -> T + Send + Sync + 'static) -> Memo<T>
+    /// One part of the dashboard: `part` runs once a frame (after messages came), and what
+    /// reads the [`Part`] runs again only when the part is not what it was.
+    pub fn select<T>(&self, part: impl Fn(&Dashboard) -> T + Send + Sync + 'static) -> Part<T>
     where
         T: PartialEq + Send + Sync + 'static,
     {
-        let (dash, frame) = (self.dash, self.frame);
-        Memo::new(move |_| {
-            frame.track();
-            dash.with_value(&part)
-        })
+        Part::new(self.dash, self.frame, Box::new(part))
     }
 
     /// [`Ctx::select`] for what is drawn from the charted history: `part` runs only when a
@@ -97,15 +99,11 @@ impl Ctx {
     pub fn select_history<T>(
         &self,
         part: impl Fn(&Dashboard) -> T + Send + Sync + 'static,
-    ) -> Memo<T>
+    ) -> Part<T>
     where
         T: PartialEq + Send + Sync + 'static,
     {
-        let (dash, history) = (self.dash, self.history);
-        Memo::new(move |_| {
-            history.track();
-            dash.with_value(&part)
-        })
+        Part::new(self.dash, self.history, Box::new(part))
     }
 
     /// Reads the dashboard as it is now, tracking nothing: for event handlers, and for views
@@ -148,85 +146,6 @@ impl Ctx {
             .and_then(|mut tx| tx.try_send(text).ok())
             .map(|_| id)
     }
-}
-
-/// Each item with the number of equal items before it: keys for a `<For>` keyed by value,
-/// unique even where a line was shown twice (a record a consumer read again).
-pub fn numbered<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> Vec<(T, u32)> {
-    let mut seen = std::collections::HashMap::<T, u32>::new();
-    items
-        .map(|item| {
-            let n = seen.entry(item.clone()).or_insert(0);
-            *n += 1;
-            (item, *n - 1)
-        })
-        .collect()
-}
-
-/// Render time per frame: all-time and over the last [`FrameStats::RECENT`] frames.
-#[derive(Clone, Debug, Default)]
-struct FrameStats {
-    frames: u64,
-    total_ms: f64,
-    max_ms: f64,
-    recent: std::collections::VecDeque<f64>,
-}
-
-impl FrameStats {
-    const RECENT: usize = 120;
-
-    fn record(&mut self, ms: f64) -> Vec<(&'static str, f64)> {
-        self.frames += 1;
-        self.total_ms += ms;
-        self.max_ms = self.max_ms.max(ms);
-        if self.recent.len() == Self::RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(ms);
-        let recent_max = self.recent.iter().copied().fold(0.0, f64::max);
-        let recent_avg = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
-        vec![
-            ("frames", self.frames as f64),
-            ("avg_ms", self.total_ms / self.frames as f64),
-            ("max_ms", self.max_ms),
-            ("recent_avg_ms", recent_avg),
-            ("recent_max_ms", recent_max),
-        ]
-    }
-}
-
-fn now_ms() -> f64 {
-    window().performance().map(|p| p.now()).unwrap_or(0.0)
-}
-
-/// Re-render at the next animation frame, once however many messages arrive before it.
-fn schedule_render(ctx: Ctx) {
-    if ctx.dirty.get_value() {
-        return;
-    }
-    ctx.dirty.set_value(true);
-    request_animation_frame(move || {
-        ctx.dirty.set_value(false);
-        let t0 = now_ms();
-        ctx.frame.update(|v| *v += 1);
-        if ctx.history_dirty.get_value() {
-            ctx.history_dirty.set_value(false);
-            ctx.history.update(|v| *v += 1);
-        }
-        // Effects run as microtasks queued by the update; this one is queued after them.
-        leptos::task::spawn_local(async move {
-            let ms = now_ms() - t0;
-            let fields = ctx
-                .frames
-                .try_update_value(|f| f.record(ms))
-                .unwrap_or_default();
-            let stats = js_sys::Object::new();
-            for (k, v) in fields {
-                let _ = js_sys::Reflect::set(&stats, &k.into(), &v.into());
-            }
-            let _ = js_sys::Reflect::set(&window(), &"__cashflow_stats".into(), &stats);
-        });
-    });
 }
 
 /// The presenter token of a presenter link (`#presenter=TOKEN`, which the server prints beyond

@@ -11,7 +11,7 @@ use cashflow_shared::outage::{
 use leptos::prelude::*;
 
 use super::{Buttons, Lesson, Panel};
-use crate::socket::Ctx;
+use crate::socket::{Ctx, Part};
 
 pub(super) const LESSON: Lesson = Lesson {
     id: LessonId::Outage,
@@ -96,7 +96,7 @@ fn OutagePanel() -> impl IntoView {
 /// One row per node of the cluster cashflow runs: its address and state, and the presenter's
 /// stop/start buttons, disabled with the reason where the quorum rule refuses.
 #[component]
-fn NodeRows(nodes: Memo<Vec<LocalNode>>) -> impl IntoView {
+fn NodeRows(nodes: Part<Vec<LocalNode>>) -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     move || {
         let all = nodes.get();
