@@ -3,19 +3,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cashflow_shared::Ledger;
-use cashflow_shared::api::BrokerHealth;
 use rdkafka::admin::AdminClient;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Settings;
 use crate::http;
 use crate::http::hub::Hub;
-use crate::kafka::managed::{BrokerSetup, ManagedBroker};
+use crate::kafka::managed::ManagedBroker;
 use crate::kafka::topics::{TopicSpec, watch_broker};
 use crate::kafka::{Context, base_config};
 use crate::pipeline::calculator_group::CalculatorGroup;
@@ -50,23 +48,14 @@ pub struct App {
     managed: Option<Arc<ManagedBroker>>,
 }
 
+mod build;
 mod shutdown;
 mod tasks;
 use tasks::{Deps, Tasks, spawn_logged};
 
 impl App {
     pub async fn start(mut settings: Settings) -> anyhow::Result<App> {
-        // What the presenter set last time, where no flag says otherwise.
-        let kept = settings
-            .data_dir
-            .as_deref()
-            .filter(|_| settings.explicit.is_some())
-            .and_then(crate::kept::load)
-            .filter(|k| k.topic == settings.topic);
-        if let Some(k) = &kept {
-            crate::kept::apply(k, &mut settings);
-            info!("the presenter's settings of the last run are back (a flag given now wins)");
-        }
+        let kept = build::kept(&mut settings);
         // First: a server reachable from other machines never starts with open controls by
         // accident, and a token it cannot keep is an error before anything starts.
         let controls = crate::http::presenter::controls(
@@ -75,38 +64,9 @@ impl App {
             settings.open_controls,
             settings.data_dir.as_deref(),
         )?;
-        let mut managed = None;
-        let brokers = match &settings.brokers {
-            Some(b) => b.clone(),
-            None => {
-                let m = ManagedBroker::start(BrokerSetup {
-                    java: settings.java.clone(),
-                    classpath_file: settings.kafka_classpath.clone(),
-                    listen: settings.kafka_listen,
-                    dir: settings.data_dir.clone().map(|d| d.join("kafka")),
-                    heap_mb: settings.kafka_heap_mb,
-                    nodes: settings.local_brokers,
-                })
-                .await?;
-                let addr = m.bootstrap();
-                managed = Some(Arc::new(m));
-                addr
-            }
-        };
+        let (brokers, managed) = build::kafka(&settings).await?;
         info!(%brokers, topic = %settings.topic, "connecting to Kafka");
-        let shared = Arc::new(Shared::new(
-            settings.topic.clone(),
-            &format!("{}-balance", settings.group_prefix),
-            Ledger::with_id_window(settings.opening_balance, settings.id_window),
-            BrokerHealth {
-                bootstrap_servers: brokers.clone(),
-                managed: settings.brokers.is_none(),
-                ..Default::default()
-            },
-        ));
-        if settings.calculator_paused {
-            shared.group().set_paused(true);
-        }
+        let shared = build::shared(&settings, &brokers);
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);
@@ -173,28 +133,7 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
         let (view_tx, topic_view) = crate::kafka::topic_view::channel();
-        let lessons = Arc::new(crate::lessons::Lessons::new(vec![
-            Arc::new(crate::lessons::naive_calculator::NaiveCalculator::new(
-                settings.clone(),
-                brokers.clone(),
-                shared.clone(),
-                tracker.clone(),
-                consumers.clone(),
-            )),
-            Arc::new(crate::lessons::replay::Replays::new(
-                settings.clone(),
-                brokers.clone(),
-                shared.clone(),
-                tracker.clone(),
-                consumers.clone(),
-            )),
-            Arc::new(crate::lessons::outage::Outages::new(
-                managed.clone(),
-                shared.clone(),
-                tracker.clone(),
-                consumers.clone(),
-            )),
-        ]));
+        let lessons = build::lessons(&tasks.deps, managed.clone(), &tracker, &consumers);
         let hub = Hub::new(
             shared.clone(),
             lessons.clone(),
@@ -297,20 +236,7 @@ impl App {
             anyhow::bail!("cannot start the balance calculator: {e}");
         }
         if let Some(k) = &kept {
-            for _ in 0..crate::kept::extra_members(k) {
-                if let Err(e) = app.calculator.add().await {
-                    warn!("a member kept from the last run was not added: {e}");
-                    break;
-                }
-            }
-            if k.keys != cashflow_shared::ordering::KeyStrategy::default()
-                && let Err(e) = app
-                    .producer
-                    .send(cashflow_shared::command::Command::SetKeys { keys: k.keys })
-                    .await
-            {
-                warn!("the keys kept from the last run were not set: {e}");
-            }
+            build::resume(&app, k).await;
         }
         if let Some(dir) = settings
             .data_dir

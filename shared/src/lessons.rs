@@ -12,18 +12,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::invariant::InvariantState;
-use crate::naive::NaiveStatus;
-use crate::ordering::KeyStrategy;
-use crate::outage::OutageStatus;
-use crate::replay::ReplayStatus;
-
 mod back_pressure;
 mod delivery;
 mod ordering;
 mod outage;
 mod poison;
 mod replay;
+mod status;
+mod tracker;
+
+pub use status::{Case, CaseState, LessonStatus, LessonsStatus};
+use tracker::caught_up;
+pub use tracker::{BROKEN_FOR, Observation, Tracker};
 
 /// How a check kept from an earlier run begins its detail.
 pub const BEFORE_RESTART: &str = "before the restart: ";
@@ -170,203 +170,13 @@ impl LessonId {
         self.text().control
     }
 }
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaseState {
-    /// Its conditions have not been met yet.
-    #[default]
-    NotRun,
-    /// Its conditions hold; no outcome yet.
-    Running,
-    /// The outcome happened (in the data).
-    Happened,
-    /// The conditions held long enough and the outcome did not happen.
-    DidNotHappen,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Case {
-    pub state: CaseState,
-    /// What the data showed.
-    pub detail: String,
-}
-
-impl Case {
-    fn set(&mut self, state: CaseState, detail: String) {
-        self.state = state;
-        self.detail = detail;
-    }
-
-    fn settled(&self) -> bool {
-        matches!(self.state, CaseState::Happened | CaseState::DidNotHappen)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LessonStatus {
-    pub id: LessonId,
-    pub experiment: Case,
-    pub control: Option<Case>,
-}
-
-impl LessonStatus {
-    /// The experiment's outcome happened and the control's (if any) did not.
-    pub fn done(&self) -> bool {
-        self.experiment.state == CaseState::Happened
-            && self
-                .control
-                .as_ref()
-                .is_none_or(|c| c.state == CaseState::DidNotHappen)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LessonsStatus {
-    pub lessons: Vec<LessonStatus>,
-}
-
-impl Default for LessonsStatus {
-    fn default() -> Self {
-        LessonsStatus {
-            lessons: LessonId::ALL
-                .iter()
-                .map(|id| LessonStatus {
-                    id: *id,
-                    experiment: Case::default(),
-                    control: id.control().map(|_| Case::default()),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl LessonsStatus {
-    pub fn get(&self, id: LessonId) -> Option<&LessonStatus> {
-        self.lessons.iter().find(|l| l.id == id)
-    }
-
-    fn get_mut(&mut self, id: LessonId) -> &mut LessonStatus {
-        let i = self.lessons.iter().position(|l| l.id == id).unwrap_or(0);
-        &mut self.lessons[i]
-    }
-}
-
-/// What the server sees, a few times a second.
-#[derive(Clone, Debug, Default)]
-pub struct Observation {
-    pub keys: KeyStrategy,
-    /// Members of the balance calculator's group.
-    pub members: usize,
-    pub applied: u64,
-    pub violations: u64,
-    /// Of them, records keyed by account late after one keyed by account too (the control's).
-    pub keyed_violations: u64,
-    pub invariant: InvariantState,
-    /// The invariant's two sides: records of this run's producer acknowledged, and applied.
-    pub acked: u64,
-    pub own_applied: u64,
-    /// Transactions sent and not yet acknowledged or failed.
-    pub in_flight: u64,
-    pub naive: NaiveStatus,
-    pub replay: ReplayStatus,
-    pub dead_lettered: u64,
-    pub outage: OutageStatus,
-    /// Brokers in the cluster now, the most replicas any partition has, and whether every
-    /// partition has a leader (from the topic view; 0 brokers: not known yet).
-    pub brokers: usize,
-    pub replicas: usize,
-    pub all_led: bool,
-    pub max_lag: Option<u64>,
-    pub held_by_lag: bool,
-}
-
-/// Keeps what each lesson's data showed.
-#[derive(Debug)]
-pub struct Tracker {
-    status: LessonsStatus,
-    /// Each lesson's checks, in [`LESSONS`]'s order.
-    checks: Vec<Box<dyn Check>>,
-    seen: Seen,
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Tracker {
-            status: LessonsStatus::default(),
-            checks: LESSONS.iter().map(|l| (l.new_check)()).collect(),
-            seen: Seen::default(),
-        }
-    }
-}
-
-/// Observations (four a second) the invariant must stay broken to count.
-pub const BROKEN_FOR: u32 = 8;
-
-/// Whether the exact calculator has applied every transaction acknowledged up to `target`,
-/// and no account's nets disagree. (Under load the invariant is "catching up" most of the
-/// time: records acknowledged a moment ago are on their way.)
-fn caught_up(o: &Observation, target: u64) -> bool {
-    o.own_applied >= target
-        && matches!(
-            o.invariant,
-            InvariantState::Holds | InvariantState::CatchingUp
-        )
-}
-
-impl Tracker {
-    /// A tracker that starts from checks an earlier run settled (kept across a restart): a
-    /// settled case comes back, marked as from before the restart; one under way starts over,
-    /// since what it was counting went with the process.
-    pub fn resumed(kept: LessonsStatus) -> Tracker {
-        let mut t = Tracker::default();
-        for l in kept.lessons {
-            let now = t.status.get_mut(l.id);
-            if now.id != l.id {
-                continue;
-            }
-            let back = |c: Case| -> Case {
-                if !c.settled() {
-                    return Case::default();
-                }
-                let detail = match c.detail.strip_prefix(BEFORE_RESTART) {
-                    Some(_) => c.detail,
-                    None => format!("{BEFORE_RESTART}{}", c.detail),
-                };
-                Case { detail, ..c }
-            };
-            now.experiment = back(l.experiment);
-            if let (Some(c), Some(kept)) = (now.control.as_mut(), l.control) {
-                *c = back(kept);
-            }
-        }
-        t
-    }
-
-    pub fn status(&self) -> &LessonsStatus {
-        &self.status
-    }
-
-    /// Feeds one observation; returns whether any check changed.
-    pub fn observe(&mut self, o: &Observation) -> bool {
-        let before = self.status.clone();
-        self.seen.broken_for = if o.invariant == InvariantState::Broken {
-            self.seen.broken_for.saturating_add(1)
-        } else {
-            0
-        };
-        for (check, lesson) in self.checks.iter_mut().zip(LESSONS.iter()) {
-            check.observe(o, self.status.get_mut(lesson.id), &self.seen);
-        }
-        before != self.status
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invariant::InvariantState;
     use crate::money::Money;
     use crate::naive::NaiveState;
+    use crate::ordering::KeyStrategy;
     use crate::outage::OutageState;
     use crate::replay::ReplayState;
 

@@ -32,77 +32,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cashflow_shared::outage::{
-    LocalNode, MAX_LOCAL_NODES, NodeState, may_start_node, may_stop_node,
-};
+use cashflow_shared::outage::{LocalNode, MAX_LOCAL_NODES, may_start_node, may_stop_node};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+mod errors;
 mod node;
 mod prepare;
+mod supervisor;
+
+pub use errors::{BrokerSetup, ManagedError, NodeError};
+use supervisor::{NodeHandle, STOP_WITHIN, Status, stop_child, supervise};
 
 use node::Node;
 use prepare::{check_java, cluster_id_in, lock_dir, pick_addrs, read_classpath};
-
-/// Why a node of the cluster cashflow runs was not stopped or started.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The quorum rule (or the node's state) says no, and why.
-    #[error("{0}")]
-    Refused(String),
-    #[error("there is no node {0}")]
-    NoSuchNode(u8),
-    #[error("{0}")]
-    NotStarted(String),
-}
-
-/// How long a stopping broker gets after SIGTERM before SIGKILL.
-const STOP_WITHIN: Duration = Duration::from_secs(20);
-/// How often the supervisor looks at its child.
-const LOOK_EVERY: Duration = Duration::from_millis(250);
-/// What the managed broker needs (see `--java`, `--kafka-classpath`, `--kafka-listen`,
-/// `--local-brokers`).
-#[derive(Clone, Debug)]
-pub struct BrokerSetup {
-    /// The `java` to run (a name looked up on PATH, or a path).
-    pub java: PathBuf,
-    /// A file holding the broker's classpath (jars joined by `:`), written by setup.
-    pub classpath_file: PathBuf,
-    /// The first node's client port wanted (the next free one when taken; node N wants the
-    /// port N − 1 above it); always a loopback address.
-    pub listen: SocketAddr,
-    /// Its folder (`<data dir>/kafka`); `None`: a temporary one, removed at exit.
-    pub dir: Option<PathBuf>,
-    /// Each JVM's heap, in MiB.
-    pub heap_mb: u32,
-    /// 1, or 3 (a cluster: each node broker and controller, replication factor 3).
-    pub nodes: u8,
-}
-
-/// Why the managed broker cannot run; each names what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ManagedError {
-    #[error(
-        "the local Apache Kafka broker needs Java 17 or newer, and {0}. Install it with \
-         `scripts/setup.sh demo` (or the system's openjdk-17-jre-headless), give --java PATH, or \
-         use a running Kafka with --brokers HOST:PORT"
-    )]
-    Java(String),
-    #[error(
-        "the local Apache Kafka broker's jars are not installed: {0}. Install them with \
-         `scripts/setup.sh demo` (it resolves them with mvn), give --kafka-classpath FILE, or use \
-         a running Kafka with --brokers HOST:PORT"
-    )]
-    Jars(String),
-    #[error(
-        "another cashflow is running with the data folder {0} (its Apache Kafka broker keeps its \
-         log there); stop it, or start this one with another --data-dir, --ephemeral, or \
-         --brokers pointing at its broker"
-    )]
-    DataDirInUse(PathBuf),
-    #[error("the local Apache Kafka broker did not start: {reason}; the end of its log:\n{tail}")]
-    NotStarted { reason: String, tail: String },
-}
 
 /// The running broker (one node, or a cluster of three): the supervisor threads that own the
 /// processes, one per node.
@@ -113,29 +56,6 @@ pub struct ManagedBroker {
     /// Taken while a node is being stopped or started on purpose, so that the quorum rule
     /// ([`may_stop_node`]) is checked and acted on as one step.
     presenter: tokio::sync::Mutex<()>,
-}
-
-/// One node's supervisor, as the rest of cashflow sees it.
-struct NodeHandle {
-    addr: SocketAddr,
-    commands: mpsc::Sender<Command_>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// Written by the supervisor thread alone.
-    status: Arc<Mutex<Status>>,
-}
-
-/// What a node's supervisor publishes.
-#[derive(Clone, Default)]
-struct Status {
-    node: LocalNode,
-    pid: Option<u32>,
-}
-
-enum Command_ {
-    /// Stop it and keep it stopped; answers whether it was running.
-    Pause(oneshot::Sender<bool>),
-    /// Start it again after a pause, answering once it serves clients.
-    Resume(oneshot::Sender<Result<(), String>>),
 }
 
 impl ManagedBroker {
@@ -363,173 +283,4 @@ impl ManagedBroker {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
-}
-
-impl NodeHandle {
-    fn status(&self) -> Status {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    async fn pause(&self) -> bool {
-        let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command_::Pause(tx)).is_err() {
-            return false;
-        }
-        rx.await.unwrap_or(false)
-    }
-
-    async fn resume(&self) -> anyhow::Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command_::Resume(tx))
-            .map_err(|_| anyhow::anyhow!("the broker's supervisor has stopped"))?;
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the broker's supervisor has stopped"))?
-            .map_err(|e| anyhow::anyhow!(e))
-    }
-}
-
-/// A node's supervisor thread: starts its JVM, answers pause/resume, starts it again when it
-/// dies unasked, and stops it when the [`ManagedBroker`] is dropped or stopped.
-fn supervise(
-    node: Node,
-    commands: mpsc::Receiver<Command_>,
-    started: oneshot::Sender<Result<(), ManagedError>>,
-    status: Arc<Mutex<Status>>,
-) {
-    let publish =
-        |f: &dyn Fn(&mut Status)| f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
-    // Starts the JVM, publishing its state and how long it took.
-    let launch = |restarting: bool| {
-        publish(&|s| {
-            s.node.state = if restarting {
-                NodeState::Restarting
-            } else {
-                NodeState::Starting
-            }
-        });
-        let t = Instant::now();
-        let r = node.start();
-        let ms = t.elapsed().as_millis() as u64;
-        publish(&|s| match &r {
-            Ok(c) => {
-                s.pid = Some(c.id());
-                s.node.state = NodeState::Running;
-                s.node.start_ms = ms;
-            }
-            Err(_) => s.node.state = NodeState::Restarting,
-        });
-        r
-    };
-    let mut child = match launch(false) {
-        Ok(c) => {
-            let _ = started.send(Ok(()));
-            Some(c)
-        }
-        Err(e) => {
-            let _ = started.send(Err(e));
-            return;
-        }
-    };
-    let mut paused = false;
-    // A broker that keeps dying is started again less and less often (up to every 30 s).
-    let mut backoff = Duration::ZERO;
-    let mut retry_at: Option<Instant> = None;
-    loop {
-        match commands.recv_timeout(LOOK_EVERY) {
-            Ok(Command_::Pause(reply)) => {
-                paused = true;
-                retry_at = None;
-                let was = child.take().map(|mut c| stop_child(&mut c)).is_some();
-                publish(&|s| {
-                    s.pid = None;
-                    s.node.state = NodeState::Stopped;
-                });
-                let _ = reply.send(was);
-            }
-            Ok(Command_::Resume(reply)) => {
-                paused = false;
-                let r = match child {
-                    Some(_) => Ok(()),
-                    None => launch(false).map(|c| child = Some(c)),
-                };
-                if r.is_err() {
-                    // Not paused any more: the supervisor keeps trying, as after a crash.
-                    backoff = Duration::from_secs(1);
-                    retry_at = Some(Instant::now() + backoff);
-                }
-                let _ = reply.send(r.map_err(|e| e.to_string()));
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if let Some(mut c) = child.take() {
-                    stop_child(&mut c);
-                }
-                publish(&|s| {
-                    s.pid = None;
-                    s.node.state = NodeState::Stopped;
-                });
-                info!(node = node.id, "Apache Kafka node stopped");
-                return;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if paused {
-            continue;
-        }
-        if let Some(c) = child.as_mut()
-            && let Ok(Some(status)) = c.try_wait()
-        {
-            warn!(node = node.id, %status, "the Apache Kafka broker exited unasked; starting it again");
-            child = None;
-            publish(&|s| {
-                s.pid = None;
-                s.node.state = NodeState::Restarting;
-            });
-            retry_at = Some(Instant::now() + backoff);
-        }
-        if child.is_none() && retry_at.is_some_and(|t| Instant::now() >= t) {
-            match launch(true) {
-                Ok(c) => {
-                    publish(&|s| s.node.restarts += 1);
-                    info!(node = node.id, "Apache Kafka broker running again");
-                    child = Some(c);
-                    retry_at = None;
-                    backoff = Duration::ZERO;
-                }
-                Err(e) => {
-                    backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
-                    warn!(
-                        node = node.id,
-                        "the Apache Kafka broker did not start again (next try in {backoff:?}): {e}"
-                    );
-                    retry_at = Some(Instant::now() + backoff);
-                }
-            }
-        }
-    }
-}
-
-/// SIGTERM (Kafka's controlled shutdown), then SIGKILL after [`STOP_WITHIN`]; reaps the child.
-fn stop_child(child: &mut Child) -> bool {
-    if let Ok(Some(_)) = child.try_wait() {
-        return true;
-    }
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: signals our own child, which has not been reaped (try_wait said so).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    let until = Instant::now() + STOP_WITHIN;
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    warn!("the Apache Kafka broker did not stop within {STOP_WITHIN:?}: killed");
-    let _ = child.kill();
-    let _ = child.wait();
-    true
 }

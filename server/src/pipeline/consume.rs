@@ -9,187 +9,27 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::kafka::topics::until_ready;
 use crate::kafka::{Context, consumer_config};
 use crate::pipeline::dead_letters::DeadLetters;
 use crate::state::Shared;
 
+mod client;
+mod handler;
 mod in_flight;
 mod rate_limited_log;
 
+pub use client::{close_consumer, is_transient};
+use client::{rewind, set_paused};
+pub use handler::{CatchUp, DeadLetter, Handler, MAX_BATCH, Role, TICK, Verdict};
+
 use in_flight::{Entry, InFlight, Stored};
 pub use rate_limited_log::RateLimitedLog;
-
-/// Whether a consumer error means "try again", not "give up".
-pub fn is_transient(e: &KafkaError) -> bool {
-    !matches!(
-        e,
-        KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal) | KafkaError::ClientCreation(_)
-    ) && !matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal))
-}
-
-/// Final synchronous commit of the stored offsets, then close (leaving the group). Both block
-/// on the broker, so they run on the blocking pool, never on a runtime worker.
-pub async fn close_consumer(
-    consumer: rdkafka::consumer::StreamConsumer<Context>,
-    role: &'static str,
-) {
-    use rdkafka::consumer::{CommitMode, Consumer};
-    let done = tokio::task::spawn_blocking(move || {
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => info!(consumer = role, "committed offsets"),
-            // NoOffset: nothing consumed since the last commit.
-            Err(e) => debug!(consumer = role, %e, "final commit"),
-        }
-        drop(consumer);
-    });
-    if let Err(e) = done.await {
-        warn!(consumer = role, %e, "closing failed");
-    }
-}
-
-/// What a consumer does with its records; [`consume`] runs the loop around it.
-pub trait Handler: Send {
-    /// What one record means (called in consumption order, never concurrently).
-    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Verdict;
-
-    /// Blocking work for [`Verdict::CatchUp`]: handle the records of `partition` below
-    /// `until` that another member of the group handled. Runs on the blocking pool, retried
-    /// with back-off until it succeeds; the record is then handed to [`handle`](Self::handle)
-    /// again. A handler that never catches up keeps the default.
-    fn catch_up(&self) -> Option<Arc<dyn CatchUp>> {
-        None
-    }
-
-    /// Called every [`TICK`] whether records come or not (e.g. to flush counters that are
-    /// batched per record).
-    fn tick(&mut self) {}
-
-    /// Called before the records of one batch (those the client had ready, at most
-    /// [`MAX_BATCH`]) are handed over one by one: `records` of them, at `now_ms` (one clock
-    /// read a batch, not one a record).
-    fn batch(&mut self, _records: usize, _now_ms: i64) {}
-
-    /// Called once a batch, after [`batch`](Self::batch) and before its records are handed
-    /// over: what can be decided for many records at once is decided here (the records still
-    /// come to [`handle`](Self::handle) one by one, in order).
-    fn prepare(&mut self, _batch: &[BorrowedMessage<'_>]) {}
-}
-
-/// Records handled per wake-up at most: what the client has ready is taken without waiting,
-/// so the loop's select, the clock and the offset stores are paid once a batch, not a record.
-pub const MAX_BATCH: usize = 1024;
-
-/// How often [`Handler::tick`] runs.
-pub const TICK: Duration = Duration::from_millis(200);
-
-/// See [`Handler::catch_up`].
-pub trait CatchUp: Send + Sync {
-    fn catch_up(&self, partition: i32, until: i64) -> anyhow::Result<()>;
-}
-
-/// Which group a consumer joins and what it is called in logs and `/health`.
-#[derive(Clone, Copy)]
-pub struct Role {
-    /// The group is `<group prefix>-<suffix>`.
-    pub group_suffix: &'static str,
-    pub name: &'static str,
-    /// Which member of the balance calculator's group (0: not one); a member's partitions are
-    /// shown on the page, and the presenter can pause its fetching.
-    pub member: u32,
-}
-
-/// What a [`Handler`] makes of a record.
-pub enum Verdict {
-    /// Handled: its offset is stored (once every dead letter before it is acknowledged).
-    Done,
-    /// Refused: it goes to the dead-letter topic; its offset is stored once the letter is
-    /// acknowledged (or could not be written at all).
-    DeadLetter(DeadLetter),
-    /// Not yet: the records of its partition below it were handled elsewhere and are caught up
-    /// first ([`Handler::catch_up`]), then the same record is handed over again.
-    CatchUp { partition: i32, until: i64 },
-    /// Cannot go on: the record is left unhandled (its offset not stored), the consumer commits
-    /// what was handled and leaves its group, and `consume` returns this error (the supervisor
-    /// starts it again).
-    Fail(anyhow::Error),
-}
-
-/// A record the handler refuses: why, and what to do once its dead letter is settled (`true`:
-/// written; `false`: the dead-letter topic could not take it).
-pub struct DeadLetter {
-    pub reason: String,
-    pub on_settled: Box<dyn FnOnce(bool) + Send>,
-}
-
-/// Stops (or resumes) fetching every assigned partition; the consumer stays in its group and
-/// goes on heartbeating, so the class sees lag grow without a rebalance. Partitions assigned
-/// while paused are paused as they arrive ([`Context`]'s rebalance callback).
-fn set_paused(consumer: &StreamConsumer<Context>, paused: bool, role: &str) {
-    let assigned = match consumer.assignment() {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(%e, "{role}: no assignment to pause or resume");
-            return;
-        }
-    };
-    let r = if paused {
-        consumer.pause(&assigned)
-    } else {
-        consumer.resume(&assigned)
-    };
-    match r {
-        Ok(()) => info!(
-            paused,
-            partitions = assigned.count(),
-            "{role}: fetching {}",
-            if paused { "paused" } else { "resumed" }
-        ),
-        Err(e) => warn!(%e, "{role}: cannot change pausing"),
-    }
-}
-
-/// Moves every assigned partition of `topic` to its beginning.
-fn rewind(consumer: &StreamConsumer<Context>, topic: &str, role: &str) {
-    use rdkafka::consumer::Consumer;
-    let assigned: Vec<i32> = consumer
-        .assignment()
-        .map(|a| {
-            a.elements_for_topic(topic)
-                .iter()
-                .map(|e| e.partition())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut start = rdkafka::TopicPartitionList::new();
-    for p in assigned {
-        if let Err(e) = consumer.seek(topic, p, rdkafka::Offset::Beginning, Duration::from_secs(1))
-        {
-            warn!(partition = p, %e, "{role}: cannot move to the new topic's beginning");
-        }
-        let _ = start.add_partition_offset(topic, p, rdkafka::Offset::Offset(0));
-    }
-    // librdkafka auto-commits a stored offset only above the one it last committed, and both
-    // marks were the old topic's: the new topic's offsets stayed below them, so nothing was
-    // committed and the broker's lag grew while every record was applied (issue 21). Storing
-    // and committing the new beginning (nothing of the new topic is handled yet, so
-    // at-least-once holds) moves both marks back.
-    if start.count() > 0 {
-        if let Err(e) = consumer.store_offsets(&start) {
-            warn!(%e, "{role}: cannot store the re-created topic's beginning");
-        }
-        if let Err(e) = consumer.commit(&start, rdkafka::consumer::CommitMode::Async) {
-            warn!(%e, "{role}: cannot commit the re-created topic's beginning");
-        }
-    }
-    info!(%topic, "{role}: reading the re-created topic from its beginning");
-}
 
 /// Runs a consumer in group `<prefix>-<suffix>` on the topic once it is `ready`: `handler` sees
 /// each record (see [`Verdict`]: a catch-up runs first; a dead letter is queued to

@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cashflow_shared::command::{Command, CommandError, Rate, Target};
+use cashflow_shared::command::{Command, Rate};
 use cashflow_shared::generator::Generator;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::ordering::KeyStrategy;
 use cashflow_shared::poison::Poison;
-use cashflow_shared::protocol::GeneratorStatus;
 use cashflow_shared::{AccountId, Money, Transaction};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,7 +20,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
 use std::collections::BTreeMap;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -32,7 +31,10 @@ use crate::state::Shared;
 
 mod commands;
 mod delivery;
+mod handle;
 mod send;
+
+pub use handle::{Commands, Done, ProducerError, ProducerHandle};
 
 use delivery::{DeliveryContext, Failed, Sent, new_producer};
 
@@ -42,62 +44,6 @@ const BATCH: u64 = 5_000;
 /// `linger.ms` and `batch.size` unless the batching lesson changes them (librdkafka's default
 /// batch size; a short linger so classroom rates are not held back).
 pub const DEFAULT_BATCHING: (u32, u32) = (5, 1_000_000);
-
-/// Why a producer command was not carried out.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ProducerError {
-    #[error(transparent)]
-    Invalid(#[from] CommandError),
-    #[error("not a producer command: {0}")]
-    NotForProducer(&'static str),
-    #[error(
-        "Kafka's send queue is full (the broker is slow or unreachable): the transaction was not sent; try again in a moment"
-    )]
-    QueueFull,
-    #[error(
-        "not connected to Kafka yet: a manual transaction has to wait until the balances are restored"
-    )]
-    NotRestored,
-    #[error("the producer has stopped")]
-    Stopped,
-    #[error(
-        "nothing to send again: no transaction produced yet, or the last one had no key (a copy could land on another partition, where it would not be seen as a duplicate)"
-    )]
-    NothingToRepeat,
-    #[error("Kafka refused the record: {0}")]
-    Kafka(String),
-}
-
-/// What a command left: the generator's settings, and the transaction a `manual` one made.
-pub type Done = (GeneratorStatus, Option<Transaction>);
-
-type Reply = oneshot::Sender<Result<Done, ProducerError>>;
-/// Commands as the producer task receives them.
-pub type Commands = mpsc::Receiver<(Command, Reply)>;
-
-/// Sends commands to the running producer.
-#[derive(Clone)]
-pub struct ProducerHandle {
-    tx: mpsc::Sender<(Command, Reply)>,
-}
-
-impl ProducerHandle {
-    /// Validates `cmd` and has the producer carry it out.
-    pub async fn send(&self, cmd: Command) -> Result<Done, ProducerError> {
-        cmd.validate()?;
-        if cmd.target() != Target::Producer {
-            return Err(ProducerError::NotForProducer(
-                "the producer carries out generation commands only",
-            ));
-        }
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((cmd, reply))
-            .await
-            .map_err(|_| ProducerError::Stopped)?;
-        rx.await.map_err(|_| ProducerError::Stopped)?
-    }
-}
 
 pub use crate::state::now_ms;
 

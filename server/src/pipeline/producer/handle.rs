@@ -1,0 +1,63 @@
+//! How the rest of cashflow commands the producer: a [`ProducerHandle`] that validates a
+//! command and waits for the producer task's answer, or the [`ProducerError`] why not.
+
+use cashflow_shared::Transaction;
+use cashflow_shared::command::{Command, CommandError, Target};
+use cashflow_shared::protocol::GeneratorStatus;
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a producer command was not carried out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProducerError {
+    #[error(transparent)]
+    Invalid(#[from] CommandError),
+    #[error("not a producer command: {0}")]
+    NotForProducer(&'static str),
+    #[error(
+        "Kafka's send queue is full (the broker is slow or unreachable): the transaction was not sent; try again in a moment"
+    )]
+    QueueFull,
+    #[error(
+        "not connected to Kafka yet: a manual transaction has to wait until the balances are restored"
+    )]
+    NotRestored,
+    #[error("the producer has stopped")]
+    Stopped,
+    #[error(
+        "nothing to send again: no transaction produced yet, or the last one had no key (a copy could land on another partition, where it would not be seen as a duplicate)"
+    )]
+    NothingToRepeat,
+    #[error("Kafka refused the record: {0}")]
+    Kafka(String),
+}
+
+/// What a command left: the generator's settings, and the transaction a `manual` one made.
+pub type Done = (GeneratorStatus, Option<Transaction>);
+
+pub(super) type Reply = oneshot::Sender<Result<Done, ProducerError>>;
+/// Commands as the producer task receives them.
+pub type Commands = mpsc::Receiver<(Command, Reply)>;
+
+/// Sends commands to the running producer.
+#[derive(Clone)]
+pub struct ProducerHandle {
+    pub(super) tx: mpsc::Sender<(Command, Reply)>,
+}
+
+impl ProducerHandle {
+    /// Validates `cmd` and has the producer carry it out.
+    pub async fn send(&self, cmd: Command) -> Result<Done, ProducerError> {
+        cmd.validate()?;
+        if cmd.target() != Target::Producer {
+            return Err(ProducerError::NotForProducer(
+                "the producer carries out generation commands only",
+            ));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((cmd, reply))
+            .await
+            .map_err(|_| ProducerError::Stopped)?;
+        rx.await.map_err(|_| ProducerError::Stopped)?
+    }
+}
