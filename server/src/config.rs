@@ -10,29 +10,36 @@ use clap::Parser;
 mod cli;
 pub mod properties;
 
+use properties::PropertyError;
+
 pub use cli::{Cli, FlagError};
 
 /// Transactions per second the producer aims for.
 pub use cashflow_shared::command::Rate;
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+fn parse_kv(s: &str) -> Result<(String, String), PropertyError> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?} is not key=value (e.g. -X linger.ms=5)")),
+        _ => Err(PropertyError::NotKeyValue(s.to_owned())),
     }
 }
 
 /// The properties of a `--kafka-props-file`: `KEY=VALUE` lines, blank lines and `#` comments.
-pub fn parse_props_file(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_props_file(text: &str) -> Result<Vec<(String, String)>, PropertyError> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|(i, l)| parse_kv(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .map(|(i, l)| {
+            parse_kv(l).map_err(|_| PropertyError::Line {
+                line: i + 1,
+                text: l.to_owned(),
+            })
+        })
         .collect()
 }
 
-fn parse_money(s: &str) -> Result<Money, String> {
-    s.parse::<Money>().map_err(|e| e.to_string())
+fn parse_money(s: &str) -> Result<Money, cashflow_shared::money::MoneyError> {
+    s.parse::<Money>()
 }
 
 /// Everything the app needs to start, validated.

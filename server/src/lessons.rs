@@ -20,7 +20,7 @@ pub mod replay;
 
 use std::sync::Arc;
 
-use cashflow_shared::command::Command;
+use cashflow_shared::command::LessonCommand;
 use cashflow_shared::lessons::{LessonId, LessonStatus, Text};
 use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
@@ -53,10 +53,10 @@ pub trait Lesson: Send + Sync {
     fn id(&self) -> LessonId;
 
     /// Whether `command` is one of this lesson's.
-    fn takes(&self, command: &Command) -> bool;
+    fn takes(&self, command: &LessonCommand) -> bool;
 
     /// Carries out one of its commands ([`takes`](Self::takes)): the reply for the page.
-    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg>;
+    fn command(&self, id: Option<u64>, command: LessonCommand) -> BoxFuture<'_, ServerMsg>;
 
     /// Its status, in a new viewer's snapshot.
     fn show(&self, snapshot: &mut Snapshot);
@@ -112,15 +112,16 @@ impl Lessons {
         Lessons { all }
     }
 
-    /// Whether `command` is some lesson's.
-    pub fn takes(&self, command: &Command) -> bool {
-        self.all.iter().any(|l| l.takes(command))
-    }
-
-    /// The reply to `command` if a lesson takes it (`None`: not a lesson's command).
-    pub async fn command(&self, id: Option<u64>, command: Command) -> Option<ServerMsg> {
-        let lesson = self.all.iter().find(|l| l.takes(&command))?;
-        Some(lesson.command(id, command).await)
+    /// The reply of the lesson `command` is for.
+    pub async fn command(&self, id: Option<u64>, command: LessonCommand) -> ServerMsg {
+        match self.all.iter().find(|l| l.takes(&command)) {
+            Some(lesson) => lesson.command(id, command).await,
+            // Every lesson command's lesson is registered (`App` builds them all).
+            None => ServerMsg::Error {
+                id,
+                message: "this lesson is not running on this server".into(),
+            },
+        }
     }
 
     /// Every lesson's status, into a new viewer's snapshot.

@@ -23,6 +23,11 @@
 //! applies it to the ledger ([`state::ledger`]) and stores its offset only after;
 //! [`store::changelog`] snapshots the partition; [`http::hub`] sends the change to every page
 //! in its next frame.
+//!
+//! A command's way: a page's frame reaches [`http`]'s `/ws`, which checks the presenter,
+//! validates and [routes](cashflow_shared::command::Command::route) it to its one target: the
+//! producer's handle ([`pipeline::producer::ProducerHandle`]), the calculator's group
+//! ([`pipeline::calculator_group`]), a lesson ([`lessons::Lessons`]) or the reset ([`reset`]).
 
 pub mod app;
 pub mod config;

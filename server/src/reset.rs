@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cashflow_shared::command::Command;
+use cashflow_shared::command::ProducerCommand as P;
 use cashflow_shared::ordering::KeyStrategy;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use tokio_util::task::TaskTracker;
@@ -118,7 +118,7 @@ impl Reset {
                 Err(e) => {
                     warn!("the reset failed: {e:#}");
                     if was_running {
-                        let _ = parts.producer.send(Command::Start).await;
+                        let _ = parts.producer.send(P::Start).await;
                     }
                     parts
                         .shared
@@ -194,9 +194,8 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()>
 async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> {
     let shared = &p.shared;
     let generator = shared.producer().generator().unwrap_or_default();
-    let cmd =
-        |c: Command| async move { p.producer.send(c).await.map_err(|e| anyhow::anyhow!("{e}")) };
-    cmd(Command::Pause).await?;
+    let cmd = |c: P| async move { p.producer.send(c).await.map_err(|e| anyhow::anyhow!("{e}")) };
+    cmd(P::Pause).await?;
     until("the producer's deliveries", || {
         shared.producer().counts().in_flight() == 0
     })
@@ -278,13 +277,10 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     // with them (`start_afresh` did, before this).
     p.lessons.forget();
     shared.lessons().reset_checks();
-    cmd(Command::SetKeys {
-        keys: KeyStrategy::ByAccount,
-    })
-    .await?;
-    cmd(Command::SetMaxLag { max_lag: None }).await?;
+    cmd(P::SetKeys(KeyStrategy::ByAccount)).await?;
+    cmd(P::SetMaxLag(None)).await?;
     if generator.running {
-        cmd(Command::Start).await?;
+        cmd(P::Start).await?;
     }
     Ok(())
 }

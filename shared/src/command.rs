@@ -1,9 +1,17 @@
 //! Every command a page (or a script on the WebSocket, or a test) gives the server, defined
 //! once: the wire form, its validation with a typed error, and the [`Rate`] the command line
 //! shares. The page validates before sending (and says why at once); the server validates again,
-//! since any client can write to the socket.
+//! since any client can write to the socket, and [routes](Command::route) it: each target
+//! (producer, calculator, lesson, demo) then handles only its own [`Routed`] commands.
 
 use serde::{Deserialize, Serialize};
+
+mod routed;
+
+pub use routed::{
+    CalculatorCommand, DemoCommand, LessonCommand, NaiveCommand, OutageCommand, ProducerCommand,
+    ReplayCommand, Routed, SessionCommand,
+};
 
 use crate::generator::{MAX_ACCOUNTS, SettingsError};
 use crate::money::Money;
@@ -192,23 +200,6 @@ pub enum Command {
     ResumeConsumption,
 }
 
-/// Who carries a command out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The connection itself (hello, login).
-    Session,
-    Producer,
-    Calculator,
-    /// The replay lesson's calculator.
-    Replay,
-    /// The delivery-semantics lesson's naive calculator.
-    Naive,
-    /// The managed broker (the outage lesson).
-    Broker,
-    /// The whole demo (its reset).
-    Demo,
-}
-
 impl Command {
     /// Whether the command is acceptable on its own (ranges, known accounts, amounts). The
     /// settings it changes are checked again against the others where they are applied (e.g.
@@ -262,34 +253,6 @@ impl Command {
                 Err(CommandError::Node(*node))
             }
             _ => Ok(()),
-        }
-    }
-
-    pub fn target(&self) -> Target {
-        match self {
-            Command::Hello { .. } | Command::Login { .. } => Target::Session,
-            Command::Start
-            | Command::Pause
-            | Command::SetRate { .. }
-            | Command::SetAccounts { .. }
-            | Command::SetMix { .. }
-            | Command::SetAmounts { .. }
-            | Command::Manual { .. }
-            | Command::Burst { .. }
-            | Command::SetKeys { .. }
-            | Command::Inject { .. }
-            | Command::SetMaxLag { .. }
-            | Command::SetBatching { .. } => Target::Producer,
-            Command::AddMember
-            | Command::RemoveMember
-            | Command::PauseConsumption
-            | Command::ResumeConsumption => Target::Calculator,
-            Command::StartReplay | Command::StopReplay => Target::Replay,
-            Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive => Target::Naive,
-            Command::StopBroker { .. } | Command::StopNode { .. } | Command::StartNode { .. } => {
-                Target::Broker
-            }
-            Command::ResetDemo { .. } => Target::Demo,
         }
     }
 }
@@ -491,8 +454,9 @@ mod tests {
             let e = c.validate().expect_err("refused");
             assert!(e.to_string().contains(why), "{c:?}: {e}");
         }
-        assert_eq!(Command::Start.target(), Target::Producer);
-        assert_eq!(Command::PauseConsumption.target(), Target::Calculator);
-        assert_eq!(Command::Hello { protocol: 1 }.target(), Target::Session);
+        assert!(matches!(
+            Command::Start.route(),
+            Ok(Routed::Producer(ProducerCommand::Start))
+        ));
     }
 }

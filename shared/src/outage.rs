@@ -68,43 +68,68 @@ pub fn describe_kafka(managed: bool, nodes: &[LocalNode]) -> String {
     }
 }
 
+/// Why a node may not be stopped or started on purpose.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeRefusal {
+    #[error(
+        "there is no node {id}: cashflow runs {nodes} node(s) (start it with --local-brokers 3 for the cluster)"
+    )]
+    NoSuchNode { id: u8, nodes: usize },
+    #[error(
+        "one node only: stop it with \"Stop the broker\" (an outage), or start cashflow with --local-brokers 3 to stop one of three"
+    )]
+    OneNodeOnly,
+    #[error("node {id} is not running ({state})")]
+    NotRunning { id: u8, state: &'static str },
+    #[error(
+        "node {0} is down already: with two of three nodes down the KRaft controllers lose their quorum (two of three must run) and the whole cluster stops; start node {0} first"
+    )]
+    QuorumAtRisk(u8),
+    #[error("node {id} is not stopped ({state})")]
+    NotStopped { id: u8, state: &'static str },
+}
+
 /// Whether node `id` may be stopped on purpose: it exists and runs, and, on a cluster, every
 /// other node runs, because a KRaft quorum of three controllers needs two of them (a second
 /// node down would stop the whole cluster, not teach replication). One node alone is stopped
 /// by the outage instead ([`crate::command::Command::StopBroker`]).
-pub fn may_stop_node(nodes: &[LocalNode], id: u8) -> Result<(), String> {
+pub fn may_stop_node(nodes: &[LocalNode], id: u8) -> Result<(), NodeRefusal> {
     let Some(node) = nodes.iter().find(|n| n.id == id) else {
-        return Err(format!(
-            "there is no node {id}: cashflow runs {} node(s) (start it with --local-brokers 3 for the cluster)",
-            nodes.len()
-        ));
+        return Err(NodeRefusal::NoSuchNode {
+            id,
+            nodes: nodes.len(),
+        });
     };
     if nodes.len() < 3 {
-        return Err(
-            "one node only: stop it with \"Stop the broker\" (an outage), or start cashflow with --local-brokers 3 to stop one of three".into(),
-        );
+        return Err(NodeRefusal::OneNodeOnly);
     }
     if node.state != NodeState::Running {
-        return Err(format!("node {id} is not running ({})", node.state.label()));
+        return Err(NodeRefusal::NotRunning {
+            id,
+            state: node.state.label(),
+        });
     }
     if let Some(other) = nodes
         .iter()
         .find(|n| n.id != id && n.state != NodeState::Running)
     {
-        return Err(format!(
-            "node {} is down already: with two of three nodes down the KRaft controllers lose their quorum (two of three must run) and the whole cluster stops; start node {} first",
-            other.id, other.id
-        ));
+        return Err(NodeRefusal::QuorumAtRisk(other.id));
     }
     Ok(())
 }
 
 /// Whether node `id` may be started: it exists and was stopped on purpose.
-pub fn may_start_node(nodes: &[LocalNode], id: u8) -> Result<(), String> {
+pub fn may_start_node(nodes: &[LocalNode], id: u8) -> Result<(), NodeRefusal> {
     match nodes.iter().find(|n| n.id == id) {
-        None => Err(format!("there is no node {id}")),
+        None => Err(NodeRefusal::NoSuchNode {
+            id,
+            nodes: nodes.len(),
+        }),
         Some(n) if n.state == NodeState::Stopped => Ok(()),
-        Some(n) => Err(format!("node {id} is not stopped ({})", n.state.label())),
+        Some(n) => Err(NodeRefusal::NotStopped {
+            id,
+            state: n.state.label(),
+        }),
     }
 }
 
@@ -256,6 +281,8 @@ mod tests {
         assert_eq!(may_stop_node(&all, 2), Ok(()));
         let one_down = cluster([Running, Stopped, Running]);
         let e = may_stop_node(&one_down, 3).expect_err("a second node");
+        assert_eq!(e, NodeRefusal::QuorumAtRisk(2));
+        let e = e.to_string();
         assert!(e.contains("node 2 is down") && e.contains("quorum"), "{e}");
         assert!(may_stop_node(&one_down, 2).is_err(), "stopped already");
         // A node that died and is starting again counts as down too.

@@ -113,7 +113,9 @@ pub(super) async fn resume(app: &App, kept: &Kept) {
     if kept.keys != cashflow_shared::ordering::KeyStrategy::default()
         && let Err(e) = app
             .producer
-            .send(cashflow_shared::command::Command::SetKeys { keys: kept.keys })
+            .send(cashflow_shared::command::ProducerCommand::SetKeys(
+                kept.keys,
+            ))
             .await
     {
         warn!("the keys kept from the last run were not set: {e}");

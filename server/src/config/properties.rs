@@ -39,10 +39,22 @@ pub fn describe_properties(props: &[(String, String)]) -> String {
         .join(",")
 }
 
+/// Why a Kafka property (`-X`, a line of `--kafka-props-file`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PropertyError {
+    #[error("{0:?} is not key=value (e.g. -X linger.ms=5)")]
+    NotKeyValue(String),
+    #[error("line {line}: {text:?} is not key=value (e.g. linger.ms=5)")]
+    Line { line: usize, text: String },
+    /// librdkafka refused it: the properties (a secret's value shown as `***`) and its reason.
+    #[error("-X {shown}: {reason}")]
+    Refused { shown: String, reason: String },
+}
+
 /// Checks `-X` properties with librdkafka itself, so a typo fails at start with its name: each
 /// one alone for unknown names and bad values, then all together, since some only make sense
 /// together (`security.protocol=sasl_ssl` needs its `sasl.mechanism`).
-pub fn validate_properties(props: &[(String, String)]) -> Result<(), String> {
+pub fn validate_properties(props: &[(String, String)]) -> Result<(), PropertyError> {
     let mut all = ClientConfig::new();
     all.set("group.id", "cashflow-validate");
     for (k, v) in props {
@@ -50,17 +62,19 @@ pub fn validate_properties(props: &[(String, String)]) -> Result<(), String> {
         cfg.set("group.id", "cashflow-validate").set(k, v);
         if let Err(e @ KafkaError::ClientConfig(..)) = cfg.create::<BaseConsumer>() {
             let shown = if is_secret(k) { "***" } else { v.as_str() };
-            return Err(format!("-X {k}={shown}: {}", kafka_reason(&e)));
+            return Err(PropertyError::Refused {
+                shown: format!("{k}={shown}"),
+                reason: kafka_reason(&e),
+            });
         }
         all.set(k, v);
     }
     match all.create::<BaseConsumer>() {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "-X {}: {}",
-            describe_properties(props),
-            kafka_reason(&e)
-        )),
+        Err(e) => Err(PropertyError::Refused {
+            shown: describe_properties(props),
+            reason: kafka_reason(&e),
+        }),
     }
 }
 
@@ -108,7 +122,9 @@ mod tests {
     #[test]
     fn properties_are_checked_alone_and_together() {
         assert!(validate_properties(&props(&[("linger.ms", "5")])).is_ok());
-        let e = validate_properties(&props(&[("linger.ms", "soon")])).unwrap_err();
+        let e = validate_properties(&props(&[("linger.ms", "soon")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("linger.ms"), "{e}");
         let sasl = props(&[
             ("security.protocol", "sasl_plaintext"),
@@ -133,7 +149,8 @@ mod tests {
                 .cloned()
                 .collect::<Vec<_>>(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(!e.contains("secret-value"), "{e}");
     }
 }

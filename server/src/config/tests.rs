@@ -25,6 +25,7 @@ fn props_files_carry_commas() {
     assert!(
         parse_props_file("linger.ms")
             .unwrap_err()
+            .to_string()
             .starts_with("line 1")
     );
 }

@@ -11,17 +11,18 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cashflow_shared::command::{self, ClientMsg, Command, Target};
 use cashflow_shared::protocol::{PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::debug;
 
+mod commands;
+
 use crate::http::app_state::AppState;
 use crate::http::hub::Joined;
 
 /// Hard limit on an incoming frame; tungstenite closes a socket that exceeds it. Frames between
-/// [`command::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
+/// [`cashflow_shared::command::MAX_CLIENT_FRAME`] and this get an error event and the socket stays open.
 const HARD_FRAME_LIMIT: usize = 64 * 1024;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -173,7 +174,7 @@ async fn viewer(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = Instant::now();
                     let reply = if bucket.take() {
-                        handle(&t, &state, &mut presenter).await
+                        commands::handle(&t, &state, &mut presenter).await
                     } else {
                         Some(ServerMsg::Error { id: None, message: format!("too many commands: at most {COMMANDS_PER_SECOND} a second") })
                     };
@@ -205,111 +206,6 @@ async fn viewer(socket: WebSocket, state: AppState) {
             return;
         }
     }
-}
-
-/// One command frame → the reply to send (none for a matching hello).
-async fn handle(text: &str, state: &AppState, presenter: &mut bool) -> Option<ServerMsg> {
-    let token = state.presenter_token.as_deref();
-    let ClientMsg { id, command } = match command::parse_client(text) {
-        Ok(m) => m,
-        Err(e) => {
-            return Some(ServerMsg::Error {
-                id: None,
-                message: e.to_string(),
-            });
-        }
-    };
-    if let Command::Login { token: given } = &command {
-        return Some(match token {
-            None => ServerMsg::Error {
-                id,
-                message: "this server has no presenter token: every page may send commands".into(),
-            },
-            Some(t) if constant_time_eq(t.as_bytes(), given.as_bytes()) => {
-                *presenter = true;
-                ServerMsg::Presenter { id }
-            }
-            Some(_) => ServerMsg::Error {
-                id,
-                message: "wrong presenter token".into(),
-            },
-        });
-    }
-    if !*presenter && !matches!(command, Command::Hello { .. }) {
-        return Some(ServerMsg::Error {
-            id,
-            message: "read-only: log in as presenter to send commands".into(),
-        });
-    }
-    if let Err(e) = command.validate() {
-        return Some(ServerMsg::Error {
-            id,
-            message: e.to_string(),
-        });
-    }
-    if state.lessons.takes(&command) {
-        return state.lessons.command(id, command).await;
-    }
-    match command {
-        Command::Login { .. } => None, // answered above
-        Command::Hello { protocol } if protocol == PROTOCOL_VERSION => None,
-        Command::Hello { protocol } => Some(ServerMsg::Reload {
-            reason: format!(
-                "this page speaks protocol {protocol}, the server {PROTOCOL_VERSION}: reload the page"
-            ),
-        }),
-        c if c.target() == Target::Calculator => Some(calculator_command(&c, state, id).await),
-        Command::ResetDemo { topic } => Some(match state.reset.start(&topic).await {
-            Ok(()) => ServerMsg::Reset { id },
-            Err(e) => ServerMsg::Error {
-                id,
-                message: e.to_string(),
-            },
-        }),
-        c => Some(match state.producer.send(c).await {
-            Ok((generator, transaction)) => ServerMsg::Ack {
-                id,
-                generator,
-                transaction,
-            },
-            Err(e) => ServerMsg::Error {
-                id,
-                message: e.to_string(),
-            },
-        }),
-    }
-}
-
-/// A command for the balance calculator's group → the group as it is now, or why not.
-async fn calculator_command(command: &Command, state: &AppState, id: Option<u64>) -> ServerMsg {
-    let calculator = &state.calculator;
-    let done = match command {
-        Command::AddMember => calculator.add().await.map(|_| ()),
-        Command::RemoveMember => calculator.remove().await.map(|_| ()),
-        Command::PauseConsumption => {
-            calculator.set_paused(true);
-            Ok(())
-        }
-        _ => {
-            calculator.set_paused(false);
-            Ok(())
-        }
-    };
-    match done {
-        Ok(()) => ServerMsg::Calculator {
-            id,
-            group: state.shared.group().status(),
-        },
-        Err(e) => ServerMsg::Error {
-            id,
-            message: e.to_string(),
-        },
-    }
-}
-
-/// Compares without stopping at the first differing byte, so timing tells nothing of the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

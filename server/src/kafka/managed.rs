@@ -244,7 +244,7 @@ impl ManagedBroker {
 
     /// Starts every node again on the same addresses from the same data, once each serves
     /// clients (a cluster's nodes start together: each waits for the controllers' quorum).
-    pub async fn resume(&self) -> anyhow::Result<()> {
+    pub async fn resume(&self) -> Result<(), NodeError> {
         for r in futures_util::future::join_all(self.nodes.iter().map(NodeHandle::resume)).await {
             r?;
         }
@@ -255,7 +255,7 @@ impl ManagedBroker {
     /// refused where [`may_stop_node`] says so.
     pub async fn stop_node(&self, id: u8) -> Result<(), NodeError> {
         let _one = self.presenter.lock().await;
-        may_stop_node(&self.nodes(), id).map_err(NodeError::Refused)?;
+        may_stop_node(&self.nodes(), id)?;
         let node = self.node(id).ok_or(NodeError::NoSuchNode(id))?;
         node.pause().await;
         Ok(())
@@ -264,11 +264,9 @@ impl ManagedBroker {
     /// Starts node `id` again once it was stopped on purpose, when it serves clients.
     pub async fn start_node(&self, id: u8) -> Result<(), NodeError> {
         let _one = self.presenter.lock().await;
-        may_start_node(&self.nodes(), id).map_err(NodeError::Refused)?;
+        may_start_node(&self.nodes(), id)?;
         let node = self.node(id).ok_or(NodeError::NoSuchNode(id))?;
-        node.resume()
-            .await
-            .map_err(|e| NodeError::NotStarted(format!("{e:#}")))
+        node.resume().await
     }
 
     /// Stops every node for good and waits until each JVM has exited.

@@ -160,10 +160,7 @@ pub async fn watch_broker(
         all = !ok;
         shared.health().checked(
             ok || matches!(result, Err(CheckError::Topic(_))),
-            result
-                .as_ref()
-                .map(|p| *p as u32)
-                .map_err(|e| e.to_string()),
+            result.as_ref().map(|p| *p as u32),
         );
         if let Ok(partitions) = &result
             && !*ready.borrow()

@@ -12,7 +12,7 @@
 //! balances are compared with the exact ones partition by partition whenever both have read a
 //! partition to the same offset.
 
-use cashflow_shared::command::Command;
+use cashflow_shared::command::{LessonCommand, NaiveCommand};
 use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
 
@@ -191,17 +191,15 @@ impl crate::lessons::Lesson for NaiveCalculator {
         cashflow_shared::lessons::LessonId::Delivery
     }
 
-    fn takes(&self, command: &Command) -> bool {
-        matches!(
-            command,
-            Command::StartNaive { .. } | Command::CrashNaive | Command::StopNaive
-        )
+    fn takes(&self, command: &LessonCommand) -> bool {
+        matches!(command, LessonCommand::Naive(_))
     }
 
-    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
+    fn command(&self, id: Option<u64>, command: LessonCommand) -> BoxFuture<'_, ServerMsg> {
         let done = match command {
-            Command::StartNaive { delivery } => self.start(delivery),
-            Command::CrashNaive => self.crash(),
+            LessonCommand::Naive(NaiveCommand::Start(delivery)) => self.start(delivery),
+            LessonCommand::Naive(NaiveCommand::Crash) => self.crash(),
+            // Stop, and (never reached: `takes`) another lesson's command.
             _ => Ok(NaiveCalculator::stop(self)),
         };
         let naive = |id, naive| ServerMsg::Naive { id, naive };

@@ -6,7 +6,7 @@
 //! outcome: every send acknowledged (none failed), no record refused as a duplicate, and the
 //! invariant holding again; the time from the broker's return to that is the recovery time.
 
-use cashflow_shared::command::Command;
+use cashflow_shared::command::{LessonCommand, OutageCommand};
 use cashflow_shared::protocol::{Delta, ServerMsg, Snapshot};
 use futures_util::future::BoxFuture;
 
@@ -251,22 +251,21 @@ impl crate::lessons::Lesson for Outages {
         cashflow_shared::lessons::LessonId::Outage
     }
 
-    fn takes(&self, command: &Command) -> bool {
-        matches!(
-            command,
-            Command::StopBroker { .. } | Command::StopNode { .. } | Command::StartNode { .. }
-        )
+    fn takes(&self, command: &LessonCommand) -> bool {
+        matches!(command, LessonCommand::Outage(_))
     }
 
-    fn command(&self, id: Option<u64>, command: Command) -> BoxFuture<'_, ServerMsg> {
+    fn command(&self, id: Option<u64>, command: LessonCommand) -> BoxFuture<'_, ServerMsg> {
         Box::pin(async move {
+            let LessonCommand::Outage(command) = command else {
+                // (`takes` lets only its own through: any other gets the outage as it is.)
+                let outage = self.shared.lessons().outage().get();
+                return ServerMsg::Outage { id, outage };
+            };
             let done = match command {
-                Command::StopBroker { seconds } => self.start(seconds),
-                Command::StopNode { node } => self.stop_node(node).await,
-                Command::StartNode { node } => self.start_node(node).await,
-                // (`takes` lets only the three above through: any other gets the outage as
-                // it is.)
-                _ => Ok(self.shared.lessons().outage().get()),
+                OutageCommand::StopBroker { seconds } => self.start(seconds),
+                OutageCommand::StopNode(node) => self.stop_node(node).await,
+                OutageCommand::StartNode(node) => self.start_node(node).await,
             };
             crate::lessons::reply(id, done, |id, outage| ServerMsg::Outage { id, outage })
         })

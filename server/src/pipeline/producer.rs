@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cashflow_shared::command::{Command, Rate};
+use cashflow_shared::command::{ProducerCommand, Rate};
 use cashflow_shared::generator::Generator;
 use cashflow_shared::ledger::AccountState;
 use cashflow_shared::ordering::KeyStrategy;
@@ -34,7 +34,7 @@ mod delivery;
 mod handle;
 mod send;
 
-pub use handle::{Commands, Done, ProducerError, ProducerHandle};
+pub use handle::{Commands, Done, ForProducer, ProducerError, ProducerHandle};
 
 use delivery::{DeliveryContext, Failed, Sent, new_producer};
 
@@ -160,7 +160,7 @@ impl ProducerTask {
                 cmd = commands.recv(), if pending.is_none() => cmd,
             };
             let Some((cmd, reply)) = cmd else { break None };
-            if !matches!(cmd, Command::Manual { .. }) {
+            if !matches!(cmd, ProducerCommand::Manual { .. }) {
                 let result = self.handle(cmd);
                 let _ = reply.send(result);
             } else if self.shared.health().broker().topic_ready {

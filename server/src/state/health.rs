@@ -50,7 +50,7 @@ impl Health {
 
     /// The broker watch's look: the broker answered (`reachable`), and the topic is ready with
     /// `Ok(partitions)` or why not.
-    pub fn checked(&self, reachable: bool, topic: Result<u32, String>) {
+    pub fn checked(&self, reachable: bool, topic: Result<u32, impl std::fmt::Display>) {
         let mut b = lock(&self.broker);
         b.reachable = reachable;
         match topic {
@@ -58,7 +58,7 @@ impl Health {
                 b.topic_ready = true;
                 b.partitions = partitions;
             }
-            Err(e) => b.last_error = Some(e),
+            Err(e) => b.last_error = Some(e.to_string()),
         }
     }
 

@@ -103,7 +103,7 @@ fn NodeRows(nodes: Part<Vec<LocalNode>>) -> impl IntoView {
         all.iter()
             .map(|n| {
                 let id = n.id;
-                let why = may_stop_node(&all, id).err();
+                let why = may_stop_node(&all, id).err().map(|e| e.to_string());
                 let (can_stop, can_start) = (why.is_none(), may_start_node(&all, id).is_ok());
                 let state = match n.state {
                     NodeState::Running => format!("running (started in {:.1} s)", n.start_ms as f64 / 1000.0),

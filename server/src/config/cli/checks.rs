@@ -36,8 +36,8 @@ pub enum FlagError {
     #[error("--kafka-props-file {path}: {reason}")]
     PropsFile { path: String, reason: String },
     /// librdkafka refused a `-X` property (its reason, secrets redacted).
-    #[error("{0}")]
-    Properties(String),
+    #[error(transparent)]
+    Properties(#[from] crate::config::properties::PropertyError),
     #[error("{flag} {value} is too large")]
     TooLarge { flag: &'static str, value: u64 },
     #[error("no home folder for the data (the local broker's log): give --data-dir or --ephemeral")]
@@ -112,12 +112,12 @@ impl Cli {
                     reason,
                 };
                 let text = std::fs::read_to_string(path).map_err(|e| props_file(e.to_string()))?;
-                parse_props_file(&text).map_err(props_file)?
+                parse_props_file(&text).map_err(|e| props_file(e.to_string()))?
             }
             None => Vec::new(),
         };
         kafka.extend(self.kafka);
-        crate::config::properties::validate_properties(&kafka).map_err(FlagError::Properties)?;
+        crate::config::properties::validate_properties(&kafka)?;
         let limit = |v: u64, unit: u64, flag: &'static str| match v {
             0 => Ok(-1),
             v => v

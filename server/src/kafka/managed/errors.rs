@@ -7,12 +7,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// The quorum rule (or the node's state) says no, and why.
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] cashflow_shared::outage::NodeRefusal),
     #[error("there is no node {0}")]
     NoSuchNode(u8),
-    #[error("{0}")]
-    NotStarted(String),
+    #[error(transparent)]
+    NotStarted(#[from] ManagedError),
+    #[error("the broker's supervisor has stopped")]
+    SupervisorGone,
 }
 
 /// What the managed broker needs (see `--java`, `--kafka-classpath`, `--kafka-listen`,

@@ -12,8 +12,8 @@ use cashflow_shared::outage::{LocalNode, NodeState};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::ManagedError;
 use super::node::Node;
+use super::{ManagedError, NodeError};
 
 /// How long a stopping broker gets after SIGTERM before SIGKILL.
 pub(super) const STOP_WITHIN: Duration = Duration::from_secs(20);
@@ -40,7 +40,7 @@ pub(super) enum Command_ {
     /// Stop it and keep it stopped; answers whether it was running.
     Pause(oneshot::Sender<bool>),
     /// Start it again after a pause, answering once it serves clients.
-    Resume(oneshot::Sender<Result<(), String>>),
+    Resume(oneshot::Sender<Result<(), ManagedError>>),
 }
 
 impl NodeHandle {
@@ -59,14 +59,14 @@ impl NodeHandle {
         rx.await.unwrap_or(false)
     }
 
-    pub(super) async fn resume(&self) -> anyhow::Result<()> {
+    pub(super) async fn resume(&self) -> Result<(), NodeError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command_::Resume(tx))
-            .map_err(|_| anyhow::anyhow!("the broker's supervisor has stopped"))?;
+            .map_err(|_| NodeError::SupervisorGone)?;
         rx.await
-            .map_err(|_| anyhow::anyhow!("the broker's supervisor has stopped"))?
-            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(|_| NodeError::SupervisorGone)?
+            .map_err(NodeError::from)
     }
 }
 
@@ -139,7 +139,7 @@ pub(super) fn supervise(
                     backoff = Duration::from_secs(1);
                     retry_at = Some(Instant::now() + backoff);
                 }
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if let Some(mut c) = child.take() {

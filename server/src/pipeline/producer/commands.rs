@@ -1,7 +1,7 @@
 //! The producer's commands: what each does to the generator and the rate, and the status it
 //! answers with.
 
-use cashflow_shared::command::{Command, MAX_BURST, Rate};
+use cashflow_shared::command::{MAX_BURST, ProducerCommand as C};
 use cashflow_shared::generator::GeneratorSettings;
 use cashflow_shared::protocol::GeneratorStatus;
 
@@ -29,10 +29,9 @@ impl ProducerTask {
         }
     }
 
-    /// Carries out a producer command. Validated here too, not only by the handle: nothing out
-    /// of range reaches Kafka, whoever sent it; the settings are checked again together.
-    pub(super) fn handle(&mut self, cmd: Command) -> Result<Done, ProducerError> {
-        cmd.validate()?;
+    /// Carries out a producer command (valid on its own: routed from a validated wire
+    /// command, or made by the server); the settings are checked again together.
+    pub(super) fn handle(&mut self, cmd: C) -> Result<Done, ProducerError> {
         let mut manual = None;
         let settings = self.generator.settings().clone();
         let mut set = |s: GeneratorSettings| -> Result<(), ProducerError> {
@@ -41,42 +40,42 @@ impl ProducerTask {
                 .map_err(|e| ProducerError::Invalid(e.into()))
         };
         match cmd {
-            Command::Start => self.running = true,
-            Command::Pause => {
+            C::Start => self.running = true,
+            C::Pause => {
                 self.running = false;
                 self.credit = 0.0;
             }
-            Command::SetRate { rate } => self.rate = Rate::from_option(rate)?,
-            Command::SetAccounts { accounts } => set(GeneratorSettings {
+            C::SetRate(rate) => self.rate = rate,
+            C::SetAccounts(accounts) => set(GeneratorSettings {
                 accounts,
                 ..settings
             })?,
-            Command::SetMix { credit_percent } => set(GeneratorSettings {
+            C::SetMix { credit_percent } => set(GeneratorSettings {
                 credit_percent,
                 ..settings
             })?,
-            Command::SetAmounts { min, max } => set(GeneratorSettings {
+            C::SetAmounts { min, max } => set(GeneratorSettings {
                 min_amount: min,
                 max_amount: max,
                 ..settings
             })?,
-            Command::SetKeys { keys } => self.keys = keys,
-            Command::Inject { poison } => self.inject(poison)?,
-            Command::SetMaxLag { max_lag } => {
+            C::SetKeys(keys) => self.keys = keys,
+            C::Inject(poison) => self.inject(poison)?,
+            C::SetMaxLag(max_lag) => {
                 self.max_lag = max_lag;
                 self.held_by_lag = false;
             }
-            Command::SetBatching {
+            C::SetBatching {
                 linger_ms,
                 batch_size,
             } => {
                 // Taken up by the send loop, which flushes the current producer first.
                 self.batching = (linger_ms, batch_size);
             }
-            Command::Burst { count } => {
+            C::Burst(count) => {
                 self.burst = self.burst.saturating_add(count).min(MAX_BURST);
             }
-            Command::Manual {
+            C::Manual {
                 account,
                 transaction_type,
                 amount,
@@ -89,25 +88,6 @@ impl ProducerTask {
                     return Err(ProducerError::QueueFull);
                 }
                 manual = Some(tx);
-            }
-            Command::Hello { .. }
-            | Command::Login { .. }
-            | Command::AddMember
-            | Command::RemoveMember
-            | Command::PauseConsumption
-            | Command::ResumeConsumption
-            | Command::StartReplay
-            | Command::StartNaive { .. }
-            | Command::CrashNaive
-            | Command::StopNaive
-            | Command::StopBroker { .. }
-            | Command::StopNode { .. }
-            | Command::StartNode { .. }
-            | Command::ResetDemo { .. }
-            | Command::StopReplay => {
-                return Err(ProducerError::NotForProducer(
-                    "the producer carries out generation commands only",
-                ));
             }
         }
         self.publish_status();
