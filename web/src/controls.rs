@@ -55,6 +55,17 @@ fn field(initial: &str) -> RwSignal<String> {
     RwSignal::new(initial.to_owned())
 }
 
+/// The whole number typed into `field`, or what to say instead (`what` names the field where
+/// one command has several).
+fn whole<T: std::str::FromStr>(field: RwSignal<String>, what: &str) -> Result<T, String> {
+    let sep = if what.is_empty() { "" } else { ": " };
+    field
+        .get()
+        .trim()
+        .parse()
+        .map_err(|_| format!("{what}{sep}a whole number"))
+}
+
 /// A text input, never `type="number"`: the browser reports a number field holding "0." or
 /// "-" as "", and writing that back moved the cursor, so "0.5" became "50". `inputmode` still
 /// brings up a number keyboard on a tablet; every value is parsed (and refused with a reason)

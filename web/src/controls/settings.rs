@@ -6,7 +6,7 @@ use cashflow_shared::ordering::KeyStrategy;
 use cashflow_shared::{Money, TxType};
 use leptos::prelude::*;
 
-use super::{Say, field, input};
+use super::{Say, field, input, whole};
 
 #[component]
 pub(super) fn RateSetting(rate: RwSignal<String>) -> impl IntoView {
@@ -96,12 +96,7 @@ pub(super) fn MaxLag() -> impl IntoView {
     let say = expect_context::<Say>();
     let max_lag = field("1000");
     let set = move |_| {
-        let r = max_lag
-            .get()
-            .trim()
-            .parse()
-            .map(|n| Command::SetMaxLag { max_lag: Some(n) })
-            .map_err(|_| "a whole number".into());
+        let r = whole(max_lag, "").map(|n| Command::SetMaxLag { max_lag: Some(n) });
         say.parse_or_say("max lag", r)
     };
     view! {
@@ -118,12 +113,6 @@ pub(super) fn Batching() -> impl IntoView {
     let say = expect_context::<Say>();
     let (linger, batch) = (field("5"), field("1000000"));
     let set = move |_| {
-        let whole = |s: RwSignal<String>, what: &str| {
-            s.get()
-                .trim()
-                .parse()
-                .map_err(|_| format!("{what}: a whole number"))
-        };
         let r = whole(linger, "linger.ms").and_then(|linger_ms| {
             Ok(Command::SetBatching {
                 linger_ms,
@@ -146,12 +135,7 @@ pub(super) fn OneTransaction() -> impl IntoView {
     let say = expect_context::<Say>();
     let (account, kind, amount) = (field("1"), field("Credit"), field("10.00"));
     let set = move |_| {
-        let r = account
-            .get()
-            .trim()
-            .parse()
-            .map_err(|_| "account: a whole number".to_string())
-            .and_then(|account| {
+        let r = whole(account, "account").and_then(|account| {
                 let transaction_type = if kind.get() == "Debit" {
                     TxType::Debit
                 } else {
@@ -185,12 +169,7 @@ pub(super) fn Burst() -> impl IntoView {
     let say = expect_context::<Say>();
     let burst = field("100");
     let set = move |_| {
-        let r = burst
-            .get()
-            .trim()
-            .parse()
-            .map(|count| Command::Burst { count })
-            .map_err(|_| "a whole number".into());
+        let r = whole(burst, "").map(|count| Command::Burst { count });
         say.parse_or_say("burst", r)
     };
     view! {
