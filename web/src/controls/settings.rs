@@ -136,18 +136,18 @@ pub(super) fn OneTransaction() -> impl IntoView {
     let (account, kind, amount) = (field("1"), field("Credit"), field("10.00"));
     let set = move |_| {
         let r = whole(account, "account").and_then(|account| {
-                let transaction_type = if kind.get() == "Debit" {
-                    TxType::Debit
-                } else {
-                    TxType::Credit
-                };
-                let amount = amount.get().parse::<Money>().map_err(|e| e.to_string())?;
-                Ok(Command::Manual {
-                    account,
-                    transaction_type,
-                    amount,
-                })
-            });
+            let transaction_type = if kind.get() == "Debit" {
+                TxType::Debit
+            } else {
+                TxType::Credit
+            };
+            let amount = amount.get().parse::<Money>().map_err(|e| e.to_string())?;
+            Ok(Command::Manual {
+                account,
+                transaction_type,
+                amount,
+            })
+        });
         say.parse_or_say("transaction", r)
     };
     view! {
