@@ -66,7 +66,8 @@ impl App {
         )?;
         let (brokers, managed) = build::kafka(&settings).await?;
         info!(%brokers, topic = %settings.topic, "connecting to Kafka");
-        let shared = build::shared(&settings, &brokers);
+        let (shared, writers) = build::shared(&settings, &brokers);
+        let feed = writers.feed;
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (ready_tx, ready) = watch::channel(false);
@@ -120,12 +121,18 @@ impl App {
         let producer_task = tracker.spawn(task.run(commands, restored_rx, producer_token.clone()));
 
         let consumers = token.child_token();
-        let logging = tasks.supervise("logging consumer", &consumers, |d, t| {
-            logging_consumer::run(d.settings, d.brokers, d.shared, d.ready, t)
+        // Each writing half goes to its one task, kept across the task's restarts.
+        let lines = Arc::new(feed.lines);
+        let logging = tasks.supervise("logging consumer", &consumers, move |d, t| {
+            logging_consumer::run(d.settings, d.brokers, d.shared, lines.clone(), d.ready, t)
         });
 
-        tasks.supervise("dead-letter view", &token, |d, t| {
-            crate::pipeline::dead_letter_view::run(d.settings, d.brokers, d.shared, d.ready, t)
+        let letters = Arc::new(feed.dead_letters);
+        tasks.supervise("dead-letter view", &token, move |d, t| {
+            let letters = letters.clone();
+            crate::pipeline::dead_letter_view::run(
+                d.settings, d.brokers, d.shared, letters, d.ready, t,
+            )
         });
 
         let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -163,8 +170,12 @@ impl App {
         }
         // (After the kept checks: the monitor's lesson tracker resumes from them.)
         let views = topic_view.clone();
+        let monitor = Arc::new(crate::monitor::MonitorWriters {
+            history: feed.history,
+            promise: writers.promise,
+        });
         tasks.supervise("monitor", &token, move |d, t| {
-            let run = crate::monitor::Monitor::new(d.shared, views.clone()).run(t);
+            let run = crate::monitor::Monitor::new(d.shared, views.clone(), monitor.clone()).run(t);
             async move {
                 run.await;
                 Ok(())

@@ -11,6 +11,8 @@ use cashflow_shared::protocol::{MAX_CHARTED_ACCOUNTS, Sample};
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::topic_view::TopicViews;
+use crate::state::acks::PromiseWriter;
+use crate::state::feed::HistoryWriter;
 use crate::state::{Shared, now_ms};
 
 /// How often the lessons' checks look (a steady four a second, whatever else happens).
@@ -24,14 +26,30 @@ const SETTLED_MS: i64 = 5_000;
 pub struct Monitor {
     shared: Arc<Shared>,
     topic_view: TopicViews,
+    /// What the monitor alone writes: the charted history, what the invariant can promise.
+    writers: Arc<MonitorWriters>,
+}
+
+/// The writing halves the monitor holds (kept across its restarts).
+pub struct MonitorWriters {
+    pub history: HistoryWriter,
+    pub promise: PromiseWriter,
 }
 
 /// When the invariant's counts last changed while the whole topic was read.
 type Differs = Option<(u64, u64, Instant)>;
 
 impl Monitor {
-    pub fn new(shared: Arc<Shared>, topic_view: TopicViews) -> Monitor {
-        Monitor { shared, topic_view }
+    pub fn new(
+        shared: Arc<Shared>,
+        topic_view: TopicViews,
+        writers: Arc<MonitorWriters>,
+    ) -> Monitor {
+        Monitor {
+            shared,
+            topic_view,
+            writers,
+        }
     }
 
     /// Runs until cancelled.
@@ -88,7 +106,7 @@ impl Monitor {
             _ => 0.0,
         };
         *sampled = Some((now, applied));
-        self.shared.feed().push_sample(Sample {
+        self.writers.history.push(Sample {
             t_ms: now_ms(),
             balances: ledger.first_balances(MAX_CHARTED_ACCOUNTS as u32),
             applied_per_second: (per_second * 10.0).round() / 10.0,
@@ -122,8 +140,9 @@ impl Monitor {
                     .iter()
                     .any(|m| !ours.members.iter().any(|o| o.member_id == m.member_id))
             });
-        if foreign {
-            self.shared.topic_shared_with_another_server();
+        // Then the invariant is no longer checked here.
+        if foreign && self.writers.promise.topic_shared() {
+            self.shared.ledger().topic_shared_with_another_server();
         }
     }
 
@@ -150,15 +169,15 @@ impl Monitor {
                 .all(|p| next.get(&p.partition).copied().unwrap_or(0) >= p.end);
         let inv = self.shared.invariant();
         let same = since.is_some_and(|(a, b, _)| (a, b) == (inv.acked, inv.applied));
-        let acks = self.shared.acks();
+        let promise = &self.writers.promise;
         if !read_all || inv.lag == 0 {
             *since = None;
-            acks.set_stuck(false);
+            promise.set_stuck(false);
         } else if !same {
             *since = Some((inv.acked, inv.applied, Instant::now()));
-            acks.set_stuck(false);
+            promise.set_stuck(false);
         } else if since.is_some_and(|(_, _, t)| t.elapsed() >= STUCK_AFTER) {
-            acks.set_stuck(true);
+            promise.set_stuck(true);
         }
     }
 

@@ -85,12 +85,15 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn test_shared() -> Arc<Shared> {
-        Arc::new(Shared::new(
-            "t".into(),
-            "g",
-            Ledger::new(Money::from_major(100)),
-            BrokerHealth::default(),
-        ))
+        Arc::new(
+            Shared::new(
+                "t".into(),
+                "g",
+                Ledger::new(Money::from_major(100)),
+                BrokerHealth::default(),
+            )
+            .0,
+        )
     }
 
     /// A task that panics is started again, and named as down meanwhile.

@@ -13,6 +13,7 @@ use cashflow::Settings;
 use cashflow_shared::api::{Balances, Health, ProducerStats, RestoreProgress};
 use cashflow_shared::command::Command;
 use cashflow_shared::invariant::InvariantState;
+use cashflow_shared::poison::{DeadLetters, Poison};
 use cashflow_shared::protocol::ServerMsg;
 use common::{
     Broker, TestApp, apache_kafka, by_account, read_topic, spawn_app_with, unique, wait_for,
@@ -415,6 +416,18 @@ async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
         .await
         .expect("burst");
     wait_applied(&app, 3_000).await;
+    // A dead letter of the old topic, which goes with it.
+    app.producer
+        .send(Command::Inject {
+            poison: Poison::NotJson,
+        })
+        .await
+        .expect("inject");
+    wait_for(WAIT, "the dead letter read back", || async {
+        let d: DeadLetters = get(&app, "/api/dead-letters").await;
+        (d.newest.len() == 1).then_some(())
+    })
+    .await;
     admin_delete(&app.brokers, &topic).await;
     let h = wait_for(WAIT, "the re-creation to be noticed", || async {
         let h: Health = get(&app, "/health").await;
@@ -423,6 +436,15 @@ async fn a_topic_recreated_while_running_starts_afresh(broker: Broker) {
     .await;
     let why = h.store.last_error.unwrap_or_default();
     assert!(why.contains("created again"), "{why}");
+    wait_for(
+        WAIT,
+        "the old topic's dead letters gone from the panel",
+        || async {
+            let d: DeadLetters = get(&app, "/api/dead-letters").await;
+            d.newest.is_empty().then_some(())
+        },
+    )
+    .await;
     // The page is told, and its frames keep coming.
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http_addr))
         .await

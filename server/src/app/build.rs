@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::kafka::managed::{BrokerSetup, ManagedBroker};
 use crate::kept::Kept;
 use crate::lessons::Lessons;
-use crate::state::Shared;
+use crate::state::{Shared, Writers};
 
 /// What the presenter set last time (see [`crate::kept`]), applied to `settings` where no flag
 /// says otherwise.
@@ -50,9 +50,10 @@ pub(super) async fn kafka(
     Ok((m.bootstrap(), Some(Arc::new(m))))
 }
 
-/// The state every task shares, empty but for the broker's address and the ledger's settings.
-pub(super) fn shared(settings: &Settings, brokers: &str) -> Arc<Shared> {
-    let shared = Arc::new(Shared::new(
+/// The state every task shares, empty but for the broker's address and the ledger's settings,
+/// and the writing halves of its one-writer parts.
+pub(super) fn shared(settings: &Settings, brokers: &str) -> (Arc<Shared>, Writers) {
+    let (shared, writers) = Shared::new(
         settings.topic.clone(),
         &format!("{}-balance", settings.group_prefix),
         Ledger::with_id_window(settings.opening_balance, settings.id_window),
@@ -61,11 +62,11 @@ pub(super) fn shared(settings: &Settings, brokers: &str) -> Arc<Shared> {
             managed: settings.brokers.is_none(),
             ..Default::default()
         },
-    ));
+    );
     if settings.calculator_paused {
         shared.group().set_paused(true);
     }
-    shared
+    (Arc::new(shared), writers)
 }
 
 /// Every lesson that runs something of its own, each with what it needs.

@@ -19,6 +19,7 @@ use crate::kafka::Context;
 use crate::kafka::consumer_config;
 use crate::kafka::topics::dlq_topic;
 use crate::state::Shared;
+use crate::state::feed::DeadLetterWriter;
 
 /// One record of the dead-letter topic as the panel shows it.
 fn view(m: &impl Message) -> DeadLetterView {
@@ -51,9 +52,13 @@ pub async fn run(
     settings: Settings,
     brokers: String,
     shared: Arc<Shared>,
+    letters: Arc<DeadLetterWriter>,
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Letters of a topic deleted and created again go with it, also while this task was down.
+    let mut recreations = shared.recreations();
+    letters.topic_recreated(*recreations.borrow_and_update());
     if !crate::kafka::topics::until_ready(&mut ready, &token).await {
         return Ok(());
     }
@@ -91,8 +96,11 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
+            Ok(()) = recreations.changed() => {
+                letters.topic_recreated(*recreations.borrow_and_update());
+            }
             m = consumer.recv() => match m {
-                Ok(m) => shared.feed().dead_letter_read(view(&m)),
+                Ok(m) => letters.read(view(&m)),
                 // Reported through the client context; the consumer goes on by itself.
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             },

@@ -14,6 +14,7 @@ use tracing::info;
 
 use crate::config::Settings;
 use crate::pipeline::consume::{Handler, RateLimitedLog, Role, Verdict, consume};
+use crate::state::feed::LineWriter;
 use crate::state::{RECENT_CAPACITY, Shared};
 
 pub fn describe(msg: &BorrowedMessage<'_>) -> LogLine {
@@ -47,6 +48,7 @@ pub async fn run(
     settings: Settings,
     brokers: String,
     shared: Arc<Shared>,
+    feed: Arc<LineWriter>,
     ready: watch::Receiver<bool>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -56,7 +58,7 @@ pub async fn run(
         name: "logging consumer",
     };
     let logger = Logger {
-        shared: shared.clone(),
+        feed,
         lines: RateLimitedLog::new(50),
         unseen: 0,
     };
@@ -73,7 +75,8 @@ pub async fn run(
 
 /// Logs each transaction (at most 50 lines a second) and keeps the page's feed.
 struct Logger {
-    shared: Arc<Shared>,
+    /// The feed's recent lines: this consumer writes them, and nothing else does.
+    feed: Arc<LineWriter>,
     lines: RateLimitedLog,
     /// Records of the current batch that newer ones of the same batch push out of the feed
     /// before anyone could read it: counted, not described.
@@ -89,7 +92,7 @@ impl Handler for Logger {
         if self.unseen > 0 {
             self.unseen -= 1;
             self.lines.held_back(1);
-            self.shared.feed().skip_recent();
+            self.feed.skip();
             return Verdict::Done;
         }
         let line = describe(msg);
@@ -100,7 +103,7 @@ impl Handler for Logger {
         if show {
             info!(target: "cashflow::transactions", "p{}@{} {}", line.partition, line.offset, line.text);
         }
-        self.shared.feed().push_recent(line);
+        self.feed.push(line);
         Verdict::Done
     }
 }

@@ -2,12 +2,14 @@
 //! partition (the applied side is in the ledger, see [`cashflow_shared::invariant`]), and what
 //! the invariant can still promise.
 //!
-//! Written by the producer ([`crate::pipeline::producer`]: sending, delivery reports), the restore
-//! ([`crate::store::restore`]: the acknowledged side a snapshot kept) and the monitor
-//! ([`crate::monitor`]: whether the topic is shared, whether a gap is stuck).
+//! The counts are written by the producer ([`crate::pipeline::producer`]: sending, delivery
+//! reports) and the restore ([`crate::store::restore`]: the acknowledged side a snapshot kept).
+//! What the invariant can still promise (whether the topic is shared with another server,
+//! whether a gap is stuck) is the monitor's judgement alone: it holds the one
+//! [`PromiseWriter`].
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cashflow_shared::invariant::{AckedPartition, Acks, Applied, InvariantStatus};
 use cashflow_shared::{AccountId, Money};
@@ -16,6 +18,11 @@ use super::lock;
 
 pub struct AckBoard {
     acks: Mutex<Acks>,
+    promise: Arc<Promise>,
+}
+
+/// What the invariant can still promise.
+struct Promise {
     /// Cleared once another cashflow server is seen owning some partitions: the invariant
     /// cannot be checked from here after that.
     whole_topic: AtomicBool,
@@ -24,17 +31,34 @@ pub struct AckBoard {
     stuck: AtomicBool,
 }
 
-impl Default for AckBoard {
-    fn default() -> Self {
-        AckBoard {
-            acks: Mutex::new(Acks::default()),
-            whole_topic: AtomicBool::new(true),
-            stuck: AtomicBool::new(false),
-        }
+/// The writing half of what the invariant can still promise: the monitor's.
+pub struct PromiseWriter(Arc<Promise>);
+
+impl PromiseWriter {
+    /// Another server owns some partitions; `true` if that is news.
+    pub fn topic_shared(&self) -> bool {
+        self.0.whole_topic.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether waiting can still close the invariant's gap (`false`) or not.
+    pub fn set_stuck(&self, stuck: bool) {
+        self.0.stuck.store(stuck, Ordering::Relaxed);
     }
 }
 
 impl AckBoard {
+    pub(super) fn new() -> (AckBoard, PromiseWriter) {
+        let promise = Arc::new(Promise {
+            whole_topic: AtomicBool::new(true),
+            stuck: AtomicBool::new(false),
+        });
+        let board = AckBoard {
+            acks: Mutex::new(Acks::default()),
+            promise: promise.clone(),
+        };
+        (board, PromiseWriter(promise))
+    }
+
     /// A record of this server's producer is about to be sent (the invariant's in-flight).
     pub fn sending(&self) {
         lock(&self.acks).sending();
@@ -96,20 +120,10 @@ impl AckBoard {
     }
 
     pub fn whole_topic(&self) -> bool {
-        self.whole_topic.load(Ordering::Relaxed)
-    }
-
-    /// Another server owns some partitions; `true` if that is news.
-    pub fn topic_shared(&self) -> bool {
-        self.whole_topic.swap(false, Ordering::Relaxed)
+        self.promise.whole_topic.load(Ordering::Relaxed)
     }
 
     pub fn stuck(&self) -> bool {
-        self.stuck.load(Ordering::Relaxed)
-    }
-
-    /// Whether waiting can still close the invariant's gap (`false`) or not.
-    pub fn set_stuck(&self, stuck: bool) {
-        self.stuck.store(stuck, Ordering::Relaxed);
+        self.promise.stuck.load(Ordering::Relaxed)
     }
 }

@@ -9,9 +9,9 @@
 //! | [`store::StoreBoard`] | the state store's restore and snapshots | the restore, the snapshot writer, the reset |
 //! | [`producer::ProducerBoard`] | the producer's counts and the generator's settings | the producer actor and its delivery reports |
 //! | [`group::GroupBoard`] | the calculator's members, owners, pause, latency | the calculator group and its members |
-//! | [`acks::AckBoard`] | the invariant's acknowledged side | the producer's delivery reports, the restore, the monitor |
+//! | [`acks::AckBoard`] | the invariant's acknowledged side, and what it can still promise | the producer's delivery reports, the restore; the promise: the monitor alone ([`Writers`]) |
 //! | [`flow::FlowBoard`] | the records the page animates | the delivery reports, the calculator's members |
-//! | [`feed::Feed`] | the log feed, the charts' history, the dead letters | the logging consumer, the monitor, the dead-letter reader |
+//! | [`feed::Feed`] | the log feed, the charts' history, the dead letters | each part one writer, holding its writing half ([`Writers`]): the logging consumer, the monitor, the dead-letter reader |
 //! | [`lessons::LessonBoard`] | each lesson's status and the guided checks | each lesson's task, the monitor |
 //!
 //! No lock guard leaves a store: reads return copies, changes are verbs. No lock is taken
@@ -47,6 +47,14 @@ pub use lessons::Versioned;
 pub type RestoredView =
     watch::Sender<Option<BTreeMap<AccountId, cashflow_shared::ledger::AccountState>>>;
 
+/// The writing halves of the stores whose parts have one writer each, made with [`Shared`]
+/// and handed by `App::start` to those writers, each to its own.
+pub struct Writers {
+    pub feed: feed::FeedWriters,
+    /// What the invariant can still promise: the monitor's.
+    pub promise: acks::PromiseWriter,
+}
+
 pub struct Shared {
     topic: String,
     ledger: LedgerStore,
@@ -74,22 +82,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(topic: String, group: &str, ledger: Ledger, broker: BrokerHealth) -> Self {
-        Shared {
+    pub fn new(
+        topic: String,
+        group: &str,
+        ledger: Ledger,
+        broker: BrokerHealth,
+    ) -> (Self, Writers) {
+        let (feed, feed_writers) = feed::Feed::new();
+        let (acks, promise) = acks::AckBoard::new();
+        let shared = Shared {
             topic,
             ledger: LedgerStore::new(ledger),
             health: health::Health::new(broker),
             store: store::StoreBoard::default(),
             producer: producer::ProducerBoard::default(),
             group: group::GroupBoard::new(group),
-            acks: acks::AckBoard::default(),
+            acks,
             flow: flow::FlowBoard::default(),
-            feed: feed::Feed::default(),
+            feed,
             lessons: lessons::LessonBoard::default(),
             producer_id: OnceLock::new(),
             changes: Notify::new(),
             recreations: watch::Sender::new(0),
-        }
+        };
+        let writers = Writers {
+            feed: feed_writers,
+            promise,
+        };
+        (shared, writers)
     }
 
     /// The transactions topic.
@@ -149,7 +169,7 @@ impl Shared {
         self.acks.clear();
         self.producer.forget_delivered();
         self.flow.clear();
-        self.feed.clear_dead_letters();
+        // (The dead-letter reader clears its letters on `recreations`.)
         self.store.topic_recreated(why);
         restored.send_replace(Some(BTreeMap::new()));
         // The lessons' counters start over with the balances: so do their checks.
@@ -204,13 +224,6 @@ impl Shared {
         if self.ledger.has_seen(pos) {
             let owner = self.group.owners().get(&dot.partition).copied();
             self.flow.applied(dot.partition, dot.offset, owner);
-        }
-    }
-
-    /// Another cashflow server owns some partitions: the invariant is no longer checked here.
-    pub fn topic_shared_with_another_server(&self) {
-        if self.acks.topic_shared() {
-            self.ledger.topic_shared_with_another_server();
         }
     }
 
