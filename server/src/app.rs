@@ -140,7 +140,18 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let http_addr = listener.local_addr()?;
         let (view_tx, topic_view) = crate::kafka::topic_view::channel();
-        let lessons = build::lessons(&tasks.deps, managed.clone(), &tracker, &consumers);
+        let lessons_writers = writers.lessons;
+        let lessons = build::lessons(
+            &tasks.deps,
+            managed.clone(),
+            (
+                lessons_writers.replay,
+                lessons_writers.naive,
+                lessons_writers.outage,
+            ),
+            &tracker,
+            &consumers,
+        );
         let hub = Hub::new(
             shared.clone(),
             lessons.clone(),
@@ -165,14 +176,16 @@ impl App {
             tracker.clone(),
             consumers.clone(),
         ));
+        let checks = lessons_writers.checks;
         if let Some(k) = &kept {
-            shared.lessons().checks().set(crate::kept::lessons(k));
+            checks.set(crate::kept::lessons(k));
         }
         // (After the kept checks: the monitor's lesson tracker resumes from them.)
         let views = topic_view.clone();
         let monitor = Arc::new(crate::monitor::MonitorWriters {
             history: feed.history,
             promise: writers.promise,
+            checks,
         });
         tasks.supervise("monitor", &token, move |d, t| {
             let run = crate::monitor::Monitor::new(d.shared, views.clone(), monitor.clone()).run(t);

@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cashflow_shared::lessons::{Observation, Tracker};
+use cashflow_shared::lessons::{LessonsStatus, Observation, Tracker};
 use cashflow_shared::protocol::{MAX_CHARTED_ACCOUNTS, Sample};
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::topic_view::TopicViews;
 use crate::state::acks::PromiseWriter;
 use crate::state::feed::HistoryWriter;
+use crate::state::lessons::Writer;
 use crate::state::{Shared, now_ms};
 
 /// How often the lessons' checks look (a steady four a second, whatever else happens).
@@ -26,7 +27,8 @@ const SETTLED_MS: i64 = 5_000;
 pub struct Monitor {
     shared: Arc<Shared>,
     topic_view: TopicViews,
-    /// What the monitor alone writes: the charted history, what the invariant can promise.
+    /// What the monitor alone writes: the charted history, what the invariant can promise,
+    /// the lessons' checks.
     writers: Arc<MonitorWriters>,
 }
 
@@ -34,6 +36,7 @@ pub struct Monitor {
 pub struct MonitorWriters {
     pub history: HistoryWriter,
     pub promise: PromiseWriter,
+    pub checks: Writer<LessonsStatus>,
 }
 
 /// When the invariant's counts last changed while the whole topic was read.
@@ -81,10 +84,10 @@ impl Monitor {
                 // the reset may have written the old tracker's checks after the reset's.
                 epoch = lessons.epoch();
                 tracker = Tracker::default();
-                lessons.checks().set(tracker.status().clone());
+                self.writers.checks.set(tracker.status().clone());
                 wrote = true;
             } else if tracker.observe(&self.observe()) {
-                lessons.checks().set(tracker.status().clone());
+                self.writers.checks.set(tracker.status().clone());
                 wrote = true;
             }
             if wrote {

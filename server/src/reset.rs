@@ -276,7 +276,7 @@ async fn run(p: &Parts, admin: Arc<AdminClient<Context>>) -> anyhow::Result<()> 
     // Again (a run stopping may have written its status since), and the checks over once more
     // with them (`start_afresh` did, before this).
     p.lessons.forget();
-    shared.lessons().reset_checks();
+    shared.lessons().start_checks_over();
     cmd(P::SetKeys(KeyStrategy::ByAccount)).await?;
     cmd(P::SetMaxLag(None)).await?;
     if generator.running {

@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::kafka::managed::{BrokerSetup, ManagedBroker};
 use crate::kept::Kept;
 use crate::lessons::Lessons;
+use crate::state::lessons::Writer;
 use crate::state::{Shared, Writers};
 
 /// What the presenter set last time (see [`crate::kept`]), applied to `settings` where no flag
@@ -69,10 +70,19 @@ pub(super) fn shared(settings: &Settings, brokers: &str) -> (Arc<Shared>, Writer
     (Arc::new(shared), writers)
 }
 
-/// Every lesson that runs something of its own, each with what it needs.
+/// The writing halves of the statuses of the lessons with a module: replay, naive, outage.
+pub(super) type StatusWriters = (
+    Writer<cashflow_shared::replay::ReplayStatus>,
+    Writer<cashflow_shared::naive::NaiveStatus>,
+    Writer<cashflow_shared::outage::OutageStatus>,
+);
+
+/// Every lesson that runs something of its own, each with what it needs and its status's
+/// writing half.
 pub(super) fn lessons(
     d: &super::tasks::Deps,
     managed: Option<Arc<ManagedBroker>>,
+    (replay, naive, outage): StatusWriters,
     tracker: &TaskTracker,
     consumers: &CancellationToken,
 ) -> Arc<Lessons> {
@@ -83,6 +93,7 @@ pub(super) fn lessons(
             settings.clone(),
             brokers.clone(),
             shared.clone(),
+            naive,
             tracker.clone(),
             consumers.clone(),
         )),
@@ -90,12 +101,14 @@ pub(super) fn lessons(
             settings.clone(),
             brokers.clone(),
             shared.clone(),
+            replay,
             tracker.clone(),
             consumers.clone(),
         )),
         Arc::new(Outages::new(
             managed,
             shared.clone(),
+            outage,
             tracker.clone(),
             consumers.clone(),
         )),

@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::state::Shared;
+use crate::state::lessons::Writer;
 
 mod batch;
 mod book_file;
@@ -70,6 +71,8 @@ pub struct NaiveCalculator {
     settings: Settings,
     brokers: String,
     shared: Arc<Shared>,
+    /// The lesson's status: written here and by its runs, nowhere else.
+    status: Arc<Writer<NaiveStatus>>,
     tracker: TaskTracker,
     /// Cancelled at shutdown.
     app: CancellationToken,
@@ -81,6 +84,7 @@ impl NaiveCalculator {
         settings: Settings,
         brokers: String,
         shared: Arc<Shared>,
+        status: Writer<NaiveStatus>,
         tracker: TaskTracker,
         app: CancellationToken,
     ) -> Self {
@@ -88,6 +92,7 @@ impl NaiveCalculator {
             settings,
             brokers,
             shared,
+            status: Arc::new(status),
             tracker,
             app,
             running: Mutex::new(None),
@@ -103,7 +108,7 @@ impl NaiveCalculator {
         let mut running = self.control();
         if let Some(c) = running.as_ref().filter(|c| !c.token.is_cancelled()) {
             c.set_delivery(delivery);
-            return Ok(self.shared.lessons().naive().update(|n| {
+            return Ok(self.status.update(|n| {
                 n.delivery = delivery;
                 n.clone()
             }));
@@ -129,14 +134,12 @@ impl NaiveCalculator {
             group: group.clone(),
             ..NaiveStatus::default()
         };
-        self.shared
-            .lessons()
-            .naive()
-            .update(|n| *n = status.clone());
+        self.status.update(|n| *n = status.clone());
         let lesson = Lesson {
             settings: self.settings.clone(),
             brokers: self.brokers.clone(),
             shared: self.shared.clone(),
+            status: self.status.clone(),
             group,
             path: state_dir(&self.settings),
         };
@@ -149,7 +152,7 @@ impl NaiveCalculator {
         match self.control().as_ref().filter(|c| !c.token.is_cancelled()) {
             Some(c) => {
                 c.crash.store(true, Ordering::Relaxed);
-                Ok(self.shared.lessons().naive().update(|n| {
+                Ok(self.status.update(|n| {
                     n.crash_armed = true;
                     n.clone()
                 }))
@@ -163,7 +166,7 @@ impl NaiveCalculator {
         if let Some(c) = self.control().take() {
             c.token.cancel();
         }
-        self.shared.lessons().naive().get()
+        self.status.get()
     }
 }
 
@@ -207,7 +210,7 @@ impl crate::lessons::Lesson for NaiveCalculator {
     }
 
     fn show(&self, snapshot: &mut Snapshot) {
-        snapshot.naive = self.shared.lessons().naive().get();
+        snapshot.naive = self.status.get();
     }
 
     fn changes(&self, seen: &mut u64, delta: &mut Delta) {
@@ -219,6 +222,6 @@ impl crate::lessons::Lesson for NaiveCalculator {
     }
 
     fn forget(&self) {
-        self.shared.lessons().naive().set(Default::default());
+        self.status.set(Default::default());
     }
 }

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::state::Shared;
+use crate::state::lessons::Writer;
 
 /// How long recovery may take before the lesson says it did not recover.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
@@ -31,6 +32,8 @@ type Managed = Arc<crate::kafka::managed::ManagedBroker>;
 pub struct Outages {
     broker: Option<Managed>,
     shared: Arc<Shared>,
+    /// The lesson's status: written here, by its runs and by the nodes' mirror, nowhere else.
+    status: Arc<Writer<OutageStatus>>,
     tracker: TaskTracker,
     token: CancellationToken,
     /// Held while an outage is being started, so two cannot start at once.
@@ -48,15 +51,18 @@ impl Outages {
     pub fn new(
         broker: Option<Managed>,
         shared: Arc<Shared>,
+        status: Writer<OutageStatus>,
         tracker: TaskTracker,
         token: CancellationToken,
     ) -> Self {
+        let status = Arc::new(status);
         if let Some(b) = broker.clone() {
-            tracker.spawn(mirror_nodes(b, shared.clone(), token.clone()));
+            tracker.spawn(mirror_nodes(b, status.clone(), token.clone()));
         }
         Outages {
             broker,
             shared,
+            status,
             tracker,
             token,
             starting: Mutex::new(()),
@@ -74,12 +80,12 @@ impl Outages {
             nodes: broker.nodes(),
             ..OutageStatus::default()
         };
-        self.shared.lessons().outage().set(status.clone());
-        let (shared, token) = (self.shared.clone(), self.token.clone());
+        self.status.set(status.clone());
+        let (shared, st, token) = (self.shared.clone(), self.status.clone(), self.token.clone());
         self.tracker.spawn(async move {
-            if let Err(e) = run(broker, &shared, seconds, token).await {
+            if let Err(e) = run(broker, &shared, &st, seconds, token).await {
                 warn!("outage lesson: {e:#}");
-                shared.lessons().outage().update(|o| {
+                st.update(|o| {
                     o.state = OutageState::Failed;
                     o.note = format!("{e:#}");
                 });
@@ -114,7 +120,7 @@ impl Outages {
         let Some(broker) = self.broker.clone() else {
             return Err(LessonError::NotManaged);
         };
-        if !self.shared.lessons().outage().get().finished() {
+        if !self.status.get().finished() {
             return Err(LessonError::OutageUnderWay);
         }
         Ok(broker)
@@ -122,7 +128,7 @@ impl Outages {
 
     fn mirror(&self, broker: &Managed) -> OutageStatus {
         let nodes = broker.nodes();
-        self.shared.lessons().outage().update(|o| {
+        self.status.update(|o| {
             if o.nodes != nodes {
                 o.nodes = nodes;
             }
@@ -133,7 +139,11 @@ impl Outages {
 
 /// Keeps the nodes in the lesson's status as the supervisors see them (a node that died, one
 /// starting again), four times a second; the status changes only when they do.
-async fn mirror_nodes(broker: Managed, shared: Arc<Shared>, token: CancellationToken) {
+async fn mirror_nodes(
+    broker: Managed,
+    status: Arc<Writer<OutageStatus>>,
+    token: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -142,8 +152,8 @@ async fn mirror_nodes(broker: Managed, shared: Arc<Shared>, token: CancellationT
             _ = tick.tick() => {}
         }
         let nodes = broker.nodes();
-        if shared.lessons().outage().get().nodes != nodes {
-            shared.lessons().outage().update(|o| o.nodes = nodes);
+        if status.get().nodes != nodes {
+            status.update(|o| o.nodes = nodes);
         }
     }
 }
@@ -151,6 +161,7 @@ async fn mirror_nodes(broker: Managed, shared: Arc<Shared>, token: CancellationT
 async fn run(
     broker: Managed,
     shared: &Shared,
+    status: &Writer<OutageStatus>,
     seconds: u32,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -166,8 +177,8 @@ async fn run(
             _ = tick.tick() => {}
         }
         let held = counts(shared).held;
-        if held && !shared.lessons().outage().get().held {
-            shared.lessons().outage().update(|o| o.held = true);
+        if held && !status.get().held {
+            status.update(|o| o.held = true);
         }
     }
     // Started again even at shutdown: the consumers' final commits need it.
@@ -176,7 +187,7 @@ async fn run(
     let start_ms = starting.elapsed().as_millis() as u64;
     let back = Instant::now();
     let at_back = counts(shared);
-    shared.lessons().outage().update(|o| {
+    status.update(|o| {
         o.state = OutageState::Recovering;
         o.start_ms = start_ms;
         o.back_ms = crate::state::now_ms();
@@ -211,7 +222,7 @@ async fn run(
         }
         let broken = invariant.state == InvariantState::Broken;
         let done = target.is_some_and(|t| invariant.applied >= t) && !broken;
-        shared.lessons().outage().update(|o| {
+        status.update(|o| {
             o.delivered_since = now.delivered.saturating_sub(before.delivered);
             o.failed = failed;
             o.duplicates = duplicates;
@@ -237,11 +248,11 @@ async fn run(
                 };
             }
         });
-        if shared.lessons().outage().get().finished() {
+        if status.get().finished() {
             break;
         }
     }
-    let o = shared.lessons().outage().get();
+    let o = status.get();
     info!(state = ?o.state, recovery_ms = o.recovery_ms, "outage lesson over");
     Ok(())
 }
@@ -259,7 +270,7 @@ impl crate::lessons::Lesson for Outages {
         Box::pin(async move {
             let LessonCommand::Outage(command) = command else {
                 // (`takes` lets only its own through: any other gets the outage as it is.)
-                let outage = self.shared.lessons().outage().get();
+                let outage = self.status.get();
                 return ServerMsg::Outage { id, outage };
             };
             let done = match command {
@@ -272,7 +283,7 @@ impl crate::lessons::Lesson for Outages {
     }
 
     fn show(&self, snapshot: &mut Snapshot) {
-        snapshot.outage = self.shared.lessons().outage().get();
+        snapshot.outage = self.status.get();
     }
 
     fn changes(&self, seen: &mut u64, delta: &mut Delta) {
@@ -280,10 +291,10 @@ impl crate::lessons::Lesson for Outages {
     }
 
     fn holds_reset(&self) -> Option<LessonError> {
-        (!self.shared.lessons().outage().get().finished()).then_some(LessonError::OutageUnderWay)
+        (!self.status.get().finished()).then_some(LessonError::OutageUnderWay)
     }
 
     fn forget(&self) {
-        self.shared.lessons().outage().set(Default::default());
+        self.status.set(Default::default());
     }
 }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::lessons::LessonError;
 use crate::state::Shared;
+use crate::state::lessons::Writer;
 
 mod run;
 
@@ -29,6 +30,8 @@ pub struct Replays {
     settings: Settings,
     brokers: String,
     shared: Arc<Shared>,
+    /// The lesson's status: written here and by its runs, nowhere else.
+    status: Arc<Writer<ReplayStatus>>,
     tracker: TaskTracker,
     /// Cancelled at shutdown.
     app: CancellationToken,
@@ -40,6 +43,7 @@ impl Replays {
         settings: Settings,
         brokers: String,
         shared: Arc<Shared>,
+        status: Writer<ReplayStatus>,
         tracker: TaskTracker,
         app: CancellationToken,
     ) -> Self {
@@ -47,6 +51,7 @@ impl Replays {
             settings,
             brokers,
             shared,
+            status: Arc::new(status),
             tracker,
             app,
             running: Mutex::new(None),
@@ -56,7 +61,7 @@ impl Replays {
     /// Starts a replay, unless one runs.
     pub fn start(&self) -> Result<ReplayStatus, LessonError> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shared.lessons().replay().get().state == ReplayState::Running {
+        if self.status.get().state == ReplayState::Running {
             return Err(LessonError::ReplayRunning);
         }
         let token = self.app.child_token();
@@ -72,18 +77,19 @@ impl Replays {
             started_ms: crate::state::now_ms(),
             ..ReplayStatus::default()
         };
-        self.shared.lessons().replay().set(status.clone());
-        let (s, b, sh) = (
+        self.status.set(status.clone());
+        let (s, b, sh, st) = (
             self.settings.clone(),
             self.brokers.clone(),
             self.shared.clone(),
+            self.status.clone(),
         );
         self.tracker.spawn(async move {
-            let state = match run(&s, &b, &sh, &group, token).await {
+            let state = match run(&s, &b, &sh, &st, &group, token).await {
                 Ok(state) => state,
                 Err(e) => {
                     warn!(%group, "replay failed: {e:#}");
-                    sh.lessons().replay().update(|r| {
+                    st.update(|r| {
                         r.state = ReplayState::Failed;
                         r.note = format!("{e:#}");
                     });
@@ -106,7 +112,7 @@ impl Replays {
         {
             t.cancel();
         }
-        self.shared.lessons().replay().get()
+        self.status.get()
     }
 }
 
@@ -130,7 +136,7 @@ impl crate::lessons::Lesson for Replays {
     }
 
     fn show(&self, snapshot: &mut Snapshot) {
-        snapshot.replay = self.shared.lessons().replay().get();
+        snapshot.replay = self.status.get();
     }
 
     fn changes(&self, seen: &mut u64, delta: &mut Delta) {
@@ -142,6 +148,6 @@ impl crate::lessons::Lesson for Replays {
     }
 
     fn forget(&self) {
-        self.shared.lessons().replay().set(Default::default());
+        self.status.set(Default::default());
     }
 }

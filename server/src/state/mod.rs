@@ -12,7 +12,7 @@
 //! | [`acks::AckBoard`] | the invariant's acknowledged side, and what it can still promise | the producer's delivery reports, the restore; the promise: the monitor alone ([`Writers`]) |
 //! | [`flow::FlowBoard`] | the records the page animates | the delivery reports, the calculator's members |
 //! | [`feed::Feed`] | the log feed, the charts' history, the dead letters | each part one writer, holding its writing half ([`Writers`]): the logging consumer, the monitor, the dead-letter reader |
-//! | [`lessons::LessonBoard`] | each lesson's status and the guided checks | each lesson's task, the monitor |
+//! | [`lessons::LessonBoard`] | each lesson's status and the guided checks | each status one writer, holding its writing half ([`Writers`]): its lesson; the checks: the monitor |
 //!
 //! No lock guard leaves a store: reads return copies, changes are verbs. No lock is taken
 //! while another is held; the few verbs that span stores ([`Shared::flow_acked`],
@@ -53,6 +53,8 @@ pub struct Writers {
     pub feed: feed::FeedWriters,
     /// What the invariant can still promise: the monitor's.
     pub promise: acks::PromiseWriter,
+    /// Each lesson's status (its lesson's) and the checks (the monitor's).
+    pub lessons: lessons::LessonWriters,
 }
 
 pub struct Shared {
@@ -90,6 +92,7 @@ impl Shared {
     ) -> (Self, Writers) {
         let (feed, feed_writers) = feed::Feed::new();
         let (acks, promise) = acks::AckBoard::new();
+        let (lessons, lesson_writers) = lessons::LessonBoard::new();
         let shared = Shared {
             topic,
             ledger: LedgerStore::new(ledger),
@@ -100,7 +103,7 @@ impl Shared {
             acks,
             flow: flow::FlowBoard::default(),
             feed,
-            lessons: lessons::LessonBoard::default(),
+            lessons,
             producer_id: OnceLock::new(),
             changes: Notify::new(),
             recreations: watch::Sender::new(0),
@@ -108,6 +111,7 @@ impl Shared {
         let writers = Writers {
             feed: feed_writers,
             promise,
+            lessons: lesson_writers,
         };
         (shared, writers)
     }
@@ -173,7 +177,7 @@ impl Shared {
         self.store.topic_recreated(why);
         restored.send_replace(Some(BTreeMap::new()));
         // The lessons' counters start over with the balances: so do their checks.
-        self.lessons.reset_checks();
+        self.lessons.start_checks_over();
         self.recreations.send_modify(|n| *n += 1);
     }
 

@@ -94,7 +94,7 @@ impl Lesson {
             }
         }
         let opening = ledger.opening_balance();
-        self.shared.lessons().naive().update(|s| {
+        self.status.update(|s| {
             s.state = NaiveState::Running;
             s.delivery = control.delivery();
             s.crash_armed = control.crash.load(Ordering::Relaxed);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cashflow_shared::Transaction;
-use cashflow_shared::naive::{Coverage, Crash, Delivery, NaiveState, PartitionDiff};
+use cashflow_shared::naive::{Coverage, Crash, Delivery, NaiveState, NaiveStatus, PartitionDiff};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,6 +20,7 @@ use crate::kafka::Context;
 use crate::kafka::consumer_config;
 use crate::pipeline::consume::RateLimitedLog;
 use crate::state::Shared;
+use crate::state::lessons::Writer;
 
 use super::book_file::BookFile;
 use super::{BATCH, Control, MAX_BATCH, ROLE};
@@ -29,6 +30,8 @@ pub(super) struct Lesson {
     pub(super) settings: Settings,
     pub(super) brokers: String,
     pub(super) shared: Arc<Shared>,
+    /// The lesson's status (see [`NaiveCalculator`](super::NaiveCalculator)).
+    pub(super) status: Arc<Writer<NaiveStatus>>,
     pub(super) group: String,
     /// Its folder; the file is `<group>.jsonl` inside.
     pub(super) path: PathBuf,
@@ -63,10 +66,7 @@ impl Lesson {
         };
         info!(group = %this.group, "naive calculator started");
         while failure.is_none() {
-            this.shared
-                .lessons()
-                .naive()
-                .update(|n| n.state = NaiveState::Starting);
+            this.status.update(|n| n.state = NaiveState::Starting);
             let (t, c, s, mut cov) = (
                 this.clone(),
                 control.clone(),
@@ -89,7 +89,7 @@ impl Lesson {
                 Ok(Exit::Stopped) => break,
                 Ok(Exit::Crashed(batch)) => {
                     warn!(group = %this.group, batch, "naive calculator crashed (on purpose); restarting");
-                    this.shared.lessons().naive().update(|n| {
+                    this.status.update(|n| {
                         n.state = NaiveState::Crashed;
                         n.crash_armed = false;
                         n.crashes += 1;
@@ -119,7 +119,7 @@ impl Lesson {
         }
         // Only if empty (another server's lesson may use the folder).
         let _ = std::fs::remove_dir(&this.path);
-        this.shared.lessons().naive().update(|n| {
+        this.status.update(|n| {
             // A newer run may have started meanwhile: its status is its own.
             if n.group != this.group {
                 return;
@@ -233,7 +233,7 @@ impl Lesson {
                         self.commit(&consumer, &next);
                     }
                 }
-                self.shared.lessons().naive().update(|s| {
+                self.status.update(|s| {
                     s.batches += 1;
                     s.applied += n;
                 });

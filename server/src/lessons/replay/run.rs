@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cashflow_shared::ledger::PartitionLedger;
-use cashflow_shared::replay::{ReplayState, differing};
+use cashflow_shared::replay::{ReplayState, ReplayStatus, differing};
 use cashflow_shared::{Outcome, Transaction};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -16,6 +16,7 @@ use tracing::info;
 use crate::config::Settings;
 use crate::kafka::{Context, consumer_config};
 use crate::state::Shared;
+use crate::state::lessons::Writer;
 
 /// A replay gives up after this long (a topic growing faster than it reads).
 const LIMIT: Duration = Duration::from_secs(600);
@@ -47,6 +48,7 @@ pub(super) async fn run(
     settings: &Settings,
     brokers: &str,
     shared: &Arc<Shared>,
+    status: &Writer<ReplayStatus>,
     group: &str,
     token: CancellationToken,
 ) -> anyhow::Result<ReplayState> {
@@ -79,7 +81,7 @@ pub(super) async fn run(
             (*p, s)
         })
         .collect();
-    shared.lessons().replay().update(|r| {
+    status.update(|r| {
         r.total = marks.values().map(|(lo, hi)| (hi - lo).max(0) as u64).sum();
         r.from = marks.iter().map(|(p, (lo, _))| (*p, *lo)).collect();
         r.partitions = marks.len() as u32;
@@ -134,7 +136,7 @@ pub(super) async fn run(
                 } else {
                     None
                 };
-                shared.lessons().replay().update(|r| {
+                status.update(|r| {
                     r.read = read;
                     r.ms = started.elapsed().as_millis() as u64;
                     r.matched = matched.len() as u32;
@@ -157,7 +159,7 @@ pub(super) async fn run(
             },
         }
     };
-    shared.lessons().replay().update(|r| {
+    status.update(|r| {
         r.state = state;
         r.read = read;
         r.ms = started.elapsed().as_millis() as u64;
