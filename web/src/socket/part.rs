@@ -3,7 +3,7 @@
 use cashflow_shared::dashboard::Dashboard;
 use leptos::prelude::*;
 
-/// A part of the dashboard that a view shows, taken by [`Ctx::select`].
+/// A part of the dashboard that a view shows, taken by [`Ctx::select`](super::Ctx::select).
 ///
 /// Its value is kept beside a memo that only counts its changes: every part is then the same
 /// `Memo<u64>` to the reactive system, not a memo type of its own (a `Memo<T>` per type was
