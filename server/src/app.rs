@@ -168,9 +168,8 @@ impl App {
             crate::kafka::topic_view::run(d.settings, d.brokers, d.shared, d.ready, view, demand, t)
         });
         let calculator = Arc::new(CalculatorGroup::new(
-            settings.clone(),
-            brokers.clone(),
-            shared.clone(),
+            (settings.clone(), brokers.clone(), shared.clone()),
+            writers.group,
             ready.clone(),
             restored.clone(),
             tracker.clone(),

@@ -76,6 +76,8 @@ pub struct Context {
     pub role: &'static str,
     /// Which member of the balance calculator's group this client is (0: none).
     pub member: u32,
+    /// That member's rows of the group (its partitions), which its rebalances write.
+    group: Option<crate::state::group::MemberWriter>,
     /// Partitions revoked since the consume loop last asked (see [`Context::take_revoked`]).
     revoked: Arc<std::sync::Mutex<Vec<i32>>>,
 }
@@ -83,15 +85,20 @@ pub struct Context {
 impl Context {
     /// A client that is not one of the balance calculator's members.
     pub fn new(shared: &Arc<Shared>, role: &'static str) -> Context {
-        Context::member(shared, role, 0)
+        Context::member(shared, role, None)
     }
 
-    /// Member `member` of the balance calculator's group (0: another consumer).
-    pub fn member(shared: &Arc<Shared>, role: &'static str, member: u32) -> Context {
+    /// A member of the balance calculator's group (`None`: another consumer).
+    pub fn member(
+        shared: &Arc<Shared>,
+        role: &'static str,
+        member: Option<crate::state::group::MemberWriter>,
+    ) -> Context {
         Context {
             shared: shared.clone(),
             role,
-            member,
+            member: member.as_ref().map_or(0, |m| m.number()),
+            group: member,
             revoked: Arc::default(),
         }
     }
@@ -157,16 +164,16 @@ impl ConsumerContext for Context {
             Rebalance::Assign(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(consumer = self.role, member = self.member, partitions = ?parts, "partitions assigned");
-                if self.member > 0 {
+                if let Some(group) = &self.group {
                     // Paused by the presenter: what arrives stays paused too (fetching stops
                     // for the whole group, its members stay in it).
-                    if self.shared.group().is_paused()
+                    if group.is_paused()
                         && let Err(e) = consumer.pause(tpl)
                     {
                         warn!(member = self.member, %e, "cannot pause the assigned partitions");
                     }
                     let id = crate::kafka::ffi::member_id(consumer).unwrap_or_default();
-                    self.shared.group().assigned_to(self.member, id, &parts);
+                    group.assigned(id, &parts);
                 }
             }
             Rebalance::Revoke(tpl) => {
@@ -176,8 +183,8 @@ impl ConsumerContext for Context {
                     .unwrap_or_else(|e| e.into_inner())
                     .extend(&parts);
                 info!(consumer = self.role, member = self.member, partitions = ?parts, "partitions revoked");
-                if self.member > 0 {
-                    self.shared.group().revoked(self.member, &parts);
+                if let Some(group) = &self.group {
+                    group.revoked(&parts);
                 }
             }
             Rebalance::Error(e) => warn!(consumer = self.role, %e, "rebalance failed"),

@@ -65,7 +65,7 @@ pub(super) fn shared(settings: &Settings, brokers: &str) -> (Arc<Shared>, Writer
         },
     );
     if settings.calculator_paused {
-        shared.group().set_paused(true);
+        writers.group.set_paused(true);
     }
     (Arc::new(shared), writers)
 }

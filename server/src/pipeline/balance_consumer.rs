@@ -30,6 +30,7 @@ use crate::config::Settings;
 use crate::pipeline::consume::{Role, consume};
 use crate::pipeline::dead_letters::DeadLetters;
 use crate::state::Shared;
+use crate::state::group::MemberWriter;
 use crate::store::restore::restore_all;
 
 mod calculator;
@@ -90,14 +91,14 @@ pub async fn run(
     mut ready: watch::Receiver<bool>,
     token: CancellationToken,
     restored: RestoredView,
-    member: u32,
+    member: MemberWriter,
     restore_done: watch::Sender<bool>,
     faults: Arc<FaultPoints>,
 ) -> anyhow::Result<()> {
     if !crate::kafka::topics::until_ready(&mut ready, &token).await {
         return Ok(());
     }
-    if member == 1 && !*restore_done.borrow() {
+    if member.number() == 1 && !*restore_done.borrow() {
         if !restore(&settings, &brokers, &shared, &token, &restored).await? {
             return Ok(());
         }
@@ -113,11 +114,11 @@ pub async fn run(
         }
     }
     let dead_letters = DeadLetters::new(&settings, &brokers, &shared)?;
-    let calculator = Calculator::new(&settings, &brokers, &shared, &token, member, faults);
+    let calculator = Calculator::new(&settings, &brokers, &shared, &token, member.clone(), faults);
     let role = Role {
         group_suffix: "balance",
         name: crate::kafka::BALANCE_ROLE,
-        member,
+        member: Some(member),
     };
     consume(
         (&settings, &brokers, &shared),

@@ -18,6 +18,7 @@ use tracing::info;
 
 use crate::config::Settings;
 use crate::pipeline::balance_consumer::{self, FaultPoints};
+use crate::state::group::GroupWriter;
 use crate::state::{RestoredView, Shared};
 use crate::supervise::supervise;
 
@@ -40,6 +41,8 @@ pub struct CalculatorGroup {
     settings: Settings,
     brokers: String,
     shared: Arc<Shared>,
+    /// The group as the page shows it: written here and, each its own rows, by the members.
+    group: Arc<GroupWriter>,
     ready: watch::Receiver<bool>,
     restored: RestoredView,
     tracker: TaskTracker,
@@ -54,9 +57,8 @@ pub struct CalculatorGroup {
 
 impl CalculatorGroup {
     pub fn new(
-        settings: Settings,
-        brokers: String,
-        shared: Arc<Shared>,
+        (settings, brokers, shared): (Settings, String, Arc<Shared>),
+        group: GroupWriter,
         ready: watch::Receiver<bool>,
         restored: RestoredView,
         tracker: TaskTracker,
@@ -67,6 +69,7 @@ impl CalculatorGroup {
             settings,
             brokers,
             shared,
+            group: Arc::new(group),
             ready,
             restored,
             tracker,
@@ -88,6 +91,7 @@ impl CalculatorGroup {
 
     fn spawn(&self, number: u32) -> Member {
         let token = self.parent.child_token();
+        let writer = self.group.member(number);
         let (s, b, sh, r, v, t, d, f) = (
             self.settings.clone(),
             self.brokers.clone(),
@@ -116,7 +120,7 @@ impl CalculatorGroup {
                     r.clone(),
                     t.clone(),
                     v.clone(),
-                    number,
+                    writer.clone(),
                     d.clone(),
                     f.clone(),
                 )
@@ -147,7 +151,7 @@ impl CalculatorGroup {
         } else {
             format!("member {number} added")
         };
-        self.shared.group().joined(number, &cause);
+        self.group.joined(number, &cause);
         info!(member = number, "balance calculator member added");
         members.push(self.spawn(number));
         Ok(number)
@@ -171,10 +175,10 @@ impl CalculatorGroup {
     }
 
     async fn stop(&self, m: Member, cause: &str) {
-        self.shared.group().expect(cause);
+        self.group.expect(cause);
         m.token.cancel();
         let _ = m.task.await;
-        self.shared.group().left(m.number, cause);
+        self.group.left(m.number, cause);
         info!(member = m.number, "balance calculator member stopped");
     }
 
@@ -202,6 +206,6 @@ impl CalculatorGroup {
     /// Stops (or resumes) fetching on every member; they stay in the group.
     pub fn set_paused(&self, paused: bool) {
         info!(paused, "balance calculator fetching");
-        self.shared.group().set_paused(paused);
+        self.group.set_paused(paused);
     }
 }

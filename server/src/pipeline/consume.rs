@@ -55,7 +55,7 @@ pub async fn consume(
     let topic = settings.topic.as_str();
     let cfg = consumer_config(brokers, &settings.kafka, &group);
     let consumer: StreamConsumer<Context> =
-        cfg.create_with_context(Context::member(shared, role, member))?;
+        cfg.create_with_context(Context::member(shared, role, member.clone()))?;
     if !until_ready(&mut ready, &token).await {
         return Ok(());
     }
@@ -91,7 +91,7 @@ pub async fn consume(
                 continue;
             }
             // Only the calculator's members are paused by the presenter.
-            Ok(()) = paused.changed(), if member > 0 => {
+            Ok(()) = paused.changed(), if member.is_some() => {
                 set_paused(&consumer, *paused.borrow_and_update(), role);
                 continue;
             }

@@ -54,7 +54,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let role = Role {
         group_suffix: "logger",
-        member: 0,
+        member: None,
         name: "logging consumer",
     };
     let logger = Logger {

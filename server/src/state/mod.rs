@@ -8,7 +8,7 @@
 //! | [`health::Health`] | the broker, the clients' errors, tasks down, stops | the broker watch, the clients' callbacks, `supervise`, the shutdown |
 //! | [`store::StoreBoard`] | the state store's restore and snapshots | the restore, the snapshot writer, the reset |
 //! | [`producer::ProducerBoard`] | the producer's counts and the generator's settings | the producer actor and its delivery reports |
-//! | [`group::GroupBoard`] | the calculator's members, owners, pause, latency | the calculator group and its members |
+//! | [`group::GroupBoard`] | the calculator's members, owners, pause, latency | the calculator group, holding its writing half ([`Writers`]); each member its own rows through it |
 //! | [`acks::AckBoard`] | the invariant's acknowledged side, and what it can still promise | the producer's delivery reports, the restore; the promise: the monitor alone ([`Writers`]) |
 //! | [`flow::FlowBoard`] | the records the page animates | the delivery reports, the calculator's members |
 //! | [`feed::Feed`] | the log feed, the charts' history, the dead letters | each part one writer, holding its writing half ([`Writers`]): the logging consumer, the monitor, the dead-letter reader |
@@ -55,6 +55,8 @@ pub struct Writers {
     pub promise: acks::PromiseWriter,
     /// Each lesson's status (its lesson's) and the checks (the monitor's).
     pub lessons: lessons::LessonWriters,
+    /// The calculator's group: the calculator group's (each member writes its own rows).
+    pub group: group::GroupWriter,
 }
 
 pub struct Shared {
@@ -93,13 +95,14 @@ impl Shared {
         let (feed, feed_writers) = feed::Feed::new();
         let (acks, promise) = acks::AckBoard::new();
         let (lessons, lesson_writers) = lessons::LessonBoard::new();
+        let (group, group_writer) = group::GroupBoard::new(group);
         let shared = Shared {
             topic,
             ledger: LedgerStore::new(ledger),
             health: health::Health::new(broker),
             store: store::StoreBoard::default(),
             producer: producer::ProducerBoard::default(),
-            group: group::GroupBoard::new(group),
+            group,
             acks,
             flow: flow::FlowBoard::default(),
             feed,
@@ -112,6 +115,7 @@ impl Shared {
             feed: feed_writers,
             promise,
             lessons: lesson_writers,
+            group: group_writer,
         };
         (shared, writers)
     }

@@ -188,7 +188,7 @@ impl TestApp {
 
     /// Pauses or resumes the consumers (what the page's pause of consumption does).
     pub fn set_paused(&self, paused: bool) {
-        self.shared.group().set_paused(paused)
+        self.calculator.set_paused(paused)
     }
 
     pub fn naive(&self) -> NaiveStatus {

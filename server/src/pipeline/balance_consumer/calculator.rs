@@ -18,6 +18,7 @@ use super::records::{RUN, parse, position};
 use crate::config::Settings;
 use crate::pipeline::consume::{CatchUp, DeadLetter, Handler, RateLimitedLog, Verdict};
 use crate::state::Shared;
+use crate::state::group::MemberWriter;
 
 /// Counts kept by a member between flushes to the shared state, so a record costs no lock.
 #[derive(Default)]
@@ -37,6 +38,8 @@ pub(super) struct Calculator {
     shared: Arc<Shared>,
     faults: Arc<FaultPoints>,
     member: u32,
+    /// Its rows of the group (records, latencies).
+    group: MemberWriter,
     batch: Batch,
     /// The record being handled was applied (not replayed, not dead-lettered).
     applied_now: bool,
@@ -54,13 +57,14 @@ impl Calculator {
         brokers: &str,
         shared: &Arc<Shared>,
         token: &CancellationToken,
-        member: u32,
+        group: MemberWriter,
         faults: Arc<FaultPoints>,
     ) -> Calculator {
         Calculator {
             shared: shared.clone(),
             faults,
-            member,
+            member: group.number(),
+            group,
             batch: Batch::default(),
             applied_now: false,
             ahead: VecDeque::new(),
@@ -190,7 +194,7 @@ impl Calculator {
         }
         let (n, latencies) = (b.records, std::mem::take(&mut b.latencies));
         b.records = 0;
-        self.shared.group().applied(self.member, n, &latencies);
+        self.group.applied(n, &latencies);
     }
 
     fn mismatch(&mut self, tx: &TransactionRef<'_>, computed: Money) {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use rdkafka::message::BorrowedMessage;
 
+use crate::state::group::MemberWriter;
+
 /// What a consumer does with its records; [`consume`](super::consume) runs the loop around it.
 pub trait Handler: Send {
     /// What one record means (called in consumption order, never concurrently).
@@ -47,14 +49,15 @@ pub trait CatchUp: Send + Sync {
 }
 
 /// Which group a consumer joins and what it is called in logs and `/health`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Role {
     /// The group is `<group prefix>-<suffix>`.
     pub group_suffix: &'static str,
     pub name: &'static str,
-    /// Which member of the balance calculator's group (0: not one); a member's partitions are
-    /// shown on the page, and the presenter can pause its fetching.
-    pub member: u32,
+    /// Which member of the balance calculator's group it is, if one, with its rows of the
+    /// group: a member's partitions are shown on the page, and the presenter can pause its
+    /// fetching.
+    pub member: Option<MemberWriter>,
 }
 
 /// What a [`Handler`] makes of a record.
