@@ -4,15 +4,20 @@
 //!
 //! | store | what | written by |
 //! |---|---|---|
-//! | [`LedgerStore`] | the balances, per partition | the calculator's members, its restore |
+//! | [`LedgerStore`] | the balances, per partition | the calculator's members, its restore, the monitor (another server seen), a re-created topic |
 //! | [`health::Health`] | the broker, the clients' errors, tasks down, stops | the broker watch, the clients' callbacks, `supervise`, the shutdown |
-//! | [`store::StoreBoard`] | the state store's restore and snapshots | the restore, the snapshot writer, the reset |
-//! | [`producer::ProducerBoard`] | the producer's counts and the generator's settings | the producer actor and its delivery reports |
+//! | [`store::StoreBoard`] | the state store's restore and snapshots | the restore, the snapshot writer, the reset, a re-created topic |
+//! | [`producer::ProducerBoard`] | the producer's counts and the generator's settings | the producer actor and its delivery reports, a re-created topic |
 //! | [`group::GroupBoard`] | the calculator's members, owners, pause, latency | the calculator group, holding its writing half ([`Writers`]); each member its own rows through it |
-//! | [`acks::AckBoard`] | the invariant's acknowledged side, and what it can still promise | the producer's delivery reports, the restore; the promise: the monitor alone ([`Writers`]) |
-//! | [`flow::FlowBoard`] | the records the page animates | the delivery reports, the calculator's members |
+//! | [`acks::AckBoard`] | the invariant's acknowledged side, and what it can still promise | the producer's delivery reports, the restore, a re-created topic; the promise: the monitor alone ([`Writers`]) |
+//! | [`flow::FlowBoard`] | the records the page animates | the delivery reports, the calculator's members, a re-created topic |
 //! | [`feed::Feed`] | the log feed, the charts' history, the dead letters | each part one writer, holding its writing half ([`Writers`]): the logging consumer, the monitor, the dead-letter reader |
 //! | [`lessons::LessonBoard`] | each lesson's status and the guided checks | each status one writer, holding its writing half ([`Writers`]): its lesson; the checks: the monitor |
+//!
+//! Where the table names a writing half, [`Shared::new`] hands it out once (in [`Writers`],
+//! not `Clone`) and the store's own verbs only read: no other task can write that part. The
+//! other stores are still written through `&Shared` by the tasks named ("a re-created topic"
+//! is [`Shared::start_afresh`]); making each of them one writer's is the work left.
 //!
 //! No lock guard leaves a store: reads return copies, changes are verbs. No lock is taken
 //! while another is held; the few verbs that span stores ([`Shared::flow_acked`],
