@@ -31,11 +31,38 @@ struct Numbered<T> {
     last: AtomicU64,
 }
 
+/// Where a [`Numbered`] keeps its newest item.
+#[derive(Clone, Copy)]
+enum Newest {
+    First,
+    Last,
+}
+
 impl<T> Numbered<T> {
     fn new(capacity: usize) -> Self {
         Numbered {
             items: Mutex::new(VecDeque::with_capacity(capacity)),
             last: AtomicU64::new(0),
+        }
+    }
+
+    /// Numbers `item` and keeps it, the oldest going once `capacity` are kept.
+    fn push(&self, item: T, capacity: usize, newest: Newest) {
+        let mut items = lock(&self.items);
+        let seq = self.last.fetch_add(1, Ordering::Relaxed) + 1;
+        match newest {
+            Newest::First => {
+                if items.len() == capacity {
+                    items.pop_back();
+                }
+                items.push_front((seq, item));
+            }
+            Newest::Last => {
+                if items.len() == capacity {
+                    items.pop_front();
+                }
+                items.push_back((seq, item));
+            }
         }
     }
 }
@@ -130,12 +157,7 @@ pub struct LineWriter(Arc<Numbered<LogLine>>);
 
 impl LineWriter {
     pub fn push(&self, line: LogLine) {
-        let mut r = lock(&self.0.items);
-        let seq = self.0.last.fetch_add(1, Ordering::Relaxed) + 1;
-        if r.len() == RECENT_CAPACITY {
-            r.pop_back();
-        }
-        r.push_front((seq, line));
+        self.0.push(line, RECENT_CAPACITY, Newest::First);
     }
 
     /// A record the feed would have pushed out at once: counted, never kept.
@@ -149,12 +171,7 @@ pub struct HistoryWriter(Arc<Numbered<Sample>>);
 
 impl HistoryWriter {
     pub fn push(&self, s: Sample) {
-        let mut h = lock(&self.0.items);
-        let seq = self.0.last.fetch_add(1, Ordering::Relaxed) + 1;
-        if h.len() == HISTORY_SAMPLES {
-            h.pop_front();
-        }
-        h.push_back((seq, s));
+        self.0.push(s, HISTORY_SAMPLES, Newest::Last);
     }
 }
 
