@@ -30,8 +30,19 @@ export function startServer(port, extra = []) {
   const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--kafka-listen', '127.0.0.1:0',
     ...defaults, '--web-dir', DIST, '--ephemeral', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
-  proc.logTail = () => log.slice(-4000);
+  // The transaction lines (up to 50 a second) would push everything else out of the tail: the
+  // other lines (warnings, lessons, the broker's restarts) are kept apart, the last 300.
+  const events = [];
+  proc.stderr.on('data', (d) => {
+    log = (log + d).slice(-20000);
+    for (const line of String(d).split('\n')) {
+      if (line && !line.includes('cashflow::transactions')) {
+        events.push(line);
+        if (events.length > 300) events.shift();
+      }
+    }
+  });
+  proc.logTail = () => `${events.join('\n')}\n… the last lines:\n${log.slice(-1500)}`;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 60000);
     proc.stdout.on('data', (d) => {
