@@ -95,10 +95,12 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 wasm=$(grep -o 'test result: ok. [0-9]* passed' "$target/wasm-test.log" | awk '{s+=$4} END {print s+0}')
 
 step "browser end to end (chromium headless)"
-# Two test files at a time (each test starts its own server and browser, and mostly waits on
-# them): 261 s one at a time in a clean-clone CI run.
+# One test file at a time (261 s; two at a time took ~150 s): two files each starting Apache
+# Kafka JVMs at once on 2 cores made the guided walk flaky in clean-clone CI (2 of 4 runs on
+# 2026-12-07: a cluster node that exited at its start, read as an outage; an outage whose
+# recovery passed the step's 120 s), never when run alone.
 CASHFLOW_BIN="$target/debug/cashflow" CASHFLOW_DIST=dist CASHFLOW_ARTIFACTS="$target/e2e" \
-  CASHFLOW_NODE_MODULES="$TOOLS/npm/node_modules" node --test --test-concurrency=2 web/e2e/ 2>&1 | tee "$target/e2e.log"
+  CASHFLOW_NODE_MODULES="$TOOLS/npm/node_modules" node --test --test-concurrency=1 web/e2e/ 2>&1 | tee "$target/e2e.log"
 e2e=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$target/e2e.log")
 echo "screenshots: $target/e2e/"
 
